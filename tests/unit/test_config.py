@@ -1,0 +1,71 @@
+"""The option schema: TOML, command-line overrides, one-line errors, the README table."""
+
+from pathlib import Path
+
+import pytest
+
+from xmppd import config as cfg
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "xmppd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_serve_localhost_with_tls_required():
+    config = cfg.load()
+    assert config.domains == ["localhost"]
+    assert config.c2s_port == 5222
+    assert config.tls_required is True
+    assert config.registration is False
+    assert config.max_stanza_size == 256 * 1024
+    assert config.scram_iterations >= 4096
+
+
+def test_file_then_command_line(tmp_path):
+    path = write(tmp_path, 'domains = ["a.example", "B.Example"]\nc2s_port = 5333\nregistration = true\n')
+    config = cfg.load(path, {"c2s_port": "6000", "domains": None})
+    assert config.domains == ["a.example", "b.example"]  # nameprep lower-cases
+    assert config.c2s_port == 6000
+    assert config.registration is True
+
+
+def test_command_line_domains_are_comma_separated():
+    assert cfg.load(None, {"domains": "x.example, y.example"}).domains == ["x.example", "y.example"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("colour = 'blue'\n", "unknown option 'colour'"),
+        ("c2s_port = 'abc'\n", "option 'c2s_port': expected an integer"),
+        ("c2s_port = 70000\n", "option 'c2s_port': 70000 is out of bounds"),
+        ("registration = 3\n", "option 'registration': expected true or false"),
+        ("scram_iterations = 1000\n", "option 'scram_iterations': 1000 is out of bounds"),
+        ("domains = []\n", "option 'domains': needs at least 1"),
+        ("domains = ['user@example.org']\n", "is a JID, not a domain"),
+        ("tls_cert = '/nonexistent.pem'\ntls_key = '/nonexistent.key'\n", "option 'tls_cert': cannot read"),
+        ("tls_cert = '/etc/hostname'\n", "'tls_cert' and 'tls_key' must be given together"),
+        ("c2s_port = \n", "not valid TOML"),
+    ],
+)
+def test_bad_files_fail_with_one_line_naming_the_option(tmp_path, text, message):
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load(write(tmp_path, text))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="cannot read the configuration file"):
+        cfg.load(tmp_path / "absent.toml")
+
+
+def test_readme_option_table_is_generated_from_the_schema():
+    text = README.read_text()
+    start = text.index("-->", text.index("<!-- options:")) + 3
+    table = text[start : text.index("<!-- /options -->")].strip()
+    assert table == cfg.markdown_table()

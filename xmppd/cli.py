@@ -1,0 +1,107 @@
+"""xmppctl: manage a node's accounts with the node's own configuration.
+
+    xmppctl -c xmppd.toml adduser user@domain PASSWORD
+    xmppctl --data-dir DIR passwd user@domain PASSWORD
+    xmppctl --data-dir DIR deluser user@domain
+    xmppctl --data-dir DIR list [domain]
+
+Errors are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from twisted.words.protocols.jabber import jid
+
+from xmppd import config as cfg
+from xmppd.storage import open_storage
+from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
+from xmppd.util.scram import Credentials
+
+
+class CommandError(Exception):
+    pass
+
+
+def _account(config: cfg.Config, address: str) -> tuple[str, str]:
+    try:
+        parsed = jid.JID(address)
+    except (jid.InvalidFormat, UnicodeError):
+        raise CommandError(f"{address!r} is not a valid JID") from None
+    if not parsed.user or parsed.resource:
+        raise CommandError(f"{address!r} is not a bare JID (user@domain)")
+    if parsed.host not in config.domains:
+        raise CommandError(f"{parsed.host} is not served here (domains: {', '.join(config.domains)})")
+    return parsed.user, parsed.host
+
+
+def _password(value: str) -> str:
+    if not value:
+        raise CommandError("the password must not be empty")
+    return value
+
+
+async def run(args: argparse.Namespace, config: cfg.Config) -> str:
+    storage = open_storage(config.data_dir)
+    accounts = storage.accounts
+    try:
+        if args.command == "adduser":
+            user, host = _account(config, args.jid)
+            await accounts.create(user, host, Credentials.from_password(_password(args.password), config.scram_iterations))
+            return f"created {user}@{host}"
+        if args.command == "passwd":
+            user, host = _account(config, args.jid)
+            await accounts.set_credentials(user, host, Credentials.from_password(_password(args.password), config.scram_iterations))
+            return f"password changed for {user}@{host}"
+        if args.command == "deluser":
+            user, host = _account(config, args.jid)
+            if not await accounts.delete(user, host):
+                raise CommandError(f"no such account: {user}@{host}")
+            return f"deleted {user}@{host}"
+        return "\n".join(await accounts.list(args.domain))
+    finally:
+        await storage.close()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xmppctl", description="Manage an xmppd node.")
+    cfg.add_arguments(p)
+    commands = p.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("adduser", help="create an account")
+    add.add_argument("jid")
+    add.add_argument("password")
+    passwd = commands.add_parser("passwd", help="change an account's password")
+    passwd.add_argument("jid")
+    passwd.add_argument("password")
+    delete = commands.add_parser("deluser", help="delete an account")
+    delete.add_argument("jid")
+    listing = commands.add_parser("list", help="list accounts")
+    listing.add_argument("domain", nargs="?")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides = {o.name: getattr(args, o.name, None) for o in cfg.SCHEMA if o.cli}
+    try:
+        config = cfg.load(args.config, overrides)
+        output = asyncio.run(run(args, config))
+    except AccountExists as e:
+        print(f"xmppctl: account already exists: {e}", file=sys.stderr)
+        return 1
+    except AccountNotFound as e:
+        print(f"xmppctl: no such account: {e}", file=sys.stderr)
+        return 1
+    except (cfg.ConfigError, CommandError, StorageError) as e:
+        print(f"xmppctl: {e}", file=sys.stderr)
+        return 1
+    if output:
+        print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

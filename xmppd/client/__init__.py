@@ -1,0 +1,1 @@
+"""xmppd's own XMPP client library."""

@@ -1,0 +1,192 @@
+"""The node's options: declared once, typed, bounded, documented.
+
+Every option lives in ``SCHEMA``. The TOML file, the command-line overrides of
+``twistd xmppd`` and ``xmppctl``, and the README's option table all come from
+it. A bad value raises ``ConfigError`` with one line that names the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twisted.words.protocols.jabber import jid
+
+
+class ConfigError(Exception):
+    """A user error in the configuration: printed as one line, no traceback."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: type  # int, str, bool, list (of str), Path
+    default: Any
+    doc: str
+    min: int | None = None
+    max: int | None = None
+    cli: bool | str = False  # offered on the command line (a str names the flag)
+
+    @property
+    def flag(self) -> str:
+        return "--" + (self.cli if isinstance(self.cli, str) else self.name.replace("_", "-"))
+
+    def check(self, value: Any, origin: str) -> Any:
+        """Return the value converted to the option's type, or raise ConfigError."""
+        where = f"{origin}: option '{self.name}'"
+        if self.type is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+                value = value.lower() in ("true", "yes", "1")
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            return value
+        if self.type is int:
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+                raise ConfigError(f"{where}: {value} is out of bounds [{self.min}, {self.max}]")
+            return value
+        if self.type is list:
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+            if self.min is not None and len(value) < self.min:
+                raise ConfigError(f"{where}: needs at least {self.min} item(s)")
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return Path(value) if self.type is Path else value
+
+
+def _default_node_id() -> str:
+    return socket.gethostname()
+
+
+SCHEMA: tuple[Option, ...] = (
+    Option("domains", list, ["localhost"], "XMPP domains (virtual hosts) served by this node (comma-separated on the command line)", min=1, cli="domain"),
+    Option("data_dir", Path, Path("xmppd-data"), "directory for the SQLite database and generated certificates", cli=True),
+    Option("c2s_interface", str, "0.0.0.0", "address the client listeners bind to", cli=True),
+    Option("c2s_port", int, 5222, "client port (STARTTLS); 0 picks a free port", min=0, max=65535, cli=True),
+    Option("c2s_direct_tls", bool, False, "also listen for clients that start with TLS (XEP-0368)", cli=True),
+    Option("c2s_direct_tls_port", int, 5223, "port of the direct-TLS listener; 0 picks a free port", min=0, max=65535, cli=True),
+    Option("tls_cert", str, "", "PEM certificate chain; empty = a self-signed ECDSA P-256 certificate in data_dir", cli=True),
+    Option("tls_key", str, "", "PEM private key for tls_cert", cli=True),
+    Option("tls_required", bool, True, "refuse authentication on streams without TLS"),
+    Option("registration", bool, False, "allow in-band registration (XEP-0077)", cli=True),
+    Option("scram_iterations", int, 4096, "PBKDF2 iterations for new SCRAM credentials", min=4096, max=1_000_000),
+    Option("max_stanza_size", int, 262144, "largest stanza accepted, in bytes (policy-violation above)", min=10000, max=16 * 1024 * 1024),
+    Option("max_auth_failures", int, 3, "failed SASL attempts per stream before policy-violation", min=1, max=10),
+    Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
+    Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
+    Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),
+    Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
+    Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
+    Option("node_id", str, "", "this node's name in logs and the cluster (default: host name)", cli=True),
+)
+
+OPTIONS = {o.name: o for o in SCHEMA}
+
+
+@dataclass
+class Config:
+    """Validated options; attribute access by option name."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def uses_generated_certificate(self) -> bool:
+        return not self.tls_cert
+
+
+def _validate_domains(domains: list[str], origin: str) -> list[str]:
+    prepared = []
+    for domain in domains:
+        try:
+            parsed = jid.JID(domain)
+        except jid.InvalidFormat:
+            raise ConfigError(f"{origin}: option 'domains': {domain!r} is not a valid domain") from None
+        if parsed.user or parsed.resource:
+            raise ConfigError(f"{origin}: option 'domains': {domain!r} is a JID, not a domain")
+        prepared.append(parsed.host)
+    return prepared
+
+
+def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        raise ConfigError(f"{origin}: options 'tls_cert' and 'tls_key' must be given together")
+    for name in ("tls_cert", "tls_key"):
+        if values[name] and not Path(values[name]).is_file():
+            raise ConfigError(f"{origin}: option '{name}': cannot read {values[name]!r}")
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file, then command-line overrides; validated."""
+    values = {o.name: o.default for o in SCHEMA}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"{origin}: cannot read the configuration file: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{origin}: not valid TOML: {e}") from None
+        for key, value in data.items():
+            if key not in OPTIONS:
+                raise ConfigError(f"{origin}: unknown option '{key}'")
+            values[key] = OPTIONS[key].check(value, origin)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = OPTIONS[key].check(value, "command line")
+    values["domains"] = _validate_domains(values["domains"], origin)
+    if not values["node_id"]:
+        values["node_id"] = _default_node_id()
+    _check_cross_option_rules(values, origin)
+    return Config(values, origin)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The common overrides, for argparse-based commands (xmppctl)."""
+    parser.add_argument("-c", "--config", help="TOML configuration file")
+    for option in SCHEMA:
+        if not option.cli:
+            continue
+        if option.type is bool:
+            parser.add_argument(option.flag, dest=option.name, action="store_true", default=None, help=option.doc)
+        else:
+            parser.add_argument(option.flag, dest=option.name, default=None, help=option.doc)
+
+
+def markdown_table() -> str:
+    """The README's option table, generated from the schema."""
+    rows = ["| option | command line | type | default | bounds | meaning |", "|---|---|---|---|---|---|"]
+    for o in SCHEMA:
+        bounds = "" if o.min is None and o.max is None else f"{o.min if o.min is not None else ''}..{o.max if o.max is not None else ''}"
+        default = ", ".join(o.default) if o.type is list else str(o.default).lower() if o.type is bool else str(o.default)
+        rows.append(
+            f"| `{o.name}` | {'`' + o.flag + '`' if o.cli else ''} | {o.type.__name__ if o.type is not Path else 'path'} "
+            f"| `{default}` | {bounds} | {o.doc} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

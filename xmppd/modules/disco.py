@@ -1,0 +1,58 @@
+"""XEP-0030 service discovery on the domain and on accounts (DISCO-01..05)."""
+
+from __future__ import annotations
+
+from wokkel import disco
+
+from xmppd.modules import ACCOUNT, SERVER, IQRequest, Module
+from xmppd.stanzas import StanzaError
+
+
+class DiscoModule(Module):
+    name = "disco"
+    server_features = (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS)
+    account_features = (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS)
+    iq_handlers = {
+        (SERVER, "get", disco.NS_DISCO_INFO): "server_info",
+        (SERVER, "get", disco.NS_DISCO_ITEMS): "server_items",
+        (ACCOUNT, "get", disco.NS_DISCO_INFO): "account_info",
+        (ACCOUNT, "get", disco.NS_DISCO_ITEMS): "account_items",
+    }
+
+    @staticmethod
+    def _no_nodes(request: IQRequest) -> None:
+        if request.payload.getAttribute("node"):
+            raise StanzaError("item-not-found")
+
+    def _info(self, identity: disco.DiscoIdentity, scope: str):
+        info = disco.DiscoInfo()
+        info.append(identity)
+        for feature in self.node.modules.features(scope):
+            info.append(disco.DiscoFeature(feature))
+        return info.toElement()
+
+    def server_info(self, request: IQRequest):
+        self._no_nodes(request)
+        return self._info(disco.DiscoIdentity("server", "im", "xmppd"), SERVER)
+
+    def server_items(self, request: IQRequest):
+        self._no_nodes(request)
+        items = disco.DiscoItems()
+        for service in sorted(self.node.router.services):
+            items.append(disco.DiscoItem(disco.jid.JID(service)))
+        return items.toElement()
+
+    async def account_info(self, request: IQRequest):
+        """DISCO-03: only entities allowed to see the account's presence learn it exists."""
+        target = request.target
+        if not await self.node.storage.accounts.exists(target.user, target.host):
+            raise StanzaError("service-unavailable")
+        if not self.node.may_see_presence(request.sender, target):
+            raise StanzaError("service-unavailable")
+        self._no_nodes(request)
+        return self._info(disco.DiscoIdentity("account", "registered"), ACCOUNT)
+
+    def account_items(self, request: IQRequest):
+        """DISCO-04: no items to list yet (resources stay private, PEP nodes come later)."""
+        self._no_nodes(request)
+        return disco.DiscoItems().toElement()

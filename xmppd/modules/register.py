@@ -1,0 +1,88 @@
+"""XEP-0077 in-band registration: create an account, change its password, cancel it.
+
+Off unless ``registration = true``. Before authentication only account creation
+is possible; after it, the account's own password change and cancellation.
+"""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber import jid
+from twisted.words.xish import domish
+
+from xmppd.modules import ACCOUNT, SERVER, IQRequest, Module
+from xmppd.stanzas import StanzaError
+from xmppd.storage.interfaces import AccountExists
+from xmppd.util.scram import Credentials
+from xmppd.xml import NS_REGISTER_FEATURE
+
+NS_REGISTER = "jabber:iq:register"
+
+
+class RegisterModule(Module):
+    name = "register"
+    server_features = (NS_REGISTER,)
+    stream_features = {"pre-auth": (f"<register xmlns='{NS_REGISTER_FEATURE}'/>",)}
+    iq_handlers = {
+        (SERVER, "get", NS_REGISTER): "form",
+        (SERVER, "set", NS_REGISTER): "submit",
+        (ACCOUNT, "get", NS_REGISTER): "form",
+        (ACCOUNT, "set", NS_REGISTER): "submit",
+    }
+
+    def enabled(self) -> bool:
+        return self.node.config.registration
+
+    def form(self, request: IQRequest):
+        query = domish.Element((NS_REGISTER, "query"))
+        if request.sender is None:
+            query.addElement("instructions", content="Choose a username and password.")
+            query.addElement("username")
+        else:
+            query.addElement("registered")
+            query.addElement("username", content=request.sender.user)
+        query.addElement("password")
+        return query
+
+    async def submit(self, request: IQRequest):
+        query = request.payload
+        if request.sender is not None and request.sender.userhost() != request.target.userhost() and request.target.user:
+            raise StanzaError("forbidden")
+        if query.remove is not None:
+            return await self.cancel(request)
+        username, password = _text(query.username), _text(query.password)
+        if not username or not password:
+            raise StanzaError("not-acceptable", text="username and password are required")
+        try:
+            localpart = jid.nodeprep.prepare(username)
+        except UnicodeError:
+            raise StanzaError("jid-malformed", text="invalid username") from None
+        credentials = Credentials.from_password(password, self.node.config.scram_iterations)
+        accounts = self.node.storage.accounts
+        if request.sender is None:
+            try:
+                await accounts.create(localpart, request.stream.domain, credentials)
+            except AccountExists:
+                raise StanzaError("conflict", text="username taken") from None
+        elif localpart != request.sender.user:
+            raise StanzaError("not-allowed", text="you can only change your own password")
+        else:
+            await accounts.set_credentials(localpart, request.sender.host, credentials)
+        return None
+
+    async def cancel(self, request: IQRequest):
+        if request.sender is None:
+            raise StanzaError("not-authorized")
+        await self.node.storage.accounts.delete(request.sender.user, request.sender.host)
+        resources = self.node.directory.resources(request.sender.userhost())
+        self.node.clock.callLater(0, _kick, resources)
+        return None
+
+
+def _kick(resources) -> None:
+    for resource in resources:
+        if resource.stream is not None:
+            resource.stream.stream_error("not-authorized", "account removed")
+
+
+def _text(element) -> str:
+    return str(element).strip() if element is not None else ""

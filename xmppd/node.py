@@ -1,0 +1,54 @@
+"""One node's parts wired together: what streams and modules reach through ``node``."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from xmppd.config import Config
+from xmppd.modules import ModuleHost
+from xmppd.router import Router
+from xmppd.sessions import LocalSessionDirectory, Resource
+from xmppd.storage import Storage
+from xmppd.util.aio import run_in_background
+
+
+class Node:
+    log = Logger()
+
+    def __init__(self, config: Config, storage: Storage, clock, module_classes, tls_context=None, directory=None):
+        self.config = config
+        self.clock = clock
+        self.node_id = config.node_id
+        self.domains = frozenset(config.domains)
+        self.storage = storage
+        self.tls_context = tls_context
+        self.directory = directory if directory is not None else LocalSessionDirectory(self.node_id)
+        self.started_at = clock.seconds()
+        self.router = Router(self)
+        self.modules = ModuleHost(self, module_classes)
+        self.streams: set = set()  # every open client stream, bound or not
+
+    def stream_features(self, stage: str) -> list[str]:
+        """Stream features the modules offer at a stage ('pre-auth' or 'post-auth')."""
+        return [f for m in self.modules.modules for f in m.stream_features.get(stage, ())]
+
+    async def shut_down_streams(self, grace: float = 2.0) -> None:
+        """system-shutdown to every client, then wait (bounded) for their connections to go."""
+        waiting = [stream.ended for stream in list(self.streams)]
+        for stream in list(self.streams):
+            stream.stream_error("system-shutdown")
+        if waiting:
+            timer = self.clock.callLater(grace, lambda: [s.transport.abortConnection() for s in list(self.streams)])
+            await defer.DeferredList(waiting)
+            if timer.active():
+                timer.cancel()
+
+    def may_see_presence(self, requester, target) -> bool:
+        """Whether an entity may learn about an account (DISCO-03); rosters widen this later."""
+        return requester is not None and requester.userhost() == target.userhost()
+
+    def resource_ended(self, resource: Resource) -> None:
+        """A bound stream is gone, however it ended (PRES-05)."""
+        self.router.local.resource_ended(resource)
+        run_in_background(self.directory.unbind(resource), self.log, f"unbinding {resource.jid.full()} failed")

@@ -1,0 +1,42 @@
+"""``route()``: the one place that decides where a stanza goes (DESIGN.md §4).
+
+Addressed to a served domain -> the delivery rules for local accounts; to a
+hosted service (later: MUC, components) -> that service; to any other domain
+-> federation (not yet: ``remote-server-not-found``). Modules never write to
+sockets: they hand stanzas to ``route()``.
+"""
+
+from __future__ import annotations
+
+from twisted.words.xish import domish
+
+from xmppd.delivery import LocalDelivery
+from xmppd.sessions import Resource
+from xmppd.stanzas import error_reply, parse_jid, StanzaError
+
+
+class Router:
+    def __init__(self, node):
+        self.node = node
+        self.local = LocalDelivery(node, self)
+        self.services: dict[str, object] = {}
+
+    def route(self, stanza: domish.Element, origin: Resource | None = None):
+        """Deliver a stanza; returns an awaitable when delivery has to wait (keep order)."""
+        to = stanza.getAttribute("to")
+        if to is None:
+            return self.local.without_to(stanza, origin)
+        target = parse_jid(to)
+        if target.host in self.node.domains:
+            return self.local.deliver(stanza, target)
+        service = self.services.get(target.host)
+        if service is not None:
+            return service.receive(stanza)
+        self.bounce(stanza, "remote-server-not-found")
+        return None
+
+    def bounce(self, stanza: domish.Element, condition: str | StanzaError, text: str | None = None) -> None:
+        """Answer a stanza with an error, unless it is an error itself (never error on error)."""
+        if stanza.getAttribute("type") == "error" or stanza.getAttribute("from") is None:
+            return
+        self.route(error_reply(stanza, condition, text))

@@ -1,0 +1,112 @@
+"""Build a node from its configuration: storage, TLS, the node core, its listeners."""
+
+from __future__ import annotations
+
+from twisted.application import service
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+
+from xmppd.config import Config
+from xmppd.modules.disco import DiscoModule
+from xmppd.modules.last import LastActivityModule
+from xmppd.modules.ping import PingModule
+from xmppd.modules.register import RegisterModule
+from xmppd.modules.version import VersionModule
+from xmppd.node import Node
+from xmppd.storage import open_storage
+from xmppd.streams import tls
+from xmppd.streams.c2s import ClientStream
+from xmppd.util.aio import as_deferred
+
+DEFAULT_MODULES = (DiscoModule, PingModule, VersionModule, LastActivityModule, RegisterModule)
+
+log = Logger()
+
+
+class ClientStreamFactory(protocol.Factory):
+    noisy = False
+
+    def __init__(self, node: Node, direct_tls: bool):
+        self.node = node
+        self.direct_tls = direct_tls
+
+    def buildProtocol(self, addr):
+        return ClientStream(self.node, self.direct_tls)
+
+
+class Listener(service.Service):
+    """A TCP (or TLS) listening port that remembers the port it got (tests ask for port 0)."""
+
+    def __init__(self, name: str, port: int, factory, interface: str, tls_context=None):
+        self.setName(name)
+        self.wanted_port, self.factory, self.interface, self.tls_context = port, factory, interface, tls_context
+        self.port = None
+
+    def startService(self):
+        from twisted.internet import reactor
+
+        super().startService()
+        if self.tls_context is None:
+            self.port = reactor.listenTCP(self.wanted_port, self.factory, interface=self.interface)
+        else:
+            self.port = reactor.listenSSL(self.wanted_port, self.factory, self.tls_context, interface=self.interface)
+        log.info("{name} listening on {host}:{port}", name=self.name, host=self.interface, port=self.port.getHost().port)
+
+    def stopService(self):
+        super().stopService()
+        return self.port.stopListening() if self.port is not None else None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host = self.port.getHost()
+        return host.host, host.port
+
+
+class NodeService(service.MultiService):
+    """The whole node as one twistd service."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self.node = node
+
+    def startService(self):
+        config = self.node.config
+        log.info(
+            "xmppd node {node} serving {domains}; data in {data}",
+            node=config.node_id,
+            domains=", ".join(config.domains),
+            data=config.data_dir.resolve(),
+        )
+        super().startService()
+
+    async def _stop(self):
+        await super().stopService()
+        await self.node.shut_down_streams()
+        await as_deferred(self.node.storage.close())
+
+    def stopService(self):
+        return defer.ensureDeferred(self._stop())
+
+    def listener(self, name: str) -> Listener:
+        return self.getServiceNamed(name)
+
+
+def tls_context(config: Config):
+    if config.tls_cert:
+        return tls.server_context(config.tls_cert, config.tls_key)
+    cert, key = tls.ensure_self_signed(config.data_dir / "tls", list(config.domains))
+    return tls.server_context(cert, key)
+
+
+def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> NodeService:
+    if clock is None:
+        from twisted.internet import reactor as clock
+    context = tls_context(config)
+    node = Node(config, open_storage(config.data_dir), clock, modules, tls_context=context)
+    root = NodeService(node)
+    Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)
+    if config.c2s_direct_tls:
+        Listener(
+            "c2s-direct-tls", config.c2s_direct_tls_port, ClientStreamFactory(node, True), config.c2s_interface, context
+        ).setServiceParent(root)
+    return root

@@ -1,0 +1,98 @@
+"""Who is connected where: the session directory and its single-node implementation.
+
+The directory answers, for a bare JID, which resources are bound, on which
+node, with which priority and availability. Lookups are synchronous because
+they sit on the hot path of every stanza: a clustered directory keeps a local
+replica and answers from memory too. Changes are coroutines, because a
+clustered directory must agree with the other nodes before a bind succeeds
+(the new session wins a resource conflict cluster-wide, CORE-31).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.words.protocols.jabber.jid import JID
+from zope.interface import Interface, implementer
+
+
+@dataclass(slots=True, eq=False)
+class Resource:
+    """One bound resource of an account."""
+
+    jid: JID  # full JID
+    node: str  # id of the node holding the stream
+    priority: int = 0
+    available: bool = False
+    stream: Any = field(default=None, repr=False)  # the local stream, on its own node only
+
+    @property
+    def bare(self) -> str:
+        return self.jid.userhost()
+
+    @property
+    def interested(self) -> bool:
+        """Counts for bare-JID messages: available with non-negative priority (MSG-02)."""
+        return self.available and self.priority >= 0
+
+
+class ISessionDirectory(Interface):
+    def resources(bare: str) -> list[Resource]:
+        """Bound resources of a bare JID, in bind order (empty list if none)."""
+
+    def resource(full: JID) -> Resource | None:
+        """The resource bound to this full JID, if any."""
+
+    def count(bare: str) -> int:
+        """How many resources the account has bound, cluster-wide."""
+
+    async def bind(resource: Resource) -> Resource | None:
+        """Bind; return the resource it replaced (its stream gets a conflict error)."""
+
+    async def unbind(resource: Resource) -> None:
+        """Forget a resource whose stream ended."""
+
+    def set_presence(resource: Resource, available: bool, priority: int) -> None:
+        """Record availability and priority (MSG-02/03). Synchronous on the hot path:
+        a clustered directory updates its replica now and replicates in the background."""
+
+
+@implementer(ISessionDirectory)
+class LocalSessionDirectory:
+    """The directory of a node that is alone: a dict of dicts in memory."""
+
+    def __init__(self, node_id: str):
+        self.node_id = node_id
+        self._by_bare: dict[str, dict[str, Resource]] = {}
+
+    def resources(self, bare: str) -> list[Resource]:
+        found = self._by_bare.get(bare)
+        return list(found.values()) if found else []
+
+    def resource(self, full: JID) -> Resource | None:
+        found = self._by_bare.get(full.userhost())
+        return found.get(full.resource) if found else None
+
+    def count(self, bare: str) -> int:
+        return len(self._by_bare.get(bare, ()))
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._by_bare.values())
+
+    async def bind(self, resource: Resource) -> Resource | None:
+        resources = self._by_bare.setdefault(resource.bare, {})
+        replaced = resources.pop(resource.jid.resource, None)
+        resources[resource.jid.resource] = resource
+        return replaced
+
+    async def unbind(self, resource: Resource) -> None:
+        resources = self._by_bare.get(resource.bare)
+        if resources and resources.get(resource.jid.resource) is resource:
+            del resources[resource.jid.resource]
+            if not resources:
+                del self._by_bare[resource.bare]
+
+    def set_presence(self, resource: Resource, available: bool, priority: int) -> None:
+        resource.available = available
+        resource.priority = priority

@@ -1,0 +1,88 @@
+"""Small pure helpers on stanzas: validation, replies, errors (RFC 6120 §8)."""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.xmlstream import toResponse
+from twisted.words.xish import domish
+
+from xmppd.xml import NS_CLIENT
+
+IQ_TYPES = frozenset(("get", "set", "result", "error"))
+MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
+PRESENCE_TYPES = frozenset(("unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"))
+
+__all__ = ["StanzaError", "check_iq", "check_presence", "payload", "result", "error_reply", "parse_jid", "message_type"]
+
+
+def payload(stanza: domish.Element) -> domish.Element | None:
+    for child in stanza.elements():
+        return child
+    return None
+
+
+def check_iq(iq: domish.Element) -> None:
+    """CORE-42: id and a known type; a get/set carries exactly one child."""
+    kind = iq.getAttribute("type")
+    if kind not in IQ_TYPES or not iq.getAttribute("id"):
+        raise StanzaError("bad-request", text="an IQ needs an id and a type of get, set, result or error")
+    if kind in ("get", "set") and sum(1 for _ in iq.elements()) != 1:
+        raise StanzaError("bad-request", text="a get or set IQ carries exactly one child element")
+
+
+def message_type(message: domish.Element) -> str:
+    kind = message.getAttribute("type", "normal")
+    return kind if kind in MESSAGE_TYPES else "normal"
+
+
+def result(iq: domish.Element, child: domish.Element | None = None) -> domish.Element:
+    response = toResponse(iq, "result")
+    response.defaultUri = response.uri = NS_CLIENT
+    if child is not None:
+        response.addChild(child)
+    return response
+
+
+def error_reply(stanza: domish.Element, error: StanzaError | str, text: str | None = None) -> domish.Element:
+    """The error answer to a stanza: same kind and id, addresses swapped, payload echoed."""
+    if isinstance(error, str):
+        error = StanzaError(error, text=text)
+    response = error.toResponse(stanza)
+    response.defaultUri = response.uri = NS_CLIENT
+    return response
+
+
+def parse_jid(value: str | None) -> jid.JID | None:
+    """A prepared JID, or StanzaError('jid-malformed') for a bad one (CORE-49)."""
+    if value is None:
+        return None
+    try:
+        parsed = jid.internJID(value)
+    except (jid.InvalidFormat, UnicodeError):
+        raise StanzaError("jid-malformed", text="bad JID") from None
+    if any(part is not None and len(part.encode("utf-8")) > 1023 for part in (parsed.user, parsed.host, parsed.resource)):
+        raise StanzaError("jid-malformed", text="JID part longer than 1023 bytes")
+    return parsed
+
+
+SHOW_VALUES = frozenset(("away", "chat", "dnd", "xa"))
+
+
+def check_presence(presence: domish.Element) -> int:
+    """PRES-08: known type, one show and one integer priority in -128..127; returns the priority."""
+    if presence.getAttribute("type") is not None and presence["type"] not in PRESENCE_TYPES:
+        raise StanzaError("bad-request", text="unknown presence type")
+    shows = [e for e in presence.elements() if e.name == "show"]
+    priorities = [e for e in presence.elements() if e.name == "priority"]
+    if len(shows) > 1 or len(priorities) > 1 or (shows and str(shows[0]).strip() not in SHOW_VALUES):
+        raise StanzaError("bad-request", text="at most one valid <show/> and one <priority/>")
+    if not priorities:
+        return 0
+    try:
+        priority = int(str(priorities[0]).strip())
+    except ValueError:
+        raise StanzaError("bad-request", text="priority must be an integer") from None
+    if not -128 <= priority <= 127:
+        raise StanzaError("bad-request", text="priority must be in -128..127")
+    return priority

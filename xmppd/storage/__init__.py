@@ -1,0 +1,34 @@
+"""The server's persistent state, with the backend chosen once at startup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from xmppd.storage.interfaces import IAccountStore
+from xmppd.storage.memory import MemoryAccountStore
+from xmppd.storage.sqlite import SQLiteAccountStore, SQLiteDatabase
+
+DATABASE_FILENAME = "xmppd.sqlite3"
+
+
+@dataclass(kw_only=True)
+class Storage:
+    """One store per kind of data, all from the same backend."""
+
+    accounts: IAccountStore
+    on_close: Callable[[], None] = lambda: None
+
+    async def close(self) -> None:
+        """Release the backend; a coroutine so that the Redis backend can close its pool."""
+        self.on_close()
+
+
+def open_storage(data_dir: Path | None) -> Storage:
+    """Memory backend without a data directory, else the SQLite file inside it."""
+    if data_dir is None:
+        return Storage(accounts=MemoryAccountStore())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
+    return Storage(accounts=SQLiteAccountStore(database), on_close=database.close)

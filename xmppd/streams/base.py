@@ -1,0 +1,269 @@
+"""What every XML stream this server accepts has in common (RFC 6120 §4).
+
+``ServerStream`` parses with the hardened parser, validates stream headers,
+sends stream errors the way §4.9 wants them (header first if none was sent,
+then the error, then close), keeps stanzas in order when a handler has to wait
+(storage, cluster), and reaps idle peers. Negotiation and stanza handling are
+left to subclasses (``c2s.ClientStream``, later s2s and components).
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections import deque
+from typing import Awaitable
+
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.python import failure
+from twisted.words.xish import domish
+
+from xmppd import xml as X
+from xmppd.util.aio import as_deferred
+
+ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
+
+
+class StreamError(Exception):
+    """Raise anywhere below a stream handler to end the stream with this condition."""
+
+    def __init__(self, condition: str, text: str | None = None):
+        super().__init__(condition, text)
+        self.condition = condition
+        self.text = text
+
+
+def quote(value: str) -> str:
+    return value.translate(ESCAPE)
+
+
+class ServerStream(protocol.Protocol):
+    """The receiving side of an XMPP stream."""
+
+    log = Logger()
+    content_namespace = X.NS_CLIENT
+    closing_timeout = 5
+
+    def __init__(self, server):
+        self.server = server
+        self.config = server.config
+        self.clock = server.clock
+        self.parser: X.HardenedElementStream | None = None
+        self.stream_id: str | None = None
+        self.header_sent = False
+        self.domain: str | None = None
+        self.version = (1, 0)
+        self.closed = False
+        self._backlog: deque[domish.Element] | None = None
+        self._idle_call = None
+        self._pinged = False
+        self.last_activity = 0.0
+        self.ended = defer.Deferred()  # fires when the connection is gone
+
+    # -- transport events ---------------------------------------------------------
+
+    def connectionMade(self):
+        self.server.streams.add(self)
+        self._new_parser()
+        self.last_activity = self.clock.seconds()
+        self._watch(self.config.negotiation_timeout)
+
+    def dataReceived(self, data: bytes):
+        if self.closed:
+            return
+        self.last_activity = self.clock.seconds()
+        self._pinged = False
+        try:
+            self.parser.parse(data)
+        except StreamError as e:
+            self.stream_error(e.condition, e.text)
+        except X.RestrictedXML:
+            self.stream_error("restricted-xml")
+        except X.StanzaTooLarge:
+            self.stream_error("policy-violation", "stanza too large")
+        except X.UnsupportedEncoding:
+            self.stream_error("unsupported-encoding")
+        except domish.ParserError:
+            self.stream_error("not-well-formed")
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.server.streams.discard(self)
+        self.ended.callback(None)
+        self.closed = True
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
+        self.parser = None
+
+    # -- parser events ------------------------------------------------------------
+
+    def _new_parser(self):
+        parser = X.HardenedElementStream(self.config.max_stanza_size)
+        parser.DocumentStartEvent = self._on_header
+        parser.ElementEvent = self._on_element
+        parser.DocumentEndEvent = self._on_footer
+        self.parser = parser
+
+    def restart(self):
+        """Forget the old stream and expect a new header (after TLS and SASL)."""
+        self.header_sent = False
+        self._new_parser()
+
+    def _on_header(self, root: domish.Element):
+        self.check_header(root)
+        self.stream_id = uuid.uuid4().hex
+        self.send_header()
+        self.stream_started(root)
+
+    def check_header(self, root: domish.Element):
+        """Raise StreamError for the header-time errors of RFC 6120 §4.9.3."""
+        if root.name != "stream" or root.uri != X.NS_STREAMS:
+            raise StreamError("invalid-namespace")
+        if root.localPrefixes.get("stream") != X.NS_STREAMS:
+            raise StreamError("bad-namespace-prefix")
+        if root.defaultUri != self.content_namespace:
+            raise StreamError("invalid-namespace")
+        version = root.getAttribute("version")
+        if version is None:
+            self.version = (0, 9)
+        else:
+            try:
+                major, minor = (int(part) for part in version.split("."))
+            except ValueError:
+                raise StreamError("unsupported-version") from None
+            self.version = (1, 0) if major >= 1 else (major, minor)
+        self.domain = self.choose_domain(root.getAttribute("to"))
+
+    def choose_domain(self, to: str | None) -> str:
+        raise NotImplementedError
+
+    def send_header(self):
+        attrs = [f"xmlns='{self.content_namespace}'", f"xmlns:stream='{X.NS_STREAMS}'", f"id='{self.stream_id}'"]
+        if self.domain:
+            attrs.append(f"from='{quote(self.domain)}'")
+        if self.version >= (1, 0):
+            attrs.append("version='1.0'")
+        attrs.append("xml:lang='en'")
+        self.header_sent = True
+        self.transport.write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>".encode())
+
+    def stream_started(self, root: domish.Element):
+        """The header was accepted and answered: send features, or not."""
+
+    def _on_element(self, element: domish.Element):
+        if self._backlog is not None:
+            self._backlog.append(element)
+            return
+        self._handle(element)
+
+    def _handle(self, element: domish.Element):
+        try:
+            pending = self.element_received(element)
+        except StreamError as e:
+            self.stream_error(e.condition, e.text)
+            return
+        if inspect.isawaitable(pending):
+            self._wait_for(pending)
+
+    def _wait_for(self, pending: Awaitable):
+        """Hold later stanzas until this one is done, so each stream stays in order."""
+        self._backlog = deque()
+        as_deferred(pending).addCallbacks(self._resume, self._handler_failed)
+
+    def _resume(self, _result=None):
+        backlog, self._backlog = self._backlog, None
+        while backlog and not self.closed:
+            element = backlog.popleft()
+            self._handle(element)
+            if self._backlog is not None:  # waiting again: keep the rest behind
+                self._backlog.extendleft(reversed(backlog))
+                return
+
+    def _handler_failed(self, reason: failure.Failure):
+        if reason.check(StreamError):
+            self.stream_error(reason.value.condition, reason.value.text)
+        else:
+            self.log.failure("stanza handler failed", reason)
+            self.stream_error("internal-server-error")
+
+    def element_received(self, element: domish.Element):
+        raise NotImplementedError
+
+    def _on_footer(self):
+        self.close()
+
+    # -- output -------------------------------------------------------------------
+
+    def send(self, element: domish.Element | str):
+        if self.closed:
+            return
+        if not isinstance(element, str):
+            element = element.toXml(defaultUri=self.content_namespace)
+        self.transport.write(element.encode("utf-8"))
+
+    def send_raw(self, data: bytes):
+        if not self.closed:
+            self.transport.write(data)
+
+    def stream_error(self, condition: str, text: str | None = None):
+        """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1)."""
+        if self.closed:
+            return
+        if not self.header_sent:
+            self.stream_id = self.stream_id or uuid.uuid4().hex
+            self.send_header()
+        body = f"<{condition} xmlns='{X.NS_XMPP_STREAMS}'/>"
+        if text:
+            body += f"<text xmlns='{X.NS_XMPP_STREAMS}' xml:lang='en'>{quote(text)}</text>"
+        self.log.debug("stream error {condition}: {text}", condition=condition, text=text)
+        self.transport.write(f"<stream:error>{body}</stream:error></stream:stream>".encode())
+        self.stream_ended(condition)
+        self._close_transport()
+
+    def close(self):
+        """Answer or start a clean close: our footer, then the TCP (and TLS) close."""
+        if self.closed:
+            return
+        if not self.header_sent:
+            self.send_header()
+        self.transport.write(b"</stream:stream>")
+        self.stream_ended(None)
+        self._close_transport()
+
+    def _close_transport(self):
+        self.closed = True
+        self.transport.loseConnection()
+
+    def stream_ended(self, condition: str | None):
+        """Hook: the stream is over (condition None for a clean close)."""
+
+    # -- liveness (CORE-07) --------------------------------------------------------
+
+    def _watch(self, delay: float):
+        self._idle_call = self.clock.callLater(delay, self._check_liveness)
+
+    def _check_liveness(self):
+        """Negotiation deadline, then idle detection: ping after silence, reap if no answer."""
+        self._idle_call = None
+        if self.closed:
+            return
+        if not self.is_established():
+            self.stream_error("connection-timeout", "negotiation took too long")
+            return
+        silent_for = self.clock.seconds() - self.last_activity
+        if silent_for < self.config.idle_timeout:
+            self._watch(self.config.idle_timeout - silent_for)
+        elif self._pinged:
+            self.stream_error("connection-timeout")
+        else:
+            self._pinged = True
+            self.ping_peer()
+            self.last_activity = self.clock.seconds() - self.config.idle_timeout
+            self._watch(self.config.ping_timeout)
+
+    def is_established(self) -> bool:
+        return True
+
+    def ping_peer(self):
+        self.transport.write(b" ")

@@ -1,0 +1,308 @@
+"""Client-to-server streams: STARTTLS, SASL, resource binding, then stanzas (RFC 6120 §5-7).
+
+Negotiation lives here and nowhere else. Once a resource is bound, every
+stanza is stamped with the stream's full JID (CORE-40) and handed to
+``node.router``; the stream itself knows nothing of delivery rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+
+from twisted.internet import protocol
+from twisted.words.protocols.jabber import jid
+from twisted.words.xish import domish
+
+from xmppd import xml as X
+from xmppd.modules import SERVER, IQRequest
+from xmppd.sessions import Resource
+from xmppd.stanzas import StanzaError, check_iq, error_reply, parse_jid, result
+from xmppd.streams import sasl, tls
+from xmppd.streams.base import ServerStream, StreamError
+
+STANZAS = frozenset(("message", "presence", "iq"))
+
+
+class ClientStream(ServerStream):
+    """One client connection, from the first byte to the last."""
+
+    def __init__(self, server, direct_tls: bool = False):
+        super().__init__(server)
+        self.tls_active = direct_tls
+        self.channel_binding: sasl.ChannelBinding | None = None
+        self.mechanism = None
+        self.auth_failures = 0
+        self.bind_failures = 0
+        self.username: str | None = None
+        self.resource: Resource | None = None
+
+    # -- header and features ------------------------------------------------------
+
+    def choose_domain(self, to: str | None) -> str:
+        if to is None:
+            return self.config.domains[0]
+        try:
+            host = jid.JID(to).host
+        except (jid.InvalidFormat, UnicodeError):
+            raise StreamError("host-unknown") from None
+        if host not in self.node.domains:
+            raise StreamError("host-unknown")
+        return host
+
+    @property
+    def node(self):
+        return self.server
+
+    def stream_started(self, root: domish.Element):
+        if self.version < (1, 0):
+            return  # pre-1.0 peers get no features and can only fail (no legacy auth here)
+        if self.tls_active and self.username is None and self.channel_binding is None:
+            self.channel_binding = tls.channel_binding(self.transport.getHandle())
+        self.send("<stream:features>" + "".join(self.features()) + "</stream:features>")
+
+    def features(self) -> list[str]:
+        if not self.tls_active:
+            required = self.config.tls_required
+            offer = [f"<starttls xmlns='{X.NS_TLS}'>{'<required/>' if required else ''}</starttls>"]
+            if required:
+                return offer
+        else:
+            offer = []
+        if self.username is None:
+            names = sasl.server_mechanisms(self.tls_active, self.channel_binding)
+            offer.append(
+                f"<mechanisms xmlns='{X.NS_SASL}'>" + "".join(f"<mechanism>{n}</mechanism>" for n in names) + "</mechanisms>"
+            )
+            if self.channel_binding is not None:
+                offer.append(
+                    f"<sasl-channel-binding xmlns='{X.NS_SASL_CB}'>"
+                    f"<channel-binding type='{self.channel_binding.type}'/></sasl-channel-binding>"
+                )
+            offer.extend(self.node.stream_features("pre-auth"))
+            return offer
+        offer.append(f"<bind xmlns='{X.NS_BIND}'/>")
+        offer.append(f"<session xmlns='{X.NS_SESSION}'><optional/></session>")
+        offer.extend(self.node.stream_features("post-auth"))
+        return offer
+
+    # -- dispatch by negotiation state ---------------------------------------------
+
+    def is_established(self) -> bool:
+        return self.resource is not None
+
+    def element_received(self, element: domish.Element):
+        if self.resource is not None:
+            return self.stanza_received(element)
+        if element.uri == X.NS_TLS and element.name == "starttls":
+            return self.start_tls()
+        if element.uri == X.NS_SASL:
+            return self.sasl_element(element)
+        if element.uri != self.content_namespace or element.name not in STANZAS:
+            raise StreamError("unsupported-stanza-type")
+        if self.version < (1, 0) or (self.config.tls_required and not self.tls_active):
+            raise StreamError("not-authorized")
+        if element.name != "iq":
+            raise StreamError("not-authorized", "bind a resource first")
+        if self.username is None:
+            return self.pre_auth_iq(element)
+        return self.pre_bind_iq(element)
+
+    # -- STARTTLS (CORE-10..12) -----------------------------------------------------
+
+    def start_tls(self):
+        if self.tls_active or self.username is not None or self.node.tls_context is None:
+            self.send(f"<failure xmlns='{X.NS_TLS}'/>")
+            self.close()
+            return
+        self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
+        self.transport.startTLS(self.node.tls_context)
+        self.tls_active = True
+        self.restart()
+
+    # -- SASL (CORE-20..27) -----------------------------------------------------------
+
+    def sasl_element(self, element: domish.Element):
+        if self.username is not None:
+            raise StreamError("policy-violation", "already authenticated")
+        if element.name == "auth":
+            return self.sasl_auth(element)
+        if element.name == "response" and self.mechanism is not None:
+            return self.sasl_step(element)
+        if element.name == "abort":
+            self.mechanism = None
+            self.sasl_failure("aborted", count=False)
+            return None
+        self.sasl_failure("malformed-request")
+        return None
+
+    def sasl_auth(self, element: domish.Element):
+        self.mechanism = None
+        if self.config.tls_required and not self.tls_active:
+            self.sasl_failure("encryption-required")
+            return None
+        name = element.getAttribute("mechanism")
+        if name not in sasl.server_mechanisms(self.tls_active, self.channel_binding):
+            self.sasl_failure("invalid-mechanism")
+            return None
+        self.mechanism = sasl.make_server_mechanism(
+            name, self._credentials, self.channel_binding, cb_offered=self.channel_binding is not None
+        )
+        text = str(element).strip()
+        if not text:
+            return self._sasl_run(None)
+        return self.sasl_step(element)
+
+    def sasl_step(self, element: domish.Element):
+        text = str(element).strip()
+        try:
+            data = b"" if text == "=" else base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            self.mechanism = None
+            self.sasl_failure("incorrect-encoding")
+            return None
+        return self._sasl_run(data)
+
+    async def _credentials(self, username: str):
+        try:
+            localpart = jid.nodeprep.prepare(username)
+        except UnicodeError:
+            return None
+        return await self.node.storage.accounts.credentials(localpart, self.domain)
+
+    async def _sasl_run(self, data: bytes | None):
+        mechanism = self.mechanism
+        try:
+            kind, out = await mechanism.step(data)
+            if kind == "success":
+                self._check_authzid(mechanism)
+        except sasl.SASLFailure as e:
+            self.mechanism = None
+            self.sasl_failure(e.condition)
+            return
+        if self.closed or mechanism is not self.mechanism:
+            return
+        encoded = base64.b64encode(out).decode() if out else ""
+        if kind == "challenge":
+            self.send(f"<challenge xmlns='{X.NS_SASL}'>{encoded}</challenge>")
+            return
+        self.mechanism = None
+        self.username = jid.nodeprep.prepare(mechanism.username)
+        if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
+            encoded = "="
+        self.send(f"<success xmlns='{X.NS_SASL}'>{encoded}</success>")
+        self.log.info("{user}@{domain} authenticated with {mech}", user=self.username, domain=self.domain, mech=mechanism.name)
+        self.restart()
+
+    def _check_authzid(self, mechanism) -> None:
+        authzid = mechanism.authzid
+        if not authzid:
+            return
+        try:
+            wanted = jid.JID(authzid)
+        except (jid.InvalidFormat, UnicodeError):
+            raise sasl.SASLFailure("invalid-authzid") from None
+        if wanted.resource or wanted.user != jid.nodeprep.prepare(mechanism.username) or wanted.host != self.domain:
+            raise sasl.SASLFailure("invalid-authzid")
+
+    def sasl_failure(self, condition: str, count: bool = True):
+        self.send(f"<failure xmlns='{X.NS_SASL}'><{condition}/></failure>")
+        if count:
+            self.auth_failures += 1
+            if self.auth_failures >= self.config.max_auth_failures:
+                self.stream_error("policy-violation", "too many failed authentication attempts")
+
+    # -- before binding ---------------------------------------------------------------
+
+    def pre_auth_iq(self, iq: domish.Element):
+        """Only in-band registration (XEP-0077) is served before authentication."""
+        try:
+            check_iq(iq)
+            target = parse_jid(iq.getAttribute("to")) or jid.internJID(self.domain)
+        except StanzaError as e:
+            self.send(error_reply(iq, e))
+            return None
+        if iq["type"] not in ("get", "set"):
+            return None
+        if target.user or target.host != self.domain or not self.node.modules.serves(SERVER, iq["type"], iq.firstChildElement().uri):
+            raise StreamError("not-authorized", "authenticate first")
+        return self._answer_locally(IQRequest(iq, None, target, self))
+
+    async def _answer_locally(self, request: IQRequest):
+        self.send(await self.node.modules.handle_iq(SERVER, request))
+
+    def pre_bind_iq(self, iq: domish.Element):
+        try:
+            check_iq(iq)
+        except StanzaError as e:
+            self.send(error_reply(iq, e))
+            return None
+        child = iq.firstChildElement() if iq["type"] in ("get", "set") else None
+        if child is not None and iq["type"] == "set" and (child.uri, child.name) == (X.NS_BIND, "bind"):
+            return self.bind(iq, child)
+        if child is not None and (child.uri, child.name) == (X.NS_SESSION, "session"):
+            self.send(result(iq))
+            return None
+        if child is not None:
+            self.send(error_reply(iq, "not-authorized", "bind a resource first"))
+        return None
+
+    async def bind(self, iq: domish.Element, request: domish.Element):
+        """CORE-30/31: bind the asked-for or a generated resource; the newest session wins."""
+        wanted = (str(request.resource) if request.resource else "").strip()
+        try:
+            full = jid.JID(tuple=jid.prep(self.username, self.domain, wanted or secrets.token_hex(6)))
+        except (jid.InvalidFormat, UnicodeError):
+            return self._bind_failed(iq, "bad-request", "invalid resource")
+        directory = self.node.directory
+        replacing = directory.resource(full) is not None
+        if not replacing and directory.count(full.userhost()) >= self.config.max_resources:
+            return self._bind_failed(iq, "resource-constraint", "too many resources")
+        resource = Resource(full, self.node.node_id, stream=self)
+        replaced = await directory.bind(resource)
+        if self.closed:
+            await directory.unbind(resource)
+            return None
+        if replaced is not None and replaced.stream is not None:
+            replaced.stream.stream_error("conflict", "replaced by a new session")
+        self.resource = resource
+        answer = result(iq, domish.Element((X.NS_BIND, "bind")))
+        answer.firstChildElement().addElement("jid", content=full.full())
+        self.send(answer)
+        self.log.info("bound {jid}", jid=full.full())
+        return None
+
+    def _bind_failed(self, iq, condition: str, text: str):
+        self.bind_failures += 1
+        self.send(error_reply(iq, condition, text))
+        if self.bind_failures >= self.config.max_bind_attempts:
+            self.stream_error("policy-violation", "too many failed bind attempts")
+
+    # -- established -------------------------------------------------------------------
+
+    def stanza_received(self, stanza: domish.Element):
+        if stanza.uri != self.content_namespace or stanza.name not in STANZAS:
+            raise StreamError("unsupported-stanza-type")
+        stanza["from"] = self.resource.jid.full()
+        try:
+            if stanza.name == "iq":
+                check_iq(stanza)
+            parse_jid(stanza.getAttribute("to"))
+        except StanzaError as e:
+            if stanza.getAttribute("type") != "error":
+                self.send(error_reply(stanza, e))
+            return None
+        return self.node.router.route(stanza, self.resource)
+
+    def ping_peer(self):
+        """XEP-0199 from the server: any answer (result or error) proves the client alive."""
+        self.send(f"<iq type='get' id='ping-{secrets.token_hex(4)}' from='{self.domain}'><ping xmlns='urn:xmpp:ping'/></iq>")
+
+    # -- the end ----------------------------------------------------------------------
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        super().connectionLost(reason)
+        resource, self.resource = self.resource, None
+        if resource is not None:
+            self.node.resource_ended(resource)

@@ -1,0 +1,115 @@
+"""The hardened XML stream parser and the namespaces the streams speak.
+
+Stock domish parsing accepts comments, processing instructions, DOCTYPEs and
+internal entities, and appends text one expat callback at a time (a 10 MB text
+node blocks the reactor for over a minute). ``HardenedElementStream`` refuses
+the restricted constructs of RFC 6120 §11.1, buffers text, and caps the size
+of one stanza.
+"""
+
+from __future__ import annotations
+
+import pyexpat
+
+from twisted.words.xish import domish
+
+NS_STREAMS = "http://etherx.jabber.org/streams"
+NS_XMPP_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+NS_XMPP_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_CLIENT = "jabber:client"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_SASL_CB = "urn:xmpp:sasl-cb:0"
+NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
+
+
+class RestrictedXML(domish.ParserError):
+    """A comment, PI, DOCTYPE or entity declaration/reference (restricted-xml)."""
+
+
+class StanzaTooLarge(domish.ParserError):
+    """One stanza exceeded the configured size (policy-violation)."""
+
+
+class UnsupportedEncoding(domish.ParserError):
+    """The peer declared or sent something other than UTF-8 (unsupported-encoding)."""
+
+
+def _restricted(kind: str):
+    def handler(*_args):
+        raise RestrictedXML(f"{kind} not allowed in XMPP")
+
+    return handler
+
+
+class HardenedElementStream(domish.ExpatElementStream):
+    """An ``ExpatElementStream`` that enforces RFC 6120's XML restrictions."""
+
+    maxElementCount = 10_000
+
+    def __init__(self, max_stanza_size: int):
+        super().__init__()
+        self.maxStanzaSize = max_stanza_size
+        self._stanza_start = 0
+        parser = self.parser
+        parser.buffer_text = True
+        parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.CommentHandler = _restricted("comment")
+        parser.ProcessingInstructionHandler = _restricted("processing instruction")
+        parser.StartDoctypeDeclHandler = _restricted("DOCTYPE")
+        parser.EntityDeclHandler = _restricted("entity declaration")
+        parser.XmlDeclHandler = self._on_xml_declaration
+
+    def _onStartElement(self, name, attrs):
+        if self.documentStarted and self.currElem is None:
+            self._stanza_start = self.parser.CurrentByteIndex
+        super()._onStartElement(name, attrs)
+
+    def _onEndElement(self, name):
+        if self.currElem is not None and self.currElem.parent is None:
+            self._check_size()
+        super()._onEndElement(name)
+
+    def _onCdata(self, data):
+        if self.currElem is not None:
+            self._check_size()
+        super()._onCdata(data)
+
+    def _check_size(self) -> None:
+        """Bound one stanza even when it arrives whole in a single read."""
+        if self.parser.CurrentByteIndex - self._stanza_start > self.maxStanzaSize:
+            raise StanzaTooLarge(f"stanza larger than {self.maxStanzaSize} bytes")
+
+    @staticmethod
+    def _on_xml_declaration(_version, encoding, _standalone):
+        if encoding and encoding.upper().replace("_", "-") not in ("UTF-8", "UTF8"):
+            raise UnsupportedEncoding(f"encoding {encoding} is not UTF-8")
+
+    def parse(self, buffer: bytes) -> None:
+        try:
+            super().parse(buffer)
+        except domish.ParserError as e:
+            raise self._classify(e, buffer) from None
+
+    def _classify(self, error: domish.ParserError, buffer: bytes) -> domish.ParserError:
+        if isinstance(error, (RestrictedXML, UnsupportedEncoding)):
+            return error
+        if self.stanzaSize > self.maxStanzaSize or "Maximum" in str(error):
+            return StanzaTooLarge(str(error))
+        code = getattr(self.parser, "ErrorCode", None)
+        if code == pyexpat.errors.codes[pyexpat.errors.XML_ERROR_UNDEFINED_ENTITY]:
+            return RestrictedXML("only the five predefined entities are allowed")
+        if code == pyexpat.errors.codes[pyexpat.errors.XML_ERROR_INVALID_TOKEN] and not _is_utf8(buffer):
+            return UnsupportedEncoding("data is not UTF-8")
+        return error
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # A multi-byte character cut at the end of a read is still UTF-8.
+        return e.start >= len(data) - 3 and e.reason == "unexpected end of data"
+    return True
