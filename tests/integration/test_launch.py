@@ -1,0 +1,144 @@
+"""The README's way of running things: ``twistd -n xmppd`` and ``xmppctl`` as real processes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+# ``twistd -n --pidfile=`` with this interpreter
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile="]
+XMPPCTL = [sys.executable, "-m", "xmppd.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_twistd(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*TWISTD, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}: {process.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("server did not listen in time")
+
+
+def test_twistd_starts_a_node_with_defaults_in_its_data_dir(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [*TWISTD, "xmppd", "--c2s-port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+            reply = b""
+            while b"</stream:features>" not in reply:
+                chunk = s.recv(4096)
+                assert chunk, reply
+                reply += chunk
+        assert b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>" in reply
+        assert (tmp_path / "xmppd-data" / "xmppd.sqlite3").exists()
+        assert (tmp_path / "xmppd-data" / "tls" / "cert.pem").exists()
+        assert oct((tmp_path / "xmppd-data" / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+    assert "AsyncioSelectorReactor" in output
+    assert f"c2s listening on 0.0.0.0:{port}" in output
+    assert f"data in {tmp_path / 'xmppd-data'}" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--c2s-port", "seventy"], "xmppd: command line: option 'c2s_port': expected an integer, got 'seventy'"),
+        (["--c2s-port", "70000"], "xmppd: command line: option 'c2s_port': 70000 is out of bounds [0, 65535]"),
+        (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "xmppd: defaults: option 'tls_cert': cannot read '/nonexistent.pem'"),
+        (["--config", "/nonexistent.toml"], "xmppd: /nonexistent.toml: cannot read the configuration file"),
+    ],
+)
+def test_bad_options_end_with_one_line_and_an_error_status(tmp_path, args, message):
+    done = run_twistd("xmppd", *args, cwd=tmp_path)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_unreadable_certificate_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    done = run_twistd("xmppd", "--tls-cert", str(bad), "--tls-key", str(bad), cwd=tmp_path)
+    assert done.returncode != 0
+    assert f"xmppd: cannot load certificate {bad}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_another_reactor_is_refused_with_one_line(tmp_path):
+    done = run_twistd("--reactor=poll", "xmppd", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "xmppd needs Twisted's asyncio reactor" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def ctl(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*XMPPCTL, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_xmppctl_manages_accounts(tmp_path):
+    data = str(tmp_path / "data")
+    assert ctl("--data-dir", data, "adduser", "Alice@localhost", "pw1", cwd=tmp_path).stdout.strip() == "created alice@localhost"
+    assert ctl("--data-dir", data, "adduser", "bob@localhost", "pw2", cwd=tmp_path).returncode == 0
+    assert ctl("--data-dir", data, "list", cwd=tmp_path).stdout.split() == ["alice@localhost", "bob@localhost"]
+    assert ctl("--data-dir", data, "passwd", "alice@localhost", "pw3", cwd=tmp_path).returncode == 0
+    assert ctl("--data-dir", data, "deluser", "bob@localhost", cwd=tmp_path).returncode == 0
+    assert ctl("--data-dir", data, "list", cwd=tmp_path).stdout.split() == ["alice@localhost"]
+
+
+def test_xmppctl_reads_the_servers_config_file(tmp_path):
+    config = tmp_path / "xmppd.toml"
+    config.write_text(f'domains = ["example.org"]\ndata_dir = "{tmp_path / "d"}"\n')
+    assert ctl("-c", str(config), "adduser", "carol@example.org", "pw", cwd=tmp_path).returncode == 0
+    assert ctl("--data-dir", str(tmp_path / "d"), "--domain", "example.org", "list", cwd=tmp_path).stdout.split() == [
+        "carol@example.org"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["adduser", "alice@localhost", "pw"], "xmppctl: account already exists: alice@localhost"),
+        (["deluser", "nobody@localhost"], "xmppctl: no such account: nobody@localhost"),
+        (["passwd", "nobody@localhost", "pw"], "xmppctl: no such account: nobody@localhost"),
+        (["adduser", "alice@elsewhere.example", "pw"], "xmppctl: elsewhere.example is not served here"),
+        (["adduser", "alice@localhost/res", "pw"], "is not a bare JID"),
+        (["adduser", "al ice@localhost", "pw"], "is not a valid JID"),
+        (["adduser", "dave@localhost", ""], "the password must not be empty"),
+    ],
+)
+def test_xmppctl_errors_are_one_line_and_non_zero(tmp_path, args, message):
+    data = str(tmp_path / "data")
+    ctl("--data-dir", data, "adduser", "alice@localhost", "pw", cwd=tmp_path)
+    done = ctl("--data-dir", data, *args, cwd=tmp_path)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

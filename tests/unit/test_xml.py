@@ -1,0 +1,99 @@
+"""The hardened stream parser: RFC 6120 §11 restrictions and the stanza size cap."""
+
+import pytest
+from twisted.words.xish import domish
+
+from xmppd import xml as X
+
+HEADER = b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+
+
+class Collector:
+    def __init__(self, max_size: int = 1000):
+        self.parser = X.HardenedElementStream(max_size)
+        self.header = None
+        self.elements = []
+        self.ended = False
+        self.parser.DocumentStartEvent = lambda e: setattr(self, "header", e)
+        self.parser.ElementEvent = self.elements.append
+        self.parser.DocumentEndEvent = lambda: setattr(self, "ended", True)
+
+    def feed(self, *chunks: bytes):
+        for chunk in chunks:
+            self.parser.parse(chunk)
+        return self
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HEADER + b"<!-- a comment -->",
+        HEADER + b"<?target instruction?>",
+        b"<!DOCTYPE stream [<!ENTITY x 'y'>]>" + HEADER,
+        HEADER + b"<message><body>&custom;</body></message>",
+    ],
+    ids=["comment", "processing-instruction", "doctype", "undefined-entity"],
+)
+def test_restricted_constructs_are_refused(data):
+    with pytest.raises(X.RestrictedXML):
+        Collector().feed(data)
+
+
+def test_predefined_entities_and_xml_declaration_are_fine():
+    c = Collector().feed(b"<?xml version='1.0' encoding='UTF-8'?>", HEADER, b"<message><body>&lt;&amp;&gt;&quot;&apos;</body></message>")
+    assert c.header["to"] == "localhost"
+    assert str(c.elements[0].body) == "<&>\"'"
+
+
+def test_other_declared_encoding_is_refused():
+    with pytest.raises(X.UnsupportedEncoding):
+        Collector().feed(b"<?xml version='1.0' encoding='ISO-8859-1'?>" + HEADER)
+
+
+def test_bytes_that_are_not_utf8_are_refused_as_encoding():
+    with pytest.raises(X.UnsupportedEncoding):
+        Collector().feed(HEADER + b"<message><body>caf\xe9</body></message>")
+
+
+def test_utf8_split_across_reads_is_fine():
+    data = HEADER + "<message><body>café</body></message>".encode()
+    cut = data.index(b"\xc3") + 1
+    c = Collector().feed(data[:cut], data[cut:])
+    assert str(c.elements[0].body) == "café"
+
+
+def test_ill_formed_xml_is_a_plain_parser_error():
+    with pytest.raises(domish.ParserError) as caught:
+        Collector().feed(HEADER + b"<message><body></message>")
+    assert type(caught.value) is domish.ParserError
+
+
+@pytest.mark.parametrize("pieces", [1, 7])
+def test_a_stanza_over_the_cap_is_refused_whole_or_in_pieces(pieces):
+    data = HEADER + b"<message><body>" + b"x" * 2000 + b"</body></message>"
+    step = len(data) // pieces + 1
+    c = Collector(1000)
+    with pytest.raises(X.StanzaTooLarge):
+        c.feed(*(data[i : i + step] for i in range(0, len(data), step)))
+    assert c.elements == []
+
+
+def test_the_cap_is_per_stanza_not_per_read():
+    stanza = b"<message><body>" + b"x" * 600 + b"</body></message>"
+    c = Collector(1000).feed(HEADER + stanza * 5)
+    assert len(c.elements) == 5
+
+
+def test_deep_nesting_is_capped():
+    with pytest.raises(X.StanzaTooLarge):
+        Collector(10_000_000).feed(HEADER + b"<message>" + b"<a>" * 20_000)
+
+
+def test_large_text_is_buffered_not_quadratic():
+    # 10 MB of escaped text parses as one node (the stock parser took ~77 s).
+    c = Collector(20_000_000).feed(HEADER, b"<message><body>" + b"&lt;" * 2_500_000 + b"</body></message>")
+    assert len(str(c.elements[0].body)) == 2_500_000
+
+
+def test_end_of_stream_is_reported():
+    assert Collector().feed(HEADER, b"</stream:stream>").ended
