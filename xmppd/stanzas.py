@@ -57,6 +57,8 @@ def parse_jid(value: str | None) -> jid.JID | None:
     """A prepared JID, or StanzaError('jid-malformed') for a bad one (CORE-49)."""
     if value is None:
         return None
+    if not value:
+        raise StanzaError("jid-malformed", text="empty JID")
     try:
         parsed = jid.internJID(value)
     except (jid.InvalidFormat, UnicodeError):

@@ -86,6 +86,9 @@ class ServerStream(protocol.Protocol):
             self.stream_error("unsupported-encoding")
         except domish.ParserError:
             self.stream_error("not-well-formed")
+        except Exception:
+            self.log.failure("unexpected error on a stream")
+            self.stream_error("internal-server-error")
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.server.streams.discard(self)

@@ -1,0 +1,159 @@
+"""Random and mutated stanzas on a live, authenticated stream (hypothesis).
+
+The node runs as its own process, so a crash or a hang shows: after every
+example a ping IQ must come back, or the stream must have ended with a
+defined stream error; at the end the process is alive and takes new logins.
+Every stanza the node sends back in between is well-formed and, when it is an
+error, carries a defined stanza error condition.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.integration.blocking_client import BlockingStream, StreamClosed
+from tests.integration.test_launch import TWISTD, free_port, wait_for_port
+
+STREAM_CONDITIONS = {
+    "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
+    "improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
+    "not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
+    "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
+    "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version",
+}
+STANZA_CONDITIONS = {
+    "bad-request", "conflict", "feature-not-implemented", "forbidden", "gone", "internal-server-error",
+    "item-not-found", "jid-malformed", "not-acceptable", "not-allowed", "not-authorized", "policy-violation",
+    "recipient-unavailable", "redirect", "registration-required", "remote-server-not-found",
+    "remote-server-timeout", "resource-constraint", "service-unavailable", "subscription-required",
+    "undefined-condition", "unexpected-request",
+}
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+@pytest.fixture(scope="module")
+def fuzz_node(tmp_path_factory):
+    data = tmp_path_factory.mktemp("fuzz")
+    subprocess.run(
+        [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "adduser", "fuzz@localhost", "pw"], check=True
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port)],
+        cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    wait_for_port(port, process)
+    yield process, port
+    process.terminate()
+    output = process.communicate(timeout=20)[0]
+    assert "Unhandled" not in output and "Traceback" not in output, output
+
+
+class Session:
+    """One authenticated stream, replaced when the node ends it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.stream = None
+        self.counter = 0
+
+    def ensure(self) -> BlockingStream:
+        if self.stream is None:
+            self.stream = BlockingStream("127.0.0.1", self.port)
+            self.stream.login("fuzz", "pw")
+        return self.stream
+
+    def drop(self):
+        self.stream.close()
+        self.stream = None
+
+
+names = st.sampled_from(["message", "presence", "iq", "iq", "message", "foo", "stream:features", "x:iq"])
+attr_values = st.one_of(
+    st.sampled_from(["", "localhost", "fuzz@localhost", "fuzz@localhost/r", "nobody@localhost", "a@b@c", "@", "/", "x@elsewhere.example",
+                     "get", "set", "result", "error", "chat", "groupchat", "headline", "normal", "probe", "subscribe", "unavailable", "bogus"]),
+    st.text(max_size=30),
+)
+attrs = st.dictionaries(st.sampled_from(["to", "type", "id", "from", "xml:lang", "xmlns", "junk"]), attr_values, max_size=4)
+namespaces = st.sampled_from(["", "jabber:iq:version", "urn:xmpp:ping", "http://jabber.org/protocol/disco#info",
+                              "jabber:iq:register", "urn:ietf:params:xml:ns:xmpp-bind", "jabber:client", "urn:x:unknown"])
+
+
+def quote(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
+
+
+@st.composite
+def stanzas(draw) -> bytes:
+    name = draw(names)
+    attributes = "".join(f" {k}='{quote(v)}'" for k, v in draw(attrs).items())
+    children = draw(st.lists(st.tuples(st.sampled_from(["query", "ping", "body", "priority", "show", "bind", "x"]), namespaces, st.text(max_size=20)), max_size=3))
+    body = "".join(f"<{c}{f' xmlns={chr(39)}{ns}{chr(39)}' if ns else ''}>{quote(text)}</{c}>" for c, ns, text in children)
+    return f"<{name}{attributes}>{body}</{name}>".encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def mutated(draw) -> bytes:
+    data = bytearray(draw(stanzas()))
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["insert", "delete", "replace"]))
+        byte = draw(st.integers(0, 255))
+        if action == "insert":
+            data.insert(position, byte)
+        elif data and position < len(data):
+            if action == "delete":
+                del data[position]
+            else:
+                data[position] = byte
+    return bytes(data)
+
+
+def check_answer(element):
+    if element.getAttribute("type") == "error" and element.name in ("message", "presence", "iq"):
+        error = element.error
+        assert error is not None, element.toXml()
+        conditions = [c.name for c in error.elements() if c.uri == NS_STANZAS and c.name != "text"]
+        assert len(conditions) == 1 and conditions[0] in STANZA_CONDITIONS, element.toXml()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.one_of(stanzas(), mutated()))
+def test_random_stanzas_never_crash_or_hang_the_node(fuzz_node, data):
+    process, port = fuzz_node
+    session = fuzz_session(port)
+    stream = session.ensure()
+    session.counter += 1
+    sentinel = f"sentinel-{session.counter}"
+    try:
+        # One write: the node reads both before it may close the stream over the first.
+        stream.send(data + f"<iq type='get' id='{sentinel}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
+        while True:
+            element = stream.next()
+            check_answer(element)
+            if element.getAttribute("id") == sentinel:
+                assert element["type"] == "result"
+                break
+    except StreamClosed as closed:
+        assert closed.condition in STREAM_CONDITIONS
+        session.drop()
+    assert process.poll() is None
+
+
+_sessions: dict[int, Session] = {}
+
+
+def fuzz_session(port: int) -> Session:
+    return _sessions.setdefault(port, Session(port))
+
+
+def test_node_still_takes_logins_after_fuzzing(fuzz_node):
+    _, port = fuzz_node
+    stream = BlockingStream("127.0.0.1", port)
+    assert stream.login("fuzz", "pw").startswith("fuzz@localhost/")
+    stream.close()
