@@ -7,9 +7,9 @@ redis-py needs.
 from __future__ import annotations
 
 import pytest
-import pytest_twisted
 from twisted.internet import asyncioreactor
 
+from tests.integration.client_fixtures import *  # noqa: F401,F403  (fixtures)
 from tests.integration.node_fixtures import *  # noqa: F401,F403  (fixtures)
 
 

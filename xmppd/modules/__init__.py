@@ -42,6 +42,7 @@ class Module:
     account_features: ClassVar[tuple[str, ...]] = ()
     iq_handlers: ClassVar[dict[tuple[str, str, str], str]] = {}
     stream_features: ClassVar[dict[str, tuple[str, ...]]] = {}  # stage -> XML snippets
+    pre_auth: ClassVar[bool] = False  # its server IQs are served before authentication
 
     def __init__(self, node):
         self.node = node
@@ -70,8 +71,9 @@ class ModuleHost:
     def module(self, name: str) -> Module | None:
         return next((m for m in self.modules if m.name == name), None)
 
-    def serves(self, scope: str, kind: str, namespace: str) -> bool:
-        return (scope, kind, namespace) in self._table
+    def serves_before_auth(self, kind: str, namespace: str) -> bool:
+        handler = self._table.get((SERVER, kind, namespace))
+        return handler is not None and handler.__self__.pre_auth
 
     async def handle_iq(self, scope: str, request: IQRequest) -> domish.Element:
         """The response (result or error) to a get/set IQ addressed to the server or an account."""

@@ -22,6 +22,7 @@ class RegisterModule(Module):
     name = "register"
     server_features = (NS_REGISTER,)
     stream_features = {"pre-auth": (f"<register xmlns='{NS_REGISTER_FEATURE}'/>",)}
+    pre_auth = True
     iq_handlers = {
         (SERVER, "get", NS_REGISTER): "form",
         (SERVER, "set", NS_REGISTER): "submit",

@@ -225,7 +225,7 @@ class ClientStream(ServerStream):
             return None
         if iq["type"] not in ("get", "set"):
             return None
-        if target.user or target.host != self.domain or not self.node.modules.serves(SERVER, iq["type"], iq.firstChildElement().uri):
+        if target.user or target.host != self.domain or not self.node.modules.serves_before_auth(iq["type"], iq.firstChildElement().uri):
             raise StreamError("not-authorized", "authenticate first")
         return self._answer_locally(IQRequest(iq, None, target, self))
 
