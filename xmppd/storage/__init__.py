@@ -6,9 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xmppd.storage.interfaces import IAccountStore
-from xmppd.storage.memory import MemoryAccountStore
-from xmppd.storage.sqlite import SQLiteAccountStore, SQLiteDatabase
+from xmppd.storage.interfaces import IAccountStore, IOfflineStore, IPendingStore, IRosterStore
+from xmppd.storage.memory import (
+    MemoryAccountStore,
+    MemoryOfflineStore,
+    MemoryPendingStore,
+    MemoryRosterStore,
+)
+from xmppd.storage.sqlite import (
+    SQLiteAccountStore,
+    SQLiteDatabase,
+    SQLiteOfflineStore,
+    SQLitePendingStore,
+    SQLiteRosterStore,
+)
 
 DATABASE_FILENAME = "xmppd.sqlite3"
 
@@ -18,6 +29,9 @@ class Storage:
     """One store per kind of data, all from the same backend."""
 
     accounts: IAccountStore
+    rosters: IRosterStore
+    pending: IPendingStore  # inbound subscription requests awaiting an answer
+    offline: IOfflineStore
     on_close: Callable[[], None] = lambda: None
 
     async def close(self) -> None:
@@ -28,7 +42,18 @@ class Storage:
 def open_storage(data_dir: Path | None) -> Storage:
     """Memory backend without a data directory, else the SQLite file inside it."""
     if data_dir is None:
-        return Storage(accounts=MemoryAccountStore())
+        return Storage(
+            accounts=MemoryAccountStore(),
+            rosters=MemoryRosterStore(),
+            pending=MemoryPendingStore(),
+            offline=MemoryOfflineStore(),
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
-    return Storage(accounts=SQLiteAccountStore(database), on_close=database.close)
+    return Storage(
+        accounts=SQLiteAccountStore(database),
+        rosters=SQLiteRosterStore(database),
+        pending=SQLitePendingStore(database),
+        offline=SQLiteOfflineStore(database),
+        on_close=database.close,
+    )

@@ -10,6 +10,10 @@ compare them exactly and never normalise, so normalisation lives in one place.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from typing import Any
+
 from zope.interface import Interface
 
 from xmppd.util.scram import Credentials
@@ -47,3 +51,118 @@ class IAccountStore(Interface):
 
     async def list(domain: str | None = None) -> list[str]:
         """Sorted bare JIDs ("local@domain") of the domain's accounts, or of all domains."""
+
+
+@dataclass(frozen=True, slots=True)
+class RosterItem:
+    """One contact in a user's roster, as RFC 6121 §2.1.2 shows it (CONFORMANCE IM-01, SUB).
+
+    The pending-in half of a subscription state is not here: it is never shown
+    in the roster and lives in ``IPendingStore`` (IM-06).
+    """
+
+    jid: str  # bare JID of the contact, already prepared
+    name: str | None = None
+    groups: tuple[str, ...] = ()  # in the order the client sent them
+    subscription: str = "none"  # none / to / from / both
+    ask: bool = False  # pending out: shown as ask='subscribe'
+    approved: bool = False  # pre-approved (RFC 6121 §3.4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "jid": self.jid,
+            "name": self.name,
+            "groups": list(self.groups),
+            "subscription": self.subscription,
+            "ask": self.ask,
+            "approved": self.approved,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RosterItem:
+        return cls(
+            jid=data["jid"],
+            name=data["name"],
+            groups=tuple(data["groups"]),
+            subscription=data["subscription"],
+            ask=data["ask"],
+            approved=data["approved"],
+        )
+
+    def to_json(self) -> str:
+        """The text form the backends keep, so every backend stores the same thing."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> RosterItem:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A user's whole roster and the version it had when read (roster versioning, IM-07)."""
+
+    version: int
+    items: dict[str, RosterItem]  # keyed by the contact's bare JID
+
+
+class IRosterStore(Interface):
+    """Rosters with a per-roster version that every change bumps (IM-07).
+
+    Versions are what clients cache, so they only ever grow for a roster, item
+    removals included: a client's old version can never name newer content.
+    """
+
+    async def get(localpart: str, domain: str) -> Roster:
+        """The roster; version 0 and no items if the user never had one."""
+
+    async def put(localpart: str, domain: str, item: RosterItem) -> int:
+        """Add or replace the item for ``item.jid`` atomically; the new roster version."""
+
+    async def remove(localpart: str, domain: str, contact: str) -> int | None:
+        """Delete the contact's item; the new version, or None (nothing bumped) if there was none."""
+
+    async def delete_all(localpart: str, domain: str) -> None:
+        """Forget the roster and its version (the account is being removed)."""
+
+
+class IPendingStore(Interface):
+    """Inbound subscription requests waiting for the user's answer (SUB-06, IM-06).
+
+    The whole stanza is kept as XML text, extensions included, because it is
+    redelivered as received at each new available resource until answered.
+    """
+
+    async def put(localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+        """Keep the request; one per contact, so a repeated request replaces the old
+        one and counts as arriving now (it moves to the end of ``list``)."""
+
+    async def remove(localpart: str, domain: str, contact: str) -> bool:
+        """Drop the contact's request (approved, denied or retracted); False if there was none."""
+
+    async def list(localpart: str, domain: str) -> list[tuple[str, str]]:
+        """(contact, stanza XML) pairs in arrival order, for redelivery."""
+
+    async def delete_all(localpart: str, domain: str) -> None:
+        """Forget every request (the account is being removed)."""
+
+
+class IOfflineStore(Interface):
+    """Messages kept for a user with no available resource (XEP-0160, MSG-04)."""
+
+    async def push(localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
+        """Append the message; False, storing nothing, if ``limit`` messages are already
+        queued (the caller answers service-unavailable)."""
+
+    async def pop_all(localpart: str, domain: str) -> list[str]:
+        """Remove and return every queued message in arrival order.
+
+        Atomic: with concurrent callers (two sessions, two nodes) each message
+        is returned by exactly one of them, so none is delivered twice or lost.
+        """
+
+    async def count(localpart: str, domain: str) -> int:
+        """How many messages are queued."""
+
+    async def delete_all(localpart: str, domain: str) -> None:
+        """Drop the queue (the account is being removed)."""

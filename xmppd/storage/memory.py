@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
 from zope.interface import implementer
 
-from xmppd.storage.interfaces import AccountExists, AccountNotFound, IAccountStore
+from xmppd.storage.interfaces import (
+    AccountExists,
+    AccountNotFound,
+    IAccountStore,
+    IOfflineStore,
+    IPendingStore,
+    IRosterStore,
+    Roster,
+    RosterItem,
+)
 from xmppd.util.scram import Credentials
 
 
@@ -44,3 +56,84 @@ class MemoryAccountStore:
         return sorted(
             f"{local}@{dom}" for local, dom in self._accounts if domain is None or dom == domain
         )
+
+
+_UserData = TypeVar("_UserData")
+
+
+class _PerUserStore(Generic[_UserData]):
+    """A dict of per-user data keyed by (localpart, domain).
+
+    Methods never await between reading and writing it, so each call is atomic
+    on the event loop, as the persistent backends make theirs.
+    """
+
+    def __init__(self) -> None:
+        self._by_user: dict[tuple[str, str], _UserData] = {}
+
+    async def delete_all(self, localpart: str, domain: str) -> None:
+        self._by_user.pop((localpart, domain), None)
+
+
+@dataclass
+class _MemoryRoster:
+    version: int = 0
+    items: dict[str, str] = field(default_factory=dict)  # contact -> RosterItem.to_json()
+
+
+@implementer(IRosterStore)
+class MemoryRosterStore(_PerUserStore[_MemoryRoster]):
+    """Rosters with items kept as JSON text, like the accounts and for the same reasons."""
+
+    async def get(self, localpart: str, domain: str) -> Roster:
+        roster = self._by_user.get((localpart, domain), _MemoryRoster())
+        items = {jid: RosterItem.from_json(text) for jid, text in roster.items.items()}
+        return Roster(version=roster.version, items=items)
+
+    async def put(self, localpart: str, domain: str, item: RosterItem) -> int:
+        roster = self._by_user.setdefault((localpart, domain), _MemoryRoster())
+        roster.items[item.jid] = item.to_json()
+        roster.version += 1
+        return roster.version
+
+    async def remove(self, localpart: str, domain: str, contact: str) -> int | None:
+        roster = self._by_user.get((localpart, domain))
+        if roster is None or roster.items.pop(contact, None) is None:
+            return None
+        roster.version += 1
+        return roster.version
+
+
+@implementer(IPendingStore)
+class MemoryPendingStore(_PerUserStore[dict[str, str]]):
+    """Requests per user in a contact -> XML dict, whose insertion order is the arrival order."""
+
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+        requests = self._by_user.setdefault((localpart, domain), {})
+        requests.pop(contact, None)  # a repeated request arrives anew, at the end
+        requests[contact] = stanza_xml
+
+    async def remove(self, localpart: str, domain: str, contact: str) -> bool:
+        requests = self._by_user.get((localpart, domain), {})
+        return requests.pop(contact, None) is not None
+
+    async def list(self, localpart: str, domain: str) -> list[tuple[str, str]]:
+        return list(self._by_user.get((localpart, domain), {}).items())
+
+
+@implementer(IOfflineStore)
+class MemoryOfflineStore(_PerUserStore[list[str]]):
+    """A list of stanza texts per user."""
+
+    async def push(self, localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
+        queue = self._by_user.setdefault((localpart, domain), [])
+        if len(queue) >= limit:
+            return False
+        queue.append(stanza_xml)
+        return True
+
+    async def pop_all(self, localpart: str, domain: str) -> list[str]:
+        return self._by_user.pop((localpart, domain), [])
+
+    async def count(self, localpart: str, domain: str) -> int:
+        return len(self._by_user.get((localpart, domain), ()))

@@ -19,7 +19,17 @@ from pathlib import Path
 
 from zope.interface import implementer
 
-from xmppd.storage.interfaces import AccountExists, AccountNotFound, IAccountStore, StorageError
+from xmppd.storage.interfaces import (
+    AccountExists,
+    AccountNotFound,
+    IAccountStore,
+    IOfflineStore,
+    IPendingStore,
+    IRosterStore,
+    Roster,
+    RosterItem,
+    StorageError,
+)
 from xmppd.util.scram import Credentials
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's write lock
@@ -37,7 +47,53 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        """
+        CREATE TABLE roster_versions (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            version   INTEGER NOT NULL,  -- bumped by every item write or removal
+            PRIMARY KEY (domain, localpart)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE roster_items (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            contact   TEXT NOT NULL,  -- bare JID
+            item      TEXT NOT NULL,  -- RosterItem.to_json()
+            PRIMARY KEY (domain, localpart, contact)
+        ) WITHOUT ROWID
+        """,
+        # The rowid gives the arrival order: a new row's rowid exceeds every existing one.
+        """
+        CREATE TABLE pending_subscriptions (
+            id        INTEGER PRIMARY KEY,
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            contact   TEXT NOT NULL,  -- bare JID
+            stanza    TEXT NOT NULL,  -- the whole <presence type='subscribe'/>
+            UNIQUE (domain, localpart, contact)
+        )
+        """,
+        """
+        CREATE TABLE offline_messages (
+            id        INTEGER PRIMARY KEY,
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            stanza    TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX offline_messages_by_user ON offline_messages (domain, localpart, id)",
+    ),
 )
+
+_USER_ROWS = "domain = :domain AND localpart = :localpart"  # the WHERE clause of per-user rows
+
+
+def _user(localpart: str, domain: str, **values: object) -> dict[str, object]:
+    """Named parameters for a statement on one user's rows."""
+    return {"localpart": localpart, "domain": domain, **values}
 
 
 class SQLiteDatabase:
@@ -146,3 +202,130 @@ class SQLiteAccountStore:
             (domain,),
         )
         return [jid for (jid,) in rows]
+
+
+class _PerUserStore:
+    """Stores whose rows belong to one account, in ``TABLES``, selected by _USER_ROWS."""
+
+    TABLES: tuple[str, ...]
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+        self._db = database.connection
+
+    async def delete_all(self, localpart: str, domain: str) -> None:
+        with self._database.transaction() as db:
+            for table in self.TABLES:
+                db.execute(f"DELETE FROM {table} WHERE {_USER_ROWS}", _user(localpart, domain))
+
+
+def _bump_version(db: sqlite3.Connection, localpart: str, domain: str) -> int:
+    """Increment the roster's version (creating it at 1), inside the caller's transaction."""
+    (version,) = db.execute(
+        "INSERT INTO roster_versions (localpart, domain, version) VALUES (:localpart, :domain, 1)"
+        " ON CONFLICT DO UPDATE SET version = version + 1 RETURNING version",
+        _user(localpart, domain),
+    ).fetchone()
+    return version
+
+
+@implementer(IRosterStore)
+class SQLiteRosterStore(_PerUserStore):
+    """Items in ``roster_items``, the version beside them in ``roster_versions``.
+
+    The version has its own row, rather than MAX over the items, so that it
+    survives removing the newest item or every item.
+    """
+
+    TABLES = ("roster_items", "roster_versions")
+
+    async def get(self, localpart: str, domain: str) -> Roster:
+        # One statement, so another process's write cannot fall between version and items.
+        rows = self._db.execute(
+            "SELECT version, item FROM roster_versions"
+            f" LEFT JOIN roster_items USING (domain, localpart) WHERE {_USER_ROWS}",
+            _user(localpart, domain),
+        ).fetchall()
+        items = (RosterItem.from_json(text) for _, text in rows if text is not None)
+        return Roster(version=rows[0][0] if rows else 0, items={item.jid: item for item in items})
+
+    async def put(self, localpart: str, domain: str, item: RosterItem) -> int:
+        with self._database.transaction() as db:
+            db.execute(
+                "INSERT INTO roster_items (localpart, domain, contact, item)"
+                " VALUES (:localpart, :domain, :contact, :item)"
+                " ON CONFLICT DO UPDATE SET item = excluded.item",
+                _user(localpart, domain, contact=item.jid, item=item.to_json()),
+            )
+            return _bump_version(db, localpart, domain)
+
+    async def remove(self, localpart: str, domain: str, contact: str) -> int | None:
+        with self._database.transaction() as db:
+            cursor = db.execute(
+                f"DELETE FROM roster_items WHERE {_USER_ROWS} AND contact = :contact",
+                _user(localpart, domain, contact=contact),
+            )
+            return _bump_version(db, localpart, domain) if cursor.rowcount else None
+
+
+@implementer(IPendingStore)
+class SQLitePendingStore(_PerUserStore):
+    """Requests in ``pending_subscriptions``, one row per (user, contact)."""
+
+    TABLES = ("pending_subscriptions",)
+
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+        # REPLACE deletes the old row and inserts with a new, larger rowid: the end of the order.
+        self._db.execute(
+            "INSERT OR REPLACE INTO pending_subscriptions (localpart, domain, contact, stanza)"
+            " VALUES (:localpart, :domain, :contact, :stanza)",
+            _user(localpart, domain, contact=contact, stanza=stanza_xml),
+        )
+
+    async def remove(self, localpart: str, domain: str, contact: str) -> bool:
+        cursor = self._db.execute(
+            f"DELETE FROM pending_subscriptions WHERE {_USER_ROWS} AND contact = :contact",
+            _user(localpart, domain, contact=contact),
+        )
+        return cursor.rowcount > 0
+
+    async def list(self, localpart: str, domain: str) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            f"SELECT contact, stanza FROM pending_subscriptions WHERE {_USER_ROWS} ORDER BY id",
+            _user(localpart, domain),
+        )
+        return rows.fetchall()
+
+
+@implementer(IOfflineStore)
+class SQLiteOfflineStore(_PerUserStore):
+    """Messages in ``offline_messages``, in rowid order per user."""
+
+    TABLES = ("offline_messages",)
+
+    async def push(self, localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
+        # A writing statement takes the write lock before it reads, so the count and
+        # the insert are atomic against other connections without a transaction.
+        cursor = self._db.execute(
+            "INSERT INTO offline_messages (localpart, domain, stanza)"
+            " SELECT :localpart, :domain, :stanza"
+            f" WHERE (SELECT COUNT(*) FROM offline_messages WHERE {_USER_ROWS}) < :limit",
+            _user(localpart, domain, stanza=stanza_xml, limit=limit),
+        )
+        return cursor.rowcount > 0
+
+    async def pop_all(self, localpart: str, domain: str) -> list[str]:
+        # BEGIN IMMEDIATE: no other connection can pop or push between the read and the delete.
+        with self._database.transaction() as db:
+            rows = db.execute(
+                f"SELECT stanza FROM offline_messages WHERE {_USER_ROWS} ORDER BY id",
+                _user(localpart, domain),
+            ).fetchall()
+            db.execute(f"DELETE FROM offline_messages WHERE {_USER_ROWS}", _user(localpart, domain))
+        return [stanza for (stanza,) in rows]
+
+    async def count(self, localpart: str, domain: str) -> int:
+        (count,) = self._db.execute(
+            f"SELECT COUNT(*) FROM offline_messages WHERE {_USER_ROWS}", _user(localpart, domain)
+        ).fetchone()
+        return count

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from xmppd.storage import Storage, open_storage
-from xmppd.storage.interfaces import IAccountStore
+from xmppd.storage import DATABASE_FILENAME, Storage, open_storage
+from xmppd.storage.interfaces import IAccountStore, IOfflineStore, IPendingStore, IRosterStore
+from xmppd.storage.sqlite import SQLiteDatabase
 
 BACKENDS = ["memory", "sqlite"]
 
@@ -53,3 +55,26 @@ def storage(request: pytest.FixtureRequest, run: Callable[..., Any]) -> Iterator
 @pytest.fixture
 def accounts(storage: Storage) -> IAccountStore:
     return storage.accounts
+
+
+@pytest.fixture
+def rosters(storage: Storage) -> IRosterStore:
+    return storage.rosters
+
+
+@pytest.fixture
+def pending(storage: Storage) -> IPendingStore:
+    return storage.pending
+
+
+@pytest.fixture
+def offline(storage: Storage) -> IOfflineStore:
+    return storage.offline
+
+
+@pytest.fixture
+def sqlite_pair(tmp_path: Path) -> Iterator[tuple[SQLiteDatabase, SQLiteDatabase]]:
+    """Two connections to one file, as two processes (server and xmppctl) hold it."""
+    path = tmp_path / DATABASE_FILENAME
+    with closing(SQLiteDatabase(path)) as first, closing(SQLiteDatabase(path)) as second:
+        yield first, second
