@@ -38,6 +38,25 @@ def quote(value: str) -> str:
     return value.translate(ESCAPE)
 
 
+class _Restarted(Exception):
+    """Stops the old parser mid-read: the rest of the read belongs to the new layer."""
+
+    def __init__(self, end: int):
+        super().__init__(end)
+        self.end = end
+
+
+def element_end(data: bytes, index: int) -> int:
+    """Offset just past the element whose end expat reports at ``index``.
+
+    For ``<a></a>`` expat points at the end tag; for ``<a/>`` it already points past it.
+    """
+    if data.startswith(b"</", index):
+        close = data.find(b">", index)
+        return len(data) if close < 0 else close + 1
+    return index
+
+
 class ServerStream(protocol.Protocol):
     """The receiving side of an XMPP stream."""
 
@@ -60,6 +79,9 @@ class ServerStream(protocol.Protocol):
         self._pinged = False
         self.last_activity = 0.0
         self.ended = defer.Deferred()  # fires when the connection is gone
+        self._read: bytes | None = None  # the read being parsed, while it is
+        self._read_offset = self._parsed = 0
+        self._restart_requested = False
 
     # -- transport events ---------------------------------------------------------
 
@@ -74,8 +96,12 @@ class ServerStream(protocol.Protocol):
             return
         self.last_activity = self.clock.seconds()
         self._pinged = False
+        self._read, self._read_offset = data, self._parsed
+        self._parsed += len(data)
         try:
             self.parser.parse(data)
+        except _Restarted as restarted:
+            self.after_restart(data[restarted.end :])
         except StreamError as e:
             self.stream_error(e.condition, e.text)
         except X.RestrictedXML:
@@ -102,6 +128,7 @@ class ServerStream(protocol.Protocol):
     # -- parser events ------------------------------------------------------------
 
     def _new_parser(self):
+        self._parsed = 0
         parser = X.HardenedElementStream(self.config.max_stanza_size)
         parser.DocumentStartEvent = self._on_header
         parser.ElementEvent = self._on_element
@@ -109,9 +136,22 @@ class ServerStream(protocol.Protocol):
         self.parser = parser
 
     def restart(self):
-        """Forget the old stream and expect a new header (after TLS and SASL)."""
+        """Forget the old stream and expect a new header (after TLS and SASL).
+
+        Nothing the peer sent before the restart may count after it (STARTTLS
+        command injection): stanzas waiting in the backlog are dropped, and a
+        restart from inside the parser stops it, so the rest of that read goes
+        to ``after_restart`` instead of the old stream.
+        """
         self.header_sent = False
+        self._backlog = None if self._backlog is None else deque()
+        self._restart_requested = True
         self._new_parser()
+
+    def after_restart(self, leftover: bytes):
+        """Bytes that followed the element that restarted the stream, in the same read."""
+        if leftover:
+            self.dataReceived(leftover)
 
     def _on_header(self, root: domish.Element):
         self.check_header(root)
@@ -158,7 +198,14 @@ class ServerStream(protocol.Protocol):
         if self._backlog is not None:
             self._backlog.append(element)
             return
+        parser = self.parser
+        self._restart_requested = False
         self._handle(element)
+        if self._restart_requested and self._read is not None:
+            self._restart_requested = False
+            end = element_end(self._read, parser.parser.CurrentByteIndex - self._read_offset)
+            self._read = None
+            raise _Restarted(end)
 
     def _handle(self, element: domish.Element):
         try:

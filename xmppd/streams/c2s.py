@@ -31,6 +31,7 @@ class ClientStream(ServerStream):
     def __init__(self, server, direct_tls: bool = False):
         super().__init__(server)
         self.tls_active = direct_tls
+        self._tls_just_started = False
         self.channel_binding: sasl.ChannelBinding | None = None
         self.mechanism = None
         self.auth_failures = 0
@@ -119,7 +120,17 @@ class ClientStream(ServerStream):
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
         self.transport.startTLS(self.node.tls_context)
         self.tls_active = True
+        self._tls_just_started = True
         self.restart()
+
+    def after_restart(self, leftover: bytes):
+        """Bytes after <starttls/> in the same read are the TLS handshake, never XML."""
+        if self._tls_just_started:
+            self._tls_just_started = False
+            if leftover:
+                self.transport.protocol.dataReceived(leftover)
+            return
+        super().after_restart(leftover)
 
     # -- SASL (CORE-20..27) -----------------------------------------------------------
 
@@ -144,7 +155,8 @@ class ClientStream(ServerStream):
             return None
         name = element.getAttribute("mechanism")
         if name not in sasl.server_mechanisms(self.tls_active, self.channel_binding):
-            self.sasl_failure("invalid-mechanism")
+            secure_only = not self.tls_active and name in sasl.server_mechanisms(True, None)
+            self.sasl_failure("encryption-required" if secure_only else "invalid-mechanism")
             return None
         self.mechanism = sasl.make_server_mechanism(
             name, self._credentials, self.channel_binding, cb_offered=self.channel_binding is not None
@@ -169,7 +181,11 @@ class ClientStream(ServerStream):
             localpart = jid.nodeprep.prepare(username)
         except UnicodeError:
             return None
-        return await self.node.storage.accounts.credentials(localpart, self.domain)
+        try:
+            return await self.node.storage.accounts.credentials(localpart, self.domain)
+        except Exception as e:  # storage down: the client may retry later (RFC 6120 §6.5.12)
+            self.log.failure("credential lookup for {user} failed", user=localpart)
+            raise sasl.SASLFailure("temporary-auth-failure") from e
 
     async def _sasl_run(self, data: bytes | None):
         mechanism = self.mechanism

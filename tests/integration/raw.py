@@ -1,0 +1,70 @@
+"""Raw bytes to a node and everything it answers until it closes: for header-time
+and stream-level errors, where no well-behaved client would go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.words.xish import domish
+
+from xmppd import xml as X
+
+HEADER = (
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+    "to='localhost' version='1.0'>"
+)
+
+
+class _Collector(protocol.Protocol):
+    def __init__(self):
+        self.data = b""
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data: bytes):
+        self.data += data
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.done.callback(self.data)
+
+
+@dataclass
+class Answer:
+    """What the node wrote before it closed the connection."""
+
+    data: bytes
+    header: domish.Element | None
+    elements: list[domish.Element]
+    footer: bool
+
+    @property
+    def stream_error(self) -> str | None:
+        for element in self.elements:
+            if (element.uri, element.name) == (X.NS_STREAMS, "error"):
+                return next(c.name for c in element.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text")
+        return None
+
+
+def parse(data: bytes) -> Answer:
+    header, elements, ended = [], [], []
+    parser = domish.elementStream()
+    parser.DocumentStartEvent = header.append
+    parser.ElementEvent = elements.append
+    parser.DocumentEndEvent = lambda: ended.append(True)
+    if data:
+        parser.parse(data)
+    return Answer(data, header[0] if header else None, elements, bool(ended))
+
+
+async def exchange(port: int, *payload: bytes | str, timeout: float = 10) -> Answer:
+    """Send the payload, then wait until the node closes the connection."""
+    collector = _Collector()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), collector)
+    for part in payload:
+        collector.transport.write(part.encode() if isinstance(part, str) else part)
+    timer = reactor.callLater(timeout, collector.transport.abortConnection)
+    data = await collector.done
+    assert timer.active(), f"the node did not close the connection within {timeout}s; it sent {data!r}"
+    timer.cancel()
+    return parse(data)

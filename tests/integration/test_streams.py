@@ -1,0 +1,227 @@
+"""RFC 6120 streams: headers, stream errors, XML restrictions, STARTTLS (CORE-01..13)."""
+
+from __future__ import annotations
+
+import socket
+import ssl as ssl_
+import warnings
+
+import pytest
+import pytest_twisted
+from twisted.internet import threads
+
+from tests.integration.node_fixtures import DOMAIN, RunningNode
+from tests.integration.raw import HEADER, exchange
+from xmppd import xml as X
+from xmppd.client import StreamErrorReceived, connect, open_stream
+
+STREAMS = "http://etherx.jabber.org/streams"
+
+
+def header(**attributes: str) -> str:
+    attrs = {"xmlns": "jabber:client", "xmlns:stream": STREAMS, "to": DOMAIN, "version": "1.0"}
+    attrs.update(attributes)
+    return "<stream:stream " + " ".join(f"{k}='{v}'" for k, v in attrs.items() if v is not None) + ">"
+
+
+@pytest_twisted.ensureDeferred
+async def test_response_header_and_first_features(node: RunningNode):
+    """CORE-01/02/10: from, fresh id, version, xml:lang; STARTTLS required and alone."""
+    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    second = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    h = first.header
+    assert (h.uri, h.name) == (STREAMS, "stream")
+    assert h["from"] == DOMAIN and h["version"] == "1.0" and h.getAttribute(("http://www.w3.org/XML/1998/namespace", "lang")) == "en"
+    assert not h.hasAttribute("to")
+    assert h["id"] and h["id"] != second.header["id"]
+    features = list(first.features.elements())
+    assert [(f.uri, f.name) for f in features] == [(X.NS_TLS, "starttls")]
+    assert features[0].required is not None
+    await first.close()
+    await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_starttls_a_new_stream_offers_sasl_only(node: RunningNode):
+    """CORE-11/12/20: new id after TLS, mechanisms in preference order, no bind, no starttls."""
+    plain = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    secured = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    assert secured.header["id"] != plain.header["id"]
+    names = [(f.uri, f.name) for f in secured.features.elements()]
+    assert (X.NS_TLS, "starttls") not in names and (X.NS_BIND, "bind") not in names
+    mechanisms = [str(m) for m in secured.features.mechanisms.elements()]
+    assert mechanisms == ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
+    binding = next(f for f in secured.features.elements() if f.uri == X.NS_SASL_CB)
+    assert binding.firstChildElement()["type"] == "tls-exporter"
+    await plain.close()
+    await secured.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_version_means_no_features(node: RunningNode):
+    """CORE-02: a pre-1.0 header gets a header without version and no features."""
+    answer = await exchange(node.port, header(version=None), "<message to='x@localhost'/>")
+    assert not answer.header.hasAttribute("version")
+    assert all(e.name != "features" for e in answer.elements)
+    assert answer.stream_error == "not-authorized" and answer.footer
+
+
+@pytest_twisted.ensureDeferred
+async def test_higher_version_is_answered_with_ours(node: RunningNode):
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    await stream.close()
+    answer = await exchange(node.port, header(version="2.1"), "</stream:stream>")
+    assert answer.header["version"] == "1.0"
+    assert answer.elements[0].name == "features"
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_to_is_served_by_the_default_domain(node: RunningNode):
+    answer = await exchange(node.port, header(to=None), "</stream:stream>")
+    assert answer.header["from"] == DOMAIN and answer.elements[0].name == "features" and answer.footer
+
+
+@pytest.mark.parametrize(
+    "opening, condition",
+    [
+        (header(to="elsewhere.example"), "host-unknown"),
+        (header(to="not a domain"), "host-unknown"),
+        (header(**{"xmlns:stream": "http://wrong.example/streams"}), "invalid-namespace"),
+        (header(xmlns="jabber:server"), "invalid-namespace"),
+        ("<stream xmlns='http://etherx.jabber.org/streams' to='localhost' version='1.0'>", "bad-namespace-prefix"),
+        (header(**{"xmlns:stream": None, "xmlns:foo": STREAMS}).replace("stream:stream", "foo:stream"), "bad-namespace-prefix"),
+        (header(version="one"), "unsupported-version"),
+        ("<?xml version='1.0' encoding='ISO-8859-1'?>" + header(), "unsupported-encoding"),
+        ("<!DOCTYPE stream>" + header(), "restricted-xml"),
+        ("<stream:stream xmlns='jabber:client'", "not-well-formed"),  # completed below
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_header_time_errors(node: RunningNode, opening, condition):
+    """CORE-03: an opening tag of ours, the stream error, our closing tag, then TCP close."""
+    payload = opening if condition != "not-well-formed" else opening + " <oops>"
+    answer = await exchange(node.port, payload)
+    assert answer.header is not None and answer.header.name == "stream"
+    assert answer.stream_error == condition
+    assert answer.footer
+
+
+@pytest_twisted.ensureDeferred
+async def test_non_utf8_bytes_are_unsupported_encoding(node: RunningNode):
+    answer = await exchange(node.port, header().encode() + b"<message to='caf\xe9@localhost'/>")
+    assert answer.stream_error == "unsupported-encoding" and answer.footer
+
+
+@pytest.mark.parametrize(
+    "payload, condition",
+    [
+        ("<!-- hello -->", "restricted-xml"),
+        ("<?pi data?>", "restricted-xml"),
+        ("<message>&custom;</message>", "restricted-xml"),
+        ("<message><body></message>", "not-well-formed"),
+        ("<message xmlns:a='urn:a'><b:body/></message>", "not-well-formed"),
+        ("<foo xmlns='urn:unknown'/>", "unsupported-stanza-type"),
+        ("<message to='alice@localhost'><body>before auth</body></message>", "not-authorized"),
+        ("<presence/>", "not-authorized"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_stream_errors_before_tls(node: RunningNode, payload, condition):
+    """CORE-04/05/32: each ends the stream with its condition, then the stream closes."""
+    answer = await exchange(node.port, header(), payload)
+    assert answer.stream_error == condition
+    assert answer.footer
+
+
+@pytest_twisted.ensureDeferred
+async def test_restricted_xml_after_tls(node: RunningNode):
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    stream.send("<!-- still not allowed -->")
+    result = await stream.closed
+    assert isinstance(result, StreamErrorReceived) and result.condition == "restricted-xml"
+
+
+@pytest_twisted.ensureDeferred
+async def test_oversized_stanza_is_a_policy_violation(node_factory):
+    node = node_factory(max_stanza_size=10_000)
+    answer = await exchange(node.port, header(), "<message><body>" + "x" * 20_000 + "</body></message>")
+    assert answer.stream_error == "policy-violation" and answer.footer
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_close_is_answered_with_ours(node: RunningNode):
+    """CORE-06: </stream:stream> from the client -> ours, then TCP close."""
+    answer = await exchange(node.port, header(), "</stream:stream>")
+    assert answer.footer and answer.stream_error is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_second_starttls_fails_and_closes(node: RunningNode):
+    """CORE-11: <starttls/> on a TLS stream -> <failure/> and the stream closes."""
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    stream.send(f"<starttls xmlns='{X.NS_TLS}'/>")
+    failure = await stream.next_element()
+    assert (failure.uri, failure.name) == (X.NS_TLS, "failure")
+    await stream.closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_broken_tls_handshake_drops_tcp_without_footer(node: RunningNode):
+    """CORE-11: garbage instead of a ClientHello -> TCP dropped, no </stream:stream>."""
+    answer = await exchange(node.port, header(), f"<starttls xmlns='{X.NS_TLS}'/>", b"GET / HTTP/1.0\r\n\r\n")
+    assert b"<proceed" in answer.data
+    assert b"</stream:stream>" not in answer.data.split(b"<proceed")[1]
+
+
+def tls_handshake(port: int, version: ssl_.TLSVersion) -> str:
+    """Blocking: the protocol a client limited to ``version`` gets, or the error."""
+    context = ssl_.SSLContext(ssl_.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl_.CERT_NONE
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated in Python too: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = version
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=DOMAIN) as secured:
+                return secured.version()
+    except (ssl_.SSLError, OSError) as e:
+        return f"refused: {e}"
+
+
+@pytest.mark.parametrize(
+    "version, expected",
+    [(ssl_.TLSVersion.TLSv1_1, "refused"), (ssl_.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl_.TLSVersion.TLSv1_3, "TLSv1.3")],
+)
+@pytest_twisted.ensureDeferred
+async def test_tls_1_2_is_the_floor(node: RunningNode, version, expected):
+    """CORE-13 / RFC 7590: TLS 1.2 and 1.3 accepted, older refused."""
+    got = await threads.deferToThread(tls_handshake, node.direct_tls_port, version)
+    assert got.startswith(expected)
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_client_is_reaped_during_negotiation(node_factory):
+    """CORE-07: a connection that never finishes negotiation ends with connection-timeout."""
+    node = node_factory(negotiation_timeout=1)
+    answer = await exchange(node.port, header(), timeout=5)
+    assert answer.stream_error == "connection-timeout"
+
+
+@pytest_twisted.ensureDeferred
+async def test_system_shutdown_when_the_node_stops(node_factory):
+    node = node_factory()
+    await node.add_user("bob")
+    client = await connect(jid="bob@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+    await node.service.stopService()
+    result = await client.closed
+    assert isinstance(result, StreamErrorReceived) and result.condition == "system-shutdown"
+    node.service.startService()  # the fixture stops it again
+
+
+@pytest_twisted.ensureDeferred
+async def test_plaintext_after_starttls_is_never_parsed_as_xml(node: RunningNode):
+    """STARTTLS command injection: what follows <starttls/> in the same read is TLS."""
+    answer = await exchange(node.port, header() + f"<starttls xmlns='{X.NS_TLS}'/><foo xmlns='urn:injected'/>")
+    after = answer.data.split(b"<proceed")[1]
+    assert b"stream:error" not in after and b"</stream:stream>" not in after
