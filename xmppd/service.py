@@ -11,6 +11,7 @@ from xmppd.modules.disco import DiscoModule
 from xmppd.modules.last import LastActivityModule
 from xmppd.modules.ping import PingModule
 from xmppd.modules.register import RegisterModule
+from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.version import VersionModule
 from xmppd.node import Node
 from xmppd.storage import open_storage
@@ -18,7 +19,7 @@ from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream
 from xmppd.util.aio import as_deferred
 
-DEFAULT_MODULES = (DiscoModule, PingModule, VersionModule, LastActivityModule, RegisterModule)
+DEFAULT_MODULES = (DiscoModule, PingModule, VersionModule, LastActivityModule, RegisterModule, LegacySessionModule)
 
 log = Logger()
 

@@ -63,9 +63,14 @@ def parse_jid(value: str | None) -> jid.JID | None:
         parsed = jid.internJID(value)
     except (jid.InvalidFormat, UnicodeError):
         raise StanzaError("jid-malformed", text="bad JID") from None
-    if any(part is not None and len(part.encode("utf-8")) > 1023 for part in (parsed.user, parsed.host, parsed.resource)):
+    if not parts_fit(parsed):
         raise StanzaError("jid-malformed", text="JID part longer than 1023 bytes")
     return parsed
+
+
+def parts_fit(address: jid.JID) -> bool:
+    """RFC 6122: each part of a JID is at most 1023 bytes."""
+    return all(part is None or len(part.encode("utf-8")) <= 1023 for part in (address.user, address.host, address.resource))
 
 
 SHOW_VALUES = frozenset(("away", "chat", "dnd", "xa"))

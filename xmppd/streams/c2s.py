@@ -18,7 +18,7 @@ from twisted.words.xish import domish
 from xmppd import xml as X
 from xmppd.modules import SERVER, IQRequest
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, check_iq, error_reply, parse_jid, result
+from xmppd.stanzas import StanzaError, check_iq, error_reply, parse_jid, parts_fit, result
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
 
@@ -271,6 +271,8 @@ class ClientStream(ServerStream):
             full = jid.JID(tuple=jid.prep(self.username, self.domain, wanted or secrets.token_hex(6)))
         except (jid.InvalidFormat, UnicodeError):
             return self._bind_failed(iq, "bad-request", "invalid resource")
+        if not parts_fit(full):
+            return self._bind_failed(iq, "bad-request", "resource longer than 1023 bytes")
         directory = self.node.directory
         replacing = directory.resource(full) is not None
         if not replacing and directory.count(full.userhost()) >= self.config.max_resources:

@@ -1,0 +1,24 @@
+"""``python -m xmppd.bench SUBBENCHMARK [options]``: each sub-benchmark module
+offers ``add_arguments(parser)`` and ``main(args) -> exit status``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xmppd.bench import login
+
+SUBBENCHMARKS = {"login": login}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xmppd.bench", description="Benchmark an xmppd node.")
+    commands = parser.add_subparsers(dest="benchmark", required=True)
+    for name, module in SUBBENCHMARKS.items():
+        module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.__doc__))
+    args = parser.parse_args(argv)
+    return SUBBENCHMARKS[args.benchmark].main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

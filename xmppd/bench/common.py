@@ -1,0 +1,471 @@
+"""What every sub-benchmark needs: the node under test, accounts, a lean client,
+and CPU/RSS readings from /proc.
+
+The load generator is deliberately not the project's Twisted client: a
+benchmark of the server must not be limited by the client, so it is plain
+asyncio (uvloop when installed) with string matching on the server's
+predictable replies. Server and generator are pinned to different CPUs, and
+the generator's own CPU use is reported so a saturated generator shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xmppd import xml as X
+from xmppd.storage import open_storage
+from xmppd.util.scram import (
+    MIN_ITERATIONS,
+    Credentials,
+    ScramKeys,
+    auth_message,
+    b64,
+    check_nonce,
+    client_proof,
+    escape_saslname,
+    make_nonce,
+    parse_iterations,
+    salted_password,
+    server_key_of,
+    server_signature,
+    split_attributes,
+    unb64,
+)
+
+LOGIN_TIMEOUT = 30.0  # seconds; the server's own negotiation timeout is 30 s too
+SERVER_START_TIMEOUT = 30.0
+SERVER_STOP_TIMEOUT = 15.0  # the node gives clients 2 s to go on shutdown
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A setup problem (bad options, server did not start): one line, no traceback."""
+
+
+def run(main: Coroutine) -> Any:
+    """Run on uvloop when installed, as the server does, so both sides pay the same loop costs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+# -- options shared by sub-benchmarks ------------------------------------------------------
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    target = parser.add_argument_group("node under test")
+    target.add_argument("--server-pid", type=int, help="measure this running node instead of starting one")
+    target.add_argument("--host", default="127.0.0.1", help="its client address (with --server-pid)")
+    target.add_argument("--port", type=int, help="its client port (with --server-pid)")
+    target.add_argument("--data-dir", type=Path, help="its data directory, where accounts are provisioned"
+                        " (default: a temporary directory; required with --server-pid)")
+    target.add_argument("--domain", default="localhost")
+    target.add_argument("--server-cpu", type=int, default=cpus[0], help="CPU the started node is pinned to")
+    target.add_argument("--gen-cpu", type=int, default=cpus[-1], help="CPU the load generator is pinned to")
+
+
+def check_target_arguments(args: argparse.Namespace) -> None:
+    if args.server_pid is not None and (args.port is None or args.data_dir is None):
+        raise BenchError("--server-pid needs --port and --data-dir")
+    allowed = os.sched_getaffinity(0)
+    for option, cpu in (("--server-cpu", args.server_cpu), ("--gen-cpu", args.gen_cpu)):
+        if cpu not in allowed:
+            raise BenchError(f"{option} {cpu}: not one of the CPUs available here {sorted(allowed)}")
+    if args.server_cpu == args.gen_cpu:
+        print(f"warning: server and generator share CPU {args.gen_cpu}; numbers are not comparable",
+              file=sys.stderr)
+
+
+@contextlib.contextmanager
+def data_directory(args: argparse.Namespace) -> Iterator[Path]:
+    """The given data directory (accounts survive for the next run), or a temporary one."""
+    if args.data_dir is not None:
+        yield args.data_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="xmppd-bench-") as path:
+        yield Path(path)
+
+
+# -- process placement and readings from /proc ------------------------------------------
+
+
+def raise_fd_limit() -> None:
+    """Thousands of sessions need thousands of descriptors: soft limit up to the hard one."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pin(cpu: int) -> None:
+    """Keep this process on one CPU, so server and generator never compete for a core."""
+    os.sched_setaffinity(0, {cpu})
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_busy_seconds(cpu: int) -> float:
+    """Non-idle time of one CPU, whoever used it (steal included: the hypervisor took it)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    raise BenchError(f"no CPU {cpu} in /proc/stat")
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size in KiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"process {pid} has no VmRSS (gone?)")
+
+
+# -- accounts -------------------------------------------------------------------------------
+
+
+def account(index: int) -> tuple[str, str]:
+    """Localpart and password of benchmark account ``index``."""
+    return f"user{index}", f"pass{index}"
+
+
+class SaltedPasswords:
+    """The client's SaltedPassword per (password, salt, iterations), which RFC 5802 §5.1
+    lets a client cache: 4096 PBKDF2 rounds cost ~2.3 ms, enough to make the generator
+    the bottleneck if it derived them on every SCRAM login."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, bytes, int], bytes] = {}
+
+    def add(self, password: str, keys: ScramKeys, salted: bytes) -> None:
+        self._known[password, keys.salt, keys.iterations] = salted
+
+    def get(self, password: str, salt: bytes, iterations: int) -> bytes:
+        key = (password, salt, iterations)
+        if key not in self._known:
+            self._known[key] = salted_password("SHA-1", password, salt, iterations)
+        return self._known[key]
+
+
+def _derive(job: tuple[str, ScramKeys | None, int]) -> tuple[Credentials | None, ScramKeys, bytes]:
+    """Pool worker: new credentials unless the account has keys, and the client's SHA-1 SaltedPassword."""
+    password, keys, iterations = job
+    credentials = None
+    if keys is None:
+        credentials = Credentials.from_password(password, iterations)
+        keys = credentials.keys["SHA-1"]
+    return credentials, keys, salted_password("SHA-1", password, keys.salt, keys.iterations)
+
+
+async def provision(data_dir: Path, domain: str, count: int, iterations: int = MIN_ITERATIONS) -> SaltedPasswords:
+    """Create the accounts 0..count-1 that are missing, straight in the node's storage.
+
+    One ``xmppctl adduser`` per account would take minutes for thousands; here the
+    PBKDF2 work is spread over every CPU. Existing accounts are kept (their password
+    must be ``account(i)``'s), so a kept --data-dir needs no new accounts next time.
+    SQLite's WAL mode lets this run while the node does.
+    """
+    storage = open_storage(data_dir)
+    try:
+        names = [account(i) for i in range(count)]
+        jobs = []
+        for localpart, password in names:
+            credentials = await storage.accounts.credentials(localpart, domain)
+            jobs.append((password, None if credentials is None else credentials.keys["SHA-1"], iterations))
+        workers = len(os.sched_getaffinity(0))
+        # Blocking is fine: nothing else runs on this loop while accounts are provisioned.
+        with multiprocessing.Pool(workers) as pool:
+            derived = pool.map(_derive, jobs, chunksize=max(1, count // (4 * workers)))
+        salted_passwords = SaltedPasswords()
+        for (localpart, password), (credentials, keys, salted) in zip(names, derived):
+            if credentials is not None:
+                await storage.accounts.create(localpart, domain, credentials)
+            salted_passwords.add(password, keys, salted)
+    finally:
+        await storage.close()
+    return salted_passwords
+
+
+# -- the node under test --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    pid: int
+    host: str
+    port: int
+    cpu: int | None  # the one CPU it is pinned to, if it is
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    wall: float  # seconds
+    server: float  # CPU seconds of the node process
+    generator: float  # CPU seconds of this process
+    others: float  # CPU seconds other processes took on the two cores; NaN if the node is not pinned
+
+
+class CpuMeter:
+    """CPU use of the node and the generator over a ``with`` block, and of everything else
+    on their cores: on a shared machine, other load slows both sides and must show."""
+
+    def __init__(self, server: Server, generator_cpu: int) -> None:
+        self._server, self._generator_cpu = server, generator_cpu
+        self.usage: CpuUsage | None = None
+
+    def _read(self) -> tuple[float, float, float, float]:
+        cores = {self._server.cpu, self._generator_cpu}
+        busy = float("nan") if None in cores else sum(cpu_busy_seconds(cpu) for cpu in cores)
+        return time.perf_counter(), cpu_seconds(self._server.pid), cpu_seconds(os.getpid()), busy
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        wall, server, generator, busy = (end - start for end, start in zip(self._read(), self._start))
+        self.usage = CpuUsage(wall, server, generator, busy - server - generator)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_child_setup(cpu: int) -> None:
+    """Runs in the forked server before exec: its CPU and its descriptor limit."""
+    pin(cpu)
+    raise_fd_limit()
+
+
+async def _wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SERVER_START_TIMEOUT
+    while loop.time() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise BenchError(f"the node exited with status {process.returncode}\n{tail}")
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+    raise BenchError(f"the node did not listen on port {port} within {SERVER_START_TIMEOUT:.0f} s")
+
+
+@contextlib.asynccontextmanager
+async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIterator[Server]:
+    """The node named by --server-pid, or a fresh ``twistd xmppd`` on --server-cpu that
+    is stopped on exit (fresh per measurement, so one run's garbage is not the next one's baseline)."""
+    if args.server_pid is not None:
+        cpus = os.sched_getaffinity(args.server_pid)
+        yield Server(args.server_pid, args.host, args.port, min(cpus) if len(cpus) == 1 else None)
+        return
+    port = _free_port()
+    log = data_dir / "server.log"
+    twistd = Path(sysconfig.get_path("scripts")) / "twistd"  # this interpreter's, not a shim's
+    command = [
+        str(twistd), "-n", "--pidfile=", "--logfile", str(log),
+        "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
+        "--data-dir", str(data_dir), "--domain", args.domain,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=lambda: _server_child_setup(args.server_cpu))
+    try:
+        await _wait_for_port(process, port, log)
+        yield Server(process.pid, "127.0.0.1", port, args.server_cpu)
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, SERVER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+
+# -- the lean client --------------------------------------------------------------------------
+
+STREAM_HEADER = (
+    "<?xml version='1.0'?><stream:stream to='{domain}' xmlns='jabber:client'"
+    f" xmlns:stream='{X.NS_STREAMS}' version='1.0'>"
+)
+
+
+class LoginError(Exception):
+    """The server refused or broke a step; the message holds what it sent."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client stream; after :func:`login` it is bound and stays open."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    jid: str = field(default="")
+
+    def send(self, text: str) -> None:
+        self.writer.write(text.encode("utf-8"))
+
+    async def read_until(self, marker: bytes) -> bytes:
+        """Everything up to and including ``marker``. The server answers each request
+        with one predictable reply, so this is all the parsing needed; a <failure/> or
+        stream error ends the wait at once instead of at the timeout."""
+        data = b""
+        while marker not in data:
+            chunk = await self.reader.read(65536)
+            data += chunk
+            if not chunk or b"<failure" in data or b"<stream:error" in data:
+                raise LoginError(data.decode("utf-8", "replace") or "connection closed")
+        return data
+
+    async def open_stream(self, domain: str) -> bytes:
+        """Send a stream header; return the features."""
+        self.send(STREAM_HEADER.format(domain=domain))
+        return await self.read_until(b"</stream:features>")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _text(data: bytes, name: str) -> str:
+    """Character data of the first <name ...>...</name> in ``data``."""
+    start = data.index(b">", data.index(b"<" + name.encode())) + 1
+    return data[start : data.index(f"</{name}>".encode(), start)].decode("utf-8")
+
+
+def _auth(mechanism: str, initial: str) -> str:
+    return f"<auth xmlns='{X.NS_SASL}' mechanism='{mechanism}'>{b64(initial.encode('utf-8'))}</auth>"
+
+
+async def _plain(connection: Connection, username: str, password: str) -> None:
+    connection.send(_auth("PLAIN", f"\0{username}\0{password}"))
+    await connection.read_until(b"</success>")
+
+
+async def _scram_sha1(connection: Connection, username: str, password: str, salted_passwords: SaltedPasswords) -> None:
+    """RFC 5802 client. This client has no channel binding, so its GS2 flag is 'n'
+    ('y' would claim it could bind, and the server, which offers -PLUS, refuses that)."""
+    gs2_header, client_nonce = "n,,", make_nonce()
+    first_bare = f"n={escape_saslname(username)},r={client_nonce}"
+    connection.send(_auth("SCRAM-SHA-1", gs2_header + first_bare))
+    server_first = unb64(_text(await connection.read_until(b"</challenge>"), "challenge")).decode("ascii")
+    (nonce, salt, iterations), _ = split_attributes(server_first, "rsi")
+    if not check_nonce(nonce).startswith(client_nonce):
+        raise LoginError("server nonce does not extend ours")
+    salted = salted_passwords.get(password, unb64(salt), parse_iterations(iterations))
+    without_proof = f"c={b64(gs2_header.encode())},r={nonce}"
+    message = auth_message(first_bare, server_first, without_proof)
+    proof = b64(client_proof("SHA-1", salted, message))
+    connection.send(f"<response xmlns='{X.NS_SASL}'>{b64(f'{without_proof},p={proof}'.encode())}</response>")
+    server_final = unb64(_text(await connection.read_until(b"</success>"), "success")).decode("ascii")
+    if server_final != "v=" + b64(server_signature("SHA-1", server_key_of("SHA-1", salted), message)):
+        raise LoginError("the server's signature does not verify")
+
+
+MECHANISMS = ("SCRAM-SHA-1", "PLAIN")
+
+
+async def login(
+    server: Server, domain: str, index: int, mechanism: str, tls: ssl.SSLContext, salted_passwords: SaltedPasswords
+) -> Connection:
+    """One full login of account ``index``: TCP, STARTTLS, TLS handshake, SASL, bind."""
+    username, password = account(index)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    connection = Connection(reader, writer)
+    try:
+        await connection.open_stream(domain)
+        connection.send(f"<starttls xmlns='{X.NS_TLS}'/>")
+        if b"<proceed" not in await connection.read_until(b"/>"):
+            raise LoginError("no <proceed/> to STARTTLS")
+        await writer.start_tls(tls, server_hostname=domain)
+        if f"<mechanism>{mechanism}</mechanism>".encode() not in await connection.open_stream(domain):
+            raise LoginError(f"{mechanism} is not offered")
+        if mechanism == "PLAIN":
+            await _plain(connection, username, password)
+        else:
+            await _scram_sha1(connection, username, password, salted_passwords)
+        await connection.open_stream(domain)
+        connection.send(f"<iq type='set' id='bind'><bind xmlns='{X.NS_BIND}'/></iq>")
+        connection.jid = _text(await connection.read_until(b"</iq>"), "jid")
+    except BaseException:
+        writer.close()
+        raise
+    return connection
+
+
+def client_tls_context() -> ssl.SSLContext:
+    """Trusts anything: the node's certificate is self-signed, and verifying is not what is measured."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def login_many(
+    server: Server,
+    domain: str,
+    indexes: Iterable[int],
+    mechanism: str,
+    salted_passwords: SaltedPasswords,
+    concurrency: int,
+) -> tuple[list[Connection], list[Exception]]:
+    """Log the accounts in with at most ``concurrency`` logins in flight; the open
+    connections, and the failures (a benchmark reports them rather than stopping)."""
+    tls = client_tls_context()
+    pending = iter(indexes)
+    connections: list[Connection] = []
+    failures: list[Exception] = []
+
+    async def worker() -> None:
+        for index in pending:  # shared: each worker takes the next account
+            try:
+                async with asyncio.timeout(LOGIN_TIMEOUT):
+                    connections.append(await login(server, domain, index, mechanism, tls, salted_passwords))
+            except (OSError, TimeoutError, LoginError, ValueError) as e:  # ValueError: unparsable reply
+                failures.append(e)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return connections, failures
+
+
+async def close_all(connections: list[Connection]) -> None:
+    for connection in connections:
+        connection.close()
+    await asyncio.gather(*(c.writer.wait_closed() for c in connections), return_exceptions=True)
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def format_table(header: list[str], rows: list[list[Any]]) -> str:
+    """Left-aligned first column, right-aligned numbers; floats with one decimal."""
+    cells = [header] + [[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in cells
+    )
