@@ -57,8 +57,10 @@ def parse_jid(value: str | None) -> jid.JID | None:
     """A prepared JID, or StanzaError('jid-malformed') for a bad one (CORE-49)."""
     if value is None:
         return None
-    if not value:
-        raise StanzaError("jid-malformed", text="empty JID")
+    head, slash, resource = value.partition("/")
+    local, at, _ = head.partition("@")
+    if not value or (slash and not resource) or (at and not local):
+        raise StanzaError("jid-malformed", text="empty JID or JID part")
     try:
         parsed = jid.internJID(value)
     except (jid.InvalidFormat, UnicodeError):

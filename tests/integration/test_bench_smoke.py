@@ -1,0 +1,28 @@
+"""Guards ``python -m xmppd.bench login`` against rot: it runs end to end against a
+real node process and prints its table. Nothing here is timed: speed is the
+benchmark's business, not a test's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from xmppd.bench import login
+
+
+def test_login_benchmark_runs_and_prints_the_table(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "login", "-n", "20", "--concurrency", "5", "--settle", "0.2",
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["mechanism"])
+    assert header == login.HEADER
+    rows = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["SCRAM-SHA-1"], ["PLAIN"])}
+    assert set(rows) == {"SCRAM-SHA-1", "PLAIN"}
+    for row in rows.values():
+        assert row[header.index("N")] == "20"
+        assert row[header.index("failed")] == "0"
+        assert float(row[header.index("logins/s")]) > 0
