@@ -88,6 +88,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_auth_failures", int, 3, "failed SASL attempts per stream before policy-violation", min=1, max=10),
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
+    Option("offline_quota", int, 1000, "offline messages kept per account (XEP-0160); more get service-unavailable", min=0, max=100_000),
     Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),

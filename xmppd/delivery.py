@@ -13,7 +13,8 @@ from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, SERVER, IQRequest
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, check_presence, message_type, parse_jid
+from xmppd.stanzas import message_type, parse_jid
+from xmppd.streams.base import quote
 from xmppd.xml import NS_CLIENT
 
 
@@ -39,11 +40,24 @@ class LocalDelivery:
 
     def send_to(self, resources: list[Resource], stanza: domish.Element) -> None:
         """Serialise once, write to every recipient."""
-        if not resources:
-            return
-        data = serialise(stanza)
+        if resources:
+            self.send_raw(resources, serialise(stanza))
+
+    def send_raw(self, resources: list[Resource], data: bytes) -> None:
         for resource in resources:
             resource.stream.send_raw(data)
+
+    def send_each(self, resources: list[Resource], stanza: domish.Element) -> None:
+        """Serialise once, addressed ('to') to each recipient's full JID."""
+        if not resources:
+            return
+        kept = stanza.attributes.pop("to", None)
+        text = serialise(stanza)
+        if kept is not None:
+            stanza["to"] = kept
+        head, rest = text[: len(stanza.name) + 1], text[len(stanza.name) + 1 :]
+        for resource in resources:
+            resource.stream.send_raw(b"%s to='%s'%s" % (head, quote(resource.jid.full()).encode("utf-8"), rest))
 
     # -- addressed stanzas ---------------------------------------------------------------
 
@@ -88,15 +102,23 @@ class LocalDelivery:
         return None
 
     def undeliverable(self, message: domish.Element, target: JID):
-        """No resource can take this message (offline storage joins here, MSG-04)."""
-        self.router.bounce(message, "service-unavailable")
+        """No resource can take this message: offline storage (MSG-04), else an error."""
+        handled = self.node.modules.fire("message-offline", message, target)
+        if handled is None:
+            self.router.bounce(message, "service-unavailable")
+        return None if handled is True else handled
 
     def presence_to_bare(self, presence: domish.Element, target: JID):
-        if presence.getAttribute("type") in (None, "unavailable"):
-            self.send_to([r for r in self.directory.resources(target.userhost()) if r.available], presence)
-        return None
+        return self.presence_in(presence, target)
+
+    def presence_in(self, presence: domish.Element, target: JID):
+        """Presence for a local account: the presence and subscription modules decide."""
+        handled = self.node.modules.fire("presence-in", presence, target)
+        return None if handled is True else handled
 
     def to_full(self, stanza: domish.Element, target: JID):
+        if stanza.name == "presence":
+            return self.presence_in(stanza, target)
         resource = self.directory.resource(target)
         if resource is not None:
             self.send_to([resource], stanza)
@@ -117,30 +139,8 @@ class LocalDelivery:
         if origin is None:
             return None
         if stanza.name == "presence":
-            return self.own_presence(stanza, origin)
+            handled = self.node.modules.fire("presence-broadcast", stanza, origin)
+            return None if handled is True else handled
         if stanza.name == "iq":
             return self.answer_iq(ACCOUNT, stanza, origin.jid.userhostJID())
         return self.message_to_bare(stanza, origin.jid.userhostJID())
-
-    def own_presence(self, presence: domish.Element, origin: Resource):
-        """Availability and priority of a resource, seen by the account's other resources."""
-        try:
-            priority = check_presence(presence)
-        except StanzaError as e:
-            self.router.bounce(presence, e)
-            return None
-        kind = presence.getAttribute("type")
-        if kind not in (None, "unavailable"):
-            return None
-        available = kind is None
-        mine = [r for r in self.directory.resources(origin.bare) if r.available or r is origin]
-        self.send_to(mine, presence)
-        self.directory.set_presence(origin, available, priority if available else origin.priority)
-        return None
-
-    def resource_ended(self, resource: Resource) -> None:
-        """PRES-05 for the account's own resources; contacts come with rosters."""
-        if resource.available:
-            gone = domish.Element((NS_CLIENT, "presence"))
-            gone["from"], gone["type"] = resource.jid.full(), "unavailable"
-            self.send_to([r for r in self.directory.resources(resource.bare) if r.available and r is not resource], gone)

@@ -50,5 +50,5 @@ class Node:
 
     def resource_ended(self, resource: Resource) -> None:
         """A bound stream is gone, however it ended (PRES-05)."""
-        self.router.local.resource_ended(resource)
+        self.modules.fire("resource-ended", resource)
         run_in_background(self.directory.unbind(resource), self.log, f"unbinding {resource.jid.full()} failed")

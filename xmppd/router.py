@@ -27,6 +27,10 @@ class Router:
         if to is None:
             return self.local.without_to(stanza, origin)
         target = parse_jid(to)
+        if origin is not None and stanza.name == "presence":
+            handled = self.node.modules.fire("presence-out", stanza, origin, target)
+            if handled is not None:
+                return None if handled is True else handled
         if target.host in self.node.domains:
             return self.local.deliver(stanza, target)
         service = self.services.get(target.host)
@@ -34,6 +38,12 @@ class Router:
             return service.receive(stanza)
         self.bounce(stanza, "remote-server-not-found")
         return None
+
+    async def forward(self, stanza: domish.Element) -> None:
+        """Route and wait until the stanza is handled (keeps order between dependent stanzas)."""
+        pending = self.route(stanza)
+        if pending is not None:
+            await pending
 
     def bounce(self, stanza: domish.Element, condition: str | StanzaError, text: str | None = None) -> None:
         """Answer a stanza with an error, unless it is an error itself (never error on error)."""

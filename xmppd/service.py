@@ -10,7 +10,11 @@ from xmppd.config import Config
 from xmppd.modules.disco import DiscoModule
 from xmppd.modules.last import LastActivityModule
 from xmppd.modules.ping import PingModule
+from xmppd.modules.offline import OfflineModule
+from xmppd.modules.presence import PresenceModule
 from xmppd.modules.register import RegisterModule
+from xmppd.modules.roster import RosterModule
+from xmppd.modules.subscription import SubscriptionModule
 from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.version import VersionModule
 from xmppd.node import Node
@@ -19,7 +23,18 @@ from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream
 from xmppd.util.aio import as_deferred
 
-DEFAULT_MODULES = (DiscoModule, PingModule, VersionModule, LastActivityModule, RegisterModule, LegacySessionModule)
+DEFAULT_MODULES = (
+    DiscoModule,
+    PingModule,
+    VersionModule,
+    LastActivityModule,
+    RegisterModule,
+    LegacySessionModule,
+    RosterModule,
+    SubscriptionModule,
+    PresenceModule,
+    OfflineModule,
+)
 
 log = Logger()
 

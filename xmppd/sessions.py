@@ -26,6 +26,9 @@ class Resource:
     priority: int = 0
     available: bool = False
     stream: Any = field(default=None, repr=False)  # the local stream, on its own node only
+    roster_requested: bool = False  # an "interested resource" for roster pushes (IM-05)
+    presence: Any = field(default=None, repr=False)  # last broadcast presence (PRES-01), for probes
+    directed: set[str] = field(default_factory=set, repr=False)  # got directed presence (PRES-06)
 
     @property
     def bare(self) -> str:

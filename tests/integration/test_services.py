@@ -27,7 +27,7 @@ async def test_disco_info_on_the_domain_lists_what_is_served(login):
     info = await alice.iq(iq("get", DISCO_INFO, to=DOMAIN))
     identities = [(i["category"], i["type"]) for i in info.query.elements() if i.name == "identity"]
     assert identities == [("server", "im")]
-    assert features(info) == {DISCO_INFO, DISCO_ITEMS, "urn:xmpp:ping", "jabber:iq:version", "jabber:iq:last"}
+    assert features(info) == {DISCO_INFO, DISCO_ITEMS, "urn:xmpp:ping", "jabber:iq:version", "jabber:iq:last", "msgoffline"}
 
 
 @pytest_twisted.ensureDeferred

@@ -74,6 +74,13 @@ def test_negative_priority_and_unavailable_resources_get_no_bare_messages(node):
     sender = bind(node, "bob@localhost/phone", 0)
     route(node, message("alice@localhost", "normal"))
     assert negative.received == [] and unavailable.received == []
+    assert sender.received == []  # stored offline instead (MSG-04)
+    assert asyncio.run(node.storage.offline.count("alice", "localhost")) == 1
+
+
+def test_messages_for_unknown_accounts_bounce(node):
+    sender = bind(node, "bob@localhost/phone", 0)
+    route(node, message("nobody@localhost", "normal"))
     error = sender.received[0]
     assert error["type"] == "error" and error.error.firstChildElement().name == "service-unavailable"
 

@@ -2,17 +2,30 @@
 
 A module is one feature. It declares, in a few class attributes, the IQs it
 answers (scope, type, payload namespace -> method name), the disco features it
-adds to the server and to accounts, and the stream features it offers. The
-``ModuleHost`` turns those declarations into one dispatch table: no XPath
-observers, one dict lookup per IQ.
+adds to the server and to accounts, the stream features it offers, and the
+events it hooks (event -> method name, with a priority: higher runs first).
+The ``ModuleHost`` turns those declarations into one dispatch table and one
+hook table: no XPath observers, one dict lookup per IQ or event.
+
+Events fired by the core (arguments in brackets):
+
+* ``resource-bound`` (resource), ``resource-ended`` (resource)
+* ``presence-broadcast`` (presence, resource): presence without 'to' from a client
+* ``presence-out`` (presence, resource, target): presence with 'to' from a client
+* ``presence-in`` (presence, target): presence for a local account
+* ``presence-available`` (resource, initial): a resource sent available presence
+* ``message-offline`` (message, target): a message no resource can take
+* ``roster-remove`` (account, contact): a client removes a roster item
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
@@ -43,9 +56,11 @@ class Module:
     iq_handlers: ClassVar[dict[tuple[str, str, str], str]] = {}
     stream_features: ClassVar[dict[str, tuple[str, ...]]] = {}  # stage -> XML snippets
     pre_auth: ClassVar[bool] = False  # its server IQs are served before authentication
+    hooks: ClassVar[dict[str, str | tuple[str, int]]] = {}  # event -> method or (method, priority)
 
     def __init__(self, node):
         self.node = node
+        self.log = Logger(namespace=f"xmppd.modules.{self.name or type(self).__name__}")
 
     def enabled(self) -> bool:
         """Whether the node's configuration turns this module on."""
@@ -58,11 +73,27 @@ class ModuleHost:
     def __init__(self, node, module_classes):
         self.modules = [m for m in (cls(node) for cls in module_classes) if m.enabled()]
         self._table = {}
+        hooked: dict[str, list[tuple[int, Callable]]] = {}
         for module in self.modules:
             for key, method in module.iq_handlers.items():
                 if key in self._table:
                     raise ValueError(f"{module.name}: {key} is already served")
                 self._table[key] = getattr(module, method)
+            for event, spec in module.hooks.items():
+                method, priority = (spec, 0) if isinstance(spec, str) else spec
+                hooked.setdefault(event, []).append((priority, getattr(module, method)))
+        self._hooks = {event: [h for _, h in sorted(handlers, key=lambda ph: -ph[0])] for event, handlers in hooked.items()}
+
+    def fire(self, event: str, *args):
+        """Run the event's handlers by priority until one returns something (its answer)."""
+        for handler in self._hooks.get(event, ()):
+            answer = handler(*args)
+            if answer is not None:
+                return answer
+        return None
+
+    def handles(self, event: str) -> bool:
+        return event in self._hooks
 
     def features(self, scope: str) -> list[str]:
         attr = "server_features" if scope == SERVER else "account_features"

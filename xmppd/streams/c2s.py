@@ -285,6 +285,9 @@ class ClientStream(ServerStream):
         if replaced is not None and replaced.stream is not None:
             replaced.stream.stream_error("conflict", "replaced by a new session")
         self.resource = resource
+        prepared = self.node.modules.fire("resource-bound", resource)
+        if prepared is not None:
+            await prepared
         answer = result(iq, domish.Element((X.NS_BIND, "bind")))
         answer.firstChildElement().addElement("jid", content=full.full())
         self.send(answer)

@@ -1,0 +1,87 @@
+"""Offline messages (XEP-0160, MSG-04): stored when no resource can take them, delivered
+in order at the next available presence with a non-negative priority, with XEP-0203
+delay stamps (and legacy XEP-0091 ones for 2008-era clients)."""
+
+from __future__ import annotations
+
+import datetime
+
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+from xmppd.modules import Module
+from xmppd.sessions import Resource
+from xmppd.stanzas import message_type
+from xmppd.util.aio import run_in_background
+
+NS_DELAY = "urn:xmpp:delay"
+NS_LEGACY_DELAY = "jabber:x:delay"
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+STORED_TYPES = frozenset(("normal", "chat"))
+
+
+def only_chat_state(message: domish.Element) -> bool:
+    """CSN-02: a standalone chat-state notification (a state, maybe a thread, nothing else)."""
+    children = list(message.elements())
+    states = [c for c in children if c.uri == NS_CHATSTATES]
+    return bool(states) and all(c.uri == NS_CHATSTATES or c.name == "thread" for c in children)
+
+
+def stamp(message: domish.Element, origin: str, now: datetime.datetime) -> None:
+    delay = message.addElement((NS_DELAY, "delay"))
+    delay["from"], delay["stamp"] = origin, now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    legacy = message.addElement((NS_LEGACY_DELAY, "x"))
+    legacy["from"], legacy["stamp"] = origin, now.strftime("%Y%m%dT%H:%M:%S")
+
+
+class OfflineModule(Module):
+    name = "offline"
+    server_features = ("msgoffline",)
+    hooks = {"message-offline": "store", "presence-available": "flush"}
+
+    def __init__(self, node):
+        super().__init__(node)
+        self._waiting: set[str] = set()  # accounts with messages stored by this node
+
+    def store(self, message: domish.Element, target: JID):
+        if message_type(message) not in STORED_TYPES or only_chat_state(message):
+            return True  # headline, groupchat, error, chat states: not kept (S in MSG-01)
+        return self._store(message, target)
+
+    async def _store(self, message: domish.Element, target: JID):
+        accounts, offline = self.node.storage.accounts, self.node.storage.offline
+        if not await accounts.exists(target.user, target.host):
+            self.node.router.bounce(message, "service-unavailable")
+            return
+        stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
+        stored = await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), self.node.config.offline_quota)
+        if not stored:
+            self.node.router.bounce(message, "service-unavailable", "offline storage is full")
+            return
+        self._waiting.add(target.userhost())
+        self._flush_if_online(target.userhost())
+
+    def _flush_if_online(self, bare: str) -> None:
+        """A resource may have become available while the message was being stored."""
+        for resource in self.node.directory.resources(bare):
+            if resource.interested:
+                self.flush(resource, True)
+                return
+
+    def flush(self, resource: Resource, initial: bool):
+        if resource.priority < 0 or not (initial or resource.bare in self._waiting):
+            return None
+        self._waiting.discard(resource.bare)
+        run_in_background(self._deliver(resource), self.log, f"offline delivery to {resource.jid.full()} failed")
+        return None
+
+    async def _deliver(self, resource: Resource):
+        offline = self.node.storage.offline
+        messages = await offline.pop_all(resource.jid.user, resource.jid.host)
+        if not messages:
+            return
+        if resource.stream is None or resource.stream.closed:  # gone meanwhile: keep them
+            for message in messages:
+                await offline.push(resource.jid.user, resource.jid.host, message, len(messages) + self.node.config.offline_quota)
+            return
+        self.node.router.local.send_raw([resource], "".join(messages).encode("utf-8"))

@@ -1,0 +1,247 @@
+"""Rosters (RFC 6121 §2): get, set, remove, versioning, pushes to interested resources.
+
+Also the account state the presence and subscription modules read on every
+presence stanza: the roster and the pending inbound requests of each account,
+cached while the account has a bound resource (and briefly after use for
+offline accounts), so the presence hot path does no storage round trip.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+from twisted.words.protocols.jabber import jid
+from twisted.words.xish import domish
+
+from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.sessions import Resource
+from xmppd.stanzas import StanzaError, parts_fit
+from xmppd.storage.interfaces import Roster, RosterItem
+from xmppd.util.subscription import State
+from xmppd.xml import NS_CLIENT
+
+NS_ROSTER = "jabber:iq:roster"
+NS_ROSTERVER = "urn:xmpp:features:rosterver"
+NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
+OFFLINE_CACHE = 10_000
+MAX_ITEMS = 1000
+MAX_TEXT = 1023  # name and group length, in characters (IM-08)
+
+
+@dataclass
+class Account:
+    """What the server knows of one account's contacts, in memory."""
+
+    localpart: str
+    domain: str
+    roster: Roster
+    pending: dict[str, str] = field(default_factory=dict)  # contact -> whole subscribe stanza (XML)
+
+    @property
+    def bare(self) -> str:
+        return f"{self.localpart}@{self.domain}"
+
+    def item(self, contact: str) -> RosterItem | None:
+        return self.roster.items.get(contact)
+
+    def state(self, contact: str) -> State:
+        """The RFC 6121 Appendix A state of a contact, from the item and the pending record."""
+        item = self.item(contact)
+        subscription = item.subscription if item else "none"
+        pending_out = bool(item and item.ask)
+        pending_in = contact in self.pending and subscription in ("none", "to")
+        return State(subscription, pending_out, pending_in)
+
+    def subscribers(self) -> list[str]:
+        """Contacts that get this account's presence (from/both)."""
+        return [c for c, i in self.roster.items.items() if i.subscription in ("from", "both")]
+
+    def subscriptions(self) -> list[str]:
+        """Contacts whose presence this account gets (to/both)."""
+        return [c for c, i in self.roster.items.items() if i.subscription in ("to", "both")]
+
+
+def item_element(item: RosterItem, removed: bool = False) -> domish.Element:
+    element = domish.Element((NS_ROSTER, "item"))
+    element["jid"] = item.jid
+    if removed:
+        element["subscription"] = "remove"
+        return element
+    if item.name:
+        element["name"] = item.name
+    element["subscription"] = item.subscription
+    if item.ask:
+        element["ask"] = "subscribe"
+    if item.approved:
+        element["approved"] = "true"
+    for group in item.groups:
+        element.addElement("group", content=group)
+    return element
+
+
+class RosterModule(Module):
+    name = "roster"
+    stream_features = {"post-auth": (f"<ver xmlns='{NS_ROSTERVER}'/>", f"<sub xmlns='{NS_PREAPPROVAL}'/>")}
+    iq_handlers = {(ACCOUNT, "get", NS_ROSTER): "get", (ACCOUNT, "set", NS_ROSTER): "set"}
+    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended"}
+
+    def __init__(self, node):
+        super().__init__(node)
+        self._online: dict[str, Account] = {}
+        self._offline: OrderedDict[str, Account] = OrderedDict()
+
+    # -- the cache -------------------------------------------------------------------
+
+    def cached(self, bare: str) -> Account | None:
+        """The account's state if it is in memory (always, while it has a bound resource)."""
+        return self._online.get(bare) or self._offline.get(bare)
+
+    async def account(self, localpart: str, domain: str) -> Account:
+        bare = f"{localpart}@{domain}"
+        found = self.cached(bare)
+        if found is not None:
+            return found
+        storage = self.node.storage
+        loaded = Account(
+            localpart,
+            domain,
+            await storage.rosters.get(localpart, domain),
+            dict(await storage.pending.list(localpart, domain)),
+        )
+        found = self.cached(bare)  # another task may have loaded it meanwhile
+        if found is not None:
+            return found
+        if self.node.directory.count(bare):
+            self._online[bare] = loaded
+        else:
+            self._offline[bare] = loaded
+            while len(self._offline) > OFFLINE_CACHE:
+                self._offline.popitem(last=False)
+        return loaded
+
+    async def resource_bound(self, resource: Resource):
+        account = await self.account(resource.jid.user, resource.jid.host)
+        self._offline.pop(account.bare, None)
+        self._online[account.bare] = account
+
+    def resource_ended(self, resource: Resource):
+        bare = resource.bare
+        if not self.node.directory.count(bare) and bare in self._online:
+            self._offline[bare] = self._online.pop(bare)
+
+    def forget(self, bare: str) -> None:
+        """Drop an account's state (the account was deleted)."""
+        self._online.pop(bare, None)
+        self._offline.pop(bare, None)
+
+    # -- changes, with their pushes ------------------------------------------------------------
+
+    async def save(self, account: Account, item: RosterItem) -> None:
+        version = await self.node.storage.rosters.put(account.localpart, account.domain, item)
+        items = dict(account.roster.items)
+        items[item.jid] = item
+        account.roster = Roster(version, items)
+        self.push(account, item)
+
+    async def drop(self, account: Account, contact: str) -> bool:
+        version = await self.node.storage.rosters.remove(account.localpart, account.domain, contact)
+        item = account.roster.items.get(contact)
+        if version is None or item is None:
+            return False
+        items = dict(account.roster.items)
+        del items[contact]
+        account.roster = Roster(version, items)
+        self.push(account, item, removed=True)
+        return True
+
+    async def set_pending(self, account: Account, contact: str, stanza_xml: str | None) -> None:
+        pending = self.node.storage.pending
+        if stanza_xml is None:
+            if account.pending.pop(contact, None) is not None:
+                await pending.remove(account.localpart, account.domain, contact)
+        else:
+            account.pending[contact] = stanza_xml
+            await pending.put(account.localpart, account.domain, contact, stanza_xml)
+
+    def push(self, account: Account, item: RosterItem, removed: bool = False) -> None:
+        """IM-05: a roster push to every resource that asked for the roster this session."""
+        for resource in self.node.directory.resources(account.bare):
+            if not resource.roster_requested:
+                continue
+            iq = domish.Element((NS_CLIENT, "iq"))
+            iq["type"], iq["id"], iq["to"] = "set", f"push-{secrets.token_hex(4)}", resource.jid.full()
+            query = iq.addElement((NS_ROSTER, "query"))
+            query["ver"] = str(account.roster.version)
+            query.addChild(item_element(item, removed))
+            self.node.router.local.send_to([resource], iq)
+
+    # -- jabber:iq:roster ------------------------------------------------------------------
+
+    @staticmethod
+    def _own(request: IQRequest) -> None:
+        if request.sender is None or request.sender.userhost() != request.target.userhost():
+            raise StanzaError("forbidden", text="that is not your roster")
+
+    async def get(self, request: IQRequest):
+        """IM-01/07: the whole roster, or an empty result when the client's version is current."""
+        self._own(request)
+        account = await self.account(request.target.user, request.target.host)
+        resource = self.node.directory.resource(request.sender)
+        if resource is not None:
+            resource.roster_requested = True
+        version = str(account.roster.version)
+        if request.payload.getAttribute("ver") == version:
+            return None
+        query = domish.Element((NS_ROSTER, "query"))
+        query["ver"] = version
+        for item in account.roster.items.values():
+            query.addChild(item_element(item))
+        return query
+
+    async def set(self, request: IQRequest):
+        """IM-02/03/04: add, update or remove one item."""
+        self._own(request)
+        items = [e for e in request.payload.elements() if e.name == "item" and e.uri == NS_ROSTER]
+        if len(items) != 1 or sum(1 for _ in request.payload.elements()) != 1:
+            raise StanzaError("bad-request", text="a roster set carries exactly one item")
+        element = items[0]
+        contact = _contact(element.getAttribute("jid"))
+        account = await self.account(request.target.user, request.target.host)
+        if contact == account.bare:
+            raise StanzaError("not-allowed", text="you cannot add yourself")
+        if element.getAttribute("subscription") == "remove":
+            if account.item(contact) is None:
+                raise StanzaError("item-not-found")
+            removal = self.node.modules.fire("roster-remove", account, contact)  # subscriptions end too
+            await (removal if removal is not None else self.drop(account, contact))
+            return None
+        if len(account.roster.items) >= MAX_ITEMS and account.item(contact) is None:
+            raise StanzaError("not-allowed", text=f"a roster holds at most {MAX_ITEMS} items")
+        name, groups = _name_and_groups(element)
+        current = account.item(contact) or RosterItem(contact)
+        await self.save(account, replace(current, name=name, groups=groups))
+        return None
+
+
+def _contact(value: str | None) -> str:
+    try:
+        address = jid.JID(value) if value else None
+    except (jid.InvalidFormat, UnicodeError):
+        address = None
+    if address is None or address.resource is not None or not parts_fit(address):
+        raise StanzaError("bad-request", text="an item needs a bare JID")
+    return address.userhost()
+
+
+def _name_and_groups(element: domish.Element) -> tuple[str | None, tuple[str, ...]]:
+    name = element.getAttribute("name") or None
+    groups = [str(g) for g in element.elements() if g.name == "group"]
+    if len(set(groups)) != len(groups):
+        raise StanzaError("bad-request", text="duplicate group")
+    if any(not g.strip() for g in groups):
+        raise StanzaError("not-acceptable", text="empty group name")
+    if (name and len(name) > MAX_TEXT) or any(len(g) > MAX_TEXT for g in groups):
+        raise StanzaError("not-acceptable", text=f"names and groups are limited to {MAX_TEXT} characters")
+    return name, tuple(groups)
