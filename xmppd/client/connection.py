@@ -30,6 +30,7 @@ from twisted.words.xish import domish
 from xmppd import xml as X
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
 from xmppd.modules.ping import NS_PING
+from xmppd.modules.roster import NS_ROSTER
 from xmppd.stanzas import error_reply, result
 from xmppd.streams.base import quote
 from xmppd.streams.sasl import CONDITIONS, ChannelBinding
@@ -523,10 +524,19 @@ class Client:
         return self._stream.close(timeout)
 
     def _answer_iq(self, element: domish.Element) -> bool:
-        """CLI-05: every unhandled get/set is answered; results and errors never are."""
+        """CLI-05: every unhandled get/set is answered; results and errors never are.
+
+        A roster push from our own account (CLI-06) is acknowledged and stays
+        queued for ``next()``; one from anybody else is a forgery and refused.
+        """
         if not _is(element, X.NS_CLIENT, "iq") or element.getAttribute("type") not in ("get", "set"):
             return False
         query = element.firstChildElement()
+        if element["type"] == "set" and query is not None and _is(query, NS_ROSTER, "query"):
+            sender = element.getAttribute("from")
+            if sender is None or sender == self.jid.userhost():
+                self.send(result(element))
+                return False
         ping = element["type"] == "get" and query is not None and _is(query, NS_PING, "ping")
         self.send(result(element) if ping else error_reply(element, "service-unavailable"))
         return True

@@ -1,0 +1,160 @@
+"""RFC 6121 subscriptions over real streams: every cell of both state tables (SUB-01..09).
+
+The contact lives on a pretend remote domain whose traffic the test captures,
+so each table is exercised on its own: the outbound table by alice's client
+sending to the contact, the inbound table by stanzas arriving from the
+contact. States are seeded in storage before alice logs in. After each action
+a ping round trip marks the end of what alice's client is going to receive.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.words.xish import domish
+
+from tests.integration.stanzas import iq
+from xmppd.modules.roster import NS_ROSTER
+from xmppd.storage.interfaces import RosterItem
+from xmppd.util import subscription as sub
+from xmppd.util.aio import as_deferred
+from xmppd.xml import NS_CLIENT
+
+REMOTE = "remote.example"
+CONTACT = f"contact@{REMOTE}"
+ALICE = "alice@localhost"
+
+
+class RemoteDomain:
+    """Stands in for federation: keeps what the node routes to the remote domain."""
+
+    def __init__(self):
+        self.received: list[domish.Element] = []
+
+    def receive(self, stanza: domish.Element):
+        self.received.append(stanza)
+
+
+async def seed(node, state: sub.State, approved: bool = False) -> None:
+    storage = node.node.storage
+    subscription, ask = sub.roster_view(state)
+    if subscription != "none" or ask or approved:
+        await as_deferred(storage.rosters.put("alice", "localhost", RosterItem(CONTACT, "Con", ("Friends",), subscription, ask, approved)))
+    if state.pending_in:
+        request = f"<presence xmlns='jabber:client' from='{CONTACT}' to='{ALICE}' type='subscribe'><status>hi</status></presence>"
+        await as_deferred(storage.pending.put("alice", "localhost", CONTACT, request))
+
+
+async def alice_online(node, login):
+    remote = RemoteDomain()
+    node.node.router.services[REMOTE] = remote
+    client = await login()
+    await client.iq(iq("get", NS_ROSTER))  # an interested resource (IM-05)
+    presence = domish.Element((NS_CLIENT, "presence"))
+    client.send(presence)
+    await client.next(lambda e: e.name == "presence" and e.getAttribute("from") == client.jid.full())
+    await settle(client)
+    remote.received.clear()
+    return client, remote
+
+
+async def settle(client) -> list[domish.Element]:
+    """Everything the client receives until a ping to the server comes back."""
+    pong = client.iq(iq("get", "urn:xmpp:ping", "ping", to="localhost"))
+    await pong
+    received = []
+    while True:
+        try:
+            received.append(await client.next(timeout=0))
+        except Exception:
+            return received
+
+
+def pushes(stanzas) -> list[domish.Element]:
+    """The roster pushes among the stanzas (whole IQs)."""
+    return [s for s in stanzas if s.name == "iq" and s.query is not None and s.query.uri == NS_ROSTER]
+
+
+def roster_of(push: domish.Element) -> tuple[str, bool, bool]:
+    item = push.query.item
+    return item["subscription"], item.getAttribute("ask") == "subscribe", item.getAttribute("approved") == "true"
+
+
+async def stored(node) -> RosterItem | None:
+    roster = await as_deferred(node.node.storage.rosters.get("alice", "localhost"))
+    return roster.items.get(CONTACT)
+
+
+CELLS = [(state, kind) for state in sub.ALL_STATES for kind in sub.KINDS]
+
+
+@pytest.mark.parametrize("state, kind", CELLS, ids=[f"{s}-{k}" for s, k in CELLS])
+@pytest_twisted.ensureDeferred
+async def test_outbound_cell(node, login, state, kind):
+    await seed(node, state)
+    alice, remote = await alice_online(node, login)
+    outcome = sub.outbound(state, kind)
+    stanza = domish.Element((NS_CLIENT, "presence"))
+    stanza["to"], stanza["type"] = f"{CONTACT}/res", kind  # a full JID is treated as bare (SUB-01)
+    alice.send(stanza)
+    received = await settle(alice)
+
+    routed = [s for s in remote.received if s.getAttribute("type") == kind]
+    if outcome.route:
+        assert len(routed) == 1 and routed[0]["from"] == ALICE and routed[0]["to"] == CONTACT
+        if kind == "unsubscribed" and sub.sends_presence_to_contact(state):  # SUB-05: offline first
+            kinds = [s.getAttribute("type") for s in remote.received]
+            assert kinds.index("unavailable") < kinds.index("unsubscribed")
+        if kind == "subscribed":  # SUB-04: our presence follows the approval
+            assert remote.received[-1].getAttribute("type") is None and remote.received[-1]["from"] == alice.jid.full()
+    else:
+        assert routed == []
+
+    expected_sub, expected_ask = sub.roster_view(outcome.state)
+    expected_approved = outcome.pre_approve
+    changed = (sub.roster_view(state) != (expected_sub, expected_ask)) or outcome.pre_approve
+    got = pushes(received)
+    if changed:
+        assert len(got) == 1 and got[0].query.item["jid"] == CONTACT
+        assert roster_of(got[0]) == (expected_sub, expected_ask, expected_approved)
+    else:
+        assert got == []
+    item = await stored(node)
+    if item is not None:
+        assert (item.subscription, item.ask) == (expected_sub, expected_ask)
+    else:
+        assert (expected_sub, expected_ask) == ("none", False)
+
+
+@pytest.mark.parametrize("state, kind", CELLS, ids=[f"{s}-{k}" for s, k in CELLS])
+@pytest_twisted.ensureDeferred
+async def test_inbound_cell(node, login, state, kind):
+    await seed(node, state)
+    alice, remote = await alice_online(node, login)
+    result = sub.inbound(state, kind)
+    stanza = domish.Element((NS_CLIENT, "presence"))
+    stanza["from"], stanza["to"], stanza["type"] = CONTACT, ALICE, kind
+    stanza.addElement("status", content="from the contact")
+    await node.node.router.forward(stanza)
+    received = await settle(alice)
+
+    delivered = [s for s in received if s.name == "presence" and s.getAttribute("type") == kind]
+    if result.deliver:
+        assert len(delivered) == 1 and delivered[0]["from"] == CONTACT
+        assert str(delivered[0].status) == "from the contact"  # SUB-06: the whole stanza
+    else:
+        assert delivered == []
+
+    expected = sub.roster_view(result.state)
+    got = pushes(received)
+    if expected != sub.roster_view(state):
+        assert len(got) == 1 and roster_of(got[0])[:2] == expected
+        if delivered:
+            assert received.index(delivered[0]) < received.index(got[0])  # SUB-07: stanza, then push
+    else:
+        assert got == []
+
+    replies = [s.getAttribute("type") for s in remote.received if s.getAttribute("type") in ("subscribed", "unsubscribed")]
+    assert replies == ([result.auto_reply] if result.auto_reply else [])
+    pending = await as_deferred(node.node.storage.pending.list("alice", "localhost"))
+    assert bool(pending) == result.state.pending_in
