@@ -81,7 +81,7 @@ class LocalDelivery:
         return self._answer(scope, IQRequest(iq, parse_jid(iq.getAttribute("from")), target, None))
 
     async def _answer(self, scope: str, request: IQRequest):
-        self.router.route(await self.node.modules.handle_iq(scope, request))
+        await self.router.forward(await self.node.modules.handle_iq(scope, request))
 
     def iq_to_bare(self, iq: domish.Element, target: JID):
         return self.answer_iq(ACCOUNT, iq, target)

@@ -8,11 +8,15 @@ sockets: they hand stanzas to ``route()``.
 
 from __future__ import annotations
 
+from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.delivery import LocalDelivery
 from xmppd.sessions import Resource
-from xmppd.stanzas import error_reply, parse_jid, StanzaError
+from xmppd.stanzas import StanzaError, error_reply, parse_jid
+from xmppd.util.aio import run_in_background
+
+log = Logger()
 
 
 class Router:
@@ -39,6 +43,12 @@ class Router:
         self.bounce(stanza, "remote-server-not-found")
         return None
 
+    def send(self, stanza: domish.Element) -> None:
+        """Route without waiting: work that has to wait goes on in the background."""
+        pending = self.route(stanza)
+        if pending is not None:
+            run_in_background(pending, log, f"routing a {stanza.name} to {stanza.getAttribute('to')} failed")
+
     async def forward(self, stanza: domish.Element) -> None:
         """Route and wait until the stanza is handled (keeps order between dependent stanzas)."""
         pending = self.route(stanza)
@@ -49,4 +59,4 @@ class Router:
         """Answer a stanza with an error, unless it is an error itself (never error on error)."""
         if stanza.getAttribute("type") == "error" or stanza.getAttribute("from") is None:
             return
-        self.route(error_reply(stanza, condition, text))
+        self.send(error_reply(stanza, condition, text))

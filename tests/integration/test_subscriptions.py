@@ -158,3 +158,51 @@ async def test_inbound_cell(node, login, state, kind):
     assert replies == ([result.auto_reply] if result.auto_reply else [])
     pending = await as_deferred(node.node.storage.pending.list("alice", "localhost"))
     assert bool(pending) == result.state.pending_in
+
+
+@pytest.mark.parametrize("state", [sub.N, sub.N_PO, sub.T], ids=str)
+@pytest_twisted.ensureDeferred
+async def test_pre_approved_subscribe_is_answered_for_the_user(node, login, state):
+    """SUB-09: a pre-approved request is not delivered; 'subscribed' goes back; the approval is used up."""
+    await seed(node, state, approved=True)
+    alice, remote = await alice_online(node, login)
+    stanza = domish.Element((NS_CLIENT, "presence"))
+    stanza["from"], stanza["to"], stanza["type"] = CONTACT, ALICE, "subscribe"
+    await node.node.router.forward(stanza)
+    received = await settle(alice)
+    assert not [s for s in received if s.name == "presence" and s.getAttribute("type") == "subscribe"]
+    assert [s.getAttribute("type") for s in remote.received if s.getAttribute("type")] == ["subscribed"]
+    assert remote.received[-1].getAttribute("type") is None  # SUB-04: then alice's presence
+    (push,) = pushes(received)
+    expected = sub.inbound(state, "subscribe", pre_approved=True).state
+    assert roster_of(push) == (*sub.roster_view(expected), False)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pending_request_is_redelivered_until_answered(node, login):
+    """SUB-06: a request that came while offline reaches each new available resource."""
+    await seed(node, sub.N_PI)
+    for attempt in range(2):
+        client = await login(resource=f"r{attempt}")
+        client.send(domish.Element((NS_CLIENT, "presence")))
+        request = await client.next(lambda e: e.name == "presence" and e.getAttribute("type") == "subscribe")
+        assert request["from"] == CONTACT and str(request.status) == "hi"
+        await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_roster_removal_cancels_both_ways(node, login):
+    """IM-04: removing a 'both' contact sends unsubscribe and unsubscribed, then pushes remove."""
+    await seed(node, sub.B)
+    alice, remote = await alice_online(node, login)
+    removal = iq("set", NS_ROSTER)
+    removal.query.addElement("item")["jid"] = CONTACT
+    removal.query.item["subscription"] = "remove"
+    await alice.iq(removal)
+    received = await settle(alice)
+    kinds = [s.getAttribute("type") for s in remote.received]
+    assert "unsubscribe" in kinds and "unsubscribed" in kinds
+    assert kinds.index("unavailable") < kinds.index("unsubscribed")
+    (push,) = pushes(received)
+    assert push.query.item["subscription"] == "remove"
+    assert await stored(node) is None

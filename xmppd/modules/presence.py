@@ -64,10 +64,10 @@ class PresenceModule(Module):
         local = self.node.router.local
         local.send_each([r for r in self.node.directory.resources(account.bare) if r.available or r is origin], presence)
         for contact in account.subscribers():
-            self.node.router.route(presence_copy(presence, contact))
+            self.node.router.send(presence_copy(presence, contact))
         if not available:
             for entity in sorted(origin.directed):
-                self.node.router.route(presence_copy(presence, entity))
+                self.node.router.send(presence_copy(presence, entity))
             origin.directed.clear()
             return
         if initial:
@@ -145,16 +145,16 @@ class PresenceModule(Module):
         allowed = prober.userhost() == account.bare or sends_presence_to_contact(account.state(prober.userhost()))
         directed = [r for r in resources if prober.full() in r.directed or prober.userhost() in r.directed]
         if not allowed and not directed:
-            self.node.router.route(presence_stanza(account.bare, prober.full(), "unsubscribed"))
+            self.node.router.send(presence_stanza(account.bare, prober.full(), "unsubscribed"))
             return
         answering = [r for r in (resources if allowed else directed) if r.available and r.presence is not None]
         for resource in answering:
-            self.node.router.route(presence_copy(resource.presence, prober.full()))
+            self.node.router.send(presence_copy(resource.presence, prober.full()))
         if not answering:
             gone = presence_stanza(target.full() if target.resource else account.bare, prober.full(), "unavailable")
             if probe.getAttribute("id"):
                 gone["id"] = probe["id"]
-            self.node.router.route(gone)
+            self.node.router.send(gone)
 
     # -- the end of a resource (PRES-05) ------------------------------------------------------------
 
@@ -168,9 +168,9 @@ class PresenceModule(Module):
         if resource.available:
             local.send_each([r for r in self.node.directory.resources(resource.bare) if r.available and r is not resource], gone)
             for contact in account.subscribers() if account else ():
-                self.node.router.route(presence_copy(gone, contact))
+                self.node.router.send(presence_copy(gone, contact))
         for entity in sorted(resource.directed):
-            self.node.router.route(presence_copy(gone, entity))
+            self.node.router.send(presence_copy(gone, entity))
         resource.directed.clear()
         resource.available = False
         return None

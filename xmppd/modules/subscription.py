@@ -139,13 +139,13 @@ class SubscriptionModule(Module):
     def _send_unavailable_from(self, account: Account, contact: str) -> None:
         for resource in self.node.directory.resources(account.bare):
             if resource.available:
-                self.router.route(presence_stanza(resource.jid.full(), contact, "unavailable"))
+                self.router.send(presence_stanza(resource.jid.full(), contact, "unavailable"))
 
     def _send_current_presence(self, account: Account, contact: str) -> None:
         for resource in self.node.directory.resources(account.bare):
             if resource.available and resource.presence is not None:
                 copy = presence_copy(resource.presence, contact)
-                self.router.route(copy)
+                self.router.send(copy)
 
 
 def presence_copy(presence: domish.Element, to: str) -> domish.Element:

@@ -312,6 +312,12 @@ class ServerStream(protocol.Protocol):
             self.last_activity = self.clock.seconds() - self.config.idle_timeout
             self._watch(self.config.ping_timeout)
 
+    def established(self):
+        """Negotiation is over: from now on, watch for silence instead of the deadline."""
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._watch(self.config.idle_timeout)
+
     def is_established(self) -> bool:
         return True
 

@@ -285,6 +285,7 @@ class ClientStream(ServerStream):
         if replaced is not None and replaced.stream is not None:
             replaced.stream.stream_error("conflict", "replaced by a new session")
         self.resource = resource
+        self.established()
         prepared = self.node.modules.fire("resource-bound", resource)
         if prepared is not None:
             await prepared
