@@ -76,3 +76,40 @@ async def test_slixmpp_wrong_password_fails(node):
         raise AssertionError("slixmpp logged in with a wrong password")
     finally:
         await later(bob.stop())
+
+
+@pytest_twisted.ensureDeferred
+async def test_slixmpp_and_xmppd_client_add_each_other(node, login):
+    """Issue 3 interop: subscription handshake both ways, presence, then chat."""
+    from tests.integration.stanzas import iq, presence
+    from xmppd.modules.roster import NS_ROSTER
+
+    await node.add_user("bob")
+    alice = await login()
+    await alice.iq(iq("get", NS_ROSTER))
+    alice.send(presence())
+    bob = Slix("bob@localhost", "secret", node.port)
+    bob.auto_authorize = True  # accept alice's request
+    bob.auto_subscribe = True  # and ask back
+    await later(bob.start())
+    try:
+        await later(bob.get_roster())
+        bob.send_presence()
+        request = presence(to="bob@localhost", kind="subscribe")
+        alice.send(request)
+        approved = await alice.next(lambda e: e.name == "presence" and e.getAttribute("type") == "subscribed")
+        assert approved["from"] == "bob@localhost"
+        asked = await alice.next(lambda e: e.name == "presence" and e.getAttribute("type") == "subscribe")
+        assert asked["from"] == "bob@localhost"
+        alice.send(presence(to="bob@localhost", kind="subscribed"))
+        online = await alice.next(lambda e: e.name == "presence" and e.getAttribute("from", "").startswith("bob@localhost/"))
+        assert online.getAttribute("type") is None
+        roster = await alice.iq(iq("get", NS_ROSTER))
+        (item,) = roster.query.elements()
+        assert (item["jid"], item["subscription"]) == ("bob@localhost", "both")
+        alice.send(message("bob@localhost", "we are friends now"))
+        reply = await later(asyncio.wait_for(bob.inbox.get(), 5))
+        assert reply["body"] == "we are friends now"
+        assert bob.client_roster["alice@localhost"]["subscription"] == "both"
+    finally:
+        await later(bob.stop())

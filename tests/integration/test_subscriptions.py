@@ -206,3 +206,33 @@ async def test_roster_removal_cancels_both_ways(node, login):
     (push,) = pushes(received)
     assert push.query.item["subscription"] == "remove"
     assert await stored(node) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_local_handshake_both_halves_on_one_node(node, login):
+    """SUB-02/04/07 for a local pair: the whole handshake, in wire order."""
+    await node.add_user("bob")
+    alice, _ = await alice_online(node, login)
+    bob = await login("bob")
+    await bob.iq(iq("get", NS_ROSTER))
+    bob.send(domish.Element((NS_CLIENT, "presence")))
+    await settle(bob)
+
+    ask = domish.Element((NS_CLIENT, "presence"))
+    ask["to"], ask["type"] = "bob@localhost", "subscribe"
+    alice.send(ask)
+    (alice_push,) = pushes(await settle(alice))
+    assert roster_of(alice_push) == ("none", True, False)
+    at_bob = await settle(bob)
+    assert [(s.name, s.getAttribute("type"), s.getAttribute("from")) for s in at_bob] == [("presence", "subscribe", ALICE)]
+
+    approve = domish.Element((NS_CLIENT, "presence"))
+    approve["to"], approve["type"] = ALICE, "subscribed"
+    bob.send(approve)
+    (bob_push,) = pushes(await settle(bob))
+    assert roster_of(bob_push) == ("from", False, False)
+    at_alice = await settle(alice)
+    kinds = [(s.name, s.getAttribute("type")) for s in at_alice]
+    assert kinds[0] == ("presence", "subscribed") and kinds[1][0] == "iq"  # the stanza, then the push
+    assert roster_of(at_alice[1]) == ("to", False, False)
+    assert ("presence", None) in kinds[2:]  # SUB-04: bob's current presence follows
