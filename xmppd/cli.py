@@ -3,6 +3,7 @@
     xmppctl -c xmppd.toml adduser user@domain PASSWORD
     xmppctl --data-dir DIR passwd user@domain PASSWORD
     xmppctl --data-dir DIR deluser user@domain
+    xmppctl --data-dir DIR disable user@domain      (and enable)
     xmppctl --data-dir DIR list [domain]
 
 Errors are one line on stderr and a non-zero exit status.
@@ -56,6 +57,10 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
             user, host = _account(config, args.jid)
             await accounts.set_credentials(user, host, Credentials.from_password(_password(args.password), config.scram_iterations))
             return f"password changed for {user}@{host}"
+        if args.command in ("disable", "enable"):
+            user, host = _account(config, args.jid)
+            await accounts.set_disabled(user, host, args.command == "disable")
+            return f"{args.command}d {user}@{host}"
         if args.command == "deluser":
             user, host = _account(config, args.jid)
             if not await accounts.delete(user, host):
@@ -78,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     passwd.add_argument("password")
     delete = commands.add_parser("deluser", help="delete an account")
     delete.add_argument("jid")
+    for name, doc in (("disable", "lock an account (logins fail with account-disabled)"), ("enable", "unlock an account")):
+        commands.add_parser(name, help=doc).add_argument("jid")
     listing = commands.add_parser("list", help="list accounts")
     listing.add_argument("domain", nargs="?")
     return p

@@ -89,6 +89,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
     Option("offline_quota", int, 1000, "offline messages kept per account (XEP-0160); more get service-unavailable", min=0, max=100_000),
+    Option("max_connections", int, 15000, "client connections a node accepts; more get resource-constraint", min=1, max=1_000_000),
+    Option("max_connections_per_ip", int, 0, "client connections from one address; 0 = no limit (behind a balancer all share one)", min=0, max=1_000_000),
     Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
@@ -189,5 +191,20 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+START, END = "<!-- options:", "<!-- /options -->"
+
+
+def update_readme(path: Path) -> None:
+    """Rewrite the option table between the README's markers."""
+    text = path.read_text()
+    start = text.index("-->", text.index(START)) + 3
+    path.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[text.index(END) :])
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_readme(Path(sys.argv[2]))
+    else:
+        print(markdown_table())

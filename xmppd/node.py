@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -28,6 +30,25 @@ class Node:
         self.router = Router(self)
         self.modules = ModuleHost(self, module_classes)
         self.streams: set = set()  # every open client stream, bound or not
+        self._per_address: Counter[str] = Counter()
+
+    def admit(self, stream) -> bool:
+        """Connection limits (node-wide and per address); a refused stream is not counted."""
+        address = stream.transport.getPeer().host
+        per_address = self.config.max_connections_per_ip
+        if len(self.streams) >= self.config.max_connections or (per_address and self._per_address[address] >= per_address):
+            return False
+        self.streams.add(stream)
+        self._per_address[address] += 1
+        return True
+
+    def release(self, stream) -> None:
+        if stream in self.streams:
+            self.streams.discard(stream)
+            address = stream.transport.getPeer().host
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
 
     def stream_features(self, stage: str) -> list[str]:
         """Stream features the modules offer at a stage ('pre-auth' or 'post-auth')."""

@@ -12,6 +12,7 @@ from tests.integration.node_fixtures import DOMAIN, RunningNode
 from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
 from xmppd.client.sasl import make_client_mechanism
+from xmppd.util.aio import as_deferred
 
 
 def b64(data: bytes) -> str:
@@ -237,4 +238,19 @@ async def test_legacy_session_iq_is_a_no_op(node: RunningNode, alice):
     await stream.next_element()
     stream.send(f"<iq type='set' id='s2'><session xmlns='{X.NS_SESSION}'/></iq>")
     assert (await stream.next_element())["type"] == "result"
+    await stream.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_disabled_account_after_the_right_password_only(node: RunningNode, alice):
+    """CORE-25 account-disabled: said only to someone who proved the password."""
+    await as_deferred(node.node.storage.accounts.set_disabled("alice", DOMAIN, True))
+    stream = await secured(node)
+    assert await failure_of(stream, auth("PLAIN", plain("alice", "wrong"))) == "not-authorized"
+    assert await failure_of(stream, auth("PLAIN", plain("alice", "secret"))) == "account-disabled"
+    await stream.close()
+    await as_deferred(node.node.storage.accounts.set_disabled("alice", DOMAIN, False))
+    stream = await secured(node)
+    stream.send(auth("PLAIN", plain("alice", "secret")))
+    assert (await stream.next_element()).name == "success"
     await stream.close()

@@ -111,7 +111,10 @@ async def test_in_band_registration_flow(node_factory):
     changed = iq("set", REGISTER)
     changed.query.addElement("username", content="carol")
     changed.query.addElement("password", content="pw2")
+    second = await connect(jid="carol@localhost", password="pw1", host="127.0.0.1", port=node.port, insecure=True)
     await carol.iq(changed)
+    reset = await second.closed  # the other session authenticated with the old password
+    assert isinstance(reset, StreamErrorReceived) and reset.condition == "reset"
     other = iq("set", REGISTER)
     other.query.addElement("username", content="someoneelse")
     other.query.addElement("password", content="pw")

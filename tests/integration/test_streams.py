@@ -58,12 +58,54 @@ async def test_after_starttls_a_new_stream_offers_sasl_only(node: RunningNode):
 
 
 @pytest_twisted.ensureDeferred
-async def test_no_version_means_no_features(node: RunningNode):
-    """CORE-02: a pre-1.0 header gets a header without version and no features."""
-    answer = await exchange(node.port, header(version=None), "<message to='x@localhost'/>")
+async def test_no_version_cannot_negotiate_required_tls(node: RunningNode):
+    """CORE-02: a pre-1.0 header gets a header without version and no features; as
+    STARTTLS is required and needs features, the stream ends with unsupported-feature."""
+    answer = await exchange(node.port, header(version=None))
     assert not answer.header.hasAttribute("version")
     assert all(e.name != "features" for e in answer.elements)
+    assert answer.stream_error == "unsupported-feature" and answer.footer
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_version_without_required_tls_gets_no_features(node_factory):
+    node = node_factory(tls_required=False)
+    answer = await exchange(node.port, header(version=None), "<message to='x@localhost'/>")
+    assert all(e.name != "features" for e in answer.elements)
     assert answer.stream_error == "not-authorized" and answer.footer
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_limits_are_resource_constraint(node_factory):
+    """Stanza and connection limits by default: past the limit, resource-constraint."""
+    node = node_factory(max_connections=2)
+    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    second = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    answer = await exchange(node.port, header())
+    assert answer.stream_error == "resource-constraint" and answer.footer
+    await first.close()
+    await second.close()
+    third = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")  # room again
+    await third.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_per_address_limit(node_factory):
+    node = node_factory(max_connections_per_ip=1)
+    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
+    answer = await exchange(node.port, header())
+    assert answer.stream_error == "resource-constraint"
+    await first.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_internal_failure_is_internal_server_error(node, login, monkeypatch):
+    """CORE-04: a bug while handling a stanza ends that stream with internal-server-error, nothing else."""
+    alice = await login()
+    monkeypatch.setattr(node.node.router, "route", lambda *args: 1 / 0)
+    alice.send("<message to='bob@localhost'><body>boom</body></message>")
+    result = await alice.closed
+    assert isinstance(result, StreamErrorReceived) and result.condition == "internal-server-error"
 
 
 @pytest_twisted.ensureDeferred

@@ -66,6 +66,6 @@ def test_missing_file(tmp_path):
 
 def test_readme_option_table_is_generated_from_the_schema():
     text = README.read_text()
-    start = text.index("-->", text.index("<!-- options:")) + 3
-    table = text[start : text.index("<!-- /options -->")].strip()
+    start = text.index("-->", text.index(cfg.START)) + 3
+    table = text[start : text.index(cfg.END)].strip()
     assert table == cfg.markdown_table()

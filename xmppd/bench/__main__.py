@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xmppd.bench", description="Benchmark an xmppd node.")
     commands = parser.add_subparsers(dest="benchmark", required=True)
     for name, module in SUBBENCHMARKS.items():
-        module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.__doc__))
+        module.add_arguments(
+            commands.add_parser(
+                name, help=module.HELP, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+            )
+        )
     args = parser.parse_args(argv)
     return SUBBENCHMARKS[args.benchmark].main(args)
 

@@ -24,9 +24,9 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from xmppd import xml as X
 from xmppd.storage import open_storage
@@ -76,23 +76,36 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--server-pid", type=int, help="measure this running node instead of starting one")
     target.add_argument("--host", default="127.0.0.1", help="its client address (with --server-pid)")
     target.add_argument("--port", type=int, help="its client port (with --server-pid)")
-    target.add_argument("--data-dir", type=Path, help="its data directory, where accounts are provisioned"
-                        " (default: a temporary directory; required with --server-pid)")
+    target.add_argument(
+        "--data-dir",
+        type=Path,
+        help="its data directory, where accounts are provisioned"
+        " (default: a temporary directory; required with --server-pid)",
+    )
     target.add_argument("--domain", default="localhost")
     target.add_argument("--server-cpu", type=int, default=cpus[0], help="CPU the started node is pinned to")
     target.add_argument("--gen-cpu", type=int, default=cpus[-1], help="CPU the load generator is pinned to")
 
 
 def check_target_arguments(args: argparse.Namespace) -> None:
-    if args.server_pid is not None and (args.port is None or args.data_dir is None):
-        raise BenchError("--server-pid needs --port and --data-dir")
     allowed = os.sched_getaffinity(0)
     for option, cpu in (("--server-cpu", args.server_cpu), ("--gen-cpu", args.gen_cpu)):
         if cpu not in allowed:
             raise BenchError(f"{option} {cpu}: not one of the CPUs available here {sorted(allowed)}")
-    if args.server_cpu == args.gen_cpu:
-        print(f"warning: server and generator share CPU {args.gen_cpu}; numbers are not comparable",
-              file=sys.stderr)
+    if args.server_pid is None:
+        node_cpus = {args.server_cpu}
+    elif args.port is None or args.data_dir is None:
+        raise BenchError("--server-pid needs --port and --data-dir")
+    else:
+        try:
+            node_cpus = os.sched_getaffinity(args.server_pid)
+        except ProcessLookupError:
+            raise BenchError(f"--server-pid {args.server_pid}: no such process") from None
+    if args.gen_cpu in node_cpus:
+        print(
+            f"warning: the node may run on the generator's CPU {args.gen_cpu}; numbers are not comparable",
+            file=sys.stderr,
+        )
 
 
 @contextlib.contextmanager
@@ -115,7 +128,7 @@ def raise_fd_limit() -> None:
 
 
 def pin(cpu: int) -> None:
-    """Keep this process on one CPU, so server and generator never compete for a core."""
+    """Keep the generator on one CPU, so it never competes with the node for a core."""
     os.sched_setaffinity(0, {cpu})
 
 
@@ -224,7 +237,7 @@ class CpuUsage:
     wall: float  # seconds
     server: float  # CPU seconds of the node process
     generator: float  # CPU seconds of this process
-    others: float  # CPU seconds other processes took on the two cores; NaN if the node is not pinned
+    others: float  # CPU seconds of other work (processes, interrupts) on the two cores; NaN if the node is not pinned
 
 
 class CpuMeter:
@@ -240,7 +253,7 @@ class CpuMeter:
         busy = float("nan") if None in cores else sum(cpu_busy_seconds(cpu) for cpu in cores)
         return time.perf_counter(), cpu_seconds(self._server.pid), cpu_seconds(os.getpid()), busy
 
-    def __enter__(self) -> CpuMeter:
+    def __enter__(self) -> Self:
         self._start = self._read()
         return self
 
@@ -253,12 +266,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _server_child_setup(cpu: int) -> None:
-    """Runs in the forked server before exec: its CPU and its descriptor limit."""
-    pin(cpu)
-    raise_fd_limit()
 
 
 async def _wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
@@ -294,8 +301,11 @@ async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIter
         "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
         "--data-dir", str(data_dir), "--domain", args.domain,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=lambda: _server_child_setup(args.server_cpu))
+    # The node inherits the descriptor limit (raise_fd_limit() first); its CPU is set from
+    # here rather than in a preexec_fn, which is unsafe once asyncio has started threads.
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     try:
+        os.sched_setaffinity(process.pid, {args.server_cpu})
         await _wait_for_port(process, port, log)
         yield Server(process.pid, "127.0.0.1", port, args.server_cpu)
     finally:
@@ -315,8 +325,8 @@ STREAM_HEADER = (
 )
 
 
-class LoginError(Exception):
-    """The server refused or broke a step; the message holds what it sent."""
+class XmppError(Exception):
+    """The server failed a request, ended the stream or broke the protocol; the message holds what it sent."""
 
 
 @dataclass(eq=False)
@@ -325,7 +335,7 @@ class Connection:
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    jid: str = field(default="")
+    jid: str = ""
 
     def send(self, text: str) -> None:
         self.writer.write(text.encode("utf-8"))
@@ -339,7 +349,7 @@ class Connection:
             chunk = await self.reader.read(65536)
             data += chunk
             if not chunk or b"<failure" in data or b"<stream:error" in data:
-                raise LoginError(data.decode("utf-8", "replace") or "connection closed")
+                raise XmppError(data.decode("utf-8", "replace") or "connection closed")
         return data
 
     async def open_stream(self, domain: str) -> bytes:
@@ -375,7 +385,7 @@ async def _scram_sha1(connection: Connection, username: str, password: str, salt
     server_first = unb64(_text(await connection.read_until(b"</challenge>"), "challenge")).decode("ascii")
     (nonce, salt, iterations), _ = split_attributes(server_first, "rsi")
     if not check_nonce(nonce).startswith(client_nonce):
-        raise LoginError("server nonce does not extend ours")
+        raise XmppError("server nonce does not extend ours")
     salted = salted_passwords.get(password, unb64(salt), parse_iterations(iterations))
     without_proof = f"c={b64(gs2_header.encode())},r={nonce}"
     message = auth_message(first_bare, server_first, without_proof)
@@ -383,7 +393,7 @@ async def _scram_sha1(connection: Connection, username: str, password: str, salt
     connection.send(f"<response xmlns='{X.NS_SASL}'>{b64(f'{without_proof},p={proof}'.encode())}</response>")
     server_final = unb64(_text(await connection.read_until(b"</success>"), "success")).decode("ascii")
     if server_final != "v=" + b64(server_signature("SHA-1", server_key_of("SHA-1", salted), message)):
-        raise LoginError("the server's signature does not verify")
+        raise XmppError("the server's signature does not verify")
 
 
 MECHANISMS = ("SCRAM-SHA-1", "PLAIN")
@@ -400,10 +410,10 @@ async def login(
         await connection.open_stream(domain)
         connection.send(f"<starttls xmlns='{X.NS_TLS}'/>")
         if b"<proceed" not in await connection.read_until(b"/>"):
-            raise LoginError("no <proceed/> to STARTTLS")
+            raise XmppError("no <proceed/> to STARTTLS")
         await writer.start_tls(tls, server_hostname=domain)
         if f"<mechanism>{mechanism}</mechanism>".encode() not in await connection.open_stream(domain):
-            raise LoginError(f"{mechanism} is not offered")
+            raise XmppError(f"{mechanism} is not offered")
         if mechanism == "PLAIN":
             await _plain(connection, username, password)
         else:
@@ -445,7 +455,7 @@ async def login_many(
             try:
                 async with asyncio.timeout(LOGIN_TIMEOUT):
                     connections.append(await login(server, domain, index, mechanism, tls, salted_passwords))
-            except (OSError, TimeoutError, LoginError, ValueError) as e:  # ValueError: unparsable reply
+            except (OSError, TimeoutError, XmppError, ValueError) as e:  # ValueError: unparsable reply
                 failures.append(e)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

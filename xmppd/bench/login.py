@@ -26,7 +26,7 @@ HEADER = [
     "gen_cpu_s", "gen_cpu%", "others_cpu%", "logins/server-cpu-s", "server_rss_MB", "rss/session(KB)",
 ]  # fmt: skip
 GENERATOR_SATURATED = 90.0  # % of its core: above this the generator, not the node, may be the limit
-OTHERS_NOTICEABLE = 5.0  # % of a core taken by other processes on the pinned CPUs: numbers are disturbed
+OTHERS_NOTICEABLE = 5.0  # % of a core taken by other work on the pinned CPUs (a shared machine)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +43,10 @@ async def _measure(
 ) -> tuple[list, list[Exception]]:
     """One table row: N logins against a node, then its RSS with the N sessions idle."""
     async with common.node_under_test(args, data_dir) as server:
-        print(f"{mechanism} N={n}: node pid {server.pid}, generator pid {os.getpid()} on CPU {args.gen_cpu}",
-              file=sys.stderr)
+        print(
+            f"{mechanism} N={n}: node pid {server.pid}, generator pid {os.getpid()} on CPU {args.gen_cpu}",
+            file=sys.stderr,
+        )
         warm, failures = await common.login_many(
             server, args.domain, range(args.warmup), mechanism, salted, args.concurrency
         )
@@ -62,11 +64,15 @@ async def _measure(
     ok, cpu = len(sessions), meter.usage
     percent = {name: 100 * getattr(cpu, name) / cpu.wall for name in ("server", "generator", "others")}
     if percent["generator"] > GENERATOR_SATURATED:
-        print(f"warning: the generator used {percent['generator']:.0f} % of its CPU: logins/s is a lower bound",
-              file=sys.stderr)
+        print(
+            f"warning: the generator used {percent['generator']:.0f} % of its CPU: logins/s is a lower bound",
+            file=sys.stderr,
+        )
     if percent["others"] > OTHERS_NOTICEABLE:
-        print(f"warning: other processes took {percent['others']:.0f} % of a core on the pinned CPUs",
-              file=sys.stderr)
+        print(
+            f"warning: other work took {percent['others']:.0f} % of a core on the pinned CPUs: numbers are disturbed",
+            file=sys.stderr,
+        )
     row = [
         mechanism, n, len(failures), cpu.wall, ok / cpu.wall, cpu.server, percent["server"],
         cpu.generator, percent["generator"], percent["others"], ok / cpu.server if cpu.server else float("nan"),

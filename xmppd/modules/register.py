@@ -68,6 +68,9 @@ class RegisterModule(Module):
             raise StanzaError("not-allowed", text="you can only change your own password")
         else:
             await accounts.set_credentials(localpart, request.sender.host, credentials)
+            # The other sessions authenticated with the old password: they must start over.
+            others = [r for r in self.node.directory.resources(request.sender.userhost()) if r.jid != request.sender]
+            self.node.clock.callLater(0, _end_streams, others, "reset", "the password changed")
         return None
 
     async def cancel(self, request: IQRequest):
@@ -75,14 +78,15 @@ class RegisterModule(Module):
             raise StanzaError("not-authorized")
         await self.node.storage.accounts.delete(request.sender.user, request.sender.host)
         resources = self.node.directory.resources(request.sender.userhost())
-        self.node.clock.callLater(0, _kick, resources)
+        self.node.clock.callLater(0, _end_streams, resources, "not-authorized", "account removed")
         return None
 
 
-def _kick(resources) -> None:
+def _end_streams(resources, condition: str, text: str) -> None:
+    """After the IQ result went out: end those sessions' streams."""
     for resource in resources:
         if resource.stream is not None:
-            resource.stream.stream_error("not-authorized", "account removed")
+            resource.stream.stream_error(condition, text)
 
 
 def _text(element) -> str:

@@ -46,6 +46,12 @@ class IAccountStore(Interface):
     async def delete(localpart: str, domain: str) -> bool:
         """Remove the account; False if there was none, so callers can report it."""
 
+    async def set_disabled(localpart: str, domain: str, disabled: bool) -> None:
+        """Lock or unlock an account without deleting it; AccountNotFound if absent."""
+
+    async def disabled(localpart: str, domain: str) -> bool:
+        """Whether the account is locked (SASL answers account-disabled)."""
+
     async def exists(localpart: str, domain: str) -> bool:
         """Whether the account is registered."""
 

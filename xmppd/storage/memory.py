@@ -31,6 +31,7 @@ class MemoryAccountStore:
 
     def __init__(self) -> None:
         self._accounts: dict[tuple[str, str], str] = {}
+        self._disabled: set[tuple[str, str]] = set()
 
     async def create(self, localpart: str, domain: str, credentials: Credentials) -> None:
         if (localpart, domain) in self._accounts:
@@ -47,7 +48,16 @@ class MemoryAccountStore:
         self._accounts[localpart, domain] = credentials.to_json()
 
     async def delete(self, localpart: str, domain: str) -> bool:
+        self._disabled.discard((localpart, domain))
         return self._accounts.pop((localpart, domain), None) is not None
+
+    async def set_disabled(self, localpart: str, domain: str, disabled: bool) -> None:
+        if (localpart, domain) not in self._accounts:
+            raise AccountNotFound(f"{localpart}@{domain}")
+        (self._disabled.add if disabled else self._disabled.discard)((localpart, domain))
+
+    async def disabled(self, localpart: str, domain: str) -> bool:
+        return (localpart, domain) in self._disabled
 
     async def exists(self, localpart: str, domain: str) -> bool:
         return (localpart, domain) in self._accounts

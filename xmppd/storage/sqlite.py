@@ -86,6 +86,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX offline_messages_by_user ON offline_messages (domain, localpart, id)",
     ),
+    ("ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",),
 )
 
 _USER_ROWS = "domain = :domain AND localpart = :localpart"  # the WHERE clause of per-user rows
@@ -187,6 +188,20 @@ class SQLiteAccountStore:
             "DELETE FROM accounts WHERE localpart = ? AND domain = ?", (localpart, domain)
         )
         return cursor.rowcount > 0
+
+    async def set_disabled(self, localpart: str, domain: str, disabled: bool) -> None:
+        cursor = self._db.execute(
+            "UPDATE accounts SET disabled = ? WHERE localpart = ? AND domain = ?",
+            (int(disabled), localpart, domain),
+        )
+        if cursor.rowcount == 0:
+            raise AccountNotFound(f"{localpart}@{domain}")
+
+    async def disabled(self, localpart: str, domain: str) -> bool:
+        row = self._db.execute(
+            "SELECT disabled FROM accounts WHERE localpart = ? AND domain = ?", (localpart, domain)
+        ).fetchone()
+        return bool(row and row[0])
 
     async def exists(self, localpart: str, domain: str) -> bool:
         row = self._db.execute(

@@ -86,7 +86,9 @@ class ServerStream(protocol.Protocol):
     # -- transport events ---------------------------------------------------------
 
     def connectionMade(self):
-        self.server.streams.add(self)
+        if not self.server.admit(self):
+            self.stream_error("resource-constraint", "too many connections")
+            return
         self._new_parser()
         self.last_activity = self.clock.seconds()
         self._watch(self.config.negotiation_timeout)
@@ -117,7 +119,7 @@ class ServerStream(protocol.Protocol):
             self.stream_error("internal-server-error")
 
     def connectionLost(self, reason=protocol.connectionDone):
-        self.server.streams.discard(self)
+        self.server.release(self)
         self.ended.callback(None)
         self.closed = True
         if self._idle_call is not None and self._idle_call.active():

@@ -58,7 +58,12 @@ class ClientStream(ServerStream):
 
     def stream_started(self, root: domish.Element):
         if self.version < (1, 0):
-            return  # pre-1.0 peers get no features and can only fail (no legacy auth here)
+            # Pre-1.0 streams have no features, so they cannot negotiate the TLS we
+            # require (unsupported-feature); without that requirement they can still
+            # only fail: there is no legacy authentication here.
+            if self.config.tls_required and not self.tls_active:
+                raise StreamError("unsupported-feature", "STARTTLS is required and needs XMPP 1.0 stream features")
+            return
         if self.tls_active and self.username is None and self.channel_binding is None:
             self.channel_binding = tls.channel_binding(self.transport.getHandle())
         self.send("<stream:features>" + "".join(self.features()) + "</stream:features>")
@@ -193,6 +198,7 @@ class ClientStream(ServerStream):
             kind, out = await mechanism.step(data)
             if kind == "success":
                 self._check_authzid(mechanism)
+                await self._check_enabled(mechanism.username)
         except sasl.SASLFailure as e:
             self.mechanism = None
             self.sasl_failure(e.condition)
@@ -210,6 +216,11 @@ class ClientStream(ServerStream):
         self.send(f"<success xmlns='{X.NS_SASL}'>{encoded}</success>")
         self.log.info("{user}@{domain} authenticated with {mech}", user=self.username, domain=self.domain, mech=mechanism.name)
         self.restart()
+
+    async def _check_enabled(self, username: str) -> None:
+        """Only after the password proved right: strangers learn nothing of the account."""
+        if await self.node.storage.accounts.disabled(jid.nodeprep.prepare(username), self.domain):
+            raise sasl.SASLFailure("account-disabled")
 
     def _check_authzid(self, mechanism) -> None:
         authzid = mechanism.authzid

@@ -62,6 +62,20 @@ class AccountStoreContract:
         assert run(accounts.delete(*ALICE)) is False
         assert run(accounts.exists(*ALICE)) is False
 
+    def test_disable_and_enable(self, accounts: IAccountStore, run: Runner) -> None:
+        run(accounts.create(*ALICE, CREDS))
+        assert run(accounts.disabled(*ALICE)) is False
+        run(accounts.set_disabled(*ALICE, True))
+        assert run(accounts.disabled(*ALICE)) is True
+        assert run(accounts.credentials(*ALICE)) == CREDS  # locked, not changed
+        run(accounts.set_disabled(*ALICE, False))
+        assert run(accounts.disabled(*ALICE)) is False
+
+    def test_disable_missing_raises(self, accounts: IAccountStore, run: Runner) -> None:
+        with pytest.raises(AccountNotFound):
+            run(accounts.set_disabled(*ALICE, True))
+        assert run(accounts.disabled(*ALICE)) is False
+
     def test_list(self, accounts: IAccountStore, run: Runner) -> None:
         # Sorted as bare-JID strings, not by (domain, localpart).
         jids = ["b@a.example", "zoe@x.example", "émile@x.example", "a@z.example", "ab@x.example"]
