@@ -7,8 +7,13 @@ Imported by ``xmppd/__init__.py`` before anything else touches wokkel:
   live in ``constantly``).
 * ``jid.internJID`` keeps every JID it ever saw; with many distinct senders
   that is an unbounded leak, so it is replaced by an LRU of fixed size.
+* Twisted's stringprep profiles are pure Python (~60 us per part); the same
+  localparts and domains come back all the time, so their results are kept in
+  bounded LRUs, and printable ASCII resources (every generated one) skip
+  resourceprep, which leaves them unchanged (RFC 3920 App. B).
 """
 
+import functools
 import sys
 import types
 from collections import OrderedDict
@@ -18,6 +23,7 @@ from twisted.python import compat as _compat
 from twisted.words.protocols.jabber import jid as _jid
 
 INTERN_CACHE_SIZE = 8192
+PREP_CACHE_SIZE = 16384
 
 
 def _install_constants_module() -> None:
@@ -47,11 +53,32 @@ def _bounded_intern(size: int):
     return internJID
 
 
+def _fast_resourceprep(prepare):
+    def resourceprep(resource: str) -> str:
+        if resource.isascii() and resource.isprintable():
+            return resource
+        return prepare(resource)
+
+    return resourceprep
+
+
+def _remember_stringprep() -> None:
+    if hasattr(_jid.nodeprep.prepare, "cache_info"):
+        return
+    _jid.nodeprep.prepare = functools.lru_cache(maxsize=PREP_CACHE_SIZE)(_jid.nodeprep.prepare)
+    _jid.nameprep.prepare = functools.lru_cache(maxsize=PREP_CACHE_SIZE)(_jid.nameprep.prepare)
+    _jid.resourceprep.prepare = _fast_resourceprep(
+        functools.lru_cache(maxsize=PREP_CACHE_SIZE)(_jid.resourceprep.prepare)
+    )
+    _jid.resourceprep.prepare.cache_info = True  # marks the profile as wrapped
+
+
 def install() -> None:
     _compat._PY3 = True
     _install_constants_module()
     if not hasattr(_jid.internJID, "cache"):
         _jid.internJID = _bounded_intern(INTERN_CACHE_SIZE)
+    _remember_stringprep()
 
 
 install()

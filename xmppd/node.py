@@ -14,6 +14,8 @@ from xmppd.sessions import LocalSessionDirectory, Resource
 from xmppd.storage import Storage
 from xmppd.util.aio import run_in_background
 
+PARK_AFTER = 5.0  # seconds of silence before a stream's parser is dropped
+
 
 class Node:
     log = Logger()
@@ -64,6 +66,11 @@ class Node:
             await defer.DeferredList(waiting)
             if timer.active():
                 timer.cancel()
+
+    def park_idle_parsers(self, idle_for: float = PARK_AFTER) -> int:
+        """Let streams silent for ``idle_for`` seconds drop their XML parser (memory)."""
+        quiet_since = self.clock.seconds() - idle_for
+        return sum(1 for stream in list(self.streams) if stream.last_activity <= quiet_since and stream.park())
 
     def may_see_presence(self, requester, target) -> bool:
         """Whether an entity may learn about an account (DISCO-03); rosters widen this later."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from twisted.application import service
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 
 from xmppd.config import Config
@@ -17,7 +17,7 @@ from xmppd.modules.roster import RosterModule
 from xmppd.modules.subscription import SubscriptionModule
 from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.version import VersionModule
-from xmppd.node import Node
+from xmppd.node import PARK_AFTER, Node
 from xmppd.storage import open_storage
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream
@@ -86,6 +86,9 @@ class NodeService(service.MultiService):
         self.node = node
 
     def startService(self):
+        self._parking = task.LoopingCall(self.node.park_idle_parsers)
+        self._parking.clock = self.node.clock
+        self._parking.start(PARK_AFTER, now=False)
         config = self.node.config
         log.info(
             "xmppd node {node} serving {domains}; data in {data}",
@@ -96,6 +99,7 @@ class NodeService(service.MultiService):
         super().startService()
 
     async def _stop(self):
+        self._parking.stop()
         await super().stopService()
         await self.node.shut_down_streams()
         await as_deferred(self.node.storage.close())

@@ -24,6 +24,8 @@ NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 NS_SASL_CB = "urn:xmpp:sasl-cb:0"
 NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
 
+TEXT_BUFFER = 1024  # bytes of character data expat collects before a callback
+
 
 class RestrictedXML(domish.ParserError):
     """A comment, PI, DOCTYPE or entity declaration/reference (restricted-xml)."""
@@ -44,6 +46,12 @@ def _restricted(kind: str):
     return handler
 
 
+_ON_COMMENT = _restricted("comment")
+_ON_PI = _restricted("processing instruction")
+_ON_DOCTYPE = _restricted("DOCTYPE")
+_ON_ENTITY = _restricted("entity declaration")
+
+
 class HardenedElementStream(domish.ExpatElementStream):
     """An ``ExpatElementStream`` that enforces RFC 6120's XML restrictions."""
 
@@ -54,12 +62,14 @@ class HardenedElementStream(domish.ExpatElementStream):
         self.maxStanzaSize = max_stanza_size
         self._stanza_start = 0
         parser = self.parser
+        # A small text buffer: idle streams keep their parser, and stanzas are capped anyway.
+        parser.buffer_size = TEXT_BUFFER
         parser.buffer_text = True
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
-        parser.CommentHandler = _restricted("comment")
-        parser.ProcessingInstructionHandler = _restricted("processing instruction")
-        parser.StartDoctypeDeclHandler = _restricted("DOCTYPE")
-        parser.EntityDeclHandler = _restricted("entity declaration")
+        parser.CommentHandler = _ON_COMMENT
+        parser.ProcessingInstructionHandler = _ON_PI
+        parser.StartDoctypeDeclHandler = _ON_DOCTYPE
+        parser.EntityDeclHandler = _ON_ENTITY
         parser.XmlDeclHandler = self._on_xml_declaration
 
     def _onStartElement(self, name, attrs):

@@ -203,3 +203,33 @@ async def test_presence_priority_out_of_range_is_bad_request(alice):
     assert condition(await alice.next(lambda e: e.name == "presence" and e.getAttribute("type") == "error")) == "bad-request"
     alice.send("<presence type='available'/>")
     assert condition(await alice.next(lambda e: e.name == "presence" and e.getAttribute("type") == "error")) == "bad-request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_parsers_are_parked_and_streams_go_on(node, alice, bob):
+    """An idle stream drops its parser; the next stanza parses as before."""
+    assert node.node.park_idle_parsers(idle_for=0) >= 2
+    assert alice._stream is not None  # the client side is untouched
+    alice.send(message("bob@localhost", "after parking"))
+    got = await bob.next(is_message_with("after parking"))
+    assert got["from"] == alice.jid.full()
+    pong = await bob.iq(iq("get", PING, "ping", to="localhost"))
+    assert pong["type"] == "result"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_half_read_stanza_keeps_its_parser(node, alice, bob):
+    """Parking never loses bytes: a stream in the middle of a stanza is left alone."""
+    alice.send("<message to='bob@localhost' type='chat'><bo")
+    await settle_briefly()
+    streams = [s for s in node.node.streams if s.resource is not None and s.resource.jid == alice.jid]
+    assert streams and not streams[0].park()
+    alice.send("dy>split</body></message>")
+    got = await bob.next(is_message_with("split"))
+    assert got["from"] == alice.jid.full()
+
+
+async def settle_briefly():
+    from twisted.internet import reactor, task
+
+    await task.deferLater(reactor, 0.2, lambda: None)

@@ -121,10 +121,11 @@ class RosterModule(Module):
                 self._offline.popitem(last=False)
         return loaded
 
-    async def resource_bound(self, resource: Resource):
-        account = await self.account(resource.jid.user, resource.jid.host)
-        self._offline.pop(account.bare, None)
-        self._online[account.bare] = account
+    def resource_bound(self, resource: Resource):
+        """Loading waits for the first roster or presence stanza; a cached account moves online."""
+        account = self._offline.pop(resource.bare, None)
+        if account is not None:
+            self._online[account.bare] = account
 
     def resource_ended(self, resource: Resource):
         bare = resource.bare

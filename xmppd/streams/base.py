@@ -10,6 +10,7 @@ left to subclasses (``c2s.ClientStream``, later s2s and components).
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
 from collections import deque
 from typing import Awaitable
@@ -36,6 +37,9 @@ class StreamError(Exception):
 
 def quote(value: str) -> str:
     return value.translate(ESCAPE)
+
+
+_NOT_SPACE = re.compile(rb"[^ \t\r\n]")
 
 
 class _Restarted(Exception):
@@ -82,6 +86,8 @@ class ServerStream(protocol.Protocol):
         self._read: bytes | None = None  # the read being parsed, while it is
         self._read_offset = self._parsed = 0
         self._restart_requested = False
+        self._clean = False  # the parser holds no half-read data (it may be parked)
+        self._header_replay = b""
 
     # -- transport events ---------------------------------------------------------
 
@@ -98,6 +104,9 @@ class ServerStream(protocol.Protocol):
             return
         self.last_activity = self.clock.seconds()
         self._pinged = False
+        if self.parser is None:
+            self._unpark()
+        self._clean = self._clean and _NOT_SPACE.search(data) is None
         self._read, self._read_offset = data, self._parsed
         self._parsed += len(data)
         try:
@@ -155,8 +164,30 @@ class ServerStream(protocol.Protocol):
         if leftover:
             self.dataReceived(leftover)
 
+    # -- parking idle parsers --------------------------------------------------------------
+    #
+    # An expat parser costs ~13 KB. Between stanzas a stream's parser holds
+    # nothing but the root element's namespaces, so an idle stream drops it
+    # and, when data comes, starts a new one primed with a copy of the header.
+
+    def park(self) -> bool:
+        """Drop the parser if it sits between stanzas with nothing half-read."""
+        if self.parser is None or not self._clean or self._backlog is not None or not self.is_established():
+            return False
+        self.parser = None
+        return True
+
+    def _unpark(self):
+        self._new_parser()
+        self.parser.DocumentStartEvent = lambda root: None
+        self.parser.parse(self._header_replay)
+        self.parser.DocumentStartEvent = self._on_header
+        self._parsed = len(self._header_replay)
+
     def _on_header(self, root: domish.Element):
         self.check_header(root)
+        namespaces = "".join(f" xmlns:{prefix}='{quote(uri)}'" for prefix, uri in root.localPrefixes.items())
+        self._header_replay = f"<stream:stream xmlns='{quote(root.defaultUri)}'{namespaces}>".encode()
         self.stream_id = uuid.uuid4().hex
         self.send_header()
         self.stream_started(root)
@@ -197,15 +228,16 @@ class ServerStream(protocol.Protocol):
         """The header was accepted and answered: send features, or not."""
 
     def _on_element(self, element: domish.Element):
+        parser, read = self.parser, self._read
+        end = element_end(read, parser.parser.CurrentByteIndex - self._read_offset) if read is not None else 0
+        self._clean = read is not None and _NOT_SPACE.search(read, end) is None
         if self._backlog is not None:
             self._backlog.append(element)
             return
-        parser = self.parser
         self._restart_requested = False
         self._handle(element)
-        if self._restart_requested and self._read is not None:
+        if self._restart_requested and read is not None:
             self._restart_requested = False
-            end = element_end(self._read, parser.parser.CurrentByteIndex - self._read_offset)
             self._read = None
             raise _Restarted(end)
 

@@ -44,6 +44,8 @@ class ClientStream(ServerStream):
     def choose_domain(self, to: str | None) -> str:
         if to is None:
             return self.config.domains[0]
+        if to in self.node.domains:  # already prepared: the common case, no stringprep
+            return to
         try:
             host = jid.JID(to).host
         except (jid.InvalidFormat, UnicodeError):
@@ -214,7 +216,7 @@ class ClientStream(ServerStream):
         if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
             encoded = "="
         self.send(f"<success xmlns='{X.NS_SASL}'>{encoded}</success>")
-        self.log.info("{user}@{domain} authenticated with {mech}", user=self.username, domain=self.domain, mech=mechanism.name)
+        self.log.debug("{user}@{domain} authenticated with {mech}", user=self.username, domain=self.domain, mech=mechanism.name)
         self.restart()
 
     async def _check_enabled(self, username: str) -> None:
@@ -279,7 +281,7 @@ class ClientStream(ServerStream):
         """CORE-30/31: bind the asked-for or a generated resource; the newest session wins."""
         wanted = (str(request.resource) if request.resource else "").strip()
         try:
-            full = jid.JID(tuple=jid.prep(self.username, self.domain, wanted or secrets.token_hex(6)))
+            full = jid.JID(tuple=(self.username, self.domain, wanted or secrets.token_hex(6)))
         except (jid.InvalidFormat, UnicodeError):
             return self._bind_failed(iq, "bad-request", "invalid resource")
         if not parts_fit(full):
@@ -303,7 +305,7 @@ class ClientStream(ServerStream):
         answer = result(iq, domish.Element((X.NS_BIND, "bind")))
         answer.firstChildElement().addElement("jid", content=full.full())
         self.send(answer)
-        self.log.info("bound {jid}", jid=full.full())
+        self.log.debug("bound {jid}", jid=full.full())
         return None
 
     def _bind_failed(self, iq, condition: str, text: str):
