@@ -63,7 +63,7 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
             return f"{args.command}d {user}@{host}"
         if args.command == "deluser":
             user, host = _account(config, args.jid)
-            if not await accounts.delete(user, host):
+            if not await storage.delete_account(user, host):
                 raise CommandError(f"no such account: {user}@{host}")
             return f"deleted {user}@{host}"
         return "\n".join(await accounts.list(args.domain))

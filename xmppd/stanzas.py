@@ -13,7 +13,7 @@ IQ_TYPES = frozenset(("get", "set", "result", "error"))
 MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
 PRESENCE_TYPES = frozenset(("unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"))
 
-__all__ = ["StanzaError", "check_iq", "check_presence", "payload", "result", "error_reply", "parse_jid", "message_type"]
+__all__ = ["StanzaError", "check_iq", "check_message", "check_presence", "payload", "result", "error_reply", "parse_jid", "message_type"]
 
 
 def payload(stanza: domish.Element) -> domish.Element | None:
@@ -76,6 +76,20 @@ def parts_fit(address: jid.JID) -> bool:
 
 
 SHOW_VALUES = frozenset(("away", "chat", "dnd", "xa"))
+XML_LANG = ("http://www.w3.org/XML/1998/namespace", "lang")
+
+
+def _languages_distinct(stanza: domish.Element, name: str) -> bool:
+    langs = [child.attributes.get(XML_LANG) for child in stanza.elements() if child.name == name]
+    return len(langs) == len(set(langs))
+
+
+def check_message(message: domish.Element) -> None:
+    """MSG-07: bodies and subjects only repeat with distinct xml:lang; at most one thread."""
+    if not (_languages_distinct(message, "body") and _languages_distinct(message, "subject")):
+        raise StanzaError("bad-request", text="several bodies or subjects need distinct xml:lang")
+    if sum(1 for child in message.elements() if child.name == "thread") > 1:
+        raise StanzaError("bad-request", text="at most one thread")
 
 
 def check_presence(presence: domish.Element) -> int:
@@ -86,6 +100,8 @@ def check_presence(presence: domish.Element) -> int:
     priorities = [e for e in presence.elements() if e.name == "priority"]
     if len(shows) > 1 or len(priorities) > 1 or (shows and str(shows[0]).strip() not in SHOW_VALUES):
         raise StanzaError("bad-request", text="at most one valid <show/> and one <priority/>")
+    if not _languages_distinct(presence, "status"):
+        raise StanzaError("bad-request", text="several statuses need distinct xml:lang")
     if not priorities:
         return 0
     try:

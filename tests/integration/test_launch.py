@@ -142,3 +142,35 @@ def test_xmppctl_errors_are_one_line_and_non_zero(tmp_path, args, message):
     assert done.returncode != 0
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp_path):
+    """Virtual hosts from the command line; xmppctl beside a running node (same SQLite file)."""
+    from tests.integration.blocking_client import BlockingStream
+
+    port = free_port()
+    data = str(tmp_path / "data")
+    process = subprocess.Popen(
+        [*TWISTD, "xmppd", "--c2s-port", str(port), "--data-dir", data, "--domain", "one.example,two.example"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        for jid in ("ann@one.example", "bea@two.example"):
+            assert ctl("--data-dir", data, "--domain", "one.example,two.example", "adduser", jid, "pw", cwd=tmp_path).returncode == 0
+        ann = BlockingStream("127.0.0.1", port, domain="one.example")
+        bea = BlockingStream("127.0.0.1", port, domain="two.example")
+        assert ann.login("ann", "pw").startswith("ann@one.example/")
+        assert bea.login("bea", "pw").startswith("bea@two.example/")
+        bea.send("<presence/>")
+        bea.next()  # her own presence
+        ann.send("<message to='bea@two.example' type='chat'><body>across hosts</body></message>")
+        got = bea.next()
+        assert got.name == "message" and str(got.body) == "across hosts"
+        assert got["from"].startswith("ann@one.example/")
+        ann.close()
+        bea.close()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+    assert "serving one.example, two.example" in output

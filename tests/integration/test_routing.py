@@ -233,3 +233,29 @@ async def settle_briefly():
     from twisted.internet import reactor, task
 
     await task.deferLater(reactor, 0.2, lambda: None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<message to='bob@localhost' id='d1'><body>a</body><body>b</body></message>",
+        "<message to='bob@localhost' id='d1'><subject xml:lang='en'>a</subject><subject xml:lang='en'>b</subject></message>",
+        "<message to='bob@localhost' id='d1'><thread>t1</thread><thread>t2</thread><body>x</body></message>",
+        "<presence id='d1'><status>a</status><status>b</status></presence>",
+    ],
+    ids=["two-bodies", "two-english-subjects", "two-threads", "two-statuses"],
+)
+@pytest_twisted.ensureDeferred
+async def test_repeated_children_need_distinct_languages(alice, bob, raw):
+    """MSG-07 / PRES-08."""
+    alice.send(raw)
+    answer = await alice.next(lambda e: e.getAttribute("type") == "error")
+    assert condition(answer) == "bad-request" and answer["id"] == "d1"
+    await nothing_arrives(bob, kind="message")
+
+
+@pytest_twisted.ensureDeferred
+async def test_bodies_in_several_languages_pass(alice, bob):
+    alice.send("<message to='bob@localhost' type='chat'><body>hello</body><body xml:lang='de'>hallo</body></message>")
+    got = await bob.next(lambda e: e.name == "message")
+    assert [str(b) for b in got.elements() if b.name == "body"] == ["hello", "hallo"]

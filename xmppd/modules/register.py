@@ -76,7 +76,10 @@ class RegisterModule(Module):
     async def cancel(self, request: IQRequest):
         if request.sender is None:
             raise StanzaError("not-authorized")
-        await self.node.storage.accounts.delete(request.sender.user, request.sender.host)
+        await self.node.storage.delete_account(request.sender.user, request.sender.host)
+        rosters = self.node.modules.module("roster")
+        if rosters is not None:
+            rosters.forget(request.sender.userhost())
         resources = self.node.directory.resources(request.sender.userhost())
         self.node.clock.callLater(0, _end_streams, resources, "not-authorized", "account removed")
         return None

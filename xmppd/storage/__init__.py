@@ -34,6 +34,12 @@ class Storage:
     offline: IOfflineStore
     on_close: Callable[[], None] = lambda: None
 
+    async def delete_account(self, localpart: str, domain: str) -> bool:
+        """Remove an account and everything kept for it; False if there was none."""
+        for store in (self.rosters, self.pending, self.offline):
+            await store.delete_all(localpart, domain)
+        return await self.accounts.delete(localpart, domain)
+
     async def close(self) -> None:
         """Release the backend; a coroutine so that the Redis backend can close its pool."""
         self.on_close()

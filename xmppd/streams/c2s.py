@@ -18,7 +18,7 @@ from twisted.words.xish import domish
 from xmppd import xml as X
 from xmppd.modules import SERVER, IQRequest
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, check_iq, error_reply, parse_jid, parts_fit, result
+from xmppd.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
 
@@ -323,6 +323,8 @@ class ClientStream(ServerStream):
         try:
             if stanza.name == "iq":
                 check_iq(stanza)
+            elif stanza.name == "message":
+                check_message(stanza)
             parse_jid(stanza.getAttribute("to"))
         except StanzaError as e:
             if stanza.getAttribute("type") != "error":

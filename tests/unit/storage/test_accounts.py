@@ -135,3 +135,17 @@ class TestSQLite:
             )
         with pytest.raises(StorageError, match="newer"):
             SQLiteDatabase(path)
+
+
+def test_deleting_an_account_removes_what_is_kept_for_it(storage, run: Runner) -> None:
+    from xmppd.storage.interfaces import RosterItem
+
+    run(storage.accounts.create(*ALICE, CREDS))
+    run(storage.rosters.put(*ALICE, RosterItem("bob@example.org")))
+    run(storage.pending.put(*ALICE, "carol@example.org", "<presence type='subscribe'/>"))
+    run(storage.offline.push(*ALICE, "<message/>", 10))
+    assert run(storage.delete_account(*ALICE)) is True
+    assert run(storage.rosters.get(*ALICE)).items == {}
+    assert run(storage.pending.list(*ALICE)) == []
+    assert run(storage.offline.count(*ALICE)) == 0
+    assert run(storage.delete_account(*ALICE)) is False
