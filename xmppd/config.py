@@ -89,6 +89,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
     Option("offline_quota", int, 1000, "offline messages kept per account (XEP-0160); more get service-unavailable", min=0, max=100_000),
+    Option("vcard_max_size", int, 65536, "largest vCard stored, in bytes (not-acceptable above)", min=1024, max=16 * 1024 * 1024),
     Option("max_connections", int, 15000, "client connections a node accepts; more get resource-constraint", min=1, max=1_000_000),
     Option("max_connections_per_ip", int, 0, "client connections from one address; 0 = no limit (behind a balancer all share one)", min=0, max=1_000_000),
     Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),

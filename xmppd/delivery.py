@@ -81,7 +81,22 @@ class LocalDelivery:
         return self._answer(scope, IQRequest(iq, parse_jid(iq.getAttribute("from")), target, None))
 
     async def _answer(self, scope: str, request: IQRequest):
+        privacy = self.node.privacy
+        if scope == ACCOUNT and privacy is not None and request.sender is not None:
+            if not await privacy.allowed_for_account(request.iq, request.target, request.sender):  # decision 8
+                self.router.bounce(request.iq, "service-unavailable")
+                return
         await self.router.forward(await self.node.modules.handle_iq(scope, request))
+
+    # -- privacy lists, inbound (PRIV-14/17) ------------------------------------------------
+
+    def admitted(self, stanza: domish.Element, resources: list[Resource]) -> list[Resource]:
+        """The recipients whose own lists let this stanza in."""
+        privacy, sender = self.node.privacy, stanza.getAttribute("from")
+        if privacy is None or sender is None or not resources:
+            return resources
+        peer = parse_jid(sender)
+        return [r for r in resources if privacy.allowed(stanza, r.bare, r, peer, inbound=True)]
 
     def iq_to_bare(self, iq: domish.Element, target: JID):
         return self.answer_iq(ACCOUNT, iq, target)
@@ -92,11 +107,15 @@ class LocalDelivery:
         if kind == "groupchat":
             self.router.bounce(message, "service-unavailable")
         elif kind == "headline":
-            self.send_to([r for r in resources if r.interested], message)
+            self.send_to(self.admitted(message, [r for r in resources if r.interested]), message)
         else:
-            chosen = most_available(resources)
+            admitted = self.admitted(message, resources)
+            chosen = most_available(admitted)
             if chosen:
                 self.send_to(chosen, message)
+            elif most_available(resources):
+                if kind != "error":  # blocked by every candidate's list (PRIV-14)
+                    self.router.bounce(message, "service-unavailable")
             elif kind != "error":
                 return self.undeliverable(message, target)
         return None
@@ -120,10 +139,13 @@ class LocalDelivery:
         if stanza.name == "presence":
             return self.presence_in(stanza, target)
         resource = self.directory.resource(target)
-        if resource is not None:
-            self.send_to([resource], stanza)
-            return None
         kind = stanza.getAttribute("type")
+        if resource is not None:
+            if self.admitted(stanza, [resource]):
+                self.send_to([resource], stanza)
+            elif kind not in ("error", "result"):  # PRIV-14: a blocked message or request
+                self.router.bounce(stanza, "service-unavailable")
+            return None
         if stanza.name == "message":
             if message_type(stanza) == "chat":
                 return self.message_to_bare(stanza, target.userhostJID())

@@ -31,6 +31,7 @@ class Node:
         self.started_at = clock.seconds()
         self.router = Router(self)
         self.modules = ModuleHost(self, module_classes)
+        self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
         self.streams: set = set()  # every open client stream, bound or not
         self._per_address: Counter[str] = Counter()
 

@@ -31,6 +31,8 @@ class Router:
         if to is None:
             return self.local.without_to(stanza, origin)
         target = parse_jid(to)
+        if origin is not None and not self._leaves(stanza, origin, target):
+            return None
         if origin is not None and stanza.name == "presence":
             handled = self.node.modules.fire("presence-out", stanza, origin, target)
             if handled is not None:
@@ -42,6 +44,15 @@ class Router:
             return service.receive(stanza)
         self.bounce(stanza, "remote-server-not-found")
         return None
+
+    def _leaves(self, stanza: domish.Element, origin: Resource, target) -> bool:
+        """PRIV-15: a stanza the sender's own list blocks goes nowhere; the sender hears why."""
+        privacy = self.node.privacy
+        if privacy is None or privacy.allowed(stanza, origin.bare, origin, target, inbound=False):
+            return True
+        if stanza.getAttribute("type") not in ("error", "result"):
+            self.bounce(stanza, privacy.blocked_error(stanza, origin.bare, origin, target))
+        return False
 
     def send(self, stanza: domish.Element) -> None:
         """Route without waiting: work that has to wait goes on in the background."""

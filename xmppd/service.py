@@ -7,15 +7,18 @@ from twisted.internet import defer, protocol, task
 from twisted.logger import Logger
 
 from xmppd.config import Config
+from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
 from xmppd.modules.last import LastActivityModule
 from xmppd.modules.ping import PingModule
 from xmppd.modules.offline import OfflineModule
 from xmppd.modules.presence import PresenceModule
+from xmppd.modules.privacy import PrivacyModule
 from xmppd.modules.register import RegisterModule
 from xmppd.modules.roster import RosterModule
 from xmppd.modules.subscription import SubscriptionModule
 from xmppd.modules.session import LegacySessionModule
+from xmppd.modules.vcard import VCardModule
 from xmppd.modules.version import VersionModule
 from xmppd.node import PARK_AFTER, Node
 from xmppd.storage import open_storage
@@ -34,6 +37,9 @@ DEFAULT_MODULES = (
     SubscriptionModule,
     PresenceModule,
     OfflineModule,
+    PrivacyModule,
+    BlockingModule,
+    VCardModule,
 )
 
 log = Logger()

@@ -29,6 +29,8 @@ class Resource:
     roster_requested: bool = False  # an "interested resource" for roster pushes (IM-05)
     presence: Any = field(default=None, repr=False)  # last broadcast presence (PRES-01), for probes
     directed: set[str] = field(default_factory=set, repr=False)  # got directed presence (PRES-06)
+    active_list: Any = field(default=None, repr=False)  # this session's XEP-0016 active list (PRIV-08)
+    blocklist_requested: bool = False  # gets XEP-0191 pushes
 
     @property
     def bare(self) -> str:

@@ -123,3 +123,14 @@ def _is_utf8(data: bytes) -> bool:
         # A multi-byte character cut at the end of a read is still UTF-8.
         return e.start >= len(data) - 3 and e.reason == "unexpected end of data"
     return True
+
+
+def parse_fragment(text: str) -> domish.Element:
+    """One stored element (a vCard, an offline message) back into a domish Element."""
+    found: list[domish.Element] = []
+    parser = domish.elementStream()
+    parser.DocumentStartEvent = lambda root: None
+    parser.ElementEvent = found.append
+    parser.DocumentEndEvent = lambda: None
+    parser.parse(b"<fragment>" + text.encode("utf-8") + b"</fragment>")
+    return found[0]

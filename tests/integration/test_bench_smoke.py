@@ -1,5 +1,5 @@
-"""Guards ``python -m xmppd.bench login`` against rot: it runs end to end against a
-real node process and prints its table. Nothing here is timed: speed is the
+"""Guards ``python -m xmppd.bench`` against rot: each sub-benchmark runs end to end
+against a real node process and prints its table. Nothing here is timed: speed is the
 benchmark's business, not a test's."""
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from xmppd.bench import login
+import pytest
+
+from xmppd.bench import chat, login, presence
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -26,3 +28,22 @@ def test_login_benchmark_runs_and_prints_the_table(tmp_path):
         assert row[header.index("N")] == "20"
         assert row[header.index("failed")] == "0"
         assert float(row[header.index("logins/s")]) > 0
+
+
+@pytest.mark.parametrize("module", [chat, presence], ids=["chat", "presence"])
+def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
+    name = module.__name__.rsplit(".", 1)[-1]
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", name, "-n", "12", "-k", "4", "--rates", "20", "40",
+         "--duration", "0.5", "--drain", "2", "--settle", "0.2", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["offered/s"])
+    assert header == module.HEADER
+    rows = [line.split() for line in lines if line.split()[:1] in (["20"], ["40"])]
+    assert rows
+    for row in rows:
+        assert float(row[header.index("delivered/s")]) > 0
+        assert row[header.index("errors")] == "0"

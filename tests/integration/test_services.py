@@ -27,7 +27,10 @@ async def test_disco_info_on_the_domain_lists_what_is_served(login):
     info = await alice.iq(iq("get", DISCO_INFO, to=DOMAIN))
     identities = [(i["category"], i["type"]) for i in info.query.elements() if i.name == "identity"]
     assert identities == [("server", "im")]
-    assert features(info) == {DISCO_INFO, DISCO_ITEMS, "urn:xmpp:ping", "jabber:iq:version", "jabber:iq:last", "msgoffline"}
+    assert features(info) == {
+        DISCO_INFO, DISCO_ITEMS, "urn:xmpp:ping", "jabber:iq:version", "jabber:iq:last", "msgoffline",
+        "jabber:iq:privacy", "urn:xmpp:blocking", "vcard-temp",
+    }  # fmt: skip
 
 
 @pytest_twisted.ensureDeferred

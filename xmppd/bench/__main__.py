@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import login
+from xmppd.bench import chat, login, presence
 
-SUBBENCHMARKS = {"login": login}
+SUBBENCHMARKS = {"login": login, "chat": chat, "presence": presence}
 
 
 def main(argv: list[str] | None = None) -> int:

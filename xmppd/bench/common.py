@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import random
 import resource
 import socket
 import ssl
@@ -23,13 +24,14 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from xmppd import xml as X
 from xmppd.storage import open_storage
+from xmppd.storage.interfaces import RosterItem
 from xmppd.util.scram import (
     MIN_ITERATIONS,
     Credentials,
@@ -52,6 +54,8 @@ LOGIN_TIMEOUT = 30.0  # seconds; the server's own negotiation timeout is 30 s to
 SERVER_START_TIMEOUT = 30.0
 SERVER_STOP_TIMEOUT = 15.0  # the node gives clients 2 s to go on shutdown
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+GENERATOR_SATURATED = 90.0  # % of its core: above this the generator, not the node, may be the limit
+OTHERS_NOTICEABLE = 5.0  # % of a core taken by other work on the pinned CPUs (a shared machine)
 
 
 class BenchError(Exception):
@@ -221,6 +225,36 @@ async def provision(data_dir: Path, domain: str, count: int, iterations: int = M
     return salted_passwords
 
 
+def ring_contacts(index: int, count: int, contacts: int) -> list[int]:
+    """The ``contacts`` accounts nearest to ``index`` on a ring of ``count``, half on each
+    side: the relation is symmetric, so every item can be 'both' and each presence
+    change reaches exactly ``contacts`` other users."""
+    half = contacts // 2
+    return [(index + offset) % count for offset in range(-half, half + 1) if offset]
+
+
+async def provision_rosters(data_dir: Path, domain: str, count: int, contacts: int) -> None:
+    """Give accounts 0..count-1 their ring contacts with subscription 'both', straight in
+    storage (the subscription handshake is not what is measured). A kept --data-dir
+    only gets the items that differ, so its roster versions stay put."""
+    storage = open_storage(data_dir)
+    try:
+        for index in range(count):
+            localpart, _password = account(index)
+            wanted = {
+                f"{account(other)[0]}@{domain}": RosterItem(f"{account(other)[0]}@{domain}", subscription="both")
+                for other in ring_contacts(index, count, contacts)
+            }
+            items = (await storage.rosters.get(localpart, domain)).items
+            for contact in items.keys() - wanted.keys():
+                await storage.rosters.remove(localpart, domain, contact)
+            for contact, item in wanted.items():
+                if items.get(contact) != item:
+                    await storage.rosters.put(localpart, domain, item)
+    finally:
+        await storage.close()
+
+
 # -- the node under test --------------------------------------------------------------------
 
 
@@ -260,6 +294,24 @@ class CpuMeter:
     def __exit__(self, *_exc) -> None:
         wall, server, generator, busy = (end - start for end, start in zip(self._read(), self._start))
         self.usage = CpuUsage(wall, server, generator, busy - server - generator)
+
+
+def cpu_percentages(usage: CpuUsage, figure: str) -> dict[str, float]:
+    """Server, generator and other work as % of one core, with a warning on stderr when
+    the generator may have been the limit (``figure`` is then a lower bound) or other
+    work on the pinned cores disturbed the measurement."""
+    percent = {name: 100 * getattr(usage, name) / usage.wall for name in ("server", "generator", "others")}
+    if percent["generator"] > GENERATOR_SATURATED:
+        print(
+            f"warning: the generator used {percent['generator']:.0f} % of its CPU: {figure} is a lower bound",
+            file=sys.stderr,
+        )
+    if percent["others"] > OTHERS_NOTICEABLE:
+        print(
+            f"warning: other work took {percent['others']:.0f} % of a core on the pinned CPUs: numbers are disturbed",
+            file=sys.stderr,
+        )
+    return percent
 
 
 def _free_port() -> int:
@@ -335,6 +387,7 @@ class Connection:
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    index: int  # of the account, see account()
     jid: str = ""
 
     def send(self, text: str) -> None:
@@ -405,7 +458,7 @@ async def login(
     """One full login of account ``index``: TCP, STARTTLS, TLS handshake, SASL, bind."""
     username, password = account(index)
     reader, writer = await asyncio.open_connection(server.host, server.port)
-    connection = Connection(reader, writer)
+    connection = Connection(reader, writer, index)
     try:
         await connection.open_stream(domain)
         connection.send(f"<starttls xmlns='{X.NS_TLS}'/>")
@@ -479,3 +532,278 @@ def format_table(header: list[str], rows: list[list[Any]]) -> str:
         "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
         for row in cells
     )
+
+
+# -- steady traffic between online users (chat, presence) ------------------------------------
+
+STEP_HEADER = [
+    "offered/s", "sent/s", "delivered/s", "server_cpu%", "gen_cpu%", "others_cpu%",
+    "delivered/server-cpu-s", "p50_ms", "p99_ms", "undelivered", "errors",
+]  # fmt: skip
+SATURATED = 0.9  # a step that delivers less than this share of what it sent has saturated the node
+TICK = 0.001  # seconds between refills of the send bucket
+BURST = 0.02  # seconds of sends a late tick may catch up on
+DRAIN_POLL = 0.01  # seconds
+SETTLE_TIMEOUT = 120.0
+ROSTER_GET_AND_PRESENCE = b"<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>"
+
+
+class Tally:
+    """What all sessions received: the latency of each stamped stanza, error stanzas,
+    streams the node closed, and when data last came. One for all sessions, because
+    a step's figures are totals."""
+
+    def __init__(self, element: str) -> None:
+        self.marker = f"<{element}>".encode()  # its text is the send time, perf_counter_ns()
+        self.latencies: list[int] = []  # ns
+        self.errors = 0
+        self.disconnected = 0
+        self.last_data = time.perf_counter_ns()
+
+
+class Session(asyncio.Protocol):
+    """A logged-in connection, from now on read by this protocol instead of its stream
+    reader: one call per read, which only splits on the tally's marker and takes the
+    send time after it. A full XML parse per delivery would make the generator, not
+    the node, the limit."""
+
+    def __init__(self, connection: Connection, contacts: list[bytes], tally: Tally) -> None:
+        self.connection, self.contacts, self.tally = connection, contacts, tally  # contacts: bare JIDs
+        self.sent = 0  # stanzas the pacer wrote here (presence alternates on it)
+        self._tail = b""  # the end of the last read, which may hold a cut marker or stamp
+        self.transport = connection.writer.transport
+        self._stream_protocol = self.transport.get_protocol()
+        self.transport.set_protocol(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        tally = self.tally
+        tally.last_data = now
+        if self._tail:
+            data = self._tail + data
+        tally.errors += data.count(b"type='error'")
+        chunks = data.split(tally.marker)
+        if len(chunks) > 1 and b"<" not in chunks[-1]:  # the read ends inside a stamp
+            self._tail = tally.marker + chunks.pop()
+        else:
+            self._tail = data[1 - len(tally.marker) :]  # too short to hold a whole marker
+        latencies = tally.latencies
+        for chunk in chunks[1:]:
+            latencies.append(now - int(chunk[: chunk.index(b"<")]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Pass it on to the stream protocol, whose wait_closed() close_all() awaits."""
+        self.tally.disconnected += 1
+        self._stream_protocol.connection_lost(exc)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A stepped-rate sub-benchmark: what one send writes from a session, stamped with
+    ``time.perf_counter_ns()`` as the text of ``element``, and how many stamped stanzas
+    the node delivers per send."""
+
+    sends: str  # what the offered rate counts
+    element: str
+    stanza: Callable[[Session], bytes]
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Step:
+    offered: int  # sends per second asked for
+    sent: int
+    expected: int  # stamped stanzas the sends should deliver
+    delivered: int  # stamped stanzas received within the step
+    undelivered: int  # still missing after the drain
+    errors: int  # error stanzas received and streams the node closed
+    usage: CpuUsage
+    latencies: list[int]  # ns, sorted: everything received for the step's sends
+
+    def per_second(self, count: float) -> float:
+        return count / self.usage.wall
+
+    @property
+    def saturated(self) -> bool:
+        return self.delivered < SATURATED * self.expected
+
+    @property
+    def generator_behind(self) -> bool:
+        return self.per_second(self.sent) < SATURATED * self.offered
+
+    def latency_ms(self, fraction: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        return self.latencies[min(len(self.latencies) - 1, int(fraction * len(self.latencies)))] / 1e6
+
+    def row(self) -> list:
+        percent = cpu_percentages(self.usage, "delivered/s")
+        usage = self.usage
+        return [
+            self.offered, self.per_second(self.sent), self.per_second(self.delivered),
+            percent["server"], percent["generator"], percent["others"],
+            self.delivered / usage.server if usage.server else float("nan"),
+            self.latency_ms(0.5), self.latency_ms(0.99), self.undelivered, self.errors,
+        ]  # fmt: skip
+
+
+def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[int]) -> None:
+    parser.add_argument("-n", type=int, default=1000, help="online users (default: 1000)")
+    parser.add_argument(
+        "-k", "--contacts", type=int, default=10,
+        help="contacts per user, even: its nearest neighbours on a ring of users, all 'both' (default: 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rates", type=int, nargs="+", default=rates,
+        help=f"{sends} per second offered, one step each, until the node saturates"
+        f" (default: {' '.join(map(str, rates))})",
+    )  # fmt: skip
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per step (default: 5)")
+    parser.add_argument(
+        "--drain", type=float, default=5.0, help="seconds to wait for a step's last deliveries (default: 5)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=1.0,
+        help="seconds of silence that end the initial roster and presence exchange (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
+    add_target_arguments(parser)
+
+
+async def _go_online(sessions: list[Session], tally: Tally, settle: float) -> None:
+    """Roster get and initial presence from everyone, as clients do, then wait for the
+    broadcasts and probe answers to stop, so they do not count in the first step."""
+    for session in sessions:
+        session.transport.write(ROSTER_GET_AND_PRESENCE)
+    quiet_ns = int(settle * 1e9)
+    try:
+        async with asyncio.timeout(SETTLE_TIMEOUT):
+            while time.perf_counter_ns() - tally.last_data < quiet_ns:
+                await asyncio.sleep(settle / 10)
+    except TimeoutError:
+        raise BenchError(f"initial presence traffic went on for over {SETTLE_TIMEOUT:.0f} s") from None
+    if tally.errors or tally.disconnected:
+        raise BenchError(f"going online: {tally.errors} error stanzas, {tally.disconnected} streams closed")
+
+
+async def _offer(sessions: list[Session], stanza: Callable[[Session], bytes], rate: int, duration: float) -> int:
+    """Write ``rate`` stanzas a second for ``duration`` seconds, each from a random
+    session; the number written. A token bucket refilled every TICK: a late tick (the
+    loop was busy reading) catches up on up to BURST seconds of sends instead of losing them."""
+    sent, tokens, bucket = 0, 0.0, 1.0 + rate * BURST
+    start = last = time.perf_counter()
+    while (now := time.perf_counter()) < start + duration:
+        tokens = min(bucket, tokens + (now - last) * rate)
+        last, due = now, int(tokens)
+        for session in random.choices(sessions, k=due):
+            session.transport.write(stanza(session))
+            session.sent += 1
+        sent, tokens = sent + due, tokens - due
+        await asyncio.sleep(TICK)
+    return sent
+
+
+async def _step(
+    args: argparse.Namespace, server: Server, sessions: list[Session], tally: Tally, workload: Workload, rate: int
+) -> Step:
+    """One rate: CPU and deliveries over the sending window, latencies until the drain."""
+    tally.latencies, errors = [], tally.errors + tally.disconnected
+    with CpuMeter(server, args.gen_cpu) as meter:
+        sent = await _offer(sessions, workload.stanza, rate, args.duration)
+    delivered, expected = len(tally.latencies), sent * workload.deliveries
+    deadline = time.perf_counter() + args.drain
+    while len(tally.latencies) < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(DRAIN_POLL)
+    latencies = sorted(tally.latencies)
+    errors = tally.errors + tally.disconnected - errors
+    return Step(rate, sent, expected, delivered, expected - len(latencies), errors, meter.usage, latencies)
+
+
+async def _run_steps(
+    args: argparse.Namespace, data_dir: Path, salted: SaltedPasswords, workload: Workload
+) -> list[Step]:
+    tally, steps = Tally(workload.element), []
+    async with node_under_test(args, data_dir) as server:
+        print(f"node pid {server.pid}, generator pid {os.getpid()} on CPU {args.gen_cpu}", file=sys.stderr)
+        connections, failures = await login_many(
+            server, args.domain, range(args.n), "SCRAM-SHA-1", salted, args.concurrency
+        )
+        try:
+            if failures:
+                raise BenchError(f"{len(failures)} of {args.n} logins failed, the first with {failures[0]!r}")
+            bare = [f"{account(i)[0]}@{args.domain}".encode() for i in range(args.n)]
+            sessions = [
+                Session(c, [bare[i] for i in ring_contacts(c.index, args.n, args.contacts)], tally) for c in connections
+            ]
+            await _go_online(sessions, tally, args.settle)
+            for rate in args.rates:
+                step = await _step(args, server, sessions, tally, workload, rate)
+                steps.append(step)
+                print(
+                    f"{rate} {workload.sends}/s: {step.per_second(step.delivered):.0f} delivered/s,"
+                    f" p99 {step.latency_ms(0.99):.1f} ms",
+                    file=sys.stderr,
+                )
+                if step.generator_behind:
+                    sent = step.per_second(step.sent)
+                    print(f"warning: the generator sent only {sent:.0f} of {rate}/s", file=sys.stderr)
+                if step.saturated or step.generator_behind:
+                    break
+        finally:
+            await close_all(connections)
+    return steps
+
+
+def _summary(steps: list[Step]) -> list[str]:
+    """Saturation (measured, else extrapolated to a full core) and the step nearest 80 % of it."""
+    last = steps[-1]
+    if last.saturated:
+        capacity = max(step.per_second(step.delivered) for step in steps)
+        lines = [f"saturation: ~{capacity:.0f} delivered/s (highest measured; the last step delivered"
+                 f" {100 * last.delivered / last.expected:.0f} % of what it sent)"]  # fmt: skip
+    else:
+        capacity = last.delivered / last.usage.server
+        lines = [f"saturation: not reached; ~{capacity:.0f} delivered/s extrapolated from the last step's"
+                 " deliveries per server CPU-second"]  # fmt: skip
+    below = [step for step in steps if not step.saturated]
+    if not below:
+        return lines + ["no step below saturation: start with a lower --rates"]
+    near = min(below, key=lambda step: abs(step.per_second(step.delivered) - 0.8 * capacity))
+    delivered = near.per_second(near.delivered)
+    lines.append(
+        f"nearest 80 % of saturation: the {near.offered}/s step, {delivered:.0f} delivered/s"
+        f" ({100 * delivered / capacity:.0f} %), p50 {near.latency_ms(0.5):.1f} ms, p99 {near.latency_ms(0.99):.1f} ms"
+    )
+    return lines
+
+
+async def _prepare(args: argparse.Namespace, data_dir: Path) -> SaltedPasswords:
+    started = time.perf_counter()
+    salted = await provision(data_dir, args.domain, args.n)
+    await provision_rosters(data_dir, args.domain, args.n, args.contacts)
+    print(
+        f"{args.n} accounts with {args.contacts} contacts each ready in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return salted
+
+
+def run_steps(args: argparse.Namespace, workload: Workload) -> int:
+    """A stepped-rate sub-benchmark's main(): N users online over TLS + SCRAM-SHA-1, then
+    one table row per offered rate until the node saturates."""
+    try:
+        check_target_arguments(args)
+        if args.contacts % 2 or not 2 <= args.contacts < args.n:
+            raise BenchError(f"-k {args.contacts}: contacts must be even, at least 2 and fewer than -n {args.n}")
+        with data_directory(args) as data_dir:
+            salted = run(_prepare(args, data_dir))
+            pin(args.gen_cpu)
+            raise_fd_limit()
+            steps = run(_run_steps(args, data_dir, salted, workload))
+    except BenchError as e:
+        print(f"xmppd.bench: {e}", file=sys.stderr)
+        return 2
+    print(f"offered: {workload.sends}/s; delivered: stamped stanzas received ({workload.deliveries} per send)")
+    print(format_table(STEP_HEADER, [step.row() for step in steps]))
+    print("\n".join(_summary(steps)))
+    return 1 if any(step.errors for step in steps) else 0

@@ -25,8 +25,6 @@ HEADER = [
     "mechanism", "N", "failed", "wall_s", "logins/s", "server_cpu_s", "server_cpu%",
     "gen_cpu_s", "gen_cpu%", "others_cpu%", "logins/server-cpu-s", "server_rss_MB", "rss/session(KB)",
 ]  # fmt: skip
-GENERATOR_SATURATED = 90.0  # % of its core: above this the generator, not the node, may be the limit
-OTHERS_NOTICEABLE = 5.0  # % of a core taken by other work on the pinned CPUs (a shared machine)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,17 +60,7 @@ async def _measure(
         await common.close_all(sessions)
     failures += login_failures
     ok, cpu = len(sessions), meter.usage
-    percent = {name: 100 * getattr(cpu, name) / cpu.wall for name in ("server", "generator", "others")}
-    if percent["generator"] > GENERATOR_SATURATED:
-        print(
-            f"warning: the generator used {percent['generator']:.0f} % of its CPU: logins/s is a lower bound",
-            file=sys.stderr,
-        )
-    if percent["others"] > OTHERS_NOTICEABLE:
-        print(
-            f"warning: other work took {percent['others']:.0f} % of a core on the pinned CPUs: numbers are disturbed",
-            file=sys.stderr,
-        )
+    percent = common.cpu_percentages(cpu, "logins/s")
     row = [
         mechanism, n, len(failures), cpu.wall, ok / cpu.wall, cpu.server, percent["server"],
         cpu.generator, percent["generator"], percent["others"], ok / cpu.server if cpu.server else float("nan"),

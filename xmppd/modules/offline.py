@@ -53,6 +53,10 @@ class OfflineModule(Module):
         if not await accounts.exists(target.user, target.host):
             self.node.router.bounce(message, "service-unavailable")
             return
+        privacy = self.node.privacy
+        if privacy is not None and not await privacy.allowed_for_account(message, target, JID(message["from"])):
+            self.node.router.bounce(message, "service-unavailable")  # the default list applies offline (PRIV-10)
+            return
         stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
         stored = await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), self.node.config.offline_quota)
         if not stored:

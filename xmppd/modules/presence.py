@@ -9,7 +9,7 @@ entities hear of its end too (PRES-06, and how MUC rooms learn of departures).
 
 from __future__ import annotations
 
-from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.jid import JID, internJID
 from twisted.words.xish import domish
 
 from xmppd.modules import Module
@@ -63,11 +63,9 @@ class PresenceModule(Module):
         origin.presence = presence
         local = self.node.router.local
         local.send_each([r for r in self.node.directory.resources(account.bare) if r.available or r is origin], presence)
-        for contact in account.subscribers():
-            self.node.router.send(presence_copy(presence, contact))
+        self._send_out(presence, origin, account.subscribers())
         if not available:
-            for entity in sorted(origin.directed):
-                self.node.router.send(presence_copy(presence, entity))
+            self._send_out(presence, origin, sorted(origin.directed))
             origin.directed.clear()
             return
         if initial:
@@ -76,6 +74,13 @@ class PresenceModule(Module):
                 local.send_raw([origin], stanza_xml.encode("utf-8"))
         self.node.modules.fire("presence-available", origin, initial)
 
+    def _send_out(self, presence: domish.Element, origin: Resource, peers) -> None:
+        """Presence from a resource to other entities, minus those its list blocks (presence-out)."""
+        privacy = self.node.privacy
+        for peer in peers:
+            if privacy is None or privacy.allowed(presence, origin.bare, origin, internJID(peer), inbound=False):
+                self.node.router.send(presence_copy(presence, peer))
+
     def _probe_contacts(self, account: Account, origin: Resource) -> None:
         """PRES-02: local contacts' current presence straight to the new resource."""
         local = self.node.router.local
@@ -83,8 +88,8 @@ class PresenceModule(Module):
             if JID(contact).host not in self.node.domains:
                 continue  # remote probes go out with federation
             for resource in self.node.directory.resources(contact):
-                if resource.available and resource.presence is not None:
-                    local.send_to([origin], presence_copy(resource.presence, origin.jid.full()))
+                if resource.available and resource.presence is not None and self._may_see(resource, origin.jid):
+                    local.send_to(local.admitted(resource.presence, [origin]), presence_copy(resource.presence, origin.jid.full()))
 
     # -- directed presence (PRES-06) ------------------------------------------------------------
 
@@ -120,7 +125,8 @@ class PresenceModule(Module):
         else:
             found = self.node.directory.resource(target)
             resources = [found] if found is not None else []
-        self.node.router.local.send_to(resources, presence)
+        local = self.node.router.local
+        local.send_to(local.admitted(presence, resources), presence)  # blocked presence: dropped (PRIV-14)
         return True
 
     def _probe(self, probe: domish.Element, target: JID):
@@ -138,7 +144,14 @@ class PresenceModule(Module):
             account = await self.rosters.account(target.user, target.host)
             self._answer_probe(account, probe, JID(probe["from"]), target)
 
+    def _may_see(self, resource: Resource, peer: JID) -> bool:
+        privacy = self.node.privacy
+        return privacy is None or privacy.allowed(resource.presence, resource.bare, resource, peer, inbound=False)
+
     def _answer_probe(self, account: Account, probe: domish.Element, prober: JID, target: JID) -> None:
+        privacy = self.node.privacy
+        if privacy is not None and not privacy.allowed(probe, account.bare, None, prober, inbound=True):
+            return  # the default list blocks the prober altogether
         resources = self.node.directory.resources(account.bare)
         if target.resource is not None:
             resources = [r for r in resources if r.jid == target]
@@ -147,7 +160,9 @@ class PresenceModule(Module):
         if not allowed and not directed:
             self.node.router.send(presence_stanza(account.bare, prober.full(), "unsubscribed"))
             return
-        answering = [r for r in (resources if allowed else directed) if r.available and r.presence is not None]
+        answering = [
+            r for r in (resources if allowed else directed) if r.available and r.presence is not None and self._may_see(r, prober)
+        ]  # a resource whose list blocks presence-out to the prober looks offline
         for resource in answering:
             self.node.router.send(presence_copy(resource.presence, prober.full()))
         if not answering:
@@ -167,10 +182,8 @@ class PresenceModule(Module):
         local = self.node.router.local
         if resource.available:
             local.send_each([r for r in self.node.directory.resources(resource.bare) if r.available and r is not resource], gone)
-            for contact in account.subscribers() if account else ():
-                self.node.router.send(presence_copy(gone, contact))
-        for entity in sorted(resource.directed):
-            self.node.router.send(presence_copy(gone, entity))
+            self._send_out(gone, resource, account.subscribers() if account else ())
+        self._send_out(gone, resource, sorted(resource.directed))
         resource.directed.clear()
         resource.available = False
         return None

@@ -87,6 +87,9 @@ class SubscriptionModule(Module):
     async def _inbound(self, presence: domish.Element, kind: str, contact: str, target: JID):
         if not await self.node.storage.accounts.exists(target.user, target.host):
             return  # SUB-08: unknown local user, drop
+        privacy = self.node.privacy
+        if privacy is not None and not await privacy.allowed_for_account(presence, target, JID(contact)):
+            return  # PRIV-13: a blocked request changes nothing
         account = await self.rosters.account(target.user, target.host)
         before = account.state(contact)
         item = account.item(contact)

@@ -6,19 +6,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xmppd.storage.interfaces import IAccountStore, IOfflineStore, IPendingStore, IRosterStore
+from xmppd.storage.interfaces import (
+    IAccountStore,
+    IOfflineStore,
+    IPendingStore,
+    IPrivacyStore,
+    IRosterStore,
+    IVCardStore,
+)
 from xmppd.storage.memory import (
     MemoryAccountStore,
     MemoryOfflineStore,
     MemoryPendingStore,
+    MemoryPrivacyStore,
     MemoryRosterStore,
+    MemoryVCardStore,
 )
 from xmppd.storage.sqlite import (
     SQLiteAccountStore,
     SQLiteDatabase,
     SQLiteOfflineStore,
     SQLitePendingStore,
+    SQLitePrivacyStore,
     SQLiteRosterStore,
+    SQLiteVCardStore,
 )
 
 DATABASE_FILENAME = "xmppd.sqlite3"
@@ -32,11 +43,13 @@ class Storage:
     rosters: IRosterStore
     pending: IPendingStore  # inbound subscription requests awaiting an answer
     offline: IOfflineStore
+    privacy: IPrivacyStore
+    vcards: IVCardStore
     on_close: Callable[[], None] = lambda: None
 
     async def delete_account(self, localpart: str, domain: str) -> bool:
         """Remove an account and everything kept for it; False if there was none."""
-        for store in (self.rosters, self.pending, self.offline):
+        for store in (self.rosters, self.pending, self.offline, self.privacy, self.vcards):
             await store.delete_all(localpart, domain)
         return await self.accounts.delete(localpart, domain)
 
@@ -53,6 +66,8 @@ def open_storage(data_dir: Path | None) -> Storage:
             rosters=MemoryRosterStore(),
             pending=MemoryPendingStore(),
             offline=MemoryOfflineStore(),
+            privacy=MemoryPrivacyStore(),
+            vcards=MemoryVCardStore(),
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
@@ -61,5 +76,7 @@ def open_storage(data_dir: Path | None) -> Storage:
         rosters=SQLiteRosterStore(database),
         pending=SQLitePendingStore(database),
         offline=SQLiteOfflineStore(database),
+        privacy=SQLitePrivacyStore(database),
+        vcards=SQLiteVCardStore(database),
         on_close=database.close,
     )

@@ -31,6 +31,10 @@ class AccountNotFound(StorageError):
     """An update named an account that is not registered."""
 
 
+class ListNotFound(StorageError):
+    """``set_default`` named a privacy list that the user does not have."""
+
+
 class IAccountStore(Interface):
     """Registered accounts and their SCRAM credentials (never passwords)."""
 
@@ -172,3 +176,51 @@ class IOfflineStore(Interface):
 
     async def delete_all(localpart: str, domain: str) -> None:
         """Drop the queue (the account is being removed)."""
+
+
+class IPrivacyStore(Interface):
+    """A user's XEP-0016 privacy lists and which of them is the default.
+
+    A list is the JSON text the privacy engine (``xmppd.util.privacy``) makes
+    of it; stores never parse it, so its format belongs to the engine alone.
+    Active lists are per session and not stored.
+
+    Each call is atomic: a list is replaced whole and the default changed in
+    one step, so a concurrent reader (another session, node or ``xmppctl``)
+    never sees half a list or a default naming a list that is gone.
+    """
+
+    async def lists(localpart: str, domain: str) -> dict[str, str]:
+        """Every list, name -> JSON text; empty if the user has none."""
+
+    async def get(localpart: str, domain: str, name: str) -> str | None:
+        """The list's JSON text, or None if the user has no list of that name."""
+
+    async def put(localpart: str, domain: str, name: str, json_text: str) -> None:
+        """Create the list or replace it whole; a replaced default list stays the default."""
+
+    async def remove(localpart: str, domain: str, name: str) -> bool:
+        """Delete the list, and clear the default if it was this list; False if there was none."""
+
+    async def default(localpart: str, domain: str) -> str | None:
+        """The default list's name, or None if the user has not chosen one."""
+
+    async def set_default(localpart: str, domain: str, name: str | None) -> None:
+        """Make the named list the default, or clear the default with None; raise
+        ``ListNotFound``, changing nothing, if the user has no list of that name."""
+
+    async def delete_all(localpart: str, domain: str) -> None:
+        """Forget every list and the default (the account is being removed)."""
+
+
+class IVCardStore(Interface):
+    """A user's XEP-0054 vCard, kept as the XML text the client sent (never validated)."""
+
+    async def get(localpart: str, domain: str) -> str | None:
+        """The vCard's XML text, or None if the user never stored one."""
+
+    async def put(localpart: str, domain: str, xml_text: str) -> None:
+        """Store the vCard, replacing any earlier one whole."""
+
+    async def delete_all(localpart: str, domain: str) -> None:
+        """Forget the vCard (the account is being removed)."""

@@ -13,7 +13,10 @@ from xmppd.storage.interfaces import (
     IAccountStore,
     IOfflineStore,
     IPendingStore,
+    IPrivacyStore,
     IRosterStore,
+    IVCardStore,
+    ListNotFound,
     Roster,
     RosterItem,
 )
@@ -147,3 +150,52 @@ class MemoryOfflineStore(_PerUserStore[list[str]]):
 
     async def count(self, localpart: str, domain: str) -> int:
         return len(self._by_user.get((localpart, domain), ()))
+
+
+@dataclass
+class _MemoryPrivacy:
+    lists: dict[str, str] = field(default_factory=dict)  # name -> the engine's JSON text
+    default: str | None = None
+
+
+@implementer(IPrivacyStore)
+class MemoryPrivacyStore(_PerUserStore[_MemoryPrivacy]):
+    """Lists and the default's name per user; ``lists`` returns a copy, not the store's dict."""
+
+    async def lists(self, localpart: str, domain: str) -> dict[str, str]:
+        return dict(self._by_user.get((localpart, domain), _MemoryPrivacy()).lists)
+
+    async def get(self, localpart: str, domain: str, name: str) -> str | None:
+        return self._by_user.get((localpart, domain), _MemoryPrivacy()).lists.get(name)
+
+    async def put(self, localpart: str, domain: str, name: str, json_text: str) -> None:
+        self._by_user.setdefault((localpart, domain), _MemoryPrivacy()).lists[name] = json_text
+
+    async def remove(self, localpart: str, domain: str, name: str) -> bool:
+        privacy = self._by_user.get((localpart, domain))
+        if privacy is None or privacy.lists.pop(name, None) is None:
+            return False
+        if privacy.default == name:
+            privacy.default = None
+        return True
+
+    async def default(self, localpart: str, domain: str) -> str | None:
+        return self._by_user.get((localpart, domain), _MemoryPrivacy()).default
+
+    async def set_default(self, localpart: str, domain: str, name: str | None) -> None:
+        privacy = self._by_user.get((localpart, domain))
+        if name is not None and (privacy is None or name not in privacy.lists):
+            raise ListNotFound(f"{localpart}@{domain}: {name}")
+        if privacy is not None:
+            privacy.default = name
+
+
+@implementer(IVCardStore)
+class MemoryVCardStore(_PerUserStore[str]):
+    """The vCard text per user."""
+
+    async def get(self, localpart: str, domain: str) -> str | None:
+        return self._by_user.get((localpart, domain))
+
+    async def put(self, localpart: str, domain: str, xml_text: str) -> None:
+        self._by_user[localpart, domain] = xml_text

@@ -25,7 +25,10 @@ from xmppd.storage.interfaces import (
     IAccountStore,
     IOfflineStore,
     IPendingStore,
+    IPrivacyStore,
     IRosterStore,
+    IVCardStore,
+    ListNotFound,
     Roster,
     RosterItem,
     StorageError,
@@ -87,6 +90,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX offline_messages_by_user ON offline_messages (domain, localpart, id)",
     ),
     ("ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",),
+    (
+        """
+        CREATE TABLE privacy_lists (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            name      TEXT NOT NULL,
+            list      TEXT NOT NULL,  -- the privacy engine's JSON, never parsed here
+            PRIMARY KEY (domain, localpart, name)
+        ) WITHOUT ROWID
+        """,
+        # A row of its own, not a flag on the lists, so a user has at most one by the key.
+        """
+        CREATE TABLE privacy_defaults (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            name      TEXT NOT NULL,  -- always names a row of privacy_lists
+            PRIMARY KEY (domain, localpart)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE vcards (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            vcard     TEXT NOT NULL,  -- the <vCard/> element as the client sent it
+            PRIMARY KEY (domain, localpart)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 _USER_ROWS = "domain = :domain AND localpart = :localpart"  # the WHERE clause of per-user rows
@@ -344,3 +375,83 @@ class SQLiteOfflineStore(_PerUserStore):
             f"SELECT COUNT(*) FROM offline_messages WHERE {_USER_ROWS}", _user(localpart, domain)
         ).fetchone()
         return count
+
+
+@implementer(IPrivacyStore)
+class SQLitePrivacyStore(_PerUserStore):
+    """Lists in ``privacy_lists``, the default's name in ``privacy_defaults``."""
+
+    TABLES = ("privacy_lists", "privacy_defaults")
+
+    async def lists(self, localpart: str, domain: str) -> dict[str, str]:
+        rows = self._db.execute(
+            f"SELECT name, list FROM privacy_lists WHERE {_USER_ROWS}", _user(localpart, domain)
+        )
+        return dict(rows.fetchall())
+
+    async def get(self, localpart: str, domain: str, name: str) -> str | None:
+        row = self._db.execute(
+            f"SELECT list FROM privacy_lists WHERE {_USER_ROWS} AND name = :name",
+            _user(localpart, domain, name=name),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    async def put(self, localpart: str, domain: str, name: str, json_text: str) -> None:
+        self._db.execute(
+            "INSERT INTO privacy_lists (localpart, domain, name, list)"
+            " VALUES (:localpart, :domain, :name, :list)"
+            " ON CONFLICT DO UPDATE SET list = excluded.list",
+            _user(localpart, domain, name=name, list=json_text),
+        )
+
+    async def remove(self, localpart: str, domain: str, name: str) -> bool:
+        params = _user(localpart, domain, name=name)
+        with self._database.transaction() as db:
+            cursor = db.execute(
+                f"DELETE FROM privacy_lists WHERE {_USER_ROWS} AND name = :name", params
+            )
+            db.execute(f"DELETE FROM privacy_defaults WHERE {_USER_ROWS} AND name = :name", params)
+        return cursor.rowcount > 0
+
+    async def default(self, localpart: str, domain: str) -> str | None:
+        row = self._db.execute(
+            f"SELECT name FROM privacy_defaults WHERE {_USER_ROWS}", _user(localpart, domain)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    async def set_default(self, localpart: str, domain: str, name: str | None) -> None:
+        if name is None:
+            self._db.execute(
+                f"DELETE FROM privacy_defaults WHERE {_USER_ROWS}", _user(localpart, domain)
+            )
+            return
+        # One writing statement, so the list cannot be removed between the check and the write.
+        cursor = self._db.execute(
+            "INSERT INTO privacy_defaults (localpart, domain, name)"
+            " SELECT :localpart, :domain, :name"
+            f" WHERE EXISTS (SELECT 1 FROM privacy_lists WHERE {_USER_ROWS} AND name = :name)"
+            " ON CONFLICT DO UPDATE SET name = excluded.name",
+            _user(localpart, domain, name=name),
+        )
+        if cursor.rowcount == 0:
+            raise ListNotFound(f"{localpart}@{domain}: {name}")
+
+
+@implementer(IVCardStore)
+class SQLiteVCardStore(_PerUserStore):
+    """One row per user in ``vcards``."""
+
+    TABLES = ("vcards",)
+
+    async def get(self, localpart: str, domain: str) -> str | None:
+        row = self._db.execute(
+            f"SELECT vcard FROM vcards WHERE {_USER_ROWS}", _user(localpart, domain)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    async def put(self, localpart: str, domain: str, xml_text: str) -> None:
+        self._db.execute(
+            "INSERT INTO vcards (localpart, domain, vcard) VALUES (:localpart, :domain, :vcard)"
+            " ON CONFLICT DO UPDATE SET vcard = excluded.vcard",
+            _user(localpart, domain, vcard=xml_text),
+        )

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from xmppd.storage import DATABASE_FILENAME, Storage, open_storage
-from xmppd.storage.interfaces import IAccountStore, IOfflineStore, IPendingStore, IRosterStore
+from xmppd.storage.interfaces import (
+    IAccountStore,
+    IOfflineStore,
+    IPendingStore,
+    IPrivacyStore,
+    IRosterStore,
+    IVCardStore,
+)
 from xmppd.storage.sqlite import SQLiteDatabase
 
 BACKENDS = ["memory", "sqlite"]
@@ -70,6 +77,16 @@ def pending(storage: Storage) -> IPendingStore:
 @pytest.fixture
 def offline(storage: Storage) -> IOfflineStore:
     return storage.offline
+
+
+@pytest.fixture
+def privacy(storage: Storage) -> IPrivacyStore:
+    return storage.privacy
+
+
+@pytest.fixture
+def vcards(storage: Storage) -> IVCardStore:
+    return storage.vcards
 
 
 @pytest.fixture

@@ -144,8 +144,14 @@ def test_deleting_an_account_removes_what_is_kept_for_it(storage, run: Runner) -
     run(storage.rosters.put(*ALICE, RosterItem("bob@example.org")))
     run(storage.pending.put(*ALICE, "carol@example.org", "<presence type='subscribe'/>"))
     run(storage.offline.push(*ALICE, "<message/>", 10))
+    run(storage.privacy.put(*ALICE, "public", '{"items":[]}'))
+    run(storage.privacy.set_default(*ALICE, "public"))
+    run(storage.vcards.put(*ALICE, "<vCard xmlns='vcard-temp'/>"))
     assert run(storage.delete_account(*ALICE)) is True
     assert run(storage.rosters.get(*ALICE)).items == {}
     assert run(storage.pending.list(*ALICE)) == []
     assert run(storage.offline.count(*ALICE)) == 0
+    assert run(storage.privacy.lists(*ALICE)) == {}
+    assert run(storage.privacy.default(*ALICE)) is None
+    assert run(storage.vcards.get(*ALICE)) is None
     assert run(storage.delete_account(*ALICE)) is False

@@ -1,0 +1,277 @@
+"""XEP-0016 privacy lists: the lists themselves, and the one check every routing path calls.
+
+``allowed()`` is the engine the router, delivery, presence and subscription
+code ask before a stanza crosses the account's boundary, either way: the
+session's active list, else the account's default (also when no session
+exists: offline storage, IQs the server answers, subscription processing),
+else everything passes (PRIV-10, decision 8). XEP-0191 blocking edits the
+default list through this module (modules/blocking.py), so both views agree.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.sessions import Resource
+from xmppd.stanzas import StanzaError
+from xmppd.storage.interfaces import ListNotFound
+from xmppd.util import privacy as engine
+from xmppd.util.privacy import NS_PRIVACY, PrivacyError, PrivacyList
+from xmppd.xml import NS_CLIENT
+
+# What a stanza is for the engine: availability presence has its own kinds, and
+# subscription presence, probes and anything outbound but presence can only be
+# blocked by items that block everything (PRIV-12).
+AVAILABILITY = (None, "unavailable")
+
+
+def kind_of(stanza: domish.Element, inbound: bool) -> str:
+    if stanza.name == "presence":
+        if stanza.getAttribute("type") in AVAILABILITY:
+            return "presence-in" if inbound else "presence-out"
+        return "presence-sub-in" if inbound else "presence-sub-out"
+    if inbound:
+        return stanza.name  # message, iq
+    return "presence-sub-out"  # outbound message/iq: only block-everything items apply
+
+
+class PrivacyModule(Module):
+    name = "privacy"
+    server_features = (NS_PRIVACY,)
+    iq_handlers = {(ACCOUNT, "get", NS_PRIVACY): "get", (ACCOUNT, "set", NS_PRIVACY): "set"}
+    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended"}
+
+    def __init__(self, node):
+        super().__init__(node)
+        self._defaults: dict[str, PrivacyList | None] = {}  # accounts with a bound resource here
+
+    # -- the check --------------------------------------------------------------------------
+
+    def effective(self, owner: str, resource: Resource | None) -> PrivacyList | None:
+        if resource is not None and resource.active_list is not None:
+            return resource.active_list
+        return self._defaults.get(owner)
+
+    def allowed(self, stanza: domish.Element, owner: str, resource: Resource | None, peer: JID, inbound: bool) -> bool:
+        """PRIV-10..13: may this stanza pass between ``owner`` (at ``resource``) and ``peer``?"""
+        plist = self.effective(owner, resource)
+        if plist is None or peer.userhost() == owner:
+            return True
+        return self.decide(plist, owner, kind_of(stanza, inbound), peer)
+
+    def decide(self, plist: PrivacyList, owner: str, kind: str, peer: JID) -> bool:
+        account = self.node.modules.module("roster").cached(owner)
+        item = account.item(peer.userhost()) if account is not None else None
+        subscription, groups = (item.subscription, set(item.groups)) if item else ("none", set())
+        return engine.decide(plist, kind, peer, subscription, groups)
+
+    async def allowed_for_account(self, stanza: domish.Element, owner: JID, peer: JID) -> bool:
+        """The default list's verdict when no session is involved (offline storage, server-answered IQs)."""
+        bare = owner.userhost()
+        if bare in self._defaults:
+            plist = self._defaults[bare]
+        else:
+            plist = await self.load_default(owner.user, owner.host)
+        if plist is None or peer.userhost() == bare:
+            return True
+        if engine.groups_used(plist) or any(i.type == "subscription" for i in plist.items):
+            await self.node.modules.module("roster").account(owner.user, owner.host)
+        return self.decide(plist, bare, kind_of(stanza, True), peer)
+
+    def blocked_error(self, stanza: domish.Element, owner: str, resource: Resource | None, peer: JID) -> StanzaError:
+        """PRIV-15 / XEP-0191 §3.5: not-acceptable, marked 'blocked' when the blocklist did it."""
+        error = StanzaError("not-acceptable", text="blocked by your privacy settings")
+        forms = {peer.full(), peer.userhost(), peer.host}
+        if forms & set(engine.blocklist(self.effective(owner, resource))):
+            error.appCondition = domish.Element((engine.NS_BLOCKING_ERRORS, "blocked"))
+        return error
+
+    # -- state of online accounts ---------------------------------------------------------------
+
+    async def load_default(self, localpart: str, domain: str) -> PrivacyList | None:
+        store = self.node.storage.privacy
+        name = await store.default(localpart, domain)
+        text = await store.get(localpart, domain, name) if name else None
+        return PrivacyList.from_json(text) if text else None
+
+    async def resource_bound(self, resource: Resource):
+        bare = resource.bare
+        if bare not in self._defaults:
+            self._defaults[bare] = await self.load_default(resource.jid.user, resource.jid.host)
+        plist = self._defaults[bare]
+        if plist is not None and any(i.type in ("group", "subscription") for i in plist.items):
+            await self.node.modules.module("roster").account(resource.jid.user, resource.jid.host)
+
+    def resource_ended(self, resource: Resource):
+        if self.node.directory.count(resource.bare) <= 1:
+            self._defaults.pop(resource.bare, None)
+
+    def set_cached_default(self, bare: str, plist: PrivacyList | None) -> None:
+        if bare in self._defaults or self.node.directory.count(bare):
+            self._defaults[bare] = plist
+
+    # -- jabber:iq:privacy ----------------------------------------------------------------------
+
+    @staticmethod
+    def _own(request: IQRequest) -> None:
+        if request.sender is None or request.sender.userhost() != request.target.userhost():
+            raise StanzaError("forbidden")
+
+    async def get(self, request: IQRequest):
+        """PRIV-02/03."""
+        self._own(request)
+        target, store = request.target, self.node.storage.privacy
+        asked = [c for c in request.payload.elements() if c.name == "list"]
+        if len(asked) > 1 or len(asked) != sum(1 for _ in request.payload.elements()):
+            raise StanzaError("bad-request", text="ask for one list, or for the names")
+        query = domish.Element((NS_PRIVACY, "query"))
+        if asked:
+            text = await store.get(target.user, target.host, asked[0].getAttribute("name", ""))
+            if text is None:
+                raise StanzaError("item-not-found")
+            query.addChild(engine.list_element(PrivacyList.from_json(text)))
+            return query
+        resource = self.node.directory.resource(request.sender)
+        active = resource.active_list.name if resource is not None and resource.active_list is not None else None
+        default = await store.default(target.user, target.host)
+        for tag, name in (("active", active), ("default", default)):
+            element = query.addElement(tag)
+            if name:
+                element["name"] = name
+        for name in sorted(await store.lists(target.user, target.host)):
+            query.addElement("list")["name"] = name
+        return query
+
+    async def set(self, request: IQRequest):
+        """PRIV-04..09: exactly one of <active/>, <default/>, <list/>."""
+        self._own(request)
+        children = list(request.payload.elements())
+        if len(children) != 1 or children[0].name not in ("active", "default", "list"):
+            raise StanzaError("bad-request", text="a privacy set carries exactly one active, default or list")
+        child = children[0]
+        name = child.getAttribute("name") or None
+        if child.name == "active":
+            return await self._set_active(request, name)
+        if child.name == "default":
+            return await self._set_default(request.sender, name)
+        if name is None:
+            raise StanzaError("bad-request", text="a list needs a name")
+        if any(True for _ in child.elements()):
+            return await self._store_list(request.sender, child)
+        return await self._remove_list(request.sender, name)
+
+    async def _set_active(self, request: IQRequest, name: str | None):
+        resource = self.node.directory.resource(request.sender)
+        if resource is None:
+            raise StanzaError("unexpected-request")
+        new = await self._stored(request.sender, name) if name else None
+        old = self.effective(resource.bare, resource)
+        resource.active_list = new
+        self._announce_change(resource.bare, [resource], old)
+        return None
+
+    async def _set_default(self, sender: JID, name: str | None):
+        bare = sender.userhost()
+        if any(r.jid != sender and r.active_list is None for r in self.node.directory.resources(bare)):
+            raise StanzaError("conflict", text="the default list applies to another of your sessions")
+        new = await self._stored(sender, name) if name else None
+        try:
+            await self.node.storage.privacy.set_default(sender.user, sender.host, name)
+        except ListNotFound:
+            raise StanzaError("item-not-found") from None
+        await self.replace_default(bare, new)
+        return None
+
+    async def _store_list(self, sender: JID, element: domish.Element):
+        try:
+            plist = engine.parse_list(element)
+        except PrivacyError as e:
+            raise StanzaError(e.condition, text=e.text) from None
+        wanted_groups = engine.groups_used(plist)
+        if wanted_groups:
+            account = await self.node.modules.module("roster").account(sender.user, sender.host)
+            known = {g for item in account.roster.items.values() for g in item.groups}
+            if wanted_groups - known:
+                raise StanzaError("item-not-found", text="no such roster group")
+        await self.save_list(sender, plist)
+        return None
+
+    async def save_list(self, owner: JID, plist: PrivacyList) -> None:
+        """Store a list, refresh whoever uses it, push its name (PRIV-06); XEP-0191 edits come here too."""
+        bare = owner.userhost()
+        await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json())
+        for resource in self.node.directory.resources(bare):
+            if resource.active_list is not None and resource.active_list.name == plist.name:
+                old = resource.active_list
+                resource.active_list = plist
+                self._announce_change(bare, [resource], old)
+        default = self._defaults.get(bare)
+        if default is not None and default.name == plist.name:
+            await self.replace_default(bare, plist)
+        self.push(bare, plist.name)
+
+    async def _remove_list(self, sender: JID, name: str):
+        bare = sender.userhost()
+        for resource in self.node.directory.resources(bare):
+            uses = resource.active_list.name if resource.active_list is not None else None
+            if resource.jid != sender and (uses == name or (uses is None and self._default_name(bare) == name)):
+                raise StanzaError("conflict", text="that list is in use by another of your sessions")
+        if not await self.node.storage.privacy.remove(sender.user, sender.host, name):
+            raise StanzaError("item-not-found")
+        own = self.node.directory.resource(sender)
+        if own is not None and own.active_list is not None and own.active_list.name == name:
+            own.active_list = None
+        if self._default_name(bare) == name:
+            await self.replace_default(bare, None)
+        self.push(bare, name)
+        return None
+
+    def _default_name(self, bare: str) -> str | None:
+        default = self._defaults.get(bare)
+        return default.name if default is not None else None
+
+    async def _stored(self, owner: JID, name: str) -> PrivacyList:
+        text = await self.node.storage.privacy.get(owner.user, owner.host, name)
+        if text is None:
+            raise StanzaError("item-not-found")
+        plist = PrivacyList.from_json(text)
+        if any(i.type in ("group", "subscription") for i in plist.items):
+            await self.node.modules.module("roster").account(owner.user, owner.host)
+        return plist
+
+    async def replace_default(self, bare: str, plist: PrivacyList | None) -> None:
+        old = self._defaults.get(bare)
+        self.set_cached_default(bare, plist)
+        affected = [r for r in self.node.directory.resources(bare) if r.active_list is None]
+        self._announce_change(bare, affected, old)
+
+    def push(self, bare: str, name: str) -> None:
+        """PRIV-06: every connected resource hears that a list changed."""
+        for resource in self.node.directory.resources(bare):
+            iq = domish.Element((NS_CLIENT, "iq"))
+            iq["type"], iq["id"], iq["to"] = "set", f"privacy-{secrets.token_hex(4)}", resource.jid.full()
+            iq.addElement((NS_PRIVACY, "query")).addElement("list")["name"] = name
+            self.node.router.local.send_to([resource], iq)
+
+    # -- PRIV-16: lists that start blocking presence take effect at once ---------------------------
+
+    def _announce_change(self, bare: str, resources: list[Resource], old: PrivacyList | None) -> None:
+        rosters = self.node.modules.module("roster")
+        account = rosters.cached(bare)
+        watchers = set(account.subscribers()) if account is not None else set()
+        for resource in resources:
+            new = self.effective(bare, resource)
+            if not resource.available or new is old:
+                continue
+            for peer in sorted(watchers | resource.directed):
+                peer_jid = JID(peer)
+                was = old is None or self.decide(old, bare, "presence-out", peer_jid)
+                now = new is None or self.decide(new, bare, "presence-out", peer_jid)
+                if was and not now:
+                    gone = domish.Element((NS_CLIENT, "presence"))
+                    gone["from"], gone["to"], gone["type"] = resource.jid.full(), peer, "unavailable"
+                    self.node.router.send(gone)

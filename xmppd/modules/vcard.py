@@ -1,0 +1,38 @@
+"""XEP-0054 vcard-temp: an account's vCard, stored whole and answered by the server.
+
+Decision 9 of CONFORMANCE §20: a missing vCard (own or someone else's) is an
+empty ``<vCard/>``; an unknown account is ``service-unavailable``. Stored
+vCards are opaque XML, never validated, capped in size (VCARD-07).
+"""
+
+from __future__ import annotations
+
+from twisted.words.xish import domish
+
+from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.stanzas import StanzaError
+from xmppd.xml import parse_fragment
+
+NS_VCARD = "vcard-temp"
+
+
+class VCardModule(Module):
+    name = "vcard"
+    server_features = (NS_VCARD,)
+    iq_handlers = {(ACCOUNT, "get", NS_VCARD): "get", (ACCOUNT, "set", NS_VCARD): "set"}
+
+    async def get(self, request: IQRequest):
+        target = request.target
+        if not await self.node.storage.accounts.exists(target.user, target.host):
+            raise StanzaError("service-unavailable")
+        stored = await self.node.storage.vcards.get(target.user, target.host)
+        return parse_fragment(stored) if stored else domish.Element((NS_VCARD, "vCard"))
+
+    async def set(self, request: IQRequest):
+        if request.sender is None or request.sender.userhost() != request.target.userhost():
+            raise StanzaError("forbidden", text="you can only set your own vCard")
+        text = request.payload.toXml()
+        if len(text.encode("utf-8")) > self.node.config.vcard_max_size:
+            raise StanzaError("not-acceptable", text=f"a vCard is limited to {self.node.config.vcard_max_size} bytes")
+        await self.node.storage.vcards.put(request.target.user, request.target.host, text)
+        return None
