@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from xmppd.storage.memory import (
     MemoryPrivacyStore,
     MemoryRosterStore,
     MemoryVCardStore,
+)
+from xmppd.storage.redis import (
+    RedisAccountStore,
+    RedisOfflineStore,
+    RedisPendingStore,
+    RedisPrivacyStore,
+    RedisRosterStore,
+    RedisVCardStore,
+    redis_client,
 )
 from xmppd.storage.sqlite import (
     SQLiteAccountStore,
@@ -45,7 +55,7 @@ class Storage:
     offline: IOfflineStore
     privacy: IPrivacyStore
     vcards: IVCardStore
-    on_close: Callable[[], None] = lambda: None
+    on_close: Callable[[], Awaitable[None] | None] = lambda: None
 
     async def delete_account(self, localpart: str, domain: str) -> bool:
         """Remove an account and everything kept for it; False if there was none."""
@@ -55,11 +65,27 @@ class Storage:
 
     async def close(self) -> None:
         """Release the backend; a coroutine so that the Redis backend can close its pool."""
-        self.on_close()
+        closing = self.on_close()
+        if inspect.isawaitable(closing):
+            await closing
 
 
-def open_storage(data_dir: Path | None) -> Storage:
-    """Memory backend without a data directory, else the SQLite file inside it."""
+def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage:
+    """The Redis backend given a URL, else SQLite in the data directory, else memory.
+
+    Redis ignores the data directory: a cluster's nodes must all see the same data.
+    """
+    if redis_url is not None:
+        client = redis_client(redis_url)
+        return Storage(
+            accounts=RedisAccountStore(client),
+            rosters=RedisRosterStore(client),
+            pending=RedisPendingStore(client),
+            offline=RedisOfflineStore(client),
+            privacy=RedisPrivacyStore(client),
+            vcards=RedisVCardStore(client),
+            on_close=client.aclose,
+        )
     if data_dir is None:
         return Storage(
             accounts=MemoryAccountStore(),

@@ -1,0 +1,352 @@
+"""Redis backend: every node of a cluster shares one Redis (AOF on), ``xmppctl`` too.
+
+Key layout. Every key starts with ``xmppd:``; one account's keys carry its bare
+JID as the hash tag, so a Redis Cluster keeps them in one slot and every
+per-account MULTI/EXEC or Lua script below stays within that slot::
+
+    xmppd:{alice@example.org}:account         HASH   credentials -> Credentials.to_json(),
+                                                     disabled -> "1" / "0" (absent: "0")
+    xmppd:{alice@example.org}:roster          HASH   contact -> RosterItem.to_json()
+    xmppd:{alice@example.org}:roster:version  STRING roster version, INCR'd by every change
+    xmppd:{alice@example.org}:pending         ZSET   contact, scored by arrival number
+    xmppd:{alice@example.org}:pending:xml     HASH   contact -> subscribe stanza XML
+    xmppd:{alice@example.org}:pending:seq     STRING last arrival number given (INCR)
+    xmppd:{alice@example.org}:offline         LIST   stanza XML, oldest first
+    xmppd:{alice@example.org}:privacy         HASH   list name -> the privacy engine's JSON
+    xmppd:{alice@example.org}:privacy:default STRING name of the default list
+    xmppd:{alice@example.org}:vcard           STRING vCard XML
+
+    xmppd:{accounts}:domains                  SET    domains with at least one account
+    xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
+
+The account index (last two) lets ``list`` answer without KEYS or SCAN. It has a
+slot of its own, so a Cluster cannot change it in the account record's
+transaction: create and delete change the record first (that step decides the
+outcome), then the index in a second atomic step. A crash between the two, or a
+create racing a delete of the same JID, can leave the index one account off;
+the record stays the truth for ``exists`` and ``credentials``.
+
+A ``{`` or ``}`` inside a localpart only narrows the hash tag; the keys of one
+account still share it, and keys of different accounts stay distinct.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from zope.interface import implementer
+
+from xmppd.storage.interfaces import (
+    AccountExists,
+    AccountNotFound,
+    IAccountStore,
+    IOfflineStore,
+    IPendingStore,
+    IPrivacyStore,
+    IRosterStore,
+    IVCardStore,
+    ListNotFound,
+    Roster,
+    RosterItem,
+)
+from xmppd.util.scram import Credentials
+
+PREFIX = "xmppd:"
+_DOMAINS_KEY = PREFIX + "{accounts}:domains"
+# Each concurrent call holds a connection; a bounded pool makes callers queue
+# instead of opening sockets without limit (DESIGN §6).
+DEFAULT_MAX_CONNECTIONS = 32
+DEFAULT_TIMEOUT = 5.0  # seconds to wait for a pooled connection, to connect, or for a reply
+
+
+def redis_client(
+    url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS, timeout: float = DEFAULT_TIMEOUT
+) -> Redis:
+    """A client for ``url`` on a bounded blocking pool; closing the client closes the pool.
+
+    Query parameters in the URL (``?max_connections=64&timeout=2``, ``socket_timeout``,
+    ...) override the arguments, so an operator tunes the pool from the one setting.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        decode_responses=True,
+    )
+    return Redis.from_pool(pool)
+
+
+def _key(localpart: str, domain: str, kind: str) -> str:
+    """One of the account's keys, hash-tagged by its bare JID (see the layout above)."""
+    return f"{PREFIX}{{{localpart}@{domain}}}:{kind}"
+
+
+def _domain_key(domain: str) -> str:
+    """The set of the domain's localparts, in the index's slot."""
+    return f"{PREFIX}{{accounts}}:domain:{domain}"
+
+
+# KEYS: account. ARGV: field, value. Changes only a registered account.
+_UPDATE_ACCOUNT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: domain set, domains. ARGV: localpart, domain. Drops the domain with its last account.
+_UNINDEX_ACCOUNT = """
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+"""
+
+# KEYS: roster, version. ARGV: contact. The new version, or nil (nothing bumped).
+_ROSTER_REMOVE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
+return redis.call('INCR', KEYS[2])
+"""
+
+# KEYS: order, xml, seq. ARGV: contact, stanza. A fresh number moves the contact to the end.
+_PENDING_PUT = """
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+"""
+
+# KEYS: queue. ARGV: stanza, limit. 1 if queued, 0 if the queue is full.
+_OFFLINE_PUSH = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: queue. Every message, oldest first, and an empty queue.
+_OFFLINE_POP_ALL = """
+local messages = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return messages
+"""
+
+# KEYS: lists, default. ARGV: name. 1 if removed; clears the default if it named the list.
+_PRIVACY_REMOVE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+# KEYS: lists, default. ARGV: name. 0, changing nothing, if there is no such list.
+_PRIVACY_SET_DEFAULT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+@implementer(IAccountStore)
+class RedisAccountStore:
+    """Account records, plus the per-domain index that ``list`` reads."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._update = client.register_script(_UPDATE_ACCOUNT)
+        self._unindex = client.register_script(_UNINDEX_ACCOUNT)
+
+    async def create(self, localpart: str, domain: str, credentials: Credentials) -> None:
+        key = _key(localpart, domain, "account")
+        if not await self._redis.hsetnx(key, "credentials", credentials.to_json()):
+            raise AccountExists(f"{localpart}@{domain}")
+        async with self._redis.pipeline(transaction=True) as index:
+            index.sadd(_domain_key(domain), localpart)
+            index.sadd(_DOMAINS_KEY, domain)
+            await index.execute()
+
+    async def credentials(self, localpart: str, domain: str) -> Credentials | None:
+        text = await self._redis.hget(_key(localpart, domain, "account"), "credentials")
+        return None if text is None else Credentials.from_json(text)
+
+    async def set_credentials(self, localpart: str, domain: str, credentials: Credentials) -> None:
+        await self._set(localpart, domain, "credentials", credentials.to_json())
+
+    async def delete(self, localpart: str, domain: str) -> bool:
+        if not await self._redis.delete(_key(localpart, domain, "account")):
+            return False
+        await self._unindex(keys=[_domain_key(domain), _DOMAINS_KEY], args=[localpart, domain])
+        return True
+
+    async def set_disabled(self, localpart: str, domain: str, disabled: bool) -> None:
+        await self._set(localpart, domain, "disabled", "1" if disabled else "0")
+
+    async def disabled(self, localpart: str, domain: str) -> bool:
+        return await self._redis.hget(_key(localpart, domain, "account"), "disabled") == "1"
+
+    async def exists(self, localpart: str, domain: str) -> bool:
+        return bool(await self._redis.exists(_key(localpart, domain, "account")))
+
+    async def list(self, domain: str | None = None) -> list[str]:
+        domains = [domain] if domain is not None else list(await self._redis.smembers(_DOMAINS_KEY))
+        async with self._redis.pipeline(transaction=True) as index:
+            for name in domains:
+                index.smembers(_domain_key(name))
+            localparts = await index.execute()
+        return sorted(
+            f"{local}@{name}" for name, members in zip(domains, localparts) for local in members
+        )
+
+    async def _set(self, localpart: str, domain: str, field: str, value: str) -> None:
+        """Write one field of a registered account; AccountNotFound, writing nothing, if absent."""
+        if not await self._update(keys=[_key(localpart, domain, "account")], args=[field, value]):
+            raise AccountNotFound(f"{localpart}@{domain}")
+
+
+class _PerUserStore:
+    """Stores whose data lives in one account's ``KINDS`` of key, dropped together."""
+
+    KINDS: tuple[str, ...]
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+
+    def _keys(self, localpart: str, domain: str) -> list[str]:
+        """The account's keys of this store, in ``KINDS`` order."""
+        return [_key(localpart, domain, kind) for kind in self.KINDS]
+
+    async def delete_all(self, localpart: str, domain: str) -> None:
+        await self._redis.delete(*self._keys(localpart, domain))
+
+
+@implementer(IRosterStore)
+class RedisRosterStore(_PerUserStore):
+    """Items in a hash, the version in a counter beside it that survives removals."""
+
+    KINDS = ("roster", "roster:version")
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self._remove = client.register_script(_ROSTER_REMOVE)
+
+    async def get(self, localpart: str, domain: str) -> Roster:
+        roster, version = self._keys(localpart, domain)
+        async with self._redis.pipeline(transaction=True) as read:  # one moment's version and items
+            read.get(version)
+            read.hgetall(roster)
+            number, items = await read.execute()
+        return Roster(
+            version=int(number or 0),
+            items={jid: RosterItem.from_json(text) for jid, text in items.items()},
+        )
+
+    async def put(self, localpart: str, domain: str, item: RosterItem) -> int:
+        roster, version = self._keys(localpart, domain)
+        async with self._redis.pipeline(transaction=True) as write:
+            write.hset(roster, item.jid, item.to_json())
+            write.incr(version)
+            _, number = await write.execute()
+        return number
+
+    async def remove(self, localpart: str, domain: str, contact: str) -> int | None:
+        return await self._remove(keys=self._keys(localpart, domain), args=[contact])
+
+
+@implementer(IPendingStore)
+class RedisPendingStore(_PerUserStore):
+    """Contacts in a sorted set scored by arrival number, their stanzas in a hash."""
+
+    KINDS = ("pending", "pending:xml", "pending:seq")
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self._put = client.register_script(_PENDING_PUT)
+
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+        await self._put(keys=self._keys(localpart, domain), args=[contact, stanza_xml])
+
+    async def remove(self, localpart: str, domain: str, contact: str) -> bool:
+        order, xml, _ = self._keys(localpart, domain)
+        async with self._redis.pipeline(transaction=True) as write:
+            write.zrem(order, contact)
+            write.hdel(xml, contact)
+            removed, _ = await write.execute()
+        return bool(removed)
+
+    async def list(self, localpart: str, domain: str) -> list[tuple[str, str]]:
+        order, xml, _ = self._keys(localpart, domain)
+        async with self._redis.pipeline(transaction=True) as read:
+            read.zrange(order, 0, -1)
+            read.hgetall(xml)
+            contacts, stanzas = await read.execute()
+        return [(contact, stanzas[contact]) for contact in contacts]
+
+
+@implementer(IOfflineStore)
+class RedisOfflineStore(_PerUserStore):
+    """A list per user; push and pop_all are scripts, so the limit and the hand-over are atomic."""
+
+    KINDS = ("offline",)
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self._push = client.register_script(_OFFLINE_PUSH)
+        self._pop_all = client.register_script(_OFFLINE_POP_ALL)
+
+    async def push(self, localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
+        return bool(await self._push(keys=self._keys(localpart, domain), args=[stanza_xml, limit]))
+
+    async def pop_all(self, localpart: str, domain: str) -> list[str]:
+        return await self._pop_all(keys=self._keys(localpart, domain))
+
+    async def count(self, localpart: str, domain: str) -> int:
+        (queue,) = self._keys(localpart, domain)
+        return await self._redis.llen(queue)
+
+
+@implementer(IPrivacyStore)
+class RedisPrivacyStore(_PerUserStore):
+    """Lists in a hash, the default's name beside it; scripts keep the two consistent."""
+
+    KINDS = ("privacy", "privacy:default")
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self._remove = client.register_script(_PRIVACY_REMOVE)
+        self._set_default = client.register_script(_PRIVACY_SET_DEFAULT)
+
+    async def lists(self, localpart: str, domain: str) -> dict[str, str]:
+        lists, _ = self._keys(localpart, domain)
+        return await self._redis.hgetall(lists)
+
+    async def get(self, localpart: str, domain: str, name: str) -> str | None:
+        lists, _ = self._keys(localpart, domain)
+        return await self._redis.hget(lists, name)
+
+    async def put(self, localpart: str, domain: str, name: str, json_text: str) -> None:
+        lists, _ = self._keys(localpart, domain)
+        await self._redis.hset(lists, name, json_text)
+
+    async def remove(self, localpart: str, domain: str, name: str) -> bool:
+        return bool(await self._remove(keys=self._keys(localpart, domain), args=[name]))
+
+    async def default(self, localpart: str, domain: str) -> str | None:
+        _, default = self._keys(localpart, domain)
+        return await self._redis.get(default)
+
+    async def set_default(self, localpart: str, domain: str, name: str | None) -> None:
+        keys = self._keys(localpart, domain)
+        if name is None:
+            _, default = keys
+            await self._redis.delete(default)
+        elif not await self._set_default(keys=keys, args=[name]):
+            raise ListNotFound(f"{localpart}@{domain}: {name}")
+
+
+@implementer(IVCardStore)
+class RedisVCardStore(_PerUserStore):
+    """The vCard text in one string key per user."""
+
+    KINDS = ("vcard",)
+
+    async def get(self, localpart: str, domain: str) -> str | None:
+        (vcard,) = self._keys(localpart, domain)
+        return await self._redis.get(vcard)
+
+    async def put(self, localpart: str, domain: str, xml_text: str) -> None:
+        (vcard,) = self._keys(localpart, domain)
+        await self._redis.set(vcard, xml_text)
