@@ -46,7 +46,7 @@ def _password(value: str) -> str:
 
 
 async def run(args: argparse.Namespace, config: cfg.Config) -> str:
-    storage = open_storage(config.data_dir)
+    storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
     try:
         if args.command == "adduser":

@@ -96,6 +96,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name)", cli=True),
+    Option("redis_url", str, "", "keep accounts and user data in Redis (redis://host:port/db) instead of SQLite in data_dir", cli="redis"),
 )
 
 OPTIONS = {o.name: o for o in SCHEMA}
@@ -138,6 +139,8 @@ def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
     for name in ("tls_cert", "tls_key"):
         if values[name] and not Path(values[name]).is_file():
             raise ConfigError(f"{origin}: option '{name}': cannot read {values[name]!r}")
+    if values["redis_url"] and values["redis_url"].split("://", 1)[0] not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{origin}: option 'redis_url': expected redis://, rediss:// or unix://, got {values['redis_url']!r}")
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -128,7 +128,7 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     if clock is None:
         from twisted.internet import reactor as clock
     context = tls_context(config)
-    node = Node(config, open_storage(config.data_dir), clock, modules, tls_context=context)
+    node = Node(config, open_storage(config.data_dir, config.redis_url or None), clock, modules, tls_context=context)
     root = NodeService(node)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)
     if config.c2s_direct_tls:

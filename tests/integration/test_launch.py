@@ -174,3 +174,36 @@ def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp
         process.terminate()
         output = process.communicate(timeout=20)[0]
     assert "serving one.example, two.example" in output
+
+
+def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
+    """--redis on both: an account added with xmppctl logs in at the node (its own redis-server)."""
+    from tests import redis_server
+    from tests.integration.blocking_client import BlockingStream
+
+    server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
+    port = free_port()
+    process = None
+    try:
+        assert ctl("--redis", server.url, "adduser", "rita@localhost", "pw", cwd=tmp_path).returncode == 0
+        assert ctl("--redis", server.url, "list", cwd=tmp_path).stdout.split() == ["rita@localhost"]
+        process = subprocess.Popen(
+            [*TWISTD, "xmppd", "--c2s-port", str(port), "--redis", server.url, "--data-dir", str(tmp_path / "d")],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        wait_for_port(port, process)
+        stream = BlockingStream("127.0.0.1", port)
+        assert stream.login("rita", "pw").startswith("rita@localhost/")
+        stream.close()
+    finally:
+        if process is not None:
+            process.terminate()
+            process.communicate(timeout=20)
+        redis_server.stop(server)
+    assert not (tmp_path / "d" / "xmppd.sqlite3").exists()
+
+
+def test_a_bad_redis_url_is_a_one_line_error(tmp_path):
+    done = run_twistd("xmppd", "--redis", "http://nope", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "option 'redis_url': expected redis://" in done.stderr
