@@ -98,5 +98,5 @@ def _wait_for_ping(server: RedisServer, log: Path) -> None:
                 return
             except (redis.ConnectionError, redis.TimeoutError):  # still starting or loading
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on port {server.port} did not answer PING")
+                    raise RuntimeError(f"redis-server on port {server.port} did not answer PING") from None
                 time.sleep(0.05)

@@ -11,7 +11,6 @@ from tests.integration.test_negotiation import authenticated, bind_iq
 from tests.integration.test_subscriptions import settle
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util.aio import as_deferred
-from xmppd.xml import NS_CLIENT
 
 
 async def befriend(node, a: str, b: str, a_sees_b: str = "both", b_sees_a: str = "both") -> None:

@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet import threads
 
 from tests.integration.node_fixtures import DOMAIN, RunningNode
-from tests.integration.raw import HEADER, exchange
+from tests.integration.raw import exchange
 from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
 
