@@ -15,11 +15,11 @@ from xmppd.modules import ACCOUNT, SERVER, IQRequest
 from xmppd.sessions import Resource
 from xmppd.stanzas import message_type, parse_jid
 from xmppd.streams.base import quote
-from xmppd.xml import NS_CLIENT
+from xmppd import xml as X
 
 
 def serialise(stanza: domish.Element) -> bytes:
-    return stanza.toXml(defaultUri=NS_CLIENT).encode("utf-8")
+    return X.serialise(stanza).encode("utf-8")
 
 
 def most_available(resources: list[Resource]) -> list[Resource]:

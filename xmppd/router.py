@@ -51,7 +51,9 @@ class Router:
         if privacy is None or privacy.allowed(stanza, origin.bare, origin, target, inbound=False):
             return True
         if stanza.getAttribute("type") not in ("error", "result"):
-            self.bounce(stanza, privacy.blocked_error(stanza, origin.bare, origin, target))
+            # Straight to the sender: routed, the error would come 'from' the very peer the list blocks.
+            error = privacy.blocked_error(stanza, origin.bare, origin, target)
+            self.local.send_to([origin], error_reply(stanza, error))
         return False
 
     def send(self, stanza: domish.Element) -> None:

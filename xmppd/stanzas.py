@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.xmlstream import toResponse
@@ -57,6 +59,12 @@ def parse_jid(value: str | None) -> jid.JID | None:
     """A prepared JID, or StanzaError('jid-malformed') for a bad one (CORE-49)."""
     if value is None:
         return None
+    return _parse_jid(value)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_jid(value: str) -> jid.JID:
+    """The same addresses come back on every stanza: parse and check each once."""
     head, slash, resource = value.partition("/")
     local, at, _ = head.partition("@")
     if not value or (slash and not resource) or (at and not local):
@@ -86,9 +94,12 @@ def _languages_distinct(stanza: domish.Element, name: str) -> bool:
 
 def check_message(message: domish.Element) -> None:
     """MSG-07: bodies and subjects only repeat with distinct xml:lang; at most one thread."""
+    names = [child.name for child in message.children if isinstance(child, domish.Element)]
+    if len(names) == len(set(names)):
+        return  # nothing repeated: the common case
     if not (_languages_distinct(message, "body") and _languages_distinct(message, "subject")):
         raise StanzaError("bad-request", text="several bodies or subjects need distinct xml:lang")
-    if sum(1 for child in message.elements() if child.name == "thread") > 1:
+    if names.count("thread") > 1:
         raise StanzaError("bad-request", text="at most one thread")
 
 

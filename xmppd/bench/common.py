@@ -1,5 +1,6 @@
 """What every sub-benchmark needs: the node under test, accounts, a lean client,
-and CPU/RSS readings from /proc.
+and CPU/RSS readings from /proc; and what the stepped-rate ones (chat, presence)
+share: rosters, online sessions, paced sends and the per-step table.
 
 The load generator is deliberately not the project's Twisted client: a
 benchmark of the server must not be limited by the client, so it is plain
@@ -241,10 +242,8 @@ async def provision_rosters(data_dir: Path, domain: str, count: int, contacts: i
     try:
         for index in range(count):
             localpart, _password = account(index)
-            wanted = {
-                f"{account(other)[0]}@{domain}": RosterItem(f"{account(other)[0]}@{domain}", subscription="both")
-                for other in ring_contacts(index, count, contacts)
-            }
+            jids = (f"{account(other)[0]}@{domain}" for other in ring_contacts(index, count, contacts))
+            wanted = {jid: RosterItem(jid, subscription="both") for jid in jids}
             items = (await storage.rosters.get(localpart, domain)).items
             for contact in items.keys() - wanted.keys():
                 await storage.rosters.remove(localpart, domain, contact)
@@ -296,11 +295,14 @@ class CpuMeter:
         self.usage = CpuUsage(wall, server, generator, busy - server - generator)
 
 
-def cpu_percentages(usage: CpuUsage, figure: str) -> dict[str, float]:
-    """Server, generator and other work as % of one core, with a warning on stderr when
-    the generator may have been the limit (``figure`` is then a lower bound) or other
-    work on the pinned cores disturbed the measurement."""
-    percent = {name: 100 * getattr(usage, name) / usage.wall for name in ("server", "generator", "others")}
+def cpu_percentages(usage: CpuUsage) -> dict[str, float]:
+    """Server, generator and other work as % of one core."""
+    return {name: 100 * getattr(usage, name) / usage.wall for name in ("server", "generator", "others")}
+
+
+def warn_if_disturbed(percent: dict[str, float], figure: str) -> None:
+    """Say on stderr when the generator may have been the limit (``figure`` is then a
+    lower bound) or other work on the pinned cores disturbed the measurement."""
     if percent["generator"] > GENERATOR_SATURATED:
         print(
             f"warning: the generator used {percent['generator']:.0f} % of its CPU: {figure} is a lower bound",
@@ -311,7 +313,6 @@ def cpu_percentages(usage: CpuUsage, figure: str) -> dict[str, float]:
             f"warning: other work took {percent['others']:.0f} % of a core on the pinned CPUs: numbers are disturbed",
             file=sys.stderr,
         )
-    return percent
 
 
 def _free_port() -> int:
@@ -540,7 +541,7 @@ STEP_HEADER = [
     "offered/s", "sent/s", "delivered/s", "server_cpu%", "gen_cpu%", "others_cpu%",
     "delivered/server-cpu-s", "p50_ms", "p99_ms", "undelivered", "errors",
 ]  # fmt: skip
-SATURATED = 0.9  # a step that delivers less than this share of what it sent has saturated the node
+SATURATED = 0.95  # a step that delivers less than this share of what it sent has saturated the node
 TICK = 0.001  # seconds between refills of the send bucket
 BURST = 0.02  # seconds of sends a late tick may catch up on
 DRAIN_POLL = 0.01  # seconds
@@ -549,13 +550,14 @@ ROSTER_GET_AND_PRESENCE = b"<iq type='get' id='r'><query xmlns='jabber:iq:roster
 
 
 class Tally:
-    """What all sessions received: the latency of each stamped stanza, error stanzas,
-    streams the node closed, and when data last came. One for all sessions, because
-    a step's figures are totals."""
+    """What all sessions received: the latency of each stamped stanza, presence and
+    error stanzas, streams the node closed, and when data last came. One for all
+    sessions, because a step's figures are totals."""
 
     def __init__(self, element: str) -> None:
         self.marker = f"<{element}>".encode()  # its text is the send time, perf_counter_ns()
         self.latencies: list[int] = []  # ns
+        self.presences = 0
         self.errors = 0
         self.disconnected = 0
         self.last_data = time.perf_counter_ns()
@@ -568,7 +570,7 @@ class Session(asyncio.Protocol):
     the node, the limit."""
 
     def __init__(self, connection: Connection, contacts: list[bytes], tally: Tally) -> None:
-        self.connection, self.contacts, self.tally = connection, contacts, tally  # contacts: bare JIDs
+        self.contacts, self.tally = contacts, tally  # contacts: bare JIDs
         self.sent = 0  # stanzas the pacer wrote here (presence alternates on it)
         self._tail = b""  # the end of the last read, which may hold a cut marker or stamp
         self.transport = connection.writer.transport
@@ -581,6 +583,7 @@ class Session(asyncio.Protocol):
         tally.last_data = now
         if self._tail:
             data = self._tail + data
+        tally.presences += data.count(b"<presence")
         tally.errors += data.count(b"type='error'")
         chunks = data.split(tally.marker)
         if len(chunks) > 1 and b"<" not in chunks[-1]:  # the read ends inside a stamp
@@ -631,14 +634,17 @@ class Step:
     def generator_behind(self) -> bool:
         return self.per_second(self.sent) < SATURATED * self.offered
 
+    @property
+    def percent(self) -> dict[str, float]:
+        return cpu_percentages(self.usage)
+
     def latency_ms(self, fraction: float) -> float:
         if not self.latencies:
             return float("nan")
         return self.latencies[min(len(self.latencies) - 1, int(fraction * len(self.latencies)))] / 1e6
 
     def row(self) -> list:
-        percent = cpu_percentages(self.usage, "delivered/s")
-        usage = self.usage
+        percent, usage = self.percent, self.usage
         return [
             self.offered, self.per_second(self.sent), self.per_second(self.delivered),
             percent["server"], percent["generator"], percent["others"],
@@ -664,24 +670,32 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
     )
     parser.add_argument(
         "--settle", type=float, default=1.0,
-        help="seconds of silence that end the initial roster and presence exchange (default: 1)",
+        help="seconds of silence after the initial presence exchange (default: 1)",
     )  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
     add_target_arguments(parser)
 
 
-async def _go_online(sessions: list[Session], tally: Tally, settle: float) -> None:
-    """Roster get and initial presence from everyone, as clients do, then wait for the
-    broadcasts and probe answers to stop, so they do not count in the first step."""
+async def _go_online(sessions: list[Session], tally: Tally, contacts: int, settle: float) -> None:
+    """Roster get and initial presence from everyone, as clients do, then wait until the
+    node is done with them, so that none of that work falls in the first step. Silence
+    alone does not show it: the node may read every stream's burst before it answers
+    any, and be silent for over a second while busy. So first the presence every session
+    must get (its own, and from each contact a broadcast or a probe answer, whichever
+    came online later), then ``settle`` seconds of silence for anything else."""
     for session in sessions:
         session.transport.write(ROSTER_GET_AND_PRESENCE)
-    quiet_ns = int(settle * 1e9)
+    expected, quiet_ns = len(sessions) * (contacts + 1), int(settle * 1e9)
     try:
         async with asyncio.timeout(SETTLE_TIMEOUT):
+            while tally.presences < expected:
+                await asyncio.sleep(DRAIN_POLL)
             while time.perf_counter_ns() - tally.last_data < quiet_ns:
                 await asyncio.sleep(settle / 10)
     except TimeoutError:
-        raise BenchError(f"initial presence traffic went on for over {SETTLE_TIMEOUT:.0f} s") from None
+        raise BenchError(
+            f"going online: {tally.presences} of {expected} presence stanzas after {SETTLE_TIMEOUT:.0f} s"
+        ) from None
     if tally.errors or tally.disconnected:
         raise BenchError(f"going online: {tally.errors} error stanzas, {tally.disconnected} streams closed")
 
@@ -689,8 +703,9 @@ async def _go_online(sessions: list[Session], tally: Tally, settle: float) -> No
 async def _offer(sessions: list[Session], stanza: Callable[[Session], bytes], rate: int, duration: float) -> int:
     """Write ``rate`` stanzas a second for ``duration`` seconds, each from a random
     session; the number written. A token bucket refilled every TICK: a late tick (the
-    loop was busy reading) catches up on up to BURST seconds of sends instead of losing them."""
-    sent, tokens, bucket = 0, 0.0, 1.0 + rate * BURST
+    loop was busy reading) catches up on up to BURST seconds of sends instead of losing
+    them. It starts with one token, so a window holds rate * duration sends, not one fewer."""
+    sent, tokens, bucket = 0, 1.0, 1.0 + rate * BURST
     start = last = time.perf_counter()
     while (now := time.perf_counter()) < start + duration:
         tokens = min(bucket, tokens + (now - last) * rate)
@@ -735,15 +750,16 @@ async def _run_steps(
             sessions = [
                 Session(c, [bare[i] for i in ring_contacts(c.index, args.n, args.contacts)], tally) for c in connections
             ]
-            await _go_online(sessions, tally, args.settle)
+            await _go_online(sessions, tally, args.contacts, args.settle)
             for rate in args.rates:
                 step = await _step(args, server, sessions, tally, workload, rate)
                 steps.append(step)
                 print(
                     f"{rate} {workload.sends}/s: {step.per_second(step.delivered):.0f} delivered/s,"
-                    f" p99 {step.latency_ms(0.99):.1f} ms",
+                    f" server {step.percent['server']:.0f} % CPU, p99 {step.latency_ms(0.99):.1f} ms",
                     file=sys.stderr,
                 )
+                warn_if_disturbed(step.percent, "delivered/s")
                 if step.generator_behind:
                     sent = step.per_second(step.sent)
                     print(f"warning: the generator sent only {sent:.0f} of {rate}/s", file=sys.stderr)
@@ -759,12 +775,14 @@ def _summary(steps: list[Step]) -> list[str]:
     last = steps[-1]
     if last.saturated:
         capacity = max(step.per_second(step.delivered) for step in steps)
-        lines = [f"saturation: ~{capacity:.0f} delivered/s (highest measured; the last step delivered"
-                 f" {100 * last.delivered / last.expected:.0f} % of what it sent)"]  # fmt: skip
+        share = 100 * last.delivered / last.expected
+        how = f"highest measured; the last step delivered {share:.0f} % of what its sends should have"
+    elif not last.usage.server:
+        return ["saturation: not reached, and the node used too little CPU to extrapolate from"]
     else:
         capacity = last.delivered / last.usage.server
-        lines = [f"saturation: not reached; ~{capacity:.0f} delivered/s extrapolated from the last step's"
-                 " deliveries per server CPU-second"]  # fmt: skip
+        how = "not reached: extrapolated from the last step's deliveries per server CPU-second"
+    lines = [f"saturation: ~{capacity:.0f} delivered/s ({how})"]
     below = [step for step in steps if not step.saturated]
     if not below:
         return lines + ["no step below saturation: start with a lower --rates"]

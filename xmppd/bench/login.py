@@ -60,7 +60,8 @@ async def _measure(
         await common.close_all(sessions)
     failures += login_failures
     ok, cpu = len(sessions), meter.usage
-    percent = common.cpu_percentages(cpu, "logins/s")
+    percent = common.cpu_percentages(cpu)
+    common.warn_if_disturbed(percent, "logins/s")
     row = [
         mechanism, n, len(failures), cpu.wall, ok / cpu.wall, cpu.server, percent["server"],
         cpu.generator, percent["generator"], percent["others"], ok / cpu.server if cpu.server else float("nan"),

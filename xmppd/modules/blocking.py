@@ -61,7 +61,9 @@ class BlockingModule(Module):
             raise StanzaError("bad-request", text="block at least one JID")
         owner = request.sender
         current = await self.privacy.load_default(owner.user, owner.host)
-        if verb == "block":
+        if verb == "block" and current is None:
+            updated = engine.block(None, jids, await self._free_name(owner))  # a new list: never overwrite one
+        elif verb == "block":
             updated = engine.block(current, jids)
         elif current is None:
             return None
@@ -73,6 +75,15 @@ class BlockingModule(Module):
             await self.privacy.replace_default(owner.userhost(), updated)
         self._push(owner.userhost(), verb, jids)
         return None
+
+    async def _free_name(self, owner) -> str:
+        """The name of a new default list: 'blocklist', unless a (non-default) list has it already."""
+        taken = await self.node.storage.privacy.lists(owner.user, owner.host)
+        name, n = "blocklist", 1
+        while name in taken:
+            n += 1
+            name = f"blocklist-{n}"
+        return name
 
     def _push(self, bare: str, verb: str, jids: list[str]) -> None:
         """XEP-0191 §3.3/3.4: every resource that asked for the blocklist hears of the change."""

@@ -16,6 +16,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.modules.subscription import presence_copy
 from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError
 from xmppd.storage.interfaces import ListNotFound
@@ -176,7 +177,8 @@ class PrivacyModule(Module):
 
     async def _set_default(self, sender: JID, name: str | None):
         bare = sender.userhost()
-        if any(r.jid != sender and r.active_list is None for r in self.node.directory.resources(bare)):
+        others = [r for r in self.node.directory.resources(bare) if r.jid != sender and r.active_list is None]
+        if others and self._default_name(bare) is not None:  # PRIV-09: only a default in use conflicts
             raise StanzaError("conflict", text="the default list applies to another of your sessions")
         new = await self._stored(sender, name) if name else None
         try:
@@ -192,7 +194,7 @@ class PrivacyModule(Module):
         except PrivacyError as e:
             raise StanzaError(e.condition, text=e.text) from None
         wanted_groups = engine.groups_used(plist)
-        if wanted_groups:
+        if wanted_groups or any(i.type == "subscription" for i in plist.items):  # decide() reads the cached roster
             account = await self.node.modules.module("roster").account(sender.user, sender.host)
             known = {g for item in account.roster.items.values() for g in item.groups}
             if wanted_groups - known:
@@ -260,6 +262,8 @@ class PrivacyModule(Module):
     # -- PRIV-16: lists that start blocking presence take effect at once ---------------------------
 
     def _announce_change(self, bare: str, resources: list[Resource], old: PrivacyList | None) -> None:
+        """PRIV-16: unavailable to whoever a list change hides the resource from; its current presence
+        to subscribers it stops hiding it from (XEP-0191 §3.4 requires that of an unblock)."""
         rosters = self.node.modules.module("roster")
         account = rosters.cached(bare)
         watchers = set(account.subscribers()) if account is not None else set()
@@ -275,3 +279,5 @@ class PrivacyModule(Module):
                     gone = domish.Element((NS_CLIENT, "presence"))
                     gone["from"], gone["to"], gone["type"] = resource.jid.full(), peer, "unavailable"
                     self.node.router.send(gone)
+                elif now and not was and peer in watchers and resource.presence is not None:
+                    self.node.router.send(presence_copy(resource.presence, peer))

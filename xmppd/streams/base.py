@@ -283,7 +283,7 @@ class ServerStream(protocol.Protocol):
         if self.closed:
             return
         if not isinstance(element, str):
-            element = element.toXml(defaultUri=self.content_namespace)
+            element = X.serialise(element, self.content_namespace)
         self.transport.write(element.encode("utf-8"))
 
     def send_raw(self, data: bytes):
