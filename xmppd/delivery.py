@@ -30,6 +30,21 @@ def most_available(resources: list[Resource]) -> list[Resource]:
     return [r for r in candidates if r.priority == top]
 
 
+class Readdressed:
+    """One stanza serialised once, then written with a different 'to' for each recipient."""
+
+    def __init__(self, stanza: domish.Element):
+        kept = stanza.attributes.pop("to", None)
+        text = serialise(stanza)
+        if kept is not None:
+            stanza["to"] = kept
+        cut = len(stanza.name) + 1
+        self.head, self.rest = text[:cut], text[cut:]
+
+    def __call__(self, to: str) -> bytes:
+        return b"%s to='%s'%s" % (self.head, quote(to).encode("utf-8"), self.rest)
+
+
 class LocalDelivery:
     def __init__(self, node, router):
         self.node = node
@@ -49,15 +64,10 @@ class LocalDelivery:
 
     def send_each(self, resources: list[Resource], stanza: domish.Element) -> None:
         """Serialise once, addressed ('to') to each recipient's full JID."""
-        if not resources:
-            return
-        kept = stanza.attributes.pop("to", None)
-        text = serialise(stanza)
-        if kept is not None:
-            stanza["to"] = kept
-        head, rest = text[: len(stanza.name) + 1], text[len(stanza.name) + 1 :]
-        for resource in resources:
-            resource.stream.send_raw(b"%s to='%s'%s" % (head, quote(resource.jid.full()).encode("utf-8"), rest))
+        if resources:
+            readdress = Readdressed(stanza)
+            for resource in resources:
+                resource.stream.send_raw(readdress(resource.jid.full()))
 
     # -- addressed stanzas ---------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from typing import Any, Self
 from xmppd import xml as X
 from xmppd.storage import open_storage
 from xmppd.storage.interfaces import RosterItem
+from xmppd.util.privacy import Item, PrivacyList
 from xmppd.util.scram import (
     MIN_ITERATIONS,
     Credentials,
@@ -250,6 +251,28 @@ async def provision_rosters(data_dir: Path, domain: str, count: int, contacts: i
             for contact, item in wanted.items():
                 if items.get(contact) != item:
                     await storage.rosters.put(localpart, domain, item)
+    finally:
+        await storage.close()
+
+
+def privacy_list(items: int) -> PrivacyList:
+    """A default list of ``items`` rules that never match a contact, so each check reads them all."""
+    rules = [Item("deny", 1, "subscription", "none"), Item("deny", 2, "group", "blocked")]
+    rules += [Item("deny", order, "jid", f"stranger{order}@elsewhere.example") for order in range(3, items + 1)]
+    return PrivacyList("bench", tuple(rules[:items]))
+
+
+async def provision_privacy(data_dir: Path, domain: str, count: int, items: int) -> None:
+    """Every account gets ``privacy_list(items)`` as its default list (0: no list at all)."""
+    storage = open_storage(data_dir)
+    try:
+        for index in range(count):
+            localpart, _password = account(index)
+            if items:
+                await storage.privacy.put(localpart, domain, "bench", privacy_list(items).to_json())
+                await storage.privacy.set_default(localpart, domain, "bench")
+            else:
+                await storage.privacy.remove(localpart, domain, "bench")
     finally:
         await storage.close()
 
@@ -673,6 +696,10 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
         help="seconds of silence after the initial presence exchange (default: 1)",
     )  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
+    parser.add_argument(
+        "--privacy-items", type=int, default=0,
+        help="give every user a default privacy list of this many items, none matching a contact (default: 0)",
+    )  # fmt: skip
     add_target_arguments(parser)
 
 
@@ -799,8 +826,10 @@ async def _prepare(args: argparse.Namespace, data_dir: Path) -> SaltedPasswords:
     started = time.perf_counter()
     salted = await provision(data_dir, args.domain, args.n)
     await provision_rosters(data_dir, args.domain, args.n, args.contacts)
+    await provision_privacy(data_dir, args.domain, args.n, args.privacy_items)
     print(
-        f"{args.n} accounts with {args.contacts} contacts each ready in {time.perf_counter() - started:.1f} s",
+        f"{args.n} accounts with {args.contacts} contacts and {args.privacy_items} privacy items each"
+        f" ready in {time.perf_counter() - started:.1f} s",
         file=sys.stderr,
     )
     return salted

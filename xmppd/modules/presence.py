@@ -12,6 +12,7 @@ from __future__ import annotations
 from twisted.words.protocols.jabber.jid import JID, internJID
 from twisted.words.xish import domish
 
+from xmppd.delivery import Readdressed
 from xmppd.modules import Module
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.modules.subscription import presence_copy, presence_stanza
@@ -75,11 +76,25 @@ class PresenceModule(Module):
         self.node.modules.fire("presence-available", origin, initial)
 
     def _send_out(self, presence: domish.Element, origin: Resource, peers) -> None:
-        """Presence from a resource to other entities, minus those its list blocks (presence-out)."""
-        privacy = self.node.privacy
+        """Presence from a resource to other entities, minus those its list blocks (presence-out).
+
+        Local accounts (the hot path of every broadcast) get it straight from
+        here, serialised once for all of them, through the same inbound check
+        as any presence (PRES-07, PRIV-14); everything else is routed.
+        """
+        privacy, directory, local = self.node.privacy, self.node.directory, self.node.router.local
+        readdress = None
         for peer in peers:
-            if privacy is None or privacy.allowed(presence, origin.bare, origin, internJID(peer), inbound=False):
+            peer_jid = internJID(peer)
+            if privacy is not None and not privacy.allowed(presence, origin.bare, origin, peer_jid, inbound=False):
+                continue
+            if peer_jid.resource is not None or peer_jid.user is None or peer_jid.host not in self.node.domains:
                 self.node.router.send(presence_copy(presence, peer))
+                continue
+            recipients = local.admitted(presence, [r for r in directory.resources(peer) if r.available])
+            if recipients:
+                readdress = readdress or Readdressed(presence)
+                local.send_raw(recipients, readdress(peer))
 
     def _probe_contacts(self, account: Account, origin: Resource) -> None:
         """PRES-02: local contacts' current presence straight to the new resource."""
