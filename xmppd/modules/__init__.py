@@ -46,6 +46,11 @@ class IQRequest:
     def payload(self) -> domish.Element:
         return payload(self.iq)
 
+    def require_own(self, text: str | None = None) -> None:
+        """Only the account itself may do this (its roster, lists, vCard): else forbidden."""
+        if self.sender is None or self.sender.userhost() != self.target.userhost():
+            raise StanzaError("forbidden", text=text)
+
 
 class Module:
     """Base of every protocol module."""

@@ -31,13 +31,8 @@ class BlockingModule(Module):
     def privacy(self):
         return self.node.modules.module("privacy")
 
-    @staticmethod
-    def _own(request: IQRequest) -> None:
-        if request.sender is None or request.sender.userhost() != request.target.userhost():
-            raise StanzaError("forbidden")
-
     async def blocklist(self, request: IQRequest):
-        self._own(request)
+        request.require_own()
         if request.payload.name != "blocklist":
             raise StanzaError("bad-request")
         resource = self.node.directory.resource(request.sender)
@@ -49,7 +44,7 @@ class BlockingModule(Module):
         return answer
 
     async def change(self, request: IQRequest):
-        self._own(request)
+        request.require_own()
         verb = request.payload.name
         if verb not in ("block", "unblock"):
             raise StanzaError("bad-request")

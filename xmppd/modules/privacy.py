@@ -79,8 +79,7 @@ class PrivacyModule(Module):
             plist = await self.load_default(owner.user, owner.host)
         if plist is None or peer.userhost() == bare:
             return True
-        if engine.groups_used(plist) or any(i.type == "subscription" for i in plist.items):
-            await self.node.modules.module("roster").account(owner.user, owner.host)
+        await self._roster_for(owner, plist)
         return self.decide(plist, bare, kind_of(stanza, True), peer)
 
     def blocked_error(self, stanza: domish.Element, owner: str, resource: Resource | None, peer: JID) -> StanzaError:
@@ -103,9 +102,12 @@ class PrivacyModule(Module):
         bare = resource.bare
         if bare not in self._defaults:
             self._defaults[bare] = await self.load_default(resource.jid.user, resource.jid.host)
-        plist = self._defaults[bare]
-        if plist is not None and any(i.type in ("group", "subscription") for i in plist.items):
-            await self.node.modules.module("roster").account(resource.jid.user, resource.jid.host)
+        await self._roster_for(resource.jid, self._defaults[bare])
+
+    async def _roster_for(self, owner: JID, plist: PrivacyList | None) -> None:
+        """decide() reads the cached roster: load it first when the list needs it."""
+        if plist is not None and engine.reads_roster(plist):
+            await self.node.modules.module("roster").account(owner.user, owner.host)
 
     def resource_ended(self, resource: Resource):
         if self.node.directory.count(resource.bare) <= 1:
@@ -117,14 +119,9 @@ class PrivacyModule(Module):
 
     # -- jabber:iq:privacy ----------------------------------------------------------------------
 
-    @staticmethod
-    def _own(request: IQRequest) -> None:
-        if request.sender is None or request.sender.userhost() != request.target.userhost():
-            raise StanzaError("forbidden")
-
     async def get(self, request: IQRequest):
         """PRIV-02/03."""
-        self._own(request)
+        request.require_own()
         target, store = request.target, self.node.storage.privacy
         asked = [c for c in request.payload.elements() if c.name == "list"]
         if len(asked) > 1 or len(asked) != sum(1 for _ in request.payload.elements()):
@@ -149,7 +146,7 @@ class PrivacyModule(Module):
 
     async def set(self, request: IQRequest):
         """PRIV-04..09: exactly one of <active/>, <default/>, <list/>."""
-        self._own(request)
+        request.require_own()
         children = list(request.payload.elements())
         if len(children) != 1 or children[0].name not in ("active", "default", "list"):
             raise StanzaError("bad-request", text="a privacy set carries exactly one active, default or list")
@@ -194,7 +191,7 @@ class PrivacyModule(Module):
         except PrivacyError as e:
             raise StanzaError(e.condition, text=e.text) from None
         wanted_groups = engine.groups_used(plist)
-        if wanted_groups or any(i.type == "subscription" for i in plist.items):  # decide() reads the cached roster
+        if engine.reads_roster(plist):  # decide() reads the cached roster
             account = await self.node.modules.module("roster").account(sender.user, sender.host)
             known = {g for item in account.roster.items.values() for g in item.groups}
             if wanted_groups - known:
@@ -241,8 +238,7 @@ class PrivacyModule(Module):
         if text is None:
             raise StanzaError("item-not-found")
         plist = PrivacyList.from_json(text)
-        if any(i.type in ("group", "subscription") for i in plist.items):
-            await self.node.modules.module("roster").account(owner.user, owner.host)
+        await self._roster_for(owner, plist)
         return plist
 
     async def replace_default(self, bare: str, plist: PrivacyList | None) -> None:

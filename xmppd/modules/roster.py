@@ -180,14 +180,9 @@ class RosterModule(Module):
 
     # -- jabber:iq:roster ------------------------------------------------------------------
 
-    @staticmethod
-    def _own(request: IQRequest) -> None:
-        if request.sender is None or request.sender.userhost() != request.target.userhost():
-            raise StanzaError("forbidden", text="that is not your roster")
-
     async def get(self, request: IQRequest):
         """IM-01/07: the whole roster, or an empty result when the client's version is current."""
-        self._own(request)
+        request.require_own("that is not your roster")
         account = await self.account(request.target.user, request.target.host)
         resource = self.node.directory.resource(request.sender)
         if resource is not None:
@@ -203,7 +198,7 @@ class RosterModule(Module):
 
     async def set(self, request: IQRequest):
         """IM-02/03/04: add, update or remove one item."""
-        self._own(request)
+        request.require_own("that is not your roster")
         items = [e for e in request.payload.elements() if e.name == "item" and e.uri == NS_ROSTER]
         if len(items) != 1 or sum(1 for _ in request.payload.elements()) != 1:
             raise StanzaError("bad-request", text="a roster set carries exactly one item")

@@ -29,8 +29,7 @@ class VCardModule(Module):
         return parse_fragment(stored) if stored else domish.Element((NS_VCARD, "vCard"))
 
     async def set(self, request: IQRequest):
-        if request.sender is None or request.sender.userhost() != request.target.userhost():
-            raise StanzaError("forbidden", text="you can only set your own vCard")
+        request.require_own("you can only set your own vCard")
         text = request.payload.toXml()
         if len(text.encode("utf-8")) > self.node.config.vcard_max_size:
             raise StanzaError("not-acceptable", text=f"a vCard is limited to {self.node.config.vcard_max_size} bytes")

@@ -206,6 +206,11 @@ def list_element(plist: PrivacyList) -> domish.Element:
     return element
 
 
+def reads_roster(plist: PrivacyList) -> bool:
+    """Whether deciding needs the owner's roster (group or subscription items)."""
+    return any(item.type in ("group", "subscription") for item in plist.items)
+
+
 def groups_used(plist: PrivacyList) -> set[str]:
     """The roster groups the list names, which must exist in the roster (PRIV-05: else item-not-found)."""
     return {item.value for item in plist.items if item.type == "group"}
