@@ -68,8 +68,9 @@ class Option:
         return Path(value) if self.type is Path else value
 
 
-def _default_node_id() -> str:
-    return socket.gethostname()
+def _default_node_id(c2s_port: int) -> str:
+    """Host name and port: unique for one node per core on a machine, stable across restarts."""
+    return f"{socket.gethostname()}:{c2s_port}"
 
 
 SCHEMA: tuple[Option, ...] = (
@@ -95,8 +96,11 @@ SCHEMA: tuple[Option, ...] = (
     Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
-    Option("node_id", str, "", "this node's name in logs and the cluster (default: host name)", cli=True),
-    Option("redis_url", str, "", "keep accounts and user data in Redis (redis://host:port/db) instead of SQLite in data_dir", cli="redis"),
+    Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
+    Option("redis_url", str, "", "join the cluster of nodes sharing this Redis (redis://, rediss://, unix://, redis+sentinel://host:port[,host:port]/service[/db]); empty = one node with SQLite in data_dir", cli="redis"),
+    Option("heartbeat_ttl", int, 5, "cluster: seconds a node's heartbeat lives; survivors declare a silent node dead within twice this", min=1, max=60, cli=True),
+    Option("http_interface", str, "127.0.0.1", "address of the operators' HTTP endpoints (/healthz, /readyz): keep it private", cli=True),
+    Option("http_port", int, 5280, "port of the operators' HTTP endpoints; 0 picks a free port", min=0, max=65535, cli=True),
 )
 
 OPTIONS = {o.name: o for o in SCHEMA}
@@ -139,8 +143,10 @@ def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
     for name in ("tls_cert", "tls_key"):
         if values[name] and not Path(values[name]).is_file():
             raise ConfigError(f"{origin}: option '{name}': cannot read {values[name]!r}")
-    if values["redis_url"] and values["redis_url"].split("://", 1)[0] not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"{origin}: option 'redis_url': expected redis://, rediss:// or unix://, got {values['redis_url']!r}")
+    if values["redis_url"] and values["redis_url"].split("://", 1)[0] not in ("redis", "rediss", "unix", "redis+sentinel"):
+        raise ConfigError(
+            f"{origin}: option 'redis_url': expected redis://, rediss://, unix:// or redis+sentinel://, got {values['redis_url']!r}"
+        )
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -165,7 +171,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
             values[key] = OPTIONS[key].check(value, "command line")
     values["domains"] = _validate_domains(values["domains"], origin)
     if not values["node_id"]:
-        values["node_id"] = _default_node_id()
+        values["node_id"] = _default_node_id(values["c2s_port"])
     _check_cross_option_rules(values, origin)
     return Config(values, origin)
 

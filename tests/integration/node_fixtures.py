@@ -50,6 +50,7 @@ def node_config(data_dir: Path, **overrides) -> cfg.Config:
         "c2s_interface": "127.0.0.1",
         "c2s_direct_tls": True,
         "c2s_direct_tls_port": 0,
+        "http_port": 0,
     }
     options.update(overrides)
     return cfg.load(None, options)
