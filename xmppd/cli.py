@@ -5,6 +5,7 @@
     xmppctl --data-dir DIR deluser user@domain
     xmppctl --data-dir DIR disable user@domain      (and enable)
     xmppctl --data-dir DIR list [domain]
+    xmppctl --redis URL cluster                     (the nodes, their liveness and sessions)
 
 Errors are one line on stderr and a non-zero exit status.
 """
@@ -15,10 +16,13 @@ import argparse
 import asyncio
 import sys
 
+from redis.exceptions import RedisError
 from twisted.words.protocols.jabber import jid
 
 from xmppd import config as cfg
+from xmppd.cluster.membership import survey
 from xmppd.storage import open_storage
+from xmppd.storage.redis import redis_client
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
 from xmppd.util.scram import Credentials
 
@@ -45,7 +49,27 @@ def _password(value: str) -> str:
     return value
 
 
+async def cluster_table(config: cfg.Config) -> str:
+    if not config.redis_url:
+        raise CommandError("cluster: give the cluster's Redis (--redis URL or redis_url in the configuration)")
+    client = redis_client(config.redis_url)
+    try:
+        nodes = await survey(client, config.heartbeat_ttl)
+    except RedisError as e:
+        raise CommandError(f"cluster: cannot reach Redis: {e}") from None
+    finally:
+        await client.aclose()
+    rows = [("NODE", "STATE", "HEARTBEAT", "SESSIONS", "HOST")]
+    for n in nodes:
+        beat = f"{n.heartbeat_age:.1f}s ago" if n.heartbeat_age is not None else "expired"
+        rows.append((n.node_id, "alive" if n.alive else "dead", beat, str(n.sessions), n.host))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
 async def run(args: argparse.Namespace, config: cfg.Config) -> str:
+    if args.command == "cluster":
+        return await cluster_table(config)
     storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
     try:
@@ -87,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=doc).add_argument("jid")
     listing = commands.add_parser("list", help="list accounts")
     listing.add_argument("domain", nargs="?")
+    commands.add_parser("cluster", help="the cluster's nodes: liveness, heartbeat age, sessions")
     return p
 
 

@@ -10,7 +10,8 @@ from twisted.logger import Logger
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
 from xmppd.router import Router
-from xmppd.sessions import LocalSessionDirectory, Resource
+from xmppd.cluster.local import LocalCluster
+from xmppd.sessions import Resource
 from xmppd.storage import Storage
 from xmppd.util.aio import run_in_background
 
@@ -20,14 +21,15 @@ PARK_AFTER = 5.0  # seconds of silence before a stream's parser is dropped
 class Node:
     log = Logger()
 
-    def __init__(self, config: Config, storage: Storage, clock, module_classes, tls_context=None, directory=None):
+    def __init__(self, config: Config, storage: Storage, clock, module_classes, tls_context=None, cluster=None):
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
         self.domains = frozenset(config.domains)
         self.storage = storage
         self.tls_context = tls_context
-        self.directory = directory if directory is not None else LocalSessionDirectory(self.node_id)
+        self.cluster = cluster if cluster is not None else LocalCluster(self.node_id)
+        self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
         self.modules = ModuleHost(self, module_classes)

@@ -21,10 +21,14 @@ from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.vcard import VCardModule
 from xmppd.modules.version import VersionModule
 from xmppd.node import PARK_AFTER, Node
-from xmppd.storage import open_storage
+from xmppd.cluster.local import LocalCluster
+from xmppd.cluster.redis import RedisCluster
+from xmppd.storage import open_storage, redis_storage
+from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream
 from xmppd.util.aio import as_deferred
+from xmppd.web import health
 
 DEFAULT_MODULES = (
     DiscoModule,
@@ -102,12 +106,24 @@ class NodeService(service.MultiService):
             domains=", ".join(config.domains),
             data=config.data_dir.resolve(),
         )
-        super().startService()
+        service.Service.startService(self)  # the children: operators' HTTP now, clients once the node can serve
+        self.listener("http").startService()
+        joined = self.node.cluster.start(self.node)
+        if joined is None:
+            self._open_to_clients()
+        else:
+            as_deferred(joined).addCallbacks(lambda _: self._open_to_clients(), lambda f: log.failure("joining the cluster failed", f))
+
+    def _open_to_clients(self):
+        for child in self:
+            if not child.running:
+                child.startService()
 
     async def _stop(self):
         self._parking.stop()
         await super().stopService()
         await self.node.shut_down_streams()
+        await as_deferred(self.node.cluster.stop())
         await as_deferred(self.node.storage.close())
 
     def stopService(self):
@@ -124,12 +140,23 @@ def tls_context(config: Config):
     return tls.server_context(cert, key)
 
 
+def storage_and_cluster(config: Config):
+    """SQLite and a node alone, or Redis shared by the cluster's nodes."""
+    if not config.redis_url:
+        return open_storage(config.data_dir), LocalCluster(config.node_id)
+    client = redis_client(config.redis_url)
+    cluster = RedisCluster(config.node_id, config.heartbeat_ttl, client, redis_client(config.redis_url, decode=False))
+    return redis_storage(client), cluster
+
+
 def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> NodeService:
     if clock is None:
         from twisted.internet import reactor as clock
     context = tls_context(config)
-    node = Node(config, open_storage(config.data_dir, config.redis_url or None), clock, modules, tls_context=context)
+    storage, cluster = storage_and_cluster(config)
+    node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster)
     root = NodeService(node)
+    Listener("http", config.http_port, health.site(node), config.http_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)
     if config.c2s_direct_tls:
         Listener(

@@ -23,9 +23,10 @@ class Resource:
 
     jid: JID  # full JID
     node: str  # id of the node holding the stream
+    session: str = ""  # this binding's id: tells a session from a later one with the same full JID
     priority: int = 0
     available: bool = False
-    stream: Any = field(default=None, repr=False)  # the local stream, on its own node only
+    stream: Any = field(default=None, repr=False)  # the stream, or a stand-in that reaches it on its node
     roster_requested: bool = False  # an "interested resource" for roster pushes (IM-05)
     presence: Any = field(default=None, repr=False)  # last broadcast presence (PRES-01), for probes
     directed: set[str] = field(default_factory=set, repr=False)  # got directed presence (PRES-06)
@@ -52,6 +53,9 @@ class ISessionDirectory(Interface):
     def count(bare: str) -> int:
         """How many resources the account has bound, cluster-wide."""
 
+    def here(bare: str) -> list[Resource]:
+        """The account's resources bound on this node (what per-node caches follow)."""
+
     async def bind(resource: Resource) -> Resource | None:
         """Bind; return the resource it replaced (its stream gets a conflict error)."""
 
@@ -59,8 +63,12 @@ class ISessionDirectory(Interface):
         """Forget a resource whose stream ended."""
 
     def set_presence(resource: Resource, available: bool, priority: int) -> None:
-        """Record availability and priority (MSG-02/03). Synchronous on the hot path:
-        a clustered directory updates its replica now and replicates in the background."""
+        """Record availability, priority and ``resource.presence`` (MSG-02/03, PRES-02).
+        Synchronous on the hot path: a clustered directory updates its replica now and
+        replicates in the background."""
+
+    def changed(resource: Resource) -> None:
+        """Another replicated attribute changed: the interest flags or directed presence."""
 
 
 @implementer(ISessionDirectory)
@@ -82,6 +90,9 @@ class LocalSessionDirectory:
     def count(self, bare: str) -> int:
         return len(self._by_bare.get(bare, ()))
 
+    def here(self, bare: str) -> list[Resource]:
+        return self.resources(bare)
+
     def __len__(self) -> int:
         return sum(len(r) for r in self._by_bare.values())
 
@@ -101,3 +112,6 @@ class LocalSessionDirectory:
     def set_presence(self, resource: Resource, available: bool, priority: int) -> None:
         resource.available = available
         resource.priority = priority
+
+    def changed(self, resource: Resource) -> None:
+        pass

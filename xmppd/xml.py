@@ -127,13 +127,19 @@ def _is_utf8(data: bytes) -> bool:
 
 def parse_fragment(text: str) -> domish.Element:
     """One stored element (a vCard, an offline message) back into a domish Element."""
+    return parse_fragments(text.encode("utf-8"))[0]
+
+
+def parse_fragments(data: bytes, namespace: str = "") -> list[domish.Element]:
+    """Serialised elements, one after another (what a stream was sent), as domish Elements;
+    ``namespace`` is the default one they were written under (a stream's content namespace)."""
     found: list[domish.Element] = []
     parser = domish.elementStream()
     parser.DocumentStartEvent = lambda root: None
     parser.ElementEvent = found.append
     parser.DocumentEndEvent = lambda: None
-    parser.parse(b"<fragment>" + text.encode("utf-8") + b"</fragment>")
-    return found[0]
+    parser.parse(b"<fragment xmlns='%s'>%s</fragment>" % (namespace.encode(), data))
+    return found
 
 
 # -- serialising stanzas ------------------------------------------------------------------

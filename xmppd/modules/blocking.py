@@ -36,8 +36,9 @@ class BlockingModule(Module):
         if request.payload.name != "blocklist":
             raise StanzaError("bad-request")
         resource = self.node.directory.resource(request.sender)
-        if resource is not None:
+        if resource is not None and not resource.blocklist_requested:
             resource.blocklist_requested = True
+            self.node.directory.changed(resource)
         answer = domish.Element((NS_BLOCKING, "blocklist"))
         for jid in engine.blocklist(await self.privacy.load_default(request.sender.user, request.sender.host)):
             answer.addElement("item")["jid"] = jid

@@ -18,6 +18,7 @@ from xmppd.modules.roster import Account, RosterModule
 from xmppd.modules.subscription import presence_copy, presence_stanza
 from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError, check_presence
+from xmppd.util.aio import run_in_background
 from xmppd.util.subscription import sends_presence_to_contact
 from xmppd.xml import NS_CLIENT
 
@@ -60,8 +61,8 @@ class PresenceModule(Module):
     def _broadcast(self, account: Account, presence: domish.Element, origin: Resource, priority: int) -> None:
         available = presence.getAttribute("type") is None
         initial = available and not origin.available
-        self.node.directory.set_presence(origin, available, priority if available else origin.priority)
         origin.presence = presence
+        self.node.directory.set_presence(origin, available, priority if available else origin.priority)
         local = self.node.router.local
         local.send_each([r for r in self.node.directory.resources(account.bare) if r.available or r is origin], presence)
         self._send_out(presence, origin, account.subscribers())
@@ -121,10 +122,13 @@ class PresenceModule(Module):
         account = self.rosters.cached(origin.bare)
         contact = account is not None and sends_presence_to_contact(account.state(bare))
         if bare != origin.bare and not contact:
+            before = len(origin.directed)
             if kind is None:
                 origin.directed.add(target.full())
             else:
                 origin.directed.discard(target.full())
+            if len(origin.directed) != before:
+                self.node.directory.changed(origin)  # survivors must tell them if this node dies
         return None  # routed as usual
 
     # -- presence for a local account (PRES-03/07/09) ---------------------------------------
@@ -191,9 +195,21 @@ class PresenceModule(Module):
     def ended(self, resource: Resource):
         if not resource.available and not resource.directed:
             return None
+        account = self.rosters.cached(resource.bare)
+        if account is None and resource.available:
+            run_in_background(self.declare_gone(resource), self.log, f"unavailable for {resource.jid.full()} failed")
+        else:
+            self._gone(resource, account)
+        return None
+
+    async def declare_gone(self, resource: Resource) -> None:
+        """Unavailable on behalf of a resource whose node died (PRES-05, CLU-03)."""
+        if resource.available or resource.directed:
+            self._gone(resource, await self.rosters.account(resource.jid.user, resource.jid.host))
+
+    def _gone(self, resource: Resource, account: Account | None) -> None:
         gone = domish.Element((NS_CLIENT, "presence"))
         gone["from"], gone["type"] = resource.jid.full(), "unavailable"
-        account = self.rosters.cached(resource.bare)
         local = self.node.router.local
         if resource.available:
             local.send_each([r for r in self.node.directory.resources(resource.bare) if r.available and r is not resource], gone)
@@ -201,4 +217,3 @@ class PresenceModule(Module):
         self._send_out(gone, resource, sorted(resource.directed))
         resource.directed.clear()
         resource.available = False
-        return None

@@ -21,6 +21,7 @@ from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError
 from xmppd.storage.interfaces import ListNotFound
 from xmppd.util import privacy as engine
+from xmppd.util.aio import run_in_background
 from xmppd.util.privacy import NS_PRIVACY, PrivacyError, PrivacyList
 from xmppd.xml import NS_CLIENT
 
@@ -44,11 +45,11 @@ class PrivacyModule(Module):
     name = "privacy"
     server_features = (NS_PRIVACY,)
     iq_handlers = {(ACCOUNT, "get", NS_PRIVACY): "get", (ACCOUNT, "set", NS_PRIVACY): "set"}
-    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended"}
+    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended", "account-changed": "account_changed"}
 
     def __init__(self, node):
         super().__init__(node)
-        self._defaults: dict[str, PrivacyList | None] = {}  # accounts with a bound resource here
+        self._defaults: dict[str, PrivacyList | None] = {}  # accounts with a resource bound on this node
 
     # -- the check --------------------------------------------------------------------------
 
@@ -110,12 +111,21 @@ class PrivacyModule(Module):
             await self.node.modules.module("roster").account(owner.user, owner.host)
 
     def resource_ended(self, resource: Resource):
-        if self.node.directory.count(resource.bare) <= 1:
+        if len(self.node.directory.here(resource.bare)) <= 1:
             self._defaults.pop(resource.bare, None)
 
     def set_cached_default(self, bare: str, plist: PrivacyList | None) -> None:
-        if bare in self._defaults or self.node.directory.count(bare):
+        if bare in self._defaults or self.node.directory.here(bare):
             self._defaults[bare] = plist
+
+    def account_changed(self, bare: str):
+        """Another node changed the account's lists: the cached default is stale."""
+        if bare in self._defaults:
+            run_in_background(self._reload_default(bare), self.log, f"reloading {bare}'s default privacy list failed")
+
+    async def _reload_default(self, bare: str) -> None:
+        localpart, domain = bare.split("@", 1)
+        await self.replace_default(bare, await self.load_default(localpart, domain), tell_others=False)
 
     # -- jabber:iq:privacy ----------------------------------------------------------------------
 
@@ -211,6 +221,8 @@ class PrivacyModule(Module):
         default = self._defaults.get(bare)
         if default is not None and default.name == plist.name:
             await self.replace_default(bare, plist)
+        else:
+            self.node.cluster.account_changed(bare)
         self.push(bare, plist.name)
 
     async def _remove_list(self, sender: JID, name: str):
@@ -226,6 +238,8 @@ class PrivacyModule(Module):
             own.active_list = None
         if self._default_name(bare) == name:
             await self.replace_default(bare, None)
+        else:
+            self.node.cluster.account_changed(bare)
         self.push(bare, name)
         return None
 
@@ -241,9 +255,11 @@ class PrivacyModule(Module):
         await self._roster_for(owner, plist)
         return plist
 
-    async def replace_default(self, bare: str, plist: PrivacyList | None) -> None:
+    async def replace_default(self, bare: str, plist: PrivacyList | None, tell_others: bool = True) -> None:
         old = self._defaults.get(bare)
         self.set_cached_default(bare, plist)
+        if tell_others:
+            self.node.cluster.account_changed(bare)
         affected = [r for r in self.node.directory.resources(bare) if r.active_list is None]
         self._announce_change(bare, affected, old)
 

@@ -19,6 +19,7 @@ from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError, parts_fit
 from xmppd.storage.interfaces import Roster, RosterItem
+from xmppd.util.aio import run_in_background
 from xmppd.util.subscription import State
 from xmppd.xml import NS_CLIENT
 
@@ -85,7 +86,7 @@ class RosterModule(Module):
     name = "roster"
     stream_features = {"post-auth": (f"<ver xmlns='{NS_ROSTERVER}'/>", f"<sub xmlns='{NS_PREAPPROVAL}'/>")}
     iq_handlers = {(ACCOUNT, "get", NS_ROSTER): "get", (ACCOUNT, "set", NS_ROSTER): "set"}
-    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended"}
+    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended", "account-changed": "account_changed"}
 
     def __init__(self, node):
         super().__init__(node)
@@ -113,7 +114,7 @@ class RosterModule(Module):
         found = self.cached(bare)  # another task may have loaded it meanwhile
         if found is not None:
             return found
-        if self.node.directory.count(bare):
+        if self.node.directory.here(bare):
             self._online[bare] = loaded
         else:
             self._offline[bare] = loaded
@@ -129,8 +130,21 @@ class RosterModule(Module):
 
     def resource_ended(self, resource: Resource):
         bare = resource.bare
-        if not self.node.directory.count(bare) and bare in self._online:
+        if not self.node.directory.here(bare) and bare in self._online:
             self._offline[bare] = self._online.pop(bare)
+
+    def account_changed(self, bare: str):
+        """Another node changed the account's roster or pending requests: reload a cached copy."""
+        if self.cached(bare) is not None:
+            run_in_background(self._reload(bare), self.log, f"reloading {bare}'s roster failed")
+
+    async def _reload(self, bare: str) -> None:
+        localpart, domain = bare.split("@", 1)
+        storage = self.node.storage
+        roster, pending = await storage.rosters.get(localpart, domain), dict(await storage.pending.list(localpart, domain))
+        account = self.cached(bare)
+        if account is not None:  # updated in place: whoever holds it sees the news
+            account.roster, account.pending = roster, pending
 
     def forget(self, bare: str) -> None:
         """Drop an account's state (the account was deleted)."""
@@ -144,6 +158,7 @@ class RosterModule(Module):
         items = dict(account.roster.items)
         items[item.jid] = item
         account.roster = Roster(version, items)
+        self.node.cluster.account_changed(account.bare)
         self.push(account, item)
 
     async def drop(self, account: Account, contact: str) -> bool:
@@ -154,6 +169,7 @@ class RosterModule(Module):
         items = dict(account.roster.items)
         del items[contact]
         account.roster = Roster(version, items)
+        self.node.cluster.account_changed(account.bare)
         self.push(account, item, removed=True)
         return True
 
@@ -165,6 +181,7 @@ class RosterModule(Module):
         else:
             account.pending[contact] = stanza_xml
             await pending.put(account.localpart, account.domain, contact, stanza_xml)
+        self.node.cluster.account_changed(account.bare)
 
     def push(self, account: Account, item: RosterItem, removed: bool = False) -> None:
         """IM-05: a roster push to every resource that asked for the roster this session."""
@@ -185,8 +202,9 @@ class RosterModule(Module):
         request.require_own("that is not your roster")
         account = await self.account(request.target.user, request.target.host)
         resource = self.node.directory.resource(request.sender)
-        if resource is not None:
+        if resource is not None and not resource.roster_requested:
             resource.roster_requested = True
+            self.node.directory.changed(resource)
         version = str(account.roster.version)
         if request.payload.getAttribute("ver") == version:
             return None

@@ -70,22 +70,26 @@ class Storage:
             await closing
 
 
+def redis_storage(client) -> Storage:
+    """Every store on one Redis client (a node shares it with its cluster); closing closes it."""
+    return Storage(
+        accounts=RedisAccountStore(client),
+        rosters=RedisRosterStore(client),
+        pending=RedisPendingStore(client),
+        offline=RedisOfflineStore(client),
+        privacy=RedisPrivacyStore(client),
+        vcards=RedisVCardStore(client),
+        on_close=client.aclose,
+    )
+
+
 def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage:
     """The Redis backend given a URL, else SQLite in the data directory, else memory.
 
     Redis ignores the data directory: a cluster's nodes must all see the same data.
     """
     if redis_url is not None:
-        client = redis_client(redis_url)
-        return Storage(
-            accounts=RedisAccountStore(client),
-            rosters=RedisRosterStore(client),
-            pending=RedisPendingStore(client),
-            offline=RedisOfflineStore(client),
-            privacy=RedisPrivacyStore(client),
-            vcards=RedisVCardStore(client),
-            on_close=client.aclose,
-        )
+        return redis_storage(redis_client(redis_url))
     if data_dir is None:
         return Storage(
             accounts=MemoryAccountStore(),

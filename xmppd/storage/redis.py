@@ -33,6 +33,7 @@ account still share it, and keys of different accounts stay distinct.
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.sentinel import Sentinel
 from zope.interface import implementer
 
 from xmppd.storage.interfaces import (
@@ -59,22 +60,32 @@ DEFAULT_TIMEOUT = 5.0  # seconds to wait for a pooled connection, to connect, or
 
 
 def redis_client(
-    url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS, timeout: float = DEFAULT_TIMEOUT
+    url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS, timeout: float = DEFAULT_TIMEOUT, decode: bool = True
 ) -> Redis:
     """A client for ``url`` on a bounded blocking pool; closing the client closes the pool.
 
     Query parameters in the URL (``?max_connections=64&timeout=2``, ``socket_timeout``,
     ...) override the arguments, so an operator tunes the pool from the one setting.
+    ``redis+sentinel://host:port[,host:port]/service[/db]`` asks the Sentinels for
+    the service's master (and asks again when it fails over).
     """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        decode_responses=True,
-    )
+    options = dict(socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=decode)
+    if url.startswith("redis+sentinel://"):
+        sentinels, service, db = _sentinel_parts(url)
+        sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": timeout}, **options)
+        return sentinel.master_for(service, db=db, max_connections=max_connections)
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout, **options)
     return Redis.from_pool(pool)
+
+
+def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
+    where, _, path = url.removeprefix("redis+sentinel://").partition("/")
+    service, _, db = path.partition("/")
+    sentinels = []
+    for address in where.split(","):
+        host, _, port = address.rpartition(":")
+        sentinels.append((host or address, int(port) if host else 26379))
+    return sentinels, service or "mymaster", int(db or 0)
 
 
 def _key(localpart: str, domain: str, kind: str) -> str:

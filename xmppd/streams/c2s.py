@@ -188,10 +188,12 @@ class ClientStream(ServerStream):
             localpart = jid.nodeprep.prepare(username)
         except UnicodeError:
             return None
+        if not self.node.cluster.ready:  # e.g. Redis is away: the client may retry later (RFC 6120 §6.5.12)
+            raise sasl.SASLFailure("temporary-auth-failure")
         try:
             return await self.node.storage.accounts.credentials(localpart, self.domain)
-        except Exception as e:  # storage down: the client may retry later (RFC 6120 §6.5.12)
-            self.log.failure("credential lookup for {user} failed", user=localpart)
+        except Exception as e:  # storage down
+            self.log.warn("credential lookup for {user} failed: {error}", user=localpart, error=e)
             raise sasl.SASLFailure("temporary-auth-failure") from e
 
     async def _sasl_run(self, data: bytes | None):
@@ -290,8 +292,14 @@ class ClientStream(ServerStream):
         replacing = directory.resource(full) is not None
         if not replacing and directory.count(full.userhost()) >= self.config.max_resources:
             return self._bind_failed(iq, "resource-constraint", "too many resources")
+        if not self.node.cluster.ready:
+            return self._bind_failed(iq, "resource-constraint", "the server cannot take new sessions now; retry later")
         resource = Resource(full, self.node.node_id, stream=self)
-        replaced = await directory.bind(resource)
+        try:
+            replaced = await directory.bind(resource)
+        except Exception as e:  # the cluster's directory is unreachable
+            self.log.warn("binding {jid} failed: {error}", jid=full.full(), error=e)
+            return self._bind_failed(iq, "resource-constraint", "the server cannot take new sessions now; retry later")
         if self.closed:
             await directory.unbind(resource)
             return None

@@ -1,0 +1,28 @@
+"""How nodes of one domain act as one server (DESIGN.md §5).
+
+A node asks its ``ICluster`` for the session directory it routes with, tells it
+when an account's shared state changed (other nodes drop their cached copy),
+and asks it whether the node may take new sessions. ``LocalCluster`` is a node
+alone; ``RedisCluster`` is many nodes sharing one Redis: a replicated session
+directory, a node bus for stanzas, and membership by heartbeat.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class ICluster(Interface):
+    directory = Attribute("the ISessionDirectory this node routes with")
+    ready = Attribute("True while the node can take new sessions (its shared state is reachable)")
+    reason = Attribute("why the node is not ready, for /readyz and logs ('' when ready)")
+
+    def start(node):
+        """Join: register the node, load the directory, start listening to the others.
+        Returns None when the node can serve at once, else an awaitable that ends when it can."""
+
+    async def stop() -> None:
+        """Leave cleanly, after the node's own sessions have ended."""
+
+    def account_changed(bare: str) -> None:
+        """An account's roster, pending requests or privacy lists changed on this node."""

@@ -1,0 +1,188 @@
+"""The node bus: stanzas for sessions on another node, through a Redis Stream per node.
+
+Everything written to one node in one reactor turn goes out as one XADD (one
+entry, one field per stanza), so a busy node pays well under one Redis
+command per stanza, and a single flusher keeps the order in which stanzas
+were sent (CORE-44). The receiving node reads its stream with XREADGROUP
+NOACK: the group's last-delivered id is how far it got, so when a node dies,
+what it never read is still in its stream for a survivor to re-route (DESIGN
+§5). If Redis is away, the outbox keeps its stanzas and retries, in order.
+
+An entry's field values are ``kind + full JID + NUL + payload`` (XML never
+contains NUL): kind ``s`` carries stanzas for that session, ``k`` asks its
+node to end it with a stream error (``condition NUL text``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from redis.exceptions import ResponseError
+from twisted.logger import Logger
+
+from xmppd.cluster import keys
+
+log = Logger()
+
+ENTRY_FIELDS = 256  # stanzas per stream entry
+READ_COUNT = 128  # entries per XREADGROUP
+READ_BLOCK_MS = 1000
+TRIM_EVERY = 10.0  # seconds between XTRIMs of what this node has read
+OUTBOX_LIMIT = 200_000  # stanzas kept while Redis is away
+
+
+class NodeBus:
+    def __init__(self, node_id: str, redis, deliver: Callable[[str, bytes], None], kick: Callable[[str, str, str], None],
+                 on_failure: Callable[[Exception], None], reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None]):
+        self.node_id = node_id
+        self.redis = redis
+        self._deliver, self._kick, self._on_failure = deliver, kick, on_failure
+        self._reachable, self._reroute = reachable, reroute
+        self._outbox: dict[str, list[bytes]] = {}
+        self._flushing = False
+        self._reader: asyncio.Task | None = None
+        self.sent = self.received = 0
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(self, node_id: str, full: str, data: bytes) -> None:
+        self._post(node_id, b"s" + full.encode("utf-8") + b"\0" + data)
+
+    def kick(self, node_id: str, full: str, condition: str, text: str) -> None:
+        self._post(node_id, b"k" + full.encode("utf-8") + b"\0" + condition.encode() + b"\0" + text.encode("utf-8"))
+
+    def _post(self, node_id: str, value: bytes) -> None:
+        self._outbox.setdefault(node_id, []).append(value)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        backoff = 0.1
+        try:
+            while self._outbox:
+                outbox, self._outbox = self._outbox, {}
+                for node_id in [n for n in outbox if not self._reachable(n)]:
+                    for value in outbox.pop(node_id):  # its node died meanwhile: as if the session had gone
+                        self._hand_back(value)
+                if not outbox:
+                    continue
+                pipe = self.redis.pipeline(transaction=False)
+                for node_id, values in outbox.items():
+                    for start in range(0, len(values), ENTRY_FIELDS):
+                        chunk = values[start : start + ENTRY_FIELDS]
+                        pipe.xadd(keys.bus(node_id), {str(i): v for i, v in enumerate(chunk)})
+                try:
+                    await pipe.execute()
+                except (asyncio.CancelledError, Exception) as e:  # redis-py times out with CancelledError
+                    self._on_failure(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
+                    self._requeue(outbox)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.1
+                self.sent += sum(len(v) for v in outbox.values())
+        finally:
+            self._flushing = False
+
+    def _requeue(self, outbox: dict[str, list[bytes]]) -> None:
+        """Put a failed batch back in front of what came since, keeping the order."""
+        for node_id, values in outbox.items():
+            queued = values + self._outbox.get(node_id, [])
+            if len(queued) > OUTBOX_LIMIT:
+                log.error("node bus: {n} stanzas for {node} dropped while Redis is away", n=len(queued) - OUTBOX_LIMIT, node=node_id)
+                queued = queued[-OUTBOX_LIMIT:]
+            self._outbox[node_id] = queued
+
+    def _hand_back(self, value: bytes) -> None:
+        if value[:1] == b"s":
+            full, _, data = value[1:].partition(b"\0")
+            self._reroute(full.decode("utf-8"), data)
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """A fresh stream and group for this node (what a predecessor left was re-routed)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(keys.bus(self.node_id))
+        pipe.xgroup_create(keys.bus(self.node_id), keys.BUS_GROUP, id="$", mkstream=True)
+        await pipe.execute()
+
+    async def ensure_group(self) -> None:
+        """After Redis came back: the stream (AOF) or a new empty one, with its group."""
+        try:
+            await self.redis.xgroup_create(keys.bus(self.node_id), keys.BUS_GROUP, id="$", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def start(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+
+    async def _read(self) -> None:
+        key = keys.bus(self.node_id)
+        last_id, trimmed_at, backoff = None, time.monotonic(), 0.1
+        while True:
+            try:
+                reply = await self.redis.xreadgroup(
+                    keys.BUS_GROUP, self.node_id, {key: ">"}, count=READ_COUNT, block=READ_BLOCK_MS, noack=True
+                )
+                for _, entries in reply or ():
+                    for entry_id, fields in entries:
+                        for value in fields.values():
+                            self._dispatch(value)
+                        last_id = entry_id
+                if last_id is not None and time.monotonic() - trimmed_at > TRIM_EVERY:
+                    await self.redis.xtrim(key, minid=last_id)
+                    trimmed_at = time.monotonic()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():
+                    raise
+                self._on_failure(TimeoutError("Redis did not answer"))  # redis-py's read timeout
+                await asyncio.sleep(backoff)
+            except Exception as e:
+                if isinstance(e, ResponseError) and "NOGROUP" in str(e):  # Redis restarted without our stream
+                    await self.ensure_group()
+                    continue
+                self._on_failure(e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _dispatch(self, value: bytes) -> None:
+        self.received += 1
+        kind, (full, _, payload) = value[:1], value[1:].partition(b"\0")
+        if kind == b"s":
+            self._deliver(full.decode("utf-8"), payload)
+        elif kind == b"k":
+            condition, _, text = payload.partition(b"\0")
+            self._kick(full.decode("utf-8"), condition.decode(), text.decode("utf-8"))
+
+    async def drain(self, node_id: str) -> int:
+        """Re-route what a dead node never read, then remove its stream; returns how many stanzas."""
+        key, count = keys.bus(node_id), 0
+        while True:
+            try:
+                reply = await self.redis.xreadgroup(keys.BUS_GROUP, f"{self.node_id}/cleanup", {key: ">"}, count=READ_COUNT, noack=True)
+            except ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                break  # no stream: nothing was ever sent to it
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            for _, fields in entries:
+                for value in fields.values():
+                    self._hand_back(value)
+                    count += 1
+        await self.redis.delete(key)
+        return count

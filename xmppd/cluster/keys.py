@@ -1,0 +1,41 @@
+"""The cluster's Redis keys, in one place (account data keys live in storage/redis.py).
+
+::
+
+    xmppd:cluster:nodes                     HASH   node id -> JSON (host, pid, started)
+    xmppd:cluster:node:<id>:alive           STRING the node's incarnation; PX = heartbeat TTL
+    xmppd:cluster:node:<id>:sessions        HASH   full JID -> session id, of the node's sessions
+    xmppd:cluster:node:<id>:bus             STREAM stanzas for the node's sessions (group 'deliver')
+    xmppd:cluster:cleanup:<id>              STRING lock held by the survivor cleaning up a dead node
+    xmppd:{<bare JID>}:sessions             HASH   resource -> the session's record (JSON)
+    xmppd:cluster:events                    PUBSUB directory changes, account changes, deaths
+
+Per node keys are found from the nodes hash and the per-account ones from a
+node's sessions hash: nothing is ever looked up with KEYS or SCAN.
+"""
+
+from __future__ import annotations
+
+NODES = "xmppd:cluster:nodes"
+EVENTS = "xmppd:cluster:events"
+BUS_GROUP = "deliver"
+
+
+def alive(node_id: str) -> str:
+    return f"xmppd:cluster:node:{node_id}:alive"
+
+
+def node_sessions(node_id: str) -> str:
+    return f"xmppd:cluster:node:{node_id}:sessions"
+
+
+def bus(node_id: str) -> str:
+    return f"xmppd:cluster:node:{node_id}:bus"
+
+
+def cleanup_lock(node_id: str) -> str:
+    return f"xmppd:cluster:cleanup:{node_id}"
+
+
+def account_sessions(bare: str) -> str:
+    return f"xmppd:{{{bare}}}:sessions"

@@ -1,0 +1,204 @@
+"""Many nodes, one Redis: the directory, the bus and membership wired to a node.
+
+One supervising loop beats the heartbeat, watches the other nodes, and keeps
+the node honest about Redis: while Redis cannot be reached the node keeps its
+sessions and their local traffic, says it is not ready (/readyz, new logins
+get a temporary error), and retries with backoff; when Redis answers again it
+writes its sessions back, reloads the directory, and is ready again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio.client import PubSub
+from twisted.logger import Logger
+from twisted.words.protocols.jabber.jid import internJID
+from zope.interface import implementer
+
+from xmppd.cluster import ICluster, keys
+from xmppd.cluster.bus import NodeBus
+from xmppd.cluster.directory import RedisSessionDirectory
+from xmppd.cluster.membership import Membership, NodeIdInUse
+from xmppd.util.aio import run_in_background
+from xmppd.xml import NS_CLIENT, parse_fragments
+
+log = Logger()
+
+MAX_BACKOFF = 5.0
+
+
+@implementer(ICluster)
+class RedisCluster:
+    def __init__(self, node_id: str, heartbeat_ttl: float, redis, bus_redis):
+        self.node_id = node_id
+        self.redis = redis
+        self.bus = NodeBus(node_id, bus_redis, self._deliver, self._kick, self._failed, self._reachable, self._reroute)
+        self.directory = RedisSessionDirectory(node_id, redis, self.bus, self._failed)
+        self.membership = Membership(node_id, heartbeat_ttl, redis, self.directory, self.bus)
+        self.node = None
+        self.ready = False
+        self.reason = "joining the cluster"
+        self._joined = False
+        self._has_joined = asyncio.Event()
+        self._lost = False  # Redis failed since the last good beat: resync when it answers
+        self._tasks: list[asyncio.Task] = []
+        self._pubsub: PubSub | None = None
+
+    # -- life ----------------------------------------------------------------------------
+
+    async def start(self, node) -> None:
+        """Returns once the node has joined (it keeps trying while Redis is away)."""
+        self.node = self.membership.node = node
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._listen())]
+        await self._has_joined.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bus.stop()
+        if self._joined and not self._lost:
+            try:
+                await self.bus.drain(self.node_id)  # our sessions are gone: as if each had ended
+                await self.membership.leave()
+            except Exception as e:
+                log.warn("leaving the cluster cleanly failed ({error}); the others will bury this node", error=e)
+        self.ready = False
+        await self.bus.redis.aclose()
+
+    async def _supervise(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                if not self._joined:
+                    await self._join()
+                elif not await self.membership.beat() or self._lost:
+                    await self._rejoin()
+                await self.membership.watch()
+                backoff = 0.2
+                await asyncio.sleep(self.membership.interval)
+            except NodeIdInUse as e:
+                log.critical("{error}", error=e)
+                from twisted.internet import reactor
+
+                reactor.stop()
+                return
+            except (asyncio.CancelledError, Exception) as e:
+                if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
+                    raise
+                self._failed(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _join(self) -> None:
+        await self.membership.join()
+        await self.bus.open()
+        self.bus.start()
+        await self.directory.reload(await self.membership.live_nodes())
+        self._joined, self._lost = True, False
+        self._has_joined.set()
+        self._now_ready()
+        log.info("node {node} joined the cluster", node=self.node_id)
+
+    async def _rejoin(self) -> None:
+        """Redis answers again (or forgot us): our sessions and heartbeat back, the others reloaded."""
+        await self.membership.reregister()
+        await self.directory.restore()
+        await self.bus.ensure_group()
+        self.membership.quiet_until = time.monotonic() + 2 * self.membership.ttl
+        await self.directory.reload(await self.membership.live_nodes())
+        self._lost = False
+        self._now_ready()
+        log.info("node {node}: Redis reachable again; sessions written back", node=self.node_id)
+
+    def _now_ready(self) -> None:
+        self.ready, self.reason = True, ""
+
+    def _failed(self, error: Exception) -> None:
+        if not self._lost:
+            log.warn("node {node}: Redis unreachable ({error}); not taking new sessions until it is back",
+                     node=self.node_id, error=error or type(error).__name__)
+        self.ready, self._lost = False, True
+        self.reason = f"Redis unreachable: {error or type(error).__name__}"
+
+    # -- events from the other nodes ---------------------------------------------------------
+
+    async def _listen(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(keys.EVENTS)
+                if self._joined:  # events were missed while we were away
+                    await self.directory.reload(await self.membership.live_nodes())
+                backoff = 0.2
+                while True:
+                    message = await self._pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._event(message["data"])
+            except (asyncio.CancelledError, Exception) as e:
+                if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
+                    await self._close_pubsub()
+                    raise
+                self._failed(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
+                await self._close_pubsub()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:
+                pass  # the connection is already gone; nothing left to release
+            self._pubsub = None
+
+    def _event(self, data: str) -> None:
+        kind, node_id, subject = data.split("\n", 3)[:3]
+        if kind == "account":
+            if node_id != self.node_id:
+                self.node.modules.fire("account-changed", subject)
+        elif kind == "dead":
+            self.directory.forget_node(node_id)
+        else:
+            self.directory.apply(data)
+
+    def account_changed(self, bare: str) -> None:
+        run_in_background(self.redis.publish(keys.EVENTS, f"account\n{self.node_id}\n{bare}\n"), log,
+                          f"telling the cluster that {bare} changed failed")
+
+    # -- the bus's ends -------------------------------------------------------------------------
+
+    def _reachable(self, node_id: str) -> bool:
+        return node_id not in self.membership.dead
+
+    def _deliver(self, full: str, data: bytes) -> None:
+        """Stanzas from another node for a session here; its inbound privacy check is made here."""
+        resource = self.directory.resource(internJID(full))
+        if resource is None or resource.node != self.node_id or resource.stream is None or resource.stream.closed:
+            self._reroute(full, data)
+            return
+        privacy = self.node.privacy
+        if privacy is None or privacy.effective(resource.bare, resource) is None:
+            resource.stream.send_raw(data)
+            return
+        local = self.node.router.local
+        for stanza in parse_fragments(data, NS_CLIENT):
+            if local.admitted(stanza, [resource]):
+                local.send_to([resource], stanza)
+            elif stanza.name != "presence" and stanza.getAttribute("type") not in ("error", "result"):
+                self.node.router.bounce(stanza, "service-unavailable")  # PRIV-14
+
+    def _reroute(self, full: str, data: bytes) -> None:
+        """Stanzas whose session is gone: routed again, as if it had ended before they came."""
+        for stanza in parse_fragments(data, NS_CLIENT):
+            if stanza.getAttribute("to"):
+                self.node.router.send(stanza)
+
+    def _kick(self, full: str, condition: str, text: str) -> None:
+        resource = self.directory.resource(internJID(full))
+        if resource is not None and resource.node == self.node_id and resource.stream is not None:
+            resource.stream.stream_error(condition, text or None)
