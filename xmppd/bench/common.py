@@ -198,15 +198,18 @@ def _derive(job: tuple[str, ScramKeys | None, int]) -> tuple[Credentials | None,
     return credentials, keys, salted_password("SHA-1", password, keys.salt, keys.iterations)
 
 
-async def provision(data_dir: Path, domain: str, count: int, iterations: int = MIN_ITERATIONS) -> SaltedPasswords:
-    """Create the accounts 0..count-1 that are missing, straight in the node's storage.
+async def provision(
+    data_dir: Path, domain: str, count: int, iterations: int = MIN_ITERATIONS, redis_url: str | None = None
+) -> SaltedPasswords:
+    """Create the accounts 0..count-1 that are missing, straight in the node's storage
+    (the cluster's Redis given ``redis_url``, else SQLite in ``data_dir``).
 
     One ``xmppctl adduser`` per account would take minutes for thousands; here the
     PBKDF2 work is spread over every CPU. Existing accounts are kept (their password
     must be ``account(i)``'s), so a kept --data-dir needs no new accounts next time.
     SQLite's WAL mode lets this run while the node does.
     """
-    storage = open_storage(data_dir)
+    storage = open_storage(data_dir, redis_url)
     try:
         names = [account(i) for i in range(count)]
         jobs = []
@@ -235,15 +238,23 @@ def ring_contacts(index: int, count: int, contacts: int) -> list[int]:
     return [(index + offset) % count for offset in range(-half, half + 1) if offset]
 
 
-async def provision_rosters(data_dir: Path, domain: str, count: int, contacts: int) -> None:
-    """Give accounts 0..count-1 their ring contacts with subscription 'both', straight in
-    storage (the subscription handshake is not what is measured). A kept --data-dir
-    only gets the items that differ, so its roster versions stay put."""
-    storage = open_storage(data_dir)
+async def provision_rosters(
+    data_dir: Path,
+    domain: str,
+    count: int,
+    contacts: int,
+    redis_url: str | None = None,
+    contacts_of: Callable[[int, int, int], list[int]] = ring_contacts,
+) -> None:
+    """Give accounts 0..count-1 their contacts (``contacts_of(index, count, contacts)``,
+    a symmetric relation) with subscription 'both', straight in storage (the subscription
+    handshake is not what is measured). A kept --data-dir only gets the items that
+    differ, so its roster versions stay put."""
+    storage = open_storage(data_dir, redis_url)
     try:
         for index in range(count):
             localpart, _password = account(index)
-            jids = (f"{account(other)[0]}@{domain}" for other in ring_contacts(index, count, contacts))
+            jids = (f"{account(other)[0]}@{domain}" for other in contacts_of(index, count, contacts))
             wanted = {jid: RosterItem(jid, subscription="both") for jid in jids}
             items = (await storage.rosters.get(localpart, domain)).items
             for contact in items.keys() - wanted.keys():
