@@ -13,8 +13,10 @@ import pytest_twisted
 
 from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN
-from tests.integration.stanzas import presence
+from tests.integration.stanzas import iq, is_message_with, message, presence
 from tests.integration.test_presence import befriend, from_
+from tests.integration.test_subscriptions import pushes, roster_of, settle
+from xmppd.modules.roster import NS_ROSTER
 from xmppd.client import connect
 from xmppd.util.aio import as_deferred
 
@@ -64,19 +66,6 @@ async def users(node, *names):
         await node.add_user(name)
 
 
-def chat(to: str, body: str):
-    from twisted.words.xish import domish
-
-    message = domish.Element((None, "message"))
-    message["to"], message["type"] = to, "chat"
-    message.addElement("body", content=body)
-    return message
-
-
-def body_is(text: str):
-    return lambda e: e.name == "message" and e.body is not None and str(e.body) == text
-
-
 @pytest_twisted.ensureDeferred
 async def test_chat_crosses_nodes_to_bare_and_full_jids(two):
     a, b, login = two
@@ -86,11 +75,11 @@ async def test_chat_crosses_nodes_to_bare_and_full_jids(two):
     bob.send(presence())
     await alice.next(from_(alice.jid.full()))
     await bob.next(from_(bob.jid.full()))
-    bob.send(chat("alice@localhost", "to bare"))
-    got = await alice.next(body_is("to bare"))
+    bob.send(message("alice@localhost", "to bare"))
+    got = await alice.next(is_message_with("to bare"))
     assert (got["from"], got["type"], got["to"]) == (bob.jid.full(), "chat", "alice@localhost")
-    alice.send(chat(bob.jid.full(), "to full"))
-    got = await bob.next(body_is("to full"))
+    alice.send(message(bob.jid.full(), "to full"))
+    got = await bob.next(is_message_with("to full"))
     assert got["from"] == alice.jid.full()
 
 
@@ -120,16 +109,79 @@ async def test_the_same_resource_on_another_node_replaces_the_old_session(two):
     second = await login(b, "alice", resource="desk")
     await first.closed
     assert first.stream_error == "conflict"
-    assert (await second.iq(ping_iq())).getAttribute("type") == "result"
+    assert (await second.iq(iq("get", "urn:xmpp:ping", "ping", to=DOMAIN))).getAttribute("type") == "result"
     assert [r.node for r in a.node.directory.resources("alice@localhost")] == ["b"]
 
 
-def ping_iq():
-    from twisted.words.xish import domish
-
-    iq = domish.Element((None, "iq"))
-    iq["type"], iq["to"] = "get", DOMAIN
-    iq.addElement(("urn:xmpp:ping", "ping"))
-    return iq
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_subscription_handshake_across_nodes_in_wire_order(two):
+    """SUB-02/04/07 with alice on one node and bob on the other: each node works on the
+    other's account (its cache refreshed by the cluster) and the pushes keep their order."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    alice, bob = await login(a, "alice"), await login(b, "bob")
+    for client in (alice, bob):
+        await client.iq(iq("get", NS_ROSTER))
+        client.send(presence())
+        await settle(client)
+    alice.send(presence("bob@localhost", "subscribe"))
+    (alice_push,) = pushes(await settle(alice))  # alice's own node: a ping is a barrier
+    assert roster_of(alice_push) == ("none", True, False)
+    asked = await bob.next()  # bob's stanzas cross the bus: wait for them, not for a ping
+    assert (asked.name, asked.getAttribute("type"), asked.getAttribute("from")) == ("presence", "subscribe", "alice@localhost")
+
+    bob.send(presence("alice@localhost", "subscribed"))
+    (bob_push,) = pushes(await settle(bob))
+    assert roster_of(bob_push) == ("from", False, False)
+    at_alice = [await alice.next() for _ in range(3)]
+    kinds = [(s.name, s.getAttribute("type")) for s in at_alice]
+    assert kinds == [("presence", "subscribed"), ("iq", "set"), ("presence", None)]  # stanza, push, bob's presence (SUB-04)
+    assert roster_of(at_alice[1]) == ("to", False, False)
+    assert await settle(bob) == [] and await settle(alice) == []
+
+    away = presence()
+    away.addElement("show", content="away")
+    bob.send(away)  # node b broadcasts from its cached roster of bob
+    got = await alice.next(lambda e: e.name == "presence" and e.show is not None)
+    assert (got["from"], str(got.show)) == (bob.jid.full(), "away")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_for_a_user_offline_everywhere_waits_and_follows_to_the_other_node(two):
+    a, b, login = two
+    await users(a, "alice", "bob")
+    alice = await login(a, "alice")
+    alice.send(message("bob@localhost", "while you were out"))
+    await as_deferred(asyncio.sleep(0.3))
+    bob = await login(b, "bob")
+    bob.send(presence())
+    got = await bob.next(is_message_with("while you were out"))
+    assert got.delay is not None and got.delay.uri == "urn:xmpp:delay"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
+    """CLU-03 / PRES-05: b goes silent (as if killed): a declares bob unavailable to alice,
+    and a chat message to bob's full JID is stored offline instead of lost."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    await befriend(a, "alice", "bob")
+    bob = await login(b, "bob")
+    bob.send(presence())
+    await bob.next(from_(bob.jid.full()))
+    alice = await login(a, "alice")
+    alice.send(presence())
+    await alice.next(from_(bob.jid.full()))
+    b.node.cluster._tasks[0].cancel()  # its heartbeat stops; its streams stay open
+    gone = await alice.next(from_(bob.jid.full(), "unavailable"), timeout=2 * 1 + 2)
+    assert gone["to"] == "alice@localhost"
+    assert a.node.directory.resources("bob@localhost") == []
+    alice.send(message(bob.jid.full(), "are you there?"))
+    for _ in range(40):
+        stored = await as_deferred(a.node.storage.offline.pop_all("bob", DOMAIN))
+        if stored:
+            break
+        await as_deferred(asyncio.sleep(0.05))
+    assert len(stored) == 1 and "are you there?" in stored[0]
