@@ -54,7 +54,7 @@ async def cluster_table(config: cfg.Config) -> str:
         raise CommandError("cluster: give the cluster's Redis (--redis URL or redis_url in the configuration)")
     client = redis_client(config.redis_url)
     try:
-        nodes = await survey(client, config.heartbeat_ttl)
+        nodes = await survey(client)
     except RedisError as e:
         raise CommandError(f"cluster: cannot reach Redis: {e}") from None
     finally:

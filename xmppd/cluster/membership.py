@@ -50,9 +50,8 @@ class Membership:
         pipe.exists(keys.bus(self.node_id))
         if any(await pipe.execute()):
             await self.bury(self.node_id)
-        info = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.NODES, self.node_id, info)
+        pipe.hset(keys.NODES, self.node_id, self._info())
         pipe.set(keys.alive(self.node_id), self.incarnation, px=int(self.ttl * 1000))
         await pipe.execute()
 
@@ -69,9 +68,11 @@ class Membership:
         previous = await self.redis.set(keys.alive(self.node_id), self.incarnation, px=int(self.ttl * 1000), get=True)
         return previous == self.incarnation
 
+    def _info(self) -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "ttl": self.ttl})
+
     async def reregister(self) -> None:
-        info = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
-        await self.redis.hset(keys.NODES, self.node_id, info)
+        await self.redis.hset(keys.NODES, self.node_id, self._info())
 
     async def live_nodes(self) -> set[str]:
         nodes = list(await self.redis.hkeys(keys.NODES))
@@ -152,7 +153,7 @@ class NodeStatus:
     host: str
 
 
-async def survey(redis, ttl: float) -> list[NodeStatus]:
+async def survey(redis) -> list[NodeStatus]:
     """Every registered node with its liveness and session count (``xmppctl cluster``)."""
     nodes = await redis.hgetall(keys.NODES)
     pipe = redis.pipeline(transaction=False)
@@ -163,7 +164,8 @@ async def survey(redis, ttl: float) -> list[NodeStatus]:
     found = []
     for i, node_id in enumerate(sorted(nodes)):
         remaining, sessions = answers[2 * i], answers[2 * i + 1]
+        info = json.loads(nodes[node_id])
         alive = remaining > 0
-        age = max(0.0, ttl - remaining / 1000) if alive else None
-        found.append(NodeStatus(node_id, alive, age, sessions, json.loads(nodes[node_id]).get("host", "")))
+        age = max(0.0, info["ttl"] - remaining / 1000) if alive else None
+        found.append(NodeStatus(node_id, alive, age, sessions, info["host"]))
     return found

@@ -33,7 +33,10 @@ account still share it, and keys of different accounts stay distinct.
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 from zope.interface import implementer
 
 from xmppd.storage.interfaces import (
@@ -57,6 +60,7 @@ _DOMAINS_KEY = PREFIX + "{accounts}:domains"
 # instead of opening sockets without limit (DESIGN §6).
 DEFAULT_MAX_CONNECTIONS = 32
 DEFAULT_TIMEOUT = 5.0  # seconds to wait for a pooled connection, to connect, or for a reply
+RETRIES = 2  # a command is retried this often on a fresh connection before the caller sees the error
 
 
 def redis_client(
@@ -69,7 +73,14 @@ def redis_client(
     ``redis+sentinel://host:port[,host:port]/service[/db]`` asks the Sentinels for
     the service's master (and asks again when it fails over).
     """
-    options = dict(socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=decode)
+    options = dict(
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        decode_responses=decode,
+        # A pooled connection that died with a Redis restart is replaced, not reported as an outage.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES),
+        retry_on_error=[ConnectionError, TimeoutError],
+    )
     if url.startswith("redis+sentinel://"):
         sentinels, service, db = _sentinel_parts(url)
         sentinel = Sentinel(sentinels, sentinel_kwargs={"socket_timeout": timeout}, **options)
