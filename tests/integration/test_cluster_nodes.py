@@ -13,12 +13,13 @@ import pytest_twisted
 
 from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN
-from tests.integration.stanzas import iq, is_message_with, message, presence
+from tests.integration.stanzas import condition, iq, is_message_with, message, presence
 from tests.integration.test_presence import befriend, from_
 from tests.integration.test_subscriptions import pushes, roster_of, settle
 from xmppd.modules.roster import NS_ROSTER
 from xmppd.client import connect
 from xmppd.util.aio import as_deferred
+from xmppd.util.privacy import NS_BLOCKING
 
 NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
 
@@ -185,3 +186,29 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
             break
         await as_deferred(asyncio.sleep(0.05))
     assert len(stored) == 1 and "are you there?" in stored[0]
+
+
+def block(jid: str):
+    request = iq("set", NS_BLOCKING, "block")
+    request.firstChildElement().addElement("item")["jid"] = jid
+    return request
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
+    """XEP-0191 across nodes: bob, on the other node, neither sees alice's presence nor reaches her."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    await befriend(a, "alice", "bob")
+    alice = await login(a, "alice")
+    assert (await alice.iq(block("bob@localhost")))["type"] == "result"
+    alice.send(presence())
+    await alice.next(from_(alice.jid.full()))
+    bob = await login(b, "bob")
+    bob.send(presence())
+    await bob.next(from_(bob.jid.full()))
+    bob.send(message("alice@localhost", "let me in"))
+    bounced = await bob.next(lambda e: e.name == "message")
+    assert (bounced["from"], condition(bounced)) == ("alice@localhost", "service-unavailable")
+    assert [s for s in await settle(bob) if s.name == "presence"] == []  # no probe answer from alice
+    assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []

@@ -132,6 +132,7 @@ class RedisSessionDirectory:
         self._scripts = {name: redis.register_script(src) for name, src in
                          (("bind", _BIND), ("restore", _RESTORE), ("update", _UPDATE), ("unbind", _UNBIND))}
         self._queue: list[tuple[str, list, list, asyncio.Future | None]] = []
+        self.notify: Callable[[str, Resource], None] = lambda event, resource: None  # remote comings and goings
         self._flushing = False
 
     # -- lookups (replica) -------------------------------------------------------------
@@ -255,6 +256,8 @@ class RedisSessionDirectory:
         resources = self._by_bare.setdefault(resource.bare, {})
         replaced = resources.get(resource.jid.resource)
         resources[resource.jid.resource] = resource
+        if resource.node != self.node_id:
+            self.notify("remote-resource-bound", resource)
         return replaced
 
     def _remove(self, full: JID, session: str) -> Resource | None:
@@ -265,6 +268,8 @@ class RedisSessionDirectory:
         del resources[full.resource]
         if not resources:
             del self._by_bare[full.userhost()]
+        if found.node != self.node_id:
+            self.notify("remote-resource-ended", found)
         return found
 
     def apply(self, event: str) -> None:

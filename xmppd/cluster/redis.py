@@ -51,6 +51,7 @@ class RedisCluster:
     async def start(self, node) -> None:
         """Returns once the node has joined (it keeps trying while Redis is away)."""
         self.node = self.membership.node = node
+        self.directory.notify = node.modules.fire
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._listen())]
         await self._has_joined.wait()

@@ -45,11 +45,17 @@ class PrivacyModule(Module):
     name = "privacy"
     server_features = (NS_PRIVACY,)
     iq_handlers = {(ACCOUNT, "get", NS_PRIVACY): "get", (ACCOUNT, "set", NS_PRIVACY): "set"}
-    hooks = {"resource-bound": "resource_bound", "resource-ended": "resource_ended", "account-changed": "account_changed"}
+    hooks = {
+        "resource-bound": "resource_bound",
+        "resource-ended": "resource_ended",
+        "remote-resource-bound": "remote_resource_bound",
+        "remote-resource-ended": "resource_ended",
+        "account-changed": "account_changed",
+    }
 
     def __init__(self, node):
         super().__init__(node)
-        self._defaults: dict[str, PrivacyList | None] = {}  # accounts with a resource bound on this node
+        self._defaults: dict[str, PrivacyList | None] = {}  # accounts with a bound resource (on any node)
 
     # -- the check --------------------------------------------------------------------------
 
@@ -102,7 +108,10 @@ class PrivacyModule(Module):
     async def resource_bound(self, resource: Resource):
         bare = resource.bare
         if bare not in self._defaults:
-            self._defaults[bare] = await self.load_default(resource.jid.user, resource.jid.host)
+            plist = await self.load_default(resource.jid.user, resource.jid.host)
+            if bare in self._defaults or not self.node.directory.count(bare):
+                return  # loaded meanwhile, or every session ended meanwhile
+            self._defaults[bare] = plist
         await self._roster_for(resource.jid, self._defaults[bare])
 
     async def _roster_for(self, owner: JID, plist: PrivacyList | None) -> None:
@@ -110,12 +119,17 @@ class PrivacyModule(Module):
         if plist is not None and engine.reads_roster(plist):
             await self.node.modules.module("roster").account(owner.user, owner.host)
 
+    def remote_resource_bound(self, resource: Resource):
+        """A session on another node: its account's default list is checked here too (probes, PRIV-10)."""
+        if resource.bare not in self._defaults:
+            run_in_background(self.resource_bound(resource), self.log, f"loading {resource.bare}'s default privacy list failed")
+
     def resource_ended(self, resource: Resource):
-        if len(self.node.directory.here(resource.bare)) <= 1:
+        if not any(r is not resource for r in self.node.directory.resources(resource.bare)):
             self._defaults.pop(resource.bare, None)
 
     def set_cached_default(self, bare: str, plist: PrivacyList | None) -> None:
-        if bare in self._defaults or self.node.directory.here(bare):
+        if bare in self._defaults or self.node.directory.count(bare):
             self._defaults[bare] = plist
 
     def account_changed(self, bare: str):
