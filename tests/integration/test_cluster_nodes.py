@@ -175,17 +175,20 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
     alice = await login(a, "alice")
     alice.send(presence())
     await alice.next(from_(bob.jid.full()))
-    b.node.cluster._tasks[0].cancel()  # its heartbeat stops; its streams stay open
+    for task in [*b.node.cluster._tasks, b.node.cluster.bus._reader]:
+        task.cancel()  # b beats, listens and reads its bus no more; its streams stay open
+    alice.send(message(bob.jid.full(), "are you there?"))  # into b's stream, which nobody reads now
     gone = await alice.next(from_(bob.jid.full(), "unavailable"), timeout=2 * 1 + 2)
     assert gone["to"] == "alice@localhost"
     assert a.node.directory.resources("bob@localhost") == []
-    alice.send(message(bob.jid.full(), "are you there?"))
-    for _ in range(40):
-        stored = await as_deferred(a.node.storage.offline.pop_all("bob", DOMAIN))
-        if stored:
+    alice.send(message(bob.jid.full(), "and now?"))  # bob is gone: straight to offline storage
+    stored = []
+    for _ in range(60):
+        stored += await as_deferred(a.node.storage.offline.pop_all("bob", DOMAIN))
+        if len(stored) == 2:
             break
         await as_deferred(asyncio.sleep(0.05))
-    assert len(stored) == 1 and "are you there?" in stored[0]
+    assert ["are you there?" in stored[0], "and now?" in stored[1]] == [True, True]
 
 
 def block(jid: str):

@@ -168,7 +168,7 @@ class NodeBus:
             self._kick(full.decode("utf-8"), condition.decode(), text.decode("utf-8"))
 
     async def drain(self, node_id: str) -> int:
-        """Re-route what a dead node never read, then remove its stream; returns how many stanzas."""
+        """Re-route what a dead node never read; returns how many stanzas."""
         key, count = keys.bus(node_id), 0
         while True:
             try:
@@ -184,5 +184,4 @@ class NodeBus:
                 for value in fields.values():
                     self._hand_back(value)
                     count += 1
-        await self.redis.delete(key)
         return count

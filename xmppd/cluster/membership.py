@@ -106,7 +106,12 @@ class Membership:
             log.warn("cleaning up after node {node} failed, will retry: {error}", node=node_id, error=e)
 
     async def bury(self, node_id: str) -> None:
-        """Declare a dead node's sessions unavailable, re-route its unread stanzas, remove it."""
+        """Re-route a dead node's unread stanzas, declare its sessions unavailable, remove it.
+
+        Its stream is drained first, so what was sent to it before keeps its order with what
+        is now routed elsewhere, and once more a beat later for whatever other nodes sent
+        before they noticed."""
+        rerouted = await self.bus.drain(node_id)
         sessions = await self.redis.hgetall(keys.node_sessions(node_id))
         by_bare: dict[str, list[str]] = {}
         for full in sessions:
@@ -127,8 +132,9 @@ class Membership:
         for resource in gone:
             await presence.declare_gone(resource)
         await asyncio.sleep(self.interval)  # the other nodes stop sending to it within one beat
-        rerouted = await self.bus.drain(node_id)
+        rerouted += await self.bus.drain(node_id)
         pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(keys.bus(node_id))
         pipe.delete(keys.node_sessions(node_id))
         pipe.hdel(keys.NODES, node_id)
         pipe.delete(keys.cleanup_lock(node_id))
@@ -138,6 +144,7 @@ class Membership:
 
     async def leave(self) -> None:
         pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(keys.bus(self.node_id))
         pipe.delete(keys.alive(self.node_id))
         pipe.delete(keys.node_sessions(self.node_id))
         pipe.hdel(keys.NODES, self.node_id)
