@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import chat, login, presence
+from xmppd.bench import chat, cluster, login, presence
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -47,3 +47,27 @@ def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
     for row in rows:
         assert float(row[header.index("delivered/s")]) > 0
         assert row[header.index("errors")] == "0"
+
+
+def test_cluster_benchmark_runs_and_prints_both_tables(tmp_path):
+    """Two nodes and a private redis-server, then one node: tiny, one short step each."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "cluster", "-n", "20", "-k", "2", "--rates", "40",
+         "--duration", "0.5", "--drain", "2", "--settle", "0.2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    titles = [line.split()[1].rstrip(":") for line in lines if line.startswith("== ")]
+    assert titles == ["2-nodes", "1-node"]
+    header = next(line.split() for line in lines if line.split()[:1] == ["offered/s"])
+    assert header == cluster.HEADER
+    rows = [line.split() for line in lines if line.split()[:1] == ["40"]]
+    assert len(rows) == 2
+    for row in rows:
+        assert float(row[header.index("delivered/s")]) > 0
+        assert row[header.index("errors")] == "0"
+    cross = rows[0]
+    assert float(cross[header.index("redis_cmds/msg")]) > 0  # every message went through Redis
+    assert any(line.split()[:1] == ["xadd"] for line in lines)
+    assert any(line.startswith("summary: cross-node") for line in lines)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import chat, login, presence
+from xmppd.bench import chat, cluster, login, presence
 
-SUBBENCHMARKS = {"login": login, "chat": chat, "presence": presence}
+SUBBENCHMARKS = {"login": login, "chat": chat, "presence": presence, "cluster": cluster}
 
 
 def main(argv: list[str] | None = None) -> int:
