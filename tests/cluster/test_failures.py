@@ -21,7 +21,7 @@ from tests.cluster.client import (
     message_with,
     presence_from,
 )
-from tests.cluster.processes import DURABLE_REDIS, PASSWORD, wait_until
+from tests.cluster.processes import DURABLE_REDIS, PASSWORD, Node, wait_until
 
 TTL = 2
 DEATH_NOTICE = 2 * TTL + 2  # seconds: twice the TTL plus slack for a loaded 2-core machine
@@ -173,3 +173,25 @@ def test_a_redis_restart_loses_no_data_and_the_nodes_recover(make_cluster):
     for node in cluster.nodes.values():
         assert node.running(), f"{node.node_id} exited during the Redis restart:\n{node.log_tail()}"
         assert not node.alarms(), f"{node.node_id} logged:\n" + "\n\n".join(node.alarms())
+
+
+def test_a_second_process_with_a_running_nodes_id_refuses_to_start_and_harms_nothing(make_cluster):
+    cluster = make_cluster("n1", heartbeat_ttl=TTL)
+    (alice_name,) = cluster.users("alice")
+    alice = cluster.online("n1", alice_name)
+    twin = Node("n1", cluster.directory / "twin", cluster.redis_url, TTL)
+    twin.start()
+    try:
+        status = twin.process.wait(4 * TTL + 20)
+    finally:
+        twin.stop()
+    log = twin.log()
+    assert "node id 'n1' is in use" in log, log
+    assert "Traceback" not in log, log
+    assert cluster["n1"].readyz()[0] == 200
+    time.sleep(TTL)  # had the twin removed n1's heartbeat or sessions, n1 would now be 'dead' or empty
+    rows = {row[0]: row for row in cluster.cluster_table()[1:]}
+    assert rows["n1"][1] == "alive" and "1" in rows["n1"][2:], rows
+    alice.chat(alice.jid, "still mine")
+    assert alice.expect(message_with("still mine"))["from"] == alice.jid
+    assert status != 0, "the refused twin exited with status 0: systemd and scripts would take it for a clean stop"
