@@ -29,7 +29,7 @@ DEATH_NOTICE = 2 * TTL + 2  # seconds: twice the TTL plus slack for a loaded 2-c
 
 def test_kill_9_of_a_node_makes_its_sessions_unavailable_and_loses_no_message(make_cluster):
     cluster = make_cluster("n1", "n2", heartbeat_ttl=TTL)
-    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    alice_name, bob_name, carol_name, dave_name = cluster.users("alice", "bob", "carol", "dave")
     cluster.befriend((alice_name, bob_name), (alice_name, carol_name))
     phone = cluster.online("n2", bob_name, resource="phone", priority=1)  # dies with n2
     desk = cluster.online("n1", bob_name, resource="desk", priority=1)    # survives on n1
@@ -38,7 +38,10 @@ def test_kill_9_of_a_node_makes_its_sessions_unavailable_and_loses_no_message(ma
     for contact in (phone, desk, carol):
         alice.expect(presence_from(contact.jid), what=f"{contact.jid} answering alice's probe")
         contact.expect(presence_from(alice.jid), what=f"alice's presence at {contact.jid}")
-    for c in (alice, phone, desk, carol):
+    dave = cluster.online("n1", dave_name, resource="room")  # no subscription: only directed presence
+    carol.presence(to=dave.jid)
+    dave.expect(presence_from(carol.jid), what="carol's directed presence")
+    for c in (alice, phone, desk, carol, dave):
         c.drain(0.2)
 
     cluster["n2"].kill()
@@ -55,6 +58,9 @@ def test_kill_9_of_a_node_makes_its_sessions_unavailable_and_loses_no_message(ma
     assert max(gone.values()) <= DEATH_NOTICE, f"unavailable came after {gone} s (TTL {TTL})"
     own = desk.expect(presence_from(phone.jid, "unavailable"), timeout=3, what="bob's dead resource leaving, at his other one")
     assert own["from"] == phone.jid
+    directed = dave.expect(presence_from(carol.jid, "unavailable"), timeout=3,
+                           what="unavailable for the directed presence carol sent before her node died (CLU-03)")
+    assert directed.getAttribute("to") in (None, dave.jid), directed.toXml()
 
     # the message to bob's dead full JID went to his resource that is still there
     rerouted = desk.expect(message_with("to the dead phone"), timeout=DEATH_NOTICE,
