@@ -354,12 +354,12 @@ async def _go_online(waves: list[list[common.Session]], tally: common.Tally, con
     """Roster get and initial presence as in ``common._go_online``, but one node's users
     at a time, each wave once the previous one's presence has settled.
 
-    All at once, contacts on different nodes that become available together miss each
-    other: each node answers probes and addresses broadcasts from its replica of the
-    directory, which learns of the other node's new presence only after the Redis
-    round trip (see the report of the cluster benchmark). Wave by wave, the later
-    node's users find the earlier ones available (probe answers) and reach them
-    (broadcasts), so every user still gets the presence of each of its contacts."""
+    All at once, contacts on different nodes that became available together missed
+    each other while nodes answered probes and addressed broadcasts from their replica
+    of the directory, which learns of another node's new presence only after the
+    Redis round trip (found with this benchmark). Wave by wave, the later node's users
+    find the earlier ones available and reach them, so the setup does not depend on
+    that race either way; what is measured starts after it."""
     done = 0
     for number, wave in enumerate(waves, 1):
         for session in wave:
