@@ -50,7 +50,7 @@ class Options(usage.Options):
         for option in cfg.SCHEMA:
             if option.cli:
                 value = self.get(option.flag[2:])
-                found[option.name] = (value or None) if option.type is bool else value
+                found[option.name] = (True if value else None) if option.type is bool else value
         return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.application import service
 from twisted.internet import defer, protocol, task
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from xmppd.config import Config
@@ -72,10 +73,16 @@ class Listener(service.Service):
         from twisted.internet import reactor
 
         super().startService()
-        if self.tls_context is None:
-            self.port = reactor.listenTCP(self.wanted_port, self.factory, interface=self.interface)
-        else:
-            self.port = reactor.listenSSL(self.wanted_port, self.factory, self.tls_context, interface=self.interface)
+        try:
+            if self.tls_context is None:
+                self.port = reactor.listenTCP(self.wanted_port, self.factory, interface=self.interface)
+            else:
+                self.port = reactor.listenSSL(self.wanted_port, self.factory, self.tls_context, interface=self.interface)
+        except CannotListenError as e:  # a port in use is an operator's error: one line, and stop
+            log.critical("{name}: cannot listen on {host}:{port}: {reason}", name=self.name, host=self.interface,
+                         port=self.wanted_port, reason=e.socketError.strerror if e.socketError else e)
+            reactor.callWhenRunning(reactor.stop)
+            return
         log.info("{name} listening on {host}:{port}", name=self.name, host=self.interface, port=self.port.getHost().port)
 
     def stopService(self):

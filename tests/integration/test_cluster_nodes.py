@@ -215,3 +215,68 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     assert (bounced["from"], condition(bounced)) == ("alice@localhost", "service-unavailable")
     assert [s for s in await settle(bob) if s.name == "presence"] == []  # no probe answer from alice
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
+
+
+@pytest.fixture
+def failures_logged():
+    """Every failure (traceback) logged while the test runs."""
+    from twisted.logger import globalLogPublisher
+
+    found = []
+
+    def observe(event):
+        if "log_failure" in event:
+            found.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield found
+    globalLogPublisher.removeObserver(observe)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redis_restart_is_survived_without_losing_sessions_stanzas_or_data(node_factory, tmp_path, failures_logged):
+    """While Redis is away: sessions go on, new logins get temporary-auth-failure, stanzas for
+    the other node wait; after: both nodes ready again by themselves, the stanza arrives,
+    logins work, the data is there, and no traceback was logged."""
+    port = redis_server.free_port()
+    persistent = ("--appendonly", "yes", "--appendfsync", "always")
+    server = redis_server.start(port, tmp_path / "redis", *persistent)
+    try:
+        url = server.url
+        a = node_factory(redis_url=url, node_id="a", heartbeat_ttl=1)
+        b = node_factory(redis_url=url, node_id="b", heartbeat_ttl=1)
+        await ready(a, b)
+        await users(a, "alice", "bob", "carol")
+        await befriend(a, "alice", "bob")
+        connect_to = lambda node, user: connect(jid=f"{user}@{DOMAIN}", password="secret", host="127.0.0.1",
+                                                port=node.port, insecure=True)  # noqa: E731
+        alice, bob = await connect_to(a, "alice"), await connect_to(b, "bob")
+        for client in (alice, bob):
+            client.send(presence())
+        await alice.next(from_(bob.jid.full()))
+
+        redis_server.stop(server)
+        for _ in range(100):
+            if not (a.node.cluster.ready or b.node.cluster.ready):
+                break
+            await as_deferred(asyncio.sleep(0.05))
+        assert not a.node.cluster.ready and "Redis" in a.node.cluster.reason
+        with pytest.raises(Exception, match="temporary-auth-failure"):
+            await connect_to(a, "carol")
+        bob.send(message("alice@localhost", "queued while Redis was away"))
+        assert (await alice.iq(iq("get", "urn:xmpp:ping", "ping", to=DOMAIN)))["type"] == "result"
+
+        server = redis_server.start(port, tmp_path / "redis", *persistent)
+        got = await alice.next(is_message_with("queued while Redis was away"), timeout=10)
+        assert got["from"] == bob.jid.full()
+        await ready(a, b)
+        carol = await connect_to(b, "carol")
+        assert carol.jid.userhost() == "carol@localhost"
+        roster = await as_deferred(a.node.storage.rosters.get("alice", DOMAIN))
+        assert list(roster.items) == ["bob@localhost"]
+        assert [r.node for r in b.node.directory.resources("alice@localhost")] == ["a"]
+        for client in (alice, bob, carol):
+            await client.close()
+    finally:
+        redis_server.stop(server)
+    assert [e.get("log_format") for e in failures_logged] == []

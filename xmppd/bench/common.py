@@ -386,7 +386,7 @@ async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIter
     command = [
         str(twistd), "-n", "--pidfile=", "--logfile", str(log),
         "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
-        "--data-dir", str(data_dir), "--domain", args.domain,
+        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0",
     ]  # fmt: skip
     # The node inherits the descriptor limit (raise_fd_limit() first); its CPU is set from
     # here rather than in a preexec_fn, which is unsafe once asyncio has started threads.

@@ -9,8 +9,11 @@ what it never read is still in its stream for a survivor to re-route (DESIGN
 §5). If Redis is away, the outbox keeps its stanzas and retries, in order.
 
 An entry's field values are ``kind + full JID + NUL + payload`` (XML never
-contains NUL): kind ``s`` carries stanzas for that session, ``k`` asks its
-node to end it with a stream error (``condition NUL text``).
+contains NUL): kind ``s`` carries stanzas for that session, ``a`` presence
+broadcasts it gets only if it is available *on its node* (the replicas may
+lag by a moment), ``p`` asks its node for its current presence on behalf of
+the full JID in the payload (a probe answered where the truth is), and ``k``
+asks its node to end it with a stream error (``condition NUL text``).
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ OUTBOX_LIMIT = 200_000  # stanzas kept while Redis is away
 
 
 class NodeBus:
-    def __init__(self, node_id: str, redis, deliver: Callable[[str, bytes], None], kick: Callable[[str, str, str], None],
-                 on_failure: Callable[[Exception], None], reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None]):
+    def __init__(self, node_id: str, redis, receiver, on_failure: Callable[[Exception], None],
+                 reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None]):
+        """``receiver`` has deliver(full, data, only_if_available), probe(full, prober), kick(full, condition, text)."""
         self.node_id = node_id
         self.redis = redis
-        self._deliver, self._kick, self._on_failure = deliver, kick, on_failure
+        self._receiver, self._on_failure = receiver, on_failure
         self._reachable, self._reroute = reachable, reroute
         self._outbox: dict[str, list[bytes]] = {}
         self._flushing = False
@@ -49,6 +53,12 @@ class NodeBus:
 
     def send(self, node_id: str, full: str, data: bytes) -> None:
         self._post(node_id, b"s" + full.encode("utf-8") + b"\0" + data)
+
+    def send_if_available(self, node_id: str, full: str, data: bytes) -> None:
+        self._post(node_id, b"a" + full.encode("utf-8") + b"\0" + data)
+
+    def probe(self, node_id: str, full: str, prober: str) -> None:
+        self._post(node_id, b"p" + full.encode("utf-8") + b"\0" + prober.encode("utf-8"))
 
     def kick(self, node_id: str, full: str, condition: str, text: str) -> None:
         self._post(node_id, b"k" + full.encode("utf-8") + b"\0" + condition.encode() + b"\0" + text.encode("utf-8"))
@@ -161,11 +171,13 @@ class NodeBus:
     def _dispatch(self, value: bytes) -> None:
         self.received += 1
         kind, (full, _, payload) = value[:1], value[1:].partition(b"\0")
-        if kind == b"s":
-            self._deliver(full.decode("utf-8"), payload)
+        if kind in (b"s", b"a"):
+            self._receiver.deliver(full.decode("utf-8"), payload, kind == b"a")
+        elif kind == b"p":
+            self._receiver.probe(full.decode("utf-8"), payload.decode("utf-8"))
         elif kind == b"k":
             condition, _, text = payload.partition(b"\0")
-            self._kick(full.decode("utf-8"), condition.decode(), text.decode("utf-8"))
+            self._receiver.kick(full.decode("utf-8"), condition.decode(), text.decode("utf-8"))
 
     async def drain(self, node_id: str) -> int:
         """Re-route what a dead node never read; returns how many stanzas."""

@@ -116,6 +116,12 @@ class RemoteStream:
     def send_raw(self, data: bytes) -> None:
         self.bus.send(self.node_id, self.full, data)
 
+    def send_if_available(self, data: bytes) -> None:
+        self.bus.send_if_available(self.node_id, self.full, data)
+
+    def probe(self, prober: str) -> None:
+        self.bus.probe(self.node_id, self.full, prober)
+
     def stream_error(self, condition: str, text: str | None = None) -> None:
         self.bus.kick(self.node_id, self.full, condition, text or "")
 

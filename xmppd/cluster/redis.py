@@ -34,7 +34,7 @@ class RedisCluster:
     def __init__(self, node_id: str, heartbeat_ttl: float, redis, bus_redis):
         self.node_id = node_id
         self.redis = redis
-        self.bus = NodeBus(node_id, bus_redis, self._deliver, self._kick, self._failed, self._reachable, self._reroute)
+        self.bus = NodeBus(node_id, bus_redis, self, self._failed, self._reachable, self._reroute)
         self.directory = RedisSessionDirectory(node_id, redis, self.bus, self._failed)
         self.membership = Membership(node_id, heartbeat_ttl, redis, self.directory, self.bus)
         self.node = None
@@ -176,11 +176,18 @@ class RedisCluster:
     def _reachable(self, node_id: str) -> bool:
         return node_id not in self.membership.dead
 
-    def _deliver(self, full: str, data: bytes) -> None:
-        """Stanzas from another node for a session here; its inbound privacy check is made here."""
+    def _here(self, full: str):
         resource = self.directory.resource(internJID(full))
         if resource is None or resource.node != self.node_id or resource.stream is None or resource.stream.closed:
-            self._reroute(full, data)
+            return None
+        return resource
+
+    def deliver(self, full: str, data: bytes, only_if_available: bool) -> None:
+        """Stanzas from another node for a session here; its inbound privacy check is made here."""
+        resource = self._here(full)
+        if resource is None or (only_if_available and not resource.available):
+            if not only_if_available:
+                self._reroute(full, data)
             return
         privacy = self.node.privacy
         if privacy is None or privacy.effective(resource.bare, resource) is None:
@@ -199,7 +206,12 @@ class RedisCluster:
             if stanza.getAttribute("to"):
                 self.node.router.send(stanza)
 
-    def _kick(self, full: str, condition: str, text: str) -> None:
-        resource = self.directory.resource(internJID(full))
-        if resource is not None and resource.node == self.node_id and resource.stream is not None:
+    def probe(self, full: str, prober: str) -> None:
+        resource = self._here(full)
+        if resource is not None:
+            self.node.modules.module("presence").answer_probe_here(resource, internJID(prober))
+
+    def kick(self, full: str, condition: str, text: str) -> None:
+        resource = self._here(full)
+        if resource is not None:
             resource.stream.stream_error(condition, text or None)

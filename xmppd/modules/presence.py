@@ -92,20 +92,35 @@ class PresenceModule(Module):
             if peer_jid.resource is not None or peer_jid.user is None or peer_jid.host not in self.node.domains:
                 self.node.router.send(presence_copy(presence, peer))
                 continue
-            recipients = local.admitted(presence, [r for r in directory.resources(peer) if r.available])
+            # Another node's replica may lag: it checks availability itself.
+            here = self.node.node_id
+            recipients = local.admitted(presence, [r for r in directory.resources(peer) if r.available or r.node != here])
             if recipients:
                 readdress = readdress or Readdressed(presence)
-                local.send_raw(recipients, readdress(peer))
+                data = readdress(peer)
+                for recipient in recipients:
+                    recipient.stream.send_if_available(data)
 
     def _probe_contacts(self, account: Account, origin: Resource) -> None:
-        """PRES-02: local contacts' current presence straight to the new resource."""
-        local = self.node.router.local
+        """PRES-02: local contacts' current presence straight to the new resource; contacts
+        on other nodes are asked there, where their presence is known for certain."""
+        here = self.node.node_id
         for contact in account.subscriptions():
             if JID(contact).host not in self.node.domains:
                 continue  # remote probes go out with federation
             for resource in self.node.directory.resources(contact):
-                if resource.available and resource.presence is not None and self._may_see(resource, origin.jid):
-                    local.send_to(local.admitted(resource.presence, [origin]), presence_copy(resource.presence, origin.jid.full()))
+                if resource.node != here:
+                    resource.stream.probe(origin.jid.full())
+                else:
+                    self.answer_probe_here(resource, origin.jid)
+
+    def answer_probe_here(self, resource: Resource, prober: JID) -> None:
+        """A resource of this node shows its current presence to a prober allowed to see it."""
+        if resource.available and resource.presence is not None and self._may_see(resource, prober):
+            local = self.node.router.local
+            answer = presence_copy(resource.presence, prober.full())
+            recipients = [r for r in [self.node.directory.resource(prober)] if r is not None]
+            local.send_to(local.admitted(answer, recipients), answer)
 
     # -- directed presence (PRES-06) ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from xmppd.storage.memory import (
     MemoryVCardStore,
 )
 from xmppd.storage.redis import (
+    UNAVAILABLE,
     RedisAccountStore,
     RedisOfflineStore,
     RedisPendingStore,

@@ -61,6 +61,7 @@ _DOMAINS_KEY = PREFIX + "{accounts}:domains"
 DEFAULT_MAX_CONNECTIONS = 32
 DEFAULT_TIMEOUT = 5.0  # seconds to wait for a pooled connection, to connect, or for a reply
 RETRIES = 2  # a command is retried this often on a fresh connection before the caller sees the error
+UNAVAILABLE = (ConnectionError, TimeoutError)  # Redis is away: worth a retry later, not a bug
 
 
 def redis_client(

@@ -21,6 +21,8 @@ from twisted.python import failure
 from twisted.words.xish import domish
 
 from xmppd import xml as X
+from xmppd.stanzas import StanzaError, error_reply
+from xmppd.storage import UNAVAILABLE
 from xmppd.util.aio import as_deferred
 
 ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
@@ -248,12 +250,12 @@ class ServerStream(protocol.Protocol):
             self.stream_error(e.condition, e.text)
             return
         if inspect.isawaitable(pending):
-            self._wait_for(pending)
+            self._wait_for(pending, element)
 
-    def _wait_for(self, pending: Awaitable):
+    def _wait_for(self, pending: Awaitable, element: domish.Element):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
-        as_deferred(pending).addCallbacks(self._resume, self._handler_failed)
+        as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
 
     def _resume(self, _result=None):
         backlog, self._backlog = self._backlog, None
@@ -264,9 +266,14 @@ class ServerStream(protocol.Protocol):
                 self._backlog.extendleft(reversed(backlog))
                 return
 
-    def _handler_failed(self, reason: failure.Failure):
+    def _handler_failed(self, reason: failure.Failure, element: domish.Element):
         if reason.check(StreamError):
             self.stream_error(reason.value.condition, reason.value.text)
+        elif reason.check(*UNAVAILABLE):  # the session goes on; this stanza gets a try-again error
+            self.log.warn("storage unavailable for a {name}: {error}", name=element.name, error=reason.value)
+            if element.getAttribute("type") not in ("error", "result") and element.name in ("iq", "message", "presence"):
+                self.send(error_reply(element, StanzaError("internal-server-error", "wait", text="storage unavailable; retry later")))
+            self._resume()
         else:
             self.log.failure("stanza handler failed", reason)
             self.stream_error("internal-server-error")

@@ -340,6 +340,11 @@ class ClientStream(ServerStream):
             return None
         return self.node.router.route(stanza, self.resource)
 
+    def send_if_available(self, data: bytes) -> None:
+        """Presence broadcasts: only while this session is available (RFC 6121 §4.4.2)."""
+        if self.resource is not None and self.resource.available:
+            self.send_raw(data)
+
     def ping_peer(self):
         """XEP-0199 from the server: any answer (result or error) proves the client alive."""
         self.send(f"<iq type='get' id='ping-{secrets.token_hex(4)}' from='{self.domain}'><ping xmlns='urn:xmpp:ping'/></iq>")

@@ -25,4 +25,13 @@ def as_deferred(awaitable: Any) -> defer.Deferred:
 
 def run_in_background(awaitable: Any, log, what: str) -> None:
     """Start work nobody waits for; a failure is logged, never lost silently."""
-    as_deferred(awaitable).addErrback(lambda f: log.failure(what, f))
+    as_deferred(awaitable).addErrback(_report, log, what)
+
+
+def _report(reason, log, what: str) -> None:
+    from xmppd.storage import UNAVAILABLE  # here: storage's modules use this one
+
+    if reason.check(*UNAVAILABLE):
+        log.warn("{what}: storage unavailable ({error})", what=what, error=reason.value)
+    else:
+        log.failure(what, reason)
