@@ -111,7 +111,7 @@ class LocalDelivery:
     def iq_to_bare(self, iq: domish.Element, target: JID):
         return self.answer_iq(ACCOUNT, iq, target)
 
-    def message_to_bare(self, message: domish.Element, target: JID):
+    def message_to_bare(self, message: domish.Element, target: JID, forwarded: bool = False):
         kind = message_type(message)
         resources = self.directory.resources(target.userhost())
         if kind == "groupchat":
@@ -127,6 +127,10 @@ class LocalDelivery:
                 if kind != "error":  # blocked by every candidate's list (PRIV-14)
                     self.router.bounce(message, "service-unavailable")
             elif kind != "error":
+                elsewhere = [r for r in resources if r.node != self.node.node_id] if not forwarded else []
+                if elsewhere:  # its node may know it available already: it decides there, in order
+                    elsewhere[0].stream.send_for_account(serialise(message))
+                    return None
                 return self.undeliverable(message, target)
         return None
 

@@ -29,6 +29,7 @@ from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream
 from xmppd.util.aio import as_deferred
+from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.web import health
 
 DEFAULT_MODULES = (
@@ -81,7 +82,7 @@ class Listener(service.Service):
         except CannotListenError as e:  # a port in use is an operator's error: one line, and stop
             log.critical("{name}: cannot listen on {host}:{port}: {reason}", name=self.name, host=self.interface,
                          port=self.wanted_port, reason=e.socketError.strerror if e.socketError else e)
-            reactor.callWhenRunning(reactor.stop)
+            stop_reactor(EXIT_CONFIG)
             return
         log.info("{name} listening on {host}:{port}", name=self.name, host=self.interface, port=self.port.getHost().port)
 

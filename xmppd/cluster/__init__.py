@@ -14,6 +14,7 @@ from zope.interface import Attribute, Interface
 
 class ICluster(Interface):
     directory = Attribute("the ISessionDirectory this node routes with")
+    shared = Attribute("True when other nodes may change shared state (caches must be re-read for decisions)")
     ready = Attribute("True while the node can take new sessions (its shared state is reachable)")
     reason = Attribute("why the node is not ready, for /readyz and logs ('' when ready)")
 

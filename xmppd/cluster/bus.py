@@ -11,7 +11,8 @@ what it never read is still in its stream for a survivor to re-route (DESIGN
 An entry's field values are ``kind + full JID + NUL + payload`` (XML never
 contains NUL): kind ``s`` carries stanzas for that session, ``a`` presence
 broadcasts it gets only if it is available *on its node* (the replicas may
-lag by a moment), ``p`` asks its node for its current presence on behalf of
+lag by a moment), ``b`` a bare-JID message its node delivers by what it
+knows of the account's sessions (or stores offline), ``p`` asks its node for its current presence on behalf of
 the full JID in the payload (a probe answered where the truth is), and ``k``
 asks its node to end it with a stream error (``condition NUL text``).
 """
@@ -39,7 +40,8 @@ OUTBOX_LIMIT = 200_000  # stanzas kept while Redis is away
 class NodeBus:
     def __init__(self, node_id: str, redis, receiver, on_failure: Callable[[Exception], None],
                  reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None]):
-        """``receiver`` has deliver(full, data, only_if_available), probe(full, prober), kick(full, condition, text)."""
+        """``receiver`` has deliver(full, data, only_if_available), deliver_to_account(full, data),
+        probe(full, prober) and kick(full, condition, text)."""
         self.node_id = node_id
         self.redis = redis
         self._receiver, self._on_failure = receiver, on_failure
@@ -57,6 +59,9 @@ class NodeBus:
     def send_if_available(self, node_id: str, full: str, data: bytes) -> None:
         self._post(node_id, b"a" + full.encode("utf-8") + b"\0" + data)
 
+    def send_for_account(self, node_id: str, full: str, data: bytes) -> None:
+        self._post(node_id, b"b" + full.encode("utf-8") + b"\0" + data)
+
     def probe(self, node_id: str, full: str, prober: str) -> None:
         self._post(node_id, b"p" + full.encode("utf-8") + b"\0" + prober.encode("utf-8"))
 
@@ -73,6 +78,7 @@ class NodeBus:
         backoff = 0.1
         try:
             while self._outbox:
+                await asyncio.sleep(0)  # what comes in this turn joins the batch; re-routing never spins
                 outbox, self._outbox = self._outbox, {}
                 for node_id in [n for n in outbox if not self._reachable(n)]:
                     for value in outbox.pop(node_id):  # its node died meanwhile: as if the session had gone
@@ -107,7 +113,7 @@ class NodeBus:
             self._outbox[node_id] = queued
 
     def _hand_back(self, value: bytes) -> None:
-        if value[:1] == b"s":
+        if value[:1] in (b"s", b"b"):
             full, _, data = value[1:].partition(b"\0")
             self._reroute(full.decode("utf-8"), data)
 
@@ -173,6 +179,8 @@ class NodeBus:
         kind, (full, _, payload) = value[:1], value[1:].partition(b"\0")
         if kind in (b"s", b"a"):
             self._receiver.deliver(full.decode("utf-8"), payload, kind == b"a")
+        elif kind == b"b":
+            self._receiver.deliver_to_account(full.decode("utf-8"), payload)
         elif kind == b"p":
             self._receiver.probe(full.decode("utf-8"), payload.decode("utf-8"))
         elif kind == b"k":

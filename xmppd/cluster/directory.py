@@ -122,6 +122,9 @@ class RemoteStream:
     def probe(self, prober: str) -> None:
         self.bus.probe(self.node_id, self.full, prober)
 
+    def send_for_account(self, data: bytes) -> None:
+        self.bus.send_for_account(self.node_id, self.full, data)
+
     def stream_error(self, condition: str, text: str | None = None) -> None:
         self.bus.kick(self.node_id, self.full, condition, text or "")
 

@@ -11,6 +11,7 @@ from xmppd.sessions import LocalSessionDirectory
 @implementer(ICluster)
 class LocalCluster:
     ready = True
+    shared = False
     reason = ""
 
     def __init__(self, node_id: str):

@@ -25,6 +25,15 @@ from xmppd.cluster.directory import from_record
 log = Logger()
 
 
+# KEYS: alive, bus, sessions, nodes. ARGV: node id. A node that came back keeps its keys.
+_FORGET = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
+
+
 class NodeIdInUse(Exception):
     """Another running node has this id."""
 
@@ -37,23 +46,36 @@ class Membership:
         self.dead: set[str] = set()  # nodes this node no longer routes to
         self.quiet_until = 0.0  # no death declared before (after Redis came back, all need time to beat)
         self.node = None  # the Node, for the presence of the dead node's sessions
+        self._forget = redis.register_script(_FORGET)
 
     @property
     def interval(self) -> float:
         return self.ttl / 3
 
     async def join(self) -> None:
-        """Register; first clear up after an earlier run of this node id that died."""
+        """Register; first clear up after an earlier run of this node id that died.
+
+        The cleanup lock of our own id fences us from a survivor burying that earlier
+        run at the same moment: whoever holds it buries, and we register before we let go."""
         await self._wait_for_predecessor()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(keys.node_sessions(self.node_id))
-        pipe.exists(keys.bus(self.node_id))
-        if any(await pipe.execute()):
-            await self.bury(self.node_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.NODES, self.node_id, self._info())
-        pipe.set(keys.alive(self.node_id), self.incarnation, px=int(self.ttl * 1000))
-        await pipe.execute()
+        while not await self.redis.set(keys.cleanup_lock(self.node_id), self.node_id, nx=True, px=self._lock_ms):
+            await asyncio.sleep(self.interval)  # a survivor is burying our predecessor
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(keys.node_sessions(self.node_id))
+            pipe.exists(keys.bus(self.node_id))
+            if any(await pipe.execute()):
+                await self.bury(self.node_id)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(keys.NODES, self.node_id, self._info())
+            pipe.set(keys.alive(self.node_id), self.incarnation, px=int(self.ttl * 1000))
+            await pipe.execute()
+        finally:
+            await self.redis.delete(keys.cleanup_lock(self.node_id))
+
+    @property
+    def _lock_ms(self) -> int:
+        return int(self.ttl * 10_000)
 
     async def _wait_for_predecessor(self) -> None:
         """A heartbeat under our id: a node killed moments ago (it expires) or a live twin (it doesn't)."""
@@ -96,12 +118,14 @@ class Membership:
             if node_id not in self.dead:
                 self.dead.add(node_id)
                 self.directory.forget_node(node_id)
-            if await self.redis.set(keys.cleanup_lock(node_id), self.node_id, nx=True, px=int(self.ttl * 10_000)):
+            if await self.redis.set(keys.cleanup_lock(node_id), self.node_id, nx=True, px=self._lock_ms):
                 asyncio.get_running_loop().create_task(self._bury_logged(node_id))
 
     async def _bury_logged(self, node_id: str) -> None:
         try:
-            await self.bury(node_id)
+            if not await self.redis.exists(keys.alive(node_id)):  # it may have come back meanwhile
+                await self.bury(node_id)
+            await self.redis.delete(keys.cleanup_lock(node_id))
         except Exception as e:  # the lock expires; another survivor (or we) will try again
             log.warn("cleaning up after node {node} failed, will retry: {error}", node=node_id, error=e)
 
@@ -133,12 +157,7 @@ class Membership:
             await presence.declare_gone(resource)
         await asyncio.sleep(self.interval)  # the other nodes stop sending to it within one beat
         rerouted += await self.bus.drain(node_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(keys.bus(node_id))
-        pipe.delete(keys.node_sessions(node_id))
-        pipe.hdel(keys.NODES, node_id)
-        pipe.delete(keys.cleanup_lock(node_id))
-        await pipe.execute()
+        await self._forget(keys=[keys.alive(node_id), keys.bus(node_id), keys.node_sessions(node_id), keys.NODES], args=[node_id])
         self.dead.discard(node_id)
         log.info("node {node} is gone: {n} sessions declared unavailable, {m} stanzas re-routed", node=node_id, n=len(gone), m=rerouted)
 

@@ -22,6 +22,7 @@ from xmppd.cluster.bus import NodeBus
 from xmppd.cluster.directory import RedisSessionDirectory
 from xmppd.cluster.membership import Membership, NodeIdInUse
 from xmppd.util.aio import run_in_background
+from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.xml import NS_CLIENT, parse_fragments
 
 log = Logger()
@@ -31,6 +32,7 @@ MAX_BACKOFF = 5.0
 
 @implementer(ICluster)
 class RedisCluster:
+    shared = True
     def __init__(self, node_id: str, heartbeat_ttl: float, redis, bus_redis):
         self.node_id = node_id
         self.redis = redis
@@ -83,9 +85,7 @@ class RedisCluster:
                 await asyncio.sleep(self.membership.interval)
             except NodeIdInUse as e:
                 log.critical("{error}", error=e)
-                from twisted.internet import reactor
-
-                reactor.stop()
+                stop_reactor(EXIT_CONFIG)
                 return
             except (asyncio.CancelledError, Exception) as e:
                 if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
@@ -165,6 +165,7 @@ class RedisCluster:
         elif kind == "dead":
             self.directory.forget_node(node_id)
         else:
+            self.membership.dead.discard(node_id)  # it binds and updates: it is back (same id, new run)
             self.directory.apply(data)
 
     def account_changed(self, bare: str) -> None:
@@ -205,6 +206,14 @@ class RedisCluster:
         for stanza in parse_fragments(data, NS_CLIENT):
             if stanza.getAttribute("to"):
                 self.node.router.send(stanza)
+
+    def deliver_to_account(self, full: str, data: bytes) -> None:
+        """A bare-JID message another node found no available session for: this node decides."""
+        for stanza in parse_fragments(data, NS_CLIENT):
+            bare = internJID(stanza["to"]).userhostJID()
+            pending = self.node.router.local.message_to_bare(stanza, bare, forwarded=True)
+            if pending is not None:
+                run_in_background(pending, log, f"delivering a message to {bare.full()} failed")
 
     def probe(self, full: str, prober: str) -> None:
         resource = self._here(full)

@@ -99,21 +99,21 @@ class RosterModule(Module):
         """The account's state if it is in memory (always, while it has a bound resource)."""
         return self._online.get(bare) or self._offline.get(bare)
 
-    async def account(self, localpart: str, domain: str) -> Account:
+    async def account(self, localpart: str, domain: str, fresh: bool = False) -> Account:
+        """The account's state, from the cache when it is there. ``fresh``: read again from
+        storage first when other nodes may have changed it (decisions that must not use a
+        stale subscription state, SUB-01..10)."""
         bare = f"{localpart}@{domain}"
         found = self.cached(bare)
-        if found is not None:
+        if found is not None and not (fresh and self.node.cluster.shared):
             return found
         storage = self.node.storage
-        loaded = Account(
-            localpart,
-            domain,
-            await storage.rosters.get(localpart, domain),
-            dict(await storage.pending.list(localpart, domain)),
-        )
+        roster, pending = await storage.rosters.get(localpart, domain), dict(await storage.pending.list(localpart, domain))
         found = self.cached(bare)  # another task may have loaded it meanwhile
         if found is not None:
+            found.roster, found.pending = roster, pending  # in place: whoever holds it sees the news
             return found
+        loaded = Account(localpart, domain, roster, pending)
         if self.node.directory.here(bare):
             self._online[bare] = loaded
         else:
@@ -136,15 +136,8 @@ class RosterModule(Module):
     def account_changed(self, bare: str):
         """Another node changed the account's roster or pending requests: reload a cached copy."""
         if self.cached(bare) is not None:
-            run_in_background(self._reload(bare), self.log, f"reloading {bare}'s roster failed")
-
-    async def _reload(self, bare: str) -> None:
-        localpart, domain = bare.split("@", 1)
-        storage = self.node.storage
-        roster, pending = await storage.rosters.get(localpart, domain), dict(await storage.pending.list(localpart, domain))
-        account = self.cached(bare)
-        if account is not None:  # updated in place: whoever holds it sees the news
-            account.roster, account.pending = roster, pending
+            localpart, domain = bare.split("@", 1)
+            run_in_background(self.account(localpart, domain, fresh=True), self.log, f"reloading {bare}'s roster failed")
 
     def forget(self, bare: str) -> None:
         """Drop an account's state (the account was deleted)."""

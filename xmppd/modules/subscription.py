@@ -52,7 +52,7 @@ class SubscriptionModule(Module):
         return self._outbound(presence, origin, kind, target.userhost())
 
     async def _outbound(self, presence: domish.Element, origin: Resource, kind: str, contact: str):
-        account = await self.rosters.account(origin.jid.user, origin.jid.host)
+        account = await self.rosters.account(origin.jid.user, origin.jid.host, fresh=True)
         presence["from"], presence["to"] = account.bare, contact  # SUB-01: bare JIDs both ways
         before = account.state(contact)
         outcome = sub.outbound(before, kind)
@@ -90,7 +90,7 @@ class SubscriptionModule(Module):
         privacy = self.node.privacy
         if privacy is not None and not await privacy.allowed_for_account(presence, target, JID(contact)):
             return  # PRIV-13: a blocked request changes nothing
-        account = await self.rosters.account(target.user, target.host)
+        account = await self.rosters.account(target.user, target.host, fresh=True)
         before = account.state(contact)
         item = account.item(contact)
         result = sub.inbound(before, kind, pre_approved=bool(item and item.approved))
