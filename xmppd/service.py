@@ -78,7 +78,8 @@ class Listener(service.Service):
             if self.tls_context is None:
                 self.port = reactor.listenTCP(self.wanted_port, self.factory, interface=self.interface)
             else:
-                self.port = reactor.listenSSL(self.wanted_port, self.factory, self.tls_context, interface=self.interface)
+                # what listenSSL does, with the TLS layer that writes records straight to the socket
+                self.port = reactor.listenTCP(self.wanted_port, tls.DirectTLSFactory(self.tls_context, False, self.factory), interface=self.interface)
         except CannotListenError as e:  # a port in use is an operator's error: one line, and stop
             log.critical("{name}: cannot listen on {host}:{port}: {reason}", name=self.name, host=self.interface,
                          port=self.wanted_port, reason=e.socketError.strerror if e.socketError else e)

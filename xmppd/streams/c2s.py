@@ -125,7 +125,7 @@ class ClientStream(ServerStream):
             self.close()
             return
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
-        self.transport.startTLS(self.node.tls_context)
+        tls.start_tls(self.transport, self.node.tls_context)
         self.tls_active = True
         self._tls_just_started = True
         self.restart()

@@ -17,6 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet import ssl
+from twisted.internet._newtls import _BypassTLS
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.interfaces import ISSLTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from zope.interface import directlyProvides
 
 from xmppd.streams.sasl import ChannelBinding
 
@@ -100,3 +105,64 @@ def channel_binding(connection: SSL.Connection) -> ChannelBinding | None:
         if finished:
             return ChannelBinding("tls-unique", finished)
     return None
+
+
+# -- writing TLS records straight to the socket ------------------------------------------
+#
+# Twisted's TLS layer holds every write for a callLater(0), encrypts it on the
+# next reactor turn and hands the record to the TCP transport, which buffers it
+# too and asks the loop for writability (epoll_ctl to add, a turn, a send,
+# epoll_ctl to remove). A chat message is one small write to a socket whose
+# kernel buffer is almost always empty, so here every record is encrypted at
+# once and sent with one send(2); only what the kernel does not take (or
+# anything written while older bytes still wait) goes through Twisted's buffer,
+# so bytes leave strictly in the order they were written and loseConnection
+# still flushes everything before closing.
+
+
+def write_now(tcp: FileDescriptor, data: bytes) -> None:
+    """Send ``data`` on ``tcp``'s socket now if nothing written earlier still waits, else (and
+    for what the kernel does not take now) append it to Twisted's buffer for ``doWrite``."""
+    if tcp.offset == len(tcp.dataBuffer) and not tcp._tempDataLen and tcp.connected and not tcp.disconnecting:
+        try:
+            sent = tcp.socket.send(data)
+        except OSError:  # EAGAIN; or a dead peer, which Twisted's doWrite then notices and reports
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    FileDescriptor.write(tcp, data)
+
+
+class DirectTLSProtocol(TLSMemoryBIOProtocol):
+    """Twisted's memory-BIO TLS without its write aggregation: each write becomes a record
+    that goes to the socket at once (see ``write_now``); handshake and alerts too."""
+
+    def makeConnection(self, transport):
+        # Under STARTTLS the transport is a bypass to the TCP connection; with direct TLS it is the connection.
+        self._tcp = transport._connection if isinstance(transport, _BypassTLS) else transport
+        super().makeConnection(transport)
+
+    def _flushSendBIO(self):
+        try:
+            data = self._tlsConnection.bio_read(2**17)
+        except SSL.WantReadError:
+            return
+        write_now(self._tcp, data)
+
+
+class DirectTLSFactory(TLSMemoryBIOFactory):
+    protocol = DirectTLSProtocol
+
+
+def start_tls(transport, options: ssl.CertificateOptions) -> None:
+    """``transport.startTLS(options)`` (server side), with ``DirectTLSProtocol`` as the TLS layer."""
+    if transport.producer is not None:  # never on our streams; Twisted's own path moves producers over
+        transport.startTLS(options)
+        return
+    layer = DirectTLSProtocol(DirectTLSFactory(options, False, None), transport.protocol, False)
+    transport.protocol = layer
+    transport.getHandle, transport.getPeerCertificate = layer.getHandle, layer.getPeerCertificate
+    directlyProvides(transport, ISSLTransport)
+    transport.TLS = True
+    layer.makeConnection(_BypassTLS(FileDescriptor, transport))
