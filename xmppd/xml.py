@@ -144,9 +144,26 @@ def parse_fragments(data: bytes, namespace: str = "") -> list[domish.Element]:
 
 # -- serialising stanzas ------------------------------------------------------------------
 
-_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_ATTRIBUTE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
 NS_XML = "http://www.w3.org/XML/1998/namespace"
+
+# Not str.translate: with a dict it looks every character up and raises (and clears) a
+# KeyError for each one it leaves alone, ~10 % of a chat message's CPU. Most values have
+# nothing to escape, and five ``in`` scans say so at C speed.
+
+
+def escape_text(value: str) -> str:
+    """Character data with &, < and > escaped."""
+    if "&" in value or "<" in value or ">" in value:
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value
+
+
+def escape_attribute(value: str) -> str:
+    """An attribute value (quoted with either quote) with &, <, >, ' and " escaped."""
+    if "&" in value or "<" in value or ">" in value or "'" in value or '"' in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return value.replace("'", "&apos;").replace('"', "&quot;")
+    return value
 
 
 class _Generic(Exception):
@@ -172,13 +189,13 @@ def _write(element: domish.Element, parent_uri: str, out: list[str]) -> None:
         raise _Generic
     name = element.name
     uri = parent_uri if element.uri is None else element.uri  # None: inherits, as domish does
-    out.append("<" + name if uri == parent_uri else f"<{name} xmlns='{uri.translate(_ATTRIBUTE)}'")
+    out.append("<" + name if uri == parent_uri else f"<{name} xmlns='{escape_attribute(uri)}'")
     for key, value in element.attributes.items():
         if isinstance(key, tuple):
             if key[0] != NS_XML:
                 raise _Generic
             key = "xml:" + key[1]
-        out.append(f" {key}='{value.translate(_ATTRIBUTE)}'")
+        out.append(f" {key}='{escape_attribute(value)}'")
     if not element.children:
         out.append("/>")
         return
@@ -189,5 +206,5 @@ def _write(element: domish.Element, parent_uri: str, out: list[str]) -> None:
         elif isinstance(child, domish.SerializedXML):
             out.append(child)
         else:
-            out.append(child.translate(_TEXT))
+            out.append(escape_text(child))
     out.append(f"</{name}>")

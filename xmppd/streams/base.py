@@ -25,7 +25,6 @@ from xmppd.stanzas import StanzaError, error_reply
 from xmppd.storage import UNAVAILABLE
 from xmppd.util.aio import as_deferred
 
-ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
 
 
 class StreamError(Exception):
@@ -37,8 +36,7 @@ class StreamError(Exception):
         self.text = text
 
 
-def quote(value: str) -> str:
-    return value.translate(ESCAPE)
+quote = X.escape_attribute  # for attribute values and text alike
 
 
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")
