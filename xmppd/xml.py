@@ -72,20 +72,58 @@ class HardenedElementStream(domish.ExpatElementStream):
         parser.EntityDeclHandler = _ON_ENTITY
         parser.XmlDeclHandler = self._on_xml_declaration
 
-    def _onStartElement(self, name, attrs):
-        if self.documentStarted and self.currElem is None:
-            self._stanza_start = self.parser.CurrentByteIndex
-        super()._onStartElement(name, attrs)
+    # domish's handlers, each in one call instead of ours plus super()'s: they run for
+    # every element of every stanza, and Python calls are what parsing costs here.
 
-    def _onEndElement(self, name):
-        if self.currElem is not None and self.currElem.parent is None:
+    def _onStartElement(self, name, attrs):
+        uri, _, local = name.rpartition(" ")  # expat's "uri local", or "local" without a namespace
+        for key in attrs:
+            if " " in key:  # a namespaced attribute: (uri, name) keys, as domish has them
+                for key in [k for k in attrs if " " in k]:
+                    attr_uri, _, attr_name = key.rpartition(" ")
+                    attrs[(attr_uri, attr_name)] = attrs.pop(key)
+                break
+        prefixes = self.localPrefixes
+        if prefixes:
+            self.localPrefixes = {}
+        element = domish.Element((uri, local), self.defaultNsStack[-1], attrs, prefixes)
+        if not self.documentStarted:
+            self.documentStarted = 1
+            self.DocumentStartEvent(element)
+            return
+        parent = self.currElem
+        self.elementCount += 1
+        if self.elementCount > self.maxElementCount:
+            raise domish.ParserError("Maximum element count exceeded")
+        if parent is None:
+            self._stanza_start = self.parser.CurrentByteIndex
+        else:
+            parent.children.append(element)
+            element.parent = parent
+        self.currElem = element
+
+    def _onEndElement(self, _name):
+        element = self.currElem
+        if element is None:
+            self.DocumentEndEvent()
+        elif element.parent is None:
             self._check_size()
-        super()._onEndElement(name)
+            self.ElementEvent(element)
+            self.currElem = None
+            self.elementCount = 0
+            self.stanzaSize = 0
+        else:
+            self.currElem = element.parent
 
     def _onCdata(self, data):
-        if self.currElem is not None:
+        element = self.currElem
+        if element is not None:
             self._check_size()
-        super()._onCdata(data)
+            children = element.children
+            if children and isinstance(children[-1], str):
+                children[-1] += data
+            else:
+                children.append(data)
 
     def _check_size(self) -> None:
         """Bound one stanza even when it arrives whole in a single read."""
@@ -98,8 +136,13 @@ class HardenedElementStream(domish.ExpatElementStream):
             raise UnsupportedEncoding(f"encoding {encoding} is not UTF-8")
 
     def parse(self, buffer: bytes) -> None:
+        self.stanzaSize += len(buffer)  # domish's count: bounds what expat itself buffers
         try:
-            super().parse(buffer)
+            self.parser.Parse(buffer)
+            if self.stanzaSize > self.maxStanzaSize:
+                raise domish.ParserError("Maximum stanza size exceeded")
+        except pyexpat.error as e:
+            raise self._classify(domish.ParserError(str(e)), buffer) from None
         except domish.ParserError as e:
             raise self._classify(e, buffer) from None
 
