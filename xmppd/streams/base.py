@@ -247,7 +247,7 @@ class ServerStream(protocol.Protocol):
         except StreamError as e:
             self.stream_error(e.condition, e.text)
             return
-        if inspect.isawaitable(pending):
+        if pending is not None and inspect.isawaitable(pending):  # most handlers return None; isawaitable is slow on it
             self._wait_for(pending, element)
 
     def _wait_for(self, pending: Awaitable, element: domish.Element):
