@@ -133,3 +133,43 @@ def test_fast_serialiser_lets_namespace_less_elements_inherit():
     iq["type"], iq["id"] = "get", "1"
     response = StanzaError("bad-request").toResponse(iq)
     assert X.serialise(response) == response.toXml(defaultUri=X.NS_CLIENT)
+
+
+def _tree(element: domish.Element):
+    """Everything domish keeps of an element: a comparable value."""
+    children = [_tree(c) if isinstance(c, domish.Element) else c for c in element.children]
+    return (element.uri, element.name, element.defaultUri, dict(element.localPrefixes), dict(element.attributes), children)
+
+
+STREAM_PARTS = [
+    HEADER,
+    b"<message to='a@b' type='chat'><body>one &amp; two</body></message>",
+    b"<message><p:x xmlns:p='urn:prefixed' p:attr='v' plain='w'><p:y>t",
+    b"ext</p:y>tail</p:x></message><iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>",
+    b"<presence><status>caf\xc3",
+    b"\xa9</status></presence></stream:stream>",
+]
+
+
+def test_same_trees_as_domish():
+    """Our one-call handlers build exactly what domish's stock parser builds."""
+    ours = Collector(100_000).feed(*STREAM_PARTS)
+    stock = domish.ExpatElementStream()
+    reference, header, ended = [], [], []
+    stock.DocumentStartEvent, stock.ElementEvent, stock.DocumentEndEvent = header.append, reference.append, lambda: ended.append(1)
+    for part in STREAM_PARTS:
+        stock.parse(part)
+    assert _tree(ours.header) == _tree(header[0])
+    assert [_tree(e) for e in ours.elements] == [_tree(e) for e in reference]
+    assert ours.ended and ended
+
+
+ESCAPED = ["", "plain", "a&b", "<tag>", "it's", 'say "hi"', "&amp;", "é中 & ' \" < >", "&&<<>>''\"\""]
+
+
+@pytest.mark.parametrize("value", ESCAPED)
+def test_escaping_matches_the_full_translation(value):
+    attribute = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
+    text = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+    assert X.escape_attribute(value) == value.translate(attribute)
+    assert X.escape_text(value) == value.translate(text)
