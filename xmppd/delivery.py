@@ -69,6 +69,26 @@ class LocalDelivery:
             for resource in resources:
                 resource.stream.send_raw(readdress(resource.jid.full()))
 
+    # -- to available resources only (presence, subscription requests) ---------------------------
+
+    def available(self, resources: list[Resource]) -> list[Resource]:
+        """The available ones, counting another node's whatever this replica says: it may lag
+        by a moment, so that node checks when the stanza gets there (``send_if_available``)."""
+        here = self.node.node_id
+        return [r for r in resources if r.available or r.node != here]
+
+    def send_to_available(self, resources: list[Resource], stanza: domish.Element) -> None:
+        if resources:
+            data = serialise(stanza)
+            for resource in resources:
+                resource.stream.send_if_available(data)
+
+    def send_each_available(self, resources: list[Resource], stanza: domish.Element, readdress: Readdressed | None = None) -> None:
+        if resources:
+            readdress = readdress or Readdressed(stanza)
+            for resource in resources:
+                resource.stream.send_if_available(readdress(resource.jid.full()))
+
     # -- addressed stanzas ---------------------------------------------------------------
 
     def deliver(self, stanza: domish.Element, target: JID):

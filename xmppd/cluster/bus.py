@@ -27,6 +27,7 @@ from redis.exceptions import ResponseError
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
+from xmppd.cluster.lane import Lane
 
 log = Logger()
 
@@ -35,6 +36,9 @@ READ_COUNT = 128  # entries per XREADGROUP
 READ_BLOCK_MS = 1000
 TRIM_EVERY = 10.0  # seconds between XTRIMs of what this node has read
 OUTBOX_LIMIT = 200_000  # stanzas kept while Redis is away
+# Each XADD and XREADGROUP costs both nodes a wake-up and a round trip: waiting this long
+# (seconds) for more stanzas shares them, for a little latency.
+BATCH_WINDOW = 0.005
 
 
 class NodeBus:
@@ -49,6 +53,7 @@ class NodeBus:
         self._outbox: dict[str, list[bytes]] = {}
         self._flushing = False
         self._reader: asyncio.Task | None = None
+        self._writer, self._reader_lane = Lane(redis), Lane(redis)
         self.sent = self.received = 0
 
     # -- sending ----------------------------------------------------------------------
@@ -78,21 +83,23 @@ class NodeBus:
         backoff = 0.1
         try:
             while self._outbox:
-                await asyncio.sleep(0)  # what comes in this turn joins the batch; re-routing never spins
+                await asyncio.sleep(BATCH_WINDOW)  # what comes meanwhile joins the batch; re-routing never spins
                 outbox, self._outbox = self._outbox, {}
                 for node_id in [n for n in outbox if not self._reachable(n)]:
                     for value in outbox.pop(node_id):  # its node died meanwhile: as if the session had gone
                         self._hand_back(value)
                 if not outbox:
                     continue
-                pipe = self.redis.pipeline(transaction=False)
+                commands = []
                 for node_id, values in outbox.items():
                     for start in range(0, len(values), ENTRY_FIELDS):
-                        chunk = values[start : start + ENTRY_FIELDS]
-                        pipe.xadd(keys.bus(node_id), {str(i): v for i, v in enumerate(chunk)})
+                        entry = [part for i, value in enumerate(values[start : start + ENTRY_FIELDS]) for part in (i, value)]
+                        commands.append(("XADD", keys.bus(node_id), "*", *entry))
                 try:
-                    await pipe.execute()
+                    await self._writer.call(*commands)
                 except (asyncio.CancelledError, Exception) as e:  # redis-py times out with CancelledError
+                    if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
+                        raise
                     self._on_failure(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
                     self._requeue(outbox)
                     await asyncio.sleep(backoff)
@@ -143,22 +150,27 @@ class NodeBus:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
             self._reader = None
+        await self._reader_lane.close()
+        await self._writer.close()
 
     async def _read(self) -> None:
         key = keys.bus(self.node_id)
         last_id, trimmed_at, backoff = None, time.monotonic(), 0.1
         while True:
             try:
-                reply = await self.redis.xreadgroup(
-                    keys.BUS_GROUP, self.node_id, {key: ">"}, count=READ_COUNT, block=READ_BLOCK_MS, noack=True
+                (reply,) = await self._reader_lane.call(
+                    ("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
+                     "NOACK", "STREAMS", key, ">")
                 )
-                for _, entries in reply or ():
+                for _, entries in (reply.items() if isinstance(reply, dict) else reply or ()):  # RESP3 or RESP2
                     for entry_id, fields in entries:
-                        for value in fields.values():
+                        for value in fields[1::2]:
                             self._dispatch(value)
                         last_id = entry_id
+                if reply:
+                    await asyncio.sleep(BATCH_WINDOW)
                 if last_id is not None and time.monotonic() - trimmed_at > TRIM_EVERY:
-                    await self.redis.xtrim(key, minid=last_id)
+                    await self._reader_lane.call(("XTRIM", key, "MINID", last_id))
                     trimmed_at = time.monotonic()
                 backoff = 0.1
             except asyncio.CancelledError:

@@ -64,7 +64,8 @@ class PresenceModule(Module):
         origin.presence = presence
         self.node.directory.set_presence(origin, available, priority if available else origin.priority)
         local = self.node.router.local
-        local.send_each([r for r in self.node.directory.resources(account.bare) if r.available or r is origin], presence)
+        local.send_each([origin], presence)
+        local.send_each_available(local.available([r for r in self.node.directory.resources(account.bare) if r is not origin]), presence)
         self._send_out(presence, origin, account.subscribers())
         if not available:
             self._send_out(presence, origin, sorted(origin.directed))
@@ -92,9 +93,7 @@ class PresenceModule(Module):
             if peer_jid.resource is not None or peer_jid.user is None or peer_jid.host not in self.node.domains:
                 self.node.router.send(presence_copy(presence, peer))
                 continue
-            # Another node's replica may lag: it checks availability itself.
-            here = self.node.node_id
-            recipients = local.admitted(presence, [r for r in directory.resources(peer) if r.available or r.node != here])
+            recipients = local.admitted(presence, local.available(directory.resources(peer)))
             if recipients:
                 readdress = readdress or Readdressed(presence)
                 data = readdress(peer)
@@ -154,13 +153,13 @@ class PresenceModule(Module):
             return self._probe(presence, target)
         if kind not in AVAILABILITY and kind != "error":
             return None
+        local = self.node.router.local  # a blocked presence is dropped (PRIV-14)
         if target.resource is None:
-            resources = [r for r in self.node.directory.resources(target.userhost()) if r.available]
+            resources = local.available(self.node.directory.resources(target.userhost()))
+            local.send_to_available(local.admitted(presence, resources), presence)
         else:
             found = self.node.directory.resource(target)
-            resources = [found] if found is not None else []
-        local = self.node.router.local
-        local.send_to(local.admitted(presence, resources), presence)  # blocked presence: dropped (PRIV-14)
+            local.send_to(local.admitted(presence, [found] if found is not None else []), presence)
         return True
 
     def _probe(self, probe: domish.Element, target: JID):
@@ -227,7 +226,7 @@ class PresenceModule(Module):
         gone["from"], gone["type"] = resource.jid.full(), "unavailable"
         local = self.node.router.local
         if resource.available:
-            local.send_each([r for r in self.node.directory.resources(resource.bare) if r.available and r is not resource], gone)
+            local.send_each_available(local.available([r for r in self.node.directory.resources(resource.bare) if r is not resource]), gone)
             self._send_out(gone, resource, account.subscribers() if account else ())
         self._send_out(gone, resource, sorted(resource.directed))
         resource.directed.clear()

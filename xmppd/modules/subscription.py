@@ -136,8 +136,8 @@ class SubscriptionModule(Module):
             await self.rosters.save(account, updated)
 
     def _deliver(self, account: Account, stanza: domish.Element) -> None:
-        resources = [r for r in self.node.directory.resources(account.bare) if r.available]
-        self.node.router.local.send_to(resources, stanza)
+        local = self.node.router.local
+        local.send_to_available(local.available(self.node.directory.resources(account.bare)), stanza)
 
     def _send_unavailable_from(self, account: Account, contact: str) -> None:
         for resource in self.node.directory.resources(account.bare):
