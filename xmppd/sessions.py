@@ -71,9 +71,8 @@ class ISessionDirectory(Interface):
         """Another replicated attribute changed: the interest flags or directed presence."""
 
 
-@implementer(ISessionDirectory)
-class LocalSessionDirectory:
-    """The directory of a node that is alone: a dict of dicts in memory."""
+class ResourceTable:
+    """The lookups every directory answers from memory: bare JID -> resource name -> Resource."""
 
     def __init__(self, node_id: str):
         self.node_id = node_id
@@ -91,10 +90,18 @@ class LocalSessionDirectory:
         return len(self._by_bare.get(bare, ()))
 
     def here(self, bare: str) -> list[Resource]:
-        return self.resources(bare)
+        return [r for r in self.resources(bare) if r.node == self.node_id]
 
     def __len__(self) -> int:
         return sum(len(r) for r in self._by_bare.values())
+
+
+@implementer(ISessionDirectory)
+class LocalSessionDirectory(ResourceTable):
+    """The directory of a node that is alone: every resource is here."""
+
+    def here(self, bare: str) -> list[Resource]:
+        return self.resources(bare)
 
     async def bind(self, resource: Resource) -> Resource | None:
         resources = self._by_bare.setdefault(resource.bare, {})

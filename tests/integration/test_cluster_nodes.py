@@ -62,6 +62,19 @@ async def two(node_factory, redis_url):
         await client.close()
 
 
+async def friends_online(two):
+    """alice on node a and bob on node b, subscribed both ways, bob online first."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    await befriend(a, "alice", "bob")
+    bob = await login(b, "bob")
+    bob.send(presence())
+    await bob.next(from_(bob.jid.full()))
+    alice = await login(a, "alice")
+    alice.send(presence())
+    return alice, bob
+
+
 async def users(node, *names):
     for name in names:
         await node.add_user(name)
@@ -87,15 +100,9 @@ async def test_chat_crosses_nodes_to_bare_and_full_jids(two):
 @pytest_twisted.ensureDeferred
 async def test_presence_reaches_contacts_on_the_other_node_and_their_end_too(two):
     a, b, login = two
-    await users(a, "alice", "bob")
-    await befriend(a, "alice", "bob")
-    bob = await login(b, "bob")
-    bob.send(presence())
-    await bob.next(from_(bob.jid.full()))
-    alice = await login(a, "alice")
-    alice.send(presence())
+    alice, bob = await friends_online(two)
     await bob.next(from_(alice.jid.full()))
-    probed = await alice.next(from_(bob.jid.full()))  # PRES-02 answered from the replica
+    probed = await alice.next(from_(bob.jid.full()))  # PRES-02, answered by bob's node
     assert probed["to"] == alice.jid.full()
     await bob.close()
     gone = await alice.next(from_(bob.jid.full(), "unavailable"))
@@ -167,13 +174,7 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
     """CLU-03 / PRES-05: b goes silent (as if killed): a declares bob unavailable to alice,
     and a chat message to bob's full JID is stored offline instead of lost."""
     a, b, login = two
-    await users(a, "alice", "bob")
-    await befriend(a, "alice", "bob")
-    bob = await login(b, "bob")
-    bob.send(presence())
-    await bob.next(from_(bob.jid.full()))
-    alice = await login(a, "alice")
-    alice.send(presence())
+    alice, bob = await friends_online(two)
     await alice.next(from_(bob.jid.full()))
     for task in [*b.node.cluster._tasks, b.node.cluster.bus._reader]:
         task.cancel()  # b beats, listens and reads its bus no more; its streams stay open

@@ -23,7 +23,7 @@ from twisted.words.protocols.jabber.jid import JID, internJID
 from zope.interface import implementer
 
 from xmppd.cluster import keys
-from xmppd.sessions import ISessionDirectory, Resource
+from xmppd.sessions import ISessionDirectory, Resource, ResourceTable
 from xmppd.xml import parse_fragment
 
 log = Logger()
@@ -130,13 +130,12 @@ class RemoteStream:
 
 
 @implementer(ISessionDirectory)
-class RedisSessionDirectory:
+class RedisSessionDirectory(ResourceTable):
     def __init__(self, node_id: str, redis, bus, on_failure: Callable[[Exception], None]):
-        self.node_id = node_id
+        super().__init__(node_id)
         self.redis = redis
         self.bus = bus
         self._on_failure = on_failure
-        self._by_bare: dict[str, dict[str, Resource]] = {}
         self._superseded: OrderedDict[str, None] = OrderedDict()  # session ids replaced elsewhere
         self._scripts = {name: redis.register_script(src) for name, src in
                          (("bind", _BIND), ("restore", _RESTORE), ("update", _UPDATE), ("unbind", _UNBIND))}
@@ -144,27 +143,8 @@ class RedisSessionDirectory:
         self.notify: Callable[[str, Resource], None] = lambda event, resource: None  # remote comings and goings
         self._flushing = False
 
-    # -- lookups (replica) -------------------------------------------------------------
-
-    def resources(self, bare: str) -> list[Resource]:
-        found = self._by_bare.get(bare)
-        return list(found.values()) if found else []
-
-    def resource(self, full: JID) -> Resource | None:
-        found = self._by_bare.get(full.userhost())
-        return found.get(full.resource) if found else None
-
-    def count(self, bare: str) -> int:
-        return len(self._by_bare.get(bare, ()))
-
-    def here(self, bare: str) -> list[Resource]:
-        return [r for r in self.resources(bare) if r.node == self.node_id]
-
     def local_resources(self) -> list[Resource]:
         return [r for rs in self._by_bare.values() for r in rs.values() if r.node == self.node_id]
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self._by_bare.values())
 
     # -- this node's sessions ------------------------------------------------------------
 
