@@ -154,7 +154,9 @@ def storage_and_cluster(config: Config):
     if not config.redis_url:
         return open_storage(config.data_dir), LocalCluster(config.node_id)
     client = redis_client(config.redis_url)
-    cluster = RedisCluster(config.node_id, config.heartbeat_ttl, client, redis_client(config.redis_url, decode=False))
+    cluster = RedisCluster(
+        config.node_id, config.heartbeat_ttl, client, redis_client(config.redis_url, decode=False), config.cluster_batch_ms / 1000
+    )
     return redis_storage(client), cluster
 
 

@@ -36,19 +36,19 @@ READ_COUNT = 128  # entries per XREADGROUP
 READ_BLOCK_MS = 1000
 TRIM_EVERY = 10.0  # seconds between XTRIMs of what this node has read
 OUTBOX_LIMIT = 200_000  # stanzas kept while Redis is away
-# Each XADD and XREADGROUP costs both nodes a wake-up and a round trip: waiting this long
-# (seconds) for more stanzas shares them, for a little latency.
-BATCH_WINDOW = 0.005
 
 
 class NodeBus:
     def __init__(self, node_id: str, redis, receiver, on_failure: Callable[[Exception], None],
-                 reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None]):
+                 reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None], batch_window: float = 0.0):
         """``receiver`` has deliver(full, data, only_if_available), deliver_to_account(full, data),
         probe(full, prober) and kick(full, condition, text)."""
         self.node_id = node_id
         self.redis = redis
         self._receiver, self._on_failure = receiver, on_failure
+        # Each XADD and XREADGROUP costs both nodes a wake-up and a round trip: waiting this
+        # long (seconds) for more stanzas shares them, for a little latency.
+        self._window = batch_window
         self._reachable, self._reroute = reachable, reroute
         self._outbox: dict[str, list[bytes]] = {}
         self._flushing = False
@@ -83,7 +83,7 @@ class NodeBus:
         backoff = 0.1
         try:
             while self._outbox:
-                await asyncio.sleep(BATCH_WINDOW)  # what comes meanwhile joins the batch; re-routing never spins
+                await asyncio.sleep(self._window)  # what comes meanwhile joins the batch; re-routing never spins
                 outbox, self._outbox = self._outbox, {}
                 for node_id in [n for n in outbox if not self._reachable(n)]:
                     for value in outbox.pop(node_id):  # its node died meanwhile: as if the session had gone
@@ -168,7 +168,7 @@ class NodeBus:
                             self._dispatch(value)
                         last_id = entry_id
                 if reply:
-                    await asyncio.sleep(BATCH_WINDOW)
+                    await asyncio.sleep(self._window)
                 if last_id is not None and time.monotonic() - trimmed_at > TRIM_EVERY:
                     await self._reader_lane.call(("XTRIM", key, "MINID", last_id))
                     trimmed_at = time.monotonic()

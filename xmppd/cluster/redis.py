@@ -33,10 +33,10 @@ MAX_BACKOFF = 5.0
 @implementer(ICluster)
 class RedisCluster:
     shared = True
-    def __init__(self, node_id: str, heartbeat_ttl: float, redis, bus_redis):
+    def __init__(self, node_id: str, heartbeat_ttl: float, redis, bus_redis, batch_window: float = 0.0):
         self.node_id = node_id
         self.redis = redis
-        self.bus = NodeBus(node_id, bus_redis, self, self._failed, self._reachable, self._reroute)
+        self.bus = NodeBus(node_id, bus_redis, self, self._failed, self._reachable, self._reroute, batch_window)
         self.directory = RedisSessionDirectory(node_id, redis, self.bus, self._failed)
         self.membership = Membership(node_id, heartbeat_ttl, redis, self.directory, self.bus)
         self.node = None
