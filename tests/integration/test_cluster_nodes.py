@@ -281,3 +281,31 @@ async def test_a_redis_restart_is_survived_without_losing_sessions_stanzas_or_da
     finally:
         redis_server.stop(server)
     assert [e.get("log_format") for e in failures_logged] == []
+
+
+@pytest.fixture
+def sentinel_url(redis_url, tmp_path):
+    """A real Sentinel watching the test Redis as master 'xmppd'."""
+    import shutil
+    import subprocess
+
+    master_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    port = redis_server.free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\nsentinel monitor xmppd 127.0.0.1 {master_port} 1\n")
+    sentinel = subprocess.Popen([shutil.which("redis-server"), str(conf), "--sentinel"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield f"redis+sentinel://127.0.0.1:{port}/xmppd/0"
+    sentinel.terminate()
+    sentinel.wait(10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_finds_its_redis_through_sentinel(sentinel_url, node_factory):
+    """redis+sentinel://: the node asks the Sentinel for the master and joins through it."""
+    node = node_factory(redis_url=sentinel_url, node_id="s", heartbeat_ttl=1)
+    await ready(node)
+    await users(node, "sam")  # the module's Redis holds other tests' accounts
+    client = await connect(jid=f"sam@{DOMAIN}", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+    assert (await client.iq(iq("get", "urn:xmpp:ping", "ping", to=DOMAIN)))["type"] == "result"
+    await client.close()
