@@ -80,15 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--configs", nargs="+", choices=CONFIGS, default=["2-nodes", "1-node"],
         help="configurations to run, in this order (default: 2-nodes 1-node; add sqlite for the plain node)",
     )  # fmt: skip
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per step (default: 5)")
-    parser.add_argument(
-        "--drain", type=float, default=5.0, help="seconds to wait for a step's last deliveries (default: 5)"
-    )
-    parser.add_argument(
-        "--settle", type=float, default=1.0,
-        help="seconds of silence after the initial presence exchange (default: 1)",
-    )  # fmt: skip
-    parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
+    common.add_pacing_arguments(parser)
     parser.add_argument("--domain", default="localhost")
     parser.add_argument(
         "--server-cpu", type=int, default=cpus[0], help="CPU of every server process: the nodes and redis-server"

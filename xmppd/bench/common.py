@@ -687,6 +687,19 @@ class Step:
         ]  # fmt: skip
 
 
+def add_pacing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Step length, drain, settling and login concurrency: every stepped benchmark's."""
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per step (default: 5)")
+    parser.add_argument(
+        "--drain", type=float, default=5.0, help="seconds to wait for a step's last deliveries (default: 5)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=1.0,
+        help="seconds of silence after the initial presence exchange (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
+
+
 def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[int]) -> None:
     parser.add_argument("-n", type=int, default=1000, help="online users (default: 1000)")
     parser.add_argument(
@@ -698,15 +711,7 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
         help=f"{sends} per second offered, one step each, until the node saturates"
         f" (default: {' '.join(map(str, rates))})",
     )  # fmt: skip
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per step (default: 5)")
-    parser.add_argument(
-        "--drain", type=float, default=5.0, help="seconds to wait for a step's last deliveries (default: 5)"
-    )
-    parser.add_argument(
-        "--settle", type=float, default=1.0,
-        help="seconds of silence after the initial presence exchange (default: 1)",
-    )  # fmt: skip
-    parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
+    add_pacing_arguments(parser)
     parser.add_argument(
         "--privacy-items", type=int, default=0,
         help="give every user a default privacy list of this many items, none matching a contact (default: 0)",
