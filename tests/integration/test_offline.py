@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest_twisted
 from twisted.words.xish import domish
 
@@ -104,3 +106,30 @@ async def test_chat_to_a_gone_full_jid_is_stored(node, bob_offline, login):
     await settle(alice)
     _, got = await messages_after_login(login)
     assert [str(m.body) for m in got] == ["to the old resource"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_live_messages_arriving_during_the_flush_wait_behind_the_stored_ones(node, bob_offline, login):
+    """MSG-04 order: what was stored goes out before what arrives while it is being read back."""
+    alice = bob_offline
+    for n in range(5):
+        alice.send(message("bob@localhost", f"stored {n}"))
+    await settle(alice)
+    store = node.node.storage.offline
+    read_back = store.pop_all
+
+    async def slow_pop_all(*account):  # a slow store: the live messages come during the read
+        await asyncio.sleep(0.3)
+        return await read_back(*account)
+
+    store.pop_all = slow_pop_all
+    bob = await login("bob")
+    bob.send(presence())
+    await settle(alice)  # the flush has begun: bob's presence came before alice's ping
+    for n in range(20):
+        alice.send(message("bob@localhost", f"live {n}"))
+    bodies = []
+    while len(bodies) < 25:
+        got = await bob.next(lambda e: e.name == "message")
+        bodies.append(str(got.body))
+    assert bodies == [f"stored {n}" for n in range(5)] + [f"live {n}" for n in range(20)]

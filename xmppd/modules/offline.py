@@ -76,16 +76,27 @@ class OfflineModule(Module):
         if resource.priority < 0 or not (initial or resource.bare in self._waiting):
             return None
         self._waiting.discard(resource.bare)
-        run_in_background(self._deliver(resource), self.log, f"offline delivery to {resource.jid.full()} failed")
+        holding = getattr(resource.stream, "hold_output", None)  # a stream of this node
+        if holding is not None:
+            holding()  # what arrives meanwhile waits behind the stored messages (MSG-04 order)
+        run_in_background(self._deliver(resource, holding is not None), self.log, f"offline delivery to {resource.jid.full()} failed")
         return None
 
-    async def _deliver(self, resource: Resource):
+    async def _deliver(self, resource: Resource, held: bool):
+        stored = b""
+        try:
+            stored = await self._take(resource)
+        finally:
+            if held:
+                resource.stream.release_output(stored)
+            elif stored:
+                self.node.router.local.send_raw([resource], stored)
+
+    async def _take(self, resource: Resource) -> bytes:
         offline = self.node.storage.offline
         messages = await offline.pop_all(resource.jid.user, resource.jid.host)
-        if not messages:
-            return
-        if resource.stream is None or resource.stream.closed:  # gone meanwhile: keep them
+        if messages and (resource.stream is None or resource.stream.closed):  # gone meanwhile: keep them
             for message in messages:
                 await offline.push(resource.jid.user, resource.jid.host, message, len(messages) + self.node.config.offline_quota)
-            return
-        self.node.router.local.send_raw([resource], "".join(messages).encode("utf-8"))
+            return b""
+        return "".join(messages).encode("utf-8")

@@ -38,6 +38,7 @@ class ClientStream(ServerStream):
         self.bind_failures = 0
         self.username: str | None = None
         self.resource: Resource | None = None
+        self._held: list[bytes] | None = None  # output queued behind a flush of offline messages
 
     # -- header and features ------------------------------------------------------
 
@@ -339,6 +340,22 @@ class ClientStream(ServerStream):
                 self.send(error_reply(stanza, e))
             return None
         return self.node.router.route(stanza, self.resource)
+
+    def send_raw(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            super().send_raw(data)
+
+    def hold_output(self) -> None:
+        """Queue routed stanzas until ``release_output``: stored messages go out before live ones."""
+        if self._held is None:
+            self._held = []
+
+    def release_output(self, first: bytes = b"") -> None:
+        held, self._held = self._held or [], None
+        if first or held:
+            super().send_raw(first + b"".join(held))
 
     def send_if_available(self, data: bytes) -> None:
         """Presence broadcasts: only while this session is available (RFC 6121 §4.4.2)."""
