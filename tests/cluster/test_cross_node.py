@@ -15,7 +15,6 @@ import pytest
 from tests.cluster.client import (
     NS_DELAY,
     NS_XMPP_STREAMS,
-    bare,
     children,
     is_chat,
     message_with,

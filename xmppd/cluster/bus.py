@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from xmppd.cluster import keys
 from xmppd.cluster.lane import Lane
+from xmppd.util.aio import call_failure
 
 log = Logger()
 
@@ -97,10 +98,8 @@ class NodeBus:
                         commands.append(("XADD", keys.bus(node_id), "*", *entry))
                 try:
                     await self._writer.call(*commands)
-                except (asyncio.CancelledError, Exception) as e:  # redis-py times out with CancelledError
-                    if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
-                        raise
-                    self._on_failure(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
+                except (asyncio.CancelledError, Exception) as e:
+                    self._on_failure(call_failure(e))
                     self._requeue(outbox)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
@@ -173,16 +172,11 @@ class NodeBus:
                     await self._reader_lane.call(("XTRIM", key, "MINID", last_id))
                     trimmed_at = time.monotonic()
                 backoff = 0.1
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
-                    raise
-                self._on_failure(TimeoutError("Redis did not answer"))  # redis-py's read timeout
-                await asyncio.sleep(backoff)
-            except Exception as e:
+            except (asyncio.CancelledError, Exception) as e:
                 if isinstance(e, ResponseError) and "NOGROUP" in str(e):  # Redis restarted without our stream
                     await self.ensure_group()
                     continue
-                self._on_failure(e)
+                self._on_failure(call_failure(e))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 

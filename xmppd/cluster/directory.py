@@ -18,15 +18,14 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 
-from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID, internJID
 from zope.interface import implementer
 
 from xmppd.cluster import keys
 from xmppd.sessions import ISessionDirectory, Resource, ResourceTable
+from xmppd.util.aio import call_failure
 from xmppd.xml import parse_fragment
 
-log = Logger()
 
 # KEYS: the account's sessions, the node's sessions.
 # ARGV: resource, record, full JID, session id, channel, node id.
@@ -227,8 +226,8 @@ class RedisSessionDirectory(ResourceTable):
                     await self._scripts[script](keys=keys_, args=args, client=pipe)
                 try:
                     answers = await pipe.execute(raise_on_error=False)
-                except (asyncio.CancelledError, Exception) as e:  # redis-py times out with CancelledError
-                    answers = [e if isinstance(e, Exception) else TimeoutError("Redis did not answer")] * len(batch)
+                except (asyncio.CancelledError, Exception) as e:
+                    answers = [call_failure(e)] * len(batch)
                     self._on_failure(answers[0])
                 for (_, _, _, future), answer in zip(batch, answers):
                     if future is not None and not future.done():

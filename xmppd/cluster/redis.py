@@ -21,7 +21,7 @@ from xmppd.cluster import ICluster, keys
 from xmppd.cluster.bus import NodeBus
 from xmppd.cluster.directory import RedisSessionDirectory
 from xmppd.cluster.membership import Membership, NodeIdInUse
-from xmppd.util.aio import run_in_background
+from xmppd.util.aio import call_failure, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.xml import NS_CLIENT, parse_fragments
 
@@ -33,6 +33,7 @@ MAX_BACKOFF = 5.0
 @implementer(ICluster)
 class RedisCluster:
     shared = True
+
     def __init__(self, node_id: str, heartbeat_ttl: float, redis, bus_redis, batch_window: float = 0.0):
         self.node_id = node_id
         self.redis = redis
@@ -88,9 +89,7 @@ class RedisCluster:
                 stop_reactor(EXIT_CONFIG)
                 return
             except (asyncio.CancelledError, Exception) as e:
-                if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
-                    raise
-                self._failed(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
+                self._failed(call_failure(e))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -141,11 +140,8 @@ class RedisCluster:
                     if message is not None:
                         self._event(message["data"])
             except (asyncio.CancelledError, Exception) as e:
-                if isinstance(e, asyncio.CancelledError) and asyncio.current_task().cancelling():
-                    await self._close_pubsub()
-                    raise
-                self._failed(e if isinstance(e, Exception) else TimeoutError("Redis did not answer"))
                 await self._close_pubsub()
+                self._failed(call_failure(e))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 

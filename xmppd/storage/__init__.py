@@ -24,7 +24,7 @@ from xmppd.storage.memory import (
     MemoryVCardStore,
 )
 from xmppd.storage.redis import (
-    UNAVAILABLE,
+    UNAVAILABLE,  # noqa: F401  (the errors that mean 'storage away, try later', for callers)
     RedisAccountStore,
     RedisOfflineStore,
     RedisPendingStore,

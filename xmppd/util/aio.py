@@ -23,6 +23,17 @@ def as_deferred(awaitable: Any) -> defer.Deferred:
     return defer.succeed(awaitable)
 
 
+def call_failure(error: BaseException) -> Exception:
+    """What a call into redis-py ended with, as an Exception. It can report its own timeout
+    as CancelledError; only when our task itself is being cancelled is that re-raised."""
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise error
+        return TimeoutError("Redis did not answer")
+    return error
+
+
 def run_in_background(awaitable: Any, log, what: str) -> None:
     """Start work nobody waits for; a failure is logged, never lost silently."""
     as_deferred(awaitable).addErrback(_report, log, what)
