@@ -7,7 +7,8 @@
     xmppctl --data-dir DIR list [domain]
     xmppctl --redis URL cluster                     (the nodes, their liveness and sessions)
 
-Errors are one line on stderr and a non-zero exit status.
+Against a cluster (--redis), passwd, disable and deluser also end the account's
+live sessions on every node. Errors are one line on stderr and a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from twisted.words.protocols.jabber import jid
 
 from xmppd import config as cfg
 from xmppd.cluster.membership import survey
+from xmppd.cluster.redis import end_sessions
 from xmppd.storage import open_storage
 from xmppd.storage.redis import redis_client
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
@@ -67,6 +69,18 @@ async def cluster_table(config: cfg.Config) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
+async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str, text: str) -> str:
+    """A running cluster ends the account's sessions (a lone node's xmppctl has no way to it)."""
+    if not config.redis_url:
+        return ""
+    client = redis_client(config.redis_url)
+    try:
+        nodes = await end_sessions(client, f"{user}@{host}", condition, text)
+    finally:
+        await client.aclose()
+    return f"; its sessions on {nodes} running node(s) were ended" if nodes else ""
+
+
 async def run(args: argparse.Namespace, config: cfg.Config) -> str:
     if args.command == "cluster":
         return await cluster_table(config)
@@ -80,16 +94,17 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
         if args.command == "passwd":
             user, host = _account(config, args.jid)
             await accounts.set_credentials(user, host, Credentials.from_password(_password(args.password), config.scram_iterations))
-            return f"password changed for {user}@{host}"
+            return f"password changed for {user}@{host}" + await _end_sessions(config, user, host, "reset", "the password changed")
         if args.command in ("disable", "enable"):
             user, host = _account(config, args.jid)
             await accounts.set_disabled(user, host, args.command == "disable")
-            return f"{args.command}d {user}@{host}"
+            ended = await _end_sessions(config, user, host, "not-authorized", "account disabled") if args.command == "disable" else ""
+            return f"{args.command}d {user}@{host}" + ended
         if args.command == "deluser":
             user, host = _account(config, args.jid)
             if not await storage.delete_account(user, host):
                 raise CommandError(f"no such account: {user}@{host}")
-            return f"deleted {user}@{host}"
+            return f"deleted {user}@{host}" + await _end_sessions(config, user, host, "not-authorized", "account removed")
         return "\n".join(await accounts.list(args.domain))
     finally:
         await storage.close()

@@ -309,3 +309,22 @@ async def test_a_node_finds_its_redis_through_sentinel(sentinel_url, node_factor
     client = await connect(jid=f"sam@{DOMAIN}", password="secret", host="127.0.0.1", port=node.port, insecure=True)
     assert (await client.iq(iq("get", "urn:xmpp:ping", "ping", to=DOMAIN)))["type"] == "result"
     await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_xmppctl_disable_ends_the_accounts_sessions_on_every_node(two, redis_url):
+    from xmppd import cli
+    from xmppd import config as cfg
+
+    a, b, login = two
+    await users(a, "alice")
+    on_a, on_b = await login(a, "alice", resource="one"), await login(b, "alice", resource="two")
+    args = cli.parser().parse_args(["--redis", redis_url, "disable", "alice@localhost"])
+    config = cfg.load(None, {"redis_url": redis_url})
+    said = await as_deferred(cli.run(args, config))
+    assert said == "disabled alice@localhost; its sessions on 2 running node(s) were ended"
+    for client in (on_a, on_b):
+        await client.closed
+        assert client.stream_error == "not-authorized"
+    with pytest.raises(Exception, match="account-disabled"):
+        await login(a, "alice")

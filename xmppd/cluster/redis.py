@@ -154,12 +154,15 @@ class RedisCluster:
             self._pubsub = None
 
     def _event(self, data: str) -> None:
-        kind, node_id, subject = data.split("\n", 3)[:3]
+        kind, node_id, subject, rest = data.split("\n", 3)
         if kind == "account":
             if node_id != self.node_id:
                 self.node.modules.fire("account-changed", subject)
-        elif kind == "dead":
-            self.directory.forget_node(node_id)
+        elif kind == "end":
+            condition, _, text = rest.partition("\n")
+            for resource in self.directory.here(subject):
+                resource.stream.stream_error(condition, text)
+            self.node.modules.fire("account-changed", subject)
         else:
             self.membership.dead.discard(node_id)  # it binds and updates: it is back (same id, new run)
             self.directory.apply(data)
@@ -220,3 +223,9 @@ class RedisCluster:
         resource = self._here(full)
         if resource is not None:
             resource.stream.stream_error(condition, text or None)
+
+
+async def end_sessions(redis, bare: str, condition: str, text: str) -> int:
+    """Every node ends the account's sessions with this stream error (xmppctl deluser,
+    disable or passwd against a running cluster); returns how many nodes heard it."""
+    return await redis.publish(keys.EVENTS, f"end\nxmppctl\n{bare}\n{condition}\n{text}")
