@@ -80,6 +80,7 @@ class RegisterModule(Module):
         rosters = self.node.modules.module("roster")
         if rosters is not None:
             rosters.forget(request.sender.userhost())
+        self.node.cluster.account_changed(request.sender.userhost())  # other nodes' copies go too
         resources = self.node.directory.resources(request.sender.userhost())
         self.node.clock.callLater(0, _end_streams, resources, "not-authorized", "account removed")
         return None
