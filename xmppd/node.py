@@ -64,9 +64,17 @@ class Node:
         waiting = [stream.ended for stream in list(self.streams)]
         for stream in list(self.streams):
             stream.stream_error("system-shutdown")
-        if waiting:
-            timer = self.clock.callLater(grace, lambda: [s.transport.abortConnection() for s in list(self.streams)])
-            await defer.DeferredList(waiting)
+        if not waiting:
+            return
+        finished = defer.Deferred()
+        defer.DeferredList(waiting).addBoth(lambda _: finished.called or finished.callback(True))
+        timers = [
+            self.clock.callLater(grace, lambda: [s.transport.abortConnection() for s in list(self.streams)]),
+            self.clock.callLater(grace + 1, lambda: finished.called or finished.callback(False)),
+        ]
+        if not await finished:  # a connection that not even an abort ended must not hold the node up
+            self.log.warn("{n} client connections had not closed at shutdown", n=sum(1 for d in waiting if not d.called))
+        for timer in timers:
             if timer.active():
                 timer.cancel()
 

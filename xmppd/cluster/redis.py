@@ -66,10 +66,11 @@ class RedisCluster:
         await self.bus.stop()
         if self._joined and not self._lost:
             try:
-                await self.bus.drain(self.node_id)  # our sessions are gone: as if each had ended
-                await self.membership.leave()
+                async with asyncio.timeout(self.membership.ttl):  # never longer than the others would take
+                    await self.bus.drain(self.node_id)  # our sessions are gone: as if each had ended
+                    await self.membership.leave()
             except Exception as e:
-                log.warn("leaving the cluster cleanly failed ({error}); the others will bury this node", error=e)
+                log.warn("leaving the cluster cleanly failed ({error!r}); the others will bury this node", error=e)
         self.ready = False
         await self.bus.redis.aclose()
 

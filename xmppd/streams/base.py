@@ -128,8 +128,10 @@ class ServerStream(protocol.Protocol):
             self.stream_error("internal-server-error")
 
     def connectionLost(self, reason=protocol.connectionDone):
-        self.server.release(self)
-        self.ended.callback(None)
+        try:
+            self.server.release(self)
+        finally:
+            self.ended.callback(None)  # whatever happened: shutdown waits for this
         self.closed = True
         if self._idle_call is not None and self._idle_call.active():
             self._idle_call.cancel()
