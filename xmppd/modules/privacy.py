@@ -138,8 +138,9 @@ class PrivacyModule(Module):
             run_in_background(self._reload_default(bare), self.log, f"reloading {bare}'s default privacy list failed")
 
     async def _reload_default(self, bare: str) -> None:
+        """Only the copy: the node that made the change has told every resource (PRIV-16)."""
         localpart, domain = bare.split("@", 1)
-        await self.replace_default(bare, await self.load_default(localpart, domain), tell_others=False)
+        self.set_cached_default(bare, await self.load_default(localpart, domain))
 
     # -- jabber:iq:privacy ----------------------------------------------------------------------
 
@@ -269,11 +270,10 @@ class PrivacyModule(Module):
         await self._roster_for(owner, plist)
         return plist
 
-    async def replace_default(self, bare: str, plist: PrivacyList | None, tell_others: bool = True) -> None:
+    async def replace_default(self, bare: str, plist: PrivacyList | None) -> None:
         old = self._defaults.get(bare)
         self.set_cached_default(bare, plist)
-        if tell_others:
-            self.node.cluster.account_changed(bare)
+        self.node.cluster.account_changed(bare)
         affected = [r for r in self.node.directory.resources(bare) if r.active_list is None]
         self._announce_change(bare, affected, old)
 
