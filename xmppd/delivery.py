@@ -62,13 +62,6 @@ class LocalDelivery:
         for resource in resources:
             resource.stream.send_raw(data)
 
-    def send_each(self, resources: list[Resource], stanza: domish.Element) -> None:
-        """Serialise once, addressed ('to') to each recipient's full JID."""
-        if resources:
-            readdress = Readdressed(stanza)
-            for resource in resources:
-                resource.stream.send_raw(readdress(resource.jid.full()))
-
     # -- to available resources only (presence, subscription requests) ---------------------------
 
     def available(self, resources: list[Resource]) -> list[Resource]:
@@ -79,11 +72,14 @@ class LocalDelivery:
 
     def send_to_available(self, resources: list[Resource], stanza: domish.Element) -> None:
         if resources:
-            data = serialise(stanza)
-            for resource in resources:
-                resource.stream.send_if_available(data)
+            self.send_raw_available(resources, serialise(stanza))
+
+    def send_raw_available(self, resources: list[Resource], data: bytes) -> None:
+        for resource in resources:
+            resource.stream.send_if_available(data)
 
     def send_each_available(self, resources: list[Resource], stanza: domish.Element, readdress: Readdressed | None = None) -> None:
+        """Serialised once, addressed ('to') to each recipient's full JID."""
         if resources:
             readdress = readdress or Readdressed(stanza)
             for resource in resources:
@@ -175,10 +171,7 @@ class LocalDelivery:
         resource = self.directory.resource(target)
         kind = stanza.getAttribute("type")
         if resource is not None:
-            if self.admitted(stanza, [resource]):
-                self.send_to([resource], stanza)
-            elif kind not in ("error", "result"):  # PRIV-14: a blocked message or request
-                self.router.bounce(stanza, "service-unavailable")
+            self.to_resource(stanza, resource)
             return None
         if stanza.name == "message":
             if message_type(stanza) == "chat":
@@ -188,6 +181,14 @@ class LocalDelivery:
         elif stanza.name == "iq" and kind in ("get", "set"):
             self.router.bounce(stanza, "service-unavailable")
         return None
+
+    def to_resource(self, stanza: domish.Element, resource: Resource) -> None:
+        """Through the resource's own list: delivered, or (PRIV-14) a blocked message or
+        request answered with service-unavailable and a blocked presence dropped."""
+        if self.admitted(stanza, [resource]):
+            self.send_to([resource], stanza)
+        elif stanza.name != "presence" and stanza.getAttribute("type") not in ("error", "result"):
+            self.router.bounce(stanza, "service-unavailable")
 
     # -- stanzas without 'to' (CORE-41) ------------------------------------------------
 

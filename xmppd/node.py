@@ -7,10 +7,10 @@ from collections import Counter
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from xmppd.cluster.local import LocalCluster
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
 from xmppd.router import Router
-from xmppd.cluster.local import LocalCluster
 from xmppd.sessions import Resource
 from xmppd.storage import Storage
 from xmppd.util.aio import run_in_background

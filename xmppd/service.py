@@ -7,6 +7,8 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from xmppd.cluster.local import LocalCluster
+from xmppd.cluster.redis import RedisCluster
 from xmppd.config import Config
 from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
@@ -22,8 +24,6 @@ from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.vcard import VCardModule
 from xmppd.modules.version import VersionModule
 from xmppd.node import PARK_AFTER, Node
-from xmppd.cluster.local import LocalCluster
-from xmppd.cluster.redis import RedisCluster
 from xmppd.storage import open_storage, redis_storage
 from xmppd.storage.redis import redis_client
 from xmppd.streams import tls

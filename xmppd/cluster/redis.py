@@ -194,12 +194,8 @@ class RedisCluster:
         if privacy is None or privacy.effective(resource.bare, resource) is None:
             resource.stream.send_raw(data)
             return
-        local = self.node.router.local
         for stanza in parse_fragments(data, NS_CLIENT):
-            if local.admitted(stanza, [resource]):
-                local.send_to([resource], stanza)
-            elif stanza.name != "presence" and stanza.getAttribute("type") not in ("error", "result"):
-                self.node.router.bounce(stanza, "service-unavailable")  # PRIV-14
+            self.node.router.local.to_resource(stanza, resource)
 
     def _reroute(self, full: str, data: bytes) -> None:
         """Stanzas whose session is gone: routed again, as if it had ended before they came."""

@@ -63,12 +63,12 @@ class PresenceModule(Module):
         initial = available and not origin.available
         origin.presence = presence
         self.node.directory.set_presence(origin, available, priority if available else origin.priority)
-        local = self.node.router.local
-        local.send_each([origin], presence)
-        local.send_each_available(local.available([r for r in self.node.directory.resources(account.bare) if r is not origin]), presence)
-        self._send_out(presence, origin, account.subscribers())
+        local, readdress = self.node.router.local, Readdressed(presence)  # serialised once for all
+        local.send_raw([origin], readdress(origin.jid.full()))
+        local.send_each_available(local.available([r for r in self.node.directory.resources(account.bare) if r is not origin]), presence, readdress)
+        self._send_out(presence, origin, account.subscribers(), readdress)
         if not available:
-            self._send_out(presence, origin, sorted(origin.directed))
+            self._send_out(presence, origin, sorted(origin.directed), readdress)
             origin.directed.clear()
             return
         if initial:
@@ -77,7 +77,7 @@ class PresenceModule(Module):
                 local.send_raw([origin], stanza_xml.encode("utf-8"))
         self.node.modules.fire("presence-available", origin, initial)
 
-    def _send_out(self, presence: domish.Element, origin: Resource, peers) -> None:
+    def _send_out(self, presence: domish.Element, origin: Resource, peers, readdress: Readdressed | None = None) -> None:
         """Presence from a resource to other entities, minus those its list blocks (presence-out).
 
         Local accounts (the hot path of every broadcast) get it straight from
@@ -85,7 +85,6 @@ class PresenceModule(Module):
         as any presence (PRES-07, PRIV-14); everything else is routed.
         """
         privacy, directory, local = self.node.privacy, self.node.directory, self.node.router.local
-        readdress = None
         for peer in peers:
             peer_jid = internJID(peer)
             if privacy is not None and not privacy.allowed(presence, origin.bare, origin, peer_jid, inbound=False):
@@ -96,9 +95,7 @@ class PresenceModule(Module):
             recipients = local.admitted(presence, local.available(directory.resources(peer)))
             if recipients:
                 readdress = readdress or Readdressed(presence)
-                data = readdress(peer)
-                for recipient in recipients:
-                    recipient.stream.send_if_available(data)
+                local.send_raw_available(recipients, readdress(peer))
 
     def _probe_contacts(self, account: Account, origin: Resource) -> None:
         """PRES-02: local contacts' current presence straight to the new resource; contacts
@@ -116,10 +113,11 @@ class PresenceModule(Module):
     def answer_probe_here(self, resource: Resource, prober: JID) -> None:
         """A resource of this node shows its current presence to a prober allowed to see it."""
         if resource.available and resource.presence is not None and self._may_see(resource, prober):
-            local = self.node.router.local
-            answer = presence_copy(resource.presence, prober.full())
-            recipients = [r for r in [self.node.directory.resource(prober)] if r is not None]
-            local.send_to(local.admitted(answer, recipients), answer)
+            recipient = self.node.directory.resource(prober)
+            if recipient is not None:
+                local = self.node.router.local
+                answer = presence_copy(resource.presence, prober.full())
+                local.send_to(local.admitted(answer, [recipient]), answer)
 
     # -- directed presence (PRES-06) ------------------------------------------------------------
 
@@ -224,10 +222,10 @@ class PresenceModule(Module):
     def _gone(self, resource: Resource, account: Account | None) -> None:
         gone = domish.Element((NS_CLIENT, "presence"))
         gone["from"], gone["type"] = resource.jid.full(), "unavailable"
-        local = self.node.router.local
+        local, readdress = self.node.router.local, Readdressed(gone)
         if resource.available:
-            local.send_each_available(local.available([r for r in self.node.directory.resources(resource.bare) if r is not resource]), gone)
-            self._send_out(gone, resource, account.subscribers() if account else ())
-        self._send_out(gone, resource, sorted(resource.directed))
+            local.send_each_available(local.available([r for r in self.node.directory.resources(resource.bare) if r is not resource]), gone, readdress)
+            self._send_out(gone, resource, account.subscribers() if account else (), readdress)
+        self._send_out(gone, resource, sorted(resource.directed), readdress)
         resource.directed.clear()
         resource.available = False
