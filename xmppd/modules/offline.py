@@ -12,6 +12,7 @@ from twisted.words.xish import domish
 from xmppd.modules import Module
 from xmppd.sessions import Resource
 from xmppd.stanzas import message_type
+from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
 
 NS_DELAY = "urn:xmpp:delay"
@@ -58,8 +59,9 @@ class OfflineModule(Module):
             self.node.router.bounce(message, "service-unavailable")  # the default list applies offline (PRIV-10)
             return
         stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
-        stored = await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), self.node.config.offline_quota)
-        if not stored:
+        config = self.node.config
+        quota = OfflineQuota(messages=config.offline_quota, bytes=config.offline_quota_bytes)
+        if not await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), quota):
             self.node.router.bounce(message, "service-unavailable", "offline storage is full")
             return
         self._waiting.add(target.userhost())
@@ -93,10 +95,12 @@ class OfflineModule(Module):
                 self.node.router.local.send_raw([resource], stored)
 
     async def _take(self, resource: Resource) -> bytes:
-        offline = self.node.storage.offline
-        messages = await offline.pop_all(resource.jid.user, resource.jid.host)
-        if messages and (resource.stream is None or resource.stream.closed):  # gone meanwhile: keep them
-            for message in messages:
-                await offline.push(resource.jid.user, resource.jid.host, message, len(messages) + self.node.config.offline_quota)
+        offline, account = self.node.storage.offline, (resource.jid.user, resource.jid.host)
+        messages = []
+        while page := await offline.pop_page(*account, self.node.config.offline_page_bytes):
+            messages += page
+        if messages and (resource.stream is None or resource.stream.closed):  # gone meanwhile: keep them, first
+            await offline.requeue(*account, messages)
+            self._waiting.add(resource.bare)
             return b""
         return "".join(messages).encode("utf-8")
