@@ -386,7 +386,8 @@ class SQLiteOfflineStore(_PerUserStore):
 
     async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
         # A writing statement takes the write lock before it reads, so the check and
-        # the insert are atomic against other connections without a transaction.
+        # the insert are atomic against other connections without a transaction. The
+        # last line is the check for a user without a totals row yet.
         cursor = self._db.execute(
             "INSERT INTO offline_messages (localpart, domain, stanza, size)"
             " SELECT :localpart, :domain, :stanza, :size WHERE NOT EXISTS ("
