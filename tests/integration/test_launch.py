@@ -207,3 +207,25 @@ def test_a_bad_redis_url_is_a_one_line_error(tmp_path):
     done = run_twistd("xmppd", "--redis", "http://nope", cwd=tmp_path)
     assert done.returncode != 0
     assert "option 'redis_url': expected redis://" in done.stderr
+
+
+def test_ports_in_use_end_the_node_with_one_line_status_2_and_no_pid_file(tmp_path):
+    """Both the HTTP and the c2s port taken: the first refusal is the only line, and nothing is left behind."""
+    with socket.socket() as http, socket.socket() as c2s:
+        http.bind(("127.0.0.1", 0))
+        c2s.bind(("0.0.0.0", 0))
+        http.listen()
+        c2s.listen()
+        http_port, c2s_port = http.getsockname()[1], c2s.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile", "node.pid",
+             "xmppd", "--c2s-port", str(c2s_port), "--http-port", str(http_port)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    refusals = [line for line in output.splitlines() if "cannot listen" in line]
+    assert refusals == [line for line in output.splitlines() if "#critical]" in line], output
+    assert len(refusals) == 1 and refusals[0].endswith(f"http: cannot listen on 127.0.0.1:{http_port}: Address already in use"), output
+    assert "Traceback" not in output
+    assert not (tmp_path / "node.pid").exists()
