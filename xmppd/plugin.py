@@ -46,6 +46,14 @@ class Options(usage.Options):
         install_reactor()
         super().__init__()
 
+    def parseOptions(self, options=None):
+        """A mistake on the command line is one line: twistd would print its whole usage first."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            sys.stderr.write(f"xmppd: {e} (twistd xmppd --help lists the options)\n")
+            raise SystemExit(2) from None
+
     def overrides(self) -> dict:
         found = {}
         for option in cfg.SCHEMA:

@@ -84,6 +84,19 @@ def test_bad_options_end_with_one_line_and_an_error_status(tmp_path, args, messa
     assert "Traceback" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bogus"], "xmppd: option --bogus not recognized (twistd xmppd --help lists the options)"),
+        (["--c2s-port"], "xmppd: option --c2s-port requires argument (twistd xmppd --help lists the options)"),
+    ],
+)
+def test_a_command_line_mistake_is_one_line_not_the_usage(tmp_path, args, message):
+    done = run_twistd("xmppd", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert (done.stdout, done.stderr) == ("", message + "\n")
+
+
 def test_an_unreadable_certificate_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
