@@ -9,6 +9,9 @@ from twisted.python import usage
 
 from xmppd import config as cfg
 
+LOG_OBSERVER = "xmppd.plugin.log_observer"  # twistd's --logger, unless the user gives one
+_log = {}  # twistd's options and the node's log_level, for log_observer
+
 REACTOR_HINT = "xmppd needs Twisted's asyncio reactor (redis-py is asyncio); run twistd without --reactor"
 
 
@@ -54,6 +57,11 @@ class Options(usage.Options):
             sys.stderr.write(f"xmppd: {e} (twistd xmppd --help lists the options)\n")
             raise SystemExit(2) from None
 
+    def postOptions(self):
+        parent = getattr(self, "parent", None)
+        if parent is not None and parent["logger"] is None:
+            parent["logger"] = LOG_OBSERVER
+
     def overrides(self) -> dict:
         found = {}
         for option in cfg.SCHEMA:
@@ -73,8 +81,22 @@ def makeService(options: Options):
     except (cfg.ConfigError, CertificateError) as e:
         sys.stderr.write(f"xmppd: {e}\n")
         raise SystemExit(2) from None
+    _log.update(twistd=options.parent, level=config.log_level)
     tune_gc()
     return node_service
+
+
+def log_observer():
+    """twistd's own observer (stdout, --logfile or --syslog) passing events from log_level up.
+
+    twistd asks for it after makeService, once the configuration is known."""
+    from twisted.logger import FilteringLogObserver, ILogObserver, LegacyLogObserverWrapper, LogLevel, LogLevelFilterPredicate
+    from twisted.scripts._twistd_unix import UnixAppLogger
+
+    observer = UnixAppLogger(_log["twistd"])._getLogObserver()
+    if not ILogObserver.providedBy(observer):  # syslog's is a legacy one
+        observer = LegacyLogObserverWrapper(observer)
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.levelWithName(_log["level"]))])
 
 
 def tune_gc() -> None:

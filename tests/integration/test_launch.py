@@ -242,3 +242,54 @@ def test_ports_in_use_end_the_node_with_one_line_status_2_and_no_pid_file(tmp_pa
     assert len(refusals) == 1 and refusals[0].endswith(f"http: cannot listen on 127.0.0.1:{http_port}: Address already in use"), output
     assert "Traceback" not in output
     assert not (tmp_path / "node.pid").exists()
+
+
+def test_the_log_is_at_info_and_a_failed_login_is_one_line_with_address_and_condition(tmp_path):
+    """What operators (and fail2ban-style tools) read: no line per login, one per failed attempt."""
+    from tests.integration.blocking_client import BlockingStream
+
+    port = free_port()
+    data = str(tmp_path / "data")
+    process = subprocess.Popen(
+        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--data-dir", data],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        assert ctl("--data-dir", data, "adduser", "ann@localhost", "right", cwd=tmp_path).returncode == 0
+        wrong = BlockingStream("127.0.0.1", port)
+        failure = wrong.authenticate("ann", "wrong")
+        assert (failure.name, failure.uri) == ("failure", "urn:ietf:params:xml:ns:xmpp-sasl")
+        assert [child.name for child in failure.elements()] == ["not-authorized"]
+        wrong.close()
+        right = BlockingStream("127.0.0.1", port)
+        assert right.login("ann", "right").startswith("ann@localhost/")
+        right.close()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+    assert "#debug]" not in output
+    failed = [line for line in output.splitlines() if "authentication failed" in line]
+    assert len(failed) == 1, output
+    assert failed[0].endswith("#info] authentication failed from 127.0.0.1 for localhost: not-authorized"), failed
+
+
+def test_log_level_debug_shows_each_login(tmp_path):
+    from tests.integration.blocking_client import BlockingStream
+
+    port = free_port()
+    data = str(tmp_path / "data")
+    process = subprocess.Popen(
+        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--data-dir", data, "--log-level", "debug"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        assert ctl("--data-dir", data, "adduser", "ann@localhost", "pw", cwd=tmp_path).returncode == 0
+        stream = BlockingStream("127.0.0.1", port)
+        stream.login("ann", "pw")
+        stream.close()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+    assert "#debug] ann@localhost authenticated with PLAIN" in output
