@@ -44,7 +44,7 @@ def fuzz_node(tmp_path_factory):
     )
     port = free_port()
     process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port)],
+        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port), "--http-port", "0"],
         cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     wait_for_port(port, process)

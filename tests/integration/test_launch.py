@@ -40,7 +40,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
 def test_twistd_starts_a_node_with_defaults_in_its_data_dir(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--c2s-port", str(port)],
+        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -164,7 +164,7 @@ def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp
     port = free_port()
     data = str(tmp_path / "data")
     process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--c2s-port", str(port), "--data-dir", data, "--domain", "one.example,two.example"],
+        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--data-dir", data, "--domain", "one.example,two.example"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -201,7 +201,7 @@ def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
         assert ctl("--redis", server.url, "adduser", "rita@localhost", "pw", cwd=tmp_path).returncode == 0
         assert ctl("--redis", server.url, "list", cwd=tmp_path).stdout.split() == ["rita@localhost"]
         process = subprocess.Popen(
-            [*TWISTD, "xmppd", "--c2s-port", str(port), "--redis", server.url, "--data-dir", str(tmp_path / "d")],
+            [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--redis", server.url, "--data-dir", str(tmp_path / "d")],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         wait_for_port(port, process)
