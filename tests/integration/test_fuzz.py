@@ -40,7 +40,7 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 def fuzz_node(tmp_path_factory):
     data = tmp_path_factory.mktemp("fuzz")
     subprocess.run(
-        [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "adduser", "fuzz@localhost", "pw"], check=True
+        [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "--init", "adduser", "fuzz@localhost", "pw"], check=True
     )
     port = free_port()
     process = subprocess.Popen(

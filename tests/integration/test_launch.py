@@ -119,7 +119,7 @@ def ctl(*args: str, cwd) -> subprocess.CompletedProcess:
 
 def test_xmppctl_manages_accounts(tmp_path):
     data = str(tmp_path / "data")
-    assert ctl("--data-dir", data, "adduser", "Alice@localhost", "pw1", cwd=tmp_path).stdout.strip() == "created alice@localhost"
+    assert ctl("--data-dir", data, "--init", "adduser", "Alice@localhost", "pw1", cwd=tmp_path).stdout.strip() == "created alice@localhost"
     assert ctl("--data-dir", data, "adduser", "bob@localhost", "pw2", cwd=tmp_path).returncode == 0
     assert ctl("--data-dir", data, "list", cwd=tmp_path).stdout.split() == ["alice@localhost", "bob@localhost"]
     assert ctl("--data-dir", data, "passwd", "alice@localhost", "pw3", cwd=tmp_path).returncode == 0
@@ -130,7 +130,7 @@ def test_xmppctl_manages_accounts(tmp_path):
 def test_xmppctl_reads_the_servers_config_file(tmp_path):
     config = tmp_path / "xmppd.toml"
     config.write_text(f'domains = ["example.org"]\ndata_dir = "{tmp_path / "d"}"\n')
-    assert ctl("-c", str(config), "adduser", "carol@example.org", "pw", cwd=tmp_path).returncode == 0
+    assert ctl("-c", str(config), "--init", "adduser", "carol@example.org", "pw", cwd=tmp_path).returncode == 0
     assert ctl("--data-dir", str(tmp_path / "d"), "--domain", "example.org", "list", cwd=tmp_path).stdout.split() == [
         "carol@example.org"
     ]
@@ -150,11 +150,24 @@ def test_xmppctl_reads_the_servers_config_file(tmp_path):
 )
 def test_xmppctl_errors_are_one_line_and_non_zero(tmp_path, args, message):
     data = str(tmp_path / "data")
-    ctl("--data-dir", data, "adduser", "alice@localhost", "pw", cwd=tmp_path)
+    ctl("--data-dir", data, "--init", "adduser", "alice@localhost", "pw", cwd=tmp_path)
     done = ctl("--data-dir", data, *args, cwd=tmp_path)
     assert done.returncode != 0
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["adduser", "alice@localhost", "pw"], ["list"], ["passwd", "alice@localhost", "pw"]])
+def test_xmppctl_never_creates_a_database_the_server_would_not_see(tmp_path, command):
+    """Run from the wrong directory, xmppctl says where it looked instead of starting an empty database there."""
+    done = ctl(*command, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"xmppctl: no database in {tmp_path / 'xmppd-data'}: give the server's data directory "
+        "(--data-dir, or -c with its configuration), or --init to create one there\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp_path):
