@@ -306,3 +306,24 @@ def test_log_level_debug_shows_each_login(tmp_path):
         process.terminate()
         output = process.communicate(timeout=20)[0]
     assert "#debug] ann@localhost authenticated with PLAIN" in output
+
+
+def test_a_cluster_node_whose_c2s_port_is_taken_stops_with_status_2(tmp_path):
+    """It has joined by then: leaving the cluster must not hang on a cancellation redis-py swallowed."""
+    from tests import redis_server
+
+    server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
+    try:
+        with socket.socket() as c2s:
+            c2s.bind(("0.0.0.0", 0))
+            c2s.listen()
+            port = c2s.getsockname()[1]
+            done = run_twistd("xmppd", "--redis", server.url, "--c2s-port", str(port), "--http-port", "0",
+                              "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+    finally:
+        redis_server.stop(server)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert [line for line in output.splitlines() if "#critical]" in line][0].endswith(
+        f"c2s: cannot listen on 0.0.0.0:{port}: Address already in use"), output
+    assert "Traceback" not in output

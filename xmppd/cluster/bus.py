@@ -28,7 +28,7 @@ from twisted.logger import Logger
 
 from xmppd.cluster import keys
 from xmppd.cluster.lane import Lane
-from xmppd.util.aio import call_failure
+from xmppd.util.aio import call_failure, cancelling
 
 log = Logger()
 
@@ -155,7 +155,7 @@ class NodeBus:
     async def _read(self) -> None:
         key = keys.bus(self.node_id)
         last_id, trimmed_at, backoff = None, time.monotonic(), 0.1
-        while True:
+        while not cancelling():
             try:
                 (reply,) = await self._reader_lane.call(
                     ("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
