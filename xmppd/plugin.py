@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 from twisted.python import usage
 
 from xmppd import config as cfg
 
+TWISTD_PIDFILE = "twistd.pid"  # twistd's default, in the working directory
+PIDFILE = "twistd.pid"  # where a node keeps it instead: in its data directory
 LOG_OBSERVER = "xmppd.plugin.log_observer"  # twistd's --logger, unless the user gives one
 _log = {}  # twistd's options and the node's log_level, for log_observer
 
@@ -58,9 +61,20 @@ class Options(usage.Options):
             raise SystemExit(2) from None
 
     def postOptions(self):
-        parent = getattr(self, "parent", None)
-        if parent is not None and parent["logger"] is None:
+        try:
+            self.config = cfg.load(self["config"], self.overrides())
+        except cfg.ConfigError as e:
+            exit_with(str(e))
+        parent = getattr(self, "parent", None)  # twistd's own options
+        if parent is None:
+            return
+        if parent["logger"] is None:
             parent["logger"] = LOG_OBSERVER
+        if parent["pidfile"] == TWISTD_PIDFILE:  # a node per data directory, wherever it is started
+            parent["pidfile"] = os.path.abspath(self.config.data_dir / PIDFILE)
+        running = running_pid(parent["pidfile"])
+        if running is not None:
+            exit_with(f"{parent['pidfile']} names a running process ({running}): give each node its own --data-dir")
 
     def overrides(self) -> dict:
         found = {}
@@ -75,15 +89,34 @@ def makeService(options: Options):
     from xmppd.service import make_node_service
     from xmppd.streams.tls import CertificateError
 
+    config = options.config
     try:
-        config = cfg.load(options["config"], options.overrides())
+        config.data_dir.mkdir(parents=True, exist_ok=True)
         node_service = make_node_service(config)
-    except (cfg.ConfigError, CertificateError) as e:
-        sys.stderr.write(f"xmppd: {e}\n")
-        raise SystemExit(2) from None
+    except CertificateError as e:
+        exit_with(str(e))
+    except OSError as e:
+        exit_with(f"data directory {config.data_dir}: {e.strerror}")
     _log.update(twistd=options.parent, level=config.log_level)
     tune_gc()
     return node_service
+
+
+def exit_with(message: str) -> None:
+    """An operator's mistake: one line and status 2, before anything runs."""
+    sys.stderr.write(f"xmppd: {message}\n")
+    raise SystemExit(2)
+
+
+def running_pid(pidfile: str) -> int | None:
+    """The live process a pid file names, if any (twistd removes a stale one itself)."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 def log_observer():

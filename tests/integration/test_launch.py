@@ -327,3 +327,25 @@ def test_a_cluster_node_whose_c2s_port_is_taken_stops_with_status_2(tmp_path):
     assert [line for line in output.splitlines() if "#critical]" in line][0].endswith(
         f"c2s: cannot listen on 0.0.0.0:{port}: Address already in use"), output
     assert "Traceback" not in output
+
+
+def test_the_pid_file_is_in_the_data_directory_and_guards_it(tmp_path):
+    """``twistd -n xmppd`` as the README has it: no ./twistd.pid; a second node on the same data is one line."""
+    plain_twistd = TWISTD[:-1]  # without --pidfile=, as a user types it
+    port = free_port()
+    first = subprocess.Popen([*plain_twistd, "xmppd", "--c2s-port", str(port), "--http-port", "0"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pidfile = tmp_path / "xmppd-data" / "twistd.pid"
+    try:
+        wait_for_port(port, first)
+        assert pidfile.read_text().strip() == str(first.pid)
+        assert not (tmp_path / "twistd.pid").exists()
+        second = subprocess.run([*plain_twistd, "xmppd", "--c2s-port", str(free_port()), "--http-port", "0"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert (second.stdout, second.stderr) == (
+            "", f"xmppd: {pidfile} names a running process ({first.pid}): give each node its own --data-dir\n")
+    finally:
+        first.terminate()
+        first.communicate(timeout=20)
+    assert not pidfile.exists()
