@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -349,3 +351,23 @@ def test_the_pid_file_is_in_the_data_directory_and_guards_it(tmp_path):
         first.terminate()
         first.communicate(timeout=20)
     assert not pidfile.exists()
+
+
+def test_tests_run_installs_only_the_dependencies_and_runs_this_checkout(tmp_path):
+    """tests/run with a python3 that records what it is asked: no install of xmppd, editable or not."""
+    checkout = Path(__file__).resolve().parents[2]
+    calls = tmp_path / "calls"
+    recorder = tmp_path / "python3"
+    recorder.write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" != -m ]; then exec ' + sys.executable + ' "$@"; fi\n'
+        f'echo "$2|$PYTHONPATH|${{*:3}}|$([ "$2" = pip ] && cat "${{@: -1}}" | tr "\\n" " ")" >> {calls}\n'
+    )
+    recorder.chmod(0o755)
+    done = subprocess.run(["bash", str(checkout / "tests" / "run")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr
+    (pip, *pytests) = [line.split("|") for line in calls.read_text().splitlines()]
+    assert pip[0] == "pip" and pip[2].startswith("install ") and " -e " not in f" {pip[2]} ", pip
+    assert "Twisted[tls]==" in pip[3] and "pytest==" in pip[3] and "xmppd" not in pip[3], pip
+    assert [(name, path) for name, path, *_ in pytests] == [("pytest", str(checkout))] * 2
