@@ -5,8 +5,8 @@ entry, one field per stanza), so a busy node pays well under one Redis
 command per stanza, and a single flusher keeps the order in which stanzas
 were sent (CORE-44). The receiving node reads its stream with XREADGROUP
 NOACK: the group's last-delivered id is how far it got, so when a node dies,
-what it never read is still in its stream for a survivor to re-route (DESIGN
-§5). If Redis is away, the outbox keeps its stanzas and retries, in order.
+what it never read is still in its stream for a survivor to re-route (docs/cluster.md).
+If Redis is away, the outbox keeps its stanzas and retries, in order.
 
 An entry's field values are ``kind + full JID + NUL + payload`` (XML never
 contains NUL): kind ``s`` carries stanzas for that session, ``a`` presence
