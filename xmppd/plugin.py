@@ -5,13 +5,13 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import NoReturn
 
 from twisted.python import usage
 
 from xmppd import config as cfg
 
-TWISTD_PIDFILE = "twistd.pid"  # twistd's default, in the working directory
-PIDFILE = "twistd.pid"  # where a node keeps it instead: in its data directory
+PIDFILE = "twistd.pid"  # twistd's default, in the working directory; a node keeps it in its data directory
 LOG_OBSERVER = "xmppd.plugin.log_observer"  # twistd's --logger, unless the user gives one
 _log = {}  # twistd's options and the node's log_level, for log_observer
 
@@ -57,12 +57,11 @@ class Options(usage.Options):
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
-            sys.stderr.write(f"xmppd: {e} (twistd xmppd --help lists the options)\n")
-            raise SystemExit(2) from None
+            exit_with(f"{e} (twistd xmppd --help lists the options)")
 
     def postOptions(self):
         try:
-            self.config = cfg.load(self["config"], self.overrides())
+            self.node_config = cfg.load(self["config"], self.overrides())
         except cfg.ConfigError as e:
             exit_with(str(e))
         parent = getattr(self, "parent", None)  # twistd's own options
@@ -70,8 +69,9 @@ class Options(usage.Options):
             return
         if parent["logger"] is None:
             parent["logger"] = LOG_OBSERVER
-        if parent["pidfile"] == TWISTD_PIDFILE:  # a node per data directory, wherever it is started
-            parent["pidfile"] = os.path.abspath(self.config.data_dir / PIDFILE)
+            _log.update(twistd=parent, level=self.node_config.log_level)
+        if parent["pidfile"] == PIDFILE:  # a node per data directory, wherever it is started
+            parent["pidfile"] = os.path.abspath(self.node_config.data_dir / PIDFILE)
         running = running_pid(parent["pidfile"])
         if running is not None:
             exit_with(f"{parent['pidfile']} names a running process ({running}): give each node its own --data-dir")
@@ -89,7 +89,7 @@ def makeService(options: Options):
     from xmppd.service import make_node_service
     from xmppd.streams.tls import CertificateError
 
-    config = options.config
+    config = options.node_config
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         node_service = make_node_service(config)
@@ -97,12 +97,11 @@ def makeService(options: Options):
         exit_with(str(e))
     except OSError as e:
         exit_with(f"data directory {config.data_dir}: {e.strerror}")
-    _log.update(twistd=options.parent, level=config.log_level)
     tune_gc()
     return node_service
 
 
-def exit_with(message: str) -> None:
+def exit_with(message: str) -> NoReturn:
     """An operator's mistake: one line and status 2, before anything runs."""
     sys.stderr.write(f"xmppd: {message}\n")
     raise SystemExit(2)
@@ -122,7 +121,7 @@ def running_pid(pidfile: str) -> int | None:
 def log_observer():
     """twistd's own observer (stdout, --logfile or --syslog) passing events from log_level up.
 
-    twistd asks for it after makeService, once the configuration is known."""
+    twistd builds it from its --logger option, which postOptions points here."""
     from twisted.logger import FilteringLogObserver, ILogObserver, LegacyLogObserverWrapper, LogLevel, LogLevelFilterPredicate
     from twisted.scripts._twistd_unix import UnixAppLogger
 

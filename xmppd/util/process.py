@@ -30,6 +30,7 @@ def stop_reactor(status: int) -> None:
 
 
 def _exit(status: int) -> None:
+    """At interpreter exit, ending the process here is the only way left to set its status."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
