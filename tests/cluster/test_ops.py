@@ -23,7 +23,7 @@ from tests.cluster.processes import (
     free_port,
     require,
 )
-from tests.integration.test_launch import wait_for_port
+from tests.integration.test_launch import start_node
 
 
 def unit(path: Path) -> dict[str, list[str]]:
@@ -218,15 +218,10 @@ def test_the_health_check_passes_on_a_node_serving_the_example_domain(tmp_path):
     (expect,) = re.findall(r'^\s*tcp-check expect string "(.*)"$', text, re.M)
     domains = re.search(r"^domains = \[(.*)\]$", (OPS / "xmppd-cluster.toml.example").read_text(), re.M).group(1)
     assert EXAMPLE_DOMAIN == domains.split(",")[0].strip(' "')
-    port = free_port()
-    node = subprocess.Popen(
-        [*TWISTD, "xmppd", "--domain", EXAMPLE_DOMAIN, "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
-         "--http-port", "0", "--data-dir", str(tmp_path / "d")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    node = start_node("--domain", EXAMPLE_DOMAIN, "--c2s-interface", "127.0.0.1", "--data-dir", str(tmp_path / "d"),
+                      cwd=tmp_path)
     try:
-        wait_for_port(port, node)
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as check:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=3) as check:
             check.sendall(send.encode())
             reply = b""
             while expect.encode() not in reply and (chunk := check.recv(4096)):
@@ -234,5 +229,4 @@ def test_the_health_check_passes_on_a_node_serving_the_example_domain(tmp_path):
         assert expect.encode() in reply, reply
         assert b"host-unknown" not in reply
     finally:
-        node.terminate()
-        node.communicate(timeout=20)
+        node.stop()

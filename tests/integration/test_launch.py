@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,41 +17,43 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
 XMPPCTL = [sys.executable, "-m", "xmppd.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_twistd(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([*TWISTD, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stdout.read()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not listen in time")
+@dataclass
+class NodeProcess:
+    """A ``twistd xmppd`` process, and what it logged up to listening for clients."""
+
+    process: subprocess.Popen
+    port: int
+    head: str
+
+    def stop(self) -> str:
+        """SIGTERM; everything it logged."""
+        self.process.terminate()
+        self.process.wait(timeout=20)
+        return self.head + self.process.stdout.read()
+
+
+def start_node(*args: str, cwd, twistd: list[str] = TWISTD) -> NodeProcess:
+    """A node on ports it picks itself (0), read back from its log: no other process can
+    take them between the test's choice and the node's bind."""
+    process = subprocess.Popen([*twistd, "xmppd", "--c2s-port", "0", "--http-port", "0", *args],
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    head = ""
+    for line in iter(process.stdout.readline, ""):
+        head += line
+        listening = re.search(r"\] c2s listening on \S+:(\d+)$", line.rstrip())
+        if listening:
+            return NodeProcess(process, int(listening.group(1)), head)
+    raise AssertionError(f"server exited with {process.wait()}: {head}")
 
 
 def test_twistd_starts_a_node_with_defaults_in_its_data_dir(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    node = start_node(cwd=tmp_path)
     try:
-        wait_for_port(port, process)
-        with socket.create_connection(("127.0.0.1", port)) as s:
+        with socket.create_connection(("127.0.0.1", node.port)) as s:
             s.sendall(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
             reply = b""
             while b"</stream:features>" not in reply:
@@ -62,10 +65,9 @@ def test_twistd_starts_a_node_with_defaults_in_its_data_dir(tmp_path):
         assert (tmp_path / "xmppd-data" / "tls" / "cert.pem").exists()
         assert oct((tmp_path / "xmppd-data" / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
     finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
+        output = node.stop()
     assert "AsyncioSelectorReactor" in output
-    assert f"c2s listening on 0.0.0.0:{port}" in output
+    assert f"c2s listening on 0.0.0.0:{node.port}" in output
     assert f"data in {tmp_path / 'xmppd-data'}" in output
     assert "Traceback" not in output
 
@@ -176,18 +178,13 @@ def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp
     """Virtual hosts from the command line; xmppctl beside a running node (same SQLite file)."""
     from tests.integration.blocking_client import BlockingStream
 
-    port = free_port()
     data = str(tmp_path / "data")
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--data-dir", data, "--domain", "one.example,two.example"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    node = start_node("--data-dir", data, "--domain", "one.example,two.example", cwd=tmp_path)
     try:
-        wait_for_port(port, process)
         for jid in ("ann@one.example", "bea@two.example"):
             assert ctl("--data-dir", data, "--domain", "one.example,two.example", "adduser", jid, "pw", cwd=tmp_path).returncode == 0
-        ann = BlockingStream("127.0.0.1", port, domain="one.example")
-        bea = BlockingStream("127.0.0.1", port, domain="two.example")
+        ann = BlockingStream("127.0.0.1", node.port, domain="one.example")
+        bea = BlockingStream("127.0.0.1", node.port, domain="two.example")
         assert ann.login("ann", "pw").startswith("ann@one.example/")
         assert bea.login("bea", "pw").startswith("bea@two.example/")
         bea.send("<presence/>")
@@ -199,8 +196,7 @@ def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp
         ann.close()
         bea.close()
     finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
+        output = node.stop()
     assert "serving one.example, two.example" in output
 
 
@@ -210,23 +206,17 @@ def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
     from tests.integration.blocking_client import BlockingStream
 
     server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
-    port = free_port()
-    process = None
+    node = None
     try:
         assert ctl("--redis", server.url, "adduser", "rita@localhost", "pw", cwd=tmp_path).returncode == 0
         assert ctl("--redis", server.url, "list", cwd=tmp_path).stdout.split() == ["rita@localhost"]
-        process = subprocess.Popen(
-            [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--redis", server.url, "--data-dir", str(tmp_path / "d")],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        wait_for_port(port, process)
-        stream = BlockingStream("127.0.0.1", port)
+        node = start_node("--redis", server.url, "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+        stream = BlockingStream("127.0.0.1", node.port)
         assert stream.login("rita", "pw").startswith("rita@localhost/")
         stream.close()
     finally:
-        if process is not None:
-            process.terminate()
-            process.communicate(timeout=20)
+        if node is not None:
+            node.stop()
         redis_server.stop(server)
     assert not (tmp_path / "d" / "xmppd.sqlite3").exists()
 
@@ -263,26 +253,20 @@ def test_the_log_is_at_info_and_a_failed_login_is_one_line_with_address_and_cond
     """What operators (and fail2ban-style tools) read: no line per login, one per failed attempt."""
     from tests.integration.blocking_client import BlockingStream
 
-    port = free_port()
     data = str(tmp_path / "data")
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--data-dir", data],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    node = start_node("--data-dir", data, cwd=tmp_path)
     try:
-        wait_for_port(port, process)
         assert ctl("--data-dir", data, "adduser", "ann@localhost", "right", cwd=tmp_path).returncode == 0
-        wrong = BlockingStream("127.0.0.1", port)
+        wrong = BlockingStream("127.0.0.1", node.port)
         failure = wrong.authenticate("ann", "wrong")
         assert (failure.name, failure.uri) == ("failure", "urn:ietf:params:xml:ns:xmpp-sasl")
         assert [child.name for child in failure.elements()] == ["not-authorized"]
         wrong.close()
-        right = BlockingStream("127.0.0.1", port)
+        right = BlockingStream("127.0.0.1", node.port)
         assert right.login("ann", "right").startswith("ann@localhost/")
         right.close()
     finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
+        output = node.stop()
     assert "#debug]" not in output
     failed = [line for line in output.splitlines() if "authentication failed" in line]
     assert len(failed) == 1, output
@@ -292,21 +276,15 @@ def test_the_log_is_at_info_and_a_failed_login_is_one_line_with_address_and_cond
 def test_log_level_debug_shows_each_login(tmp_path):
     from tests.integration.blocking_client import BlockingStream
 
-    port = free_port()
     data = str(tmp_path / "data")
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--c2s-port", str(port), "--http-port", "0", "--data-dir", data, "--log-level", "debug"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    node = start_node("--data-dir", data, "--log-level", "debug", cwd=tmp_path)
     try:
-        wait_for_port(port, process)
         assert ctl("--data-dir", data, "adduser", "ann@localhost", "pw", cwd=tmp_path).returncode == 0
-        stream = BlockingStream("127.0.0.1", port)
+        stream = BlockingStream("127.0.0.1", node.port)
         stream.login("ann", "pw")
         stream.close()
     finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
+        output = node.stop()
     assert "#debug] ann@localhost authenticated with PLAIN" in output
 
 
@@ -334,22 +312,18 @@ def test_a_cluster_node_whose_c2s_port_is_taken_stops_with_status_2(tmp_path):
 def test_the_pid_file_is_in_the_data_directory_and_guards_it(tmp_path):
     """``twistd -n xmppd`` as the README has it: no ./twistd.pid; a second node on the same data is one line."""
     plain_twistd = TWISTD[:-1]  # without --pidfile=, as a user types it
-    port = free_port()
-    first = subprocess.Popen([*plain_twistd, "xmppd", "--c2s-port", str(port), "--http-port", "0"],
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = start_node(cwd=tmp_path, twistd=plain_twistd)
     pidfile = tmp_path / "xmppd-data" / "twistd.pid"
     try:
-        wait_for_port(port, first)
-        assert pidfile.read_text().strip() == str(first.pid)
+        assert pidfile.read_text().strip() == str(first.process.pid)
         assert not (tmp_path / "twistd.pid").exists()
-        second = subprocess.run([*plain_twistd, "xmppd", "--c2s-port", str(free_port()), "--http-port", "0"],
+        second = subprocess.run([*plain_twistd, "xmppd", "--c2s-port", "0", "--http-port", "0"],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2
         assert (second.stdout, second.stderr) == (
-            "", f"xmppd: {pidfile} names a running process ({first.pid}): give each node its own --data-dir\n")
+            "", f"xmppd: {pidfile} names a running process ({first.process.pid}): give each node its own --data-dir\n")
     finally:
-        first.terminate()
-        first.communicate(timeout=20)
+        first.stop()
     assert not pidfile.exists()
 
 
