@@ -1,6 +1,7 @@
 """xmppctl: manage a node's accounts with the node's own configuration.
 
     xmppctl -c xmppd.toml adduser user@domain PASSWORD
+    xmppctl --data-dir DIR --init adduser user@domain PASSWORD   (a new database)
     xmppctl --data-dir DIR passwd user@domain PASSWORD
     xmppctl --data-dir DIR deluser user@domain
     xmppctl --data-dir DIR disable user@domain      (and enable)
@@ -8,7 +9,9 @@
     xmppctl --redis URL cluster                     (the nodes, their liveness and sessions)
 
 Against a cluster (--redis), passwd, disable and deluser also end the account's
-live sessions on every node. Errors are one line on stderr and a non-zero exit status.
+live sessions on every node. Without --init, xmppctl only opens a SQLite database
+that exists: run from the wrong directory it would otherwise start an empty one the
+server never reads. Errors are one line on stderr and a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from twisted.words.protocols.jabber import jid
 from xmppd import config as cfg
 from xmppd.cluster.membership import survey
 from xmppd.cluster.redis import end_sessions
-from xmppd.storage import open_storage
+from xmppd.storage import DATABASE_FILENAME, open_storage
 from xmppd.storage.redis import redis_client
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
 from xmppd.util.scram import Credentials
@@ -81,9 +84,19 @@ async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str
     return f"; its sessions on {nodes} running node(s) were ended" if nodes else ""
 
 
+def _refuse_a_new_database(config: cfg.Config, init: bool) -> None:
+    database = config.data_dir / DATABASE_FILENAME
+    if not config.redis_url and not init and not database.exists():
+        raise CommandError(
+            f"no database in {config.data_dir.resolve()}: give the server's data directory "
+            "(--data-dir, or -c with its configuration), or --init to create one there"
+        )
+
+
 async def run(args: argparse.Namespace, config: cfg.Config) -> str:
     if args.command == "cluster":
         return await cluster_table(config)
+    _refuse_a_new_database(config, args.init)
     storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
     try:
@@ -113,6 +126,7 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xmppctl", description="Manage an xmppd node.")
     cfg.add_arguments(p)
+    p.add_argument("--init", action="store_true", help="create the SQLite database in the data directory if there is none")
     commands = p.add_subparsers(dest="command", required=True)
     add = commands.add_parser("adduser", help="create an account")
     add.add_argument("jid")

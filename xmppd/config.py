@@ -30,6 +30,7 @@ class Option:
     min: int | None = None
     max: int | None = None
     cli: bool | str = False  # offered on the command line (a str names the flag)
+    choices: tuple[str, ...] = ()  # the only values a str option takes, when given
 
     @property
     def flag(self) -> str:
@@ -65,6 +66,8 @@ class Option:
             return value
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{where}: expected one of {', '.join(self.choices)}, got {value!r}")
         return Path(value) if self.type is Path else value
 
 
@@ -99,6 +102,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
+    Option("log_level", str, "info", "least severe log events written: debug adds a line per login and binding", cli=True,
+           choices=("debug", "info", "warn", "error", "critical")),
     Option("redis_url", str, "", "join the cluster of nodes sharing this Redis (redis://, rediss://, unix://, redis+sentinel://host:port[,host:port]/service[/db]); empty = one node with SQLite in data_dir", cli="redis"),
     Option("cluster_batch_ms", int, 10, "cluster: milliseconds the node bus waits to send and to read stanzas together (CPU per message vs latency)", min=0, max=100),
     Option("heartbeat_ttl", int, 5, "cluster: seconds a node's heartbeat lives; survivors declare a silent node dead within twice this", min=1, max=60, cli=True),
@@ -196,6 +201,7 @@ def markdown_table() -> str:
     rows = ["| option | command line | type | default | bounds | meaning |", "|---|---|---|---|---|---|"]
     for o in SCHEMA:
         bounds = "" if o.min is None and o.max is None else f"{o.min if o.min is not None else ''}..{o.max if o.max is not None else ''}"
+        bounds = bounds or ", ".join(o.choices)
         default = ", ".join(o.default) if o.type is list else str(o.default).lower() if o.type is bool else str(o.default)
         rows.append(
             f"| `{o.name}` | {'`' + o.flag + '`' if o.cli else ''} | {o.type.__name__ if o.type is not Path else 'path'} "

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
+from typing import NoReturn
 
 from twisted.python import usage
 
 from xmppd import config as cfg
+
+PIDFILE = "twistd.pid"  # twistd's default, in the working directory; a node keeps it in its data directory
+LOG_OBSERVER = "xmppd.plugin.log_observer"  # twistd's --logger, unless the user gives one
+_log = {}  # twistd's options and the node's log_level, for log_observer
 
 REACTOR_HINT = "xmppd needs Twisted's asyncio reactor (redis-py is asyncio); run twistd without --reactor"
 
@@ -46,6 +52,30 @@ class Options(usage.Options):
         install_reactor()
         super().__init__()
 
+    def parseOptions(self, options=None):
+        """A mistake on the command line is one line: twistd would print its whole usage first."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            exit_with(f"{e} (twistd xmppd --help lists the options)")
+
+    def postOptions(self):
+        try:
+            self.node_config = cfg.load(self["config"], self.overrides())
+        except cfg.ConfigError as e:
+            exit_with(str(e))
+        parent = getattr(self, "parent", None)  # twistd's own options
+        if parent is None:
+            return
+        if parent["logger"] is None:
+            parent["logger"] = LOG_OBSERVER
+            _log.update(twistd=parent, level=self.node_config.log_level)
+        if parent["pidfile"] == PIDFILE:  # a node per data directory, wherever it is started
+            parent["pidfile"] = os.path.abspath(self.node_config.data_dir / PIDFILE)
+        running = running_pid(parent["pidfile"])
+        if running is not None:
+            exit_with(f"{parent['pidfile']} names a running process ({running}): give each node its own --data-dir")
+
     def overrides(self) -> dict:
         found = {}
         for option in cfg.SCHEMA:
@@ -59,14 +89,46 @@ def makeService(options: Options):
     from xmppd.service import make_node_service
     from xmppd.streams.tls import CertificateError
 
+    config = options.node_config
     try:
-        config = cfg.load(options["config"], options.overrides())
+        config.data_dir.mkdir(parents=True, exist_ok=True)
         node_service = make_node_service(config)
-    except (cfg.ConfigError, CertificateError) as e:
-        sys.stderr.write(f"xmppd: {e}\n")
-        raise SystemExit(2) from None
+    except CertificateError as e:
+        exit_with(str(e))
+    except OSError as e:
+        exit_with(f"data directory {config.data_dir}: {e.strerror}")
     tune_gc()
     return node_service
+
+
+def exit_with(message: str) -> NoReturn:
+    """An operator's mistake: one line and status 2, before anything runs."""
+    sys.stderr.write(f"xmppd: {message}\n")
+    raise SystemExit(2)
+
+
+def running_pid(pidfile: str) -> int | None:
+    """The live process a pid file names, if any (twistd removes a stale one itself)."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def log_observer():
+    """twistd's own observer (stdout, --logfile or --syslog) passing events from log_level up.
+
+    twistd builds it from its --logger option, which postOptions points here."""
+    from twisted.logger import FilteringLogObserver, ILogObserver, LegacyLogObserverWrapper, LogLevel, LogLevelFilterPredicate
+    from twisted.scripts._twistd_unix import UnixAppLogger
+
+    observer = UnixAppLogger(_log["twistd"])._getLogObserver()
+    if not ILogObserver.providedBy(observer):  # syslog's is a legacy one
+        observer = LegacyLogObserverWrapper(observer)
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.levelWithName(_log["level"]))])
 
 
 def tune_gc() -> None:

@@ -1,4 +1,4 @@
-"""``route()``: the one place that decides where a stanza goes (DESIGN.md §4).
+"""``route()``: the one place that decides where a stanza goes (docs/design.md).
 
 Addressed to a served domain -> the delivery rules for local accounts; to a
 hosted service (later: MUC, components) -> that service; to any other domain

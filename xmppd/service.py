@@ -92,6 +92,10 @@ class Listener(service.Service):
         return self.port.stopListening() if self.port is not None else None
 
     @property
+    def listening(self) -> bool:
+        return self.port is not None
+
+    @property
     def address(self) -> tuple[str, int]:
         host = self.port.getHost()
         return host.host, host.port
@@ -117,6 +121,8 @@ class NodeService(service.MultiService):
         )
         service.Service.startService(self)  # the children: operators' HTTP now, clients once the node can serve
         self.listener("http").startService()
+        if not self.listener("http").listening:
+            return
         joined = self.node.cluster.start(self.node)
         if joined is None:
             self._open_to_clients()
@@ -127,6 +133,8 @@ class NodeService(service.MultiService):
         for child in self:
             if not child.running:
                 child.startService()
+                if not child.listening:  # the node is stopping: the first port it could not get is the one line
+                    return
 
     async def _stop(self):
         self._parking.stop()

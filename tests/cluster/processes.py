@@ -343,6 +343,7 @@ def _stop_quietly(node: Node) -> str | None:
 # --- HAProxy ----------------------------------------------------------------
 
 OPS = ROOT / "ops"
+EXAMPLE_DOMAIN = "example.org"  # what ops/xmppd-cluster.toml.example serves, and so ops/haproxy.cfg checks
 
 
 @dataclass
@@ -386,8 +387,9 @@ class Balancer:
 def haproxy_config_for(nodes: list[Node], port: int, tls_port: int, stats: Path) -> str:
     """ops/haproxy.cfg as shipped, with test ports and these nodes instead of the three of the example.
 
-    Only addresses change (and what needs root: user, group, syslog), so the
-    tests exercise the shipped timeouts, balancing and health check.
+    Only addresses change (and what needs root: user, group, syslog; and the
+    health check's domain: test nodes serve localhost), so the tests exercise
+    the shipped timeouts, balancing and health check.
     """
     out: list[str] = []
     backend = None
@@ -407,6 +409,8 @@ def haproxy_config_for(nodes: list[Node], port: int, tls_port: int, stats: Path)
             line = f"    bind 127.0.0.1:{port}"
         elif words == ["bind", ":5223"]:
             line = f"    bind 127.0.0.1:{tls_port}"
+        elif words[:2] == ["tcp-check", "send"]:
+            line = line.replace(f"to='{EXAMPLE_DOMAIN}'", "to='localhost'")
         elif words[:1] == ["server"]:
             if words[1] != "node15222":
                 continue  # one generated block per backend replaces the example's servers

@@ -4,7 +4,7 @@ Node death (CLU-03, PRES-05): the survivors declare the dead node's sessions
 unavailable within twice the heartbeat TTL, and stanzas on their way to it are
 re-routed (another resource, offline storage), not lost.
 
-Redis restart (DESIGN §5): accounts, rosters and stored messages survive (AOF);
+Redis restart (docs/cluster.md): accounts, rosters and stored messages survive (AOF);
 nodes stay up and keep their streams, are not ready while Redis is away, refuse
 new logins with temporary-auth-failure, and recover by themselves.
 """

@@ -14,6 +14,7 @@ import redis
 
 from tests.cluster.client import Client
 from tests.cluster.processes import (
+    EXAMPLE_DOMAIN,
     OPS,
     PASSWORD,
     TWISTD,
@@ -22,6 +23,7 @@ from tests.cluster.processes import (
     free_port,
     require,
 )
+from tests.integration.test_launch import start_node
 
 
 def unit(path: Path) -> dict[str, list[str]]:
@@ -207,3 +209,24 @@ def test_the_direct_tls_flag_works_on_twistds_command_line(tmp_path):
     finally:
         done.terminate()
         done.communicate(timeout=20)
+
+
+def test_the_health_check_passes_on_a_node_serving_the_example_domain(tmp_path):
+    """HAProxy's tcp-check, byte for byte, against a node with the example cluster's domains."""
+    text = (OPS / "haproxy.cfg").read_text()
+    (send,) = re.findall(r'^\s*tcp-check send "(.*)"$', text, re.M)
+    (expect,) = re.findall(r'^\s*tcp-check expect string "(.*)"$', text, re.M)
+    domains = re.search(r"^domains = \[(.*)\]$", (OPS / "xmppd-cluster.toml.example").read_text(), re.M).group(1)
+    assert EXAMPLE_DOMAIN == domains.split(",")[0].strip(' "')
+    node = start_node("--domain", EXAMPLE_DOMAIN, "--c2s-interface", "127.0.0.1", "--data-dir", str(tmp_path / "d"),
+                      cwd=tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", node.port), timeout=3) as check:
+            check.sendall(send.encode())
+            reply = b""
+            while expect.encode() not in reply and (chunk := check.recv(4096)):
+                reply += chunk
+        assert expect.encode() in reply, reply
+        assert b"host-unknown" not in reply
+    finally:
+        node.stop()

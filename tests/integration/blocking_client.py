@@ -54,8 +54,8 @@ class BlockingStream:
             raise StreamClosed(element.firstChildElement().name if element.firstChildElement() else None)
         return element
 
-    def login(self, user: str, password: str) -> str:
-        """STARTTLS, SASL PLAIN, bind: returns the bound full JID."""
+    def authenticate(self, user: str, password: str) -> domish.Element:
+        """STARTTLS and SASL PLAIN: the server's answer, <success/> or <failure/>."""
         self.restart()
         self.next()  # features
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
@@ -67,7 +67,11 @@ class BlockingStream:
         self.next()
         token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
         self.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
-        assert self.next().name == "success"
+        return self.next()
+
+    def login(self, user: str, password: str) -> str:
+        """STARTTLS, SASL PLAIN, bind: returns the bound full JID."""
+        assert self.authenticate(user, password).name == "success"
         self.restart()
         self.next()
         self.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.blocking_client import BlockingStream, StreamClosed
-from tests.integration.test_launch import TWISTD, free_port, wait_for_port
+from tests.integration.test_launch import start_node
 
 STREAM_CONDITIONS = {
     "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
@@ -40,17 +40,11 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 def fuzz_node(tmp_path_factory):
     data = tmp_path_factory.mktemp("fuzz")
     subprocess.run(
-        [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "adduser", "fuzz@localhost", "pw"], check=True
+        [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "--init", "adduser", "fuzz@localhost", "pw"], check=True
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port)],
-        cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    wait_for_port(port, process)
-    yield process, port
-    process.terminate()
-    output = process.communicate(timeout=20)[0]
+    node = start_node("--data-dir", str(data), cwd=data)
+    yield node.process, node.port
+    output = node.stop()
     assert "Unhandled" not in output and "Traceback" not in output, output
 
 

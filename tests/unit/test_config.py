@@ -50,6 +50,7 @@ def test_command_line_domains_are_comma_separated():
         ("tls_cert = '/nonexistent.pem'\ntls_key = '/nonexistent.key'\n", "option 'tls_cert': cannot read"),
         ("tls_cert = '/etc/hostname'\n", "'tls_cert' and 'tls_key' must be given together"),
         ("c2s_port = \n", "not valid TOML"),
+        ("log_level = 'verbose'\n", "option 'log_level': expected one of debug, info, warn, error, critical, got 'verbose'"),
     ],
 )
 def test_bad_files_fail_with_one_line_naming_the_option(tmp_path, text, message):

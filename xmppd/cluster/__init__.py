@@ -1,4 +1,4 @@
-"""How nodes of one domain act as one server (DESIGN.md §5).
+"""How nodes of one domain act as one server (docs/cluster.md).
 
 A node asks its ``ICluster`` for the session directory it routes with, tells it
 when an account's shared state changed (other nodes drop their cached copy),

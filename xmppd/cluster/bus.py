@@ -5,8 +5,8 @@ entry, one field per stanza), so a busy node pays well under one Redis
 command per stanza, and a single flusher keeps the order in which stanzas
 were sent (CORE-44). The receiving node reads its stream with XREADGROUP
 NOACK: the group's last-delivered id is how far it got, so when a node dies,
-what it never read is still in its stream for a survivor to re-route (DESIGN
-§5). If Redis is away, the outbox keeps its stanzas and retries, in order.
+what it never read is still in its stream for a survivor to re-route (docs/cluster.md).
+If Redis is away, the outbox keeps its stanzas and retries, in order.
 
 An entry's field values are ``kind + full JID + NUL + payload`` (XML never
 contains NUL): kind ``s`` carries stanzas for that session, ``a`` presence
@@ -28,7 +28,7 @@ from twisted.logger import Logger
 
 from xmppd.cluster import keys
 from xmppd.cluster.lane import Lane
-from xmppd.util.aio import call_failure
+from xmppd.util.aio import call_failure, cancelling
 
 log = Logger()
 
@@ -155,7 +155,7 @@ class NodeBus:
     async def _read(self) -> None:
         key = keys.bus(self.node_id)
         last_id, trimmed_at, backoff = None, time.monotonic(), 0.1
-        while True:
+        while not cancelling():
             try:
                 (reply,) = await self._reader_lane.call(
                     ("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,

@@ -59,7 +59,7 @@ from xmppd.util.scram import Credentials
 PREFIX = "xmppd:"
 _DOMAINS_KEY = PREFIX + "{accounts}:domains"
 # Each concurrent call holds a connection; a bounded pool makes callers queue
-# instead of opening sockets without limit (DESIGN §6).
+# instead of opening sockets without limit (docs/design.md, measured facts).
 DEFAULT_MAX_CONNECTIONS = 32
 DEFAULT_TIMEOUT = 5.0  # seconds to wait for a pooled connection, to connect, or for a reply
 RETRIES = 2  # a command is retried this often on a fresh connection before the caller sees the error

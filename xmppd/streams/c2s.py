@@ -242,6 +242,8 @@ class ClientStream(ServerStream):
     def sasl_failure(self, condition: str, count: bool = True):
         self.send(f"<failure xmlns='{X.NS_SASL}'><{condition}/></failure>")
         if count:
+            self.log.info("authentication failed from {address} for {domain}: {condition}",
+                          address=self.transport.getPeer().host, domain=self.domain, condition=condition)
             self.auth_failures += 1
             if self.auth_failures >= self.config.max_auth_failures:
                 self.stream_error("policy-violation", "too many failed authentication attempts")

@@ -27,11 +27,19 @@ def call_failure(error: BaseException) -> Exception:
     """What a call into redis-py ended with, as an Exception. It can report its own timeout
     as CancelledError; only when our task itself is being cancelled is that re-raised."""
     if isinstance(error, asyncio.CancelledError):
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if cancelling():
             raise error
         return TimeoutError("Redis did not answer")
     return error
+
+
+def cancelling() -> bool:
+    """Whether the running task is being cancelled. A cancellation that lands inside a
+    redis-py command can be swallowed there (the command returns as usual), so a loop
+    that calls Redis asks this each round rather than wait for a CancelledError: a
+    cluster node whose c2s port was taken right after it joined never stopped."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def run_in_background(awaitable: Any, log, what: str) -> None:
