@@ -23,6 +23,12 @@ from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
 
 STANZAS = frozenset(("message", "presence", "iq"))
+NS_LEGACY_AUTH = "jabber:iq:auth"  # XEP-0078, not served here (LEG-01)
+
+
+def _asks_for_legacy_auth(stanza: domish.Element) -> bool:
+    child = stanza.firstChildElement()
+    return stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set") and child is not None and child.uri == NS_LEGACY_AUTH
 
 
 class ClientStream(ServerStream):
@@ -110,6 +116,9 @@ class ClientStream(ServerStream):
             return self.sasl_element(element)
         if element.uri != self.content_namespace or element.name not in STANZAS:
             raise StreamError("unsupported-stanza-type")
+        if self.username is None and _asks_for_legacy_auth(element):
+            self.refuse_legacy_auth(element)
+            return None
         if self.version < (1, 0) or (self.config.tls_required and not self.tls_active):
             raise StreamError("not-authorized")
         if element.name != "iq":
@@ -246,6 +255,16 @@ class ClientStream(ServerStream):
                 self.stream_error("policy-violation", "too many failed authentication attempts")
 
     # -- before binding ---------------------------------------------------------------
+
+    def refuse_legacy_auth(self, iq: domish.Element):
+        """LEG-01: an old client learns from an IQ error, not a stream error, that there is no
+        XEP-0078 here, and may go on with SASL; the answer tells nothing, so it is given before TLS too."""
+        try:
+            check_iq(iq)
+            error = StanzaError("service-unavailable")
+        except StanzaError as malformed:
+            error = malformed
+        self.send(error_reply(iq, error))
 
     def pre_auth_iq(self, iq: domish.Element):
         """Only in-band registration (XEP-0077) is served before authentication."""
