@@ -96,6 +96,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
+    Option("closing_timeout", int, 5, "seconds the node waits for a client's </stream:stream> after closing the stream itself, then closes TCP (RFC 6120 §4.4)", min=1, max=60),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
     Option("redis_url", str, "", "join the cluster of nodes sharing this Redis (redis://, rediss://, unix://, redis+sentinel://host:port[,host:port]/service[/db]); empty = one node with SQLite in data_dir", cli="redis"),
     Option("cluster_batch_ms", int, 10, "cluster: milliseconds the node bus waits to send and to read stanzas together (CPU per message vs latency)", min=0, max=100),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl as ssl_
+import time
 import warnings
 
 import pytest
@@ -195,6 +196,27 @@ async def test_client_close_is_answered_with_ours(node: RunningNode):
     """CORE-06: </stream:stream> from the client -> ours, then TCP close."""
     answer = await exchange(node.port, header(), "</stream:stream>")
     assert answer.footer and answer.stream_error is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_close_lets_a_client_that_answers_go_at_once(node_factory):
+    """CORE-06: the node's </stream:stream> answered by the client's: TCP closes then, not after closing_timeout."""
+    node = node_factory(closing_timeout=30)
+    started = time.monotonic()
+    answer = await exchange(node.port, header(), "<presence/>")
+    assert answer.stream_error == "not-authorized" and answer.footer
+    assert time.monotonic() - started < 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_close_waits_closing_timeout_for_a_silent_client(node_factory):
+    """CORE-06: after its </stream:stream> the node waits for the client's, at most closing_timeout."""
+    node = node_factory(closing_timeout=2)
+    started = time.monotonic()
+    answer = await exchange(node.port, header(), "<presence/>", answer_close=False)
+    waited = time.monotonic() - started
+    assert answer.stream_error == "not-authorized" and answer.footer
+    assert 1.5 <= waited < 9, f"TCP closed {waited:.1f}s after the stream error"
 
 
 @pytest_twisted.ensureDeferred
