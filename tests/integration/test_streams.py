@@ -77,29 +77,6 @@ async def test_no_version_without_required_tls_gets_no_features(node_factory):
 
 
 @pytest_twisted.ensureDeferred
-async def test_connection_limits_are_resource_constraint(node_factory):
-    """Stanza and connection limits by default: past the limit, resource-constraint."""
-    node = node_factory(max_connections=2)
-    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
-    second = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
-    answer = await exchange(node.port, header())
-    assert answer.stream_error == "resource-constraint" and answer.footer
-    await first.close()
-    await second.close()
-    third = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")  # room again
-    await third.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_per_address_limit(node_factory):
-    node = node_factory(max_connections_per_ip=1)
-    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
-    answer = await exchange(node.port, header())
-    assert answer.stream_error == "resource-constraint"
-    await first.close()
-
-
-@pytest_twisted.ensureDeferred
 async def test_an_internal_failure_is_internal_server_error(node, login, monkeypatch):
     """CORE-04: a bug while handling a stanza ends that stream with internal-server-error, nothing else."""
     alice = await login()

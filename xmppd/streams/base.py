@@ -97,9 +97,7 @@ class ServerStream(protocol.Protocol):
     # -- transport events ---------------------------------------------------------
 
     def connectionMade(self):
-        if not self.server.admit(self):
-            self.stream_error("resource-constraint", "too many connections")
-            return
+        self.server.admit(self)  # its factory asked the node first
         self._new_parser()
         self.last_activity = self.clock.seconds()
         self._watch(self.config.negotiation_timeout)
@@ -333,6 +331,11 @@ class ServerStream(protocol.Protocol):
         self.transport.write(b"</stream:stream>")
         self.stream_ended(None)
         self._await_peer_close()
+
+    def refuse(self, condition: str, text: str):
+        """A stream error and TCP closed at once, not waiting for the peer: for connections the node sheds."""
+        self.stream_error(condition, text)
+        self.transport.loseConnection()
 
     def _await_peer_close(self):
         """CORE-06: nothing more goes out; TCP closes when the peer's footer comes, or after closing_timeout."""

@@ -224,6 +224,9 @@ class ClientStream(ServerStream):
             self.send(f"<challenge xmlns='{X.NS_SASL}'>{encoded}</challenge>")
             return
         self.mechanism = None
+        if not self.node.authenticated(self):
+            self.stream_error("resource-constraint", "too many authenticated connections from your address")
+            return
         self.username = jid.nodeprep.prepare(mechanism.username)
         if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
             encoded = "="
@@ -392,3 +395,17 @@ class ClientStream(ServerStream):
         resource, self.resource = self.resource, None
         if resource is not None:
             self.node.resource_ended(resource)
+
+
+class RefusedStream(ServerStream):
+    """A connection over the node's limits: resource-constraint before anything is parsed, then TCP closes."""
+
+    def __init__(self, server, reason: str):
+        super().__init__(server)
+        self.reason = reason
+
+    def connectionMade(self):
+        self.refuse("resource-constraint", self.reason)
+
+    def dataReceived(self, data: bytes):
+        """Nothing the peer says matters any more."""
