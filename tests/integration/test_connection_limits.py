@@ -1,5 +1,5 @@
-"""Connection limits: per address before and after authentication, the node-wide cap
-(issue 9: idle sockets must not lock real users out).
+"""Connection limits: per address before and after authentication, the node-wide cap,
+the deadline to authenticate (issue 9: idle sockets must not lock real users out).
 
 Every address of 127.0.0.0/8 is loopback on Linux, so a crowd can come from
 127.0.0.2 while the real user logs in from 127.0.0.1.
@@ -13,7 +13,7 @@ import ssl
 import time
 
 import pytest_twisted
-from twisted.internet import threads
+from twisted.internet import reactor, task, threads
 
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.raw import HEADER, exchange, parse
@@ -22,6 +22,7 @@ from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
 
 CROWD = "127.0.0.2"
+ALICE_PLAIN = f"<auth xmlns='{X.NS_SASL}' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>"  # alice / secret
 CROWD_SIZE = 400  # 20 times the default cap; each connection costs ~8 ms of setup on a loaded test box
 
 
@@ -83,7 +84,7 @@ async def test_a_crowd_from_one_address_is_refused_before_tls_and_others_still_l
     """400 silent connections from one address: the default cap of unauthenticated ones is
     let in, the rest get resource-constraint at once (c2s port) or a bare close before any
     TLS byte (direct-TLS port); a user from another address logs in meanwhile."""
-    node = node_factory(negotiation_timeout=120)
+    node = node_factory(auth_timeout=120, negotiation_timeout=120)
     await node.add_user("alice")
     cap = cfg.OPTIONS["max_unauthenticated_per_ip"].default
     started = time.monotonic()
@@ -109,7 +110,7 @@ async def test_a_crowd_from_one_address_is_refused_before_tls_and_others_still_l
 async def test_a_full_node_makes_room_for_a_login_by_dropping_the_longest_waiting(node_factory):
     """max_connections=300 taken by 300 idle sockets (20 from each of 15 addresses): a real login
     still gets in; the connection that waited longest to authenticate gets resource-constraint."""
-    node = node_factory(max_connections=300, negotiation_timeout=120)
+    node = node_factory(max_connections=300, auth_timeout=120, negotiation_timeout=120)
     await node.add_user("alice")
     crowd = []
     try:
@@ -146,9 +147,31 @@ async def test_authenticated_connections_have_their_own_cap_per_address(node_fac
     await node.add_user("alice")
     sessions = [await connect(jid="alice@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True) for _ in range(2)]
     waiting = [await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls") for _ in range(2)]
-    waiting[0].send(f"<auth xmlns='{X.NS_SASL}' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>")
+    waiting[0].send(ALICE_PLAIN)
     assert isinstance(await waiting[0].closed, StreamErrorReceived) and waiting[0].stream_error == "resource-constraint"
     await sessions.pop().close()
     sessions.append(await connect(jid="alice@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True))
     for stream in (*sessions, waiting[1]):
         await stream.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_deadline_to_authenticate_is_shorter_than_the_one_to_bind(node_factory):
+    """auth_timeout ends a silent connection with connection-timeout; once authenticated the
+    client has the rest of negotiation_timeout to bind."""
+    node = node_factory(auth_timeout=1, negotiation_timeout=30)
+    assert cfg.OPTIONS["auth_timeout"].default <= 10 < cfg.OPTIONS["negotiation_timeout"].default
+    await node.add_user("alice")
+    started = time.monotonic()
+    silent = await exchange(node.port, HEADER, timeout=10)
+    assert silent.stream_error == "connection-timeout" and silent.footer
+    assert time.monotonic() - started < 6
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    stream.send(ALICE_PLAIN)
+    assert (await stream.next_element()).name == "success"
+    await stream.restart()
+    await task.deferLater(reactor, 2)  # past the auth deadline, authenticated but not bound
+    stream.send(f"<iq type='set' id='b'><bind xmlns='{X.NS_BIND}'/></iq>")
+    answer = await stream.next_element()
+    assert (answer.name, answer["type"]) == ("iq", "result")
+    await stream.close()

@@ -86,7 +86,7 @@ class ServerStream(protocol.Protocol):
         self._idle_call = None
         self._closing_call = None
         self._pinged = False
-        self.last_activity = 0.0
+        self.last_activity = self.connected_at = 0.0
         self.ended = defer.Deferred()  # fires when the connection is gone
         self._read: bytes | None = None  # the read being parsed, while it is
         self._read_offset = self._parsed = 0
@@ -99,8 +99,8 @@ class ServerStream(protocol.Protocol):
     def connectionMade(self):
         self.server.admit(self)  # its factory asked the node first
         self._new_parser()
-        self.last_activity = self.clock.seconds()
-        self._watch(self.config.negotiation_timeout)
+        self.last_activity = self.connected_at = self.clock.seconds()
+        self._watch(self.negotiation_deadline() - self.connected_at)
 
     def dataReceived(self, data: bytes):
         if self.closed:
@@ -368,7 +368,11 @@ class ServerStream(protocol.Protocol):
         if self.closed:
             return
         if not self.is_established():
-            self.stream_error("connection-timeout", "negotiation took too long")
+            left = self.negotiation_deadline() - self.clock.seconds()
+            if left > 0:  # a later stage of negotiation has a later deadline
+                self._watch(left)
+            else:
+                self.stream_error("connection-timeout", "negotiation took too long")
             return
         silent_for = self.clock.seconds() - self.last_activity
         if silent_for < self.config.idle_timeout:
@@ -388,6 +392,10 @@ class ServerStream(protocol.Protocol):
 
     def is_established(self) -> bool:
         return True
+
+    def negotiation_deadline(self) -> float:
+        """When negotiation must be over (the node's clock), from the stage it has reached."""
+        return self.connected_at + self.config.negotiation_timeout
 
     def ping_peer(self):
         self.transport.write(b" ")

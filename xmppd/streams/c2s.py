@@ -107,6 +107,12 @@ class ClientStream(ServerStream):
     def is_established(self) -> bool:
         return self.resource is not None
 
+    def negotiation_deadline(self) -> float:
+        """TLS and SASL within auth_timeout (a crowd of idle sockets goes soon), binding within negotiation_timeout."""
+        if self.username is None:
+            return self.connected_at + min(self.config.auth_timeout, self.config.negotiation_timeout)
+        return super().negotiation_deadline()
+
     def element_received(self, element: domish.Element):
         if self.resource is not None:
             return self.stanza_received(element)
