@@ -9,12 +9,14 @@ import warnings
 
 import pytest
 import pytest_twisted
-from twisted.internet import threads
+from twisted.internet import reactor, task, threads
 
+from tests.integration.blocking_client import BlockingStream, StreamClosed
 from tests.integration.node_fixtures import DOMAIN, RunningNode
 from tests.integration.raw import exchange
 from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
+from xmppd.util.aio import as_deferred
 
 STREAMS = "http://etherx.jabber.org/streams"
 
@@ -194,6 +196,42 @@ async def test_server_close_waits_closing_timeout_for_a_silent_client(node_facto
     waited = time.monotonic() - started
     assert answer.stream_error == "not-authorized" and answer.footer
     assert 1.5 <= waited < 9, f"TCP closed {waited:.1f}s after the stream error"
+
+
+def log_in_then_err_and_stay_silent(port: int) -> tuple[BlockingStream, str, str | None]:
+    """Blocking: alice binds, sends what ends her stream, reads the error and does not close."""
+    alice = BlockingStream("127.0.0.1", port)
+    full = alice.login("alice", "secret")
+    alice.send("<foo xmlns='urn:example:unknown'/>")
+    try:
+        alice.next()
+    except StreamClosed as closed:
+        return alice, full, closed.condition
+    return alice, full, None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_closing_stream_is_offline_at_once(node_factory):
+    """CORE-06 / PRES-05: while the node waits for a client's close, that client's resource is
+    already gone: a chat message to its full JID goes to offline storage, not into the closed stream."""
+    node = node_factory(closing_timeout=30)
+    await node.add_user("alice")
+    await node.add_user("bob")
+    bob = await connect(jid="bob@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+    alice, full, condition = await threads.deferToThread(log_in_then_err_and_stay_silent, node.port)
+    try:
+        assert condition == "unsupported-stanza-type"
+        bob.send(f"<message to='{full}' type='chat' id='m1'><body>still there?</body></message>")
+        stored = []
+        for _ in range(50):
+            stored += await as_deferred(node.node.storage.offline.pop_all("alice", DOMAIN))
+            if stored:
+                break
+            await task.deferLater(reactor, 0.1)
+        assert len(stored) == 1 and "still there?" in stored[0]
+    finally:
+        alice.close()
+        await bob.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -396,8 +396,15 @@ class ClientStream(ServerStream):
 
     # -- the end ----------------------------------------------------------------------
 
+    def stream_ended(self, condition: str | None):
+        """Gone as soon as either side closed the stream, while TCP may still wait for the peer (PRES-05)."""
+        self._end_resource()
+
     def connectionLost(self, reason=protocol.connectionDone):
         super().connectionLost(reason)
+        self._end_resource()
+
+    def _end_resource(self):
         resource, self.resource = self.resource, None
         if resource is not None:
             self.node.resource_ended(resource)
