@@ -18,6 +18,12 @@ from xmppd.util.aio import run_in_background
 PARK_AFTER = 5.0  # seconds of silence before a stream's parser is dropped
 
 
+def _uncount(counter: Counter[str], address: str) -> None:
+    counter[address] -= 1
+    if not counter[address]:
+        del counter[address]
+
+
 class Node:
     log = Logger()
 
@@ -34,26 +40,53 @@ class Node:
         self.router = Router(self)
         self.modules = ModuleHost(self, module_classes)
         self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
-        self.streams: set = set()  # every open client stream, bound or not
-        self._per_address: Counter[str] = Counter()
+        self.streams: set = set()  # every open client stream, bound or not, until its TCP is gone
+        self._waiting: dict = {}  # streams not yet authenticated nor pushed out, oldest first
+        self._unauthenticated_at: Counter[str] = Counter()  # per address
+        self._authenticated_at: Counter[str] = Counter()
 
-    def admit(self, stream) -> bool:
-        """Connection limits (node-wide and per address); a refused stream is not counted."""
-        address = stream.transport.getPeer().host
-        per_address = self.config.max_connections_per_ip
-        if len(self.streams) >= self.config.max_connections or (per_address and self._per_address[address] >= per_address):
-            return False
+    def refusal(self, address: str) -> str | None:
+        """Why a new connection from ``address`` is turned away, or None to take it.
+
+        Asked on accept, before TLS or any parsing. A full node makes room by
+        ending the stream that has waited longest to authenticate, so a crowd of
+        idle sockets cannot lock real users out; authenticated ones stay.
+        """
+        limit = self.config.max_unauthenticated_per_ip
+        if limit and self._unauthenticated_at[address] >= limit:
+            return "too many unauthenticated connections from your address"
+        if len(self.streams) < self.config.max_connections:
+            return None
+        if not self._waiting:
+            return "too many connections"
+        oldest = next(iter(self._waiting))
+        del self._waiting[oldest]
+        oldest.refuse("resource-constraint", "the server is full; authenticate sooner")
+        return None
+
+    def admit(self, stream) -> None:
+        """Count a connection ``refusal`` let in."""
         self.streams.add(stream)
-        self._per_address[address] += 1
+        self._waiting[stream] = None
+        self._unauthenticated_at[stream.transport.getPeer().host] += 1
+
+    def authenticated(self, stream) -> bool:
+        """Count ``stream`` among its address's authenticated ones, unless they are at their limit."""
+        address = stream.transport.getPeer().host
+        limit = self.config.max_connections_per_ip
+        if limit and self._authenticated_at[address] >= limit:
+            return False
+        self._waiting.pop(stream, None)
+        _uncount(self._unauthenticated_at, address)
+        self._authenticated_at[address] += 1
         return True
 
     def release(self, stream) -> None:
         if stream in self.streams:
             self.streams.discard(stream)
-            address = stream.transport.getPeer().host
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
-                del self._per_address[address]
+            self._waiting.pop(stream, None)
+            counted = self._unauthenticated_at if stream.username is None else self._authenticated_at
+            _uncount(counted, stream.transport.getPeer().host)
 
     def stream_features(self, stage: str) -> list[str]:
         """Stream features the modules offer at a stage ('pre-auth' or 'post-auth')."""

@@ -27,7 +27,7 @@ from xmppd.node import PARK_AFTER, Node
 from xmppd.storage import open_storage, redis_storage
 from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
-from xmppd.streams.c2s import ClientStream
+from xmppd.streams.c2s import ClientStream, RefusedStream
 from xmppd.util.aio import as_deferred
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.web import health
@@ -59,7 +59,12 @@ class ClientStreamFactory(protocol.Factory):
         self.direct_tls = direct_tls
 
     def buildProtocol(self, addr):
-        return ClientStream(self.node, self.direct_tls)
+        """Over the node's limits: on the direct-TLS port no protocol, so the socket closes
+        before the TLS handshake costs anything; on the other a stream that only refuses."""
+        refusal = self.node.refusal(addr.host)
+        if refusal is None:
+            return ClientStream(self.node, self.direct_tls)
+        return None if self.direct_tls else RefusedStream(self.node, refusal)
 
 
 class Listener(service.Service):

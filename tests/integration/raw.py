@@ -17,13 +17,20 @@ HEADER = (
 )
 
 
+FOOTER = b"</stream:stream>"
+
+
 class _Collector(protocol.Protocol):
-    def __init__(self):
+    def __init__(self, answer_close: bool):
         self.data = b""
         self.done = defer.Deferred()
+        self.answer_close = answer_close
 
     def dataReceived(self, data: bytes):
         self.data += data
+        if self.answer_close and FOOTER in self.data:  # as a well-behaved peer does (RFC 6120 §4.4)
+            self.answer_close = False
+            self.transport.write(FOOTER)
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.done.callback(self.data)
@@ -57,9 +64,10 @@ def parse(data: bytes) -> Answer:
     return Answer(data, header[0] if header else None, elements, bool(ended))
 
 
-async def exchange(port: int, *payload: bytes | str, timeout: float = 10) -> Answer:
-    """Send the payload, then wait until the node closes the connection."""
-    collector = _Collector()
+async def exchange(port: int, *payload: bytes | str, timeout: float = 10, answer_close: bool = True) -> Answer:
+    """Send the payload, then wait until the node closes the connection (answering its
+    </stream:stream> with ours unless ``answer_close`` is false)."""
+    collector = _Collector(answer_close)
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), collector)
     for part in payload:
         collector.transport.write(part.encode() if isinstance(part, str) else part)

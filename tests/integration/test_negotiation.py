@@ -254,3 +254,22 @@ async def test_disabled_account_after_the_right_password_only(node: RunningNode,
     stream.send(auth("PLAIN", plain("alice", "secret")))
     assert (await stream.next_element()).name == "success"
     await stream.close()
+
+
+@pytest.mark.parametrize("tls", ["none", "starttls"])
+@pytest_twisted.ensureDeferred
+async def test_legacy_auth_is_service_unavailable_and_the_stream_goes_on(node: RunningNode, alice, tls):
+    """LEG-01: XEP-0078 is not served; an old client hears so from an IQ error, before TLS too,
+    and may still use SASL on the same stream (RFC 6120's not-authorized is for other stanzas)."""
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls=tls)
+    for kind, payload in (("get", "<username>alice</username>"), ("set", "<username>alice</username><password>secret</password>")):
+        stream.send(f"<iq type='{kind}' id='legacy-{kind}'><query xmlns='jabber:iq:auth'>{payload}</query></iq>")
+        answer = await stream.next_element()
+        assert (answer.uri, answer.name, answer["type"], answer["id"]) == (X.NS_CLIENT, "iq", "error", f"legacy-{kind}")
+        error = answer.error
+        assert error["type"] == "cancel"
+        assert [(c.uri, c.name) for c in error.elements()] == [(X.NS_XMPP_STANZAS, "service-unavailable")]
+    if tls == "starttls":
+        stream.send(auth("PLAIN", plain("alice", "secret")))
+        assert (await stream.next_element()).name == "success"
+    await stream.close()

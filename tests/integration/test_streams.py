@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import socket
 import ssl as ssl_
+import time
 import warnings
 
 import pytest
 import pytest_twisted
-from twisted.internet import threads
+from twisted.internet import reactor, task, threads
 
+from tests.integration.blocking_client import BlockingStream, StreamClosed
 from tests.integration.node_fixtures import DOMAIN, RunningNode
 from tests.integration.raw import exchange
 from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
+from xmppd.util.aio import as_deferred
 
 STREAMS = "http://etherx.jabber.org/streams"
 
@@ -73,29 +76,6 @@ async def test_no_version_without_required_tls_gets_no_features(node_factory):
     answer = await exchange(node.port, header(version=None), "<message to='x@localhost'/>")
     assert all(e.name != "features" for e in answer.elements)
     assert answer.stream_error == "not-authorized" and answer.footer
-
-
-@pytest_twisted.ensureDeferred
-async def test_connection_limits_are_resource_constraint(node_factory):
-    """Stanza and connection limits by default: past the limit, resource-constraint."""
-    node = node_factory(max_connections=2)
-    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
-    second = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
-    answer = await exchange(node.port, header())
-    assert answer.stream_error == "resource-constraint" and answer.footer
-    await first.close()
-    await second.close()
-    third = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")  # room again
-    await third.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_per_address_limit(node_factory):
-    node = node_factory(max_connections_per_ip=1)
-    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="none")
-    answer = await exchange(node.port, header())
-    assert answer.stream_error == "resource-constraint"
-    await first.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -195,6 +175,63 @@ async def test_client_close_is_answered_with_ours(node: RunningNode):
     """CORE-06: </stream:stream> from the client -> ours, then TCP close."""
     answer = await exchange(node.port, header(), "</stream:stream>")
     assert answer.footer and answer.stream_error is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_close_lets_a_client_that_answers_go_at_once(node_factory):
+    """CORE-06: the node's </stream:stream> answered by the client's: TCP closes then, not after closing_timeout."""
+    node = node_factory(closing_timeout=30)
+    started = time.monotonic()
+    answer = await exchange(node.port, header(), "<presence/>")
+    assert answer.stream_error == "not-authorized" and answer.footer
+    assert time.monotonic() - started < 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_close_waits_closing_timeout_for_a_silent_client(node_factory):
+    """CORE-06: after its </stream:stream> the node waits for the client's, at most closing_timeout."""
+    node = node_factory(closing_timeout=2)
+    started = time.monotonic()
+    answer = await exchange(node.port, header(), "<presence/>", answer_close=False)
+    waited = time.monotonic() - started
+    assert answer.stream_error == "not-authorized" and answer.footer
+    assert 1.5 <= waited < 9, f"TCP closed {waited:.1f}s after the stream error"
+
+
+def log_in_then_err_and_stay_silent(port: int) -> tuple[BlockingStream, str, str | None]:
+    """Blocking: alice binds, sends what ends her stream, reads the error and does not close."""
+    alice = BlockingStream("127.0.0.1", port)
+    full = alice.login("alice", "secret")
+    alice.send("<foo xmlns='urn:example:unknown'/>")
+    try:
+        alice.next()
+    except StreamClosed as closed:
+        return alice, full, closed.condition
+    return alice, full, None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_closing_stream_is_offline_at_once(node_factory):
+    """CORE-06 / PRES-05: while the node waits for a client's close, that client's resource is
+    already gone: a chat message to its full JID goes to offline storage, not into the closed stream."""
+    node = node_factory(closing_timeout=30)
+    await node.add_user("alice")
+    await node.add_user("bob")
+    bob = await connect(jid="bob@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+    alice, full, condition = await threads.deferToThread(log_in_then_err_and_stay_silent, node.port)
+    try:
+        assert condition == "unsupported-stanza-type"
+        bob.send(f"<message to='{full}' type='chat' id='m1'><body>still there?</body></message>")
+        stored = []
+        for _ in range(50):
+            stored += await as_deferred(node.node.storage.offline.pop_all("alice", DOMAIN))
+            if stored:
+                break
+            await task.deferLater(reactor, 0.1)
+        assert len(stored) == 1 and "still there?" in stored[0]
+    finally:
+        alice.close()
+        await bob.close()
 
 
 @pytest_twisted.ensureDeferred

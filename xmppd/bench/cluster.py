@@ -215,7 +215,7 @@ async def cluster_nodes(
                 str(twistd), "-n", "--pidfile=", "--logfile", str(log),
                 "xmppd", "--redis", redis_url, "--node-id", f"n{number}",
                 "--c2s-port", str(port), "--c2s-interface", "127.0.0.1", "--http-port", str(http_port),
-                "--data-dir", str(data_dir), "--domain", args.domain,
+                "--data-dir", str(data_dir), "--domain", args.domain, *common.ONE_ADDRESS_FOR_ALL,
             ]  # fmt: skip
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
             processes.append(process)

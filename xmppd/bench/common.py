@@ -372,6 +372,10 @@ async def _wait_for_port(process: subprocess.Popen, port: int, log: Path) -> Non
     raise BenchError(f"the node did not listen on port {port} within {SERVER_START_TIMEOUT:.0f} s")
 
 
+# Every simulated client comes from 127.0.0.1, as behind a TCP balancer: no per-address limits.
+ONE_ADDRESS_FOR_ALL = ("--max-unauthenticated-per-ip", "0", "--max-connections-per-ip", "0")
+
+
 @contextlib.asynccontextmanager
 async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIterator[Server]:
     """The node named by --server-pid, or a fresh ``twistd xmppd`` on --server-cpu that
@@ -386,7 +390,7 @@ async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIter
     command = [
         str(twistd), "-n", "--pidfile=", "--logfile", str(log),
         "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
-        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0",
+        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0", *ONE_ADDRESS_FOR_ALL,
     ]  # fmt: skip
     # The node inherits the descriptor limit (raise_fd_limit() first); its CPU is set from
     # here rather than in a preexec_fn, which is unsafe once asyncio has started threads.

@@ -61,12 +61,16 @@ def element_end(data: bytes, index: int) -> int:
     return index
 
 
+def _cancel(call) -> None:
+    if call is not None and call.active():
+        call.cancel()
+
+
 class ServerStream(protocol.Protocol):
     """The receiving side of an XMPP stream."""
 
     log = Logger()
     content_namespace = X.NS_CLIENT
-    closing_timeout = 5
 
     def __init__(self, server):
         self.server = server
@@ -80,8 +84,9 @@ class ServerStream(protocol.Protocol):
         self.closed = False
         self._backlog: deque[domish.Element] | None = None
         self._idle_call = None
+        self._closing_call = None
         self._pinged = False
-        self.last_activity = 0.0
+        self.last_activity = self.connected_at = 0.0
         self.ended = defer.Deferred()  # fires when the connection is gone
         self._read: bytes | None = None  # the read being parsed, while it is
         self._read_offset = self._parsed = 0
@@ -92,15 +97,14 @@ class ServerStream(protocol.Protocol):
     # -- transport events ---------------------------------------------------------
 
     def connectionMade(self):
-        if not self.server.admit(self):
-            self.stream_error("resource-constraint", "too many connections")
-            return
+        self.server.admit(self)  # its factory asked the node first
         self._new_parser()
-        self.last_activity = self.clock.seconds()
-        self._watch(self.config.negotiation_timeout)
+        self.last_activity = self.connected_at = self.clock.seconds()
+        self._watch(self.negotiation_deadline() - self.connected_at)
 
     def dataReceived(self, data: bytes):
         if self.closed:
+            self._read_after_close(data)
             return
         self.last_activity = self.clock.seconds()
         self._pinged = False
@@ -133,9 +137,9 @@ class ServerStream(protocol.Protocol):
         finally:
             self.ended.callback(None)  # whatever happened: shutdown waits for this
         self.closed = True
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        _cancel(self._idle_call)
+        _cancel(self._closing_call)
+        self._idle_call = self._closing_call = None
         self.parser = None
 
     # -- parser events ------------------------------------------------------------
@@ -187,6 +191,8 @@ class ServerStream(protocol.Protocol):
         self._parsed = len(self._header_replay)
 
     def _on_header(self, root: domish.Element):
+        if self.closed:  # the peer's header, after we refused or timed it out before it came
+            return
         self.check_header(root)
         namespaces = "".join(f" xmlns:{prefix}='{quote(uri)}'" for prefix, uri in root.localPrefixes.items())
         self._header_replay = f"<stream:stream xmlns='{quote(root.defaultUri)}'{namespaces}>".encode()
@@ -230,6 +236,8 @@ class ServerStream(protocol.Protocol):
         """The header was accepted and answered: send features, or not."""
 
     def _on_element(self, element: domish.Element):
+        if self.closed:  # sent before the peer saw our close: too late
+            return
         parser, read = self.parser, self._read
         end = element_end(read, parser.parser.CurrentByteIndex - self._read_offset) if read is not None else 0
         self._clean = read is not None and _NOT_SPACE.search(read, end) is None
@@ -282,7 +290,9 @@ class ServerStream(protocol.Protocol):
         raise NotImplementedError
 
     def _on_footer(self):
+        """The peer closed its stream: answer with ours if we had not closed first, and drop TCP."""
         self.close()
+        self.transport.loseConnection()
 
     # -- output -------------------------------------------------------------------
 
@@ -310,21 +320,39 @@ class ServerStream(protocol.Protocol):
         self.log.debug("stream error {condition}: {text}", condition=condition, text=text)
         self.transport.write(f"<stream:error>{body}</stream:error></stream:stream>".encode())
         self.stream_ended(condition)
-        self._close_transport()
+        self._await_peer_close()
 
     def close(self):
-        """Answer or start a clean close: our footer, then the TCP (and TLS) close."""
+        """A clean close: our footer, then the TCP (and TLS) close once the peer closed too."""
         if self.closed:
             return
         if not self.header_sent:
             self.send_header()
         self.transport.write(b"</stream:stream>")
         self.stream_ended(None)
-        self._close_transport()
+        self._await_peer_close()
 
-    def _close_transport(self):
-        self.closed = True
+    def refuse(self, condition: str, text: str):
+        """A stream error and TCP closed at once, not waiting for the peer: for connections the node sheds."""
+        self.stream_error(condition, text)
         self.transport.loseConnection()
+
+    def _await_peer_close(self):
+        """CORE-06: nothing more goes out; TCP closes when the peer's footer comes, or after closing_timeout."""
+        self.closed = True
+        _cancel(self._idle_call)
+        self._idle_call = None
+        self._closing_call = self.clock.callLater(self.config.closing_timeout, self.transport.loseConnection)
+
+    def _read_after_close(self, data: bytes):
+        """Look for the peer's footer; what cannot be parsed (the parser that raised a stream
+        error is done) ends the wait as well: the peer has nothing to say we could use."""
+        try:
+            if self.parser is None:
+                self._unpark()
+            self.parser.parse(data)
+        except Exception:
+            self.transport.loseConnection()
 
     def stream_ended(self, condition: str | None):
         """Hook: the stream is over (condition None for a clean close)."""
@@ -340,7 +368,11 @@ class ServerStream(protocol.Protocol):
         if self.closed:
             return
         if not self.is_established():
-            self.stream_error("connection-timeout", "negotiation took too long")
+            left = self.negotiation_deadline() - self.clock.seconds()
+            if left > 0:  # a later stage of negotiation has a later deadline
+                self._watch(left)
+            else:
+                self.stream_error("connection-timeout", "negotiation took too long")
             return
         silent_for = self.clock.seconds() - self.last_activity
         if silent_for < self.config.idle_timeout:
@@ -355,12 +387,15 @@ class ServerStream(protocol.Protocol):
 
     def established(self):
         """Negotiation is over: from now on, watch for silence instead of the deadline."""
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
+        _cancel(self._idle_call)
         self._watch(self.config.idle_timeout)
 
     def is_established(self) -> bool:
         return True
+
+    def negotiation_deadline(self) -> float:
+        """When negotiation must be over (the node's clock), from the stage it has reached."""
+        return self.connected_at + self.config.negotiation_timeout
 
     def ping_peer(self):
         self.transport.write(b" ")

@@ -24,6 +24,12 @@ from xmppd.streams.base import ServerStream, StreamError
 from xmppd.streams.drain import Drain
 
 STANZAS = frozenset(("message", "presence", "iq"))
+NS_LEGACY_AUTH = "jabber:iq:auth"  # XEP-0078, not served here (LEG-01)
+
+
+def _asks_for_legacy_auth(stanza: domish.Element) -> bool:
+    child = stanza.firstChildElement()
+    return stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set") and child is not None and child.uri == NS_LEGACY_AUTH
 
 
 class ClientStream(ServerStream):
@@ -102,6 +108,12 @@ class ClientStream(ServerStream):
     def is_established(self) -> bool:
         return self.resource is not None
 
+    def negotiation_deadline(self) -> float:
+        """TLS and SASL within auth_timeout (a crowd of idle sockets goes soon), binding within negotiation_timeout."""
+        if self.username is None:
+            return self.connected_at + min(self.config.auth_timeout, self.config.negotiation_timeout)
+        return super().negotiation_deadline()
+
     def element_received(self, element: domish.Element):
         if self.resource is not None:
             return self.stanza_received(element)
@@ -111,6 +123,9 @@ class ClientStream(ServerStream):
             return self.sasl_element(element)
         if element.uri != self.content_namespace or element.name not in STANZAS:
             raise StreamError("unsupported-stanza-type")
+        if self.username is None and _asks_for_legacy_auth(element):
+            self.refuse_legacy_auth(element)
+            return None
         if self.version < (1, 0) or (self.config.tls_required and not self.tls_active):
             raise StreamError("not-authorized")
         if element.name != "iq":
@@ -216,6 +231,9 @@ class ClientStream(ServerStream):
             self.send(f"<challenge xmlns='{X.NS_SASL}'>{encoded}</challenge>")
             return
         self.mechanism = None
+        if not self.node.authenticated(self):
+            self.stream_error("resource-constraint", "too many authenticated connections from your address")
+            return
         self.username = jid.nodeprep.prepare(mechanism.username)
         if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
             encoded = "="
@@ -249,6 +267,16 @@ class ClientStream(ServerStream):
                 self.stream_error("policy-violation", "too many failed authentication attempts")
 
     # -- before binding ---------------------------------------------------------------
+
+    def refuse_legacy_auth(self, iq: domish.Element):
+        """LEG-01: an old client learns from an IQ error, not a stream error, that there is no
+        XEP-0078 here, and may go on with SASL; the answer tells nothing, so it is given before TLS too."""
+        try:
+            check_iq(iq)
+            error = StanzaError("service-unavailable")
+        except StanzaError as malformed:
+            error = malformed
+        self.send(error_reply(iq, error))
 
     def pre_auth_iq(self, iq: domish.Element):
         """Only in-band registration (XEP-0077) is served before authentication."""
@@ -379,8 +407,29 @@ class ClientStream(ServerStream):
 
     # -- the end ----------------------------------------------------------------------
 
+    def stream_ended(self, condition: str | None):
+        """Gone as soon as either side closed the stream, while TCP may still wait for the peer (PRES-05)."""
+        self._end_resource()
+
     def connectionLost(self, reason=protocol.connectionDone):
         super().connectionLost(reason)
+        self._end_resource()
+
+    def _end_resource(self):
         resource, self.resource = self.resource, None
         if resource is not None:
             self.node.resource_ended(resource)
+
+
+class RefusedStream(ServerStream):
+    """A connection over the node's limits: resource-constraint before anything is parsed, then TCP closes."""
+
+    def __init__(self, server, reason: str):
+        super().__init__(server)
+        self.reason = reason
+
+    def connectionMade(self):
+        self.refuse("resource-constraint", self.reason)
+
+    def dataReceived(self, data: bytes):
+        """Nothing the peer says matters any more."""

@@ -154,6 +154,11 @@ class DirectTLSProtocol(TLSMemoryBIOProtocol):
 class DirectTLSFactory(TLSMemoryBIOFactory):
     protocol = DirectTLSProtocol
 
+    def buildProtocol(self, addr):
+        """None from the wrapped factory (a refused connection) closes the socket before any TLS."""
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        return None if wrapped is None else self.protocol(self, wrapped)
+
 
 def start_tls(transport, options: ssl.CertificateOptions) -> None:
     """``transport.startTLS(options)`` (server side), with ``DirectTLSProtocol`` as the TLS layer."""
