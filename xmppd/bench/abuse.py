@@ -29,7 +29,7 @@ HELP = "CPU, RSS and canary latency under each hardening attack"
 HEADER = ["attack", "attempts", "cpu_ms/attempt", "rss_peak_MB", "rss_after_MB", "canary_max_ms", "outcome"]
 CANARY_INTERVAL = 0.05  # seconds between the canary's pings
 ATTACK_TIMEOUT = 300.0  # seconds: an attack that takes longer is reported as such
-QUIET = 2.0  # seconds of silence that end a read-back
+READ_BACK_QUIET = 15.0  # seconds of silence that end an offline read-back (the node may stall first)
 SAMPLE = 0.1  # seconds between RSS samples
 # 0: the canary; 1 and 2: the attacker and the victim, contacts of each other
 CANARY, ATTACKER, VICTIM = 0, 1, 2
@@ -76,6 +76,11 @@ def _answer(data: bytes, quiet: str = "no answer") -> str:
     return f"{kind}:{found[2].decode()}"
 
 
+def _unique_long_name(size: int) -> str:
+    """A new name each time: the same one twice would be answered from a cache of prepared strings."""
+    return os.urandom(4).hex() + "u" * (size - 8)
+
+
 def _batches(n: int, size: int) -> list[range]:
     """0..n-1 in ranges of at most ``size``: attacks write in batches to keep their own memory flat."""
     return [range(start, min(start + size, n)) for start in range(0, n, size)]
@@ -90,12 +95,11 @@ def _nested(depth: int, inner: str = "x") -> str:
 
 async def long_header_to(ctx: Context) -> tuple[int, str]:
     """A 200 KB localpart in the stream header's 'to', before TLS, 4 attackers at a time."""
-    header = common.STREAM_HEADER.format(domain="u" * 200_000 + "@" + ctx.domain).encode()
     answers: list[str] = []
 
     async def one() -> None:
         reader, writer = await asyncio.open_connection(ctx.server.host, ctx.server.port)
-        writer.write(header)
+        writer.write(common.STREAM_HEADER.format(domain=_unique_long_name(200_000) + "@" + ctx.domain).encode())
         data = await _read_for(common.Connection(reader, writer, -1), 10.0)
         answers.append("features" if b"<stream:features" in data else _answer(data, "closed"))
         writer.close()
@@ -113,7 +117,7 @@ async def _long_username(ctx: Context, first_message: Callable[[str], str]) -> t
         reader, writer = await asyncio.open_connection(ctx.server.host, ctx.server.port)
         connection = common.Connection(reader, writer, -1)
         await common.starttls(connection, ctx.domain, common.client_tls_context())
-        connection.send(first_message("u" * 190_000))
+        connection.send(first_message(_unique_long_name(190_000)))
         data = await _read_for(connection, 10.0)
         answers.append("challenge" if b"<challenge" in data else _answer(data))
         writer.close()
@@ -157,9 +161,9 @@ async def deep_message(ctx: Context) -> tuple[int, str]:
 
 
 async def unread_vcard_gets(ctx: Context) -> tuple[int, str]:
-    """3,000 pipelined gets of a 4 KB vCard from a client that never reads."""
+    """3,000 pipelined gets of a 60 KB vCard (under the default size cap) from a client that never reads."""
     owner = await ctx.login(ATTACKER)
-    owner.send(f"<iq type='set' id='v'><vCard xmlns='vcard-temp'><DESC>{'d' * 4096}</DESC></vCard></iq>")
+    owner.send(f"<iq type='set' id='v'><vCard xmlns='vcard-temp'><DESC>{'d' * 60_000}</DESC></vCard></iq>")
     await owner.read_until(b"id='v'")
     owner.close()
     reader = await ctx.login(VICTIM)
@@ -207,7 +211,7 @@ async def offline_flood(ctx: Context) -> tuple[int, str]:
     sender.close()
     reader = await ctx.login(VICTIM)
     reader.send("<presence/>")
-    read_back = (await _read_for(reader, QUIET)).count(b"<message")
+    read_back = (await _read_for(reader, READ_BACK_QUIET)).count(b"<message")
     reader.close()
     return n, f"refused {refused}, read back {read_back}"
 
