@@ -171,6 +171,8 @@ class LocalDelivery:
         resource = self.directory.resource(target)
         kind = stanza.getAttribute("type")
         if resource is not None:
+            if stanza.name == "iq" and kind in ("get", "set"):
+                return self.request_to_resource(stanza, resource)
             self.to_resource(stanza, resource)
             return None
         if stanza.name == "message":
@@ -181,6 +183,35 @@ class LocalDelivery:
         elif stanza.name == "iq" and kind in ("get", "set"):
             self.router.bounce(stanza, "service-unavailable")
         return None
+
+    def request_to_resource(self, iq: domish.Element, resource: Resource):
+        """CORE-47 (RFC 6121 §8.5.3.1): a get or set reaches a resource only from an entity
+        that shares presence with it (the account itself, a from/both contact, a JID it sent
+        directed presence, or a server or service); anyone else gets service-unavailable,
+        as if the resource were not there."""
+        sender = parse_jid(iq.getAttribute("from"))
+        if sender is None or sender.user is None or sender.userhost() == resource.bare:
+            self.to_resource(iq, resource)
+            return None
+        if sender.full() in resource.directed or sender.userhost() in resource.directed:
+            self.to_resource(iq, resource)
+            return None
+        rosters = self.node.modules.module("roster")
+        account = rosters.cached(resource.bare)
+        if account is None:
+            return self._request_after_roster(iq, resource, sender)
+        self._request_if_shared(iq, resource, account, sender)
+        return None
+
+    async def _request_after_roster(self, iq: domish.Element, resource: Resource, sender: JID) -> None:
+        account = await self.node.modules.module("roster").account(resource.jid.user, resource.jid.host)
+        self._request_if_shared(iq, resource, account, sender)
+
+    def _request_if_shared(self, iq: domish.Element, resource: Resource, account, sender: JID) -> None:
+        if account.shares_presence_with(sender.userhost()):
+            self.to_resource(iq, resource)
+        else:
+            self.router.bounce(iq, "service-unavailable")
 
     def to_resource(self, stanza: domish.Element, resource: Resource) -> None:
         """Through the resource's own list: delivered, or (PRIV-14) a blocked message or

@@ -116,10 +116,6 @@ class Node:
         quiet_since = self.clock.seconds() - idle_for
         return sum(1 for stream in list(self.streams) if stream.last_activity <= quiet_since and stream.park())
 
-    def may_see_presence(self, requester, target) -> bool:
-        """Whether an entity may learn about an account (DISCO-03); rosters widen this later."""
-        return requester is not None and requester.userhost() == target.userhost()
-
     def resource_ended(self, resource: Resource) -> None:
         """A bound stream is gone, however it ended (PRES-05)."""
         self.modules.fire("resource-ended", resource)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import chat, cluster, login, presence
+from xmppd.bench import abuse, chat, cluster, login, presence
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -71,3 +71,30 @@ def test_cluster_benchmark_runs_and_prints_both_tables(tmp_path):
     assert float(cross[header.index("redis_cmds/msg")]) > 0  # every message went through Redis
     assert any(line.split()[:1] == ["xadd"] for line in lines)
     assert any(line.startswith("summary: cross-node") for line in lines)
+
+
+def test_abuse_benchmark_runs_the_named_attacks_and_prints_the_table(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "abuse", "deep-message", "roster-by-subscribe", "idle-connections",
+         "--scale", "0.01", "--settle", "0.2", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].split() == abuse.HEADER
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert list(rows) == ["deep-message", "roster-by-subscribe", "idle-connections"]
+    for row in rows.values():
+        assert int(row[1]) > 0  # attempts
+        assert float(row[2]) >= 0  # CPU per attempt
+    assert rows["idle-connections"][-6:-4] == ["a", "real"]  # a user still logged in
+
+
+def test_abuse_benchmark_names_an_unknown_attack_in_one_line(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "abuse", "nonsense"], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        f"xmppd.bench: no attack named 'nonsense'; choose from {', '.join(abuse.ATTACKS)}"
+    ]

@@ -7,6 +7,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from tests.integration.stanzas import condition, iq, is_message_with, message, presence
+from tests.integration.test_presence import befriend
 from xmppd.client import IQError
 
 VERSION = "jabber:iq:version"
@@ -152,11 +153,33 @@ async def test_iq_to_a_bare_jid_is_answered_by_the_server(alice, bob):
 
 
 @pytest_twisted.ensureDeferred
-async def test_iq_to_a_full_jid_reaches_that_resource(alice, bob):
-    """CORE-47: get/set to an existing full JID is delivered; the answer comes back."""
-    ask = alice.iq(iq("get", PING, "ping", to=bob.jid.full()))
-    pong = await ask  # bob's client answers pings itself
+async def test_iq_from_a_stranger_to_a_full_jid_is_refused_until_presence_is_shared(alice, bob):
+    """CORE-47 (RFC 6121 §8.5.3.1): a get/set reaches a resource only from an entity that
+    shares its presence; directed presence is enough. Bob's client answers pings itself,
+    so a result proves delivery and the server's error proves there was none."""
+    with pytest.raises(IQError) as caught:
+        await alice.iq(iq("get", PING, "ping", to=bob.jid.full()))
+    assert caught.value.condition == "service-unavailable" and caught.value.stanza["from"] == bob.jid.full()
+    bob.send(presence(to=alice.jid.full()))
+    await alice.next(lambda e: e.name == "presence" and e["from"] == bob.jid.full())
+    pong = await alice.iq(iq("get", PING, "ping", to=bob.jid.full()))
     assert pong["type"] == "result" and pong["from"] == bob.jid.full()
+
+
+@pytest_twisted.ensureDeferred
+async def test_iq_to_a_full_jid_reaches_a_resource_whose_presence_the_sender_may_see(node, login):
+    """CORE-47: bob's roster has alice as 'from' (she sees his presence), hers has him as 'to'."""
+    await node.add_user("bob")
+    await befriend(node, "alice", "bob", a_sees_b="to", b_sees_a="from")
+    bob, alice = await login("bob"), await login("alice")
+    pong = await alice.iq(iq("get", PING, "ping", to=bob.jid.full()))
+    assert pong["type"] == "result" and pong["from"] == bob.jid.full()
+    with pytest.raises(IQError) as caught:
+        await bob.iq(iq("get", PING, "ping", to=alice.jid.full()))
+    assert caught.value.condition == "service-unavailable"
+    own = await login("alice", resource="second")  # the account's own resources always may
+    pong = await own.iq(iq("get", PING, "ping", to=alice.jid.full()))
+    assert pong["type"] == "result"
 
 
 @pytest_twisted.ensureDeferred

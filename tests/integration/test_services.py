@@ -7,6 +7,7 @@ import pytest_twisted
 
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.stanzas import condition, iq
+from tests.integration.test_presence import befriend
 from xmppd import xml as X
 from xmppd.util.aio import as_deferred
 from xmppd.client import IQError, SASLError, StreamErrorReceived, connect, open_stream
@@ -61,6 +62,23 @@ async def test_disco_on_accounts(node, login):
         assert caught.value.condition == "service-unavailable"
         items = await alice.iq(iq("get", DISCO_ITEMS, to=target))
         assert list(items.query.elements()) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_disco_info_on_a_contact_is_answered_when_the_requester_sees_its_presence(node, login):
+    """DISCO-03: bob (both) is answered for; carol, whose roster has alice only as 'to'
+    (alice gets none of carol's presence), looks like a stranger."""
+    for user in ("bob", "carol"):
+        await node.add_user(user)
+    await befriend(node, "alice", "bob")
+    await befriend(node, "alice", "carol", a_sees_b="from", b_sees_a="to")
+    alice = await login()
+    info = await alice.iq(iq("get", DISCO_INFO, to="bob@localhost"))
+    assert [(i["category"], i["type"]) for i in info.query.elements() if i.name == "identity"] == [("account", "registered")]
+    assert DISCO_INFO in features(info)
+    with pytest.raises(IQError) as caught:
+        await alice.iq(iq("get", DISCO_INFO, to="carol@localhost"))
+    assert caught.value.condition == "service-unavailable"
 
 
 @pytest_twisted.ensureDeferred

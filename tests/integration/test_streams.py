@@ -44,6 +44,18 @@ async def test_response_header_and_first_features(node: RunningNode):
     await second.close()
 
 
+@pytest.mark.parametrize(
+    "claimed, echoed",
+    [("alice@localhost", "alice@localhost"), ("Alice@LocalHost/Phone", "alice@localhost/Phone"), ("a@@b", None)],
+)
+@pytest_twisted.ensureDeferred
+async def test_response_header_is_addressed_to_the_initiators_from(node: RunningNode, claimed, echoed):
+    """CORE-01: a 'from' on the initial header comes back as 'to' (prepared); one that is not a JID does not."""
+    answer = await exchange(node.port, header(**{"from": claimed}), "</stream:stream>")
+    assert answer.header["from"] == DOMAIN
+    assert answer.header.getAttribute("to") == echoed
+
+
 @pytest_twisted.ensureDeferred
 async def test_after_starttls_a_new_stream_offers_sasl_only(node: RunningNode):
     """CORE-11/12/20: new id after TLS, mechanisms in preference order, no bind, no starttls."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import chat, cluster, login, presence
+from xmppd.bench import abuse, chat, cluster, login, presence
 
-SUBBENCHMARKS = {"login": login, "chat": chat, "presence": presence, "cluster": cluster}
+SUBBENCHMARKS = {"login": login, "chat": chat, "presence": presence, "cluster": cluster, "abuse": abuse}
 
 
 def main(argv: list[str] | None = None) -> int:

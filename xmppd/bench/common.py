@@ -377,9 +377,13 @@ ONE_ADDRESS_FOR_ALL = ("--max-unauthenticated-per-ip", "0", "--max-connections-p
 
 
 @contextlib.asynccontextmanager
-async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIterator[Server]:
+async def node_under_test(
+    args: argparse.Namespace, data_dir: Path, options: Iterable[str] = ONE_ADDRESS_FOR_ALL
+) -> AsyncIterator[Server]:
     """The node named by --server-pid, or a fresh ``twistd xmppd`` on --server-cpu that
-    is stopped on exit (fresh per measurement, so one run's garbage is not the next one's baseline)."""
+    is stopped on exit (fresh per measurement, so one run's garbage is not the next one's
+    baseline), started with the extra command-line ``options`` (by default, none of the
+    per-address limits: every simulated client comes from one address)."""
     if args.server_pid is not None:
         cpus = os.sched_getaffinity(args.server_pid)
         yield Server(args.server_pid, args.host, args.port, min(cpus) if len(cpus) == 1 else None)
@@ -390,7 +394,7 @@ async def node_under_test(args: argparse.Namespace, data_dir: Path) -> AsyncIter
     command = [
         str(twistd), "-n", "--pidfile=", "--logfile", str(log),
         "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
-        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0", *ONE_ADDRESS_FOR_ALL,
+        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0", *options,
     ]  # fmt: skip
     # The node inherits the descriptor limit (raise_fd_limit() first); its CPU is set from
     # here rather than in a preexec_fn, which is unsafe once asyncio has started threads.
@@ -491,6 +495,16 @@ async def _scram_sha1(connection: Connection, username: str, password: str, salt
 MECHANISMS = ("SCRAM-SHA-1", "PLAIN")
 
 
+async def starttls(connection: Connection, domain: str, tls: ssl.SSLContext) -> bytes:
+    """Open a stream, upgrade it to TLS and open the secured one; return its features."""
+    await connection.open_stream(domain)
+    connection.send(f"<starttls xmlns='{X.NS_TLS}'/>")
+    if b"<proceed" not in await connection.read_until(b"/>"):
+        raise XmppError("no <proceed/> to STARTTLS")
+    await connection.writer.start_tls(tls, server_hostname=domain)
+    return await connection.open_stream(domain)
+
+
 async def login(
     server: Server, domain: str, index: int, mechanism: str, tls: ssl.SSLContext, salted_passwords: SaltedPasswords
 ) -> Connection:
@@ -499,12 +513,7 @@ async def login(
     reader, writer = await asyncio.open_connection(server.host, server.port)
     connection = Connection(reader, writer, index)
     try:
-        await connection.open_stream(domain)
-        connection.send(f"<starttls xmlns='{X.NS_TLS}'/>")
-        if b"<proceed" not in await connection.read_until(b"/>"):
-            raise XmppError("no <proceed/> to STARTTLS")
-        await writer.start_tls(tls, server_hostname=domain)
-        if f"<mechanism>{mechanism}</mechanism>".encode() not in await connection.open_stream(domain):
+        if f"<mechanism>{mechanism}</mechanism>".encode() not in await starttls(connection, domain, tls):
             raise XmppError(f"{mechanism} is not offered")
         if mechanism == "PLAIN":
             await _plain(connection, username, password)

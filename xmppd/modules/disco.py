@@ -44,10 +44,11 @@ class DiscoModule(Module):
 
     async def account_info(self, request: IQRequest):
         """DISCO-03: only entities allowed to see the account's presence learn it exists."""
-        target = request.target
-        if not await self.node.storage.accounts.exists(target.user, target.host):
+        target, sender = request.target, request.sender
+        if sender is None or not await self.node.storage.accounts.exists(target.user, target.host):
             raise StanzaError("service-unavailable")
-        if not self.node.may_see_presence(request.sender, target):
+        account = await self.node.modules.module("roster").account(target.user, target.host)
+        if not account.shares_presence_with(sender.userhost()):
             raise StanzaError("service-unavailable")
         self._no_nodes(request)
         return self._info(disco.DiscoIdentity("account", "registered"), ACCOUNT)

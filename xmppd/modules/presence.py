@@ -186,7 +186,7 @@ class PresenceModule(Module):
         resources = self.node.directory.resources(account.bare)
         if target.resource is not None:
             resources = [r for r in resources if r.jid == target]
-        allowed = prober.userhost() == account.bare or sends_presence_to_contact(account.state(prober.userhost()))
+        allowed = account.shares_presence_with(prober.userhost())
         directed = [r for r in resources if prober.full() in r.directed or prober.userhost() in r.directed]
         if not allowed and not directed:
             self.node.router.send(presence_stanza(account.bare, prober.full(), "unsubscribed"))

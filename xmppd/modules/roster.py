@@ -55,6 +55,14 @@ class Account:
         pending_in = contact in self.pending and subscription in ("none", "to")
         return State(subscription, pending_out, pending_in)
 
+    def shares_presence_with(self, peer: str) -> bool:
+        """Whether the entity with bare JID ``peer`` may see this account's presence: the
+        account itself or a from/both contact (DISCO-03, CORE-47, PRES-03)."""
+        if peer == self.bare:
+            return True
+        item = self.item(peer)
+        return item is not None and item.subscription in ("from", "both")
+
     def subscribers(self) -> list[str]:
         """Contacts that get this account's presence (from/both)."""
         return [c for c, i in self.roster.items.items() if i.subscription in ("from", "both")]

@@ -21,7 +21,7 @@ from twisted.python import failure
 from twisted.words.xish import domish
 
 from xmppd import xml as X
-from xmppd.stanzas import StanzaError, error_reply
+from xmppd.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.storage import UNAVAILABLE
 from xmppd.util.aio import as_deferred
 
@@ -80,6 +80,7 @@ class ServerStream(protocol.Protocol):
         self.stream_id: str | None = None
         self.header_sent = False
         self.domain: str | None = None
+        self.peer_claim: str | None = None  # the header's 'from', echoed as our 'to' (CORE-01)
         self.version = (1, 0)
         self.closed = False
         self._backlog: deque[domish.Element] | None = None
@@ -218,6 +219,16 @@ class ServerStream(protocol.Protocol):
                 raise StreamError("unsupported-version") from None
             self.version = (1, 0) if major >= 1 else (major, minor)
         self.domain = self.choose_domain(root.getAttribute("to"))
+        self.peer_claim = self._valid_address(root.getAttribute("from"))
+
+    @staticmethod
+    def _valid_address(value: str | None) -> str | None:
+        """The peer's claimed address if it is a JID, else None: RFC 6120 §4.7.1 says an
+        unauthenticated 'from' may be ignored, and an invalid one must not be echoed."""
+        try:
+            return None if value is None else parse_jid(value).full()
+        except StanzaError:
+            return None
 
     def choose_domain(self, to: str | None) -> str:
         raise NotImplementedError
@@ -226,6 +237,8 @@ class ServerStream(protocol.Protocol):
         attrs = [f"xmlns='{self.content_namespace}'", f"xmlns:stream='{X.NS_STREAMS}'", f"id='{self.stream_id}'"]
         if self.domain:
             attrs.append(f"from='{quote(self.domain)}'")
+        if self.peer_claim:
+            attrs.append(f"to='{quote(self.peer_claim)}'")
         if self.version >= (1, 0):
             attrs.append("version='1.0'")
         attrs.append("xml:lang='en'")
