@@ -33,6 +33,7 @@ READ_BACK_QUIET = 15.0  # seconds of silence that end an offline read-back (the 
 SAMPLE = 0.1  # seconds between RSS samples
 # 0: the canary; 1 and 2: the attacker and the victim, contacts of each other
 CANARY, ATTACKER, VICTIM = 0, 1, 2
+ATTACKER_ADDRESS = ("127.0.0.2", 0)  # where a flood of connections comes from
 ACCOUNTS = 3
 CONDITION = re.compile(rb"<(?:stream:)?(error|failure)\b.*?<([a-z-]+) xmlns=", re.S)
 
@@ -231,13 +232,14 @@ async def roster_by_subscribe(ctx: Context) -> tuple[int, str]:
 
 
 async def idle_connections(ctx: Context) -> tuple[int, str]:
-    """2,000 connections from one address that send a header and then nothing."""
+    """2,000 connections from one address (127.0.0.2, not the canary's or the real user's)
+    that send a header and then nothing."""
     n = ctx.count(2000)
     writers, accepted = [], 0
     header = common.STREAM_HEADER.format(domain=ctx.domain).encode()
     for _ in range(n):
         try:
-            reader, writer = await asyncio.open_connection(ctx.server.host, ctx.server.port)
+            reader, writer = await asyncio.open_connection(ctx.server.host, ctx.server.port, local_addr=ATTACKER_ADDRESS)
         except OSError:
             continue
         writer.write(header)
