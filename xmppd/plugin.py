@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 
 from twisted.python import usage
 
-from xmppd import config as cfg
+from xmppd import config as cfg, diagnostics
 
 REACTOR_HINT = "xmppd needs Twisted's asyncio reactor (redis-py is asyncio); run twistd without --reactor"
 
@@ -20,8 +21,6 @@ def install_reactor() -> None:
         if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
             raise SystemExit(f"twistd xmppd: {REACTOR_HINT}")
         return
-    import asyncio
-
     from twisted.internet import asyncioreactor
 
     try:
@@ -66,6 +65,7 @@ def makeService(options: Options):
         sys.stderr.write(f"xmppd: {e}\n")
         raise SystemExit(2) from None
     tune_gc()
+    diagnostics.install(asyncio.get_event_loop())  # the reactor's loop, set by install_reactor()
     return node_service
 
 
