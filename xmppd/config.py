@@ -90,6 +90,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
     Option("offline_quota", int, 1000, "offline messages kept per account (XEP-0160); more get service-unavailable", min=0, max=100_000),
+    Option("offline_quota_bytes", int, 5 * 1024 * 1024, "bytes of offline messages kept per account; a message that would pass it gets service-unavailable", min=0, max=1024**3),
+    Option("offline_page_bytes", int, 256 * 1024, "offline messages go out at login in pages of this many bytes (one message more at most), each written before the next is read", min=1024, max=16 * 1024 * 1024),
     Option("vcard_max_size", int, 65536, "largest vCard stored, in bytes (not-acceptable above)", min=1024, max=16 * 1024 * 1024),
     Option("max_connections", int, 15000, "client connections a node accepts; more get resource-constraint", min=1, max=1_000_000),
     Option("max_connections_per_ip", int, 0, "client connections from one address; 0 = no limit (behind a balancer all share one)", min=0, max=1_000_000),

@@ -83,7 +83,7 @@ def wait_until(condition, timeout: float, interval: float = 0.1):
 class Node:
     node_id: str
     directory: Path
-    redis_url: str
+    redis_url: str | None  # None: a node of its own, with SQLite in its data directory
     heartbeat_ttl: int = 2
     extra: tuple[str, ...] = ()
     c2s_port: int = field(default_factory=free_port)
@@ -107,7 +107,7 @@ class Node:
         config.write_text("c2s_direct_tls = true\n")
         return [
             *TWISTD, "xmppd", "-c", str(config),
-            "--redis", self.redis_url,
+            *(("--redis", self.redis_url) if self.redis_url else ()),
             "--node-id", self.node_id,
             "--domain", "localhost",
             "--data-dir", str(self.data_dir),
@@ -143,6 +143,11 @@ class Node:
 
     def healthz(self) -> int:
         return http_get(self.http_port, "/healthz")[0]
+
+    def rss(self) -> int:
+        """The process's resident memory in bytes (VmRSS), as the kernel counts it."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

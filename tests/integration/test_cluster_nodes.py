@@ -185,7 +185,7 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
     alice.send(message(bob.jid.full(), "and now?"))  # bob is gone: straight to offline storage
     stored = []
     for _ in range(60):
-        stored += await as_deferred(a.node.storage.offline.pop_all("bob", DOMAIN))
+        stored += await as_deferred(a.node.storage.offline.pop_page("bob", DOMAIN, 2**20))
         if len(stored) == 2:
             break
         await as_deferred(asyncio.sleep(0.05))

@@ -7,7 +7,7 @@ import asyncio
 import pytest_twisted
 from twisted.words.xish import domish
 
-from tests.integration.stanzas import condition, message, presence
+from tests.integration.stanzas import condition, iq, message, presence
 from tests.integration.test_subscriptions import settle
 from xmppd.util.aio import as_deferred
 
@@ -99,6 +99,28 @@ async def test_full_queue_is_service_unavailable(node_factory, login):
 
 
 @pytest_twisted.ensureDeferred
+async def test_large_messages_are_refused_past_the_byte_quota(node, bob_offline, login):
+    """The issue's 1,000 messages of 195 KB: within the message quota, but the default byte
+    quota (5 MiB) takes only the first ones; each later one gets service-unavailable, in
+    order, and what was kept comes back whole."""
+    alice, body = bob_offline, "x" * 195_000
+    for n in range(1000):
+        alice.send(message("bob@localhost", body, id=f"big{n}"))
+    pong = await alice.iq(iq("get", "urn:xmpp:ping", "ping", to="localhost"), timeout=120)
+    assert pong["type"] == "result"  # sent after the last message: every answer is in
+    bounced = await settle(alice)
+    kept = await as_deferred(node.node.storage.offline.count("bob", "localhost"))
+    assert kept == 26  # 26 of 195 KB, with the message and stamps around them, fit in 5 MiB
+    assert [(m["id"], m["type"], condition(m), m.error["type"]) for m in bounced] == [
+        (f"big{n}", "error", "service-unavailable", "cancel") for n in range(kept, 1000)
+    ]
+    bob = await login("bob")
+    bob.send(presence())
+    got = [await bob.next(lambda e: e.name == "message") for _ in range(kept)]
+    assert [(m["id"], str(m.body) == body) for m in got] == [(f"big{n}", True) for n in range(kept)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_chat_to_a_gone_full_jid_is_stored(node, bob_offline, login):
     """MSG-01: chat to an unmatched full JID is treated as to the bare JID."""
     alice = bob_offline
@@ -110,19 +132,20 @@ async def test_chat_to_a_gone_full_jid_is_stored(node, bob_offline, login):
 
 @pytest_twisted.ensureDeferred
 async def test_live_messages_arriving_during_the_flush_wait_behind_the_stored_ones(node, bob_offline, login):
-    """MSG-04 order: what was stored goes out before what arrives while it is being read back."""
+    """MSG-04 order: what was stored goes out before what arrives while it is being read back,
+    over several pages (100 KB messages: two pages of the default 256 KiB)."""
     alice = bob_offline
     for n in range(5):
-        alice.send(message("bob@localhost", f"stored {n}"))
+        alice.send(message("bob@localhost", f"stored {n} " + "x" * 100_000))
     await settle(alice)
     store = node.node.storage.offline
-    read_back = store.pop_all
+    read_back = store.pop_page
 
-    async def slow_pop_all(*account):  # a slow store: the live messages come during the read
+    async def slow_pop_page(*account_and_budget):  # a slow store: the live messages come during the read
         await asyncio.sleep(0.3)
-        return await read_back(*account)
+        return await read_back(*account_and_budget)
 
-    store.pop_all = slow_pop_all
+    store.pop_page = slow_pop_page
     bob = await login("bob")
     bob.send(presence())
     await settle(alice)  # the flush has begun: bob's presence came before alice's ping
@@ -131,5 +154,5 @@ async def test_live_messages_arriving_during_the_flush_wait_behind_the_stored_on
     bodies = []
     while len(bodies) < 25:
         got = await bob.next(lambda e: e.name == "message")
-        bodies.append(str(got.body))
+        bodies.append(str(got.body).rstrip("x").strip())
     assert bodies == [f"stored {n}" for n in range(5)] + [f"live {n}" for n in range(20)]

@@ -1,9 +1,14 @@
 """Offline messages (XEP-0160, MSG-04): stored when no resource can take them, delivered
 in order at the next available presence with a non-negative priority, with XEP-0203
-delay stamps (and legacy XEP-0091 ones for 2008-era clients)."""
+delay stamps (and legacy XEP-0091 ones for 2008-era clients).
+
+A queue may hold megabytes (``offline_quota_bytes``): it goes out a page at a time, each
+written out to the client before the next is read, so the node never holds more than a
+page of it and its other streams are served in between."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
 from twisted.words.protocols.jabber.jid import JID
@@ -12,6 +17,7 @@ from twisted.words.xish import domish
 from xmppd.modules import Module
 from xmppd.sessions import Resource
 from xmppd.stanzas import message_type
+from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
 
 NS_DELAY = "urn:xmpp:delay"
@@ -42,6 +48,7 @@ class OfflineModule(Module):
     def __init__(self, node):
         super().__init__(node)
         self._waiting: set[str] = set()  # accounts with messages stored by this node
+        self._delivering: set[str] = set()  # accounts whose stored messages this node is sending
 
     def store(self, message: domish.Element, target: JID):
         if message_type(message) not in STORED_TYPES or only_chat_state(message):
@@ -58,8 +65,9 @@ class OfflineModule(Module):
             self.node.router.bounce(message, "service-unavailable")  # the default list applies offline (PRIV-10)
             return
         stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
-        stored = await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), self.node.config.offline_quota)
-        if not stored:
+        config = self.node.config
+        quota = OfflineQuota(messages=config.offline_quota, bytes=config.offline_quota_bytes)
+        if not await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), quota):
             self.node.router.bounce(message, "service-unavailable", "offline storage is full")
             return
         self._waiting.add(target.userhost())
@@ -75,7 +83,11 @@ class OfflineModule(Module):
     def flush(self, resource: Resource, initial: bool):
         if resource.priority < 0 or not (initial or resource.bare in self._waiting):
             return None
+        if resource.bare in self._delivering:
+            self._waiting.add(resource.bare)  # the delivery under way reads on until nothing is left
+            return None
         self._waiting.discard(resource.bare)
+        self._delivering.add(resource.bare)
         holding = getattr(resource.stream, "hold_output", None)  # a stream of this node
         if holding is not None:
             holding()  # what arrives meanwhile waits behind the stored messages (MSG-04 order)
@@ -83,20 +95,36 @@ class OfflineModule(Module):
         return None
 
     async def _deliver(self, resource: Resource, held: bool):
-        stored = b""
         try:
-            stored = await self._take(resource)
-        finally:
             if held:
-                resource.stream.release_output(stored)
-            elif stored:
-                self.node.router.local.send_raw([resource], stored)
+                with resource.stream.drain() as drain:
+                    await self._send_pages(resource, resource.stream.send_ahead, drain.written)
+            else:
+                await self._send_pages(resource, lambda data: self.node.router.local.send_raw([resource], data), next_turn)
+        finally:
+            self._delivering.discard(resource.bare)
+            if held:
+                resource.stream.release_output()
 
-    async def _take(self, resource: Resource) -> bytes:
-        offline = self.node.storage.offline
-        messages = await offline.pop_all(resource.jid.user, resource.jid.host)
-        if messages and (resource.stream is None or resource.stream.closed):  # gone meanwhile: keep them
-            for message in messages:
-                await offline.push(resource.jid.user, resource.jid.host, message, len(messages) + self.node.config.offline_quota)
-            return b""
-        return "".join(messages).encode("utf-8")
+    async def _send_pages(self, resource: Resource, send, sent) -> None:
+        """Page by page, each one out before the next is read: the node holds one page, not
+        the whole queue, and every other stream gets its turns between pages."""
+        offline, account = self.node.storage.offline, (resource.jid.user, resource.jid.host)
+        while True:
+            page = await offline.pop_page(*account, self.node.config.offline_page_bytes)
+            if not page:
+                if resource.bare not in self._waiting:
+                    return
+                self._waiting.discard(resource.bare)  # stored while this page was read: one more round
+                continue
+            if resource.stream is None or resource.stream.closed:  # gone meanwhile: keep them, first
+                await offline.requeue(*account, page)
+                self._waiting.add(resource.bare)
+                return
+            send("".join(page).encode("utf-8"))
+            await sent()
+
+
+async def next_turn() -> None:
+    """Let the reactor run whatever else is ready."""
+    await asyncio.sleep(0)

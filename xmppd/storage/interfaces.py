@@ -157,19 +157,43 @@ class IPendingStore(Interface):
         """Forget every request (the account is being removed)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OfflineQuota:
+    """How much one account may have queued: a message that would pass either bound is refused."""
+
+    messages: int
+    bytes: int  # of the stanzas' UTF-8 text
+
+
+def utf8_size(text: str) -> int:
+    """What a stanza counts against ``OfflineQuota.bytes`` and a page's byte budget."""
+    return len(text.encode("utf-8"))
+
+
 class IOfflineStore(Interface):
-    """Messages kept for a user with no available resource (XEP-0160, MSG-04)."""
+    """Messages kept for a user with no available resource (XEP-0160, MSG-04).
 
-    async def push(localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
-        """Append the message; False, storing nothing, if ``limit`` messages are already
-        queued (the caller answers service-unavailable)."""
+    Each store keeps the queue's length and byte total beside it, so checking
+    the quota costs the same whatever the queue holds.
+    """
 
-    async def pop_all(localpart: str, domain: str) -> list[str]:
-        """Remove and return every queued message in arrival order.
+    async def push(localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
+        """Append the message; False, storing nothing, if it would pass the quota (the
+        caller answers service-unavailable). Atomic: concurrent pushes from any number
+        of connections or nodes never take the queue past the quota together."""
+
+    async def pop_page(localpart: str, domain: str, max_bytes: int) -> list[str]:
+        """Remove and return the oldest messages, in arrival order, stopping at the first
+        that brings their size to ``max_bytes`` (so at least one); [] if none are queued.
 
         Atomic: with concurrent callers (two sessions, two nodes) each message
         is returned by exactly one of them, so none is delivered twice or lost.
         """
+
+    async def requeue(localpart: str, domain: str, messages: list[str]) -> None:
+        """Put messages taken by ``pop_page`` back before the ones still queued, in
+        their order (the session they were for went away); the quota does not apply,
+        they were counted when they came."""
 
     async def count(localpart: str, domain: str) -> int:
         """How many messages are queued."""

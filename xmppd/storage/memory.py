@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -17,8 +18,10 @@ from xmppd.storage.interfaces import (
     IRosterStore,
     IVCardStore,
     ListNotFound,
+    OfflineQuota,
     Roster,
     RosterItem,
+    utf8_size,
 )
 from xmppd.util.scram import Credentials
 
@@ -134,22 +137,41 @@ class MemoryPendingStore(_PerUserStore[dict[str, str]]):
         return list(self._by_user.get((localpart, domain), {}).items())
 
 
-@implementer(IOfflineStore)
-class MemoryOfflineStore(_PerUserStore[list[str]]):
-    """A list of stanza texts per user."""
+@dataclass
+class _MemoryQueue:
+    messages: deque[str] = field(default_factory=deque)
+    bytes: int = 0  # their UTF-8 size, kept as they come and go
 
-    async def push(self, localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
-        queue = self._by_user.setdefault((localpart, domain), [])
-        if len(queue) >= limit:
+
+@implementer(IOfflineStore)
+class MemoryOfflineStore(_PerUserStore[_MemoryQueue]):
+    """A deque of stanza texts per user, with its byte total."""
+
+    async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
+        queue = self._by_user.setdefault((localpart, domain), _MemoryQueue())
+        size = utf8_size(stanza_xml)
+        if len(queue.messages) >= quota.messages or queue.bytes + size > quota.bytes:
             return False
-        queue.append(stanza_xml)
+        queue.messages.append(stanza_xml)
+        queue.bytes += size
         return True
 
-    async def pop_all(self, localpart: str, domain: str) -> list[str]:
-        return self._by_user.pop((localpart, domain), [])
+    async def pop_page(self, localpart: str, domain: str, max_bytes: int) -> list[str]:
+        queue = self._by_user.get((localpart, domain), _MemoryQueue())
+        page, size = [], 0
+        while queue.messages and size < max_bytes:
+            page.append(queue.messages.popleft())
+            size += utf8_size(page[-1])
+        queue.bytes -= size
+        return page
+
+    async def requeue(self, localpart: str, domain: str, messages: list[str]) -> None:
+        queue = self._by_user.setdefault((localpart, domain), _MemoryQueue())
+        queue.messages.extendleft(reversed(messages))
+        queue.bytes += sum(map(utf8_size, messages))
 
     async def count(self, localpart: str, domain: str) -> int:
-        return len(self._by_user.get((localpart, domain), ()))
+        return len(self._by_user.get((localpart, domain), _MemoryQueue()).messages)
 
 
 @dataclass

@@ -12,6 +12,7 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{alice@example.org}:pending:xml     HASH   contact -> subscribe stanza XML
     xmppd:{alice@example.org}:pending:seq     STRING last arrival number given (INCR)
     xmppd:{alice@example.org}:offline         LIST   stanza XML, oldest first
+    xmppd:{alice@example.org}:offline:bytes   STRING the list's total size in bytes (INCRBY)
     xmppd:{alice@example.org}:privacy         HASH   list name -> the privacy engine's JSON
     xmppd:{alice@example.org}:privacy:default STRING name of the default list
     xmppd:{alice@example.org}:vcard           STRING vCard XML
@@ -49,6 +50,7 @@ from xmppd.storage.interfaces import (
     IRosterStore,
     IVCardStore,
     ListNotFound,
+    OfflineQuota,
     Roster,
     RosterItem,
 )
@@ -135,18 +137,43 @@ redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 """
 
-# KEYS: queue. ARGV: stanza, limit. 1 if queued, 0 if the queue is full.
+# KEYS: queue, bytes. ARGV: stanza, max messages, max bytes. 1 if queued, 0 if it would pass the quota.
 _OFFLINE_PUSH = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local size = string.len(ARGV[1])
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2])
+    or tonumber(redis.call('GET', KEYS[2]) or 0) + size > tonumber(ARGV[3]) then
+    return 0
+end
 redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[2], size)
 return 1
 """
 
-# KEYS: queue. Every message, oldest first, and an empty queue.
-_OFFLINE_POP_ALL = """
-local messages = redis.call('LRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return messages
+# KEYS: queue, bytes. ARGV: max bytes. The oldest messages up to the one that brings them to max bytes.
+_OFFLINE_POP_PAGE = """
+local page, size = {}, 0
+while size < tonumber(ARGV[1]) do
+    local message = redis.call('LPOP', KEYS[1])
+    if not message then break end
+    page[#page + 1] = message
+    size = size + string.len(message)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('DEL', KEYS[2])
+else
+    redis.call('DECRBY', KEYS[2], size)
+end
+return page
+"""
+
+# KEYS: queue, bytes. ARGV: messages, oldest first. They go back before the ones queued.
+_OFFLINE_REQUEUE = """
+local size = 0
+for i = #ARGV, 1, -1 do
+    redis.call('LPUSH', KEYS[1], ARGV[i])
+    size = size + string.len(ARGV[i])
+end
+redis.call('INCRBY', KEYS[2], size)
 """
 
 # KEYS: lists, default. ARGV: name. 1 if removed; clears the default if it named the list.
@@ -301,23 +328,29 @@ class RedisPendingStore(_PerUserStore):
 
 @implementer(IOfflineStore)
 class RedisOfflineStore(_PerUserStore):
-    """A list per user; push and pop_all are scripts, so the limit and the hand-over are atomic."""
+    """A list per user and its byte total; scripts keep the two in step and make the
+    quota check, the hand-over of a page and its return atomic."""
 
-    KINDS = ("offline",)
+    KINDS = ("offline", "offline:bytes")
 
     def __init__(self, client: Redis) -> None:
         super().__init__(client)
         self._push = client.register_script(_OFFLINE_PUSH)
-        self._pop_all = client.register_script(_OFFLINE_POP_ALL)
+        self._pop_page = client.register_script(_OFFLINE_POP_PAGE)
+        self._requeue = client.register_script(_OFFLINE_REQUEUE)
 
-    async def push(self, localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
-        return bool(await self._push(keys=self._keys(localpart, domain), args=[stanza_xml, limit]))
+    async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
+        return bool(await self._push(keys=self._keys(localpart, domain), args=[stanza_xml, quota.messages, quota.bytes]))
 
-    async def pop_all(self, localpart: str, domain: str) -> list[str]:
-        return await self._pop_all(keys=self._keys(localpart, domain))
+    async def pop_page(self, localpart: str, domain: str, max_bytes: int) -> list[str]:
+        return await self._pop_page(keys=self._keys(localpart, domain), args=[max_bytes])
+
+    async def requeue(self, localpart: str, domain: str, messages: list[str]) -> None:
+        if messages:
+            await self._requeue(keys=self._keys(localpart, domain), args=messages)
 
     async def count(self, localpart: str, domain: str) -> int:
-        (queue,) = self._keys(localpart, domain)
+        queue, _ = self._keys(localpart, domain)
         return await self._redis.llen(queue)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from zope.interface import implementer
@@ -29,9 +29,11 @@ from xmppd.storage.interfaces import (
     IRosterStore,
     IVCardStore,
     ListNotFound,
+    OfflineQuota,
     Roster,
     RosterItem,
     StorageError,
+    utf8_size,
 )
 from xmppd.util.scram import Credentials
 
@@ -116,6 +118,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             vcard     TEXT NOT NULL,  -- the <vCard/> element as the client sent it
             PRIMARY KEY (domain, localpart)
         ) WITHOUT ROWID
+        """,
+    ),
+    (
+        # Each message's UTF-8 size, and per user the queue's length and byte total, which
+        # triggers keep in step with every insert and delete (whoever makes it), so the
+        # quota check reads one row instead of counting the queue.
+        "ALTER TABLE offline_messages ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE offline_messages SET size = length(CAST(stanza AS BLOB))",
+        """
+        CREATE TABLE offline_totals (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            messages  INTEGER NOT NULL,
+            bytes     INTEGER NOT NULL,
+            PRIMARY KEY (domain, localpart)
+        ) WITHOUT ROWID
+        """,
+        """
+        INSERT INTO offline_totals (localpart, domain, messages, bytes)
+        SELECT localpart, domain, COUNT(*), SUM(size) FROM offline_messages GROUP BY domain, localpart
+        """,
+        """
+        CREATE TRIGGER offline_message_added AFTER INSERT ON offline_messages BEGIN
+            INSERT INTO offline_totals (localpart, domain, messages, bytes)
+            VALUES (new.localpart, new.domain, 1, new.size)
+            ON CONFLICT DO UPDATE SET messages = messages + 1, bytes = bytes + new.size;
+        END
+        """,
+        """
+        CREATE TRIGGER offline_message_removed AFTER DELETE ON offline_messages BEGIN
+            UPDATE offline_totals SET messages = messages - 1, bytes = bytes - old.size
+            WHERE domain = old.domain AND localpart = old.localpart;
+        END
         """,
     ),
 )
@@ -345,36 +380,58 @@ class SQLitePendingStore(_PerUserStore):
 
 @implementer(IOfflineStore)
 class SQLiteOfflineStore(_PerUserStore):
-    """Messages in ``offline_messages``, in rowid order per user."""
+    """Messages in ``offline_messages``, in id order per user; their totals in ``offline_totals``."""
 
-    TABLES = ("offline_messages",)
+    TABLES = ("offline_messages", "offline_totals")
 
-    async def push(self, localpart: str, domain: str, stanza_xml: str, limit: int) -> bool:
-        # A writing statement takes the write lock before it reads, so the count and
-        # the insert are atomic against other connections without a transaction.
+    async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
+        # A writing statement takes the write lock before it reads, so the check and
+        # the insert are atomic against other connections without a transaction. The
+        # last line is the check for a user without a totals row yet.
         cursor = self._db.execute(
-            "INSERT INTO offline_messages (localpart, domain, stanza)"
-            " SELECT :localpart, :domain, :stanza"
-            f" WHERE (SELECT COUNT(*) FROM offline_messages WHERE {_USER_ROWS}) < :limit",
-            _user(localpart, domain, stanza=stanza_xml, limit=limit),
+            "INSERT INTO offline_messages (localpart, domain, stanza, size)"
+            " SELECT :localpart, :domain, :stanza, :size WHERE NOT EXISTS ("
+            f" SELECT 1 FROM offline_totals WHERE {_USER_ROWS}"
+            " AND (messages >= :messages OR bytes + :size > :bytes))"
+            " AND :messages > 0 AND :size <= :bytes",
+            _user(localpart, domain, stanza=stanza_xml, size=utf8_size(stanza_xml), messages=quota.messages, bytes=quota.bytes),
         )
         return cursor.rowcount > 0
 
-    async def pop_all(self, localpart: str, domain: str) -> list[str]:
+    async def pop_page(self, localpart: str, domain: str, max_bytes: int) -> list[str]:
         # BEGIN IMMEDIATE: no other connection can pop or push between the read and the delete.
+        page, size, last = [], 0, None
         with self._database.transaction() as db:
-            rows = db.execute(
-                f"SELECT stanza FROM offline_messages WHERE {_USER_ROWS} ORDER BY id",
+            with closing(db.execute(
+                f"SELECT id, size, stanza FROM offline_messages WHERE {_USER_ROWS} ORDER BY id",
                 _user(localpart, domain),
-            ).fetchall()
-            db.execute(f"DELETE FROM offline_messages WHERE {_USER_ROWS}", _user(localpart, domain))
-        return [stanza for (stanza,) in rows]
+            )) as rows:  # read lazily: only the page leaves the database
+                for last, message_size, stanza in rows:
+                    page.append(stanza)
+                    size += message_size
+                    if size >= max_bytes:
+                        break
+            if page:
+                db.execute(
+                    f"DELETE FROM offline_messages WHERE {_USER_ROWS} AND id <= :last", _user(localpart, domain, last=last)
+                )
+        return page
+
+    async def requeue(self, localpart: str, domain: str, messages: list[str]) -> None:
+        # Ids below the oldest queued one (they may be negative) put the messages first.
+        with self._database.transaction() as db:
+            for stanza in reversed(messages):
+                db.execute(
+                    "INSERT INTO offline_messages (id, localpart, domain, stanza, size)"
+                    " SELECT COALESCE(MIN(id), 1) - 1, :localpart, :domain, :stanza, :size FROM offline_messages",
+                    _user(localpart, domain, stanza=stanza, size=utf8_size(stanza)),
+                )
 
     async def count(self, localpart: str, domain: str) -> int:
-        (count,) = self._db.execute(
-            f"SELECT COUNT(*) FROM offline_messages WHERE {_USER_ROWS}", _user(localpart, domain)
+        row = self._db.execute(
+            f"SELECT messages FROM offline_totals WHERE {_USER_ROWS}", _user(localpart, domain)
         ).fetchone()
-        return count
+        return row[0] if row else 0
 
 
 @implementer(IPrivacyStore)

@@ -21,6 +21,7 @@ from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
+from xmppd.streams.drain import Drain
 
 STANZAS = frozenset(("message", "presence", "iq"))
 
@@ -352,10 +353,18 @@ class ClientStream(ServerStream):
         if self._held is None:
             self._held = []
 
-    def release_output(self, first: bytes = b"") -> None:
+    def send_ahead(self, data: bytes) -> None:
+        """Write now, ahead of the held output: the stored messages themselves."""
+        super().send_raw(data)
+
+    def drain(self) -> Drain:
+        """For a sender of much output: ``await drain.written()`` between its parts."""
+        return Drain(self.transport)
+
+    def release_output(self) -> None:
         held, self._held = self._held or [], None
-        if first or held:
-            super().send_raw(first + b"".join(held))
+        if held:
+            super().send_raw(b"".join(held))
 
     def send_if_available(self, data: bytes) -> None:
         """Presence broadcasts: only while this session is available (RFC 6121 §4.4.2)."""

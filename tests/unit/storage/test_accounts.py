@@ -138,12 +138,12 @@ class TestSQLite:
 
 
 def test_deleting_an_account_removes_what_is_kept_for_it(storage, run: Runner) -> None:
-    from xmppd.storage.interfaces import RosterItem
+    from xmppd.storage.interfaces import OfflineQuota, RosterItem
 
     run(storage.accounts.create(*ALICE, CREDS))
     run(storage.rosters.put(*ALICE, RosterItem("bob@example.org")))
     run(storage.pending.put(*ALICE, "carol@example.org", "<presence type='subscribe'/>"))
-    run(storage.offline.push(*ALICE, "<message/>", 10))
+    run(storage.offline.push(*ALICE, "<message/>", OfflineQuota(10, 1000)))
     run(storage.privacy.put(*ALICE, "public", '{"items":[]}'))
     run(storage.privacy.set_default(*ALICE, "public"))
     run(storage.vcards.put(*ALICE, "<vCard xmlns='vcard-temp'/>"))

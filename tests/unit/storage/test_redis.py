@@ -12,7 +12,8 @@ from redis.crc import key_slot
 
 from tests.unit.storage.test_accounts import ALICE, CREDS, Runner
 from xmppd.storage import Storage, open_storage
-from xmppd.storage.interfaces import RosterItem
+from tests.unit.storage.test_offline import EVERYTHING, sized
+from xmppd.storage.interfaces import OfflineQuota, RosterItem
 
 BOB = ("bob", "example.org")
 
@@ -59,25 +60,26 @@ def test_concurrent_roster_puts_keep_every_item(
     assert connections(redis_url, "node") <= 4  # the URL's max_connections=2 bounded each pool
 
 
-def test_concurrent_pop_all_returns_each_message_once(
+def test_concurrent_pop_page_returns_each_message_once(
     nodes: tuple[Storage, Storage], run: Runner
 ) -> None:
-    """One client pushes while both pop in loops: no message twice, none lost, order kept."""
+    """One client pushes while both pop pages in loops: no message twice, none lost, order kept."""
     messages = [f"<message id='m{n}'><body>{n}</body></message>" for n in range(300)]
     pushed = asyncio.Event()
 
     async def push() -> list[str]:
         for text in messages:
-            assert await nodes[0].offline.push(*ALICE, text, len(messages))
+            assert await nodes[0].offline.push(*ALICE, text, OfflineQuota(len(messages), 1_000_000))
         pushed.set()
         return []
 
     async def pop(storage: Storage) -> list[str]:
         popped: list[str] = []
         while True:
-            last_round = pushed.is_set()  # read first: this round then sees every push
-            popped += await storage.offline.pop_all(*ALICE)
-            if last_round:
+            last_round = pushed.is_set()  # read first: the rounds after it see every push
+            page = await storage.offline.pop_page(*ALICE, 200)  # a few messages a page
+            popped += page
+            if last_round and not page:
                 return popped
 
     async def main() -> list[list[str]]:
@@ -90,6 +92,35 @@ def test_concurrent_pop_all_returns_each_message_once(
         assert popped == [text for text in messages if text in set(popped)]  # arrival order
 
 
+def test_concurrent_pushes_at_the_quota_edge_never_pass_it(
+    nodes: tuple[Storage, Storage], run: Runner
+) -> None:
+    """Eight writers on two clients race for the last room: the quota holds in messages and bytes."""
+    quota = OfflineQuota(messages=1000, bytes=50_000)
+    text = sized(0, 1000)
+
+    async def writer() -> list[bool]:
+        return [await storage.offline.push(*ALICE, text, quota) for storage in nodes for _ in range(13)]
+
+    async def main() -> list[list[bool]]:
+        return await asyncio.gather(*(writer() for _ in range(8)))
+
+    outcomes = [stored for results in run(main()) for stored in results]
+    assert outcomes.count(True) == 50 and len(outcomes) == 208
+    assert run(nodes[1].offline.count(*ALICE)) == 50
+    assert len(run(nodes[1].offline.pop_page(*ALICE, EVERYTHING))) == 50
+    by_count = OfflineQuota(messages=30, bytes=1_000_000)
+
+    async def count_writer() -> list[bool]:
+        return [await storage.offline.push(*ALICE, text, by_count) for storage in nodes for _ in range(5)]
+
+    async def by_count_main() -> list[list[bool]]:
+        return await asyncio.gather(*(count_writer() for _ in range(8)))
+
+    assert sum(stored for results in run(by_count_main()) for stored in results) == 30
+    assert run(nodes[0].offline.count(*ALICE)) == 30
+
+
 def test_account_keys_share_one_slot_and_deletion_leaves_none(
     redis_storage: Storage, redis_url: str, run: Runner
 ) -> None:
@@ -100,13 +131,13 @@ def test_account_keys_share_one_slot_and_deletion_leaves_none(
     run(storage.accounts.set_disabled(*ALICE, True))
     run(storage.rosters.put(*ALICE, RosterItem("juliet@capulet.example")))
     run(storage.pending.put(*ALICE, "romeo@montague.example", "<presence type='subscribe'/>"))
-    run(storage.offline.push(*ALICE, "<message/>", 10))
+    run(storage.offline.push(*ALICE, "<message/>", OfflineQuota(10, 1000)))
     run(storage.privacy.put(*ALICE, "public", "{}"))
     run(storage.privacy.set_default(*ALICE, "public"))
     run(storage.vcards.put(*ALICE, "<vCard xmlns='vcard-temp'/>"))
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         alice_keys = client.keys("xmppd:{alice@example.org}:*")  # a test may scan; the server never
-        assert len(alice_keys) == 10
+        assert len(alice_keys) == 11
         assert len({key_slot(key.encode()) for key in alice_keys}) == 1
 
         assert run(storage.delete_account(*ALICE)) is True
