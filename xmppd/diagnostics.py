@@ -26,8 +26,23 @@ def dump(loop: asyncio.AbstractEventLoop) -> None:
     out.write(f"--- {len(tasks)} pending asyncio tasks ---\n")
     for task in tasks:
         out.write(f"{task!r}\n")
-        task.print_stack(limit=20, file=out)
+        for line in await_chain(task.get_coro()):
+            out.write(f"  {line}\n")
     out.write("--- threads ---\n")
     out.flush()
     faulthandler.dump_traceback(file=out, all_threads=True)
     out.flush()
+
+
+def await_chain(awaitable) -> list[str]:
+    """Where a suspended coroutine waits, outermost first, down through every coroutine
+    it awaits (``Task.print_stack`` shows only the outermost frame)."""
+    lines = []
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            lines.append(f"waiting on {awaitable!r}"[:300])
+            break
+        lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return lines
