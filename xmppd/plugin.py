@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import sys
@@ -9,7 +10,7 @@ from typing import NoReturn
 
 from twisted.python import usage
 
-from xmppd import config as cfg
+from xmppd import config as cfg, diagnostics
 
 PIDFILE = "twistd.pid"  # twistd's default, in the working directory; a node keeps it in its data directory
 LOG_OBSERVER = "xmppd.plugin.log_observer"  # twistd's --logger, unless the user gives one
@@ -26,8 +27,6 @@ def install_reactor() -> None:
         if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
             raise SystemExit(f"twistd xmppd: {REACTOR_HINT}")
         return
-    import asyncio
-
     from twisted.internet import asyncioreactor
 
     try:
@@ -98,6 +97,7 @@ def makeService(options: Options):
     except OSError as e:
         exit_with(f"data directory {config.data_dir}: {e.strerror}")
     tune_gc()
+    diagnostics.install(asyncio.get_event_loop())  # the reactor's loop, set by install_reactor()
     return node_service
 
 

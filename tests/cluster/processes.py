@@ -186,9 +186,14 @@ class Node:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            for dump in (signal.SIGUSR1, signal.SIGUSR2):  # pending tasks and threads into the log (xmppd.diagnostics)
+                self.process.send_signal(dump)
+                time.sleep(0.5)
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"node {self.node_id} ignored SIGTERM for {timeout}s; killed. Log:\n{self.log_tail()}") from None
+            raise AssertionError(
+                f"node {self.node_id} ignored SIGTERM for {timeout}s; killed. Log:\n{self.log_tail(120)}"
+            ) from None
 
     def alarms(self) -> list[str]:
         """Log lines (with context) that say something went unhandled."""
