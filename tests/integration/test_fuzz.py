@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.blocking_client import BlockingStream, StreamClosed
-from tests.integration.test_launch import TWISTD, free_port, wait_for_port
+from tests.integration.test_launch import running_node
 
 STREAM_CONDITIONS = {
     "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
@@ -42,16 +42,8 @@ def fuzz_node(tmp_path_factory):
     subprocess.run(
         [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "adduser", "fuzz@localhost", "pw"], check=True
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port)],
-        cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    wait_for_port(port, process)
-    yield process, port
-    process.terminate()
-    output = process.communicate(timeout=20)[0]
-    assert "Unhandled" not in output and "Traceback" not in output, output
+    with running_node(data) as node:
+        yield node
 
 
 class Session:

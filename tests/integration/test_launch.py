@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,6 +37,21 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
         except OSError:
             time.sleep(0.1)
     raise AssertionError("server did not listen in time")
+
+
+@contextlib.contextmanager
+def running_node(data, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``twistd xmppd`` on ``data`` and a free port, as its own process; its log must end without a traceback."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port), *args],
+        cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    wait_for_port(port, process)
+    yield process, port
+    process.terminate()
+    output = process.communicate(timeout=20)[0]
+    assert "Unhandled" not in output and "Traceback" not in output, output
 
 
 def test_twistd_starts_a_node_with_defaults_in_its_data_dir(tmp_path):
