@@ -44,7 +44,7 @@ def running_node(data, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
     """``twistd xmppd`` on ``data`` and a free port, as its own process; its log must end without a traceback."""
     port = free_port()
     process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port), *args],
+        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port), "--http-port", "0", *args],
         cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     wait_for_port(port, process)
