@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import subprocess
 import sys
@@ -39,15 +40,27 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
     raise AssertionError("server did not listen in time")
 
 
+def _listening_port(line: str) -> int | None:
+    found = re.search(r"c2s listening on \S+:(\d+)", line)
+    return int(found[1]) if found else None
+
+
 @contextlib.contextmanager
 def running_node(data, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """``twistd xmppd`` on ``data`` and a free port, as its own process; its log must end without a traceback."""
-    port = free_port()
+    """``twistd xmppd`` on ``data``, as its own process; its log must end without a traceback.
+
+    The node picks its own free ports (0) and logs them: a port chosen here
+    could be taken by someone else before the node binds it."""
     process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port), "--http-port", "0", *args],
+        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", "0", "--http-port", "0", *args],
         cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    wait_for_port(port, process)
+    log = []
+    while (port := _listening_port(log[-1] if log else "")) is None:
+        log.append(process.stdout.readline())
+        if not log[-1]:
+            process.wait(timeout=20)
+            raise AssertionError(f"server exited with {process.returncode}: {''.join(log)}")
     yield process, port
     process.terminate()
     output = process.communicate(timeout=20)[0]
