@@ -79,7 +79,9 @@ class BlockingStream:
         self.restart()
         self.next()
         self.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-        return str(self.next().bind.jid)
+        bound = self.next()
+        assert bound["type"] == "result", bound.toXml()
+        return str(bound.bind.jid)
 
     def close(self):
         try:

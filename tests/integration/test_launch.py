@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -40,30 +41,30 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> 
     raise AssertionError("server did not listen in time")
 
 
-def _listening_port(line: str) -> int | None:
-    found = re.search(r"c2s listening on \S+:(\d+)", line)
-    return int(found[1]) if found else None
-
-
 @contextlib.contextmanager
-def running_node(data, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
+def running_node(data, *args: str, seconds: float = 20) -> Iterator[tuple[subprocess.Popen, int]]:
     """``twistd xmppd`` on ``data``, as its own process; its log must end without a traceback.
 
     The node picks its own free ports (0) and logs them: a port chosen here
-    could be taken by someone else before the node binds it."""
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", "0", "--http-port", "0", *args],
-        cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    log = []
-    while (port := _listening_port(log[-1] if log else "")) is None:
-        log.append(process.stdout.readline())
-        if not log[-1]:
-            process.wait(timeout=20)
-            raise AssertionError(f"server exited with {process.returncode}: {''.join(log)}")
-    yield process, port
+    could be taken by someone else before the node binds it. The log goes to a
+    file: a pipe nobody reads while the tests run would fill and stop the node.
+    """
+    log_path = Path(data) / "twistd.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", "0", "--http-port", "0", *args],
+            cwd=data, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+    deadline = time.monotonic() + seconds
+    while (found := re.search(r"c2s listening on \S+:(\d+)", log_path.read_text())) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"server exited with {process.wait()}: {log_path.read_text()}")
+        time.sleep(0.05)
+    yield process, int(found[1])
     process.terminate()
-    output = process.communicate(timeout=20)[0]
+    process.wait(timeout=20)
+    output = log_path.read_text()
     assert "Unhandled" not in output and "Traceback" not in output, output
 
 
