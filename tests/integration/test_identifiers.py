@@ -197,6 +197,19 @@ def test_an_over_long_privacy_jid_value_is_bad_request(node):
     assert spent < 0.2
 
 
+def test_an_over_long_blocking_item_is_jid_malformed(node):
+    process, port = node
+    stream = logged_in(port)
+    before = cpu_seconds(process)
+    stream.send(f"<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='{huge(8)}@localhost'/></block></iq>")
+    answer = stream.next()
+    spent = cpu_seconds(process) - before
+    assert (answer["type"], answer["id"]) == ("error", "b1")
+    assert stanza_error(answer) == ("modify", "jid-malformed")  # XEP-0191 §3.3
+    stream.close()
+    assert spent < 0.2
+
+
 def register(port: int, username: str):
     stream = BlockingStream("127.0.0.1", port)
     try:
