@@ -60,21 +60,20 @@ def test_a_200_kb_part_costs_microseconds_and_is_refused_by_every_profile():
 
 def test_sized_lru_drops_the_least_recently_used_to_stay_within_bytes():
     cache = SizedLRU(max_entries=100, max_bytes=3000, size_of=lambda key, value: 1000 - 100)  # 1000 with the overhead
+    remember = memoize(str.upper, cache)
     for key in "abc":
-        cache.put(key, key)
-    assert cache.get("a") == "a"  # now the most recently used
-    cache.put("d", "d")
-    assert (len(cache), cache.bytes) == (3, 3000)
-    assert cache.get("b") is None and cache.get("a") == "a"
+        remember(key)
+    assert remember("a") == "A"  # a hit: now the most recently used
+    remember("d")
+    assert (list(cache.entries), cache.bytes) == (["c", "a", "d"], 3000)
 
 
 def test_sized_lru_keeps_the_entry_bound_and_skips_what_can_never_fit():
     cache = SizedLRU(max_entries=2, max_bytes=10_000)
-    for key in "abc":
-        cache.put(key, key)
-    assert cache.get("a") is None and len(cache) == 2
-    cache.put("big", "x" * 20_000)
-    assert cache.get("big") is None and len(cache) == 2
+    remember = memoize(str.upper, cache)
+    for key in ["a", "b", "c", "x" * 20_000]:
+        remember(key)
+    assert list(cache.entries) == ["b", "c"]
 
 
 def test_lowering_the_bound_shrinks_the_address_caches():

@@ -21,22 +21,13 @@ def size_of_strings(key: str, value: str) -> int:
 
 
 class SizedLRU:
+    """``entries`` maps a key to (value, its estimated size); the last is the most recently used."""
+
     def __init__(self, max_entries: int, max_bytes: int, size_of: Callable[[Any, Any], int] = size_of_strings):
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self._size_of = size_of
         self.entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def get(self, key: Hashable) -> Any:
-        """The value, or None; a hit becomes the most recently used."""
-        found = self.entries.get(key)
-        if found is None:
-            return None
-        self.entries.move_to_end(key)
-        return found[0]
 
     def put(self, key: Hashable, value: Any) -> None:
         size = self._size_of(key, value) + ENTRY_OVERHEAD
