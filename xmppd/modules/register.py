@@ -11,8 +11,8 @@ from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, SERVER, IQRequest, Module
 from xmppd.stanzas import StanzaError
-from xmppd.util import identifiers
 from xmppd.storage.interfaces import AccountExists
+from xmppd.util import identifiers
 from xmppd.util.scram import Credentials
 from xmppd.xml import NS_REGISTER_FEATURE
 
