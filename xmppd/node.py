@@ -7,6 +7,7 @@ from collections import Counter
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from xmppd import compat
 from xmppd.cluster.local import LocalCluster
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
@@ -32,6 +33,7 @@ class Node:
         self.clock = clock
         self.node_id = config.node_id
         self.domains = frozenset(config.domains)
+        compat.limit_address_caches(config.address_cache_mb << 20)  # process-wide: the caches are Twisted's
         self.storage = storage
         self.tls_context = tls_context
         self.cluster = cluster if cluster is not None else LocalCluster(self.node_id)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 
+from xmppd.compat import address_cache, size_of_jid
+from xmppd.util import identifiers
+from xmppd.util.lru import memoize
 from xmppd.xml import NS_CLIENT
 
 IQ_TYPES = frozenset(("get", "set", "result", "error"))
@@ -56,15 +57,18 @@ def error_reply(stanza: domish.Element, error: StanzaError | str, text: str | No
 
 
 def parse_jid(value: str | None) -> jid.JID | None:
-    """A prepared JID, or StanzaError('jid-malformed') for a bad one (CORE-49)."""
+    """A prepared JID, or StanzaError('jid-malformed') for a bad one (CORE-49).
+
+    An over-long one is refused before it is prepared or cached."""
     if value is None:
         return None
+    if not identifiers.jid_fits(value):
+        raise StanzaError("jid-malformed", text="JID part longer than 1023 bytes")
     return _parse_jid(value)
 
 
-@functools.lru_cache(maxsize=16384)
-def _parse_jid(value: str) -> jid.JID:
-    """The same addresses come back on every stanza: parse and check each once."""
+def _check_and_parse(value: str) -> jid.JID:
+    """Parse and check one address; ``_parse_jid`` keeps the results, as the same addresses come back on every stanza."""
     head, slash, resource = value.partition("/")
     local, at, _ = head.partition("@")
     if not value or (slash and not resource) or (at and not local):
@@ -78,9 +82,12 @@ def _parse_jid(value: str) -> jid.JID:
     return parsed
 
 
+_parse_jid = memoize(_check_and_parse, address_cache(16384, size_of_jid))
+
+
 def parts_fit(address: jid.JID) -> bool:
-    """RFC 6122: each part of a JID is at most 1023 bytes."""
-    return all(part is None or len(part.encode("utf-8")) <= 1023 for part in (address.user, address.host, address.resource))
+    """RFC 6122: each prepared part of a JID is at most 1023 bytes (preparation can lengthen a part)."""
+    return all(identifiers.fits(part) for part in (address.user, address.host, address.resource))
 
 
 SHOW_VALUES = frozenset(("away", "chat", "dnd", "xa"))

@@ -54,8 +54,8 @@ class BlockingStream:
             raise StreamClosed(element.firstChildElement().name if element.firstChildElement() else None)
         return element
 
-    def authenticate(self, user: str, password: str) -> domish.Element:
-        """STARTTLS and SASL PLAIN: the server's answer, <success/> or <failure/>."""
+    def start_tls(self) -> domish.Element:
+        """Header, STARTTLS, header again: returns the features offered under TLS."""
         self.restart()
         self.next()  # features
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
@@ -64,10 +64,18 @@ class BlockingStream:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         self.sock = context.wrap_socket(self.sock, server_hostname=self.domain)
         self.restart()
-        self.next()
-        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-        self.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
         return self.next()
+
+    def auth(self, mechanism: str, initial: bytes) -> domish.Element:
+        """<auth/> with an initial response: returns the node's answer (challenge, success or failure)."""
+        token = base64.b64encode(initial).decode()
+        self.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mechanism}'>{token}</auth>")
+        return self.next()
+
+    def authenticate(self, user: str, password: str) -> domish.Element:
+        """STARTTLS and SASL PLAIN: the server's answer, <success/> or <failure/>."""
+        self.start_tls()
+        return self.auth("PLAIN", f"\0{user}\0{password}".encode())
 
     def login(self, user: str, password: str) -> str:
         """STARTTLS, SASL PLAIN, bind: returns the bound full JID."""
@@ -75,7 +83,9 @@ class BlockingStream:
         self.restart()
         self.next()
         self.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-        return str(self.next().bind.jid)
+        bound = self.next()
+        assert bound["type"] == "result", bound.toXml()
+        return str(bound.bind.jid)
 
     def close(self):
         try:

@@ -16,8 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xmppd.streams import sasl
+from xmppd.util.scram import escape_saslname
+
 from tests.integration.blocking_client import BlockingStream, StreamClosed
-from tests.integration.test_launch import start_node
+from tests.integration.test_launch import running_node
 
 STREAM_CONDITIONS = {
     "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
@@ -33,6 +36,7 @@ STANZA_CONDITIONS = {
     "remote-server-timeout", "resource-constraint", "service-unavailable", "subscription-required",
     "undefined-condition", "unexpected-request",
 }
+SASL_CONDITIONS = sasl.CONDITIONS
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
@@ -42,10 +46,8 @@ def fuzz_node(tmp_path_factory):
     subprocess.run(
         [sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "--init", "adduser", "fuzz@localhost", "pw"], check=True
     )
-    node = start_node("--data-dir", str(data), cwd=data)
-    yield node.process, node.port
-    output = node.stop()
-    assert "Unhandled" not in output and "Traceback" not in output, output
+    with running_node(data) as node:
+        yield node
 
 
 class Session:
@@ -67,11 +69,28 @@ class Session:
         self.stream = None
 
 
+# Identifiers: short and odd, and around RFC 7622's 1023-byte bound (CORE-49) ...
+identifier_parts = st.one_of(
+    st.text(max_size=30),
+    st.builds(lambda char, n, tail: char * n + tail, st.characters(), st.integers(250, 1100), st.text(max_size=3)),
+)
+# ... or far over it, on connections of their own (a stanza that large ends the stream).
+huge_parts = st.builds(lambda char, n: char * n, st.sampled_from(["a", "é", "\u3300", "\U0001f600", "\u00ad"]), st.integers(1000, 60_000))
+
+
+def jids(parts: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda local, domain, resource: f"{local + '@' if local is not None else ''}{domain}{'/' + resource if resource is not None else ''}",
+        st.none() | parts, st.just("localhost") | parts, st.none() | parts,
+    )
+
+
 names = st.sampled_from(["message", "presence", "iq", "iq", "message", "foo", "stream:features", "x:iq"])
 attr_values = st.one_of(
     st.sampled_from(["", "localhost", "fuzz@localhost", "fuzz@localhost/r", "nobody@localhost", "a@b@c", "@", "/", "x@elsewhere.example",
                      "get", "set", "result", "error", "chat", "groupchat", "headline", "normal", "probe", "subscribe", "unavailable", "bogus"]),
     st.text(max_size=30),
+    jids(identifier_parts),
 )
 attrs = st.dictionaries(st.sampled_from(["to", "type", "id", "from", "xml:lang", "xmlns", "junk"]), attr_values, max_size=4)
 namespaces = st.sampled_from(["", "jabber:iq:version", "urn:xmpp:ping", "http://jabber.org/protocol/disco#info",
@@ -131,7 +150,7 @@ def test_random_stanzas_never_crash_or_hang_the_node(fuzz_node, data):
             element = stream.next()
             check_answer(element)
             if element.getAttribute("id") == sentinel:
-                assert element["type"] == "result"
+                assert element["type"] == "result", element.toXml()
                 break
     except StreamClosed as closed:
         assert closed.condition in STREAM_CONDITIONS
@@ -164,3 +183,40 @@ def test_node_still_takes_logins_after_fuzzing(fuzz_node):
     stream = BlockingStream("127.0.0.1", port)
     assert stream.login("fuzz", "pw").startswith("fuzz@localhost/")
     stream.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(to=jids(identifier_parts | huge_parts))
+def test_random_header_addresses_get_features_or_a_stream_error(fuzz_node, to):
+    process, port = fuzz_node
+    stream = BlockingStream("127.0.0.1", port, domain=quote(to))
+    try:
+        stream.restart()
+        assert stream.next().name == "features"
+    except StreamClosed as closed:
+        assert closed.condition in STREAM_CONDITIONS
+    finally:
+        stream.close()
+    assert process.poll() is None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mechanism=st.sampled_from(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]), username=identifier_parts | huge_parts, authzid=st.none() | jids(identifier_parts | huge_parts))
+def test_random_sasl_names_get_a_defined_answer(fuzz_node, mechanism, username, authzid):
+    process, port = fuzz_node
+    if mechanism == "PLAIN":
+        initial = f"{authzid or ''}\0{username}\0pw"
+    else:
+        initial = f"n,{'a=' + escape_saslname(authzid) if authzid else ''},n={escape_saslname(username)},r=fuzznonce"
+    stream = BlockingStream("127.0.0.1", port)
+    try:
+        stream.start_tls()
+        answer = stream.auth(mechanism, initial.encode("utf-8", "surrogatepass"))
+        assert answer.name in ("failure", "challenge", "success"), answer.toXml()
+        if answer.name == "failure":
+            assert answer.firstChildElement().name in SASL_CONDITIONS, answer.toXml()
+    except StreamClosed as closed:
+        assert closed.condition in STREAM_CONDITIONS  # e.g. a name too big for max_stanza_size
+    finally:
+        stream.close()
+    assert process.poll() is None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,31 +27,46 @@ def run_twistd(*args: str, cwd) -> subprocess.CompletedProcess:
 
 @dataclass
 class NodeProcess:
-    """A ``twistd xmppd`` process, and what it logged up to listening for clients."""
+    """A ``twistd xmppd`` process, the port it listens on for clients, and its log file."""
 
     process: subprocess.Popen
     port: int
-    head: str
+    log: Path
 
     def stop(self) -> str:
         """SIGTERM; everything it logged."""
         self.process.terminate()
         self.process.wait(timeout=20)
-        return self.head + self.process.stdout.read()
+        return self.log.read_text()
 
 
-def start_node(*args: str, cwd, twistd: list[str] = TWISTD) -> NodeProcess:
+def start_node(*args: str, cwd, twistd: list[str] = TWISTD, seconds: float = 20) -> NodeProcess:
     """A node on ports it picks itself (0), read back from its log: no other process can
-    take them between the test's choice and the node's bind."""
-    process = subprocess.Popen([*twistd, "xmppd", "--c2s-port", "0", "--http-port", "0", *args],
-                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    head = ""
-    for line in iter(process.stdout.readline, ""):
-        head += line
-        listening = re.search(r"\] c2s listening on \S+:(\d+)$", line.rstrip())
-        if listening:
-            return NodeProcess(process, int(listening.group(1)), head)
-    raise AssertionError(f"server exited with {process.wait()}: {head}")
+    take them between the test's choice and the node's bind. The log goes to a file in
+    ``cwd``: a pipe nobody reads while the test runs would fill and stop the node."""
+    handle, name = tempfile.mkstemp(prefix="twistd-", suffix=".log", dir=cwd)
+    log = Path(name)
+    with os.fdopen(handle, "w") as output:
+        process = subprocess.Popen([*twistd, "xmppd", "--c2s-port", "0", "--http-port", "0", *args],
+                                   cwd=cwd, stdout=output, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + seconds
+    while (listening := re.search(r"\] c2s listening on \S+:(\d+)$", log.read_text(), re.M)) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"server exited with {process.wait()}: {log.read_text()}")
+        time.sleep(0.05)
+    return NodeProcess(process, int(listening[1]), log)
+
+
+@contextlib.contextmanager
+def running_node(data, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``twistd xmppd`` on ``data``, as its own process; its log must end without a traceback."""
+    node = start_node("--data-dir", str(data), *args, cwd=data)
+    try:
+        yield node.process, node.port
+    finally:
+        output = node.stop()
+    assert "Unhandled" not in output and "Traceback" not in output, output
 
 
 def test_twistd_starts_a_node_with_defaults_in_its_data_dir(tmp_path):

@@ -512,3 +512,31 @@ def test_random_client_final_only_raises_sasl_failure(final):
         steps(server, final)
     except SASLFailure:
         pass
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("SCRAM-SHA-1", b"n,,n=" + b"u" * 1024 + b",r=abc"),  # username one byte over a localpart
+        ("SCRAM-SHA-256", b"n,a=" + b"a" * 1024 + b"@localhost,n=user,r=abc"),  # authzid localpart too
+        ("PLAIN", b"\0" + "é".encode() * 512 + b"\0pencil"),  # 1024 bytes in 512 characters
+        ("PLAIN", b"x@" + b"d" * 1024 + b"\0user\0pencil"),
+    ],
+    ids=["SCRAM username", "SCRAM authzid", "PLAIN username", "PLAIN authzid"],
+)
+def test_over_long_names_are_malformed_before_any_preparation(name, first):
+    """CORE-49: no challenge, no lookup, no SASLprep for a name no account can have."""
+    assert failure(server_for(name), first) == "malformed-request"
+
+
+@pytest.mark.parametrize("name", ["PLAIN", *SCRAM])
+def test_a_username_of_1023_bytes_is_looked_up(name):
+    long_name = "u" * 1023
+    ACCOUNTS[long_name] = ACCOUNTS["user"]
+    try:
+        client = make_client_mechanism(name, long_name, "pencil")
+        server = server_for(name)
+        exchange(client, server)
+        assert server.username == long_name
+    finally:
+        del ACCOUNTS[long_name]

@@ -12,6 +12,7 @@ from twisted.words.xish import domish
 from xmppd.modules import ACCOUNT, SERVER, IQRequest, Module
 from xmppd.stanzas import StanzaError
 from xmppd.storage.interfaces import AccountExists
+from xmppd.util import identifiers
 from xmppd.util.scram import Credentials
 from xmppd.xml import NS_REGISTER_FEATURE
 
@@ -53,10 +54,14 @@ class RegisterModule(Module):
         username, password = _text(query.username), _text(query.password)
         if not username or not password:
             raise StanzaError("not-acceptable", text="username and password are required")
+        if not identifiers.fits(username):  # before nodeprep: it is linear in the input and slow
+            raise StanzaError("not-acceptable", text="usernames are limited to 1023 bytes")
         try:
             localpart = jid.nodeprep.prepare(username)
         except UnicodeError:
             raise StanzaError("jid-malformed", text="invalid username") from None
+        if not identifiers.fits(localpart):  # preparation can lengthen it; such an account could never bind
+            raise StanzaError("not-acceptable", text="usernames are limited to 1023 bytes")
         credentials = Credentials.from_password(password, self.node.config.scram_iterations)
         accounts = self.node.storage.accounts
         if request.sender is None:

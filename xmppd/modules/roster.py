@@ -19,6 +19,7 @@ from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError, parts_fit
 from xmppd.storage.interfaces import Roster, RosterItem
+from xmppd.util import identifiers
 from xmppd.util.aio import run_in_background
 from xmppd.util.subscription import State
 from xmppd.xml import NS_CLIENT
@@ -241,6 +242,8 @@ class RosterModule(Module):
 
 
 def _contact(value: str | None) -> str:
+    if value and not identifiers.jid_fits(value):  # refused before stringprep, like an over-long name (IM-03)
+        raise StanzaError("not-acceptable", text="JID parts are limited to 1023 bytes")
     try:
         address = jid.JID(value) if value else None
     except (jid.InvalidFormat, UnicodeError):

@@ -22,6 +22,7 @@ from xmppd.stanzas import StanzaError, check_iq, check_message, error_reply, par
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
 from xmppd.streams.drain import Drain
+from xmppd.util import identifiers
 
 STANZAS = frozenset(("message", "presence", "iq"))
 NS_LEGACY_AUTH = "jabber:iq:auth"  # XEP-0078, not served here (LEG-01)
@@ -54,6 +55,8 @@ class ClientStream(ServerStream):
             return self.config.domains[0]
         if to in self.node.domains:  # already prepared: the common case, no stringprep
             return to
+        if not identifiers.jid_fits(to):  # refused before stringprep could spend the reactor's time on it
+            raise StreamError("host-unknown")
         try:
             host = jid.JID(to).host
         except (jid.InvalidFormat, UnicodeError):
@@ -314,6 +317,8 @@ class ClientStream(ServerStream):
     async def bind(self, iq: domish.Element, request: domish.Element):
         """CORE-30/31: bind the asked-for or a generated resource; the newest session wins."""
         wanted = (str(request.resource) if request.resource else "").strip()
+        if not identifiers.fits(wanted):
+            return self._bind_failed(iq, "bad-request", "resource longer than 1023 bytes")
         try:
             full = jid.JID(tuple=(self.username, self.domain, wanted or secrets.token_hex(6)))
         except (jid.InvalidFormat, UnicodeError):

@@ -21,6 +21,7 @@ from typing import Protocol
 from scramp import ScramException
 from scramp.utils import saslprep
 
+from xmppd.util import identifiers
 from xmppd.util.scram import (
     HASHES,
     MIN_ITERATIONS,
@@ -101,8 +102,16 @@ def _malformed() -> Iterator[None]:
         raise SASLFailure("malformed-request", str(e)) from None
 
 
+def _check_authzid_length(authzid: str | None) -> None:
+    """The authzid is a JID, prepared only after authentication: its length is checked now."""
+    if authzid and not identifiers.jid_fits(authzid):
+        raise ValueError("authzid longer than a JID")
+
+
 def _prepare_username(name: str) -> str:
-    """SASLprep, refusing names that prepare to nothing."""
+    """SASLprep, refusing names that prepare to nothing or, before preparing them, are too long for a localpart."""
+    if not identifiers.fits(name):
+        raise ValueError("username longer than 1023 bytes")
     prepared = saslprep(name)
     if not prepared:
         raise ValueError("empty username")
@@ -128,6 +137,7 @@ class PlainServer:
         self._done = True
         with _malformed():
             authzid, authcid, password = response.decode("utf-8").split("\0")
+            _check_authzid_length(authzid)
             username = _prepare_username(authcid)
             if not password:
                 raise ValueError("empty password")
@@ -193,6 +203,7 @@ class ScramServer:
             return "challenge", b""
         with _malformed():
             header, bare = parse_client_first(response.decode("utf-8"))
+            _check_authzid_length(header.authzid)
             (user, client_nonce), _ = split_attributes(bare, "nr")
             check_nonce(client_nonce)
             username = _prepare_username(unescape_saslname(user))
