@@ -120,6 +120,7 @@ async def test_missing_to_is_served_by_the_default_domain(node: RunningNode):
     [
         (header(to="elsewhere.example"), "host-unknown"),
         (header(to="not a domain"), "host-unknown"),
+        (header(to=""), "host-unknown"),  # found by fuzzing: an empty 'to' once raised inside Twisted's JID
         (header(**{"xmlns:stream": "http://wrong.example/streams"}), "invalid-namespace"),
         (header(xmlns="jabber:server"), "invalid-namespace"),
         ("<stream xmlns='http://etherx.jabber.org/streams' to='localhost' version='1.0'>", "bad-namespace-prefix"),

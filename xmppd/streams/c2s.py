@@ -55,7 +55,7 @@ class ClientStream(ServerStream):
             return self.config.domains[0]
         if to in self.node.domains:  # already prepared: the common case, no stringprep
             return to
-        if not identifiers.jid_fits(to):  # refused before stringprep could spend the reactor's time on it
+        if not to or not identifiers.jid_fits(to):  # empty, or refused before stringprep could spend the reactor's time on it
             raise StreamError("host-unknown")
         try:
             host = jid.JID(to).host
