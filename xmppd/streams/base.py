@@ -23,6 +23,8 @@ from twisted.words.xish import domish
 from xmppd import xml as X
 from xmppd.stanzas import StanzaError, error_reply
 from xmppd.storage import UNAVAILABLE
+from xmppd.streams.budget import OutputBudget
+from xmppd.streams.tls import tcp_connection
 from xmppd.util.aio import as_deferred
 
 
@@ -96,6 +98,7 @@ class ServerStream(protocol.Protocol):
             self.stream_error("resource-constraint", "too many connections")
             return
         self._new_parser()
+        self.output = OutputBudget(self, tcp_connection(self.transport), self.config.max_output_buffer, self.config.output_stall_timeout)
         self.last_activity = self.clock.seconds()
         self._watch(self.config.negotiation_timeout)
 
