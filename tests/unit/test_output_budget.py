@@ -42,7 +42,7 @@ class MemoryConnection(FileDescriptor):
 
 
 class Stream:
-    """What the budget uses of a stream: its clock, its closing bound and its stream error."""
+    """What the budget uses of a stream: its clock, its closing bound, holding its stanzas, its stream error."""
 
     closing_timeout = 5
 
@@ -50,6 +50,13 @@ class Stream:
         self.clock = clock
         self.connection = connection
         self.errors: list[str] = []
+        self.held = False
+
+    def hold_input(self):
+        self.held = True
+
+    def release_input(self):
+        self.held = False
 
     def stream_error(self, condition: str, text: str | None = None):
         if self.errors:
@@ -74,11 +81,11 @@ def test_reading_pauses_above_the_limit_and_resumes_once_all_is_written(setup):
     connection.write(b"x" * LIMIT)
     assert connection.reading and budget.unwritten() == LIMIT  # at the limit, not above it
     connection.write(b"y")
-    assert not connection.reading
+    assert not connection.reading and stream.held
     connection.peer_reads(LIMIT)
-    assert not connection.reading and budget.unwritten() == 1  # below the limit is not enough: all of it
+    assert not connection.reading and stream.held and budget.unwritten() == 1  # below the limit is not enough: all of it
     connection.peer_reads(1)
-    assert connection.reading and budget.unwritten() == 0
+    assert connection.reading and not stream.held and budget.unwritten() == 0
     reactor.advance(STALL * 2)
     assert stream.errors == [] and not connection.aborted  # the stall timer went with the pause
 

@@ -81,6 +81,8 @@ class ServerStream(protocol.Protocol):
         self.version = (1, 0)
         self.closed = False
         self._backlog: deque[domish.Element] | None = None
+        self._pending = False  # a handler is still at work on a stanza
+        self._input_held = False  # the output budget is spent: stanzas read wait in the backlog
         self._idle_call = None
         self._pinged = False
         self.last_activity = 0.0
@@ -258,16 +260,31 @@ class ServerStream(protocol.Protocol):
     def _wait_for(self, pending: Awaitable, element: domish.Element):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
+        self._pending = True
         as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
 
+    def hold_input(self):
+        """Handle no more stanzas until ``release_input``: the peer is not reading what they produce."""
+        self._input_held = True
+        if self._backlog is None:
+            self._backlog = deque()
+
+    def release_input(self):
+        self._input_held = False
+        if not self._pending and self._backlog is not None:
+            self._resume()
+
     def _resume(self, _result=None):
+        self._pending = False
         backlog, self._backlog = self._backlog, None
-        while backlog and not self.closed:
+        while backlog and not self.closed and not self._input_held:
             element = backlog.popleft()
             self._handle(element)
-            if self._backlog is not None:  # waiting again: keep the rest behind
+            if self._backlog is not None:  # waiting (or held) again: keep the rest behind
                 self._backlog.extendleft(reversed(backlog))
                 return
+        if self._input_held:
+            self._backlog = backlog
 
     def _handler_failed(self, reason: failure.Failure, element: domish.Element):
         if reason.check(StreamError):

@@ -7,11 +7,13 @@ itself calls ``pauseProducing`` on each write that leaves more than the limit
 unwritten and ``resumeProducing`` once everything is written: a write that goes
 straight to the socket pays nothing.
 
-While over the limit the node stops reading from the peer, so its own requests
-stop adding replies. If the peer does not read all of it within the stall
-timeout, or the unwritten output passes twice the limit (others' traffic keeps
-coming), the stream ends with policy-violation, and the connection is aborted,
-whatever is still unwritten, ``closing_timeout`` seconds later.
+While over the limit the node stops reading from the peer and holds the
+stanzas it has already read (``ServerStream.hold_input``), so its own requests
+stop adding replies; once everything is written it goes on where it stopped.
+If the peer does not read all of it within the stall timeout, or the unwritten
+output passes twice the limit (others' traffic keeps coming), the stream ends
+with policy-violation, and the connection is aborted, whatever is still
+unwritten, ``closing_timeout`` seconds later.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class OutputBudget:
         """More than the limit is unwritten (called on every write while it is)."""
         if self._timer is None:
             self.connection.stopReading()
+            self.stream.hold_input()
             self._timer = self.stream.clock.callLater(self.stall_timeout, self._end)
         if not self._ending and self.unwritten() > CEILING * self.limit:
             self._ending = True
@@ -58,6 +61,7 @@ class OutputBudget:
             FileDescriptor.unregisterProducer(self.connection)  # Twisted closes only without a paused producer
         else:
             self.connection.resumeProducing()
+            self.stream.release_input()
 
     def stopProducing(self):
         """The connection is gone."""
