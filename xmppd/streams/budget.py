@@ -27,6 +27,8 @@ CEILING = 2  # times the limit: past it the stream ends at once
 
 @implementer(IPushProducer)
 class OutputBudget:
+    __slots__ = ("stream", "connection", "limit", "stall_timeout", "_timer", "_ending")  # one per session
+
     def __init__(self, stream, connection: FileDescriptor, limit: int, stall_timeout: float):
         self.stream = stream
         self.connection = connection
