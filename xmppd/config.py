@@ -94,7 +94,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_connections", int, 15000, "client connections a node accepts; more get resource-constraint", min=1, max=1_000_000),
     Option("max_connections_per_ip", int, 0, "client connections from one address; 0 = no limit (behind a balancer all share one)", min=0, max=1_000_000),
     Option("max_output_buffer", int, 1024 * 1024, "bytes of output a stream may leave unread: the node stops reading from its peer above this, and ends the stream with policy-violation at twice this", min=65536, max=1024 * 1024 * 1024),
-    Option("output_stall_timeout", int, 30, "seconds a stream may stay over max_output_buffer before policy-violation", min=1, max=3600),
+    Option("output_stall_timeout", int, 30, "seconds a peer has, once over max_output_buffer, to read all its output before policy-violation", min=1, max=3600),
     Option("negotiation_timeout", int, 30, "seconds a client has to authenticate and bind", min=1, max=3600),
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
