@@ -60,7 +60,7 @@ def rss(process) -> int:
 
 
 def settled_rss(process, seconds: float = 2) -> int:
-    """RSS once the node has been quiet a moment (the lowest of a few samples)."""
+    """RSS once the node has been quiet a moment: the lowest sample of the last half of ``seconds``."""
     samples = []
     for _ in range(int(seconds / 0.1)):
         time.sleep(0.1)
@@ -156,15 +156,15 @@ def test_a_client_that_reads_late_is_paused_and_gets_every_answer(node_process):
 
 def follow(watcher: BlockingStream, user: BlockingStream) -> None:
     """``watcher`` subscribes to ``user``'s presence (both online) and sees it once."""
-    watcher.send(f"<presence/><presence type='subscribe' to='{watcher_of(user)}'/>")
+    watcher.send(f"<presence/><presence type='subscribe' to='{bare(user)}'/>")
     while user.next().getAttribute("type") != "subscribe":
         pass
-    user.send(f"<presence type='subscribed' to='{watcher_of(watcher)}'/>")
+    user.send(f"<presence type='subscribed' to='{bare(watcher)}'/>")
     while (seen := watcher.next()).name != "presence" or seen.getAttribute("from") != user.jid:
         pass
 
 
-def watcher_of(stream: BlockingStream) -> str:
+def bare(stream: BlockingStream) -> str:
     return stream.jid.split("/")[0]
 
 
