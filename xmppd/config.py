@@ -102,6 +102,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_connections_per_ip", int, 1000, "authenticated connections from one address (a NAT may hide many users); more end with resource-constraint after SASL; 0 = no limit, as behind a TCP balancer", min=0, max=1_000_000, cli=True),
     Option("auth_timeout", int, 10, "seconds a client has from connecting to finishing TLS and SASL, at most negotiation_timeout (connection-timeout after)", min=1, max=3600),
     Option("negotiation_timeout", int, 30, "seconds a client has from connecting to binding a resource (connection-timeout after)", min=1, max=3600),
+    Option("max_output_buffer", int, 1024 * 1024, "bytes of output a stream may leave unread: the node stops reading from its peer above this, and ends the stream with policy-violation at twice this", min=65536, max=1024 * 1024 * 1024),
+    Option("output_stall_timeout", int, 30, "seconds a peer has, once over max_output_buffer, to read all its output before policy-violation", min=1, max=3600),
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
     Option("closing_timeout", int, 5, "seconds the node waits for a client's </stream:stream> after closing the stream itself, then closes TCP (RFC 6120 §4.4)", min=1, max=60),

@@ -17,6 +17,12 @@ COUNT = 600
 BIG = 200_000  # bytes of body in every 10th stanza: 12 MB in one turn, far more than the socket takes
 
 
+@pytest.fixture
+def node(node_factory) -> RunningNode:
+    """With an output budget above those 12 MB: the order of the writes is tested here, not the budget."""
+    return node_factory(max_output_buffer=32 * 1024 * 1024)
+
+
 def stanza(i: int) -> bytes:
     body = b"%d:" % i + (b"x" * BIG if i % 10 == 7 else b"")
     return b"<message type='chat' id='m%d'><body>%s</body></message>" % (i, body)

@@ -23,6 +23,8 @@ from twisted.words.xish import domish
 from xmppd import xml as X
 from xmppd.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.storage import UNAVAILABLE
+from xmppd.streams.budget import OutputBudget
+from xmppd.streams.tls import tcp_connection
 from xmppd.util.aio import as_deferred
 
 
@@ -84,6 +86,8 @@ class ServerStream(protocol.Protocol):
         self.version = (1, 0)
         self.closed = False
         self._backlog: deque[domish.Element] | None = None
+        self._pending = False  # a handler is still at work on a stanza
+        self._input_held = False  # the output budget is spent: stanzas read wait in the backlog
         self._idle_call = None
         self._closing_call = None
         self._pinged = False
@@ -100,6 +104,7 @@ class ServerStream(protocol.Protocol):
     def connectionMade(self):
         self.server.admit(self)  # its factory asked the node first
         self._new_parser()
+        self.output = OutputBudget(self, tcp_connection(self.transport), self.config.max_output_buffer, self.config.output_stall_timeout)
         self.last_activity = self.connected_at = self.clock.seconds()
         self._watch(self.negotiation_deadline() - self.connected_at)
 
@@ -276,16 +281,31 @@ class ServerStream(protocol.Protocol):
     def _wait_for(self, pending: Awaitable, element: domish.Element):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
+        self._pending = True
         as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
 
+    def hold_input(self):
+        """Handle no more stanzas until ``release_input``: the peer is not reading what they produce."""
+        self._input_held = True
+        if self._backlog is None:
+            self._backlog = deque()
+
+    def release_input(self):
+        self._input_held = False
+        if not self._pending and self._backlog is not None:
+            self._resume()
+
     def _resume(self, _result=None):
+        self._pending = False
         backlog, self._backlog = self._backlog, None
-        while backlog and not self.closed:
+        while backlog and not self.closed and not self._input_held:
             element = backlog.popleft()
             self._handle(element)
-            if self._backlog is not None:  # waiting again: keep the rest behind
+            if self._backlog is not None:  # waiting (or held) again: keep the rest behind
                 self._backlog.extendleft(reversed(backlog))
                 return
+        if self._input_held:
+            self._backlog = backlog
 
     def _handler_failed(self, reason: failure.Failure, element: domish.Element):
         if reason.check(StreamError):

@@ -160,11 +160,16 @@ class DirectTLSFactory(TLSMemoryBIOFactory):
         return None if wrapped is None else self.protocol(self, wrapped)
 
 
+def tcp_connection(transport) -> FileDescriptor:
+    """The TCP connection under a stream's transport: itself, or the one below our direct-TLS layer."""
+    return transport._tcp if isinstance(transport, DirectTLSProtocol) else transport
+
+
 def start_tls(transport, options: ssl.CertificateOptions) -> None:
-    """``transport.startTLS(options)`` (server side), with ``DirectTLSProtocol`` as the TLS layer."""
-    if transport.producer is not None:  # never on our streams; Twisted's own path moves producers over
-        transport.startTLS(options)
-        return
+    """``transport.startTLS(options)`` (server side), with ``DirectTLSProtocol`` as the TLS layer.
+
+    A producer registered on the connection (the stream's output budget) stays there, below TLS.
+    """
     layer = DirectTLSProtocol(DirectTLSFactory(options, False, None), transport.protocol, False)
     transport.protocol = layer
     transport.getHandle, transport.getPeerCertificate = layer.getHandle, layer.getPeerCertificate
