@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.blocking_client import BlockingStream
 from tests.integration.raw import HEADER, parse
-from tests.integration.test_launch import TWISTD, free_port, wait_for_port
+from tests.integration.test_launch import start_node
 from xmppd.bench.common import rss_kb
 
 MB = 1024 * 1024
@@ -32,17 +32,11 @@ PING = "<iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>"
 @pytest.fixture
 def node_process(tmp_path):
     for user in ("alice", "bob", "carol"):
-        subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(tmp_path), "adduser", f"{user}@localhost", "pw"], check=True)
+        subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(tmp_path), "--init", "adduser", f"{user}@localhost", "pw"], check=True)
     (tmp_path / "xmppd.toml").write_text(f"output_stall_timeout = {STALL}\n")
-    port = free_port()
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--config", str(tmp_path / "xmppd.toml"), "--data-dir", str(tmp_path), "--c2s-port", str(port), "--http-port", "0"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    wait_for_port(port, process)
-    yield process, port
-    process.terminate()
-    output = process.communicate(timeout=20)[0]
+    node = start_node("--config", str(tmp_path / "xmppd.toml"), "--data-dir", str(tmp_path), cwd=tmp_path)
+    yield node.process, node.port
+    output = node.stop()
     assert "Unhandled" not in output and "Traceback" not in output, output
 
 

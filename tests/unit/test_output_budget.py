@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
 from twisted.internet import main
 from twisted.internet.abstract import FileDescriptor
@@ -44,7 +47,7 @@ class MemoryConnection(FileDescriptor):
 class Stream:
     """What the budget uses of a stream: its clock, its closing bound, holding its stanzas, its stream error."""
 
-    closing_timeout = 5
+    config = SimpleNamespace(closing_timeout=5)
 
     def __init__(self, clock, connection: MemoryConnection):
         self.clock = clock
@@ -97,7 +100,7 @@ def test_a_stream_that_stays_over_the_limit_ends_then_is_aborted(setup):
     assert stream.errors == []
     reactor.advance(1)
     assert stream.errors == ["policy-violation"] and not connection.reading
-    reactor.advance(stream.closing_timeout - 1)
+    reactor.advance(stream.config.closing_timeout - 1)
     assert not connection.aborted
     reactor.advance(1)
     assert connection.aborted
@@ -112,7 +115,7 @@ def test_past_twice_the_limit_the_stream_ends_on_the_next_turn(setup):
     assert stream.errors == []  # never inside the write that passed it
     reactor.advance(0)
     assert stream.errors == ["policy-violation"]
-    reactor.advance(stream.closing_timeout)
+    reactor.advance(stream.config.closing_timeout)
     assert connection.aborted
 
 
@@ -124,3 +127,35 @@ def test_an_ended_stream_whose_peer_reads_it_all_closes_at_once(setup):
     assert connection.received.endswith(b"</stream:stream>")
     assert connection.producer is None  # a paused producer would hold the connection open
     assert connection.doWrite() is main.CONNECTION_DONE  # the reactor's next write turn closes it
+
+
+def test_a_writer_waits_until_everything_under_the_limit_has_left(setup):
+    """written() (the offline read-back's pace): under the limit nothing else changes."""
+    async def scenario():
+        reactor, connection, stream, budget = setup
+        connection.write(b"x" * 1000)  # under the limit: no pause
+        waiter = asyncio.ensure_future(budget.written())
+        await asyncio.sleep(0)
+        assert not waiter.done() and connection.reading and not stream.held
+        connection.peer_reads(400)
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        connection.peer_reads(600)
+        await asyncio.sleep(0)
+        assert waiter.done() and connection.reading and not stream.held and not stream.errors
+
+    asyncio.run(scenario())
+
+
+def test_nothing_unwritten_or_a_lost_connection_ends_the_wait(setup):
+    async def scenario():
+        reactor, connection, stream, budget = setup
+        await asyncio.wait_for(budget.written(), 1)  # nothing unwritten: one turn
+        connection.write(b"x" * 1000)
+        waiter = asyncio.ensure_future(budget.written())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        budget.stopProducing()  # the connection went away
+        await asyncio.wait_for(waiter, 1)
+
+    asyncio.run(scenario())

@@ -97,8 +97,7 @@ class OfflineModule(Module):
     async def _deliver(self, resource: Resource, held: bool):
         try:
             if held:
-                with resource.stream.drain() as drain:
-                    await self._send_pages(resource, resource.stream.send_ahead, drain.written)
+                await self._send_pages(resource, resource.stream.send_ahead, resource.stream.output.written)
             else:
                 await self._send_pages(resource, lambda data: self.node.router.local.send_raw([resource], data), next_turn)
         finally:

@@ -21,7 +21,6 @@ from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
-from xmppd.streams.drain import Drain
 from xmppd.util import identifiers
 
 STANZAS = frozenset(("message", "presence", "iq"))
@@ -391,10 +390,6 @@ class ClientStream(ServerStream):
     def send_ahead(self, data: bytes) -> None:
         """Write now, ahead of the held output: the stored messages themselves."""
         super().send_raw(data)
-
-    def drain(self) -> Drain:
-        """For a sender of much output: ``await drain.written()`` between its parts."""
-        return Drain(self.transport)
 
     def release_output(self) -> None:
         held, self._held = self._held or [], None
