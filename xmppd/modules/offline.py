@@ -13,6 +13,7 @@ from xmppd.modules import Module
 from xmppd.sessions import Resource
 from xmppd.stanzas import message_type
 from xmppd.util.aio import run_in_background
+from xmppd.xml import serialise
 
 NS_DELAY = "urn:xmpp:delay"
 NS_LEGACY_DELAY = "jabber:x:delay"
@@ -58,7 +59,7 @@ class OfflineModule(Module):
             self.node.router.bounce(message, "service-unavailable")  # the default list applies offline (PRIV-10)
             return
         stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
-        stored = await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), self.node.config.offline_quota)
+        stored = await offline.push(target.user, target.host, serialise(message), self.node.config.offline_quota)
         if not stored:
             self.node.router.bounce(message, "service-unavailable", "offline storage is full")
             return

@@ -119,6 +119,8 @@ class ServerStream(protocol.Protocol):
             self.stream_error("restricted-xml")
         except X.StanzaTooLarge:
             self.stream_error("policy-violation", "stanza too large")
+        except X.StanzaTooDeep:
+            self.stream_error("policy-violation", "stanza nested too deeply")
         except X.UnsupportedEncoding:
             self.stream_error("unsupported-encoding")
         except domish.ParserError:
@@ -142,7 +144,7 @@ class ServerStream(protocol.Protocol):
 
     def _new_parser(self):
         self._parsed = 0
-        parser = X.HardenedElementStream(self.config.max_stanza_size)
+        parser = X.HardenedElementStream(self.config.max_stanza_size, self.config.max_stanza_depth)
         parser.DocumentStartEvent = self._on_header
         parser.ElementEvent = self._on_element
         parser.DocumentEndEvent = self._on_footer
