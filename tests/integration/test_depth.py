@@ -7,9 +7,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from tests.integration.stanzas import iq
+from tests.integration.stanzas import condition, iq
 from tests.integration.test_subscriptions import settle
-from xmppd.client import StreamErrorReceived
+from xmppd.client import IQError, StreamErrorReceived
+from xmppd.util.aio import as_deferred
 
 NS_VCARD = "vcard-temp"
 LIMIT = 32  # max_stanza_depth's default
@@ -75,4 +76,20 @@ async def test_a_deep_message_ends_only_the_senders_stream(node, login, failures
     alice.send(f"<message to='bob@localhost' type='chat'><body>hi</body>{nested(depth - 1)}</message>")
     assert await ended_with(alice) == "policy-violation"
     assert [s for s in await settle(bob) if s.name == "message"] == []
+    assert failures_logged == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deep_vcard_stored_before_the_limit_gets_its_fetcher_an_error_not_a_closed_stream(node, login, failures_logged):
+    """Data stored by an older version: the fetcher gets internal-server-error, and goes on."""
+    await node.add_user("bob")
+    stored = f"<vCard xmlns='{NS_VCARD}'>{nested(978)}</vCard>"
+    await as_deferred(node.node.storage.vcards.put("bob", "localhost", stored))
+    alice = await login()
+    with pytest.raises(IQError) as caught:
+        await alice.iq(iq("get", NS_VCARD, "vCard", to="bob@localhost"))
+    assert condition(caught.value.stanza) == "internal-server-error"
+    assert caught.value.stanza.error["type"] == "cancel"
+    await settle(alice)  # the stream is still there
+    assert alice.stream_error is None
     assert failures_logged == []
