@@ -16,6 +16,8 @@ from typing import Any
 
 from twisted.words.protocols.jabber import jid
 
+from xmppd.xml import DEEPEST
+
 
 class ConfigError(Exception):
     """A user error in the configuration: printed as one line, no traceback."""
@@ -90,6 +92,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("scram_iterations", int, 4096, "PBKDF2 iterations for new SCRAM credentials", min=4096, max=1_000_000),
     Option("max_stanza_size", int, 262144, "largest stanza accepted, in bytes (policy-violation above)", min=10000, max=16 * 1024 * 1024),
     Option("address_cache_mb", int, 4, "megabytes each cache of prepared addresses (stringprep results, parsed JIDs; five in all) may hold; the least recently used go first", min=1, max=1024),
+    Option("max_stanza_depth", int, 32, "deepest nesting of elements in a stanza, the stanza being level 1 (policy-violation above); real ones, even a MAM result forwarding an XHTML-IM message, stay near 10", min=8, max=DEEPEST),
     Option("max_auth_failures", int, 3, "failed SASL attempts per stream before policy-violation", min=1, max=10),
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),

@@ -4,12 +4,14 @@ Stock domish parsing accepts comments, processing instructions, DOCTYPEs and
 internal entities, and appends text one expat callback at a time (a 10 MB text
 node blocks the reactor for over a minute). ``HardenedElementStream`` refuses
 the restricted constructs of RFC 6120 §11.1, buffers text, and caps the size
-of one stanza.
+and the nesting depth of one stanza. ``serialise`` walks a tree without
+recursion, so no depth can exhaust Python's stack on the way out either.
 """
 
 from __future__ import annotations
 
 import pyexpat
+from collections.abc import Iterator
 
 from twisted.words.xish import domish
 
@@ -35,6 +37,10 @@ class StanzaTooLarge(domish.ParserError):
     """One stanza exceeded the configured size (policy-violation)."""
 
 
+class StanzaTooDeep(domish.ParserError):
+    """One stanza (or stored element) nested deeper than allowed (policy-violation)."""
+
+
 class UnsupportedEncoding(domish.ParserError):
     """The peer declared or sent something other than UTF-8 (unsupported-encoding)."""
 
@@ -57,10 +63,12 @@ class HardenedElementStream(domish.ExpatElementStream):
 
     maxElementCount = 10_000
 
-    def __init__(self, max_stanza_size: int):
+    def __init__(self, max_stanza_size: int, max_stanza_depth: int):
         super().__init__()
         self.maxStanzaSize = max_stanza_size
+        self.maxStanzaDepth = max_stanza_depth
         self._stanza_start = 0
+        self._depth = 0  # of the element being read, the stanza counting as 1
         parser = self.parser
         # A small text buffer: idle streams keep their parser, and stanzas are capped anyway.
         parser.buffer_size = TEXT_BUFFER
@@ -95,6 +103,9 @@ class HardenedElementStream(domish.ExpatElementStream):
         self.elementCount += 1
         if self.elementCount > self.maxElementCount:
             raise domish.ParserError("Maximum element count exceeded")
+        self._depth += 1
+        if self._depth > self.maxStanzaDepth:
+            raise StanzaTooDeep(f"stanza nested deeper than {self.maxStanzaDepth} levels")
         if parent is None:
             self._stanza_start = self.parser.CurrentByteIndex
         else:
@@ -106,7 +117,9 @@ class HardenedElementStream(domish.ExpatElementStream):
         element = self.currElem
         if element is None:
             self.DocumentEndEvent()
-        elif element.parent is None:
+            return
+        self._depth -= 1
+        if element.parent is None:
             self._check_size()
             self.ElementEvent(element)
             self.currElem = None
@@ -147,7 +160,7 @@ class HardenedElementStream(domish.ExpatElementStream):
             raise self._classify(e, buffer) from None
 
     def _classify(self, error: domish.ParserError, buffer: bytes) -> domish.ParserError:
-        if isinstance(error, (RestrictedXML, UnsupportedEncoding)):
+        if isinstance(error, (RestrictedXML, UnsupportedEncoding, StanzaTooDeep)):
             return error
         if self.stanzaSize > self.maxStanzaSize or "Maximum" in str(error):
             return StanzaTooLarge(str(error))
@@ -168,9 +181,25 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def parse_fragment(text: str) -> domish.Element:
-    """One stored element (a vCard, an offline message) back into a domish Element."""
-    return parse_fragments(text.encode("utf-8"))[0]
+def parse_fragment(text: str, max_depth: int | None = None) -> domish.Element:
+    """One stored element (a vCard, a presence) back into a domish Element.
+
+    With ``max_depth``, one nested deeper (stored before the limit existed) raises
+    StanzaTooDeep: sent on, it would break the stream of whoever receives it.
+    """
+    element = parse_fragments(text.encode("utf-8"))[0]
+    if max_depth is not None and depth(element) > max_depth:
+        raise StanzaTooDeep(f"stored element nested deeper than {max_depth} levels")
+    return element
+
+
+def depth(element: domish.Element) -> int:
+    """Levels of nested elements, ``element`` counting as 1; any depth, no recursion."""
+    deepest, level = 0, [element]
+    while level:
+        deepest += 1
+        level = [child for parent in level for child in parent.children if isinstance(child, domish.Element)]
+    return deepest
 
 
 def parse_fragments(data: bytes, namespace: str = "") -> list[domish.Element]:
@@ -213,41 +242,63 @@ class _Generic(Exception):
     """The element needs domish's general serialiser (declared prefixes, foreign attributes)."""
 
 
+DEEPEST = 256  # the highest max_stanza_depth; domish's recursive serialiser is safe far beyond it
+
+
 def serialise(element: domish.Element, default_uri: str = NS_CLIENT) -> str:
     """An element as XML text, ~2x faster than ``toXml`` for what stanzas are made of.
 
     Stanzas almost never carry namespace prefixes; those that do fall back to
-    domish's serialiser, so the output is always correct.
+    domish's serialiser, so the output is always correct. That one recurses, so
+    it only gets trees of at most DEEPEST levels (StanzaTooDeep otherwise);
+    ours takes any depth.
     """
     out: list[str] = []
     try:
         _write(element, default_uri, out)
     except _Generic:
+        if depth(element) > DEEPEST:
+            raise StanzaTooDeep(f"an element with namespace prefixes nested deeper than {DEEPEST} levels") from None
         return element.toXml(defaultUri=default_uri)
     return "".join(out)
 
 
-def _write(element: domish.Element, parent_uri: str, out: list[str]) -> None:
-    if element.localPrefixes:
-        raise _Generic
-    name = element.name
-    uri = parent_uri if element.uri is None else element.uri  # None: inherits, as domish does
-    out.append("<" + name if uri == parent_uri else f"<{name} xmlns='{escape_attribute(uri)}'")
-    for key, value in element.attributes.items():
-        if isinstance(key, tuple):
-            if key[0] != NS_XML:
+def _write(root: domish.Element, root_uri: str, out: list[str]) -> None:
+    """Depth first without recursion: the elements still open are a stack of
+    (their children still to write, their namespace, their end tag)."""
+    write, Element, Raw = out.append, domish.Element, domish.SerializedXML  # locals: this runs per stanza
+    open_elements: list[tuple[Iterator, str, str]] = []
+    children, uri, end = iter((root,)), root_uri, ""
+    while True:
+        for child in children:
+            if not isinstance(child, Element):
+                write(child if isinstance(child, Raw) else escape_text(child))
+                continue
+            if child.localPrefixes:
                 raise _Generic
-            key = "xml:" + key[1]
-        out.append(f" {key}='{escape_attribute(value)}'")
-    if not element.children:
-        out.append("/>")
-        return
-    out.append(">")
-    for child in element.children:
-        if isinstance(child, domish.Element):
-            _write(child, uri, out)
-        elif isinstance(child, domish.SerializedXML):
-            out.append(child)
+            name = child.name
+            child_uri = uri if child.uri is None else child.uri  # None: inherits, as domish does
+            write("<" + name if child_uri == uri else f"<{name} xmlns='{escape_attribute(child_uri)}'")
+            for key, value in child.attributes.items():
+                if isinstance(key, tuple):
+                    if key[0] != NS_XML:
+                        raise _Generic
+                    key = "xml:" + key[1]
+                write(f" {key}='{escape_attribute(value)}'")
+            grandchildren = child.children
+            if not grandchildren:
+                write("/>")
+                continue
+            first = grandchildren[0]
+            if len(grandchildren) == 1 and not isinstance(first, Element):  # <body>text</body>: no stacking
+                write(f">{first if isinstance(first, Raw) else escape_text(first)}</{name}>")
+                continue
+            write(">")
+            open_elements.append((children, uri, end))
+            children, uri, end = iter(grandchildren), child_uri, f"</{name}>"
+            break
         else:
-            out.append(escape_text(child))
-    out.append(f"</{name}>")
+            write(end)
+            if not open_elements:
+                return
+            children, uri, end = open_elements.pop()

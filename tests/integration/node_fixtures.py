@@ -76,3 +76,19 @@ async def node_factory(tmp_path):
 @pytest.fixture
 def node(node_factory) -> RunningNode:
     return node_factory()
+
+
+@pytest.fixture
+def failures_logged():
+    """Every failure (traceback) logged while the test runs."""
+    from twisted.logger import globalLogPublisher
+
+    found = []
+
+    def observe(event):
+        if "log_failure" in event:
+            found.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield found
+    globalLogPublisher.removeObserver(observe)

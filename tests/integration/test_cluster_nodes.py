@@ -218,22 +218,6 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
 
 
-@pytest.fixture
-def failures_logged():
-    """Every failure (traceback) logged while the test runs."""
-    from twisted.logger import globalLogPublisher
-
-    found = []
-
-    def observe(event):
-        if "log_failure" in event:
-            found.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    yield found
-    globalLogPublisher.removeObserver(observe)
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_redis_restart_is_survived_without_losing_sessions_stanzas_or_data(node_factory, tmp_path, failures_logged):
     """While Redis is away: sessions go on, new logins get temporary-auth-failure, stanzas for

@@ -219,4 +219,58 @@ def test_random_sasl_names_get_a_defined_answer(fuzz_node, mechanism, username, 
         assert closed.condition in STREAM_CONDITIONS  # e.g. a name too big for max_stanza_size
     finally:
         stream.close()
+
+
+LIMIT = 32  # max_stanza_depth's default
+ANSWERED_IDS = ("m", "q", "v", "g")  # of the stanzas deep_stanzas makes
+
+
+@st.composite
+def nested_payloads(draw) -> tuple[int, str]:
+    """Elements nested ``levels`` deep, some under a declared prefix (domish's serialiser)."""
+    levels = draw(st.one_of(st.integers(1, 2 * LIMIT), st.integers(2 * LIMIT, 12_000)))
+    prefixed = draw(st.booleans())
+    opening = "<p:a xmlns:p='urn:p'>" if prefixed else "<a xmlns='urn:a'>"
+    closing = "</p:a>" if prefixed else "</a>"
+    return levels, opening + "<a>" * (levels - 1) + quote(draw(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=10))) + "</a>" * (levels - 1) + closing
+
+
+@st.composite
+def deep_stanzas(draw) -> tuple[int, str]:
+    """A message, an IQ or a vCard set carrying a nested payload, and its depth (the stanza being 1)."""
+    levels, payload = draw(nested_payloads())
+    to = draw(st.sampled_from(["fuzz@localhost", "fuzz@localhost/r", "nobody@localhost", "localhost", "x@elsewhere.example"]))
+    kind = draw(st.sampled_from(["message", "iq", "vcard"]))
+    if kind == "message":
+        return levels + 1, f"<message to='{to}' type='chat' id='m'><body>b</body>{payload}</message>"
+    if kind == "iq":
+        namespace = draw(st.sampled_from(["urn:x:unknown", "jabber:iq:version", "urn:xmpp:ping", "jabber:iq:private"]))
+        return levels + 2, f"<iq type='{draw(st.sampled_from(['get', 'set']))}' id='q' to='{to}'><query xmlns='{namespace}'>{payload}</query></iq>"
+    vcard = f"<iq type='set' id='v'><vCard xmlns='vcard-temp'>{payload}</vCard></iq>"
+    return levels + 2, vcard + f"<iq type='get' id='g' to='{to}'><vCard xmlns='vcard-temp'/></iq>"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(stanza=deep_stanzas())
+def test_nesting_is_refused_above_the_limit_and_served_below(fuzz_node, stanza):
+    """Deeper than the limit: policy-violation, nothing answered first; otherwise served
+    like any stanza. The fixture finds no traceback in the node's log at the end."""
+    depth, data = stanza
+    process, port = fuzz_node
+    session = fuzz_session(port)
+    stream = session.ensure()
+    session.counter += 1
+    sentinel = f"sentinel-{session.counter}"
+    stream.send(data + f"<iq type='get' id='{sentinel}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    try:
+        while True:
+            element = stream.next()
+            assert depth <= LIMIT or element.getAttribute("id") not in ANSWERED_IDS, element.toXml()
+            check_answer(element)
+            if element.getAttribute("id") == sentinel:
+                assert element["type"] == "result"
+                break
+    except StreamClosed as closed:
+        assert depth > LIMIT and closed.condition == "policy-violation"
+        session.drop()
     assert process.poll() is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl as ssl_
 import time
@@ -91,13 +92,31 @@ async def test_no_version_without_required_tls_gets_no_features(node_factory):
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_internal_failure_is_internal_server_error(node, login, monkeypatch):
-    """CORE-04: a bug while handling a stanza ends that stream with internal-server-error, nothing else."""
+async def test_an_internal_failure_is_internal_server_error(node, login, monkeypatch, failures_logged):
+    """CORE-04: a bug while handling a stanza ends that stream with internal-server-error, nothing
+    else; the log gets one line, no traceback (the client chose the input)."""
     alice = await login()
     monkeypatch.setattr(node.node.router, "route", lambda *args: 1 / 0)
     alice.send("<message to='bob@localhost'><body>boom</body></message>")
     result = await alice.closed
     assert isinstance(result, StreamErrorReceived) and result.condition == "internal-server-error"
+    assert failures_logged == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_internal_failure_after_waiting_is_internal_server_error_too(node, login, monkeypatch, failures_logged):
+    """The same for a handler that fails after waiting (storage, cluster)."""
+    alice = await login()
+
+    async def broken(*args):
+        await asyncio.sleep(0)
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(node.node.modules, "handle_iq", broken)
+    alice.send("<iq type='get' id='v' to='localhost'><query xmlns='jabber:iq:version'/></iq>")
+    result = await alice.closed
+    assert isinstance(result, StreamErrorReceived) and result.condition == "internal-server-error"
+    assert failures_logged == []
 
 
 @pytest_twisted.ensureDeferred

@@ -1,5 +1,7 @@
 """The hardened stream parser: RFC 6120 §11 restrictions and the stanza size cap."""
 
+import sys
+
 import pytest
 from twisted.words.xish import domish
 
@@ -9,8 +11,8 @@ HEADER = b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabb
 
 
 class Collector:
-    def __init__(self, max_size: int = 1000):
-        self.parser = X.HardenedElementStream(max_size)
+    def __init__(self, max_size: int = 1000, max_depth: int = 32):
+        self.parser = X.HardenedElementStream(max_size, max_depth)
         self.header = None
         self.elements = []
         self.ended = False
@@ -84,9 +86,29 @@ def test_the_cap_is_per_stanza_not_per_read():
     assert len(c.elements) == 5
 
 
-def test_deep_nesting_is_capped():
+def test_element_count_is_capped():
     with pytest.raises(X.StanzaTooLarge):
-        Collector(10_000_000).feed(HEADER + b"<message>" + b"<a>" * 20_000)
+        Collector(10_000_000).feed(HEADER + b"<message>" + b"<a/>" * 20_000)
+
+
+def nested(levels: int) -> bytes:
+    """A message whose deepest element is ``levels`` down, the message counting as 1."""
+    return b"<message>" + b"<a>" * (levels - 1) + b"x" + b"</a>" * (levels - 1) + b"</message>"
+
+
+@pytest.mark.parametrize("pieces", [1, 7])
+def test_nesting_deeper_than_the_limit_is_refused_whole_or_in_pieces(pieces):
+    data = HEADER + nested(33)
+    step = len(data) // pieces + 1
+    c = Collector(100_000, max_depth=32)
+    with pytest.raises(X.StanzaTooDeep):
+        c.feed(*(data[i : i + step] for i in range(0, len(data), step)))
+    assert c.elements == []
+
+
+def test_the_depth_limit_counts_from_each_stanza():
+    c = Collector(100_000, max_depth=32).feed(HEADER, nested(32) * 3, b"<message><a/><a><a/></a></message>")
+    assert [X.depth(e) for e in c.elements] == [32, 32, 32, 3]
 
 
 def test_large_text_is_buffered_not_quadratic():
@@ -133,6 +155,51 @@ def test_fast_serialiser_lets_namespace_less_elements_inherit():
     iq["type"], iq["id"] = "get", "1"
     response = StanzaError("bad-request").toResponse(iq)
     assert X.serialise(response) == response.toXml(defaultUri=X.NS_CLIENT)
+
+
+ORDINARY = [
+    *SERIALISED[:4],
+    "<iq type='result' id='r'><vCard xmlns='vcard-temp'><ADR><STREET>1 &amp; 2</STREET><CTRY/></ADR>tail</vCard></iq>",
+    "<message><body>a</body>between<x xmlns='urn:a'>one<y>two</y>three</x><html xmlns='urn:b'><p>p<b>b</b></p></html></message>",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_fast_serialiser_writes_what_domish_writes(text):
+    """Without namespace prefixes, the same text to the byte."""
+    element = Collector(100_000).feed(HEADER, text.encode()).elements[0]
+    assert X.serialise(element) == element.toXml(defaultUri=X.NS_CLIENT)
+
+
+def chain(levels: int, prefixed: bool = False) -> domish.Element:
+    """``levels`` elements one inside the other, built without a parser."""
+    root = element = domish.Element((X.NS_CLIENT, "message"))
+    if prefixed:
+        root.localPrefixes["p"] = "urn:p"
+    for _ in range(levels - 1):
+        element = element.addElement("a")
+    element.addContent("deep")
+    return root
+
+
+def test_fast_serialiser_takes_any_depth():
+    levels = 20 * sys.getrecursionlimit()
+    expected = "<message>" + "<a>" * (levels - 1) + "deep" + "</a>" * (levels - 1) + "</message>"
+    assert X.serialise(chain(levels)) == expected
+
+
+def test_prefixed_trees_deeper_than_domish_is_trusted_with_are_refused():
+    assert X.serialise(chain(X.DEEPEST, prefixed=True)) == chain(X.DEEPEST, prefixed=True).toXml(defaultUri=X.NS_CLIENT)
+    with pytest.raises(X.StanzaTooDeep):
+        X.serialise(chain(2 * sys.getrecursionlimit(), prefixed=True))
+
+
+def test_a_stored_element_deeper_than_asked_for_is_refused():
+    stored = "<vCard xmlns='vcard-temp'>" + "<a>" * 979 + "</a>" * 979 + "</vCard>"
+    assert X.depth(X.parse_fragment(stored)) == 980
+    assert X.depth(X.parse_fragment(stored, max_depth=980)) == 980
+    with pytest.raises(X.StanzaTooDeep):
+        X.parse_fragment(stored, max_depth=979)
 
 
 def _tree(element: domish.Element):

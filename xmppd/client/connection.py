@@ -37,6 +37,7 @@ from xmppd.streams.sasl import CONDITIONS, ChannelBinding
 from xmppd.streams.tls import EXPORTER_LABEL
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
+MAX_STANZA_DEPTH = X.DEEPEST  # and the deepest max_stanza_depth
 STANZAS = frozenset(("message", "presence", "iq"))
 
 Predicate = Callable[[domish.Element], bool]
@@ -225,7 +226,7 @@ class XMPPStream(protocol.Protocol):
 
     def send(self, data: bytes | str | domish.Element) -> None:
         if isinstance(data, domish.Element):
-            data = data.toXml(defaultUri=X.NS_CLIENT)
+            data = X.serialise(data)
         if isinstance(data, str):
             data = data.encode("utf-8")
         self.transport.write(data)
@@ -280,7 +281,7 @@ class XMPPStream(protocol.Protocol):
     @_deferred
     async def restart(self, timeout: float | None = 10.0) -> domish.Element:
         """Send a fresh header (CLI-01) and return the server's features (RFC 6120 §4.3)."""
-        parser = X.HardenedElementStream(MAX_STANZA_SIZE)
+        parser = X.HardenedElementStream(MAX_STANZA_SIZE, MAX_STANZA_DEPTH)
         parser.DocumentStartEvent = parser.ElementEvent = self._on_element  # the header queues like an element
         parser.DocumentEndEvent = self._on_footer
         self._parser = parser

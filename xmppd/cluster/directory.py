@@ -24,7 +24,7 @@ from zope.interface import implementer
 from xmppd.cluster import keys
 from xmppd.sessions import ISessionDirectory, Resource, ResourceTable
 from xmppd.util.aio import call_failure
-from xmppd.xml import parse_fragment
+from xmppd.xml import parse_fragment, serialise
 
 
 # KEYS: the account's sessions, the node's sessions.
@@ -74,7 +74,7 @@ SUPERSEDED_REMEMBERED = 1000
 
 def record(resource: Resource) -> str:
     """What the other nodes need of a session, as stored and published."""
-    presence = resource.presence.toXml() if resource.presence is not None else ""
+    presence = serialise(resource.presence, "") if resource.presence is not None else ""
     return json.dumps(
         {
             "n": resource.node,

@@ -19,6 +19,8 @@ from xmppd.sessions import Resource
 from xmppd.stanzas import message_type
 from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
+from xmppd.xml import serialise
+from xmppd.xml import serialise
 
 NS_DELAY = "urn:xmpp:delay"
 NS_LEGACY_DELAY = "jabber:x:delay"
@@ -67,7 +69,7 @@ class OfflineModule(Module):
         stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
         config = self.node.config
         quota = OfflineQuota(messages=config.offline_quota, bytes=config.offline_quota_bytes)
-        if not await offline.push(target.user, target.host, message.toXml(defaultUri="jabber:client"), quota):
+        if not await offline.push(target.user, target.host, serialise(message), quota):
             self.node.router.bounce(message, "service-unavailable", "offline storage is full")
             return
         self._waiting.add(target.userhost())

@@ -18,7 +18,7 @@ from xmppd.modules.roster import Account, RosterModule
 from xmppd.sessions import Resource
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util import subscription as sub
-from xmppd.xml import NS_CLIENT
+from xmppd.xml import NS_CLIENT, serialise
 
 KINDS = frozenset(sub.KINDS)
 
@@ -96,7 +96,7 @@ class SubscriptionModule(Module):
         result = sub.inbound(before, kind, pre_approved=bool(item and item.approved))
         if result.deliver:
             if kind == "subscribe":
-                await self.rosters.set_pending(account, contact, presence.toXml())
+                await self.rosters.set_pending(account, contact, serialise(presence, ""))
             self._deliver(account, presence)  # SUB-07: the stanza before the push
             if kind == "unsubscribed" and sub.receives_presence_from_contact(before):
                 self._deliver(account, presence_stanza(contact, account.bare, "unavailable"))

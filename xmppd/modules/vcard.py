@@ -2,7 +2,9 @@
 
 Decision 9 of CONFORMANCE §20: a missing vCard (own or someone else's) is an
 empty ``<vCard/>``; an unknown account is ``service-unavailable``. Stored
-vCards are opaque XML, never validated, capped in size (VCARD-07).
+vCards are opaque XML, never validated, capped in size (VCARD-07). One nested
+deeper than a stanza may be (stored before max_stanza_depth existed) is never
+sent: the fetcher gets internal-server-error, and its owner can replace it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.stanzas import StanzaError
-from xmppd.xml import parse_fragment
+from xmppd.xml import StanzaTooDeep, parse_fragment, serialise
 
 NS_VCARD = "vcard-temp"
 
@@ -26,11 +28,17 @@ class VCardModule(Module):
         if not await self.node.storage.accounts.exists(target.user, target.host):
             raise StanzaError("service-unavailable")
         stored = await self.node.storage.vcards.get(target.user, target.host)
-        return parse_fragment(stored) if stored else domish.Element((NS_VCARD, "vCard"))
+        if not stored:
+            return domish.Element((NS_VCARD, "vCard"))
+        try:
+            return parse_fragment(stored, max_depth=self.node.config.max_stanza_depth - 1)  # the iq is level 1
+        except StanzaTooDeep:
+            self.log.warn("the stored vCard of {account} is nested too deeply to be sent", account=target.userhost())
+            raise StanzaError("internal-server-error", "cancel", text="the stored vCard is nested too deeply to be sent") from None
 
     async def set(self, request: IQRequest):
         request.require_own("you can only set your own vCard")
-        text = request.payload.toXml()
+        text = serialise(request.payload, "")
         if len(text.encode("utf-8")) > self.node.config.vcard_max_size:
             raise StanzaError("not-acceptable", text=f"a vCard is limited to {self.node.config.vcard_max_size} bytes")
         await self.node.storage.vcards.put(request.target.user, request.target.host, text)

@@ -129,12 +129,14 @@ class ServerStream(protocol.Protocol):
             self.stream_error("restricted-xml")
         except X.StanzaTooLarge:
             self.stream_error("policy-violation", "stanza too large")
+        except X.StanzaTooDeep:
+            self.stream_error("policy-violation", "stanza nested too deeply")
         except X.UnsupportedEncoding:
             self.stream_error("unsupported-encoding")
         except domish.ParserError:
             self.stream_error("not-well-formed")
-        except Exception:
-            self.log.failure("unexpected error on a stream")
+        except Exception as e:
+            self.log.error("internal-server-error on the stream from {peer}: {error!r}", peer=self.peer_name(), error=e)
             self.stream_error("internal-server-error")
 
     def connectionLost(self, reason=protocol.connectionDone):
@@ -152,7 +154,7 @@ class ServerStream(protocol.Protocol):
 
     def _new_parser(self):
         self._parsed = 0
-        parser = X.HardenedElementStream(self.config.max_stanza_size)
+        parser = X.HardenedElementStream(self.config.max_stanza_size, self.config.max_stanza_depth)
         parser.DocumentStartEvent = self._on_header
         parser.ElementEvent = self._on_element
         parser.DocumentEndEvent = self._on_footer
@@ -275,6 +277,9 @@ class ServerStream(protocol.Protocol):
         except StreamError as e:
             self.stream_error(e.condition, e.text)
             return
+        except Exception as e:
+            self._internal_error(element, e)
+            return
         if pending is not None and inspect.isawaitable(pending):  # most handlers return None; isawaitable is slow on it
             self._wait_for(pending, element)
 
@@ -316,8 +321,19 @@ class ServerStream(protocol.Protocol):
                 self.send(error_reply(element, StanzaError("internal-server-error", "wait", text="storage unavailable; retry later")))
             self._resume()
         else:
-            self.log.failure("stanza handler failed", reason)
-            self.stream_error("internal-server-error")
+            self._internal_error(element, reason.value)
+
+    def _internal_error(self, element: domish.Element, error: Exception):
+        """A bug met while handling one element ends the stream (CORE-04), logged in one
+        line, never a traceback: the peer chose the input and could fill the log."""
+        self.log.error(
+            "internal-server-error on a {name} from {peer}: {error!r}", name=element.name, peer=self.peer_name(), error=error
+        )
+        self.stream_error("internal-server-error")
+
+    def peer_name(self) -> str:
+        """Who is at the other end, for the log."""
+        return self.transport.getPeer().host
 
     def element_received(self, element: domish.Element):
         raise NotImplementedError

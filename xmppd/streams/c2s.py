@@ -376,6 +376,11 @@ class ClientStream(ServerStream):
             return None
         return self.node.router.route(stanza, self.resource)
 
+    def peer_name(self) -> str:
+        if self.resource is not None:
+            return self.resource.jid.full()
+        return f"{self.username}@{self.domain}" if self.username is not None else super().peer_name()
+
     def send_raw(self, data: bytes) -> None:
         if self._held is not None:
             self._held.append(data)
