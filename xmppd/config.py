@@ -92,6 +92,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("roster_max_items", int, 1000, "items per roster (IM-08); more: roster set not-acceptable, subscription stanzas resource-constraint", min=1, max=100_000),
     Option("roster_max_groups", int, 20, "groups per roster item (not-acceptable above)", min=1, max=1000),
     Option("roster_max_text", int, 1023, "longest roster item name or group, in characters (not-acceptable above)", min=1, max=1023),
+    Option("privacy_max_lists", int, 10, "privacy lists per account (XEP-0016); more get resource-constraint", min=1, max=1000),
+    Option("privacy_max_items", int, 250, "items per privacy list, blocklist included (XEP-0016/0191); more get not-acceptable", min=1, max=100_000),
     Option("offline_quota", int, 1000, "offline messages kept per account (XEP-0160); more get service-unavailable", min=0, max=100_000),
     Option("vcard_max_size", int, 65536, "largest vCard stored, in bytes (not-acceptable above)", min=1024, max=16 * 1024 * 1024),
     Option("max_connections", int, 15000, "client connections a node accepts; more get resource-constraint", min=1, max=1_000_000),
