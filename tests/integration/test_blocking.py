@@ -34,7 +34,8 @@ from tests.integration.test_privacy import (
 )
 from xmppd.client import IQError
 from xmppd.stanzas import result
-from xmppd.util.privacy import NS_BLOCKING, NS_BLOCKING_ERRORS
+from xmppd.util.aio import as_deferred
+from xmppd.util.privacy import NS_BLOCKING, NS_BLOCKING_ERRORS, Item, PrivacyList
 
 # The same node (two virtual hosts), accounts, rosters and sessions as test_privacy.
 node, enter, trio = test_privacy.node, test_privacy.enter, test_privacy.trio
@@ -347,3 +348,14 @@ class TestCap:
         assert sorted(await blocklist(alice)) == sorted([BOB, CAROL])
         await command(alice, "block", DAVE)  # up to the cap
         assert sorted(await blocklist(alice)) == sorted([BOB, CAROL, DAVE])
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_list_stored_under_a_larger_cap_can_still_shrink(self, node, enter):
+        jids = [f"user{n}@localhost" for n in range(5)]
+        alice = await enter(ALICE, available=False)
+        await command(alice, "block", *jids[:3])
+        default = PrivacyList("blocklist", tuple(Item("deny", n, "jid", jid) for n, jid in enumerate(jids)))
+        await as_deferred(node.node.storage.privacy.put("alice", "localhost", "blocklist", default.to_json()))
+        await test_privacy.make_default(alice, "blocklist")  # reloads the list from storage
+        await command(alice, "unblock", jids[0])
+        assert await blocklist(alice) == jids[1:]

@@ -211,7 +211,7 @@ class PrivacyModule(Module):
         return None
 
     async def _store_list(self, sender: JID, element: domish.Element):
-        self._check_length(sum(1 for _ in element.elements()))  # before parsing them
+        self.check_length(sum(1 for _ in element.elements()))  # before parsing them
         try:
             plist = engine.parse_list(element)
         except PrivacyError as e:
@@ -227,9 +227,8 @@ class PrivacyModule(Module):
 
     async def save_list(self, owner: JID, plist: PrivacyList) -> None:
         """Store a list, refresh whoever uses it, push its name (PRIV-06); XEP-0191 edits come here too,
-        so the caps on items per list and lists per account hold for both."""
+        so the cap on lists per account holds for both."""
         bare = owner.userhost()
-        self._check_length(len(plist.items))
         limit = self.node.config.privacy_max_lists
         if not await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json(), limit):
             raise StanzaError("resource-constraint", text=f"an account has at most {limit} privacy lists")
@@ -245,8 +244,9 @@ class PrivacyModule(Module):
             self.node.cluster.account_changed(bare)
         self.push(bare, plist.name)
 
-    def _check_length(self, items: int) -> None:
-        """A list longer than privacy_max_items is refused: every stanza scans the list that applies."""
+    def check_length(self, items: int) -> None:
+        """A list longer than privacy_max_items is refused: every stanza scans the list that applies.
+        Only sets and blocks are checked, so a list stored under a larger cap can still shrink."""
         limit = self.node.config.privacy_max_items
         if items > limit:
             raise StanzaError("not-acceptable", text=f"a privacy list holds at most {limit} items")
