@@ -84,6 +84,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("tls_key", str, "", "PEM private key for tls_cert", cli=True),
     Option("tls_required", bool, True, "refuse authentication on streams without TLS"),
     Option("registration", bool, False, "allow in-band registration (XEP-0077)", cli=True),
+    Option("registrations_per_stream", int, 1, "accounts one stream may register; more get not-allowed", min=1, max=100),
+    Option("registration_interval", int, 600, "seconds before an address may register another account on this node (resource-constraint before; behind a balancer all share one address); 0 = no limit", min=0, max=86400),
     Option("scram_iterations", int, 4096, "PBKDF2 iterations for new SCRAM credentials", min=4096, max=1_000_000),
     Option("max_stanza_size", int, 262144, "largest stanza accepted, in bytes (policy-violation above)", min=10000, max=16 * 1024 * 1024),
     Option("max_auth_failures", int, 3, "failed SASL attempts per stream before policy-violation", min=1, max=10),

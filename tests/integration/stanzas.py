@@ -54,7 +54,8 @@ def condition(stanza: domish.Element) -> str:
 
 def error_of(stanza: domish.Element) -> tuple[str, str]:
     """(error type, defined condition) of an error stanza, its shape checked by ``condition``."""
-    return stanza.error["type"], condition(stanza)
+    defined = condition(stanza)
+    return stanza.error["type"], defined
 
 
 def is_message_with(body: str):
