@@ -92,7 +92,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
     Option("max_directed_presences", int, 500, "entities one resource may send directed presence to at once (PRES-06); more get resource-constraint", min=1, max=100_000),
-    Option("roster_max_items", int, 1000, "items per roster (IM-08); more: roster set not-acceptable, subscription stanzas resource-constraint", min=1, max=100_000),
+    Option("roster_max_items", int, 1000, "items per roster, and subscription requests waiting per account (IM-08); more: roster set not-acceptable, subscription stanzas resource-constraint", min=1, max=100_000),
     Option("roster_max_groups", int, 20, "groups per roster item (not-acceptable above)", min=1, max=1000),
     Option("roster_max_text", int, 1023, "longest roster item name or group, in characters (not-acceptable above)", min=1, max=1023),
     Option("privacy_max_lists", int, 10, "privacy lists per account (XEP-0016); more get resource-constraint", min=1, max=1000),

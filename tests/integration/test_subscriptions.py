@@ -284,3 +284,20 @@ class TestRosterCap:
         assert remote.received == [] and pushes(received) == []
         assert await stored(node) is None
         assert [c for c, _ in await as_deferred(node.node.storage.pending.list("alice", "localhost"))] == [CONTACT]
+
+    @pytest_twisted.ensureDeferred
+    async def test_inbound_requests_past_the_cap_are_refused(self, node, login):
+        """A request waits as an item would: requests from new contacts past the cap are bounced."""
+        alice, remote = await alice_online(node, login)
+        contacts = [f"contact{n}@{REMOTE}" for n in range(self.CAP + 5)]
+        for contact in contacts:
+            stanza = domish.Element((NS_CLIENT, "presence"))
+            stanza["from"], stanza["to"], stanza["type"] = contact, ALICE, "subscribe"
+            await node.node.router.forward(stanza)
+        delivered = [s["from"] for s in await settle(alice) if s.name == "presence" and s.getAttribute("type") == "subscribe"]
+        assert delivered == contacts[: self.CAP]
+        assert [(s["to"], s["from"], error_of(s)) for s in remote.received] == [
+            (contact, ALICE, ("wait", "resource-constraint")) for contact in contacts[self.CAP :]
+        ]
+        pending = await as_deferred(node.node.storage.pending.list("alice", "localhost"))
+        assert [contact for contact, _ in pending] == contacts[: self.CAP]

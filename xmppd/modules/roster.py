@@ -174,13 +174,17 @@ class RosterModule(Module):
         return True
 
     async def set_pending(self, account: Account, contact: str, stanza_xml: str | None) -> None:
+        """Keep or drop a contact's request. A request is an item in waiting, so the roster's
+        cap bounds the requests too: RosterFull, changing nothing, for a new one past it."""
         pending = self.node.storage.pending
         if stanza_xml is None:
             if account.pending.pop(contact, None) is not None:
                 await pending.remove(account.localpart, account.domain, contact)
         else:
+            limit = self.node.config.roster_max_items
+            if not await pending.put(account.localpart, account.domain, contact, stanza_xml, limit):
+                raise RosterFull(f"at most {limit} subscription requests wait for an answer")
             account.pending[contact] = stanza_xml
-            await pending.put(account.localpart, account.domain, contact, stanza_xml)
         self.node.cluster.account_changed(account.bare)
 
     def push(self, account: Account, item: RosterItem, removed: bool = False) -> None:

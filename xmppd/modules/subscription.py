@@ -104,7 +104,11 @@ class SubscriptionModule(Module):
         result = sub.inbound(before, kind, pre_approved=bool(item and item.approved))
         if result.deliver:
             if kind == "subscribe":
-                await self.rosters.set_pending(account, contact, presence.toXml())
+                try:
+                    await self.rosters.set_pending(account, contact, presence.toXml())
+                except RosterFull as e:  # IM-08: neither stored nor delivered; the contact hears why
+                    self.router.send(error_reply(presence, StanzaError("resource-constraint", text=str(e))))
+                    return
             self._deliver(account, presence)  # SUB-07: the stanza before the push
             if kind == "unsubscribed" and sub.receives_presence_from_contact(before):
                 self._deliver(account, presence_stanza(contact, account.bare, "unavailable"))

@@ -147,9 +147,12 @@ class IPendingStore(Interface):
     redelivered as received at each new available resource until answered.
     """
 
-    async def put(localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+    async def put(localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
         """Keep the request; one per contact, so a repeated request replaces the old
-        one and counts as arriving now (it moves to the end of ``list``)."""
+        one and counts as arriving now (it moves to the end of ``list``).
+
+        False, storing nothing, if the contact has no request yet and ``limit``
+        requests are already waiting (counted and added in one step)."""
 
     async def remove(localpart: str, domain: str, contact: str) -> bool:
         """Drop the contact's request (approved, denied or retracted); False if there was none."""

@@ -128,10 +128,13 @@ class MemoryRosterStore(_PerUserStore[_MemoryRoster]):
 class MemoryPendingStore(_PerUserStore[dict[str, str]]):
     """Requests per user in a contact -> XML dict, whose insertion order is the arrival order."""
 
-    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
         requests = self._by_user.setdefault((localpart, domain), {})
+        if _full(requests, contact, limit):
+            return False
         requests.pop(contact, None)  # a repeated request arrives anew, at the end
         requests[contact] = stanza_xml
+        return True
 
     async def remove(self, localpart: str, domain: str, contact: str) -> bool:
         requests = self._by_user.get((localpart, domain), {})

@@ -139,10 +139,14 @@ if KEYS[2] then return redis.call('INCR', KEYS[2]) end
 return 1
 """
 
-# KEYS: order, xml, seq. ARGV: contact, stanza. A fresh number moves the contact to the end.
+# KEYS: order, xml, seq. ARGV: contact, stanza, limit ('' = none). A fresh number moves the
+# contact to the end. 0, storing nothing, if the contact is new and limit requests are waiting.
 _PENDING_PUT = """
+if ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[1])
+    and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
 """
 
 # KEYS: queue. ARGV: stanza, limit. 1 if queued, 0 if the queue is full.
@@ -286,8 +290,9 @@ class RedisPendingStore(_PerUserStore):
         super().__init__(client)
         self._put = client.register_script(_PENDING_PUT)
 
-    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
-        await self._put(keys=self._keys(localpart, domain), args=[contact, stanza_xml])
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
+        args = [contact, stanza_xml, "" if limit is None else limit]
+        return bool(await self._put(keys=self._keys(localpart, domain), args=args))
 
     async def remove(self, localpart: str, domain: str, contact: str) -> bool:
         order, xml, _ = self._keys(localpart, domain)

@@ -329,13 +329,15 @@ class SQLitePendingStore(_PerUserStore):
 
     TABLES = ("pending_subscriptions",)
 
-    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
         # REPLACE deletes the old row and inserts with a new, larger rowid: the end of the order.
-        self._db.execute(
-            "INSERT OR REPLACE INTO pending_subscriptions (localpart, domain, contact, stanza)"
-            " VALUES (:localpart, :domain, :contact, :stanza)",
-            _user(localpart, domain, contact=contact, stanza=stanza_xml),
-        )
+        with self._database.transaction() as db:  # the count and the insert under one write lock
+            cursor = db.execute(
+                "INSERT OR REPLACE INTO pending_subscriptions (localpart, domain, contact, stanza)"
+                f" SELECT :localpart, :domain, :contact, :stanza WHERE {_room_for('pending_subscriptions', 'contact')}",
+                _user(localpart, domain, contact=contact, stanza=stanza_xml, limit=limit),
+            )
+        return bool(cursor.rowcount)
 
     async def remove(self, localpart: str, domain: str, contact: str) -> bool:
         cursor = self._db.execute(
