@@ -268,4 +268,3 @@ def _contact(value: str | None) -> str:
     if address is None or address.resource is not None or not parts_fit(address):
         raise StanzaError("bad-request", text="an item needs a bare JID")
     return address.userhost()
-

@@ -55,12 +55,12 @@ class SubscriptionModule(Module):
     async def _outbound(self, presence: domish.Element, origin: Resource, kind: str, contact: str):
         account = await self.rosters.account(origin.jid.user, origin.jid.host, fresh=True)
         try:
-            await self._outbound_change(presence, origin, account, kind, contact)
+            await self._outbound_change(presence, account, kind, contact)
         except RosterFull as e:  # IM-08: the contact would be a new item; nothing changed or went out
             refusal = error_reply(presence, StanzaError("resource-constraint", text=str(e)))
             self.node.router.local.send_to([origin], refusal)
 
-    async def _outbound_change(self, presence: domish.Element, origin: Resource, account: Account, kind: str, contact: str):
+    async def _outbound_change(self, presence: domish.Element, account: Account, kind: str, contact: str):
         before = account.state(contact)
         outcome = sub.outbound(before, kind)
         item = account.item(contact)
