@@ -85,11 +85,15 @@ async def test_registration_is_off_by_default(node):
     assert isinstance(result, StreamErrorReceived) and result.condition == "not-authorized"
 
 
-async def register(node, *fields: tuple[str, str], id: str = "reg"):
-    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+async def register_on(stream, *fields: tuple[str, str], id: str = "reg") -> domish.Element:
     body = "".join(f"<{name}>{value}</{name}>" for name, value in fields)
     stream.send(f"<iq type='set' id='{id}'><query xmlns='{REGISTER}'>{body}</query></iq>")
-    answer = await stream.next_element()
+    return await stream.next_element()
+
+
+async def register(node, *fields: tuple[str, str], id: str = "reg"):
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    answer = await register_on(stream, *fields, id=id)
     await stream.close()
     return answer
 
@@ -138,21 +142,16 @@ async def test_in_band_registration_flow(node_factory):
     assert not await as_deferred(node.node.storage.accounts.exists("carol", DOMAIN))
 
 
-async def register_on(stream, username: str, id: str) -> domish.Element:
-    stream.send(f"<iq type='set' id='{id}'><query xmlns='{REGISTER}'><username>{username}</username><password>pw</password></query></iq>")
-    return await stream.next_element()
-
-
 @pytest_twisted.ensureDeferred
 async def test_registration_is_rationed_per_stream_and_per_address(node_factory):
     """One account per stream (not-allowed after), one per interval from an address (resource-constraint)."""
     node = node_factory(registration=True, registrations_per_stream=1, registration_interval=600)
     first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
-    assert (await register_on(first, "user1", "r1"))["type"] == "result"
-    refused = await register_on(first, "user2", "r2")
+    assert (await register_on(first, ("username", "user1"), ("password", "pw"), id="r1"))["type"] == "result"
+    refused = await register_on(first, ("username", "user2"), ("password", "pw"), id="r2")
     assert refused["id"] == "r2" and error_of(refused) == ("cancel", "not-allowed")
     second = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")  # same address, fresh stream
-    refused = await register_on(second, "user3", "r3")
+    refused = await register_on(second, ("username", "user3"), ("password", "pw"), id="r3")
     assert refused["id"] == "r3" and error_of(refused) == ("wait", "resource-constraint")
     for stream in (first, second):
         await stream.close()
