@@ -52,5 +52,11 @@ def condition(stanza: domish.Element) -> str:
     return found[0]
 
 
+def error_of(stanza: domish.Element) -> tuple[str, str]:
+    """(error type, defined condition) of an error stanza, its shape checked by ``condition``."""
+    defined = condition(stanza)
+    return stanza.error["type"], defined
+
+
 def is_message_with(body: str):
     return lambda e: e.name == "message" and e.body is not None and str(e.body) == body

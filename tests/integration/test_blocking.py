@@ -12,7 +12,7 @@ import pytest_twisted
 from twisted.words.xish import domish
 
 from tests.integration import test_privacy
-from tests.integration.stanzas import condition, iq, message, presence
+from tests.integration.stanzas import condition, error_of, iq, message, presence
 from tests.integration.test_privacy import (
     ALICE,
     BOB,
@@ -34,7 +34,8 @@ from tests.integration.test_privacy import (
 )
 from xmppd.client import IQError
 from xmppd.stanzas import result
-from xmppd.util.privacy import NS_BLOCKING, NS_BLOCKING_ERRORS
+from xmppd.util.aio import as_deferred
+from xmppd.util.privacy import NS_BLOCKING, NS_BLOCKING_ERRORS, Item, PrivacyList
 
 # The same node (two virtual hosts), accounts, rosters and sessions as test_privacy.
 node, enter, trio = test_privacy.node, test_privacy.enter, test_privacy.trio
@@ -328,3 +329,33 @@ async def test_privacy_edits_show_in_the_blocklist_and_take_effect(enter):
     assert await blocklist(alice) == [BOB]
     assert await exchange(dave, alice, message(ALICE, "welcome"), "welcome") == "delivered"
     assert errors(await drain(dave)) == []
+
+
+class TestCap:
+    """The blocklist is the default list's items: the cap on items per list holds for it too."""
+
+    @pytest.fixture
+    def node(self, node_factory):
+        return node_factory(domains=["localhost", test_privacy.OTHER], privacy_max_items=3)
+
+    @pytest_twisted.ensureDeferred
+    async def test_blocking_past_the_cap_is_not_acceptable(self, enter):
+        alice = await enter(ALICE, available=False)
+        await command(alice, "block", BOB, CAROL)
+        with pytest.raises(IQError) as info:
+            await alice.iq(blocking_iq("set", "block", DAVE, "eve@localhost"))
+        assert error_of(info.value.stanza) == ("modify", "not-acceptable")
+        assert sorted(await blocklist(alice)) == sorted([BOB, CAROL])
+        await command(alice, "block", DAVE)  # up to the cap
+        assert sorted(await blocklist(alice)) == sorted([BOB, CAROL, DAVE])
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_list_stored_under_a_larger_cap_can_still_shrink(self, node, enter):
+        jids = [f"user{n}@localhost" for n in range(5)]
+        alice = await enter(ALICE, available=False)
+        await command(alice, "block", *jids[:3])
+        default = PrivacyList("blocklist", tuple(Item("deny", n, "jid", jid) for n, jid in enumerate(jids)))
+        await as_deferred(node.node.storage.privacy.put("alice", "localhost", "blocklist", default.to_json()))
+        await test_privacy.make_default(alice, "blocklist")  # reloads the list from storage
+        await command(alice, "unblock", jids[0])
+        assert await blocklist(alice) == jids[1:]

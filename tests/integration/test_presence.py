@@ -6,9 +6,10 @@ import pytest
 import pytest_twisted
 from twisted.words.xish import domish
 
-from tests.integration.stanzas import presence
+from tests.integration.stanzas import error_of, presence
 from tests.integration.test_negotiation import authenticated, bind_iq
-from tests.integration.test_subscriptions import settle
+from tests.integration.test_privacy import until
+from tests.integration.test_subscriptions import REMOTE, RemoteDomain, settle
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util.aio import as_deferred
 
@@ -208,3 +209,30 @@ async def test_own_resources_see_each_other(node, login):
     got = await first.next(from_("alice@localhost/two"))
     assert got["to"] == first.jid.full()
     assert isinstance(got, domish.Element)
+
+
+class TestDirectedCap:
+    """PRES-06 keeps a set per resource of the entities it sent directed presence to: capped by an option."""
+
+    @pytest.fixture
+    def node(self, node_factory):
+        return node_factory(max_directed_presences=3)
+
+    @pytest_twisted.ensureDeferred
+    async def test_directed_presence_past_the_cap_is_refused_and_not_routed(self, node, login):
+        remote = RemoteDomain()
+        node.node.router.services[REMOTE] = remote
+        alice = await online(login, "alice")
+        rooms = [f"room{n}@{REMOTE}/alice" for n in range(4)]
+        for room in rooms:
+            alice.send(presence(to=room))
+        refused = [s for s in await settle(alice) if s.name == "presence"]
+        assert [(s["from"], error_of(s)) for s in refused] == [(rooms[3], ("wait", "resource-constraint"))]
+        assert [(s["to"], s.getAttribute("type")) for s in remote.received] == [(room, None) for room in rooms[:3]]
+        alice.send(presence(to=rooms[0], kind="unavailable"))  # leaving one makes room for another
+        alice.send(presence(to=rooms[3]))
+        assert [s for s in await settle(alice) if s.name == "presence"] == []
+        await alice.close()
+        await until(lambda: len(remote.received) == 8)
+        gone = sorted(s["to"] for s in remote.received[5:] if s.getAttribute("type") == "unavailable")
+        assert gone == rooms[1:]  # PRES-05: every entity it was let through to hears the end

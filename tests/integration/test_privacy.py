@@ -20,7 +20,7 @@ import pytest_twisted
 from twisted.internet import defer, task
 from twisted.words.xish import domish
 
-from tests.integration.stanzas import condition, iq, message, presence
+from tests.integration.stanzas import condition, error_of, iq, message, presence
 from xmppd.client import IQError, connect
 from xmppd.stanzas import result
 from xmppd.storage.interfaces import RosterItem
@@ -887,3 +887,37 @@ async def test_blocking_presence_out_sends_unavailable_at_once(trio):
     # and what she sends from now on does not reach bob
     assert await exchange(alice, bob, status_presence("later"), "later") == "dropped"
     assert await exchange(alice, carol, status_presence("later-too"), "later-too") == "delivered"
+
+
+# -- caps (issue 9) ---------------------------------------------------------------------------------
+
+
+class TestCaps:
+    """Every stanza scans the list that applies, and each list is stored: both are capped by options."""
+
+    @pytest.fixture
+    def node(self, node_factory):
+        return node_factory(domains=["localhost", OTHER], privacy_max_lists=2, privacy_max_items=3)
+
+    @staticmethod
+    async def refusal(client, request: domish.Element) -> tuple[str, str]:
+        with pytest.raises(IQError) as info:
+            await client.iq(request)
+        return error_of(info.value.stanza)
+
+    @pytest_twisted.ensureDeferred
+    async def test_lists_per_account(self, enter):
+        alice = await enter(ALICE, available=False)
+        await store(alice, "one", item("allow", 1))
+        await store(alice, "two", item("allow", 1))
+        assert await self.refusal(alice, privacy_iq("set", privacy_list("three", item("allow", 1)))) == ("wait", "resource-constraint")
+        await store(alice, "two", item("deny", 1))  # replacing a list still fits
+        assert await names(alice) == [("active", None), ("default", None), ("list", "one"), ("list", "two")]
+
+    @pytest_twisted.ensureDeferred
+    async def test_items_per_list(self, enter):
+        alice = await enter(ALICE, available=False)
+        await store(alice, "l", *(item("deny", n, "jid", f"user{n}@localhost") for n in range(3)))
+        too_long = privacy_list("l", *(item("deny", n, "jid", f"other{n}@localhost") for n in range(4)))
+        assert await self.refusal(alice, privacy_iq("set", too_long)) == ("modify", "not-acceptable")
+        assert [value for _, value, *_ in await read_list(alice, "l")] == [f"user{n}@localhost" for n in range(3)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.integration.stanzas import iq
+from tests.integration.stanzas import error_of, iq
 from tests.integration.test_subscriptions import pushes, settle
 from xmppd.client import IQError
 from xmppd.modules.roster import NS_ROSTER
@@ -136,3 +136,38 @@ async def test_roster_version_and_preapproval_features_are_advertised(login):
     alice = await login()
     uris = {f.uri for f in alice.features.elements()}
     assert "urn:xmpp:features:rosterver" in uris and "urn:xmpp:features:pre-approval" in uris
+
+
+class TestLimits:
+    """IM-08: the configured caps, with the errors of IM-03."""
+
+    @pytest.fixture
+    def node(self, node_factory):
+        return node_factory(roster_max_items=20, roster_max_groups=3, roster_max_text=10)
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_new_item_past_the_cap_is_not_acceptable(self, node, login):
+        alice = await login()
+        for n in range(20):
+            await alice.iq(roster_set(f"contact{n}@localhost"))
+        with pytest.raises(IQError) as caught:
+            await alice.iq(roster_set("one-too-many@localhost"))
+        assert error_of(caught.value.stanza) == ("modify", "not-acceptable")
+        await alice.iq(roster_set("contact0@localhost", "Renamed"))  # a full roster's items still change
+        items = {i["jid"]: i.getAttribute("name") for i in (await get_roster(alice)).query.elements()}
+        assert len(items) == 20 and "one-too-many@localhost" not in items and items["contact0@localhost"] == "Renamed"
+
+    @pytest.mark.parametrize(
+        "name, groups",
+        [(None, ["a", "b", "c", "d"]), (None, ["g" * 11]), ("n" * 11, [])],
+        ids=["four-groups", "long-group", "long-name"],
+    )
+    @pytest_twisted.ensureDeferred
+    async def test_groups_and_lengths_past_the_caps_are_not_acceptable(self, login, name, groups):
+        alice = await login()
+        await alice.iq(roster_set("bob@localhost", "n" * 10, ["a", "b", "g" * 10]))  # at the caps
+        with pytest.raises(IQError) as caught:
+            await alice.iq(roster_set("bob@localhost", name, groups))
+        assert error_of(caught.value.stanza) == ("modify", "not-acceptable")
+        (item,) = (await get_roster(alice)).query.elements()
+        assert item["name"] == "n" * 10 and [str(g) for g in item.elements()] == ["a", "b", "g" * 10]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.words.xish import domish
 
 from tests.integration.node_fixtures import DOMAIN
-from tests.integration.stanzas import condition, iq
+from tests.integration.stanzas import condition, error_of, iq
 from tests.integration.test_presence import befriend
 from xmppd import xml as X
 from xmppd.util.aio import as_deferred
@@ -102,11 +103,15 @@ async def test_registration_is_off_by_default(node):
     assert isinstance(result, StreamErrorReceived) and result.condition == "not-authorized"
 
 
-async def register(node, *fields: tuple[str, str], id: str = "reg"):
-    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+async def register_on(stream, *fields: tuple[str, str], id: str = "reg") -> domish.Element:
     body = "".join(f"<{name}>{value}</{name}>" for name, value in fields)
     stream.send(f"<iq type='set' id='{id}'><query xmlns='{REGISTER}'>{body}</query></iq>")
-    answer = await stream.next_element()
+    return await stream.next_element()
+
+
+async def register(node, *fields: tuple[str, str], id: str = "reg"):
+    stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    answer = await register_on(stream, *fields, id=id)
     await stream.close()
     return answer
 
@@ -114,7 +119,7 @@ async def register(node, *fields: tuple[str, str], id: str = "reg"):
 @pytest_twisted.ensureDeferred
 async def test_in_band_registration_flow(node_factory):
     """XEP-0077: form, register, conflict, change password, cancel."""
-    node = node_factory(registration=True)
+    node = node_factory(registration=True, registration_interval=0)  # several accounts from one address
     stream = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
     assert any(f.uri == X.NS_REGISTER_FEATURE for f in stream.features.elements())
     stream.send(f"<iq type='get' id='f1'><query xmlns='{REGISTER}'/></iq>")
@@ -153,3 +158,20 @@ async def test_in_band_registration_flow(node_factory):
     result = await carol.closed
     assert isinstance(result, StreamErrorReceived) and result.condition == "not-authorized"
     assert not await as_deferred(node.node.storage.accounts.exists("carol", DOMAIN))
+
+
+@pytest_twisted.ensureDeferred
+async def test_registration_is_rationed_per_stream_and_per_address(node_factory):
+    """One account per stream (not-allowed after), one per interval from an address (resource-constraint)."""
+    node = node_factory(registration=True, registrations_per_stream=1, registration_interval=600)
+    first = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")
+    assert (await register_on(first, ("username", "user1"), ("password", "pw"), id="r1"))["type"] == "result"
+    refused = await register_on(first, ("username", "user2"), ("password", "pw"), id="r2")
+    assert refused["id"] == "r2" and error_of(refused) == ("cancel", "not-allowed")
+    second = await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls")  # same address, fresh stream
+    refused = await register_on(second, ("username", "user3"), ("password", "pw"), id="r3")
+    assert refused["id"] == "r3" and error_of(refused) == ("wait", "resource-constraint")
+    for stream in (first, second):
+        await stream.close()
+    accounts = node.node.storage.accounts
+    assert [await as_deferred(accounts.exists(user, DOMAIN)) for user in ("user1", "user2", "user3")] == [True, False, False]

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.words.xish import domish
 
-from tests.integration.stanzas import iq
+from tests.integration.stanzas import error_of, iq
 from xmppd.modules.roster import NS_ROSTER
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util import subscription as sub
@@ -236,3 +236,68 @@ async def test_local_handshake_both_halves_on_one_node(node, login):
     assert kinds[0] == ("presence", "subscribed") and kinds[1][0] == "iq"  # the stanza, then the push
     assert roster_of(at_alice[1]) == ("to", False, False)
     assert ("presence", None) in kinds[2:]  # SUB-04: bob's current presence follows
+
+
+class TestRosterCap:
+    """IM-08: subscription stanzas create roster items too, so the roster's cap holds for them."""
+
+    CAP = 20
+
+    @pytest.fixture
+    def node(self, node_factory):
+        return node_factory(roster_max_items=self.CAP)
+
+    @staticmethod
+    def outbound(to: str, kind: str) -> domish.Element:
+        stanza = domish.Element((NS_CLIENT, "presence"))
+        stanza["to"], stanza["type"] = to, kind
+        return stanza
+
+    @staticmethod
+    def refusals(received) -> list[tuple[str, tuple[str, str]]]:
+        return [(s["from"], error_of(s)) for s in received if s.name == "presence" and s.getAttribute("type") == "error"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_outbound_subscribes_stop_creating_items_at_the_cap(self, node, login):
+        alice, remote = await alice_online(node, login)
+        contacts = [f"contact{n}@{REMOTE}" for n in range(self.CAP + 10)]
+        for contact in contacts:
+            alice.send(self.outbound(contact, "subscribe"))
+        alice.send(self.outbound(f"pre-approved@{REMOTE}", "subscribed"))  # a pre-approval makes an item too
+        received = await settle(alice)
+        assert self.refusals(received) == [(c, ("wait", "resource-constraint")) for c in contacts[self.CAP :] + [f"pre-approved@{REMOTE}"]]
+        assert [(s["to"], s["type"]) for s in remote.received] == [(c, "subscribe") for c in contacts[: self.CAP]]
+        assert len(pushes(received)) == self.CAP
+        roster = await as_deferred(node.node.storage.rosters.get("alice", "localhost"))
+        assert sorted(roster.items) == sorted(contacts[: self.CAP])
+
+    @pytest_twisted.ensureDeferred
+    async def test_approving_a_request_at_the_cap_changes_nothing(self, node, login):
+        """The request stays pending (no item for it yet, IM-06): the answer needs an item, refused."""
+        for n in range(self.CAP):
+            await as_deferred(node.node.storage.rosters.put("alice", "localhost", RosterItem(f"friend{n}@{REMOTE}")))
+        await seed(node, sub.N_PI)
+        alice, remote = await alice_online(node, login)
+        alice.send(self.outbound(CONTACT, "subscribed"))
+        received = await settle(alice)
+        assert self.refusals(received) == [(CONTACT, ("wait", "resource-constraint"))]
+        assert remote.received == [] and pushes(received) == []
+        assert await stored(node) is None
+        assert [c for c, _ in await as_deferred(node.node.storage.pending.list("alice", "localhost"))] == [CONTACT]
+
+    @pytest_twisted.ensureDeferred
+    async def test_inbound_requests_past_the_cap_are_refused(self, node, login):
+        """A request waits as an item would: requests from new contacts past the cap are bounced."""
+        alice, remote = await alice_online(node, login)
+        contacts = [f"contact{n}@{REMOTE}" for n in range(self.CAP + 5)]
+        for contact in contacts:
+            stanza = domish.Element((NS_CLIENT, "presence"))
+            stanza["from"], stanza["to"], stanza["type"] = contact, ALICE, "subscribe"
+            await node.node.router.forward(stanza)
+        delivered = [s["from"] for s in await settle(alice) if s.name == "presence" and s.getAttribute("type") == "subscribe"]
+        assert delivered == contacts[: self.CAP]
+        assert [(s["to"], s["from"], error_of(s)) for s in remote.received] == [
+            (contact, ALICE, ("wait", "resource-constraint")) for contact in contacts[self.CAP :]
+        ]
+        pending = await as_deferred(node.node.storage.pending.list("alice", "localhost"))
+        assert [contact for contact, _ in pending] == contacts[: self.CAP]

@@ -65,6 +65,8 @@ class BlockingModule(Module):
             return None
         else:
             updated = engine.unblock(current, jids or None)
+        if verb == "block":
+            self.privacy.check_length(len(updated.items))
         await self.privacy.save_list(owner, updated)
         if current is None:
             await self.node.storage.privacy.set_default(owner.user, owner.host, updated.name)

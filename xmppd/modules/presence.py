@@ -134,7 +134,11 @@ class PresenceModule(Module):
         account = self.rosters.cached(origin.bare)
         contact = account is not None and sends_presence_to_contact(account.state(bare))
         if bare != origin.bare and not contact:
-            before = len(origin.directed)
+            before, limit = len(origin.directed), self.node.config.max_directed_presences
+            if kind is None and before >= limit and target.full() not in origin.directed:
+                # RFC 6121 §4.6 sets no limit; refused rather than routed untracked, which would lose its unavailable (PRES-05).
+                self.node.router.bounce(presence, "resource-constraint", f"directed presence goes to at most {limit} entities at once")
+                return True
             if kind is None:
                 origin.directed.add(target.full())
             else:

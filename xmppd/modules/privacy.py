@@ -211,6 +211,7 @@ class PrivacyModule(Module):
         return None
 
     async def _store_list(self, sender: JID, element: domish.Element):
+        self.check_length(sum(1 for _ in element.elements()))  # before parsing them
         try:
             plist = engine.parse_list(element)
         except PrivacyError as e:
@@ -225,9 +226,12 @@ class PrivacyModule(Module):
         return None
 
     async def save_list(self, owner: JID, plist: PrivacyList) -> None:
-        """Store a list, refresh whoever uses it, push its name (PRIV-06); XEP-0191 edits come here too."""
+        """Store a list, refresh whoever uses it, push its name (PRIV-06); XEP-0191 edits come here too,
+        so the cap on lists per account holds for both."""
         bare = owner.userhost()
-        await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json())
+        limit = self.node.config.privacy_max_lists
+        if not await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json(), limit):
+            raise StanzaError("resource-constraint", text=f"an account has at most {limit} privacy lists")
         for resource in self.node.directory.resources(bare):
             if resource.active_list is not None and resource.active_list.name == plist.name:
                 old = resource.active_list
@@ -239,6 +243,13 @@ class PrivacyModule(Module):
         else:
             self.node.cluster.account_changed(bare)
         self.push(bare, plist.name)
+
+    def check_length(self, items: int) -> None:
+        """A list longer than privacy_max_items is refused: every stanza scans the list that applies.
+        Only sets and blocks are checked, so a list stored under a larger cap can still shrink."""
+        limit = self.node.config.privacy_max_items
+        if items > limit:
+            raise StanzaError("not-acceptable", text=f"a privacy list holds at most {limit} items")
 
     async def _remove_list(self, sender: JID, name: str):
         bare = sender.userhost()

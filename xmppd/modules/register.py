@@ -2,9 +2,14 @@
 
 Off unless ``registration = true``. Before authentication only account creation
 is possible; after it, the account's own password change and cancellation.
+New accounts are rationed per stream and per address (``registrations_per_stream``,
+``registration_interval``): one connection must not mint accounts by the hundred.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from weakref import WeakKeyDictionary
 
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
@@ -31,8 +36,36 @@ class RegisterModule(Module):
         (ACCOUNT, "set", NS_REGISTER): "submit",
     }
 
+    def __init__(self, node):
+        super().__init__(node)
+        self._per_stream: WeakKeyDictionary[object, int] = WeakKeyDictionary()  # accounts each stream registered
+        self._last_by_address: OrderedDict[str, float] = OrderedDict()  # oldest registration first
+
     def enabled(self) -> bool:
         return self.node.config.registration
+
+    # -- the rate of new accounts -----------------------------------------------------------
+
+    def _admit(self, stream) -> None:
+        """At most registrations_per_stream accounts per stream (not-allowed: that stream is done),
+        one per registration_interval per address on this node (resource-constraint: wait).
+        Counted on admission, before anything is awaited, so parallel streams cannot all slip in."""
+        config = self.node.config
+        if self._per_stream.get(stream, 0) >= config.registrations_per_stream:
+            raise StanzaError("not-allowed", text=f"a stream registers at most {config.registrations_per_stream} accounts")
+        now, interval, address = self.node.clock.seconds(), config.registration_interval, _address(stream)
+        while self._last_by_address and next(iter(self._last_by_address.values())) <= now - interval:
+            self._last_by_address.popitem(last=False)
+        if address in self._last_by_address:
+            raise StanzaError("resource-constraint", text=f"one account per {interval} seconds from an address")
+        self._per_stream[stream] = self._per_stream.get(stream, 0) + 1
+        if interval:
+            self._last_by_address[address] = now
+
+    def _readmit(self, stream) -> None:
+        """An admitted attempt that created nothing (the name was taken) does not count."""
+        self._per_stream[stream] -= 1
+        self._last_by_address.pop(_address(stream), None)
 
     def form(self, request: IQRequest):
         query = domish.Element((NS_REGISTER, "query"))
@@ -62,12 +95,15 @@ class RegisterModule(Module):
             raise StanzaError("jid-malformed", text="invalid username") from None
         if not identifiers.fits(localpart):  # preparation can lengthen it; such an account could never bind
             raise StanzaError("not-acceptable", text="usernames are limited to 1023 bytes")
+        if request.sender is None:
+            self._admit(request.stream)  # before the costly key derivation
         credentials = Credentials.from_password(password, self.node.config.scram_iterations)
         accounts = self.node.storage.accounts
         if request.sender is None:
             try:
                 await accounts.create(localpart, request.stream.domain, credentials)
             except AccountExists:
+                self._readmit(request.stream)
                 raise StanzaError("conflict", text="username taken") from None
         elif localpart != request.sender.user:
             raise StanzaError("not-allowed", text="you can only change your own password")
@@ -96,6 +132,10 @@ def _end_streams(resources, condition: str, text: str) -> None:
     for resource in resources:
         if resource.stream is not None:
             resource.stream.stream_error(condition, text)
+
+
+def _address(stream) -> str:
+    return stream.transport.getPeer().host
 
 
 def _text(element) -> str:

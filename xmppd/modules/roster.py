@@ -28,8 +28,10 @@ NS_ROSTER = "jabber:iq:roster"
 NS_ROSTERVER = "urn:xmpp:features:rosterver"
 NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
 OFFLINE_CACHE = 10_000
-MAX_ITEMS = 1000
-MAX_TEXT = 1023  # name and group length, in characters (IM-08)
+
+
+class RosterFull(Exception):
+    """A new item would take the roster past ``roster_max_items`` (IM-08); nothing was stored."""
 
 
 @dataclass
@@ -156,7 +158,12 @@ class RosterModule(Module):
     # -- changes, with their pushes ------------------------------------------------------------
 
     async def save(self, account: Account, item: RosterItem) -> None:
-        version = await self.node.storage.rosters.put(account.localpart, account.domain, item)
+        """Store and push an item. Every path that creates items comes here, so the store's
+        atomic count is the one cap: RosterFull, changing nothing, for a new item past it."""
+        limit = self.node.config.roster_max_items
+        version = await self.node.storage.rosters.put(account.localpart, account.domain, item, limit)
+        if version is None:
+            raise RosterFull(f"a roster holds at most {limit} items")
         items = dict(account.roster.items)
         items[item.jid] = item
         account.roster = Roster(version, items)
@@ -176,13 +183,17 @@ class RosterModule(Module):
         return True
 
     async def set_pending(self, account: Account, contact: str, stanza_xml: str | None) -> None:
+        """Keep or drop a contact's request. A request is an item in waiting, so the roster's
+        cap bounds the requests too: RosterFull, changing nothing, for a new one past it."""
         pending = self.node.storage.pending
         if stanza_xml is None:
             if account.pending.pop(contact, None) is not None:
                 await pending.remove(account.localpart, account.domain, contact)
         else:
+            limit = self.node.config.roster_max_items
+            if not await pending.put(account.localpart, account.domain, contact, stanza_xml, limit):
+                raise RosterFull(f"at most {limit} subscription requests wait for an answer")
             account.pending[contact] = stanza_xml
-            await pending.put(account.localpart, account.domain, contact, stanza_xml)
         self.node.cluster.account_changed(account.bare)
 
     def push(self, account: Account, item: RosterItem, removed: bool = False) -> None:
@@ -233,12 +244,29 @@ class RosterModule(Module):
             removal = self.node.modules.fire("roster-remove", account, contact)  # subscriptions end too
             await (removal if removal is not None else self.drop(account, contact))
             return None
-        if len(account.roster.items) >= MAX_ITEMS and account.item(contact) is None:
-            raise StanzaError("not-allowed", text=f"a roster holds at most {MAX_ITEMS} items")
-        name, groups = _name_and_groups(element)
+        name, groups = self._name_and_groups(element)
         current = account.item(contact) or RosterItem(contact)
-        await self.save(account, replace(current, name=name, groups=groups))
+        try:
+            await self.save(account, replace(current, name=name, groups=groups))
+        except RosterFull as e:
+            raise StanzaError("not-acceptable", text=str(e)) from None  # IM-03/08
         return None
+
+    def _name_and_groups(self, element: domish.Element) -> tuple[str | None, tuple[str, ...]]:
+        """IM-03/08: the item's name and groups, within the configured counts and lengths."""
+        config = self.node.config
+        name = element.getAttribute("name") or None
+        groups = [g for g in element.elements() if g.name == "group"]
+        if len(groups) > config.roster_max_groups:
+            raise StanzaError("not-acceptable", text=f"an item has at most {config.roster_max_groups} groups")
+        groups = [str(g) for g in groups]
+        if (name and len(name) > config.roster_max_text) or any(len(g) > config.roster_max_text for g in groups):
+            raise StanzaError("not-acceptable", text=f"names and groups are limited to {config.roster_max_text} characters")
+        if len(set(groups)) != len(groups):
+            raise StanzaError("bad-request", text="duplicate group")
+        if any(not g.strip() for g in groups):
+            raise StanzaError("not-acceptable", text="empty group name")
+        return name, tuple(groups)
 
 
 def _contact(value: str | None) -> str:
@@ -251,15 +279,3 @@ def _contact(value: str | None) -> str:
     if address is None or address.resource is not None or not parts_fit(address):
         raise StanzaError("bad-request", text="an item needs a bare JID")
     return address.userhost()
-
-
-def _name_and_groups(element: domish.Element) -> tuple[str | None, tuple[str, ...]]:
-    name = element.getAttribute("name") or None
-    groups = [str(g) for g in element.elements() if g.name == "group"]
-    if len(set(groups)) != len(groups):
-        raise StanzaError("bad-request", text="duplicate group")
-    if any(not g.strip() for g in groups):
-        raise StanzaError("not-acceptable", text="empty group name")
-    if (name and len(name) > MAX_TEXT) or any(len(g) > MAX_TEXT for g in groups):
-        raise StanzaError("not-acceptable", text=f"names and groups are limited to {MAX_TEXT} characters")
-    return name, tuple(groups)

@@ -14,8 +14,9 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.modules import Module
-from xmppd.modules.roster import Account, RosterModule
+from xmppd.modules.roster import Account, RosterFull, RosterModule
 from xmppd.sessions import Resource
+from xmppd.stanzas import StanzaError, error_reply
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util import subscription as sub
 from xmppd.xml import NS_CLIENT, serialise
@@ -53,7 +54,13 @@ class SubscriptionModule(Module):
 
     async def _outbound(self, presence: domish.Element, origin: Resource, kind: str, contact: str):
         account = await self.rosters.account(origin.jid.user, origin.jid.host, fresh=True)
-        presence["from"], presence["to"] = account.bare, contact  # SUB-01: bare JIDs both ways
+        try:
+            await self._outbound_change(presence, account, kind, contact)
+        except RosterFull as e:  # IM-08: the contact would be a new item; nothing changed or went out
+            refusal = error_reply(presence, StanzaError("resource-constraint", text=str(e)))
+            self.node.router.local.send_to([origin], refusal)
+
+    async def _outbound_change(self, presence: domish.Element, account: Account, kind: str, contact: str):
         before = account.state(contact)
         outcome = sub.outbound(before, kind)
         item = account.item(contact)
@@ -67,6 +74,7 @@ class SubscriptionModule(Module):
         # The new state is recorded (and pushed) before routing: a local contact's
         # answer may come straight back and must find it.
         await self._apply(account, contact, outcome.state, clear_approval=kind == "unsubscribed")
+        presence["from"], presence["to"] = account.bare, contact  # SUB-01: bare JIDs both ways
         if kind == "unsubscribed" and sub.sends_presence_to_contact(before):
             self._send_unavailable_from(account, contact)  # SUB-05: offline first
         await self.router.forward(presence)
@@ -96,7 +104,11 @@ class SubscriptionModule(Module):
         result = sub.inbound(before, kind, pre_approved=bool(item and item.approved))
         if result.deliver:
             if kind == "subscribe":
-                await self.rosters.set_pending(account, contact, serialise(presence, ""))
+                try:
+                    await self.rosters.set_pending(account, contact, serialise(presence, ""))
+                except RosterFull as e:  # IM-08: neither stored nor delivered; the contact hears why
+                    self.router.send(error_reply(presence, StanzaError("resource-constraint", text=str(e))))
+                    return
             self._deliver(account, presence)  # SUB-07: the stanza before the push
             if kind == "unsubscribed" and sub.receives_presence_from_contact(before):
                 self._deliver(account, presence_stanza(contact, account.bare, "unavailable"))
@@ -123,17 +135,17 @@ class SubscriptionModule(Module):
     # -- helpers ------------------------------------------------------------------------------
 
     async def _apply(self, account: Account, contact: str, state: sub.State, clear_approval: bool = False):
-        """Store a new state: roster item (pushed when it changes) and pending record."""
-        if not state.pending_in:
-            await self.rosters.set_pending(account, contact, None)
+        """Store a new state: roster item (pushed when it changes), then the pending record,
+        so a roster at its cap (RosterFull) leaves the whole state as it was."""
         item = account.item(contact)
         subscription, ask = sub.roster_view(state)
-        if item is None and subscription == "none" and not ask:
-            return  # IM-06: no item for an inbound request alone
-        current = item or RosterItem(contact)
-        updated = replace(current, subscription=subscription, ask=ask, approved=current.approved and not clear_approval)
-        if updated != item:
-            await self.rosters.save(account, updated)
+        if item is not None or subscription != "none" or ask:  # IM-06: no item for an inbound request alone
+            current = item or RosterItem(contact)
+            updated = replace(current, subscription=subscription, ask=ask, approved=current.approved and not clear_approval)
+            if updated != item:
+                await self.rosters.save(account, updated)
+        if not state.pending_in:
+            await self.rosters.set_pending(account, contact, None)
 
     def _deliver(self, account: Account, stanza: domish.Element) -> None:
         local = self.node.router.local

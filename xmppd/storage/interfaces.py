@@ -126,8 +126,12 @@ class IRosterStore(Interface):
     async def get(localpart: str, domain: str) -> Roster:
         """The roster; version 0 and no items if the user never had one."""
 
-    async def put(localpart: str, domain: str, item: RosterItem) -> int:
-        """Add or replace the item for ``item.jid`` atomically; the new roster version."""
+    async def put(localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:
+        """Add or replace the item for ``item.jid`` atomically; the new roster version.
+
+        None, storing nothing, if the item is new and the roster already holds
+        ``limit`` items (IM-08): counted and added in one step, so concurrent
+        additions (two sessions, two nodes) cannot overshoot it."""
 
     async def remove(localpart: str, domain: str, contact: str) -> int | None:
         """Delete the contact's item; the new version, or None (nothing bumped) if there was none."""
@@ -143,9 +147,12 @@ class IPendingStore(Interface):
     redelivered as received at each new available resource until answered.
     """
 
-    async def put(localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+    async def put(localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
         """Keep the request; one per contact, so a repeated request replaces the old
-        one and counts as arriving now (it moves to the end of ``list``)."""
+        one and counts as arriving now (it moves to the end of ``list``).
+
+        False, storing nothing, if the contact has no request yet and ``limit``
+        requests are already waiting (counted and added in one step)."""
 
     async def remove(localpart: str, domain: str, contact: str) -> bool:
         """Drop the contact's request (approved, denied or retracted); False if there was none."""
@@ -220,8 +227,11 @@ class IPrivacyStore(Interface):
     async def get(localpart: str, domain: str, name: str) -> str | None:
         """The list's JSON text, or None if the user has no list of that name."""
 
-    async def put(localpart: str, domain: str, name: str, json_text: str) -> None:
-        """Create the list or replace it whole; a replaced default list stays the default."""
+    async def put(localpart: str, domain: str, name: str, json_text: str, limit: int | None = None) -> bool:
+        """Create the list or replace it whole; a replaced default list stays the default.
+
+        False, storing nothing, if the list is new and the user already has
+        ``limit`` lists (counted and added in one step)."""
 
     async def remove(localpart: str, domain: str, name: str) -> bool:
         """Delete the list, and clear the default if it was this list; False if there was none."""

@@ -91,6 +91,11 @@ class _PerUserStore(Generic[_UserData]):
         self._by_user.pop((localpart, domain), None)
 
 
+def _full(entries: dict[str, str], key: str, limit: int | None) -> bool:
+    """Whether adding ``key`` would take ``entries`` past ``limit`` (replacing never does)."""
+    return limit is not None and key not in entries and len(entries) >= limit
+
+
 @dataclass
 class _MemoryRoster:
     version: int = 0
@@ -106,8 +111,10 @@ class MemoryRosterStore(_PerUserStore[_MemoryRoster]):
         items = {jid: RosterItem.from_json(text) for jid, text in roster.items.items()}
         return Roster(version=roster.version, items=items)
 
-    async def put(self, localpart: str, domain: str, item: RosterItem) -> int:
+    async def put(self, localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:
         roster = self._by_user.setdefault((localpart, domain), _MemoryRoster())
+        if _full(roster.items, item.jid, limit):
+            return None
         roster.items[item.jid] = item.to_json()
         roster.version += 1
         return roster.version
@@ -124,10 +131,13 @@ class MemoryRosterStore(_PerUserStore[_MemoryRoster]):
 class MemoryPendingStore(_PerUserStore[dict[str, str]]):
     """Requests per user in a contact -> XML dict, whose insertion order is the arrival order."""
 
-    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
         requests = self._by_user.setdefault((localpart, domain), {})
+        if _full(requests, contact, limit):
+            return False
         requests.pop(contact, None)  # a repeated request arrives anew, at the end
         requests[contact] = stanza_xml
+        return True
 
     async def remove(self, localpart: str, domain: str, contact: str) -> bool:
         requests = self._by_user.get((localpart, domain), {})
@@ -190,8 +200,12 @@ class MemoryPrivacyStore(_PerUserStore[_MemoryPrivacy]):
     async def get(self, localpart: str, domain: str, name: str) -> str | None:
         return self._by_user.get((localpart, domain), _MemoryPrivacy()).lists.get(name)
 
-    async def put(self, localpart: str, domain: str, name: str, json_text: str) -> None:
-        self._by_user.setdefault((localpart, domain), _MemoryPrivacy()).lists[name] = json_text
+    async def put(self, localpart: str, domain: str, name: str, json_text: str, limit: int | None = None) -> bool:
+        lists = self._by_user.setdefault((localpart, domain), _MemoryPrivacy()).lists
+        if _full(lists, name, limit):
+            return False
+        lists[name] = json_text
+        return True
 
     async def remove(self, localpart: str, domain: str, name: str) -> bool:
         privacy = self._by_user.get((localpart, domain))

@@ -131,10 +131,24 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
 return redis.call('INCR', KEYS[2])
 """
 
-# KEYS: order, xml, seq. ARGV: contact, stanza. A fresh number moves the contact to the end.
+# KEYS: hash[, counter]. ARGV: field, value, limit ('' = none). Sets the field unless it is new
+# and the hash already has limit fields (then nil, IM-08); the INCR'd counter, or 1 without one.
+_CAPPED_HSET = """
+if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+    and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return false end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if KEYS[2] then return redis.call('INCR', KEYS[2]) end
+return 1
+"""
+
+# KEYS: order, xml, seq. ARGV: contact, stanza, limit ('' = none). A fresh number moves the
+# contact to the end. 0, storing nothing, if the contact is new and limit requests are waiting.
 _PENDING_PUT = """
+if ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[1])
+    and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
 """
 
 # KEYS: queue, bytes. ARGV: stanza, max messages, max bytes. 1 if queued, 0 if it would pass the quota.
@@ -272,6 +286,7 @@ class RedisRosterStore(_PerUserStore):
     def __init__(self, client: Redis) -> None:
         super().__init__(client)
         self._remove = client.register_script(_ROSTER_REMOVE)
+        self._put = client.register_script(_CAPPED_HSET)
 
     async def get(self, localpart: str, domain: str) -> Roster:
         roster, version = self._keys(localpart, domain)
@@ -284,13 +299,9 @@ class RedisRosterStore(_PerUserStore):
             items={jid: RosterItem.from_json(text) for jid, text in items.items()},
         )
 
-    async def put(self, localpart: str, domain: str, item: RosterItem) -> int:
-        roster, version = self._keys(localpart, domain)
-        async with self._redis.pipeline(transaction=True) as write:
-            write.hset(roster, item.jid, item.to_json())
-            write.incr(version)
-            _, number = await write.execute()
-        return number
+    async def put(self, localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:
+        args = [item.jid, item.to_json(), "" if limit is None else limit]
+        return await self._put(keys=self._keys(localpart, domain), args=args)
 
     async def remove(self, localpart: str, domain: str, contact: str) -> int | None:
         return await self._remove(keys=self._keys(localpart, domain), args=[contact])
@@ -306,8 +317,9 @@ class RedisPendingStore(_PerUserStore):
         super().__init__(client)
         self._put = client.register_script(_PENDING_PUT)
 
-    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
-        await self._put(keys=self._keys(localpart, domain), args=[contact, stanza_xml])
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
+        args = [contact, stanza_xml, "" if limit is None else limit]
+        return bool(await self._put(keys=self._keys(localpart, domain), args=args))
 
     async def remove(self, localpart: str, domain: str, contact: str) -> bool:
         order, xml, _ = self._keys(localpart, domain)
@@ -364,6 +376,7 @@ class RedisPrivacyStore(_PerUserStore):
         super().__init__(client)
         self._remove = client.register_script(_PRIVACY_REMOVE)
         self._set_default = client.register_script(_PRIVACY_SET_DEFAULT)
+        self._put = client.register_script(_CAPPED_HSET)
 
     async def lists(self, localpart: str, domain: str) -> dict[str, str]:
         lists, _ = self._keys(localpart, domain)
@@ -373,9 +386,9 @@ class RedisPrivacyStore(_PerUserStore):
         lists, _ = self._keys(localpart, domain)
         return await self._redis.hget(lists, name)
 
-    async def put(self, localpart: str, domain: str, name: str, json_text: str) -> None:
+    async def put(self, localpart: str, domain: str, name: str, json_text: str, limit: int | None = None) -> bool:
         lists, _ = self._keys(localpart, domain)
-        await self._redis.hset(lists, name, json_text)
+        return bool(await self._put(keys=[lists], args=[name, json_text, "" if limit is None else limit]))
 
     async def remove(self, localpart: str, domain: str, name: str) -> bool:
         return bool(await self._remove(keys=self._keys(localpart, domain), args=[name]))

@@ -163,6 +163,15 @@ def _user(localpart: str, domain: str, **values: object) -> dict[str, object]:
     return {"localpart": localpart, "domain": domain, **values}
 
 
+def _room_for(table: str, key: str) -> str:
+    """The condition for adding a user's row to ``table``: no :limit, or the row replaces
+    the one with the same ``key``, or the user has fewer than :limit rows."""
+    return (
+        f"(:limit IS NULL OR EXISTS (SELECT 1 FROM {table} WHERE {_USER_ROWS} AND {key} = :{key})"
+        f" OR (SELECT COUNT(*) FROM {table} WHERE {_USER_ROWS}) < :limit)"
+    )
+
+
 class SQLiteDatabase:
     """The connection to one database file, migrated to the current schema on open.
 
@@ -330,15 +339,15 @@ class SQLiteRosterStore(_PerUserStore):
         items = (RosterItem.from_json(text) for _, text in rows if text is not None)
         return Roster(version=rows[0][0] if rows else 0, items={item.jid: item for item in items})
 
-    async def put(self, localpart: str, domain: str, item: RosterItem) -> int:
+    async def put(self, localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:
         with self._database.transaction() as db:
-            db.execute(
+            cursor = db.execute(
                 "INSERT INTO roster_items (localpart, domain, contact, item)"
-                " VALUES (:localpart, :domain, :contact, :item)"
+                f" SELECT :localpart, :domain, :contact, :item WHERE {_room_for('roster_items', 'contact')}"
                 " ON CONFLICT DO UPDATE SET item = excluded.item",
-                _user(localpart, domain, contact=item.jid, item=item.to_json()),
+                _user(localpart, domain, contact=item.jid, item=item.to_json(), limit=limit),
             )
-            return _bump_version(db, localpart, domain)
+            return _bump_version(db, localpart, domain) if cursor.rowcount else None
 
     async def remove(self, localpart: str, domain: str, contact: str) -> int | None:
         with self._database.transaction() as db:
@@ -355,13 +364,15 @@ class SQLitePendingStore(_PerUserStore):
 
     TABLES = ("pending_subscriptions",)
 
-    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str) -> None:
+    async def put(self, localpart: str, domain: str, contact: str, stanza_xml: str, limit: int | None = None) -> bool:
         # REPLACE deletes the old row and inserts with a new, larger rowid: the end of the order.
-        self._db.execute(
-            "INSERT OR REPLACE INTO pending_subscriptions (localpart, domain, contact, stanza)"
-            " VALUES (:localpart, :domain, :contact, :stanza)",
-            _user(localpart, domain, contact=contact, stanza=stanza_xml),
-        )
+        with self._database.transaction() as db:  # the count and the insert under one write lock
+            cursor = db.execute(
+                "INSERT OR REPLACE INTO pending_subscriptions (localpart, domain, contact, stanza)"
+                f" SELECT :localpart, :domain, :contact, :stanza WHERE {_room_for('pending_subscriptions', 'contact')}",
+                _user(localpart, domain, contact=contact, stanza=stanza_xml, limit=limit),
+            )
+        return bool(cursor.rowcount)
 
     async def remove(self, localpart: str, domain: str, contact: str) -> bool:
         cursor = self._db.execute(
@@ -453,13 +464,15 @@ class SQLitePrivacyStore(_PerUserStore):
         ).fetchone()
         return None if row is None else row[0]
 
-    async def put(self, localpart: str, domain: str, name: str, json_text: str) -> None:
-        self._db.execute(
-            "INSERT INTO privacy_lists (localpart, domain, name, list)"
-            " VALUES (:localpart, :domain, :name, :list)"
-            " ON CONFLICT DO UPDATE SET list = excluded.list",
-            _user(localpart, domain, name=name, list=json_text),
-        )
+    async def put(self, localpart: str, domain: str, name: str, json_text: str, limit: int | None = None) -> bool:
+        with self._database.transaction() as db:  # the count and the insert under one write lock
+            cursor = db.execute(
+                "INSERT INTO privacy_lists (localpart, domain, name, list)"
+                f" SELECT :localpart, :domain, :name, :list WHERE {_room_for('privacy_lists', 'name')}"
+                " ON CONFLICT DO UPDATE SET list = excluded.list",
+                _user(localpart, domain, name=name, list=json_text, limit=limit),
+            )
+        return bool(cursor.rowcount)
 
     async def remove(self, localpart: str, domain: str, name: str) -> bool:
         params = _user(localpart, domain, name=name)

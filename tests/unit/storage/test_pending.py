@@ -44,6 +44,16 @@ class PendingStoreContract:
             (MERCUTIO, request(MERCUTIO)), (ROMEO, request(ROMEO, "again")),
         ]
 
+    def test_limit_refuses_new_contacts_only(self, pending: IPendingStore, run: Runner) -> None:
+        assert run(pending.put(*ALICE, ROMEO, request(ROMEO), limit=2)) is True
+        assert run(pending.put(*ALICE, MERCUTIO, request(MERCUTIO), limit=2)) is True
+        assert run(pending.put(*ALICE, TYBALT, request(TYBALT), limit=2)) is False
+        assert run(pending.put(*ALICE, ROMEO, request(ROMEO, "again"), limit=2)) is True  # a repeat fits
+        assert run(pending.list(*ALICE)) == [(MERCUTIO, request(MERCUTIO)), (ROMEO, request(ROMEO, "again"))]
+        assert run(pending.put(*BOB, TYBALT, request(TYBALT), limit=2)) is True  # per user
+        run(pending.remove(*ALICE, MERCUTIO))
+        assert run(pending.put(*ALICE, TYBALT, request(TYBALT), limit=2)) is True  # room again
+
     def test_remove(self, pending: IPendingStore, run: Runner) -> None:
         run(pending.put(*ALICE, ROMEO, request(ROMEO)))
         run(pending.put(*ALICE, MERCUTIO, request(MERCUTIO)))

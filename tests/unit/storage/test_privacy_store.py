@@ -65,6 +65,16 @@ class PrivacyStoreContract:
         assert run(privacy.lists(*ALICE)) == {PUBLIC: ALLOW_NURSE, ROSES: HIDE_ALL}
         assert run(privacy.default(*ALICE)) == PUBLIC  # replacing the default keeps it default
 
+    def test_limit_refuses_new_lists_only(self, privacy: IPrivacyStore, run: Runner) -> None:
+        assert run(privacy.put(*ALICE, PUBLIC, BLOCK_TYBALT, limit=2)) is True
+        assert run(privacy.put(*ALICE, ROSES, HIDE_ALL, limit=2)) is True
+        assert run(privacy.put(*ALICE, INVISIBLE, HIDE_ALL, limit=2)) is False
+        assert run(privacy.put(*ALICE, PUBLIC, ALLOW_NURSE, limit=2)) is True  # a replacement fits
+        assert run(privacy.lists(*ALICE)) == {PUBLIC: ALLOW_NURSE, ROSES: HIDE_ALL}
+        assert run(privacy.put(*BOB, INVISIBLE, HIDE_ALL, limit=2)) is True  # per user
+        run(privacy.remove(*ALICE, ROSES))
+        assert run(privacy.put(*ALICE, INVISIBLE, HIDE_ALL, limit=2)) is True  # room again
+
     def test_remove(self, privacy: IPrivacyStore, run: Runner) -> None:
         run(privacy.put(*ALICE, PUBLIC, BLOCK_TYBALT))
         run(privacy.put(*ALICE, ROSES, HIDE_ALL))

@@ -65,6 +65,19 @@ class RosterStoreContract:
             version=alice_version, items={JULIET.jid: JULIET, NURSE.jid: NURSE}
         )
 
+    def test_limit_refuses_new_items_only(self, rosters: IRosterStore, run: Runner) -> None:
+        """IM-08: at the limit a new contact is refused, unchanged; existing ones still change."""
+        run(rosters.put(*ALICE, JULIET, limit=2))
+        version = run(rosters.put(*ALICE, NURSE, limit=2))
+        assert run(rosters.put(*ALICE, TYBALT, limit=2)) is None
+        assert run(rosters.get(*ALICE)) == Roster(version=version, items={JULIET.jid: JULIET, NURSE.jid: NURSE})
+        renamed = RosterItem(jid=NURSE.jid, name="Nurse")
+        assert run(rosters.put(*ALICE, renamed, limit=2)) > version
+        assert run(rosters.put(*BOB, TYBALT, limit=2)) is not None  # per user
+        run(rosters.remove(*ALICE, JULIET.jid))
+        assert run(rosters.put(*ALICE, TYBALT, limit=2)) is not None  # room again
+        assert set(run(rosters.get(*ALICE)).items) == {NURSE.jid, TYBALT.jid}
+
     def test_remove(self, rosters: IRosterStore, run: Runner) -> None:
         run(rosters.put(*ALICE, JULIET))
         version = run(rosters.put(*ALICE, NURSE))
