@@ -15,6 +15,7 @@ from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.stanzas import condition, iq, is_message_with, message, presence
 from tests.integration.test_presence import befriend, from_
+from tests.integration.test_privacy import activate, item, make_default, named, names, privacy_iq, privacy_list, refused, store
 from tests.integration.test_subscriptions import pushes, roster_of, settle
 from xmppd.modules.roster import NS_ROSTER
 from xmppd.client import connect
@@ -216,6 +217,41 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     assert (bounced["from"], condition(bounced)) == ("alice@localhost", "service-unavailable")
     assert [s for s in await settle(bob) if s.name == "presence"] == []  # no probe answer from alice
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
+
+
+async def alice_on_both(two):
+    """alice/c1 on node a, alice/c2 on node b, and the lists L (denies dave) and D, E (deny erin)."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    c1, c2 = await login(a, "alice", "c1"), await login(b, "alice", "c2")
+    await store(c1, "L", item("deny", 1, "jid", "dave@localhost"))
+    for name in ("D", "E"):
+        await store(c1, name, item("deny", 1, "jid", "erin@localhost"))
+    return c1, c2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_list_active_on_one_node_is_in_use_for_the_other(two):
+    """PRIV-07 across nodes: c1's active list, named in its session record, cannot be deleted by c2."""
+    c1, c2 = await alice_on_both(two)
+    await activate(c1, "L")
+    assert await refused(c2, privacy_iq("set", privacy_list("L"))) == "conflict"
+    assert ("list", "L") in await names(c2)
+    await activate(c1)
+    await refused(c2, privacy_iq("set", privacy_list("nosuch")))  # a round trip on b: c1's change has come
+    assert (await c2.iq(privacy_iq("set", privacy_list("L"))))["type"] == "result"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_default_changes_from_one_node_while_the_other_nodes_session_has_its_own_list(two):
+    """PRIV-09 across nodes: the default applies to c2 alone while c1 has an active list; then to both."""
+    c1, c2 = await alice_on_both(two)
+    await make_default(c1, "D")
+    await activate(c1, "L")
+    await make_default(c2, "E")
+    assert (await names(c2))[:2] == [("active", None), ("default", "E")]
+    await activate(c1)
+    assert await refused(c2, privacy_iq("set", named("default", "D"))) == "conflict"
 
 
 @pytest.fixture

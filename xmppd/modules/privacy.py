@@ -50,6 +50,7 @@ class PrivacyModule(Module):
         "resource-ended": "resource_ended",
         "remote-resource-bound": "remote_resource_bound",
         "remote-resource-ended": "resource_ended",
+        "remote-active-list-changed": "remote_active_list_changed",
         "account-changed": "account_changed",
     }
 
@@ -105,6 +106,15 @@ class PrivacyModule(Module):
         text = await store.get(localpart, domain, name) if name else None
         return PrivacyList.from_json(text) if text else None
 
+    async def load_list(self, owner: JID, name: str) -> PrivacyList | None:
+        """A stored list, with the roster its checks read (None if there is no such list)."""
+        text = await self.node.storage.privacy.get(owner.user, owner.host, name)
+        if text is None:
+            return None
+        plist = PrivacyList.from_json(text)
+        await self._roster_for(owner, plist)
+        return plist
+
     async def resource_bound(self, resource: Resource):
         bare = resource.bare
         if bare not in self._defaults:
@@ -120,9 +130,25 @@ class PrivacyModule(Module):
             await self.node.modules.module("roster").account(owner.user, owner.host)
 
     def remote_resource_bound(self, resource: Resource):
-        """A session on another node: its account's default list is checked here too (probes, PRIV-10)."""
+        """A session on another node: its account's default list, and its active list if it has
+        one, are checked here too (probes, the choice of a resource for a message, PRIV-10)."""
         if resource.bare not in self._defaults:
             run_in_background(self.resource_bound(resource), self.log, f"loading {resource.bare}'s default privacy list failed")
+        if resource.active_name is not None:
+            self.remote_active_list_changed(resource)
+
+    def remote_active_list_changed(self, resource: Resource):
+        """A session on another node activated a list (or none): this node reads its own copy."""
+        if resource.active_name is None:
+            resource.active_list = None
+        else:
+            run_in_background(self._read_active(resource), self.log, f"loading {resource.jid.full()}'s active privacy list failed")
+
+    async def _read_active(self, resource: Resource) -> None:
+        name = resource.active_name
+        plist = await self.load_list(resource.jid, name)
+        if resource.active_name == name:  # not replaced meanwhile
+            resource.active_list = plist
 
     def resource_ended(self, resource: Resource):
         if not any(r is not resource for r in self.node.directory.resources(resource.bare)):
@@ -159,7 +185,7 @@ class PrivacyModule(Module):
             query.addChild(engine.list_element(PrivacyList.from_json(text)))
             return query
         resource = self.node.directory.resource(request.sender)
-        active = resource.active_list.name if resource is not None and resource.active_list is not None else None
+        active = resource.active_name if resource is not None else None
         default = await store.default(target.user, target.host)
         for tag, name in (("active", active), ("default", default)):
             element = query.addElement(tag)
@@ -193,13 +219,14 @@ class PrivacyModule(Module):
             raise StanzaError("unexpected-request")
         new = await self._stored(request.sender, name) if name else None
         old = self.effective(resource.bare, resource)
-        resource.active_list = new
+        resource.active_list, resource.active_name = new, name
+        await self.node.directory.share(resource)  # before the result: the account's other sessions decide by it
         self._announce_change(resource.bare, [resource], old)
         return None
 
     async def _set_default(self, sender: JID, name: str | None):
         bare = sender.userhost()
-        others = [r for r in self.node.directory.resources(bare) if r.jid != sender and r.active_list is None]
+        others = [r for r in self.node.directory.resources(bare) if r.jid != sender and r.active_name is None]
         if others and self._default_name(bare) is not None:  # PRIV-09: only a default in use conflicts
             raise StanzaError("conflict", text="the default list applies to another of your sessions")
         new = await self._stored(sender, name) if name else None
@@ -229,7 +256,7 @@ class PrivacyModule(Module):
         bare = owner.userhost()
         await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json())
         for resource in self.node.directory.resources(bare):
-            if resource.active_list is not None and resource.active_list.name == plist.name:
+            if resource.active_name == plist.name:
                 old = resource.active_list
                 resource.active_list = plist
                 self._announce_change(bare, [resource], old)
@@ -243,14 +270,15 @@ class PrivacyModule(Module):
     async def _remove_list(self, sender: JID, name: str):
         bare = sender.userhost()
         for resource in self.node.directory.resources(bare):
-            uses = resource.active_list.name if resource.active_list is not None else None
+            uses = resource.active_name
             if resource.jid != sender and (uses == name or (uses is None and self._default_name(bare) == name)):
                 raise StanzaError("conflict", text="that list is in use by another of your sessions")
         if not await self.node.storage.privacy.remove(sender.user, sender.host, name):
             raise StanzaError("item-not-found")
         own = self.node.directory.resource(sender)
-        if own is not None and own.active_list is not None and own.active_list.name == name:
-            own.active_list = None
+        if own is not None and own.active_name == name:
+            own.active_list = own.active_name = None
+            self.node.directory.changed(own)
         if self._default_name(bare) == name:
             await self.replace_default(bare, None)
         else:
@@ -263,18 +291,16 @@ class PrivacyModule(Module):
         return default.name if default is not None else None
 
     async def _stored(self, owner: JID, name: str) -> PrivacyList:
-        text = await self.node.storage.privacy.get(owner.user, owner.host, name)
-        if text is None:
+        plist = await self.load_list(owner, name)
+        if plist is None:
             raise StanzaError("item-not-found")
-        plist = PrivacyList.from_json(text)
-        await self._roster_for(owner, plist)
         return plist
 
     async def replace_default(self, bare: str, plist: PrivacyList | None) -> None:
         old = self._defaults.get(bare)
         self.set_cached_default(bare, plist)
         self.node.cluster.account_changed(bare)
-        affected = [r for r in self.node.directory.resources(bare) if r.active_list is None]
+        affected = [r for r in self.node.directory.resources(bare) if r.active_name is None]
         self._announce_change(bare, affected, old)
 
     def push(self, bare: str, name: str) -> None:
