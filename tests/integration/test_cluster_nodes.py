@@ -15,7 +15,7 @@ from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.stanzas import condition, iq, is_message_with, message, presence
 from tests.integration.test_presence import befriend, from_
-from tests.integration.test_privacy import activate, item, make_default, named, names, privacy_iq, privacy_list, refused, store
+from tests.integration.test_privacy import activate, is_push, item, make_default, named, names, privacy_iq, privacy_list, refused, store
 from tests.integration.test_subscriptions import pushes, roster_of, settle
 from xmppd.modules.roster import NS_ROSTER
 from xmppd.client import connect
@@ -240,6 +240,23 @@ async def test_a_list_active_on_one_node_is_in_use_for_the_other(two):
     await activate(c1)
     await refused(c2, privacy_iq("set", privacy_list("nosuch")))  # a round trip on b: c1's change has come
     assert (await c2.iq(privacy_iq("set", privacy_list("L"))))["type"] == "result"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_list_edited_on_one_node_applies_on_the_other_before_its_push(two):
+    """PRIV-06/08 across nodes: c2 edits c1's active list; once c1 hears of it, the new version
+    is what node a checks, so bob's message (on a) is refused."""
+    a, b, login = two
+    c1, c2 = await alice_on_both(two)
+    bob = await login(a, "bob")
+    await activate(c1, "L")
+    heard = c1.next(is_push("L"))
+    await store(c2, "L", item("deny", 1, "jid", "bob@localhost", "message"))
+    await heard
+    bob.send(message(c1.jid.full(), "after the edit"))
+    bounced = await bob.next(is_message_with("after the edit"))
+    assert (bounced["type"], bounced["from"], condition(bounced)) == ("error", c1.jid.full(), "service-unavailable")
+    assert [s for s in await settle(c1) if s.name == "message"] == []
 
 
 @pytest_twisted.ensureDeferred

@@ -159,6 +159,9 @@ class RedisCluster:
         if kind == "account":
             if node_id != self.node_id:
                 self.node.modules.fire("account-changed", subject)
+        elif kind == "privacy":
+            if node_id != self.node_id:
+                self.node.modules.fire("privacy-list-changed", subject, rest)
         elif kind == "end":
             condition, _, text = rest.partition("\n")
             for resource in self.directory.here(subject):
@@ -169,7 +172,13 @@ class RedisCluster:
             self.directory.apply(data)
 
     def account_changed(self, bare: str) -> None:
-        run_in_background(self.redis.publish(keys.EVENTS, f"account\n{self.node_id}\n{bare}\n"), log,
+        self._tell("account", bare)
+
+    def list_changed(self, bare: str, name: str) -> None:
+        self._tell("privacy", bare, name)
+
+    def _tell(self, kind: str, bare: str, detail: str = "") -> None:
+        run_in_background(self.redis.publish(keys.EVENTS, f"{kind}\n{self.node_id}\n{bare}\n{detail}"), log,
                           f"telling the cluster that {bare} changed failed")
 
     # -- the bus's ends -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 
-from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.jid import JID, internJID
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
@@ -52,6 +52,7 @@ class PrivacyModule(Module):
         "remote-resource-ended": "resource_ended",
         "remote-active-list-changed": "remote_active_list_changed",
         "account-changed": "account_changed",
+        "privacy-list-changed": "list_changed",
     }
 
     def __init__(self, node):
@@ -168,6 +169,27 @@ class PrivacyModule(Module):
         localpart, domain = bare.split("@", 1)
         self.set_cached_default(bare, await self.load_default(localpart, domain))
 
+    def list_changed(self, bare: str, name: str):
+        """Another node stored or removed one of the account's lists."""
+        if self.node.directory.resources(bare):
+            run_in_background(self._list_changed(bare, name), self.log, f"reloading {bare}'s privacy list failed")
+
+    async def _list_changed(self, bare: str, name: str) -> None:
+        """The sessions using the list get its new version before this node's sessions hear of it."""
+        plist = await self.load_list(internJID(bare), name)
+        if plist is not None:
+            self._use(bare, plist)
+        self.push(bare, name)
+
+    def _use(self, bare: str, plist: PrivacyList) -> None:
+        """The sessions whose active list this is get its new version; this node's own tell
+        whoever it newly hides them from, or shows them to (PRIV-16)."""
+        for resource in self.node.directory.resources(bare):
+            if resource.active_name == plist.name:
+                old, resource.active_list = resource.active_list, plist
+                if resource.node == self.node.node_id:
+                    self._announce_change(bare, [resource], old)
+
     # -- jabber:iq:privacy ----------------------------------------------------------------------
 
     async def get(self, request: IQRequest):
@@ -255,16 +277,13 @@ class PrivacyModule(Module):
         """Store a list, refresh whoever uses it, push its name (PRIV-06); XEP-0191 edits come here too."""
         bare = owner.userhost()
         await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json())
-        for resource in self.node.directory.resources(bare):
-            if resource.active_name == plist.name:
-                old = resource.active_list
-                resource.active_list = plist
-                self._announce_change(bare, [resource], old)
+        self._use(bare, plist)
         default = self._defaults.get(bare)
         if default is not None and default.name == plist.name:
             await self.replace_default(bare, plist)
         else:
             self.node.cluster.account_changed(bare)
+        self.node.cluster.list_changed(bare, plist.name)
         self.push(bare, plist.name)
 
     async def _remove_list(self, sender: JID, name: str):
@@ -283,6 +302,7 @@ class PrivacyModule(Module):
             await self.replace_default(bare, None)
         else:
             self.node.cluster.account_changed(bare)
+        self.node.cluster.list_changed(bare, name)
         self.push(bare, name)
         return None
 
@@ -304,8 +324,9 @@ class PrivacyModule(Module):
         self._announce_change(bare, affected, old)
 
     def push(self, bare: str, name: str) -> None:
-        """PRIV-06: every connected resource hears that a list changed."""
-        for resource in self.node.directory.resources(bare):
+        """PRIV-06: every connected resource hears that a list changed; those of other nodes
+        from their node, once it has their copies refreshed (ICluster.list_changed)."""
+        for resource in self.node.directory.here(bare):
             iq = domish.Element((NS_CLIENT, "iq"))
             iq["type"], iq["id"], iq["to"] = "set", f"privacy-{secrets.token_hex(4)}", resource.jid.full()
             iq.addElement((NS_PRIVACY, "query")).addElement("list")["name"] = name
