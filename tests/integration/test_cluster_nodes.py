@@ -219,6 +219,47 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
 
 
+async def replica_of(node, client):
+    """The node's copy of the client's session, once it says the client asked for the roster/blocklist."""
+    for _ in range(200):
+        copy = node.node.directory.resource(client.jid)
+        if copy is not None and copy.roster_requested and copy.blocklist_requested:
+            return copy
+        await as_deferred(asyncio.sleep(0.01))
+    raise AssertionError(f"node {node.node.node_id} never heard that {client.jid.full()} asked")
+
+
+@pytest.mark.parametrize("push", ["roster", "blocklist"])
+@pytest_twisted.ensureDeferred
+async def test_a_push_reaches_a_session_that_asked_before_the_other_node_heard_of_it(two, push):
+    """IM-05 / XEP-0191 across nodes: c2 (node b) has fetched its roster and blocklist, node a's
+    copy of c2 does not say so yet (it lags, as 11 ms after the fetch): c1's change on node a still
+    reaches c2, because c2's node decides; c3 on b, which never asked, gets nothing."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    c1, c2 = await login(a, "alice", "c1"), await login(b, "alice", "c2")
+    c3 = await login(b, "alice", "c3")
+    for client in (c1, c2):
+        await client.iq(iq("get", NS_ROSTER))
+        await client.iq(iq("get", NS_BLOCKING, "blocklist"))
+    lagging = await replica_of(a, c2)
+    lagging.roster_requested = lagging.blocklist_requested = False
+    if push == "roster":
+        change = iq("set", NS_ROSTER)
+        change.query.addElement("item")["jid"] = "bob@localhost"
+        pushed = lambda e: e.name == "iq" and e.query is not None and e.query.uri == NS_ROSTER  # noqa: E731
+    else:
+        change = block("bob@localhost")
+        pushed = lambda e: e.name == "iq" and e.block is not None and e.block.uri == NS_BLOCKING  # noqa: E731
+    heard = [client.next(pushed) for client in (c1, c2)]  # waiting first: the client answers other pushes itself
+    assert (await c1.iq(change))["type"] == "result"
+    for client, waiting in zip((c1, c2), heard):
+        got = await waiting
+        assert (got["type"], got["to"]) == ("set", client.jid.full())
+        assert [i["jid"] for i in got.firstChildElement().elements() if i.name == "item"] == ["bob@localhost"]
+    assert [s for s in await settle(c3) if s.name == "iq"] == []
+
+
 async def alice_on_both(two):
     """alice/c1 on node a, alice/c2 on node b, and the lists L (denies dave) and D, E (deny erin)."""
     a, b, login = two

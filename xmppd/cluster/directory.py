@@ -126,6 +126,9 @@ class RemoteStream:
     def send_for_account(self, data: bytes) -> None:
         self.bus.send_for_account(self.node_id, self.full, data)
 
+    def send_if_asked(self, flag: str, data: bytes) -> None:
+        self.bus.send_if_asked(self.node_id, self.full, flag, data)
+
     def stream_error(self, condition: str, text: str | None = None) -> None:
         self.bus.kick(self.node_id, self.full, condition, text or "")
 

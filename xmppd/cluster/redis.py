@@ -206,6 +206,12 @@ class RedisCluster:
         for stanza in parse_fragments(data, NS_CLIENT):
             self.node.router.local.to_resource(stanza, resource)
 
+    def deliver_if_asked(self, full: str, flag: str, data: bytes) -> None:
+        """A push from another node: whether the session asked for it is known here for certain."""
+        resource = self._here(full)
+        if resource is not None:
+            resource.stream.send_if_asked(flag, data)
+
     def _reroute(self, full: str, data: bytes) -> None:
         """Stanzas whose session is gone: routed again, as if it had ended before they came."""
         for stanza in parse_fragments(data, NS_CLIENT):
