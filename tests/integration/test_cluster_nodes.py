@@ -215,7 +215,8 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     bob.send(message("alice@localhost", "let me in"))
     bounced = await bob.next(lambda e: e.name == "message")
     assert (bounced["from"], condition(bounced)) == ("alice@localhost", "service-unavailable")
-    assert [s for s in await settle(bob) if s.name == "presence"] == []  # no probe answer from alice
+    left = [s.toXml() for s in await settle(bob) if s.name == "presence"]; print("LEFT", left)
+    assert left == []  # no probe answer from alice
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
 
 
@@ -310,6 +311,34 @@ async def test_the_default_changes_from_one_node_while_the_other_nodes_session_h
     assert (await names(c2))[:2] == [("active", None), ("default", "E")]
     await activate(c1)
     assert await refused(c2, privacy_iq("set", named("default", "D"))) == "conflict"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_default_list_that_starts_blocking_presence_is_announced_once_by_each_sessions_node(two):
+    """PRIV-16 across nodes: c2 (node b) makes a default that blocks presence both ways with bob
+    (node b): c1 on node a hears bob leave, and bob hears c1 and c2 leave, each once."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    await befriend(a, "alice", "bob")
+    bob = await login(b, "bob", "res")
+    bob.send(presence())
+    await bob.next(from_(bob.jid.full()))
+    c1, c2 = await login(a, "alice", "c1"), await login(b, "alice", "c2")
+    for client in (c1, c2):
+        client.send(presence())
+        await client.next(from_(bob.jid.full()))
+    for client in (c1, c2):
+        await bob.next(from_(client.jid.full()))
+    await store(c2, "deaf", item("deny", 1, "jid", "bob@localhost", "presence-in", "presence-out"))
+    heard = [client.next(from_(bob.jid.full(), "unavailable")) for client in (c1, c2)]
+    await make_default(c2, "deaf")
+    for client, waiting in zip((c1, c2), heard):
+        assert (await waiting)["to"] == client.jid.full()
+    for client in (c1, c2):
+        assert (await bob.next(from_(client.jid.full(), "unavailable")))["to"] == "bob@localhost"
+    await as_deferred(asyncio.sleep(0.3))  # a second announcement would be on its way by now
+    assert [s for s in await settle(bob) if s.name == "presence"] == []
+    assert [s for c in (c1, c2) for s in await settle(c) if s.name == "presence" and s["from"].startswith("bob@")] == []
 
 
 @pytest.fixture

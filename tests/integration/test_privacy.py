@@ -887,3 +887,21 @@ async def test_blocking_presence_out_sends_unavailable_at_once(trio):
     # and what she sends from now on does not reach bob
     assert await exchange(alice, bob, status_presence("later"), "later") == "dropped"
     assert await exchange(alice, carol, status_presence("later-too"), "later-too") == "delivered"
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocking_presence_in_sends_the_contacts_unavailable_at_once(trio):
+    """PRIV-16, second half: a list that starts blocking bob's presence to alice makes alice see
+    bob/res leave (bob sees nothing); lifting it shows her bob's current presence again."""
+    alice, bob, carol = trio
+    await store(alice, "deaf", item("deny", 1, "jid", BOB, "presence-in"))
+    gone = alice.next(lambda e: e.name == "presence" and e.getAttribute("from") == "bob@localhost/res")
+    await activate(alice, "deaf")
+    got = await gone
+    assert (got.getAttribute("type"), got["to"]) == ("unavailable", alice.jid.full())
+    assert [s for s in await drain(bob) if s.name == "presence"] == []
+    back = alice.next(lambda e: e.name == "presence" and e.getAttribute("from") == "bob@localhost/res")
+    await activate(alice)
+    got = await back
+    assert (got.getAttribute("type"), got["to"]) == (None, alice.jid.full())
+    assert [s for s in await drain(alice) if s.name == "presence"] == []

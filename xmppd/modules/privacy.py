@@ -16,7 +16,7 @@ from twisted.words.protocols.jabber.jid import JID, internJID
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
-from xmppd.modules.subscription import presence_copy
+from xmppd.modules.subscription import presence_copy, presence_stanza
 from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError
 from xmppd.storage.interfaces import ListNotFound
@@ -165,9 +165,10 @@ class PrivacyModule(Module):
             run_in_background(self._reload_default(bare), self.log, f"reloading {bare}'s default privacy list failed")
 
     async def _reload_default(self, bare: str) -> None:
-        """Only the copy: the node that made the change has told every resource (PRIV-16)."""
         localpart, domain = bare.split("@", 1)
+        old = self._defaults.get(bare)
         self.set_cached_default(bare, await self.load_default(localpart, domain))
+        self._announce_default(bare, old)
 
     def list_changed(self, bare: str, name: str):
         """Another node stored or removed one of the account's lists."""
@@ -320,8 +321,11 @@ class PrivacyModule(Module):
         old = self._defaults.get(bare)
         self.set_cached_default(bare, plist)
         self.node.cluster.account_changed(bare)
-        affected = [r for r in self.node.directory.resources(bare) if r.active_name is None]
-        self._announce_change(bare, affected, old)
+        self._announce_default(bare, old)
+
+    def _announce_default(self, bare: str, old: PrivacyList | None) -> None:
+        """PRIV-16 for this node's sessions the default applies to (the other nodes tell theirs)."""
+        self._announce_change(bare, [r for r in self.node.directory.here(bare) if r.active_name is None], old)
 
     def push(self, bare: str, name: str) -> None:
         """PRIV-06: every connected resource hears that a list changed; those of other nodes
@@ -335,22 +339,44 @@ class PrivacyModule(Module):
     # -- PRIV-16: lists that start blocking presence take effect at once ---------------------------
 
     def _announce_change(self, bare: str, resources: list[Resource], old: PrivacyList | None) -> None:
-        """PRIV-16: unavailable to whoever a list change hides the resource from; its current presence
-        to subscribers it stops hiding it from (XEP-0191 §3.4 requires that of an unblock)."""
-        rosters = self.node.modules.module("roster")
-        account = rosters.cached(bare)
+        """PRIV-16 for sessions of this node, each told by its own node: what a list change newly
+        hides, as unavailable, and what it stops hiding, as the current presence."""
+        account = self.node.modules.module("roster").cached(bare)
         watchers = set(account.subscribers()) if account is not None else set()
+        watched = account.subscriptions() if account is not None else []
         for resource in resources:
             new = self.effective(bare, resource)
-            if not resource.available or new is old:
-                continue
-            for peer in sorted(watchers | resource.directed):
-                peer_jid = JID(peer)
-                was = old is None or self.decide(old, bare, "presence-out", peer_jid)
-                now = new is None or self.decide(new, bare, "presence-out", peer_jid)
+            if resource.available and new is not old:
+                self._announce_out(bare, resource, old, new, watchers)
+                self._announce_in(bare, resource, old, new, watched)
+
+    def _verdicts(self, bare: str, old: PrivacyList | None, new: PrivacyList | None, kind: str,
+                  peer: JID) -> tuple[bool, bool]:
+        """Whether a stanza of ``kind`` with ``peer`` passed the old list, and passes the new one."""
+        return old is None or self.decide(old, bare, kind, peer), new is None or self.decide(new, bare, kind, peer)
+
+    def _announce_out(self, bare: str, resource: Resource, old: PrivacyList | None, new: PrivacyList | None,
+                      watchers: set[str]) -> None:
+        """The resource's unavailable to whoever the list now hides it from; its current presence
+        to subscribers it stops hiding it from (XEP-0191 §3.4 requires that of an unblock)."""
+        for peer in sorted(watchers | resource.directed):
+            was, now = self._verdicts(bare, old, new, "presence-out", JID(peer))
+            if was and not now:
+                self.node.router.send(presence_stanza(resource.jid.full(), peer, "unavailable"))
+            elif now and not was and peer in watchers and resource.presence is not None:
+                self.node.router.send(presence_copy(resource.presence, peer))
+
+    def _announce_in(self, bare: str, resource: Resource, old: PrivacyList | None, new: PrivacyList | None,
+                     watched: list[str]) -> None:
+        """To the resource, unavailable from each available resource of a contact whose presence
+        the list now blocks; the current presence of those it stops blocking, if they show it."""
+        local = self.node.router.local
+        for contact in watched:
+            for peer in self.node.directory.resources(contact):
+                if not peer.available or peer.presence is None:
+                    continue
+                was, now = self._verdicts(bare, old, new, "presence-in", peer.jid)
                 if was and not now:
-                    gone = domish.Element((NS_CLIENT, "presence"))
-                    gone["from"], gone["to"], gone["type"] = resource.jid.full(), peer, "unavailable"
-                    self.node.router.send(gone)
-                elif now and not was and peer in watchers and resource.presence is not None:
-                    self.node.router.send(presence_copy(resource.presence, peer))
+                    local.send_to([resource], presence_stanza(peer.jid.full(), resource.jid.full(), "unavailable"))
+                elif now and not was and self.allowed(peer.presence, contact, peer, resource.jid, inbound=False):
+                    local.send_to([resource], presence_copy(peer.presence, resource.jid.full()))
