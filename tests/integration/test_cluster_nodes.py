@@ -193,6 +193,26 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
     assert ["are you there?" in stored[0], "and now?" in stored[1]] == [True, True]
 
 
+def burials() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Membership._bury_logged"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_stops_while_burying_another_leaves_no_burial_behind(two):
+    """A burial is no longer this node's business once it stops (its lock expires and a survivor
+    takes over): left running, it would wake up and read the bus of the dead node id's next run."""
+    a, b, login = two
+    for task in [*b.node.cluster._tasks, b.node.cluster.bus._reader]:
+        task.cancel()
+    for _ in range(100):
+        if burials():
+            break
+        await as_deferred(asyncio.sleep(0.02))
+    assert burials(), "node a never started burying node b"
+    await as_deferred(a.service.stopService())
+    assert burials() == []
+
+
 def block(jid: str):
     request = iq("set", NS_BLOCKING, "block")
     request.firstChildElement().addElement("item")["jid"] = jid

@@ -63,6 +63,7 @@ class RedisCluster:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.membership.stop()
         await self.bus.stop()
         if self._joined and not self._lost:
             try:
