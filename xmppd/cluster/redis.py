@@ -21,7 +21,7 @@ from xmppd.cluster import ICluster, keys
 from xmppd.cluster.bus import NodeBus
 from xmppd.cluster.directory import RedisSessionDirectory
 from xmppd.cluster.membership import Membership, NodeIdInUse
-from xmppd.util.aio import call_failure, run_in_background
+from xmppd.util.aio import call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.xml import NS_CLIENT, parse_fragments
 
@@ -77,7 +77,7 @@ class RedisCluster:
 
     async def _supervise(self) -> None:
         backoff = 0.2
-        while True:
+        while not cancelling():
             try:
                 if not self._joined:
                     await self._join()
@@ -130,14 +130,14 @@ class RedisCluster:
 
     async def _listen(self) -> None:
         backoff = 0.2
-        while True:
+        while not cancelling():
             try:
                 self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                 await self._pubsub.subscribe(keys.EVENTS)
                 if self._joined:  # events were missed while we were away
                     await self.directory.reload(await self.membership.live_nodes())
                 backoff = 0.2
-                while True:
+                while not cancelling():
                     message = await self._pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._event(message["data"])
@@ -146,6 +146,7 @@ class RedisCluster:
                 self._failed(call_failure(e))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+        await self._close_pubsub()
 
     async def _close_pubsub(self) -> None:
         if self._pubsub is not None:

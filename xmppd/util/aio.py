@@ -23,13 +23,21 @@ def as_deferred(awaitable: Any) -> defer.Deferred:
     return defer.succeed(awaitable)
 
 
+def cancelling() -> bool:
+    """Whether the current task is being cancelled. A loop over redis-py calls asks before each
+    turn: redis-py may retry a command whose connection the cancellation closed, and return."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def call_failure(error: BaseException) -> Exception:
     """What a call into redis-py ended with, as an Exception. It can report its own timeout
-    as CancelledError; only when our task itself is being cancelled is that re-raised."""
+    as CancelledError, and our task's cancellation as an error of its own (a closed
+    connection): while our task is being cancelled, that is what is raised, whatever
+    the error, so that a loop retrying after failures stops."""
+    if cancelling():
+        raise error if isinstance(error, asyncio.CancelledError) else asyncio.CancelledError() from error
     if isinstance(error, asyncio.CancelledError):
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise error
         return TimeoutError("Redis did not answer")
     return error
 
