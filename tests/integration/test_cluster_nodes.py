@@ -193,6 +193,26 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
     assert ["are you there?" in stored[0], "and now?" in stored[1]] == [True, True]
 
 
+@pytest_twisted.ensureDeferred
+async def test_directed_presence_is_known_to_the_other_node(two):
+    """PRES-06 across nodes: carol (node b) sent dave (node a) directed presence; node a knows it
+    from carol's record, so dave's probe, answered there, gets carol's presence, not 'unsubscribed'."""
+    a, b, login = two
+    await users(a, "carol", "dave")
+    carol, dave = await login(b, "carol"), await login(a, "dave")
+    carol.send(presence())
+    await carol.next(from_(carol.jid.full()))
+    carol.send(presence(dave.jid.full()))
+    await dave.next(from_(carol.jid.full()))
+    for _ in range(200):
+        if dave.jid.full() in a.node.directory.resource(carol.jid).directed:
+            break
+        await as_deferred(asyncio.sleep(0.01))
+    dave.send(presence("carol@localhost", "probe"))
+    got = await dave.next(lambda e: e.name == "presence" and e.getAttribute("from", "").startswith("carol@"))
+    assert (got["from"], got.getAttribute("type"), got["to"]) == (carol.jid.full(), None, dave.jid.full())
+
+
 def burials() -> list[asyncio.Task]:
     return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Membership._bury_logged"]
 
