@@ -85,6 +85,17 @@ class LocalDelivery:
             for resource in resources:
                 resource.stream.send_if_available(readdress(resource.jid.full()))
 
+    # -- pushes (roster IM-05, blocklist) ----------------------------------------------------
+
+    def asked(self, resources: list[Resource], flag: str) -> list[Resource]:
+        """The ones that asked for these pushes (``flag``), counting another node's whatever this
+        replica says: it may not know yet, so that node checks when the push gets there."""
+        here = self.node.node_id
+        return [r for r in resources if getattr(r, flag) or r.node != here]
+
+    def send_push(self, resource: Resource, flag: str, stanza: domish.Element) -> None:
+        resource.stream.send_if_asked(flag, serialise(stanza))
+
     # -- addressed stanzas ---------------------------------------------------------------
 
     def deliver(self, stanza: domish.Element, target: JID):

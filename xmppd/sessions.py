@@ -30,7 +30,8 @@ class Resource:
     roster_requested: bool = False  # an "interested resource" for roster pushes (IM-05)
     presence: Any = field(default=None, repr=False)  # last broadcast presence (PRES-01), for probes
     directed: set[str] = field(default_factory=set, repr=False)  # got directed presence (PRES-06)
-    active_list: Any = field(default=None, repr=False)  # this session's XEP-0016 active list (PRIV-08)
+    active_name: str | None = None  # the name of this session's XEP-0016 active list (PRIV-08), cluster-wide
+    active_list: Any = field(default=None, repr=False)  # that list, as this node last read it
     blocklist_requested: bool = False  # gets XEP-0191 pushes
 
     @property
@@ -68,7 +69,11 @@ class ISessionDirectory(Interface):
         replicates in the background."""
 
     def changed(resource: Resource) -> None:
-        """Another replicated attribute changed: the interest flags or directed presence."""
+        """Another replicated attribute changed: the interest flags, directed presence, the active list."""
+
+    async def share(resource: Resource) -> None:
+        """changed(), returning once the other nodes can see the change: what they decide
+        next must see it (a list in use is not deleted, PRIV-07/09)."""
 
 
 class ResourceTable:
@@ -121,4 +126,7 @@ class LocalSessionDirectory(ResourceTable):
         resource.priority = priority
 
     def changed(self, resource: Resource) -> None:
+        pass
+
+    async def share(self, resource: Resource) -> None:
         pass

@@ -58,7 +58,7 @@ def node_config(data_dir: Path, **overrides) -> cfg.Config:
 
 @pytest_twisted.async_yield_fixture
 async def node_factory(tmp_path):
-    """Start nodes with option overrides; all of them stop after the test."""
+    """Start nodes with option overrides; all of them stop after the test (unless it stopped them)."""
     started: list[NodeService] = []
 
     def start(**overrides) -> RunningNode:
@@ -70,7 +70,8 @@ async def node_factory(tmp_path):
 
     yield start
     for service in started:
-        await service.stopService()
+        if service.running:
+            await service.stopService()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.stanzas import condition, iq, is_message_with, message, presence
 from tests.integration.test_presence import befriend, from_
+from tests.integration.test_privacy import activate, is_push, item, make_default, named, names, privacy_iq, privacy_list, refused, store
 from tests.integration.test_subscriptions import pushes, roster_of, settle
 from xmppd.modules.roster import NS_ROSTER
 from xmppd.client import connect
@@ -192,6 +193,46 @@ async def test_a_node_that_stops_beating_is_buried_by_the_other(two):
     assert ["are you there?" in stored[0], "and now?" in stored[1]] == [True, True]
 
 
+@pytest_twisted.ensureDeferred
+async def test_directed_presence_is_known_to_the_other_node(two):
+    """PRES-06 across nodes: carol (node b) sent dave (node a) directed presence; node a knows it
+    from carol's record, so dave's probe, answered there, gets carol's presence, not 'unsubscribed'."""
+    a, b, login = two
+    await users(a, "carol", "dave")
+    carol, dave = await login(b, "carol"), await login(a, "dave")
+    carol.send(presence())
+    await carol.next(from_(carol.jid.full()))
+    carol.send(presence(dave.jid.full()))
+    await dave.next(from_(carol.jid.full()))
+    for _ in range(200):
+        if dave.jid.full() in a.node.directory.resource(carol.jid).directed:
+            break
+        await as_deferred(asyncio.sleep(0.01))
+    dave.send(presence("carol@localhost", "probe"))
+    got = await dave.next(lambda e: e.name == "presence" and e.getAttribute("from", "").startswith("carol@"))
+    assert (got["from"], got.getAttribute("type"), got["to"]) == (carol.jid.full(), None, dave.jid.full())
+
+
+def burials() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Membership._bury_logged"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_stops_while_burying_another_leaves_no_burial_behind(two):
+    """A burial is no longer this node's business once it stops (its lock expires and a survivor
+    takes over): left running, it would wake up and read the bus of the dead node id's next run."""
+    a, b, login = two
+    for task in [*b.node.cluster._tasks, b.node.cluster.bus._reader]:
+        task.cancel()
+    for _ in range(100):
+        if burials():
+            break
+        await as_deferred(asyncio.sleep(0.02))
+    assert burials(), "node a never started burying node b"
+    await as_deferred(a.service.stopService())
+    assert burials() == []
+
+
 def block(jid: str):
     request = iq("set", NS_BLOCKING, "block")
     request.firstChildElement().addElement("item")["jid"] = jid
@@ -214,8 +255,130 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     bob.send(message("alice@localhost", "let me in"))
     bounced = await bob.next(lambda e: e.name == "message")
     assert (bounced["from"], condition(bounced)) == ("alice@localhost", "service-unavailable")
-    assert [s for s in await settle(bob) if s.name == "presence"] == []  # no probe answer from alice
+    left = [s.toXml() for s in await settle(bob) if s.name == "presence"]; print("LEFT", left)
+    assert left == []  # no probe answer from alice
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
+
+
+async def replica_of(node, client):
+    """The node's copy of the client's session, once it says the client asked for the roster/blocklist."""
+    for _ in range(200):
+        copy = node.node.directory.resource(client.jid)
+        if copy is not None and copy.roster_requested and copy.blocklist_requested:
+            return copy
+        await as_deferred(asyncio.sleep(0.01))
+    raise AssertionError(f"node {node.node.node_id} never heard that {client.jid.full()} asked")
+
+
+@pytest.mark.parametrize("push", ["roster", "blocklist"])
+@pytest_twisted.ensureDeferred
+async def test_a_push_reaches_a_session_that_asked_before_the_other_node_heard_of_it(two, push):
+    """IM-05 / XEP-0191 across nodes: c2 (node b) has fetched its roster and blocklist, node a's
+    copy of c2 does not say so yet (it lags, as 11 ms after the fetch): c1's change on node a still
+    reaches c2, because c2's node decides; c3 on b, which never asked, gets nothing."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    c1, c2 = await login(a, "alice", "c1"), await login(b, "alice", "c2")
+    c3 = await login(b, "alice", "c3")
+    for client in (c1, c2):
+        await client.iq(iq("get", NS_ROSTER))
+        await client.iq(iq("get", NS_BLOCKING, "blocklist"))
+    lagging = await replica_of(a, c2)
+    lagging.roster_requested = lagging.blocklist_requested = False
+    if push == "roster":
+        change = iq("set", NS_ROSTER)
+        change.query.addElement("item")["jid"] = "bob@localhost"
+        pushed = lambda e: e.name == "iq" and e.query is not None and e.query.uri == NS_ROSTER  # noqa: E731
+    else:
+        change = block("bob@localhost")
+        pushed = lambda e: e.name == "iq" and e.block is not None and e.block.uri == NS_BLOCKING  # noqa: E731
+    heard = [client.next(pushed) for client in (c1, c2)]  # waiting first: the client answers other pushes itself
+    assert (await c1.iq(change))["type"] == "result"
+    for client, waiting in zip((c1, c2), heard):
+        got = await waiting
+        assert (got["type"], got["to"]) == ("set", client.jid.full())
+        assert [i["jid"] for i in got.firstChildElement().elements() if i.name == "item"] == ["bob@localhost"]
+    assert [s for s in await settle(c3) if s.name == "iq"] == []
+
+
+async def alice_on_both(two):
+    """alice/c1 on node a, alice/c2 on node b, and the lists L (denies dave) and D, E (deny erin)."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    c1, c2 = await login(a, "alice", "c1"), await login(b, "alice", "c2")
+    await store(c1, "L", item("deny", 1, "jid", "dave@localhost"))
+    for name in ("D", "E"):
+        await store(c1, name, item("deny", 1, "jid", "erin@localhost"))
+    return c1, c2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_list_active_on_one_node_is_in_use_for_the_other(two):
+    """PRIV-07 across nodes: c1's active list, named in its session record, cannot be deleted by c2."""
+    c1, c2 = await alice_on_both(two)
+    await activate(c1, "L")
+    assert await refused(c2, privacy_iq("set", privacy_list("L"))) == "conflict"
+    assert ("list", "L") in await names(c2)
+    await activate(c1)
+    await refused(c2, privacy_iq("set", privacy_list("nosuch")))  # a round trip on b: c1's change has come
+    assert (await c2.iq(privacy_iq("set", privacy_list("L"))))["type"] == "result"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_list_edited_on_one_node_applies_on_the_other_before_its_push(two):
+    """PRIV-06/08 across nodes: c2 edits c1's active list; once c1 hears of it, the new version
+    is what node a checks, so bob's message (on a) is refused."""
+    a, b, login = two
+    c1, c2 = await alice_on_both(two)
+    bob = await login(a, "bob")
+    await activate(c1, "L")
+    heard = c1.next(is_push("L"))
+    await store(c2, "L", item("deny", 1, "jid", "bob@localhost", "message"))
+    await heard
+    bob.send(message(c1.jid.full(), "after the edit"))
+    bounced = await bob.next(is_message_with("after the edit"))
+    assert (bounced["type"], bounced["from"], condition(bounced)) == ("error", c1.jid.full(), "service-unavailable")
+    assert [s for s in await settle(c1) if s.name == "message"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_default_changes_from_one_node_while_the_other_nodes_session_has_its_own_list(two):
+    """PRIV-09 across nodes: the default applies to c2 alone while c1 has an active list; then to both."""
+    c1, c2 = await alice_on_both(two)
+    await make_default(c1, "D")
+    await activate(c1, "L")
+    await make_default(c2, "E")
+    assert (await names(c2))[:2] == [("active", None), ("default", "E")]
+    await activate(c1)
+    assert await refused(c2, privacy_iq("set", named("default", "D"))) == "conflict"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_default_list_that_starts_blocking_presence_is_announced_once_by_each_sessions_node(two):
+    """PRIV-16 across nodes: c2 (node b) makes a default that blocks presence both ways with bob
+    (node b): c1 on node a hears bob leave, and bob hears c1 and c2 leave, each once."""
+    a, b, login = two
+    await users(a, "alice", "bob")
+    await befriend(a, "alice", "bob")
+    bob = await login(b, "bob", "res")
+    bob.send(presence())
+    await bob.next(from_(bob.jid.full()))
+    c1, c2 = await login(a, "alice", "c1"), await login(b, "alice", "c2")
+    for client in (c1, c2):
+        client.send(presence())
+        await client.next(from_(bob.jid.full()))
+    for client in (c1, c2):
+        await bob.next(from_(client.jid.full()))
+    await store(c2, "deaf", item("deny", 1, "jid", "bob@localhost", "presence-in", "presence-out"))
+    heard = [client.next(from_(bob.jid.full(), "unavailable")) for client in (c1, c2)]
+    await make_default(c2, "deaf")
+    for client, waiting in zip((c1, c2), heard):
+        assert (await waiting)["to"] == client.jid.full()
+    for client in (c1, c2):
+        assert (await bob.next(from_(client.jid.full(), "unavailable")))["to"] == "bob@localhost"
+    await as_deferred(asyncio.sleep(0.3))  # a second announcement would be on its way by now
+    assert [s for s in await settle(bob) if s.name == "presence"] == []
+    assert [s for c in (c1, c2) for s in await settle(c) if s.name == "presence" and s["from"].startswith("bob@")] == []
 
 
 @pytest_twisted.ensureDeferred

@@ -921,3 +921,21 @@ class TestCaps:
         too_long = privacy_list("l", *(item("deny", n, "jid", f"other{n}@localhost") for n in range(4)))
         assert await self.refusal(alice, privacy_iq("set", too_long)) == ("modify", "not-acceptable")
         assert [value for _, value, *_ in await read_list(alice, "l")] == [f"user{n}@localhost" for n in range(3)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocking_presence_in_sends_the_contacts_unavailable_at_once(trio):
+    """PRIV-16, second half: a list that starts blocking bob's presence to alice makes alice see
+    bob/res leave (bob sees nothing); lifting it shows her bob's current presence again."""
+    alice, bob, carol = trio
+    await store(alice, "deaf", item("deny", 1, "jid", BOB, "presence-in"))
+    gone = alice.next(lambda e: e.name == "presence" and e.getAttribute("from") == "bob@localhost/res")
+    await activate(alice, "deaf")
+    got = await gone
+    assert (got.getAttribute("type"), got["to"]) == ("unavailable", alice.jid.full())
+    assert [s for s in await drain(bob) if s.name == "presence"] == []
+    back = alice.next(lambda e: e.name == "presence" and e.getAttribute("from") == "bob@localhost/res")
+    await activate(alice)
+    got = await back
+    assert (got.getAttribute("type"), got["to"]) == (None, alice.jid.full())
+    assert [s for s in await drain(alice) if s.name == "presence"] == []

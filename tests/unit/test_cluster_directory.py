@@ -124,7 +124,22 @@ def test_a_record_carries_what_other_nodes_need():
     resource = Resource(JID("alice@example.org/desk"), "a", "s1", priority=3, available=True, roster_requested=True)
     resource.presence = parse_fragment("<presence xmlns='jabber:client'><show>away</show></presence>")
     resource.directed = {"room@conference.example.org/alice"}
+    resource.active_name = "work"
     copy = from_record("alice@example.org/desk", record(resource), stream=None)
     assert (copy.node, copy.session, copy.priority, copy.available, copy.roster_requested, copy.blocklist_requested) == (
         "a", "s1", 3, True, True, False)
     assert str(copy.presence.show) == "away" and copy.directed == {"room@conference.example.org/alice"}
+    assert (copy.active_name, copy.active_list) == ("work", None)  # each node reads the list itself
+
+
+def test_an_update_naming_another_active_list_is_announced_once():
+    d = directory()
+    heard = []
+    d.notify = lambda event, resource: heard.append((event, resource.active_name))
+    d.apply(bind_event("b", "bob@example.org/phone", "", "s1"))
+    named = Resource(JID("bob@example.org/phone"), "b", "s1", available=True, priority=5, active_name="work")
+    for _ in range(2):
+        d.apply(f"update\nb\nbob@example.org/phone\ns1\n{record(named)}")
+    named.active_name = None
+    d.apply(f"update\nb\nbob@example.org/phone\ns1\n{record(named)}")
+    assert heard == [("remote-resource-bound", None), ("remote-active-list-changed", "work"), ("remote-active-list-changed", None)]

@@ -27,3 +27,7 @@ class ICluster(Interface):
 
     def account_changed(bare: str) -> None:
         """An account's roster, pending requests or privacy lists changed on this node."""
+
+    def list_changed(bare: str, name: str) -> None:
+        """One of the account's privacy lists was stored or removed on this node: the other
+        nodes refresh their sessions that use it and push its name to them (PRIV-06)."""

@@ -11,7 +11,9 @@ If Redis is away, the outbox keeps its stanzas and retries, in order.
 An entry's field values are ``kind + full JID + NUL + payload`` (XML never
 contains NUL): kind ``s`` carries stanzas for that session, ``a`` presence
 broadcasts it gets only if it is available *on its node* (the replicas may
-lag by a moment), ``b`` a bare-JID message its node delivers by what it
+lag by a moment), ``i`` a push it gets only if it asked for them *on its node*
+(payload ``flag NUL stanza``, the flag one of the session's, e.g.
+roster_requested), ``b`` a bare-JID message its node delivers by what it
 knows of the account's sessions (or stores offline), ``p`` asks its node for its current presence on behalf of
 the full JID in the payload (a probe answered where the truth is), and ``k``
 asks its node to end it with a stream error (``condition NUL text``).
@@ -42,8 +44,8 @@ OUTBOX_LIMIT = 200_000  # stanzas kept while Redis is away
 class NodeBus:
     def __init__(self, node_id: str, redis, receiver, on_failure: Callable[[Exception], None],
                  reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None], batch_window: float = 0.0):
-        """``receiver`` has deliver(full, data, only_if_available), deliver_to_account(full, data),
-        probe(full, prober) and kick(full, condition, text)."""
+        """``receiver`` has deliver(full, data, only_if_available), deliver_if_asked(full, flag, data),
+        deliver_to_account(full, data), probe(full, prober) and kick(full, condition, text)."""
         self.node_id = node_id
         self.redis = redis
         self._receiver, self._on_failure = receiver, on_failure
@@ -64,6 +66,9 @@ class NodeBus:
 
     def send_if_available(self, node_id: str, full: str, data: bytes) -> None:
         self._post(node_id, b"a" + full.encode("utf-8") + b"\0" + data)
+
+    def send_if_asked(self, node_id: str, full: str, flag: str, data: bytes) -> None:
+        self._post(node_id, b"i" + full.encode("utf-8") + b"\0" + flag.encode() + b"\0" + data)
 
     def send_for_account(self, node_id: str, full: str, data: bytes) -> None:
         self._post(node_id, b"b" + full.encode("utf-8") + b"\0" + data)
@@ -185,6 +190,9 @@ class NodeBus:
         kind, (full, _, payload) = value[:1], value[1:].partition(b"\0")
         if kind in (b"s", b"a"):
             self._receiver.deliver(full.decode("utf-8"), payload, kind == b"a")
+        elif kind == b"i":
+            flag, _, data = payload.partition(b"\0")
+            self._receiver.deliver_if_asked(full.decode("utf-8"), flag.decode(), data)
         elif kind == b"b":
             self._receiver.deliver_to_account(full.decode("utf-8"), payload)
         elif kind == b"p":

@@ -85,6 +85,7 @@ def record(resource: Resource) -> str:
             "b": resource.blocklist_requested,
             "x": presence,
             "d": sorted(resource.directed),
+            "l": resource.active_name,
         },
         separators=(",", ":"),
     )
@@ -102,6 +103,7 @@ def _apply_fields(resource: Resource, fields: dict) -> None:
     resource.roster_requested, resource.blocklist_requested = fields["r"], fields["b"]
     resource.presence = parse_fragment(fields["x"]) if fields["x"] else None
     resource.directed = set(fields["d"])
+    resource.active_name = fields["l"]
 
 
 class RemoteStream:
@@ -123,6 +125,9 @@ class RemoteStream:
 
     def send_for_account(self, data: bytes) -> None:
         self.bus.send_for_account(self.node_id, self.full, data)
+
+    def send_if_asked(self, flag: str, data: bytes) -> None:
+        self.bus.send_if_asked(self.node_id, self.full, flag, data)
 
     def stream_error(self, condition: str, text: str | None = None) -> None:
         self.bus.kick(self.node_id, self.full, condition, text or "")
@@ -169,6 +174,13 @@ class RedisSessionDirectory(ResourceTable):
     def changed(self, resource: Resource) -> None:
         if resource.node == self.node_id and resource.session:
             self._enqueue("update", resource, record(resource), None)
+
+    async def share(self, resource: Resource) -> None:
+        if resource.node == self.node_id and resource.session:
+            try:
+                await self._call("update", resource, record(resource))
+            except Exception:
+                pass  # Redis is away (already reported): restore() writes the record when it is back
 
     async def restore(self) -> None:
         """After Redis came back: this node's sessions written again, the ended ones removed,
@@ -279,7 +291,10 @@ class RedisSessionDirectory(ResourceTable):
             self._put(from_record(full, rest[0], RemoteStream(self.bus, node_id, full)))
         elif kind == "update":
             if current is not None and current.node == node_id and current.session == session:
+                named = current.active_name
                 _apply_fields(current, json.loads(rest[0]))
+                if current.active_name != named:
+                    self.notify("remote-active-list-changed", current)
         elif kind == "unbind" and current is not None and current.node == node_id:
             self._remove(address, session)
 

@@ -25,3 +25,6 @@ class LocalCluster:
 
     def account_changed(self, bare: str) -> None:
         pass
+
+    def list_changed(self, bare: str, name: str) -> None:
+        pass

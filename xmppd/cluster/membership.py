@@ -46,6 +46,7 @@ class Membership:
         self.dead: set[str] = set()  # nodes this node no longer routes to
         self.quiet_until = 0.0  # no death declared before (after Redis came back, all need time to beat)
         self.node = None  # the Node, for the presence of the dead node's sessions
+        self._burials: set[asyncio.Task] = set()
         self._forget = redis.register_script(_FORGET)
 
     @property
@@ -119,7 +120,16 @@ class Membership:
                 self.dead.add(node_id)
                 self.directory.forget_node(node_id)
             if await self.redis.set(keys.cleanup_lock(node_id), self.node_id, nx=True, px=self._lock_ms):
-                asyncio.get_running_loop().create_task(self._bury_logged(node_id))
+                burial = asyncio.get_running_loop().create_task(self._bury_logged(node_id))
+                self._burials.add(burial)
+                burial.add_done_callback(self._burials.discard)
+
+    async def stop(self) -> None:
+        """Burials under way end with this node: left running, one would wake up and read the bus of
+        the dead node id's next run. Its lock expires and a survivor buries that node again."""
+        for burial in list(self._burials):
+            burial.cancel()
+        await asyncio.gather(*self._burials, return_exceptions=True)
 
     async def _bury_logged(self, node_id: str) -> None:
         try:

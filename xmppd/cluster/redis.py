@@ -63,6 +63,7 @@ class RedisCluster:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.membership.stop()
         await self.bus.stop()
         if self._joined and not self._lost:
             try:
@@ -145,6 +146,7 @@ class RedisCluster:
                 self._failed(call_failure(e))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+        await self._close_pubsub()
 
     async def _close_pubsub(self) -> None:
         if self._pubsub is not None:
@@ -159,6 +161,9 @@ class RedisCluster:
         if kind == "account":
             if node_id != self.node_id:
                 self.node.modules.fire("account-changed", subject)
+        elif kind == "privacy":
+            if node_id != self.node_id:
+                self.node.modules.fire("privacy-list-changed", subject, rest)
         elif kind == "end":
             condition, _, text = rest.partition("\n")
             for resource in self.directory.here(subject):
@@ -169,7 +174,13 @@ class RedisCluster:
             self.directory.apply(data)
 
     def account_changed(self, bare: str) -> None:
-        run_in_background(self.redis.publish(keys.EVENTS, f"account\n{self.node_id}\n{bare}\n"), log,
+        self._tell("account", bare)
+
+    def list_changed(self, bare: str, name: str) -> None:
+        self._tell("privacy", bare, name)
+
+    def _tell(self, kind: str, bare: str, detail: str = "") -> None:
+        run_in_background(self.redis.publish(keys.EVENTS, f"{kind}\n{self.node_id}\n{bare}\n{detail}"), log,
                           f"telling the cluster that {bare} changed failed")
 
     # -- the bus's ends -------------------------------------------------------------------------
@@ -196,6 +207,12 @@ class RedisCluster:
             return
         for stanza in parse_fragments(data, NS_CLIENT):
             self.node.router.local.to_resource(stanza, resource)
+
+    def deliver_if_asked(self, full: str, flag: str, data: bytes) -> None:
+        """A push from another node: whether the session asked for it is known here for certain."""
+        resource = self._here(full)
+        if resource is not None:
+            resource.stream.send_if_asked(flag, data)
 
     def _reroute(self, full: str, data: bytes) -> None:
         """Stanzas whose session is gone: routed again, as if it had ended before they came."""

@@ -16,6 +16,13 @@ Events fired by the core (arguments in brackets):
 * ``presence-available`` (resource, initial): a resource sent available presence
 * ``message-offline`` (message, target): a message no resource can take
 * ``roster-remove`` (account, contact): a client removes a roster item
+
+and by the cluster, for what other nodes did (docs/cluster.md):
+
+* ``remote-resource-bound`` (resource), ``remote-resource-ended`` (resource)
+* ``remote-active-list-changed`` (resource): another node's session named another active list
+* ``account-changed`` (bare): its roster, pending requests or default list changed
+* ``privacy-list-changed`` (bare, name): one of its privacy lists was stored or removed
 """
 
 from __future__ import annotations

@@ -85,12 +85,11 @@ class BlockingModule(Module):
 
     def _push(self, bare: str, verb: str, jids: list[str]) -> None:
         """XEP-0191 §3.3/3.4: every resource that asked for the blocklist hears of the change."""
-        for resource in self.node.directory.resources(bare):
-            if not resource.blocklist_requested:
-                continue
+        local = self.node.router.local
+        for resource in local.asked(self.node.directory.resources(bare), "blocklist_requested"):
             iq = domish.Element((NS_CLIENT, "iq"))
             iq["type"], iq["id"], iq["to"] = "set", f"block-{secrets.token_hex(4)}", resource.jid.full()
             change = iq.addElement((NS_BLOCKING, verb))
             for jid in jids:
                 change.addElement("item")["jid"] = jid
-            self.node.router.local.send_to([resource], iq)
+            local.send_push(resource, "blocklist_requested", iq)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import secrets
 
-from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.jid import JID, internJID
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
-from xmppd.modules.subscription import presence_copy
+from xmppd.modules.subscription import presence_copy, presence_stanza
 from xmppd.sessions import Resource
 from xmppd.stanzas import StanzaError
 from xmppd.storage.interfaces import ListNotFound
@@ -50,7 +50,9 @@ class PrivacyModule(Module):
         "resource-ended": "resource_ended",
         "remote-resource-bound": "remote_resource_bound",
         "remote-resource-ended": "resource_ended",
+        "remote-active-list-changed": "remote_active_list_changed",
         "account-changed": "account_changed",
+        "privacy-list-changed": "list_changed",
     }
 
     def __init__(self, node):
@@ -105,6 +107,15 @@ class PrivacyModule(Module):
         text = await store.get(localpart, domain, name) if name else None
         return PrivacyList.from_json(text) if text else None
 
+    async def load_list(self, owner: JID, name: str) -> PrivacyList | None:
+        """A stored list, with the roster its checks read (None if there is no such list)."""
+        text = await self.node.storage.privacy.get(owner.user, owner.host, name)
+        if text is None:
+            return None
+        plist = PrivacyList.from_json(text)
+        await self._roster_for(owner, plist)
+        return plist
+
     async def resource_bound(self, resource: Resource):
         bare = resource.bare
         if bare not in self._defaults:
@@ -120,9 +131,25 @@ class PrivacyModule(Module):
             await self.node.modules.module("roster").account(owner.user, owner.host)
 
     def remote_resource_bound(self, resource: Resource):
-        """A session on another node: its account's default list is checked here too (probes, PRIV-10)."""
+        """A session on another node: its account's default list, and its active list if it has
+        one, are checked here too (probes, the choice of a resource for a message, PRIV-10)."""
         if resource.bare not in self._defaults:
             run_in_background(self.resource_bound(resource), self.log, f"loading {resource.bare}'s default privacy list failed")
+        if resource.active_name is not None:
+            self.remote_active_list_changed(resource)
+
+    def remote_active_list_changed(self, resource: Resource):
+        """A session on another node activated a list (or none): this node reads its own copy."""
+        if resource.active_name is None:
+            resource.active_list = None
+        else:
+            run_in_background(self._read_active(resource), self.log, f"loading {resource.jid.full()}'s active privacy list failed")
+
+    async def _read_active(self, resource: Resource) -> None:
+        name = resource.active_name
+        plist = await self.load_list(resource.jid, name)
+        if resource.active_name == name:  # not replaced meanwhile
+            resource.active_list = plist
 
     def resource_ended(self, resource: Resource):
         if not any(r is not resource for r in self.node.directory.resources(resource.bare)):
@@ -138,9 +165,31 @@ class PrivacyModule(Module):
             run_in_background(self._reload_default(bare), self.log, f"reloading {bare}'s default privacy list failed")
 
     async def _reload_default(self, bare: str) -> None:
-        """Only the copy: the node that made the change has told every resource (PRIV-16)."""
         localpart, domain = bare.split("@", 1)
+        old = self._defaults.get(bare)
         self.set_cached_default(bare, await self.load_default(localpart, domain))
+        self._announce_default(bare, old)
+
+    def list_changed(self, bare: str, name: str):
+        """Another node stored or removed one of the account's lists."""
+        if self.node.directory.resources(bare):
+            run_in_background(self._list_changed(bare, name), self.log, f"reloading {bare}'s privacy list failed")
+
+    async def _list_changed(self, bare: str, name: str) -> None:
+        """The sessions using the list get its new version before this node's sessions hear of it."""
+        plist = await self.load_list(internJID(bare), name)
+        if plist is not None:
+            self._use(bare, plist)
+        self.push(bare, name)
+
+    def _use(self, bare: str, plist: PrivacyList) -> None:
+        """The sessions whose active list this is get its new version; this node's own tell
+        whoever it newly hides them from, or shows them to (PRIV-16)."""
+        for resource in self.node.directory.resources(bare):
+            if resource.active_name == plist.name:
+                old, resource.active_list = resource.active_list, plist
+                if resource.node == self.node.node_id:
+                    self._announce_change(bare, [resource], old)
 
     # -- jabber:iq:privacy ----------------------------------------------------------------------
 
@@ -159,7 +208,7 @@ class PrivacyModule(Module):
             query.addChild(engine.list_element(PrivacyList.from_json(text)))
             return query
         resource = self.node.directory.resource(request.sender)
-        active = resource.active_list.name if resource is not None and resource.active_list is not None else None
+        active = resource.active_name if resource is not None else None
         default = await store.default(target.user, target.host)
         for tag, name in (("active", active), ("default", default)):
             element = query.addElement(tag)
@@ -193,13 +242,14 @@ class PrivacyModule(Module):
             raise StanzaError("unexpected-request")
         new = await self._stored(request.sender, name) if name else None
         old = self.effective(resource.bare, resource)
-        resource.active_list = new
+        resource.active_list, resource.active_name = new, name
+        await self.node.directory.share(resource)  # before the result: the account's other sessions decide by it
         self._announce_change(resource.bare, [resource], old)
         return None
 
     async def _set_default(self, sender: JID, name: str | None):
         bare = sender.userhost()
-        others = [r for r in self.node.directory.resources(bare) if r.jid != sender and r.active_list is None]
+        others = [r for r in self.node.directory.resources(bare) if r.jid != sender and r.active_name is None]
         if others and self._default_name(bare) is not None:  # PRIV-09: only a default in use conflicts
             raise StanzaError("conflict", text="the default list applies to another of your sessions")
         new = await self._stored(sender, name) if name else None
@@ -232,16 +282,13 @@ class PrivacyModule(Module):
         limit = self.node.config.privacy_max_lists
         if not await self.node.storage.privacy.put(owner.user, owner.host, plist.name, plist.to_json(), limit):
             raise StanzaError("resource-constraint", text=f"an account has at most {limit} privacy lists")
-        for resource in self.node.directory.resources(bare):
-            if resource.active_list is not None and resource.active_list.name == plist.name:
-                old = resource.active_list
-                resource.active_list = plist
-                self._announce_change(bare, [resource], old)
+        self._use(bare, plist)
         default = self._defaults.get(bare)
         if default is not None and default.name == plist.name:
             await self.replace_default(bare, plist)
         else:
             self.node.cluster.account_changed(bare)
+        self.node.cluster.list_changed(bare, plist.name)
         self.push(bare, plist.name)
 
     def check_length(self, items: int) -> None:
@@ -254,18 +301,20 @@ class PrivacyModule(Module):
     async def _remove_list(self, sender: JID, name: str):
         bare = sender.userhost()
         for resource in self.node.directory.resources(bare):
-            uses = resource.active_list.name if resource.active_list is not None else None
+            uses = resource.active_name
             if resource.jid != sender and (uses == name or (uses is None and self._default_name(bare) == name)):
                 raise StanzaError("conflict", text="that list is in use by another of your sessions")
         if not await self.node.storage.privacy.remove(sender.user, sender.host, name):
             raise StanzaError("item-not-found")
         own = self.node.directory.resource(sender)
-        if own is not None and own.active_list is not None and own.active_list.name == name:
-            own.active_list = None
+        if own is not None and own.active_name == name:
+            own.active_list = own.active_name = None
+            self.node.directory.changed(own)
         if self._default_name(bare) == name:
             await self.replace_default(bare, None)
         else:
             self.node.cluster.account_changed(bare)
+        self.node.cluster.list_changed(bare, name)
         self.push(bare, name)
         return None
 
@@ -274,23 +323,25 @@ class PrivacyModule(Module):
         return default.name if default is not None else None
 
     async def _stored(self, owner: JID, name: str) -> PrivacyList:
-        text = await self.node.storage.privacy.get(owner.user, owner.host, name)
-        if text is None:
+        plist = await self.load_list(owner, name)
+        if plist is None:
             raise StanzaError("item-not-found")
-        plist = PrivacyList.from_json(text)
-        await self._roster_for(owner, plist)
         return plist
 
     async def replace_default(self, bare: str, plist: PrivacyList | None) -> None:
         old = self._defaults.get(bare)
         self.set_cached_default(bare, plist)
         self.node.cluster.account_changed(bare)
-        affected = [r for r in self.node.directory.resources(bare) if r.active_list is None]
-        self._announce_change(bare, affected, old)
+        self._announce_default(bare, old)
+
+    def _announce_default(self, bare: str, old: PrivacyList | None) -> None:
+        """PRIV-16 for this node's sessions the default applies to (the other nodes tell theirs)."""
+        self._announce_change(bare, [r for r in self.node.directory.here(bare) if r.active_name is None], old)
 
     def push(self, bare: str, name: str) -> None:
-        """PRIV-06: every connected resource hears that a list changed."""
-        for resource in self.node.directory.resources(bare):
+        """PRIV-06: every connected resource hears that a list changed; those of other nodes
+        from their node, once it has their copies refreshed (ICluster.list_changed)."""
+        for resource in self.node.directory.here(bare):
             iq = domish.Element((NS_CLIENT, "iq"))
             iq["type"], iq["id"], iq["to"] = "set", f"privacy-{secrets.token_hex(4)}", resource.jid.full()
             iq.addElement((NS_PRIVACY, "query")).addElement("list")["name"] = name
@@ -299,22 +350,44 @@ class PrivacyModule(Module):
     # -- PRIV-16: lists that start blocking presence take effect at once ---------------------------
 
     def _announce_change(self, bare: str, resources: list[Resource], old: PrivacyList | None) -> None:
-        """PRIV-16: unavailable to whoever a list change hides the resource from; its current presence
-        to subscribers it stops hiding it from (XEP-0191 §3.4 requires that of an unblock)."""
-        rosters = self.node.modules.module("roster")
-        account = rosters.cached(bare)
+        """PRIV-16 for sessions of this node, each told by its own node: what a list change newly
+        hides, as unavailable, and what it stops hiding, as the current presence."""
+        account = self.node.modules.module("roster").cached(bare)
         watchers = set(account.subscribers()) if account is not None else set()
+        watched = account.subscriptions() if account is not None else []
         for resource in resources:
             new = self.effective(bare, resource)
-            if not resource.available or new is old:
-                continue
-            for peer in sorted(watchers | resource.directed):
-                peer_jid = JID(peer)
-                was = old is None or self.decide(old, bare, "presence-out", peer_jid)
-                now = new is None or self.decide(new, bare, "presence-out", peer_jid)
+            if resource.available and new is not old:
+                self._announce_out(bare, resource, old, new, watchers)
+                self._announce_in(bare, resource, old, new, watched)
+
+    def _verdicts(self, bare: str, old: PrivacyList | None, new: PrivacyList | None, kind: str,
+                  peer: JID) -> tuple[bool, bool]:
+        """Whether a stanza of ``kind`` with ``peer`` passed the old list, and passes the new one."""
+        return old is None or self.decide(old, bare, kind, peer), new is None or self.decide(new, bare, kind, peer)
+
+    def _announce_out(self, bare: str, resource: Resource, old: PrivacyList | None, new: PrivacyList | None,
+                      watchers: set[str]) -> None:
+        """The resource's unavailable to whoever the list now hides it from; its current presence
+        to subscribers it stops hiding it from (XEP-0191 §3.4 requires that of an unblock)."""
+        for peer in sorted(watchers | resource.directed):
+            was, now = self._verdicts(bare, old, new, "presence-out", JID(peer))
+            if was and not now:
+                self.node.router.send(presence_stanza(resource.jid.full(), peer, "unavailable"))
+            elif now and not was and peer in watchers and resource.presence is not None:
+                self.node.router.send(presence_copy(resource.presence, peer))
+
+    def _announce_in(self, bare: str, resource: Resource, old: PrivacyList | None, new: PrivacyList | None,
+                     watched: list[str]) -> None:
+        """To the resource, unavailable from each available resource of a contact whose presence
+        the list now blocks; the current presence of those it stops blocking, if they show it."""
+        local = self.node.router.local
+        for contact in watched:
+            for peer in self.node.directory.resources(contact):
+                if not peer.available or peer.presence is None:
+                    continue
+                was, now = self._verdicts(bare, old, new, "presence-in", peer.jid)
                 if was and not now:
-                    gone = domish.Element((NS_CLIENT, "presence"))
-                    gone["from"], gone["to"], gone["type"] = resource.jid.full(), peer, "unavailable"
-                    self.node.router.send(gone)
-                elif now and not was and peer in watchers and resource.presence is not None:
-                    self.node.router.send(presence_copy(resource.presence, peer))
+                    local.send_to([resource], presence_stanza(peer.jid.full(), resource.jid.full(), "unavailable"))
+                elif now and not was and self.allowed(peer.presence, contact, peer, resource.jid, inbound=False):
+                    local.send_to([resource], presence_copy(peer.presence, resource.jid.full()))

@@ -198,15 +198,14 @@ class RosterModule(Module):
 
     def push(self, account: Account, item: RosterItem, removed: bool = False) -> None:
         """IM-05: a roster push to every resource that asked for the roster this session."""
-        for resource in self.node.directory.resources(account.bare):
-            if not resource.roster_requested:
-                continue
+        local = self.node.router.local
+        for resource in local.asked(self.node.directory.resources(account.bare), "roster_requested"):
             iq = domish.Element((NS_CLIENT, "iq"))
             iq["type"], iq["id"], iq["to"] = "set", f"push-{secrets.token_hex(4)}", resource.jid.full()
             query = iq.addElement((NS_ROSTER, "query"))
             query["ver"] = str(account.roster.version)
             query.addChild(item_element(item, removed))
-            self.node.router.local.send_to([resource], iq)
+            local.send_push(resource, "roster_requested", iq)
 
     # -- jabber:iq:roster ------------------------------------------------------------------
 

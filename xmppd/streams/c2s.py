@@ -406,6 +406,11 @@ class ClientStream(ServerStream):
         if self.resource is not None and self.resource.available:
             self.send_raw(data)
 
+    def send_if_asked(self, flag: str, data: bytes) -> None:
+        """Pushes: only if this session asked for them (``flag``, e.g. roster_requested, IM-05)."""
+        if self.resource is not None and getattr(self.resource, flag, False):
+            self.send_raw(data)
+
     def ping_peer(self):
         """XEP-0199 from the server: any answer (result or error) proves the client alive."""
         self.send(f"<iq type='get' id='ping-{secrets.token_hex(4)}' from='{self.domain}'><ping xmlns='urn:xmpp:ping'/></iq>")

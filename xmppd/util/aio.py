@@ -23,23 +23,23 @@ def as_deferred(awaitable: Any) -> defer.Deferred:
     return defer.succeed(awaitable)
 
 
-def call_failure(error: BaseException) -> Exception:
-    """What a call into redis-py ended with, as an Exception. It can report its own timeout
-    as CancelledError; only when our task itself is being cancelled is that re-raised."""
-    if isinstance(error, asyncio.CancelledError):
-        if cancelling():
-            raise error
-        return TimeoutError("Redis did not answer")
-    return error
-
-
 def cancelling() -> bool:
-    """Whether the running task is being cancelled. A cancellation that lands inside a
-    redis-py command can be swallowed there (the command returns as usual), so a loop
-    that calls Redis asks this each round rather than wait for a CancelledError: a
-    cluster node whose c2s port was taken right after it joined never stopped."""
+    """Whether the current task is being cancelled. A loop over redis-py calls asks before each
+    turn: redis-py may retry a command whose connection the cancellation closed, and return."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def call_failure(error: BaseException) -> Exception:
+    """What a call into redis-py ended with, as an Exception. It can report its own timeout
+    as CancelledError, and our task's cancellation as an error of its own (a closed
+    connection): while our task is being cancelled, that is what is raised, whatever
+    the error, so that a loop retrying after failures stops."""
+    if cancelling():
+        raise error if isinstance(error, asyncio.CancelledError) else asyncio.CancelledError() from error
+    if isinstance(error, asyncio.CancelledError):
+        return TimeoutError("Redis did not answer")
+    return error
 
 
 def run_in_background(awaitable: Any, log, what: str) -> None:
