@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from xmppd.cluster.local import LocalCluster
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
+from xmppd.muc.service import MucService
 from xmppd.router import Router
 from xmppd.sessions import Resource
 from xmppd.storage import Storage
@@ -32,6 +33,8 @@ class Node:
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
+        for host in config.muc_hosts:
+            self.router.services[host] = MucService(self, host)
         self.modules = ModuleHost(self, module_classes)
         self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
         self.streams: set = set()  # every open client stream, bound or not

@@ -1,0 +1,107 @@
+"""A MUC service on its own host (MUC-01/02): disco, room creation, and each room's stanzas.
+
+The router hands over every stanza addressed to the host; the service finds
+the room, lets it decide, and routes what the room answers. Errors go back
+from the address the stanza was sent to (a join error comes from the occupant
+JID, MUC-14). Rooms live in this process for now; docs/muc.md says how they
+move to one owner node per room in a cluster.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+from wokkel import disco
+
+from xmppd.muc import NS_MUC
+from xmppd.muc.room import Room, RoomLimits, child
+from xmppd.muc.state import RoomState
+from xmppd.stanzas import StanzaError, parse_jid, payload, result
+
+
+class MucService:
+    log = Logger()
+
+    def __init__(self, node, host: str):
+        self.node = node
+        self.host = host
+        config = node.config
+        self.limits = RoomLimits(config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length)
+        self.rooms: dict[str, Room] = {}
+
+    def receive(self, stanza: domish.Element) -> None:
+        sender = stanza.getAttribute("from")
+        if sender is None:
+            return None
+        try:
+            answers = self._handle(stanza, parse_jid(sender), parse_jid(stanza["to"]))
+        except StanzaError as e:
+            self.node.router.bounce(stanza, e)
+            return None
+        for answer in answers:
+            self.node.router.send(answer)
+        return None
+
+    def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[domish.Element]:
+        if target.user is None:
+            return self._to_service(stanza)
+        room, created = self.rooms.get(target.user), False
+        if room is None:
+            if stanza.name != "presence" or stanza.getAttribute("type") is not None or target.resource is None:
+                if stanza.name == "presence":
+                    return []  # leaving, probing or erring at a room that is not there
+                raise StanzaError("item-not-found", text="no such room")
+            room, created = self._create(stanza, sender, target), True
+        try:
+            if stanza.name == "presence":
+                return room.presence(stanza, sender, target.resource, self.node.clock.seconds(), created, self._nick_altered(stanza, target))
+            if stanza.name == "message":
+                return room.message(stanza, sender, target.resource, self.node.clock.seconds())
+            return room.iq(stanza, sender, target.resource)
+        finally:
+            if room.closed:
+                self.rooms.pop(target.user, None)
+
+    def _create(self, presence: domish.Element, creator: JID, target: JID) -> Room:
+        """MUC-35: the creator owns it; a MUC client's room stays locked until configured
+        (201), a groupchat 1.0 join opens one at once (decision 7)."""
+        if len(self.rooms) >= self.node.config.muc_max_rooms:
+            raise StanzaError("not-allowed", text="this service holds as many rooms as it may")
+        locked = self.node.config.muc_room_locking and child(presence, NS_MUC, "x") is not None
+        state = RoomState(target.userhost(), affiliations={creator.userhost(): "owner"}, locked=locked)
+        room = self.rooms[target.user] = Room(state, self.limits)
+        return room
+
+    @staticmethod
+    def _nick_altered(stanza: domish.Element, target: JID) -> bool:
+        """MUC-13 (210): preparation changed the nickname the client asked for."""
+        return stanza["to"].partition("/")[2] != target.resource
+
+    # -- the service's own address ---------------------------------------------------------
+
+    def _to_service(self, stanza: domish.Element) -> list[domish.Element]:
+        if stanza.name == "presence" or stanza.getAttribute("type") in ("result", "error"):
+            return []
+        query = payload(stanza) if stanza.name == "iq" else None
+        if query is not None and stanza["type"] == "get" and not query.getAttribute("node"):
+            if query.uri == disco.NS_DISCO_INFO:
+                return [result(stanza, self._info())]
+            if query.uri == disco.NS_DISCO_ITEMS:
+                return [result(stanza, self._items())]
+        raise StanzaError("service-unavailable")
+
+    def _info(self) -> domish.Element:
+        info = disco.DiscoInfo()
+        info.append(disco.DiscoIdentity("conference", "text", "Chatrooms"))
+        for feature in (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS, NS_MUC):
+            info.append(disco.DiscoFeature(feature))
+        return info.toElement()
+
+    def _items(self) -> domish.Element:
+        """MUC-02: public rooms only, by name (hidden and locked ones stay out)."""
+        items = disco.DiscoItems()
+        for localpart, room in sorted(self.rooms.items()):
+            if room.config.public and not room.state.locked:
+                items.append(disco.DiscoItem(JID(room.jid), name=room.config.name or localpart))
+        return items.toElement()
