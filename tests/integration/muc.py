@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.words.xish import domish
 
 from tests.integration.stanzas import iq, presence
-from xmppd.muc import NS_MUC, NS_MUC_OWNER, NS_MUC_USER
+from xmppd.muc import NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER
 
 SERVICE = "conference.localhost"
 
@@ -84,3 +84,14 @@ async def configure(client, room: str, **fields: str | list[str]) -> domish.Elem
         for value in values if isinstance(values, list) else [values]:
             field.addElement("value", content=value)
     return await client.iq(request)
+
+
+def admin(kind: str, *items: dict[str, str], reason: str | None = None, room: str = room_jid()) -> domish.Element:
+    """A muc#admin get or set with these items."""
+    request = iq(kind, NS_MUC_ADMIN, to=room)
+    for attributes in items:
+        element = request.query.addElement("item")
+        element.attributes.update(attributes)
+        if reason is not None:
+            element.addElement("reason", content=reason)
+    return request

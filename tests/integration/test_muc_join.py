@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.integration.muc import SERVICE, codes, configure, from_room, instant, item, join, join_presence, open_room, room_jid
+from tests.integration.muc import SERVICE, admin, codes, configure, from_room, instant, item, join, join_presence, open_room, room_jid
 from tests.integration.stanzas import condition, iq, presence
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError
@@ -88,7 +88,7 @@ async def test_non_anonymous_rooms_show_everyone_the_real_jids(trio):
 
 
 @pytest_twisted.ensureDeferred
-async def test_join_errors(node, trio):
+async def test_join_errors(trio):
     """MUC-10/14/42: each refusal comes from the occupant JID with the condition the XEP names."""
     alice, bob, carol = trio
     await open_room(alice)
@@ -119,9 +119,8 @@ async def test_join_errors(node, trio):
     assert codes(gone) == {110, 322} and item(gone)["role"] == "none"
     assert await refused(carol, room_jid("room", "carol")) == ("registration-required", "auth")
 
-    room = node.node.router.services[SERVICE].rooms["room"]
-    room.state.affiliations["carol@localhost"] = "outcast"  # until bans are served (MUC-32)
     await configure(alice, room_jid(), membersonly="0")
+    await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "outcast"}))
     assert await refused(carol, room_jid("room", "carol")) == ("forbidden", "auth")
 
 

@@ -8,6 +8,7 @@ owner node and fan the answers out from there (docs/muc.md).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from twisted.words.xish import domish
 from wokkel import disco
 
 from xmppd import xml as X
-from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_OWNER, NS_MUC_USER, forms
+from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
 from xmppd.stanzas import StanzaError, message_type, payload, result
 from xmppd.xml import NS_CLIENT
@@ -129,7 +130,7 @@ class Room:
         kind = stanza.getAttribute("type")
         occupant = self.occupant_of(sender)
         if kind == "unavailable":
-            return [] if occupant is None else self._leave(occupant, client_payload(stanza))
+            return [] if occupant is None else self.leave(occupant, client_payload(stanza))
         if kind is not None:
             return []  # probes, subscriptions and errors never join (MUC-10)
         if nick is None:
@@ -139,7 +140,7 @@ class Room:
         if occupant.nick != nick:
             return self._change_nick(occupant, nick, client_payload(stanza), nick_altered)
         occupant.presence = client_payload(stanza)
-        return self._announce(occupant)
+        return self.announce(occupant)
 
     def _check_nick(self, nick: str) -> None:
         if not nick.strip():
@@ -183,27 +184,28 @@ class Room:
         self._add(occupant)
         config = self.config
         codes = [110] + [100] * config.non_anonymous + [170] * config.logging + [201] * created + [210] * nick_altered
-        out += self._announce(occupant, self_codes=codes)
+        out += self.announce(occupant, self_codes=codes)
         history = child(muc, NS_MUC, "history") if muc is not None else None
         out += [self._delayed(entry.message, occupant.jid, entry.stamp) for entry in self._history(history, now)]
         out.append(self._subject_message(occupant.jid))
         return out
 
-    def _leave(self, occupant: Occupant, presence: list[domish.Element], codes: tuple[int, ...] = ()) -> list[domish.Element]:
-        """MUC-24: unavailable, role none, to the leaver (110) and to everyone else."""
+    def leave(self, occupant: Occupant, presence: list[domish.Element], codes=(), details=()) -> list[domish.Element]:
+        """MUC-24: unavailable, role none, to the leaver (110) and to everyone else
+        (with the status codes and item details of a kick, ban or removal)."""
         broadcast = self._broadcast(occupant)
         self._remove(occupant)
         occupant.role, occupant.presence = "none", presence
-        return self._announce(occupant, kind="unavailable", codes=codes, self_codes=[110], broadcast=broadcast)
+        return self.announce(occupant, kind="unavailable", codes=codes, self_codes=[110], broadcast=broadcast, details=details)
 
     def _change_nick(self, occupant: Occupant, nick: str, presence: list[domish.Element], nick_altered: bool) -> list[domish.Element]:
         """MUC-22: unavailable from the old nick with 303 and the new one, then available from the new."""
         self._check_nick(nick)
-        out = self._announce(occupant, kind="unavailable", codes=[303], self_codes=[110], new_nick=nick, payload=[])
+        out = self.announce(occupant, kind="unavailable", codes=[303], self_codes=[110], new_nick=nick, payload=[])
         self._remove(occupant)
         occupant.nick, occupant.presence = nick, presence
         self._add(occupant)
-        return out + self._announce(occupant, self_codes=[110] + [210] * nick_altered)
+        return out + self.announce(occupant, self_codes=[110] + [210] * nick_altered)
 
     def _add(self, occupant: Occupant) -> None:
         self.state.occupants[occupant.nick] = occupant
@@ -220,18 +222,20 @@ class Room:
     def _sees_jids(self, recipient: Occupant) -> bool:
         return self.config.non_anonymous or recipient.role == "moderator"
 
-    def _announce(self, occupant: Occupant, *, kind: str | None = None, codes=(), self_codes=(), new_nick: str | None = None,
-                  payload: list[domish.Element] | None = None, broadcast: bool | None = None) -> list[domish.Element]:
+    def announce(self, occupant: Occupant, *, kind: str | None = None, codes=(), self_codes=(), new_nick: str | None = None,
+                 payload: list[domish.Element] | None = None, broadcast: bool | None = None, details=()) -> list[domish.Element]:
         """An occupant's presence to every occupant allowed to see it, and always to itself."""
         broadcast = self._broadcast(occupant) if broadcast is None else broadcast
         recipients = [o for o in self.state.occupants.values() if o is not occupant] if broadcast else []
-        out = [self._presence(occupant, o.jid, self._sees_jids(o), codes, kind, new_nick, payload) for o in recipients]
-        out.append(self._presence(occupant, occupant.jid, self._sees_jids(occupant), [*codes, *self_codes], kind, new_nick, payload))
+        out = [self._presence(occupant, o.jid, self._sees_jids(o), codes, kind, new_nick, payload, details=details) for o in recipients]
+        out.append(
+            self._presence(occupant, occupant.jid, self._sees_jids(occupant), [*codes, *self_codes], kind, new_nick, payload, details=details)
+        )
         return out
 
     def _presence(self, occupant: Occupant, to: str, with_jid: bool, codes=(), kind: str | None = None,
                   new_nick: str | None = None, payload: list[domish.Element] | None = None,
-                  extra: domish.Element | None = None) -> domish.Element:
+                  extra: domish.Element | None = None, details=()) -> domish.Element:
         """MUC-12: exactly one muc#user item, the real JID only for those allowed to see it."""
         presence = domish.Element((NS_CLIENT, "presence"))
         presence["from"], presence["to"] = self.occupant_jid(occupant.nick), to
@@ -245,6 +249,8 @@ class Room:
             item["jid"] = occupant.jid
         if new_nick is not None:
             item["nick"] = new_nick
+        for detail in details:  # <actor/>, <reason/>
+            item.addChild(detail)
         if extra is not None:
             x.addChild(extra)
         for code in codes:
@@ -376,6 +382,8 @@ class Room:
             ("get", disco.NS_DISCO_ITEMS): self._disco_items,
             ("get", NS_MUC_OWNER): self._owner_get,
             ("set", NS_MUC_OWNER): self._owner_set,
+            ("get", NS_MUC_ADMIN): functools.partial(admin.get_list, self),
+            ("set", NS_MUC_ADMIN): functools.partial(admin.apply, self),
         }.get((iq["type"], query.uri))
         if handler is None:
             raise StanzaError("service-unavailable")
@@ -448,10 +456,10 @@ class Room:
         for occupant in list(self.state.occupants.values()):
             affiliation = self.affiliation(JID(occupant.jid))
             if new.members_only and affiliation == "none":
-                out += self._leave(occupant, [], codes=(322,))
+                out += self.leave(occupant, [], codes=(322,))
             elif affiliation != before[occupant.nick]:
                 occupant.role = self.default_role(affiliation)
-                out += self._announce(occupant)
+                out += self.announce(occupant)
         if not was_locked:
             out += self._config_notice(old, new)
         return out
