@@ -71,7 +71,7 @@ def parse_submission(element) -> data_form.Form:
     try:
         form = data_form.Form.fromElement(element)
         form.typeCheck({f.var: {"type": f.type} for f in FIELDS}, filterUnknown=True)
-    except (data_form.Error, ValueError, TypeError, InvalidFormat) as e:
+    except (data_form.Error, ValueError, TypeError, InvalidFormat, RuntimeError) as e:  # JID('') raises RuntimeError
         raise StanzaError("bad-request", text=f"the form does not fit muc#roomconfig: {e}") from None
     if form.formNamespace not in (None, NS_MUC_CONFIG):
         raise StanzaError("bad-request", text="a muc#roomconfig form was expected")
