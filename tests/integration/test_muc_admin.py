@@ -107,3 +107,13 @@ async def test_members_only_membership(room):
     await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "none"}))
     removed = await carol.next(lambda e: e.getAttribute("from") == room_jid("room", "carol") and e.getAttribute("type") == "unavailable")
     assert codes(removed) == {110, 321}
+
+
+@pytest_twisted.ensureDeferred
+async def test_items_name_nicks_as_joins_do(room):
+    """MUC-42: the nick in an item is prepared like the one in a join (a soft hyphen maps to nothing)."""
+    alice, bob, _ = room
+    await alice.iq(admin("set", {"nick": "b\u00adob", "role": "visitor"}))
+    update = await bob.next(from_room(room_jid()))
+    assert update["from"] == room_jid("room", "bob") and item(update)["role"] == "visitor"
+    assert await refused(alice, admin("set", {"nick": "x" * 2000, "role": "visitor"})) == "item-not-found"

@@ -9,6 +9,7 @@ owner node and fan the answers out from there (docs/muc.md).
 from __future__ import annotations
 
 import functools
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,7 +161,7 @@ class Room:
             raise StanzaError("registration-required", text="this room is for members only")
         if config.password_protected:
             given = child(muc, NS_MUC, "password") if muc is not None else None
-            if given is None or str(given) != config.password:
+            if given is None or not hmac.compare_digest(str(given).encode("utf-8"), config.password.encode("utf-8")):
                 raise StanzaError("not-authorized", text="this room needs a password")
         self._check_nick(nick)
         if len(self.state.occupants) >= self.capacity and affiliation not in ("owner", "admin"):
