@@ -166,3 +166,14 @@ async def test_a_lost_connection_takes_the_occupant_out(trio):
     info = await alice.iq(iq("get", DISCO_INFO, to=room_jid()))
     occupants = [f for f in info.query.x.elements() if f.getAttribute("var") == "muc#roominfo_occupants"]
     assert str(occupants[0].value) == "1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_joining_again_resends_the_whole_room(trio):
+    """MUC-15: a repeated join (with <x/>) from an occupant is a full resync, not an error."""
+    alice, bob, _ = trio
+    await open_room(alice)
+    first = await join(bob, room_jid("room", "bob"))
+    again = await join(bob, room_jid("room", "bob"))
+    assert kinds(again) == kinds(first)
+    assert codes(again[1]) == {110}

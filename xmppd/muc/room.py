@@ -141,6 +141,9 @@ class Room:
         if occupant.nick != nick:
             return self._change_nick(occupant, nick, client_payload(stanza), nick_altered)
         occupant.presence = client_payload(stanza)
+        muc = child(stanza, NS_MUC, "x")
+        if muc is not None:  # MUC-15: joining again is a full resync
+            return self._welcome(occupant, muc, now, [])
         return self.announce(occupant)
 
     def _check_nick(self, nick: str) -> None:
@@ -173,19 +176,21 @@ class Room:
         return min(self.config.max_users, cap) if self.config.max_users else cap
 
     def _join(self, stanza, sender: JID, nick: str, now: float, created: bool, nick_altered: bool) -> list[domish.Element]:
-        """MUC-11: the others' presence, the newcomer's own, history, subject."""
         muc = child(stanza, NS_MUC, "x")
         affiliation = self.affiliation(sender)
         self._check_entry(sender, nick, affiliation, muc)
         occupant = Occupant(nick, sender.full(), self.default_role(affiliation), client_payload(stanza))
+        return self._welcome(occupant, muc, now, [201] * created + [210] * nick_altered)
+
+    def _welcome(self, occupant: Occupant, muc: domish.Element | None, now: float, codes: list[int]) -> list[domish.Element]:
+        """MUC-11: the others' presence, the newcomer's own (to all), history, subject."""
         out = [
             self._presence(other, occupant.jid, self._sees_jids(occupant))
-            for other in self.state.occupants.values() if self._broadcast(other)
+            for other in self.state.occupants.values() if other is not occupant and self._broadcast(other)
         ]
         self._add(occupant)
         config = self.config
-        codes = [110] + [100] * config.non_anonymous + [170] * config.logging + [201] * created + [210] * nick_altered
-        out += self.announce(occupant, self_codes=codes)
+        out += self.announce(occupant, self_codes=[110] + [100] * config.non_anonymous + [170] * config.logging + codes)
         history = child(muc, NS_MUC, "history") if muc is not None else None
         out += [self._delayed(entry.message, occupant.jid, entry.stamp) for entry in self._history(history, now)]
         out.append(self._subject_message(occupant.jid))
