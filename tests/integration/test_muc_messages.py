@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 
 from tests.integration.muc import codes, configure, from_room, item, join, open_room, room_jid
-from tests.integration.stanzas import condition, message, presence
+from tests.integration.stanzas import condition, iq, message, presence
+from xmppd.client import IQError
+from xmppd.stanzas import result
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC_USER
 
 
@@ -148,3 +151,23 @@ async def test_nick_and_status_changes(room):
     bob.send(away)
     seen = await alice.next(from_room(room_jid()))
     assert (str(seen.show), str(seen.status), item(seen)["role"]) == ("away", "lunch", "participant")
+
+
+@pytest_twisted.ensureDeferred
+async def test_iqs_between_occupants_are_relayed_without_real_jids(room):
+    """MUC-43: a request goes from the asker's occupant JID to the target, the answer back the same way;
+    MUC-04: a non-occupant gets bad-request."""
+    alice, bob, carol = room
+    answer = bob.iq(iq("get", "jabber:iq:version", to=room_jid("room", "owner"), id="v1"))
+    asked = await alice.next(lambda e: e.name == "iq")
+    assert (asked["type"], asked["from"], asked["to"], asked["id"], asked.query.uri) == (
+        "get", room_jid("room", "bob"), alice.jid.full(), "v1", "jabber:iq:version",
+    )  # fmt: skip
+    reply = result(asked)
+    reply.addElement(("jabber:iq:version", "query")).addElement("name", content="alice's client")
+    alice.send(reply)
+    got = await answer
+    assert (got["type"], got["from"], got["id"], str(got.query.firstChildElement())) == ("result", room_jid("room", "owner"), "v1", "alice's client")
+    with pytest.raises(IQError) as caught:
+        await carol.iq(iq("get", "http://jabber.org/protocol/disco#info", to=room_jid("room", "owner")))
+    assert caught.value.condition == "bad-request"

@@ -377,11 +377,11 @@ class Room:
     # -- IQs to the room (MUC-03/04, MUC-36..40) ------------------------------------------------
 
     def iq(self, iq: domish.Element, sender: JID, nick: str | None) -> list[domish.Element]:
+        self.check_visible(sender)
+        if nick is not None:
+            return self._relay(iq, sender, nick)
         if iq["type"] not in ("get", "set"):
             return []
-        if nick is not None:
-            raise StanzaError("feature-not-implemented", text="IQs to occupants are not relayed yet")
-        self.check_visible(sender)
         query = payload(iq)
         handler = {
             ("get", disco.NS_DISCO_INFO): self._disco_info,
@@ -394,6 +394,21 @@ class Room:
         if handler is None:
             raise StanzaError("service-unavailable")
         return handler(iq, query, sender)
+
+    def _relay(self, iq: domish.Element, sender: JID, nick: str) -> list[domish.Element]:
+        """MUC-43: between occupants, from the sender's occupant JID to the target's real one;
+        the answer comes back to the asker's occupant JID and takes the same way, so no real
+        JID shows and the room keeps nothing."""
+        occupant, target = self.occupant_of(sender), self.state.occupants.get(nick)
+        if occupant is None or target is None:
+            if iq["type"] not in ("get", "set"):
+                return []
+            if occupant is None:
+                raise StanzaError("bad-request", text="only occupants may address other occupants")
+            raise StanzaError("item-not-found", text="no occupant has this nickname")
+        relayed = readdressed(iq, target.jid)
+        relayed["from"] = self.occupant_jid(occupant.nick)
+        return [relayed]
 
     def _disco_info(self, iq, query, sender) -> list[domish.Element]:
         """MUC-03: the room's kind in features, its details in a muc#roominfo form."""
