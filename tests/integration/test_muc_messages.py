@@ -171,3 +171,24 @@ async def test_iqs_between_occupants_are_relayed_without_real_jids(room):
     with pytest.raises(IQError) as caught:
         await carol.iq(iq("get", "http://jabber.org/protocol/disco#info", to=room_jid("room", "owner")))
     assert caught.value.condition == "bad-request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_delivery_error_from_an_occupant_takes_it_out(room):
+    """MUC-44: an error saying the occupant is gone removes it, with 333; other errors do not."""
+    alice, bob, _ = room
+
+    def bounce(condition_name: str):
+        error = message(room_jid("room", "owner"), "lost", kind="error")
+        element = error.addElement("error")
+        element["type"] = "cancel"
+        element.addElement(("urn:ietf:params:xml:ns:xmpp-stanzas", condition_name))
+        return error
+
+    bob.send(bounce("service-unavailable"))  # e.g. a private message the user's list blocks
+    bob.send(groupchat("still here"))
+    still = await alice.next(from_room(room_jid()))
+    assert (still.name, still["from"], str(still.body)) == ("message", room_jid("room", "bob"), "still here")
+    bob.send(bounce("recipient-unavailable"))
+    gone = await alice.next(from_room(room_jid()))
+    assert (gone["type"], gone["from"], codes(gone), item(gone)["role"]) == ("unavailable", room_jid("room", "bob"), {333}, "none")

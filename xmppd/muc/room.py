@@ -22,10 +22,11 @@ from xmppd import xml as X
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
 from xmppd.stanzas import StanzaError, message_type, payload, result
-from xmppd.xml import NS_CLIENT
+from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
 
 CLIENT_ONLY = frozenset((NS_MUC, NS_MUC_USER))  # never reflected as a client sent them (MUC-21)
 VOICED = frozenset(("participant", "moderator"))
+GONE = frozenset(("gone", "item-not-found", "recipient-unavailable", "redirect", "remote-server-not-found", "remote-server-timeout"))
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,10 @@ class Room:
         occupant = self.occupant_of(sender)
         if kind == "unavailable":
             return [] if occupant is None else self.leave(occupant, client_payload(stanza))
+        if kind == "error":
+            return self._bounced(stanza, occupant)
         if kind is not None:
-            return []  # probes, subscriptions and errors never join (MUC-10)
+            return []  # probes and subscriptions never join (MUC-10)
         if nick is None:
             raise StanzaError("jid-malformed", text="join with a nickname: room@service/nick")
         if occupant is None:
@@ -145,6 +148,15 @@ class Room:
         if muc is not None:  # MUC-15: joining again is a full resync
             return self._welcome(occupant, muc, now, [])
         return self.announce(occupant)
+
+    def _bounced(self, error: domish.Element, occupant: Occupant | None) -> list[domish.Element]:
+        """MUC-44: an error from an occupant's real JID saying it is gone removes it (333).
+        Others (service-unavailable from a privacy list, say) leave it in."""
+        details = child(error, NS_CLIENT, "error")
+        conditions = {c.name for c in details.elements() if c.uri == NS_XMPP_STANZAS} if details is not None else set()
+        if occupant is None or not conditions & GONE:
+            return []
+        return self.leave(occupant, [], codes=(333,))
 
     def _check_nick(self, nick: str) -> None:
         if not nick.strip():
@@ -309,10 +321,10 @@ class Room:
 
     def message(self, stanza: domish.Element, sender: JID, nick: str | None, now: float) -> list[domish.Element]:
         kind = message_type(stanza)
-        if kind == "error":
-            return []
-        self.check_visible(sender)
         occupant = self.occupant_of(sender)
+        if kind == "error":
+            return self._bounced(stanza, occupant)
+        self.check_visible(sender)
         if nick is not None:
             return self._private(stanza, occupant, nick, kind)
         if kind != "groupchat":
