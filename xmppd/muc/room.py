@@ -19,7 +19,7 @@ from twisted.words.xish import domish
 from wokkel import disco
 
 from xmppd import xml as X
-from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms
+from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
 from xmppd.stanzas import StanzaError, message_type, payload, result
 from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
@@ -328,9 +328,10 @@ class Room:
         if nick is not None:
             return self._private(stanza, occupant, nick, kind)
         if kind != "groupchat":
-            if child(stanza, NS_MUC_USER, "x") is not None:
-                raise StanzaError("feature-not-implemented", text="invitations and declines are not served yet")
-            raise StanzaError("bad-request", text="send groupchat messages to the room")
+            mediated = child(stanza, NS_MUC_USER, "x")
+            if mediated is None:
+                raise StanzaError("bad-request", text="send groupchat messages to the room")
+            return invites.mediate(self, mediated, sender)
         if occupant is None:
             raise StanzaError("not-acceptable", text="only occupants may talk in this room")
         subject = stanza.subject
