@@ -130,8 +130,9 @@ def test_clients_cannot_inject_muc_user_data():
     join(room, ALICE, "alice")
     message = stanza("message", "groupchat", body="hi")
     message.addElement((NS_MUC_USER, "x")).addElement("item")["affiliation"] = "owner"
-    out = room.message(message, ALICE, None, 1.0)
-    assert all(c.uri != NS_MUC_USER for m in out for c in m.elements())
+    [fanout] = room.message(message, ALICE, None, 1.0)
+    assert fanout.to == (ALICE.full(),)
+    assert all(c.uri != NS_MUC_USER for c in fanout.stanza.elements())
 
 
 def test_presencebroadcast_hides_visitors_from_the_others():

@@ -1,7 +1,8 @@
 """One room's rules (XEP-0045 §7-§10): a stanza in, the stanzas it causes out.
 
 ``Room`` never sends anything: each call returns the stanzas to route, in the
-order they must go out, or raises ``StanzaError`` for the service to bounce.
+order they must go out (a ``Fanout`` where one stanza goes to every occupant),
+or raises ``StanzaError`` for the service to bounce.
 That keeps it testable without sockets and lets a cluster run it on the room's
 owner node and fan the answers out from there (docs/muc.md).
 """
@@ -43,6 +44,17 @@ def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
 def client_payload(stanza: domish.Element) -> list[domish.Element]:
     """The elements a client sent, minus the MUC ones only the room may write."""
     return [c for c in stanza.elements() if c.uri not in CLIENT_ONLY]
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """One stanza (without 'to') for many real JIDs: whoever delivers it serialises it once."""
+
+    stanza: domish.Element
+    to: tuple[str, ...]
+
+    def stanzas(self) -> list[domish.Element]:
+        return [readdressed(self.stanza, to) for to in self.to]
 
 
 def readdressed(stanza: domish.Element, to: str) -> domish.Element:
@@ -349,8 +361,8 @@ class Room:
         message.children = client_payload(stanza)
         return message
 
-    def _to_everyone(self, message: domish.Element) -> list[domish.Element]:
-        return [readdressed(message, o.jid) for o in self.state.occupants.values()]
+    def _to_everyone(self, message: domish.Element) -> list[Fanout]:
+        return [Fanout(message, tuple(o.jid for o in self.state.occupants.values()))]
 
     def _reflect(self, occupant: Occupant, stanza: domish.Element, now: float) -> list[domish.Element]:
         message = self._clean(stanza, occupant)

@@ -15,7 +15,8 @@ from twisted.words.xish import domish
 from wokkel import disco
 
 from xmppd.muc import NS_MUC
-from xmppd.muc.room import Room, RoomLimits, child
+from xmppd.delivery import Readdressed
+from xmppd.muc.room import Fanout, Room, RoomLimits, child, readdressed
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
 
@@ -40,8 +41,24 @@ class MucService:
             self.node.router.bounce(stanza, e)
             return None
         for answer in answers:
-            self.node.router.send(answer)
+            if isinstance(answer, Fanout):
+                self._fan_out(answer)
+            else:
+                self.node.router.send(answer)
         return None
+
+    def _fan_out(self, fanout: Fanout) -> None:
+        """Serialised once for every recipient whose resource is known and whose list admits it
+        (DESIGN §4: once per broadcast); anything else takes the ordinary way, fallbacks included."""
+        router, directory = self.node.router, self.node.directory
+        stanza, readdress = fanout.stanza, None
+        for to in fanout.to:
+            resource = directory.resource(parse_jid(to))
+            if resource is not None and router.local.admitted(stanza, [resource]):
+                readdress = readdress or Readdressed(stanza)
+                resource.stream.send_raw(readdress(to))
+            else:
+                router.send(readdressed(stanza, to))
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[domish.Element]:
         if target.user is None:
