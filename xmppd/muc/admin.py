@@ -38,13 +38,13 @@ def _parse(item: domish.Element) -> Change:
     if role is not None:
         if role not in ROLES or not item.getAttribute("nick"):
             raise StanzaError("bad-request", text="a role change names a known role and a nick")
-        return Change(item, nick=_prepared(item["nick"]), value=role)
+        return Change(item, nick=prepared_nick(item["nick"]), value=role)
     if affiliation not in AFFILIATIONS or not item.getAttribute("jid"):
         raise StanzaError("bad-request", text="an affiliation change names a known affiliation and a jid")
     return Change(item, jid=parse_jid(item["jid"]).userhost(), value=affiliation)
 
 
-def _prepared(nick: str) -> str:
+def prepared_nick(nick: str) -> str:
     """The nick as a join to room/nick would have it (MUC-42); '' when no nick can be that."""
     if len(nick.encode("utf-8")) > 1023:  # the bound on a JID part, before any work on it
         return ""

@@ -20,11 +20,12 @@ from twisted.words.xish import domish
 from wokkel import disco
 
 from xmppd import xml as X
-from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites
+from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, voice
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
 from xmppd.stanzas import StanzaError, message_type, payload, result
 from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
 
+NS_DATA_FORMS = "jabber:x:data"
 CLIENT_ONLY = frozenset((NS_MUC, NS_MUC_USER))  # never reflected as a client sent them (MUC-21)
 VOICED = frozenset(("participant", "moderator"))
 GONE = frozenset(("gone", "item-not-found", "recipient-unavailable", "redirect", "remote-server-not-found", "remote-server-timeout"))
@@ -341,9 +342,12 @@ class Room:
             return self._private(stanza, occupant, nick, kind)
         if kind != "groupchat":
             mediated = child(stanza, NS_MUC_USER, "x")
-            if mediated is None:
-                raise StanzaError("bad-request", text="send groupchat messages to the room")
-            return invites.mediate(self, mediated, sender)
+            if mediated is not None:
+                return invites.mediate(self, mediated, sender)
+            form = child(stanza, NS_DATA_FORMS, "x")
+            if form is not None and voice.is_request(form):
+                return voice.handle(self, form, sender)
+            raise StanzaError("bad-request", text="send groupchat messages to the room")
         if occupant is None:
             raise StanzaError("not-acceptable", text="only occupants may talk in this room")
         subject = stanza.subject
@@ -475,7 +479,7 @@ class Room:
         destroy = child(query, NS_MUC_OWNER, "destroy")
         if destroy is not None:
             return [result(iq), *self._destroy(destroy)]
-        form = child(query, "jabber:x:data", "x")
+        form = child(query, NS_DATA_FORMS, "x")
         if form is None:
             raise StanzaError("bad-request", text="a data form or <destroy/> was expected")
         if form.getAttribute("type") == "cancel":
