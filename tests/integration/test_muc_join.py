@@ -177,3 +177,17 @@ async def test_joining_again_resends_the_whole_room(trio):
     again = await join(bob, room_jid("room", "bob"))
     assert kinds(again) == kinds(first)
     assert codes(again[1]) == {110}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stopping_node_tells_occupants_before_it_closes_their_streams(node, trio):
+    """MUC-44: unavailable with 332 (role none) to each occupant, then system-shutdown."""
+    alice, bob, _ = trio
+    await open_room(alice)
+    await join(bob, room_jid("room", "bob"))
+    await node.service.stopService()
+    for client, nick in ((alice, "owner"), (bob, "bob")):
+        told = await client.next(lambda e: e.name == "presence" and e.getAttribute("type") == "unavailable" and 332 in codes(e))
+        assert told["from"] == room_jid("room", nick) and item(told)["role"] == "none"
+        assert (await client.closed).condition == "system-shutdown"
+    node.service.startService()  # the fixture stops it again

@@ -537,10 +537,18 @@ class Room:
                 given = child(request, NS_MUC_OWNER, name)
                 if given is not None:
                     notice.addElement(name, content=str(given))
+        self.destroyed = True
+        return self._empty(extra=notice)
+
+    def shut_down(self) -> list[domish.Element]:
+        """MUC-44: the service is going away; every occupant hears it (332)."""
+        return self._empty(codes=[332])
+
+    def _empty(self, codes=(), extra: domish.Element | None = None) -> list[domish.Element]:
+        """One unavailable (role none) to each occupant, and nobody is left."""
         out = []
         for occupant in list(self.state.occupants.values()):
             self._remove(occupant)
             occupant.role = "none"
-            out.append(self._presence(occupant, occupant.jid, False, kind="unavailable", payload=[], extra=notice))
-        self.destroyed = True
+            out.append(self._presence(occupant, occupant.jid, False, codes, kind="unavailable", payload=[], extra=extra))
         return out

@@ -60,6 +60,13 @@ class MucService:
             else:
                 router.send(readdressed(stanza, to))
 
+    def shut_down(self) -> None:
+        """Before the node closes its streams: every occupant of every room hears it (332)."""
+        for room in self.rooms.values():
+            for answer in room.shut_down():
+                self.node.router.send(answer)
+        self.rooms.clear()
+
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[domish.Element]:
         if target.user is None:
             return self._to_service(stanza)
