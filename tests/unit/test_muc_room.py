@@ -7,7 +7,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_USER
-from xmppd.muc.room import Room, RoomLimits
+from xmppd.muc.room import Room, RoomPolicy
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError
 from xmppd.xml import NS_CLIENT
@@ -20,7 +20,7 @@ def new_room(max_history: int = 20, **config) -> Room:
     state = RoomState(ROOM, affiliations={"alice@example": "owner"})
     for name, value in config.items():
         setattr(state.config, name, value)
-    return Room(state, RoomLimits(max_occupants=10, max_history=max_history, max_nick_length=16))
+    return Room(state, RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16))
 
 
 def stanza(name: str, kind: str | None = None, **children: str) -> domish.Element:

@@ -32,10 +32,13 @@ GONE = frozenset(("gone", "item-not-found", "recipient-unavailable", "redirect",
 
 
 @dataclass(frozen=True)
-class RoomLimits:
+class RoomPolicy:
+    """The service's options every room follows."""
+
     max_occupants: int
     max_history: int
     max_nick_length: int
+    groupchat_1_0: bool = True  # joins without <x xmlns=muc/> are accepted (decision 7)
 
 
 def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
@@ -92,9 +95,9 @@ def _since(element: domish.Element) -> float | None:
 
 
 class Room:
-    def __init__(self, state: RoomState, limits: RoomLimits):
+    def __init__(self, state: RoomState, policy: RoomPolicy):
         self.state = state
-        self.limits = limits
+        self.policy = policy
         self.destroyed = False
         self._nick_of = {o.jid: o.nick for o in state.occupants.values()}  # real full JID -> nick
 
@@ -153,6 +156,8 @@ class Room:
         if nick is None:
             raise StanzaError("jid-malformed", text="join with a nickname: room@service/nick")
         if occupant is None:
+            if not self.policy.groupchat_1_0 and child(stanza, NS_MUC, "x") is None:
+                return [self._refused_1_0(sender, nick)]
             return self._join(stanza, sender, nick, now, created, nick_altered)
         if occupant.nick != nick:
             return self._change_nick(occupant, nick, client_payload(stanza), nick_altered)
@@ -161,6 +166,11 @@ class Room:
         if muc is not None:  # MUC-15: joining again is a full resync
             return self._welcome(occupant, muc, now, [])
         return self.announce(occupant)
+
+    def _refused_1_0(self, sender: JID, nick: str) -> domish.Element:
+        """MUC-46 [NOW]: a presence without <x/> from a non-occupant is told it is not in (110+307+333)."""
+        stranger = Occupant(nick, sender.full(), "none", [])
+        return self._presence(stranger, sender.full(), False, [110, 307, 333], kind="unavailable")
 
     def _bounced(self, error: domish.Element, occupant: Occupant | None) -> list[domish.Element]:
         """MUC-44: an error from an occupant's real JID saying it is gone removes it (333).
@@ -174,8 +184,8 @@ class Room:
     def _check_nick(self, nick: str) -> None:
         if not nick.strip():
             raise StanzaError("jid-malformed", text="a nickname needs more than spaces")
-        if len(nick) > self.limits.max_nick_length:
-            raise StanzaError("not-acceptable", text=f"nicknames are at most {self.limits.max_nick_length} characters")
+        if len(nick) > self.policy.max_nick_length:
+            raise StanzaError("not-acceptable", text=f"nicknames are at most {self.policy.max_nick_length} characters")
         if nick in self.state.occupants:
             raise StanzaError("conflict", text="this nickname is in use")
 
@@ -197,7 +207,7 @@ class Room:
 
     @property
     def capacity(self) -> int:
-        cap = self.limits.max_occupants
+        cap = self.policy.max_occupants
         return min(self.config.max_users, cap) if self.config.max_users else cap
 
     def _join(self, stanza, sender: JID, nick: str, now: float, created: bool, nick_altered: bool) -> list[domish.Element]:
@@ -293,7 +303,7 @@ class Room:
     def _history(self, request: domish.Element | None, now: float) -> list[HistoryEntry]:
         """The newest messages within the room's cap, then within every limit the client asked for."""
         fetch = self.config.max_history_fetch
-        limit = self.limits.max_history if fetch < 0 else min(fetch, self.limits.max_history)
+        limit = self.policy.max_history if fetch < 0 else min(fetch, self.policy.max_history)
         entries = list(self.state.history)[-limit:] if limit else []
         if request is None:
             return entries
@@ -370,7 +380,7 @@ class Room:
 
     def _reflect(self, occupant: Occupant, stanza: domish.Element, now: float) -> list[domish.Element]:
         message = self._clean(stanza, occupant)
-        limit = self.limits.max_history
+        limit = self.policy.max_history
         if stanza.body is not None and limit:
             history = self.state.history
             history.append(HistoryEntry(now, message, len(X.serialise(message))))
@@ -491,7 +501,7 @@ class Room:
     def _configure(self, form) -> list[domish.Element]:
         """MUC-38: privacy-relevant changes are announced; affiliation changes show in presence."""
         old = self.config
-        new, lists = forms.apply_submission(form, old, self.limits.max_history)
+        new, lists = forms.apply_submission(form, old, self.policy.max_history)
         if "owner" in lists and not lists["owner"]:
             raise StanzaError("conflict", text="a room keeps at least one owner")
         before = {o.nick: self.affiliation(JID(o.jid)) for o in self.state.occupants.values()}

@@ -16,7 +16,7 @@ from wokkel import disco
 
 from xmppd.muc import NS_MUC
 from xmppd.delivery import Readdressed
-from xmppd.muc.room import Fanout, Room, RoomLimits, child, readdressed
+from xmppd.muc.room import Fanout, Room, RoomPolicy, child, readdressed
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
 
@@ -28,7 +28,7 @@ class MucService:
         self.node = node
         self.host = host
         config = node.config
-        self.limits = RoomLimits(config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length)
+        self.policy = RoomPolicy(config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_groupchat_1_0)
         self.rooms: dict[str, Room] = {}
 
     def receive(self, stanza: domish.Element) -> None:
@@ -94,7 +94,7 @@ class MucService:
             raise StanzaError("not-allowed", text="this service holds as many rooms as it may")
         locked = self.node.config.muc_room_locking and child(presence, NS_MUC, "x") is not None
         state = RoomState(target.userhost(), affiliations={creator.userhost(): "owner"}, locked=locked)
-        room = self.rooms[target.user] = Room(state, self.limits)
+        room = self.rooms[target.user] = Room(state, self.policy)
         return room
 
     @staticmethod
