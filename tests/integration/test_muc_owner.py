@@ -150,3 +150,15 @@ async def test_cancelling_the_first_configuration_destroys_the_room(node, login)
     assert gone["type"] == "unavailable"
     again = await join(alice, room_jid("fresh", "alice"))
     assert 201 in codes(again[0])
+
+
+@pytest_twisted.ensureDeferred
+async def test_reserved_nick_query(room):
+    """MUC-04: node x-roomuser-item answers with the reserved nick, none here (no registration): an empty query."""
+    alice, _ = room
+    request = iq("get", DISCO_INFO, to=room_jid())
+    request.query["node"] = "x-roomuser-item"
+    answer = await alice.iq(request)
+    assert answer.query["node"] == "x-roomuser-item" and list(answer.query.elements()) == []
+    items = await alice.iq(iq("get", DISCO_ITEMS, to=room_jid()))
+    assert list(items.query.elements()) == []  # occupants stay private

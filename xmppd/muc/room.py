@@ -26,6 +26,7 @@ from xmppd.stanzas import StanzaError, message_type, payload, result
 from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
 
 NS_DATA_FORMS = "jabber:x:data"
+RESERVED_NICK = "x-roomuser-item"  # the disco node that names one's reserved nick
 CLIENT_ONLY = frozenset((NS_MUC, NS_MUC_USER))  # never reflected as a client sent them (MUC-21)
 VOICED = frozenset(("participant", "moderator"))
 GONE = frozenset(("gone", "item-not-found", "recipient-unavailable", "redirect", "remote-server-not-found", "remote-server-timeout"))
@@ -451,7 +452,12 @@ class Room:
 
     def _disco_info(self, iq, query, sender) -> list[domish.Element]:
         """MUC-03: the room's kind in features, its details in a muc#roominfo form."""
-        if query.getAttribute("node"):
+        node = query.getAttribute("node")
+        if node == RESERVED_NICK:  # MUC-04: no nick registration yet, so none is reserved
+            info = disco.DiscoInfo()
+            info.nodeIdentifier = node
+            return [result(iq, info.toElement())]
+        if node:
             raise StanzaError("item-not-found")
         config, info = self.config, disco.DiscoInfo()
         info.append(disco.DiscoIdentity("conference", "text", config.name or JID(self.jid).user))
