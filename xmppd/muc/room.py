@@ -440,6 +440,8 @@ class Room:
         the answer comes back to the asker's occupant JID and takes the same way, so no real
         JID shows and the room keeps nothing."""
         occupant, target = self.occupant_of(sender), self.state.occupants.get(nick)
+        if iq["type"] == "error" and child(iq, NS_CLIENT, "error") is None:
+            return []  # not an answer anyone can read (RFC 6120 §8.3.1); never an error to an error
         if occupant is None or target is None:
             if iq["type"] not in ("get", "set"):
                 return []
