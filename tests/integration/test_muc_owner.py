@@ -129,6 +129,9 @@ async def test_destroy_with_an_alternate_venue(room):
     bob_request = iq("set", NS_MUC_OWNER, to=room_jid())
     bob_request.query.addElement("destroy")
     assert await refused(bob, bob_request) == "forbidden"
+    bad_venue = iq("set", NS_MUC_OWNER, to=room_jid())
+    bad_venue.query.addElement("destroy")["jid"] = "a@b@c"
+    assert await refused(alice, bad_venue) == "jid-malformed"  # not passed on to every occupant
     assert (await alice.iq(request))["type"] == "result"
     for client, nick in ((alice, "owner"), (bob, "bob")):
         gone = await client.next(from_room(room_jid()))

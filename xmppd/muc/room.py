@@ -22,7 +22,7 @@ from wokkel import disco
 from xmppd import xml as X
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, voice
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
-from xmppd.stanzas import StanzaError, message_type, payload, result
+from xmppd.stanzas import StanzaError, message_type, parse_jid, payload, result
 from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
 
 NS_DATA_FORMS = "jabber:x:data"
@@ -549,8 +549,9 @@ class Room:
         """MUC-40: one unavailable with <destroy/> (alternate venue, reason) to every occupant."""
         notice = domish.Element((NS_MUC_USER, "destroy"))
         if request is not None:
-            if request.getAttribute("jid"):
-                notice["jid"] = request["jid"]
+            venue = parse_jid(request.getAttribute("jid"))
+            if venue is not None:
+                notice["jid"] = venue.full()
             for name in ("reason", "password"):
                 given = child(request, NS_MUC_OWNER, name)
                 if given is not None:
