@@ -104,6 +104,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_max_rooms", int, 10000, "rooms one MUC service holds; creating more gets not-allowed", min=1, max=1_000_000),
     Option("muc_max_occupants", int, 200, "occupants per room (an owner's maxusers may only lower it); more get service-unavailable, owners and admins excepted", min=1, max=100_000),
     Option("muc_max_history", int, 20, "groupchat messages a room keeps to send to newcomers (0 = none)", min=0, max=1000),
+    Option("muc_history_size", int, 65536, "characters of XML a room's history holds at most (oldest dropped first; a larger message is not kept)", min=0, max=16 * 1024 * 1024),
     Option("muc_max_nick_length", int, 64, "longest room nickname, in characters (not-acceptable above)", min=1, max=1023),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
     Option("redis_url", str, "", "join the cluster of nodes sharing this Redis (redis://, rediss://, unix://, redis+sentinel://host:port[,host:port]/service[/db]); empty = one node with SQLite in data_dir", cli="redis"),

@@ -16,11 +16,11 @@ ROOM = "room@conference.example"
 ALICE, BOB = JID("alice@example/a"), JID("bob@example/b")
 
 
-def new_room(max_history: int = 20, **config) -> Room:
+def new_room(max_history: int = 20, history_size: int = 65536, **config) -> Room:
     state = RoomState(ROOM, affiliations={"alice@example": "owner"})
     for name, value in config.items():
         setattr(state.config, name, value)
-    return Room(state, RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16))
+    return Room(state, RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16, history_size=history_size))
 
 
 def stanza(name: str, kind: str | None = None, **children: str) -> domish.Element:
@@ -154,3 +154,15 @@ def test_a_visitor_may_not_talk_or_change_the_subject():
         with pytest.raises(StanzaError) as caught:
             room.message(attempt, BOB, None, 1.0)
         assert caught.value.condition == "forbidden"
+
+
+def test_the_history_is_bounded_in_size_too():
+    """muc_history_size: the oldest messages go first; one larger than the whole bound is not kept."""
+    room = new_room(history_size=500)
+    join(room, ALICE, "alice")
+    for i in range(3):
+        say(room, ALICE, str(i) * 150, float(i))
+    assert [str(e.message.body)[0] for e in room.state.history] == ["1", "2"]
+    assert sum(e.chars for e in room.state.history) <= 500
+    say(room, ALICE, "x" * 600, 4.0)
+    assert [str(e.message.body)[0] for e in room.state.history] == ["1", "2"]

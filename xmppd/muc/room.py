@@ -39,6 +39,7 @@ class RoomPolicy:
     max_occupants: int
     max_history: int
     max_nick_length: int
+    history_size: int  # characters of XML kept in a room's history at most
     groupchat_1_0: bool = True  # joins without <x xmlns=muc/> are accepted (decision 7)
 
 
@@ -101,6 +102,7 @@ class Room:
         self.policy = policy
         self.destroyed = False
         self._nick_of = {o.jid: o.nick for o in state.occupants.values()}  # real full JID -> nick
+        self._history_chars = sum(entry.chars for entry in state.history)
 
     @property
     def jid(self) -> str:
@@ -381,13 +383,19 @@ class Room:
 
     def _reflect(self, occupant: Occupant, stanza: domish.Element, now: float) -> list[domish.Element]:
         message = self._clean(stanza, occupant)
-        limit = self.policy.max_history
-        if stanza.body is not None and limit:
-            history = self.state.history
-            history.append(HistoryEntry(now, message, len(X.serialise(message))))
-            while len(history) > limit:
-                history.popleft()
+        if stanza.body is not None and self.policy.max_history:
+            self._keep(HistoryEntry(now, message, len(X.serialise(message))))
         return self._to_everyone(message)
+
+    def _keep(self, entry: HistoryEntry) -> None:
+        """Into the history ring, bounded in messages and in size (oldest out first)."""
+        policy, history = self.policy, self.state.history
+        if entry.chars > policy.history_size:
+            return
+        history.append(entry)
+        self._history_chars += entry.chars
+        while len(history) > policy.max_history or self._history_chars > policy.history_size:
+            self._history_chars -= history.popleft().chars
 
     def _change_subject(self, occupant: Occupant, text: str, stanza: domish.Element, now: float) -> list[domish.Element]:
         """MUC-20: moderators, or participants too if the owner said so; an empty subject clears it."""

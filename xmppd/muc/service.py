@@ -28,7 +28,9 @@ class MucService:
         self.node = node
         self.host = host
         config = node.config
-        self.policy = RoomPolicy(config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_groupchat_1_0)
+        self.policy = RoomPolicy(
+            config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size, config.muc_groupchat_1_0
+        )
         self.rooms: dict[str, Room] = {}
 
     def receive(self, stanza: domish.Element) -> None:
