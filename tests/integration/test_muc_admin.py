@@ -104,6 +104,10 @@ async def test_members_only_membership(room):
     assert codes(gone) == {110, 322}
     members = await alice.iq(admin("get", {"affiliation": "member"}))
     assert [dict(e.attributes) for e in members.query.elements()] == [{"jid": "carol@localhost", "affiliation": "member"}]
+    seen_by_member = await carol.iq(admin("get", {"affiliation": "member"}))  # getmemberlist: every role by default
+    assert [e["jid"] for e in seen_by_member.query.elements()] == ["carol@localhost"]
+    await configure(alice, room_jid(), getmemberlist=["moderator"])
+    assert await refused(carol, admin("get", {"affiliation": "member"})) == "forbidden"
     await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "none"}))
     removed = await carol.next(lambda e: e.getAttribute("from") == room_jid("room", "carol") and e.getAttribute("type") == "unavailable")
     assert codes(removed) == {110, 321}

@@ -75,13 +75,19 @@ def get_list(room, iq, query, sender: JID) -> list[domish.Element]:
                 entry["nick"], entry["role"], entry["jid"] = occupant.nick, occupant.role, occupant.jid
                 entry["affiliation"] = room.affiliation(JID(occupant.jid))
         return [result(iq, answer)]
-    if room.affiliation(sender) not in STAFF:
+    if room.affiliation(sender) not in STAFF and not (wanted == "member" and _may_see_members(room, sender)):
         raise StanzaError("forbidden", text="only admins and owners may see this list")
     for jid, affiliation in sorted(room.state.affiliations.items()):
         if affiliation == wanted:
             entry = answer.addElement("item")
             entry["jid"], entry["affiliation"] = jid, affiliation
     return [result(iq, answer)]
+
+
+def _may_see_members(room, sender: JID) -> bool:
+    """MUC-33: occupants whose role the owner named in getmemberlist see the member list."""
+    asker = room.occupant_of(sender)
+    return asker is not None and asker.role in room.config.get_member_list
 
 
 def _parse_query_item(item: domish.Element) -> str:
