@@ -5,24 +5,26 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.integration.muc import codes, from_room, item, join_presence, open_room, room_jid
-from tests.integration.stanzas import condition
+from tests.integration.muc import SERVICE, codes, from_room, item, join_presence, open_room, room_jid
+from tests.integration.stanzas import condition, iq
+from xmppd.client import IQError
 
 
 @pytest.fixture
 def node(node_factory):
     """Overrides the conftest fixture in this module."""
-    return node_factory(muc_max_rooms=1, muc_groupchat_1_0=False)
+    return node_factory(muc_max_rooms=3, muc_rooms_page=2, muc_groupchat_1_0=False)
 
 
 @pytest_twisted.ensureDeferred
 async def test_creating_rooms_beyond_the_cap_is_not_allowed(login):
     """MUC-14: creation not permitted -> not-allowed (muc_max_rooms)."""
     alice = await login()
-    await open_room(alice, "first")
-    alice.send(join_presence(room_jid("second", "alice")))
-    error = await alice.next(from_room(room_jid("second")))
-    assert error["from"] == room_jid("second", "alice") and condition(error) == "not-allowed"
+    for name in ("a", "b", "c"):
+        await open_room(alice, name)
+    alice.send(join_presence(room_jid("d", "alice")))
+    error = await alice.next(from_room(room_jid("d")))
+    assert error["from"] == room_jid("d", "alice") and condition(error) == "not-allowed"
 
 
 @pytest_twisted.ensureDeferred
@@ -39,3 +41,32 @@ async def test_a_join_without_x_can_be_refused(node, login):
     bob.send(join_presence(room_jid("first", "bob")))
     joined = await bob.next(from_room(room_jid("first")))
     assert joined["from"] == room_jid("first", "owner")  # a MUC join still works
+
+
+NS_RSM = "http://jabber.org/protocol/rsm"
+
+
+async def room_page(client, **rsm: str) -> tuple[list[str], dict[str, str]]:
+    request = iq("get", "http://jabber.org/protocol/disco#items", to=SERVICE)
+    if rsm:
+        paging = request.query.addElement((NS_RSM, "set"))
+        for name, value in rsm.items():
+            paging.addElement(name, content=value)
+    answer = await client.iq(request)
+    items = [i["jid"] for i in answer.query.elements() if i.name == "item"]
+    paging = [c for c in answer.query.elements() if c.uri == NS_RSM]
+    return items, {c.name: str(c) for c in paging[0].elements()} if paging else {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_room_list_comes_in_pages(login):
+    """MUC-02 with XEP-0059: never more than muc_rooms_page items; <set/> pages through the rest."""
+    alice = await login()
+    for name in ("a", "b", "c"):
+        await open_room(alice, name)
+    assert await room_page(alice) == ([room_jid("a"), room_jid("b")], {"first": room_jid("a"), "last": room_jid("b"), "count": "3"})
+    assert await room_page(alice, max="1") == ([room_jid("a")], {"first": room_jid("a"), "last": room_jid("a"), "count": "3"})
+    assert (await room_page(alice, max="5", after=room_jid("b")))[0] == [room_jid("c")]
+    with pytest.raises(IQError) as caught:
+        await room_page(alice, max="many")
+    assert caught.value.condition == "bad-request"

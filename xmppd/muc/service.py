@@ -20,6 +20,8 @@ from xmppd.muc.room import Fanout, Room, RoomPolicy, child, readdressed
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
 
+NS_RSM = "http://jabber.org/protocol/rsm"
+
 
 class MucService:
     log = Logger()
@@ -114,7 +116,7 @@ class MucService:
             if query.uri == disco.NS_DISCO_INFO:
                 return [result(stanza, self._info())]
             if query.uri == disco.NS_DISCO_ITEMS:
-                return [result(stanza, self._items())]
+                return [result(stanza, self._items(query))]
         raise StanzaError("service-unavailable")
 
     def _info(self) -> domish.Element:
@@ -124,10 +126,33 @@ class MucService:
             info.append(disco.DiscoFeature(feature))
         return info.toElement()
 
-    def _items(self) -> domish.Element:
-        """MUC-02: public rooms only, by name (hidden and locked ones stay out)."""
+    def _items(self, query: domish.Element) -> domish.Element:
+        """MUC-02: public rooms only, by name (hidden and locked ones stay out), a page at a time
+        (XEP-0059: at most muc_rooms_page, after the room the client names)."""
+        listed = [(room.jid, room.config.name or name) for name, room in sorted(self.rooms.items()) if room.config.public and not room.state.locked]
+        request = child(query, NS_RSM, "set")
+        most, after = self._page_request(request)
+        start = next((i + 1 for i, (jid, _) in enumerate(listed) if jid == after), 0) if after else 0
+        page = listed[start : start + most]
         items = disco.DiscoItems()
-        for localpart, room in sorted(self.rooms.items()):
-            if room.config.public and not room.state.locked:
-                items.append(disco.DiscoItem(JID(room.jid), name=room.config.name or localpart))
-        return items.toElement()
+        for jid, name in page:
+            items.append(disco.DiscoItem(JID(jid), name=name))
+        answer = items.toElement()
+        if request is not None or len(listed) > most:  # asked for, or needed to see the rest
+            paging = answer.addElement((NS_RSM, "set"))
+            if page:
+                paging.addElement("first", content=page[0][0])["index"] = str(start)
+                paging.addElement("last", content=page[-1][0])
+            paging.addElement("count", content=str(len(listed)))
+        return answer
+
+    def _page_request(self, request: domish.Element | None) -> tuple[int, str | None]:
+        page = self.node.config.muc_rooms_page
+        if request is None:
+            return page, None
+        most, after = child(request, NS_RSM, "max"), child(request, NS_RSM, "after")
+        try:
+            wanted = page if most is None else int(str(most))
+        except ValueError:
+            raise StanzaError("bad-request", text="<max/> is a number") from None
+        return max(0, min(wanted, page)), str(after) if after is not None else None
