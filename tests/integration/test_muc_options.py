@@ -6,25 +6,49 @@ import pytest
 import pytest_twisted
 
 from tests.integration.muc import SERVICE, codes, from_room, item, join_presence, open_room, room_jid
-from tests.integration.stanzas import condition, iq
+from tests.integration.stanzas import condition, iq, presence
 from xmppd.client import IQError
 
 
 @pytest.fixture
 def node(node_factory):
     """Overrides the conftest fixture in this module."""
-    return node_factory(muc_max_rooms=3, muc_rooms_page=2, muc_groupchat_1_0=False)
+    return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_rooms_page=2, muc_groupchat_1_0=False)
+
+
+async def refused_creation(client, name: str) -> str:
+    client.send(join_presence(room_jid(name, "me")))
+    error = await client.next(from_room(room_jid(name)))
+    assert error["from"] == room_jid(name, "me")
+    return condition(error)
+
+
+@pytest_twisted.async_fixture
+async def three_rooms(node, login):
+    """alice created rooms a and b, bob room c: every cap reached."""
+    await node.add_user("bob")
+    alice, bob = await login("alice"), await login("bob")
+    for client, name in ((alice, "a"), (alice, "b"), (bob, "c")):
+        await open_room(client, name)
+    return alice, bob
 
 
 @pytest_twisted.ensureDeferred
-async def test_creating_rooms_beyond_the_cap_is_not_allowed(login):
-    """MUC-14: creation not permitted -> not-allowed (muc_max_rooms)."""
-    alice = await login()
-    for name in ("a", "b", "c"):
-        await open_room(alice, name)
-    alice.send(join_presence(room_jid("d", "alice")))
-    error = await alice.next(from_room(room_jid("d")))
-    assert error["from"] == room_jid("d", "alice") and condition(error) == "not-allowed"
+async def test_creating_rooms_beyond_the_caps_is_not_allowed(login):
+    """MUC-14: creation not permitted -> not-allowed: muc_max_rooms_per_user, then muc_max_rooms."""
+    alice = await login("alice")
+    await open_room(alice, "a")
+    await open_room(alice, "b")
+    assert await refused_creation(alice, "c") == "not-allowed"  # two rooms of hers exist
+    alice.send(presence(room_jid("a", "owner"), "unavailable"))  # a temporary room ends with her exit
+    await alice.next(from_room(room_jid("a")))
+    await open_room(alice, "c")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_service_cap_counts_everyone(three_rooms):
+    _, bob = three_rooms
+    assert await refused_creation(bob, "d") == "not-allowed"
 
 
 @pytest_twisted.ensureDeferred
@@ -59,11 +83,9 @@ async def room_page(client, **rsm: str) -> tuple[list[str], dict[str, str]]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_room_list_comes_in_pages(login):
+async def test_the_room_list_comes_in_pages(three_rooms):
     """MUC-02 with XEP-0059: never more than muc_rooms_page items; <set/> pages through the rest."""
-    alice = await login()
-    for name in ("a", "b", "c"):
-        await open_room(alice, name)
+    alice, _ = three_rooms
     assert await room_page(alice) == ([room_jid("a"), room_jid("b")], {"first": room_jid("a"), "last": room_jid("b"), "count": "3"})
     assert await room_page(alice, max="1") == ([room_jid("a")], {"first": room_jid("a"), "last": room_jid("a"), "count": "3"})
     assert (await room_page(alice, max="5", after=room_jid("b")))[0] == [room_jid("c")]

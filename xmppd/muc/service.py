@@ -9,6 +9,8 @@ move to one owner node per room in a cluster.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -34,6 +36,8 @@ class MucService:
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size, config.muc_groupchat_1_0
         )
         self.rooms: dict[str, Room] = {}
+        self._creator: dict[str, str] = {}  # room -> the bare JID that created it
+        self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
 
     def receive(self, stanza: domish.Element) -> None:
         sender = stanza.getAttribute("from")
@@ -70,6 +74,8 @@ class MucService:
             for answer in room.shut_down():
                 self.node.router.send(answer)
         self.rooms.clear()
+        self._creator.clear()
+        self._created.clear()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[domish.Element]:
         if target.user is None:
@@ -89,17 +95,28 @@ class MucService:
             return room.iq(stanza, sender, target.resource)
         finally:
             if room.closed:
-                self.rooms.pop(target.user, None)
+                self._close(target.user)
 
     def _create(self, presence: domish.Element, creator: JID, target: JID) -> Room:
         """MUC-35: the creator owns it; a MUC client's room stays locked until configured
         (201), a groupchat 1.0 join opens one at once (decision 7)."""
-        if len(self.rooms) >= self.node.config.muc_max_rooms:
+        config, bare = self.node.config, creator.userhost()
+        if len(self.rooms) >= config.muc_max_rooms:
             raise StanzaError("not-allowed", text="this service holds as many rooms as it may")
-        locked = self.node.config.muc_room_locking and child(presence, NS_MUC, "x") is not None
-        state = RoomState(target.userhost(), affiliations={creator.userhost(): "owner"}, locked=locked)
-        room = self.rooms[target.user] = Room(state, self.policy)
+        if self._created[bare] >= config.muc_max_rooms_per_user:
+            raise StanzaError("not-allowed", text="you have created as many rooms as you may")
+        locked = config.muc_room_locking and child(presence, NS_MUC, "x") is not None
+        room = self.rooms[target.user] = Room(RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked), self.policy)
+        self._creator[target.user] = bare
+        self._created[bare] += 1
         return room
+
+    def _close(self, name: str) -> None:
+        del self.rooms[name]
+        creator = self._creator.pop(name)
+        self._created[creator] -= 1
+        if not self._created[creator]:
+            del self._created[creator]
 
     @staticmethod
     def _nick_altered(stanza: domish.Element, target: JID) -> bool:
