@@ -71,6 +71,7 @@ def test_history_without_a_request_is_everything_kept(talked):
     ("request_", "lengths"),
     [
         ({"maxstanzas": "2"}, [10, 100]),
+        ({"maxstanzas": "5"}, [1, 10, 100]),  # more than there is
         ({"maxstanzas": "0"}, []),
         ({"maxchars": "0"}, []),
         ({"seconds": "150"}, [10, 100]),

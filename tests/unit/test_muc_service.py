@@ -7,16 +7,14 @@ from twisted.words.xish import domish
 
 from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
 from xmppd import xml as X
-from xmppd.muc import NS_MUC, NS_MUC_OWNER
 
 ROOM = "room@conference.localhost"
 
 
-def enter(node, full: str, nick: str, muc: bool = False) -> None:
+def enter(node, full: str, nick: str) -> None:
+    """A groupchat 1.0 join: the first one opens the room at once."""
     presence = domish.Element((X.NS_CLIENT, "presence"))
     presence["from"], presence["to"] = full, f"{ROOM}/{nick}"
-    if muc:
-        presence.addElement((NS_MUC, "x"))
     node.router.route(presence)
 
 
@@ -24,7 +22,7 @@ def enter(node, full: str, nick: str, muc: bool = False) -> None:
 def occupied(node):  # noqa: F811
     streams = [bind(node, f"u{i}@localhost/r") for i in range(3)]
     for i in range(3):
-        enter(node, f"u{i}@localhost/r", f"n{i}")  # groupchat 1.0: an open room at once
+        enter(node, f"u{i}@localhost/r", f"n{i}")
     return node, streams
 
 

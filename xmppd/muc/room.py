@@ -2,9 +2,9 @@
 
 ``Room`` never sends anything: each call returns the stanzas to route, in the
 order they must go out (a ``Fanout`` where one stanza goes to every occupant),
-or raises ``StanzaError`` for the service to bounce.
-That keeps it testable without sockets and lets a cluster run it on the room's
-owner node and fan the answers out from there (docs/muc.md).
+or raises ``StanzaError`` for the service to bounce. That keeps it testable
+without sockets and lets a cluster run it on the room's owner node and fan the
+answers out from there (docs/muc.md).
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ class Fanout:
 
     stanza: domish.Element
     to: tuple[str, ...]
-
-    def stanzas(self) -> list[domish.Element]:
-        return [readdressed(self.stanza, to) for to in self.to]
 
 
 def readdressed(stanza: domish.Element, to: str) -> domish.Element:
@@ -312,7 +309,7 @@ class Room:
             return entries
         most = _int_attribute(request, "maxstanzas")
         if most is not None:
-            entries = entries[len(entries) - most :] if most else []
+            entries = entries[max(0, len(entries) - most) :] if most else []
         seconds = _int_attribute(request, "seconds")
         if seconds is not None:
             entries = [e for e in entries if e.stamp >= now - seconds]
