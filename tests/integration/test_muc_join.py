@@ -6,7 +6,7 @@ import pytest
 import pytest_twisted
 
 from tests.integration.muc import SERVICE, admin, codes, configure, from_room, instant, item, join, join_presence, open_room, room_jid
-from tests.integration.stanzas import condition, iq, presence
+from tests.integration.stanzas import condition, iq, message, presence
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError
 from xmppd.muc import NS_MUC
@@ -191,3 +191,35 @@ async def test_a_stopping_node_tells_occupants_before_it_closes_their_streams(no
         assert told["from"] == room_jid("room", nick) and item(told)["role"] == "none"
         assert (await client.closed).condition == "system-shutdown"
     node.service.startService()  # the fixture stops it again
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_resources_share_one_nick(trio, login):
+    """MUC-15: a second session of the same account joins with the same nick; both get the room's
+    messages and private messages, both may talk; the others see one occupant until the last leaves."""
+    alice, bob, _ = trio
+    other_bob = await login("bob")
+    await open_room(alice)
+    await join(bob, room_jid("room", "bob"))
+    await alice.next(from_room(room_jid()))
+    second = await join(other_bob, room_jid("room", "bob"))
+    assert kinds(second) == [("presence", room_jid("room", "owner")), ("presence", room_jid("room", "bob")), ("message", room_jid())]
+    assert codes(second[1]) == {110}
+
+    other_bob.send(message(room_jid(), "from the second session", kind="groupchat"))
+    for client in (alice, bob, other_bob):
+        heard = await client.next(from_room(room_jid()))  # alice heard no second arrival before this
+        assert (heard.name, heard["from"], str(heard.body)) == ("message", room_jid("room", "bob"), "from the second session")
+    alice.send(message(room_jid("room", "bob"), "psst", kind="chat"))
+    for client in (bob, other_bob):
+        assert str((await client.next(from_room(room_jid()))).body) == "psst"
+
+    other_bob.send(presence(room_jid("room", "bob"), "unavailable"))
+    gone = await other_bob.next(from_room(room_jid()))
+    assert (gone["type"], codes(gone)) == ("unavailable", {110})
+    bob.send(message(room_jid(), "still here", kind="groupchat"))
+    heard = await alice.next(from_room(room_jid()))  # no exit in between: bob is still in
+    assert (heard.name, str(heard.body)) == ("message", "still here")
+    bob.send(presence(room_jid("room", "bob"), "unavailable"))
+    left = await alice.next(from_room(room_jid()))
+    assert (left["type"], left["from"]) == ("unavailable", room_jid("room", "bob"))

@@ -98,7 +98,7 @@ class Room:
         self.state = state
         self.policy = policy
         self.destroyed = False
-        self._nick_of = {o.jid: o.nick for o in state.occupants.values()}  # real full JID -> nick
+        self._nick_of = {jid: o.nick for o in state.occupants.values() for jid in o.sessions}  # real full JID -> nick
         self._history_chars = sum(entry.chars for entry in state.history)
 
     @property
@@ -148,9 +148,9 @@ class Room:
         kind = stanza.getAttribute("type")
         occupant = self.occupant_of(sender)
         if kind == "unavailable":
-            return [] if occupant is None else self.leave(occupant, client_payload(stanza))
+            return [] if occupant is None else self._leave_session(occupant, sender.full(), client_payload(stanza))
         if kind == "error":
-            return self._bounced(stanza, occupant)
+            return self._bounced(stanza, sender, occupant)
         if kind is not None:
             return []  # probes and subscriptions never join (MUC-10)
         if nick is None:
@@ -158,28 +158,31 @@ class Room:
         if occupant is None:
             if not self.policy.groupchat_1_0 and child(stanza, NS_MUC, "x") is None:
                 return [self._refused_1_0(sender, nick)]
+            holder = self.state.occupants.get(nick)
+            if holder is not None and JID(holder.jid).userhost() == sender.userhost():
+                return self._join_session(holder, stanza, sender, now)
             return self._join(stanza, sender, nick, now, created, nick_altered)
         if occupant.nick != nick:
             return self._change_nick(occupant, nick, client_payload(stanza), nick_altered)
         occupant.presence = client_payload(stanza)
         muc = child(stanza, NS_MUC, "x")
         if muc is not None:  # MUC-15: joining again is a full resync
-            return self._welcome(occupant, muc, now, [])
+            return self._welcome(occupant, sender.full(), muc, now, [])
         return self.announce(occupant)
 
     def _refused_1_0(self, sender: JID, nick: str) -> domish.Element:
         """MUC-46 [NOW]: a presence without <x/> from a non-occupant is told it is not in (110+307+333)."""
-        stranger = Occupant(nick, sender.full(), "none", [])
+        stranger = Occupant(nick, [sender.full()], "none", [])
         return self._presence(stranger, sender.full(), False, [110, 307, 333], kind="unavailable")
 
-    def _bounced(self, error: domish.Element, occupant: Occupant | None) -> list[domish.Element]:
-        """MUC-44: an error from an occupant's real JID saying it is gone removes it (333).
+    def _bounced(self, error: domish.Element, sender: JID, occupant: Occupant | None) -> list[domish.Element]:
+        """MUC-44: an error from an occupant's real JID saying it is gone removes that session (333).
         Others (service-unavailable from a privacy list, say) leave it in."""
         details = child(error, NS_CLIENT, "error")
         conditions = {c.name for c in details.elements() if c.uri == NS_XMPP_STANZAS} if details is not None else set()
         if occupant is None or not conditions & GONE:
             return []
-        return self.leave(occupant, [], codes=(333,))
+        return self._leave_session(occupant, sender.full(), [], codes=(333,))
 
     def _check_nick(self, nick: str) -> None:
         if not nick.strip():
@@ -189,8 +192,8 @@ class Room:
         if nick in self.state.occupants:
             raise StanzaError("conflict", text="this nickname is in use")
 
-    def _check_entry(self, sender: JID, nick: str, affiliation: str, muc: domish.Element | None) -> None:
-        """MUC-14, in the order of XEP-0045 §7.2."""
+    def _check_entry(self, sender: JID, nick: str, affiliation: str, muc: domish.Element | None, new_occupant: bool = True) -> None:
+        """MUC-14, in the order of XEP-0045 §7.2 (a further session of an occupant takes no new place)."""
         config = self.config
         self.check_visible(sender)
         if affiliation == "outcast":
@@ -201,6 +204,8 @@ class Room:
             given = child(muc, NS_MUC, "password") if muc is not None else None
             if given is None or not hmac.compare_digest(str(given).encode("utf-8"), config.password.encode("utf-8")):
                 raise StanzaError("not-authorized", text="this room needs a password")
+        if not new_occupant:
+            return
         self._check_nick(nick)
         if len(self.state.occupants) >= self.capacity and affiliation not in ("owner", "admin"):
             raise StanzaError("service-unavailable", type="wait", text="this room is full")
@@ -214,22 +219,44 @@ class Room:
         muc = child(stanza, NS_MUC, "x")
         affiliation = self.affiliation(sender)
         self._check_entry(sender, nick, affiliation, muc)
-        occupant = Occupant(nick, sender.full(), self.default_role(affiliation), client_payload(stanza))
-        return self._welcome(occupant, muc, now, [201] * created + [210] * nick_altered)
+        occupant = Occupant(nick, [sender.full()], self.default_role(affiliation), client_payload(stanza))
+        return self._welcome(occupant, sender.full(), muc, now, [201] * created + [210] * nick_altered)
 
-    def _welcome(self, occupant: Occupant, muc: domish.Element | None, now: float, codes: list[int]) -> list[domish.Element]:
-        """MUC-11: the others' presence, the newcomer's own (to all), history, subject."""
+    def _join_session(self, occupant: Occupant, stanza: domish.Element, sender: JID, now: float) -> list[domish.Element]:
+        """MUC-15: another session of the account behind a nick joins it; the others see no change."""
+        muc = child(stanza, NS_MUC, "x")
+        self._check_entry(sender, occupant.nick, self.affiliation(sender), muc, new_occupant=False)
+        occupant.sessions.append(sender.full())
+        self._nick_of[sender.full()] = occupant.nick
+        return self._welcome(occupant, sender.full(), muc, now, [], announce=False)
+
+    def _welcome(self, occupant: Occupant, session: str, muc: domish.Element | None, now: float, codes: list[int],
+                 announce: bool = True) -> list[domish.Element]:
+        """MUC-11 for one session: the others' presence, its own (to everyone, unless it only
+        joins a nick already in), history, subject."""
         out = [
-            self._presence(other, occupant.jid, self._sees_jids(occupant))
+            self._presence(other, session, self._sees_jids(occupant))
             for other in self.state.occupants.values() if other is not occupant and self._broadcast(other)
         ]
         self._add(occupant)
         config = self.config
-        out += self.announce(occupant, self_codes=[110] + [100] * config.non_anonymous + [170] * config.logging + codes)
+        self_codes = [110] + [100] * config.non_anonymous + [170] * config.logging + codes
+        if announce:
+            out += self.announce(occupant, self_codes=self_codes)
+        else:
+            out.append(self._presence(occupant, session, self._sees_jids(occupant), self_codes))
         history = child(muc, NS_MUC, "history") if muc is not None else None
-        out += [self._delayed(entry.message, occupant.jid, entry.stamp) for entry in self._history(history, now)]
-        out.append(self._subject_message(occupant.jid))
+        out += [self._delayed(entry.message, session, entry.stamp) for entry in self._history(history, now)]
+        out.append(self._subject_message(session))
         return out
+
+    def _leave_session(self, occupant: Occupant, session: str, presence: list[domish.Element], codes=()) -> list[domish.Element]:
+        """One session goes; the occupant only leaves with its last one (MUC-15, MUC-24)."""
+        if len(occupant.sessions) == 1:
+            return self.leave(occupant, presence, codes)
+        occupant.sessions.remove(session)
+        del self._nick_of[session]
+        return [self._presence(occupant, session, self._sees_jids(occupant), [*codes, 110], kind="unavailable", payload=presence, role="none")]
 
     def leave(self, occupant: Occupant, presence: list[domish.Element], codes=(), details=()) -> list[domish.Element]:
         """MUC-24: unavailable, role none, to the leaver (110) and to everyone else
@@ -250,11 +277,13 @@ class Room:
 
     def _add(self, occupant: Occupant) -> None:
         self.state.occupants[occupant.nick] = occupant
-        self._nick_of[occupant.jid] = occupant.nick
+        for session in occupant.sessions:
+            self._nick_of[session] = occupant.nick
 
     def _remove(self, occupant: Occupant) -> None:
         del self.state.occupants[occupant.nick]
-        del self._nick_of[occupant.jid]
+        for session in occupant.sessions:
+            del self._nick_of[session]
 
     def _broadcast(self, occupant: Occupant) -> bool:
         """MUC-12: the roles whose presence everyone sees (presencebroadcast)."""
@@ -268,15 +297,16 @@ class Room:
         """An occupant's presence to every occupant allowed to see it, and always to itself."""
         broadcast = self._broadcast(occupant) if broadcast is None else broadcast
         recipients = [o for o in self.state.occupants.values() if o is not occupant] if broadcast else []
-        out = [self._presence(occupant, o.jid, self._sees_jids(o), codes, kind, new_nick, payload, details=details) for o in recipients]
-        out.append(
-            self._presence(occupant, occupant.jid, self._sees_jids(occupant), [*codes, *self_codes], kind, new_nick, payload, details=details)
-        )
+        out = [self._presence(occupant, to, self._sees_jids(o), codes, kind, new_nick, payload, details=details) for o in recipients for to in o.sessions]
+        out += [
+            self._presence(occupant, to, self._sees_jids(occupant), [*codes, *self_codes], kind, new_nick, payload, details=details)
+            for to in occupant.sessions
+        ]
         return out
 
     def _presence(self, occupant: Occupant, to: str, with_jid: bool, codes=(), kind: str | None = None,
                   new_nick: str | None = None, payload: list[domish.Element] | None = None,
-                  extra: domish.Element | None = None, details=()) -> domish.Element:
+                  extra: domish.Element | None = None, details=(), role: str | None = None) -> domish.Element:
         """MUC-12: exactly one muc#user item, the real JID only for those allowed to see it."""
         presence = domish.Element((NS_CLIENT, "presence"))
         presence["from"], presence["to"] = self.occupant_jid(occupant.nick), to
@@ -285,7 +315,7 @@ class Room:
         presence.children = list(occupant.presence if payload is None else payload)
         x = presence.addElement((NS_MUC_USER, "x"))
         item = x.addElement("item")
-        item["affiliation"], item["role"] = self.affiliation(JID(occupant.jid)), occupant.role
+        item["affiliation"], item["role"] = self.affiliation(JID(occupant.jid)), role or occupant.role
         if with_jid:
             item["jid"] = occupant.jid
         if new_nick is not None:
@@ -346,7 +376,7 @@ class Room:
         kind = message_type(stanza)
         occupant = self.occupant_of(sender)
         if kind == "error":
-            return self._bounced(stanza, occupant)
+            return self._bounced(stanza, sender, occupant)
         self.check_visible(sender)
         if nick is not None:
             return self._private(stanza, occupant, nick, kind)
@@ -376,7 +406,7 @@ class Room:
         return message
 
     def _to_everyone(self, message: domish.Element) -> list[Fanout]:
-        return [Fanout(message, tuple(o.jid for o in self.state.occupants.values()))]
+        return [Fanout(message, tuple(to for o in self.state.occupants.values() for to in o.sessions))]
 
     def _reflect(self, occupant: Occupant, stanza: domish.Element, now: float) -> list[domish.Element]:
         message = self._clean(stanza, occupant)
@@ -417,7 +447,7 @@ class Room:
             raise StanzaError("forbidden", text="private messages are not allowed here")
         message = self._clean(stanza, occupant)
         message.addElement((NS_MUC_USER, "x"))
-        return [readdressed(message, target.jid)]
+        return [readdressed(message, to) for to in target.sessions]
 
     # -- IQs to the room (MUC-03/04, MUC-36..40) ------------------------------------------------
 
@@ -574,5 +604,5 @@ class Room:
         for occupant in list(self.state.occupants.values()):
             self._remove(occupant)
             occupant.role = "none"
-            out.append(self._presence(occupant, occupant.jid, False, codes, kind="unavailable", payload=[], extra=extra))
+            out += [self._presence(occupant, to, False, codes, kind="unavailable", payload=[], extra=extra) for to in occupant.sessions]
         return out

@@ -47,9 +47,14 @@ class RoomConfig:
 @dataclass
 class Occupant:
     nick: str
-    jid: str  # the real full JID
+    sessions: list[str]  # real full JIDs of one account sharing the nick (MUC-15), the first one shown
     role: str
     presence: list[domish.Element]  # the client's last presence payload, without MUC elements
+
+    @property
+    def jid(self) -> str:
+        """The real JID shown in items (and to which IQs are relayed)."""
+        return self.sessions[0]
 
 
 @dataclass

@@ -44,7 +44,8 @@ def handle(room, element: domish.Element, sender: JID) -> list[domish.Element]:
         return _answer(room, form, occupant)
     if occupant.role != "visitor":
         return []  # it has a voice already
-    return [_approval_form(room, occupant, moderator.jid) for moderator in room.state.occupants.values() if moderator.role == "moderator"]
+    moderators = [o for o in room.state.occupants.values() if o.role == "moderator"]
+    return [_approval_form(room, occupant, to) for moderator in moderators for to in moderator.sessions]
 
 
 def _approval_form(room, occupant, to: str) -> domish.Element:
