@@ -7,6 +7,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_USER
+from xmppd.muc.outgoing import Fanout, readdressed
 from xmppd.muc.room import Room, RoomPolicy
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError
@@ -32,12 +33,17 @@ def stanza(name: str, kind: str | None = None, **children: str) -> domish.Elemen
     return element
 
 
+def delivered(out) -> list[domish.Element]:
+    """A room's answer as the stanzas each recipient gets, fanouts expanded in place."""
+    return [copy for o in out for copy in ([readdressed(o.stanza, to) for to in o.to] if isinstance(o, Fanout) else [o])]
+
+
 def join(room: Room, who: JID, nick: str, now: float = 1000.0, history: dict[str, str] | None = None) -> list[domish.Element]:
     presence = stanza("presence")
     x = presence.addElement((NS_MUC, "x"))
     if history is not None:
         x.addElement("history").attributes.update(history)
-    return room.presence(presence, who, nick, now)
+    return delivered(room.presence(presence, who, nick, now))
 
 
 def say(room: Room, who: JID, body: str, now: float) -> list[domish.Element]:
@@ -112,7 +118,7 @@ def test_nick_change_is_unavailable_with_303_then_available():
     room = new_room()
     join(room, ALICE, "alice")
     join(room, BOB, "bob")
-    out = room.presence(stanza("presence"), BOB, "robert", 1.0)
+    out = delivered(room.presence(stanza("presence"), BOB, "robert", 1.0))
     for_alice = [p for p in out if p["to"] == ALICE.full()]
     for_bob = [p for p in out if p["to"] == BOB.full()]
     assert [(p["from"], p.getAttribute("type"), codes(p)) for p in for_alice] == [

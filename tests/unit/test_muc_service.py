@@ -20,25 +20,44 @@ def enter(node, full: str, nick: str) -> None:
 
 @pytest.fixture
 def occupied(node):  # noqa: F811
-    streams = [bind(node, f"u{i}@localhost/r") for i in range(3)]
-    for i in range(3):
+    """Five occupants: n0 created the room (owner, moderator), the others are participants."""
+    streams = [bind(node, f"u{i}@localhost/r") for i in range(5)]
+    for i in range(5):
         enter(node, f"u{i}@localhost/r", f"n{i}")
+    for stream in streams:
+        stream.received.clear()
     return node, streams
 
 
-def test_a_groupchat_is_serialised_once_for_all_occupants(occupied, monkeypatch):
-    """DESIGN §4: one serialisation per broadcast, not one per recipient (plus one to size the history entry)."""
-    node, streams = occupied
-    calls = []
+@pytest.fixture
+def serialisations(monkeypatch) -> list[int]:
+    calls: list[int] = []
     real = X.serialise
     monkeypatch.setattr(X, "serialise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_a_groupchat_is_serialised_once_for_all_occupants(occupied, serialisations):
+    """DESIGN §4: one serialisation per broadcast, not one per recipient (plus one to size the history entry)."""
+    node, streams = occupied
     message = domish.Element((X.NS_CLIENT, "message"))
     message["from"], message["to"], message["type"] = "u0@localhost/r", ROOM, "groupchat"
     message.addElement("body", content="hi")
-    for stream in streams:
-        stream.received.clear()
     node.router.route(message)
-    assert len(calls) == 2
+    assert len(serialisations) == 2
     assert [[(m["from"], m["to"], str(m.body)) for m in s.received] for s in streams] == [
-        [(f"{ROOM}/n0", f"u{i}@localhost/r", "hi")] for i in range(3)
+        [(f"{ROOM}/n0", f"u{i}@localhost/r", "hi")] for i in range(5)
     ]
+
+
+def test_a_status_change_is_serialised_once_per_kind_of_recipient(occupied, serialisations):
+    """DESIGN §4: moderators (who see the real JID) get one serialisation, the others one, the changer its own."""
+    node, streams = occupied
+    away = domish.Element((X.NS_CLIENT, "presence"))
+    away["from"], away["to"] = "u1@localhost/r", f"{ROOM}/n1"
+    away.addElement("show", content="away")
+    node.router.route(away)
+    assert len(serialisations) == 3
+    got = [s.received for s in streams]
+    assert all(len(r) == 1 and r[0]["from"] == f"{ROOM}/n1" and str(r[0].show) == "away" for r in got)
+    assert [r[0].x.item.getAttribute("jid") for r in got] == ["u1@localhost/r", None, None, None, None]  # only n0 moderates

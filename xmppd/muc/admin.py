@@ -15,6 +15,7 @@ from twisted.words.protocols.jabber.xmpp_stringprep import resourceprep
 from twisted.words.xish import domish
 
 from xmppd.muc import NS_MUC_ADMIN, NS_MUC_USER
+from xmppd.muc.outgoing import Outgoing
 from xmppd.muc.state import AFFILIATIONS, ROLES
 from xmppd.stanzas import StanzaError, parse_jid, result
 
@@ -54,11 +55,11 @@ def prepared_nick(nick: str) -> str:
         return ""
 
 
-def _items(query: domish.Element) -> list[domish.Element]:
+def _items(query: domish.Element) -> list[Outgoing]:
     return [c for c in query.elements() if c.uri == NS_MUC_ADMIN and c.name == "item"]
 
 
-def get_list(room, iq, query, sender: JID) -> list[domish.Element]:
+def get_list(room, iq, query, sender: JID) -> list[Outgoing]:
     """MUC-30/32..34/39: the occupants with a role, or the JIDs with an affiliation."""
     requested = _items(query)
     if len(requested) != 1:
@@ -99,7 +100,7 @@ def _parse_query_item(item: domish.Element) -> str:
     raise StanzaError("bad-request", text="ask for one role or one affiliation")
 
 
-def apply(room, iq, query, sender: JID) -> list[domish.Element]:
+def apply(room, iq, query, sender: JID) -> list[Outgoing]:
     changes = [_parse(item) for item in _items(query)]
     if not changes:
         raise StanzaError("bad-request", text="no item to change")
@@ -146,7 +147,7 @@ def _check(room, change: Change, sender: JID, changes: list[Change]) -> None:
             raise StanzaError("conflict", text="a room keeps at least one owner")
 
 
-def _details(change: Change, actor) -> list[domish.Element]:
+def _details(change: Change, actor) -> list[Outgoing]:
     """<actor nick/> and the <reason/> given, for the kicked or banned and the others."""
     details = []
     if actor is not None:
@@ -158,7 +159,7 @@ def _details(change: Change, actor) -> list[domish.Element]:
     return details
 
 
-def _set_role(room, change: Change, actor) -> list[domish.Element]:
+def _set_role(room, change: Change, actor) -> list[Outgoing]:
     """MUC-30/34: a kick (role none, 307) or a voice or moderator change everyone sees."""
     target = room.state.occupants[change.nick]
     if change.value == "none":
@@ -167,7 +168,7 @@ def _set_role(room, change: Change, actor) -> list[domish.Element]:
     return room.announce(target, details=_details(change, actor))
 
 
-def _set_affiliation(room, change: Change, actor) -> list[domish.Element]:
+def _set_affiliation(room, change: Change, actor) -> list[Outgoing]:
     """MUC-32/33/39: kept by bare JID; an occupant banned (301) or, in a members-only
     room, no longer a member (321) is removed; the others see the new affiliation."""
     if change.value == "none":

@@ -21,6 +21,7 @@ from wokkel import disco
 
 from xmppd import xml as X
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, voice
+from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
 from xmppd.stanzas import StanzaError, message_type, parse_jid, payload, result
 from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
@@ -47,26 +48,9 @@ def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
     return next((c for c in stanza.elements() if c.uri == uri and c.name == name), None)
 
 
-def client_payload(stanza: domish.Element) -> list[domish.Element]:
+def client_payload(stanza: domish.Element) -> list[Outgoing]:
     """The elements a client sent, minus the MUC ones only the room may write."""
     return [c for c in stanza.elements() if c.uri not in CLIENT_ONLY]
-
-
-@dataclass(frozen=True)
-class Fanout:
-    """One stanza (without 'to') for many real JIDs: whoever delivers it serialises it once."""
-
-    stanza: domish.Element
-    to: tuple[str, ...]
-
-
-def readdressed(stanza: domish.Element, to: str) -> domish.Element:
-    """A shallow copy with another 'to': the children are shared, never changed."""
-    copy = domish.Element((stanza.uri, stanza.name))
-    copy.attributes = dict(stanza.attributes)
-    copy["to"] = to
-    copy.children = list(stanza.children)
-    return copy
 
 
 def stamp_delay(stanza: domish.Element, by: str, stamp: float) -> None:
@@ -144,7 +128,7 @@ class Room:
     # -- presence: join, change, exit ----------------------------------------------------
 
     def presence(self, stanza: domish.Element, sender: JID, nick: str | None, now: float,
-                 created: bool = False, nick_altered: bool = False) -> list[domish.Element]:
+                 created: bool = False, nick_altered: bool = False) -> list[Outgoing]:
         kind = stanza.getAttribute("type")
         occupant = self.occupant_of(sender)
         if kind == "unavailable":
@@ -175,7 +159,7 @@ class Room:
         stranger = Occupant(nick, [sender.full()], "none", [])
         return self._presence(stranger, sender.full(), False, [110, 307, 333], kind="unavailable")
 
-    def _bounced(self, error: domish.Element, sender: JID, occupant: Occupant | None) -> list[domish.Element]:
+    def _bounced(self, error: domish.Element, sender: JID, occupant: Occupant | None) -> list[Outgoing]:
         """MUC-44: an error from an occupant's real JID saying it is gone removes that session (333).
         Others (service-unavailable from a privacy list, say) leave it in."""
         details = child(error, NS_CLIENT, "error")
@@ -215,14 +199,14 @@ class Room:
         cap = self.policy.max_occupants
         return min(self.config.max_users, cap) if self.config.max_users else cap
 
-    def _join(self, stanza, sender: JID, nick: str, now: float, created: bool, nick_altered: bool) -> list[domish.Element]:
+    def _join(self, stanza, sender: JID, nick: str, now: float, created: bool, nick_altered: bool) -> list[Outgoing]:
         muc = child(stanza, NS_MUC, "x")
         affiliation = self.affiliation(sender)
         self._check_entry(sender, nick, affiliation, muc)
         occupant = Occupant(nick, [sender.full()], self.default_role(affiliation), client_payload(stanza))
         return self._welcome(occupant, sender.full(), muc, now, [201] * created + [210] * nick_altered)
 
-    def _join_session(self, occupant: Occupant, stanza: domish.Element, sender: JID, now: float) -> list[domish.Element]:
+    def _join_session(self, occupant: Occupant, stanza: domish.Element, sender: JID, now: float) -> list[Outgoing]:
         """MUC-15: another session of the account behind a nick joins it; the others see no change."""
         muc = child(stanza, NS_MUC, "x")
         self._check_entry(sender, occupant.nick, self.affiliation(sender), muc, new_occupant=False)
@@ -231,7 +215,7 @@ class Room:
         return self._welcome(occupant, sender.full(), muc, now, [], announce=False)
 
     def _welcome(self, occupant: Occupant, session: str, muc: domish.Element | None, now: float, codes: list[int],
-                 announce: bool = True) -> list[domish.Element]:
+                 announce: bool = True) -> list[Outgoing]:
         """MUC-11 for one session: the others' presence, its own (to everyone, unless it only
         joins a nick already in), history, subject."""
         out = [
@@ -250,7 +234,7 @@ class Room:
         out.append(self._subject_message(session))
         return out
 
-    def _leave_session(self, occupant: Occupant, session: str, presence: list[domish.Element], codes=()) -> list[domish.Element]:
+    def _leave_session(self, occupant: Occupant, session: str, presence: list[domish.Element], codes=()) -> list[Outgoing]:
         """One session goes; the occupant only leaves with its last one (MUC-15, MUC-24)."""
         if len(occupant.sessions) == 1:
             return self.leave(occupant, presence, codes)
@@ -258,7 +242,7 @@ class Room:
         del self._nick_of[session]
         return [self._presence(occupant, session, self._sees_jids(occupant), [*codes, 110], kind="unavailable", payload=presence, role="none")]
 
-    def leave(self, occupant: Occupant, presence: list[domish.Element], codes=(), details=()) -> list[domish.Element]:
+    def leave(self, occupant: Occupant, presence: list[domish.Element], codes=(), details=()) -> list[Outgoing]:
         """MUC-24: unavailable, role none, to the leaver (110) and to everyone else
         (with the status codes and item details of a kick, ban or removal)."""
         broadcast = self._broadcast(occupant)
@@ -266,7 +250,7 @@ class Room:
         occupant.role, occupant.presence = "none", presence
         return self.announce(occupant, kind="unavailable", codes=codes, self_codes=[110], broadcast=broadcast, details=details)
 
-    def _change_nick(self, occupant: Occupant, nick: str, presence: list[domish.Element], nick_altered: bool) -> list[domish.Element]:
+    def _change_nick(self, occupant: Occupant, nick: str, presence: list[domish.Element], nick_altered: bool) -> list[Outgoing]:
         """MUC-22: unavailable from the old nick with 303 and the new one, then available from the new."""
         self._check_nick(nick)
         out = self.announce(occupant, kind="unavailable", codes=[303], self_codes=[110], new_nick=nick, payload=[])
@@ -293,23 +277,32 @@ class Room:
         return self.config.non_anonymous or recipient.role == "moderator"
 
     def announce(self, occupant: Occupant, *, kind: str | None = None, codes=(), self_codes=(), new_nick: str | None = None,
-                 payload: list[domish.Element] | None = None, broadcast: bool | None = None, details=()) -> list[domish.Element]:
-        """An occupant's presence to every occupant allowed to see it, and always to itself."""
+                 payload: list[domish.Element] | None = None, broadcast: bool | None = None, details=()) -> list[Outgoing]:
+        """An occupant's presence to every occupant allowed to see it (one ``Fanout`` for those
+        who see its real JID, one for those who do not), and always to itself."""
         broadcast = self._broadcast(occupant) if broadcast is None else broadcast
-        recipients = [o for o in self.state.occupants.values() if o is not occupant] if broadcast else []
-        out = [self._presence(occupant, to, self._sees_jids(o), codes, kind, new_nick, payload, details=details) for o in recipients for to in o.sessions]
+        seers: dict[bool, list[str]] = {True: [], False: []}
+        for other in self.state.occupants.values() if broadcast else ():
+            if other is not occupant:
+                seers[self._sees_jids(other)] += other.sessions
+        out: list[Outgoing] = [
+            Fanout(self._presence(occupant, None, with_jid, codes, kind, new_nick, payload, details=details), tuple(sessions))
+            for with_jid, sessions in seers.items() if sessions
+        ]
         out += [
             self._presence(occupant, to, self._sees_jids(occupant), [*codes, *self_codes], kind, new_nick, payload, details=details)
             for to in occupant.sessions
         ]
         return out
 
-    def _presence(self, occupant: Occupant, to: str, with_jid: bool, codes=(), kind: str | None = None,
+    def _presence(self, occupant: Occupant, to: str | None, with_jid: bool, codes=(), kind: str | None = None,
                   new_nick: str | None = None, payload: list[domish.Element] | None = None,
                   extra: domish.Element | None = None, details=(), role: str | None = None) -> domish.Element:
         """MUC-12: exactly one muc#user item, the real JID only for those allowed to see it."""
         presence = domish.Element((NS_CLIENT, "presence"))
-        presence["from"], presence["to"] = self.occupant_jid(occupant.nick), to
+        presence["from"] = self.occupant_jid(occupant.nick)
+        if to is not None:
+            presence["to"] = to
         if kind is not None:
             presence["type"] = kind
         presence.children = list(occupant.presence if payload is None else payload)
@@ -372,7 +365,7 @@ class Room:
 
     # -- messages (MUC-18..20) ---------------------------------------------------------------
 
-    def message(self, stanza: domish.Element, sender: JID, nick: str | None, now: float) -> list[domish.Element]:
+    def message(self, stanza: domish.Element, sender: JID, nick: str | None, now: float) -> list[Outgoing]:
         kind = message_type(stanza)
         occupant = self.occupant_of(sender)
         if kind == "error":
@@ -405,10 +398,10 @@ class Room:
         message.children = client_payload(stanza)
         return message
 
-    def _to_everyone(self, message: domish.Element) -> list[Fanout]:
+    def _to_everyone(self, message: domish.Element) -> list[Outgoing]:
         return [Fanout(message, tuple(to for o in self.state.occupants.values() for to in o.sessions))]
 
-    def _reflect(self, occupant: Occupant, stanza: domish.Element, now: float) -> list[domish.Element]:
+    def _reflect(self, occupant: Occupant, stanza: domish.Element, now: float) -> list[Outgoing]:
         message = self._clean(stanza, occupant)
         if stanza.body is not None and self.policy.max_history:
             self._keep(HistoryEntry(now, message, len(X.serialise(message))))
@@ -424,7 +417,7 @@ class Room:
         while len(history) > policy.max_history or self._history_chars > policy.history_size:
             self._history_chars -= history.popleft().chars
 
-    def _change_subject(self, occupant: Occupant, text: str, stanza: domish.Element, now: float) -> list[domish.Element]:
+    def _change_subject(self, occupant: Occupant, text: str, stanza: domish.Element, now: float) -> list[Outgoing]:
         """MUC-20: moderators, or participants too if the owner said so; an empty subject clears it."""
         allowed = occupant.role == "moderator" or (occupant.role == "participant" and self.config.change_subject)
         if not allowed:
@@ -433,7 +426,7 @@ class Room:
         self.state.subject = Subject(text, by, now) if text else None
         return self._to_everyone(self._clean(stanza, occupant))
 
-    def _private(self, stanza: domish.Element, occupant: Occupant | None, nick: str, kind: str) -> list[domish.Element]:
+    def _private(self, stanza: domish.Element, occupant: Occupant | None, nick: str, kind: str) -> list[Outgoing]:
         """MUC-19: from the sender's occupant JID to the target's real one."""
         if kind == "groupchat":
             raise StanzaError("bad-request", text="groupchat messages go to the room, not to an occupant")
@@ -451,7 +444,7 @@ class Room:
 
     # -- IQs to the room (MUC-03/04, MUC-36..40) ------------------------------------------------
 
-    def iq(self, iq: domish.Element, sender: JID, nick: str | None) -> list[domish.Element]:
+    def iq(self, iq: domish.Element, sender: JID, nick: str | None) -> list[Outgoing]:
         self.check_visible(sender)
         if nick is not None:
             return self._relay(iq, sender, nick)
@@ -470,7 +463,7 @@ class Room:
             raise StanzaError("service-unavailable")
         return handler(iq, query, sender)
 
-    def _relay(self, iq: domish.Element, sender: JID, nick: str) -> list[domish.Element]:
+    def _relay(self, iq: domish.Element, sender: JID, nick: str) -> list[Outgoing]:
         """MUC-43: between occupants, from the sender's occupant JID to the target's real one;
         the answer comes back to the asker's occupant JID and takes the same way, so no real
         JID shows and the room keeps nothing."""
@@ -487,7 +480,7 @@ class Room:
         relayed["from"] = self.occupant_jid(occupant.nick)
         return [relayed]
 
-    def _disco_info(self, iq, query, sender) -> list[domish.Element]:
+    def _disco_info(self, iq, query, sender) -> list[Outgoing]:
         """MUC-03: the room's kind in features, its details in a muc#roominfo form."""
         node = query.getAttribute("node")
         if node == RESERVED_NICK:  # MUC-04: no nick registration yet, so none is reserved
@@ -512,7 +505,7 @@ class Room:
         info.append(forms.roominfo_form(self.state))
         return [result(iq, info.toElement())]
 
-    def _disco_items(self, iq, query, sender) -> list[domish.Element]:
+    def _disco_items(self, iq, query, sender) -> list[Outgoing]:
         """MUC-04: occupants stay private: an empty list."""
         return [result(iq, disco.DiscoItems().toElement())]
 
@@ -520,13 +513,13 @@ class Room:
         if self.affiliation(sender) != "owner":
             raise StanzaError("forbidden", text="only owners may do this")
 
-    def _owner_get(self, iq, query, sender) -> list[domish.Element]:
+    def _owner_get(self, iq, query, sender) -> list[Outgoing]:
         self._require_owner(sender)
         answer = domish.Element((NS_MUC_OWNER, "query"))
         answer.addChild(forms.config_form(self.state).toElement())
         return [result(iq, answer)]
 
-    def _owner_set(self, iq, query, sender) -> list[domish.Element]:
+    def _owner_set(self, iq, query, sender) -> list[Outgoing]:
         """MUC-36..40: configure (an empty form accepts the defaults), cancel, or destroy."""
         self._require_owner(sender)
         destroy = child(query, NS_MUC_OWNER, "destroy")
@@ -541,7 +534,7 @@ class Room:
             raise StanzaError("bad-request", text="submit or cancel the form")
         return [result(iq), *self._configure(forms.parse_submission(form))]
 
-    def _configure(self, form) -> list[domish.Element]:
+    def _configure(self, form) -> list[Outgoing]:
         """MUC-38: privacy-relevant changes are announced; affiliation changes show in presence."""
         old = self.config
         new, lists = forms.apply_submission(form, old, self.policy.max_history)
@@ -567,7 +560,7 @@ class Room:
             out += self._config_notice(old, new)
         return out
 
-    def _config_notice(self, old, new) -> list[domish.Element]:
+    def _config_notice(self, old, new) -> list[Outgoing]:
         codes = [104]
         if old.logging != new.logging:
             codes.append(170 if new.logging else 171)
@@ -580,7 +573,7 @@ class Room:
             x.addElement("status")["code"] = str(code)
         return self._to_everyone(notice)
 
-    def _destroy(self, request: domish.Element | None) -> list[domish.Element]:
+    def _destroy(self, request: domish.Element | None) -> list[Outgoing]:
         """MUC-40: one unavailable with <destroy/> (alternate venue, reason) to every occupant."""
         notice = domish.Element((NS_MUC_USER, "destroy"))
         if request is not None:
@@ -594,11 +587,11 @@ class Room:
         self.destroyed = True
         return self._empty(extra=notice)
 
-    def shut_down(self) -> list[domish.Element]:
+    def shut_down(self) -> list[Outgoing]:
         """MUC-44: the service is going away; every occupant hears it (332)."""
         return self._empty(codes=[332])
 
-    def _empty(self, codes=(), extra: domish.Element | None = None) -> list[domish.Element]:
+    def _empty(self, codes=(), extra: domish.Element | None = None) -> list[Outgoing]:
         """One unavailable (role none) to each occupant, and nobody is left."""
         out = []
         for occupant in list(self.state.occupants.values()):

@@ -18,7 +18,8 @@ from wokkel import disco
 
 from xmppd.muc import NS_MUC
 from xmppd.delivery import Readdressed
-from xmppd.muc.room import Fanout, Room, RoomPolicy, child, readdressed
+from xmppd.muc.outgoing import Fanout, readdressed
+from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
 

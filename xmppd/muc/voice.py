@@ -12,6 +12,7 @@ from twisted.words.xish import domish
 from wokkel import data_form
 
 from xmppd.muc.admin import prepared_nick
+from xmppd.muc.outgoing import Outgoing
 from xmppd.stanzas import StanzaError
 from xmppd.xml import NS_CLIENT
 
@@ -31,7 +32,7 @@ def is_request(element: domish.Element) -> bool:
     )  # fmt: skip
 
 
-def handle(room, element: domish.Element, sender: JID) -> list[domish.Element]:
+def handle(room, element: domish.Element, sender: JID) -> list[Outgoing]:
     try:
         form = data_form.Form.fromElement(element)
         form.typeCheck({var: dict(spec) for var, spec in FIELDS.items()}, filterUnknown=True)
@@ -60,7 +61,7 @@ def _approval_form(room, occupant, to: str) -> domish.Element:
     return message
 
 
-def _answer(room, form: data_form.Form, moderator) -> list[domish.Element]:
+def _answer(room, form: data_form.Form, moderator) -> list[Outgoing]:
     if moderator.role != "moderator":
         raise StanzaError("forbidden", text="only moderators answer voice requests")
     target = room.state.occupants.get(prepared_nick(form.get("muc#roomnick") or ""))
