@@ -37,6 +37,9 @@ class MucService:
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size, config.muc_groupchat_1_0
         )
         self.rooms: dict[str, Room] = {}
+        if config.redis_url:
+            self.log.warn("{host}: MUC rooms live on each node until rooms get owner nodes (docs/muc.md): "
+                          "occupants on different nodes are in different rooms", host=host)
         self._creator: dict[str, str] = {}  # room -> the bare JID that created it
         self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
 
