@@ -103,6 +103,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_groupchat_1_0", bool, True, "accept MUC joins without <x xmlns='http://jabber.org/protocol/muc'/> (groupchat 1.0, XEP-0045 2008); false answers them with the kick of 110+307+333"),
     Option("muc_max_rooms", int, 10000, "rooms one MUC service holds; creating more gets not-allowed", min=1, max=1_000_000),
     Option("muc_max_rooms_per_user", int, 100, "rooms one account may have created that still exist, per MUC service; more get not-allowed", min=1, max=1_000_000),
+    Option("muc_max_rooms_joined", int, 250, "rooms one account may be in at once, per MUC service (each nick counts); more get not-allowed", min=1, max=100_000),
     Option("muc_rooms_page", int, 100, "most rooms in one disco#items answer of a MUC service; XEP-0059 <set/> pages through the rest", min=1, max=10000),
     Option("muc_max_occupants", int, 200, "occupants per room (an owner's maxusers may only lower it); more get service-unavailable, owners and admins excepted", min=1, max=100_000),
     Option("muc_max_history", int, 20, "groupchat messages a room keeps to send to newcomers (0 = none)", min=0, max=1000),

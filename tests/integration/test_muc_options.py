@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.integration.muc import SERVICE, codes, from_room, item, join_presence, open_room, room_jid
+from tests.integration.muc import SERVICE, codes, from_room, item, join, join_presence, open_room, room_jid
 from tests.integration.stanzas import condition, iq, presence
 from xmppd.client import IQError
 
@@ -13,14 +13,15 @@ from xmppd.client import IQError
 @pytest.fixture
 def node(node_factory):
     """Overrides the conftest fixture in this module."""
-    return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_rooms_page=2, muc_groupchat_1_0=False)
+    return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_max_rooms_joined=2, muc_rooms_page=2, muc_groupchat_1_0=False)
 
 
-async def refused_creation(client, name: str) -> str:
+async def refused_creation(client, name: str) -> tuple[str, str]:
+    """The condition and the text of the error a creating join gets."""
     client.send(join_presence(room_jid(name, "me")))
     error = await client.next(from_room(room_jid(name)))
     assert error["from"] == room_jid(name, "me")
-    return condition(error)
+    return condition(error), str(error.error.text)
 
 
 @pytest_twisted.async_fixture
@@ -39,7 +40,7 @@ async def test_creating_rooms_beyond_the_caps_is_not_allowed(login):
     alice = await login("alice")
     await open_room(alice, "a")
     await open_room(alice, "b")
-    assert await refused_creation(alice, "c") == "not-allowed"  # two rooms of hers exist
+    assert await refused_creation(alice, "c") == ("not-allowed", "you have created as many rooms as you may")
     alice.send(presence(room_jid("a", "owner"), "unavailable"))  # a temporary room ends with her exit
     await alice.next(from_room(room_jid("a")))
     await open_room(alice, "c")
@@ -48,7 +49,20 @@ async def test_creating_rooms_beyond_the_caps_is_not_allowed(login):
 @pytest_twisted.ensureDeferred
 async def test_the_service_cap_counts_everyone(three_rooms):
     _, bob = three_rooms
-    assert await refused_creation(bob, "d") == "not-allowed"
+    assert await refused_creation(bob, "d") == ("not-allowed", "this service holds as many rooms as it may")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_account_is_in_so_many_rooms_at_once(three_rooms):
+    """muc_max_rooms_joined: alice sits in a and b; c refuses her until she leaves one."""
+    alice, _ = three_rooms
+    alice.send(join_presence(room_jid("c", "alice")))
+    refused = await alice.next(from_room(room_jid("c")))
+    assert refused["from"] == room_jid("c", "alice") and condition(refused) == "not-allowed"
+    alice.send(presence(room_jid("a", "owner"), "unavailable"))
+    await alice.next(from_room(room_jid("a")))
+    joined = await join(alice, room_jid("c", "alice"))
+    assert 110 in codes(joined[1])
 
 
 @pytest_twisted.ensureDeferred

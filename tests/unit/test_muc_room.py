@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_USER
+from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_OWNER, NS_MUC_USER
 from xmppd.muc.outgoing import Fanout, readdressed
 from xmppd.muc.room import Room, RoomPolicy
 from xmppd.muc.state import RoomState
@@ -17,11 +19,12 @@ ROOM = "room@conference.example"
 ALICE, BOB = JID("alice@example/a"), JID("bob@example/b")
 
 
-def new_room(max_history: int = 20, history_size: int = 65536, **config) -> Room:
-    state = RoomState(ROOM, affiliations={"alice@example": "owner"})
+def new_room(max_history: int = 20, history_size: int = 65536, jid: str = ROOM, joined: Counter | None = None, **config) -> Room:
+    state = RoomState(jid, affiliations={"alice@example": "owner"})
     for name, value in config.items():
         setattr(state.config, name, value)
-    return Room(state, RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16, history_size=history_size))
+    policy = RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16, history_size=history_size, max_rooms_joined=2)
+    return Room(state, policy, Counter() if joined is None else joined)
 
 
 def stanza(name: str, kind: str | None = None, **children: str) -> domish.Element:
@@ -173,3 +176,36 @@ def test_the_history_is_bounded_in_size_too():
     assert sum(e.chars for e in room.state.history) <= 500
     say(room, ALICE, "x" * 600, 4.0)
     assert [str(e.message.body)[0] for e in room.state.history] == ["1", "2"]
+
+
+def test_rooms_joined_are_counted_per_account_and_capped():
+    """muc_max_rooms_joined: every way in and out keeps the count; a join past the cap is not-allowed."""
+    joined: Counter = Counter()
+    rooms = [new_room(jid=f"r{i}@conference.example", joined=joined) for i in range(3)]
+    join(rooms[0], BOB, "bob")
+    rooms[0].presence(stanza("presence"), BOB, "robert", 1.0)  # a nick change
+    join(rooms[0], BOB, "robert")  # a resync
+    join(rooms[0], JID("bob@example/second"), "robert")  # a second session
+    assert joined["bob@example"] == 1
+    join(rooms[1], BOB, "bob")
+    with pytest.raises(StanzaError) as caught:
+        join(rooms[2], BOB, "bob")
+    assert caught.value.condition == "not-allowed" and joined["bob@example"] == 2
+    rooms[0].presence(stanza("presence", "unavailable"), BOB, "robert", 2.0)  # one session of two
+    assert joined["bob@example"] == 2
+    rooms[0].presence(stanza("presence", "unavailable"), JID("bob@example/second"), "robert", 2.0)
+    assert joined["bob@example"] == 1
+    join(rooms[2], BOB, "bob")
+    rooms[2].shut_down()
+    rooms[1].message(stanza("message", "error"), BOB, None, 3.0)  # no condition: stays
+    assert joined["bob@example"] == 1
+    join(rooms[1], ALICE, "alice")
+    rooms[1].iq(owner_destroy(), ALICE, None)
+    assert +joined == Counter()
+
+
+def owner_destroy() -> domish.Element:
+    iq = stanza("iq", "set")
+    iq["id"] = "d"
+    iq.addElement((NS_MUC_OWNER, "query")).addElement("destroy")
+    return iq

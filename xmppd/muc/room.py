@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hmac
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,7 @@ class RoomPolicy:
     max_history: int
     max_nick_length: int
     history_size: int  # characters of XML kept in a room's history at most
+    max_rooms_joined: int  # occupants one account may be, across the service's rooms
     groupchat_1_0: bool = True  # joins without <x xmlns=muc/> are accepted (decision 7)
 
 
@@ -78,9 +80,10 @@ def _since(element: domish.Element) -> float | None:
 
 
 class Room:
-    def __init__(self, state: RoomState, policy: RoomPolicy):
+    def __init__(self, state: RoomState, policy: RoomPolicy, joined: Counter[str]):
         self.state = state
         self.policy = policy
+        self.joined = joined  # bare JID -> occupants it is in the service's rooms, shared by them all
         self.destroyed = False
         self._nick_of = {jid: o.nick for o in state.occupants.values() for jid in o.sessions}  # real full JID -> nick
         self._history_chars = sum(entry.chars for entry in state.history)
@@ -191,6 +194,8 @@ class Room:
         if not new_occupant:
             return
         self._check_nick(nick)
+        if self.joined[sender.userhost()] >= self.policy.max_rooms_joined:
+            raise StanzaError("not-allowed", text=f"an account may be in {self.policy.max_rooms_joined} rooms at once")
         if len(self.state.occupants) >= self.capacity and affiliation not in ("owner", "admin"):
             raise StanzaError("service-unavailable", type="wait", text="this room is full")
 
@@ -204,6 +209,7 @@ class Room:
         affiliation = self.affiliation(sender)
         self._check_entry(sender, nick, affiliation, muc)
         occupant = Occupant(nick, [sender.full()], self.default_role(affiliation), client_payload(stanza))
+        self.joined[sender.userhost()] += 1
         return self._welcome(occupant, sender.full(), muc, now, [201] * created + [210] * nick_altered)
 
     def _join_session(self, occupant: Occupant, stanza: domish.Element, sender: JID, now: float) -> list[Outgoing]:
@@ -247,6 +253,7 @@ class Room:
         (with the status codes and item details of a kick, ban or removal)."""
         broadcast = self._broadcast(occupant)
         self._remove(occupant)
+        self._count_out(occupant)
         occupant.role, occupant.presence = "none", presence
         return self.announce(occupant, kind="unavailable", codes=codes, self_codes=[110], broadcast=broadcast, details=details)
 
@@ -268,6 +275,12 @@ class Room:
         del self.state.occupants[occupant.nick]
         for session in occupant.sessions:
             del self._nick_of[session]
+
+    def _count_out(self, occupant: Occupant) -> None:
+        bare = JID(occupant.jid).userhost()
+        self.joined[bare] -= 1
+        if not self.joined[bare]:
+            del self.joined[bare]
 
     def _broadcast(self, occupant: Occupant) -> bool:
         """MUC-12: the roles whose presence everyone sees (presencebroadcast)."""
@@ -596,6 +609,7 @@ class Room:
         out = []
         for occupant in list(self.state.occupants.values()):
             self._remove(occupant)
+            self._count_out(occupant)
             occupant.role = "none"
             out += [self._presence(occupant, to, False, codes, kind="unavailable", payload=[], extra=extra) for to in occupant.sessions]
         return out

@@ -34,7 +34,8 @@ class MucService:
         self.host = host
         config = node.config
         self.policy = RoomPolicy(
-            config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size, config.muc_groupchat_1_0
+            config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
+            config.muc_max_rooms_joined, config.muc_groupchat_1_0,
         )
         self.rooms: dict[str, Room] = {}
         if config.redis_url:
@@ -42,6 +43,7 @@ class MucService:
                           "occupants on different nodes are in different rooms", host=host)
         self._creator: dict[str, str] = {}  # room -> the bare JID that created it
         self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
+        self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
 
     def receive(self, stanza: domish.Element) -> None:
         sender = stanza.getAttribute("from")
@@ -80,6 +82,7 @@ class MucService:
         self.rooms.clear()
         self._creator.clear()
         self._created.clear()
+        self._joined.clear()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[domish.Element]:
         if target.user is None:
@@ -110,7 +113,7 @@ class MucService:
         if self._created[bare] >= config.muc_max_rooms_per_user:
             raise StanzaError("not-allowed", text="you have created as many rooms as you may")
         locked = config.muc_room_locking and child(presence, NS_MUC, "x") is not None
-        room = self.rooms[target.user] = Room(RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked), self.policy)
+        room = self.rooms[target.user] = Room(RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked), self.policy, self._joined)
         self._creator[target.user] = bare
         self._created[bare] += 1
         return room
