@@ -7,6 +7,7 @@ from twisted.words.xish import domish
 
 from tests.integration.muc import configure, from_room, item, join, open_room, room_jid
 from tests.integration.stanzas import condition
+from tests.integration.test_subscriptions import settle
 from xmppd.xml import NS_CLIENT
 
 NS_REQUEST = "http://jabber.org/protocol/muc#request"
@@ -67,3 +68,14 @@ async def test_a_visitor_asks_for_voice_and_a_moderator_grants_it(moderated):
     for client in (alice, bob):
         update = await client.next(from_room(room_jid()))
         assert update["from"] == room_jid("room", "bob") and item(update)["role"] == "participant"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_visitor_asks_once_per_visit(moderated):
+    """Moderators get one form however often a visitor asks (until it leaves and comes back)."""
+    alice, bob = moderated
+    for _ in range(3):
+        bob.send(request_form("submit", **{"muc#role": "participant"}))
+    await settle(bob)  # the room has handled all three
+    received = await settle(alice)
+    assert len([s for s in received if s.name == "message" and s.x is not None and s.x.uri == "jabber:x:data"]) == 1

@@ -50,6 +50,7 @@ class Occupant:
     sessions: list[str]  # real full JIDs of one account sharing the nick (MUC-15), the first one shown
     role: str
     presence: list[domish.Element]  # the client's last presence payload, without MUC elements
+    asked_voice: bool = False  # a visitor asks once per visit (MUC-28)
 
     @property
     def jid(self) -> str:

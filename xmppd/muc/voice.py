@@ -1,7 +1,8 @@
 """Voice requests (muc#request, MUC-28): a visitor asks, the moderators get a form, one approves.
 
-The request becomes an approval form sent from the room to every moderator;
-a moderator who submits it with ``muc#request_allow`` true gives the named
+The request becomes an approval form sent from the room to every moderator,
+once per visit (repeats are dropped, so a visitor cannot flood them); a
+moderator who submits it with ``muc#request_allow`` true gives the named
 occupant the participant role, which everyone sees as a presence update.
 """
 
@@ -43,8 +44,9 @@ def handle(room, element: domish.Element, sender: JID) -> list[Outgoing]:
         raise StanzaError("not-acceptable", text="only occupants may ask for voice")
     if "muc#request_allow" in form.fields:
         return _answer(room, form, occupant)
-    if occupant.role != "visitor":
-        return []  # it has a voice already
+    if occupant.role != "visitor" or occupant.asked_voice:
+        return []  # it has a voice already, or the moderators have its request
+    occupant.asked_voice = True
     moderators = [o for o in room.state.occupants.values() if o.role == "moderator"]
     return [_approval_form(room, occupant, to) for moderator in moderators for to in moderator.sessions]
 
