@@ -16,9 +16,9 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import disco
 
-from xmppd.muc import NS_MUC
 from xmppd.delivery import Readdressed
-from xmppd.muc.outgoing import Fanout, readdressed
+from xmppd.muc import NS_MUC
+from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
@@ -54,12 +54,15 @@ class MucService:
         except StanzaError as e:
             self.node.router.bounce(stanza, e)
             return None
+        self._send(answers)
+        return None
+
+    def _send(self, answers: list[Outgoing]) -> None:
         for answer in answers:
             if isinstance(answer, Fanout):
                 self._fan_out(answer)
             else:
                 self.node.router.send(answer)
-        return None
 
     def _fan_out(self, fanout: Fanout) -> None:
         """Serialised once for every recipient whose resource is known and whose list admits it
@@ -77,14 +80,13 @@ class MucService:
     def shut_down(self) -> None:
         """Before the node closes its streams: every occupant of every room hears it (332)."""
         for room in self.rooms.values():
-            for answer in room.shut_down():
-                self.node.router.send(answer)
+            self._send(room.shut_down())
         self.rooms.clear()
         self._creator.clear()
         self._created.clear()
         self._joined.clear()
 
-    def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[domish.Element]:
+    def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
         if target.user is None:
             return self._to_service(stanza)
         room, created = self.rooms.get(target.user), False
