@@ -72,3 +72,15 @@ async def test_members_only_invitations(room):
     x = [c for c in got.elements() if c.uri == NS_MUC_USER][0]
     assert invitation(got)["from"] == alice.jid.full() and str(x.password) == "sesame"
     await join(carol, room_jid("room", "carol"), password="sesame")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_member_of_a_members_only_room_is_invited(room):
+    """MUC-33: adding a member to a members-only room sends the new member an invitation."""
+    alice, _, carol = room
+    await configure(alice, room_jid(), membersonly="1")
+    await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "member"}, reason="join us"))
+    got = await carol.next(from_room(room_jid()))
+    invite = invitation(got)
+    assert (got["from"], invite["from"], str(invite.reason)) == (room_jid(), alice.jid.full(), "join us")
+    await join(carol, room_jid("room", "carol"))

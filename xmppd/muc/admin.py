@@ -14,7 +14,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.protocols.jabber.xmpp_stringprep import resourceprep
 from twisted.words.xish import domish
 
-from xmppd.muc import NS_MUC_ADMIN, NS_MUC_USER
+from xmppd.muc import NS_MUC_ADMIN, NS_MUC_USER, invites
 from xmppd.muc.outgoing import Outgoing
 from xmppd.muc.state import AFFILIATIONS, ROLES
 from xmppd.stanzas import StanzaError, parse_jid, result
@@ -109,7 +109,7 @@ def apply(room, iq, query, sender: JID) -> list[Outgoing]:
     actor = room.occupant_of(sender)
     out = [result(iq)]
     for change in changes:
-        out += _set_role(room, change, actor) if change.nick is not None else _set_affiliation(room, change, actor)
+        out += _set_role(room, change, actor) if change.nick is not None else _set_affiliation(room, change, actor, sender)
     return out
 
 
@@ -168,15 +168,18 @@ def _set_role(room, change: Change, actor) -> list[Outgoing]:
     return room.announce(target, details=_details(change, actor))
 
 
-def _set_affiliation(room, change: Change, actor) -> list[Outgoing]:
+def _set_affiliation(room, change: Change, actor, sender: JID) -> list[Outgoing]:
     """MUC-32/33/39: kept by bare JID; an occupant banned (301) or, in a members-only
-    room, no longer a member (321) is removed; the others see the new affiliation."""
+    room, no longer a member (321) is removed; the others see the new affiliation;
+    a new member of a members-only room who is not in it is invited."""
+    newly_member = change.value == "member" and room.state.affiliations.get(change.jid) != "member"
     if change.value == "none":
         room.state.affiliations.pop(change.jid, None)
     else:
         room.state.affiliations[change.jid] = change.value
     out = []
-    for occupant in [o for o in room.state.occupants.values() if room.affiliation(JID(o.jid)) == change.value and _matches(o, change.jid)]:
+    present = [o for o in room.state.occupants.values() if room.affiliation(JID(o.jid)) == change.value and _matches(o, change.jid)]
+    for occupant in present:
         if change.value == "outcast":
             out += room.leave(occupant, [], codes=(BANNED,), details=_details(change, actor))
         elif change.value == "none" and room.config.members_only:
@@ -184,6 +187,8 @@ def _set_affiliation(room, change: Change, actor) -> list[Outgoing]:
         else:
             occupant.role = room.default_role(change.value)
             out += room.announce(occupant)
+    if newly_member and room.config.members_only and not present:
+        out.append(invites.invitation(room, change.item, sender, JID(change.jid)))
     return out
 
 

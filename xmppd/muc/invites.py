@@ -44,9 +44,14 @@ def _invite(room, invite: domish.Element, sender: JID, invitee: JID) -> domish.E
             raise StanzaError("forbidden", text="only admins invite to this members-only room")
         if room.affiliation(invitee) == "none":
             room.state.affiliations[invitee.userhost()] = "member"
-    message = _passed_on(room, invite, "invite", sender, invitee)
-    if config.password_protected:
-        message.x.addElement("password", content=config.password)
+    return invitation(room, invite, sender, invitee)
+
+
+def invitation(room, request: domish.Element, sender: JID, invitee: JID) -> domish.Element:
+    """The room's invitation on behalf of ``sender`` (with the password of a protected room)."""
+    message = _passed_on(room, request, "invite", sender, invitee)
+    if room.config.password_protected:
+        message.x.addElement("password", content=room.config.password)
     return message
 
 
