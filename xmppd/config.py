@@ -104,6 +104,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_max_rooms", int, 10000, "rooms one MUC service holds; creating more gets not-allowed", min=1, max=1_000_000),
     Option("muc_max_rooms_per_user", int, 100, "rooms one account may have created that still exist, per MUC service; more get not-allowed", min=1, max=1_000_000),
     Option("muc_max_rooms_joined", int, 250, "rooms one account may be in at once, per MUC service (each nick counts); more get not-allowed", min=1, max=100_000),
+    Option("muc_invites_per_message", int, 10, "invitations and declines one message to a room may carry; more get policy-violation (the room would relay them all)", min=1, max=1000),
     Option("muc_rooms_page", int, 100, "most rooms in one disco#items answer of a MUC service; XEP-0059 <set/> pages through the rest", min=1, max=10000),
     Option("muc_max_occupants", int, 200, "occupants per room (an owner's maxusers may only lower it); more get service-unavailable, owners and admins excepted", min=1, max=100_000),
     Option("muc_max_history", int, 20, "groupchat messages a room keeps to send to newcomers (0 = none)", min=0, max=1000),

@@ -84,3 +84,15 @@ async def test_a_new_member_of_a_members_only_room_is_invited(room):
     invite = invitation(got)
     assert (got["from"], invite["from"], str(invite.reason)) == (room_jid(), alice.jid.full(), "join us")
     await join(carol, room_jid("room", "carol"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_message_invites_so_many(room):
+    """muc_invites_per_message: a message cannot make the room send thousands of invitations."""
+    _, bob, _ = room
+    flood = mediated("invite", "carol@localhost")
+    for i in range(10):  # 11 in all, one more than the default allows
+        flood.x.addElement("invite")["to"] = f"user{i}@localhost"
+    bob.send(flood)
+    refused = await bob.next(lambda e: e.name == "message" and e.getAttribute("type") == "error")
+    assert refused["from"] == room_jid() and condition(refused) == "policy-violation"

@@ -23,7 +23,7 @@ def new_room(max_history: int = 20, history_size: int = 65536, jid: str = ROOM, 
     state = RoomState(jid, affiliations={"alice@example": "owner"})
     for name, value in config.items():
         setattr(state.config, name, value)
-    policy = RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16, history_size=history_size, max_rooms_joined=2)
+    policy = RoomPolicy(max_occupants=10, max_history=max_history, max_nick_length=16, history_size=history_size, max_rooms_joined=2, invites_per_message=10)
     return Room(state, policy, Counter() if joined is None else joined)
 
 

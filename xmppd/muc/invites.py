@@ -17,11 +17,13 @@ from xmppd.xml import NS_CLIENT
 
 
 def mediate(room, x: domish.Element, sender: JID) -> list[domish.Element]:
-    """The messages the invitations and declines in a muc#user payload cause."""
+    """The messages the invitations and declines in a muc#user payload cause (a bounded number)."""
+    requests = [e for e in x.elements() if e.uri == NS_MUC_USER and e.name in ("invite", "decline")]
+    if len(requests) > room.policy.invites_per_message:
+        most = room.policy.invites_per_message  # policy-violation is not in Twisted's table: the type is ours
+        raise StanzaError("policy-violation", type="modify", text=f"at most {most} invitations in one message")
     out = []
-    for element in x.elements():
-        if element.uri != NS_MUC_USER or element.name not in ("invite", "decline"):
-            continue
+    for element in requests:
         to = parse_jid(element.getAttribute("to"))
         if to is None:
             raise StanzaError("bad-request", text=f"an {element.name} names who it is for")

@@ -43,6 +43,7 @@ class RoomPolicy:
     max_nick_length: int
     history_size: int  # characters of XML kept in a room's history at most
     max_rooms_joined: int  # occupants one account may be, across the service's rooms
+    invites_per_message: int  # invitations and declines one message may carry
     groupchat_1_0: bool = True  # joins without <x xmlns=muc/> are accepted (decision 7)
 
 

@@ -35,7 +35,7 @@ class MucService:
         config = node.config
         self.policy = RoomPolicy(
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
-            config.muc_max_rooms_joined, config.muc_groupchat_1_0,
+            config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0,
         )
         self.rooms: dict[str, Room] = {}
         if config.redis_url:
