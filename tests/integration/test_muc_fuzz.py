@@ -3,16 +3,11 @@ or a traceback, and every error carries a defined condition (the checks of test_
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.blocking_client import StreamClosed
-from tests.integration.test_fuzz import STREAM_CONDITIONS, check_answer, fuzz_session, quote
-from tests.integration.test_launch import TWISTD, free_port, wait_for_port
+from tests.integration.test_fuzz import STREAM_CONDITIONS, check_answer, fuzz_node, fuzz_session, quote  # noqa: F401  (fixture)
 
 ROOM = "r@conference.localhost"
 ENTER = (
@@ -57,28 +52,11 @@ def muc_stanzas(draw) -> bytes:
     return f"<{name} to='{quote(draw(targets))}' id='f'{typed}>{body}</{name}>".encode("utf-8", "surrogatepass")
 
 
-@pytest.fixture(scope="module")
-def muc_fuzz_node(tmp_path_factory):
-    """The node process of test_fuzz, with its HTTP port free too: no fixed port to collide on."""
-    data = tmp_path_factory.mktemp("muc-fuzz")
-    subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(data), "adduser", "fuzz@localhost", "pw"], check=True)
-    port = free_port()
-    process = subprocess.Popen(
-        [*TWISTD, "xmppd", "--data-dir", str(data), "--c2s-port", str(port), "--http-port", "0"],
-        cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    wait_for_port(port, process)
-    yield process, port
-    process.terminate()
-    output = process.communicate(timeout=20)[0]
-    assert "Unhandled" not in output and "Traceback" not in output, output
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.lists(muc_stanzas(), min_size=1, max_size=3))
 @example(data=[f"<iq to='{ROOM}/fuzz' id='f' type='error'/>".encode()])  # once relayed to the occupant as it was
-def test_random_muc_stanzas_never_crash_or_hang_the_node(muc_fuzz_node, data):
-    process, port = muc_fuzz_node
+def test_random_muc_stanzas_never_crash_or_hang_the_node(fuzz_node, data):
+    process, port = fuzz_node
     session = fuzz_session(port)
     stream = session.ensure()
     session.counter += 1
