@@ -118,6 +118,18 @@ SCHEMA: tuple[Option, ...] = (
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
     Option("closing_timeout", int, 5, "seconds the node waits for a client's </stream:stream> after closing the stream itself, then closes TCP (RFC 6120 §4.4)", min=1, max=60),
+    Option("muc_hosts", list, ["conference.{domain}"], "multi-user chat services (XEP-0045); '{domain}' stands for each served domain; empty = no MUC"),
+    Option("muc_room_locking", bool, True, "a room created by a MUC join stays locked (item-not-found to others) until its owner configures it or accepts the defaults"),
+    Option("muc_groupchat_1_0", bool, True, "accept MUC joins without <x xmlns='http://jabber.org/protocol/muc'/> (groupchat 1.0, XEP-0045 2008); false answers them with the kick of 110+307+333"),
+    Option("muc_max_rooms", int, 10000, "rooms one MUC service holds; creating more gets not-allowed", min=1, max=1_000_000),
+    Option("muc_max_rooms_per_user", int, 100, "rooms one account may have created that still exist, per MUC service; more get not-allowed", min=1, max=1_000_000),
+    Option("muc_max_rooms_joined", int, 250, "rooms one account may be in at once, per MUC service (each nick counts); more get not-allowed", min=1, max=100_000),
+    Option("muc_invites_per_message", int, 10, "invitations and declines one message to a room may carry; more get policy-violation (the room would relay them all)", min=1, max=1000),
+    Option("muc_rooms_page", int, 100, "most rooms in one disco#items answer of a MUC service; XEP-0059 <set/> pages through the rest", min=1, max=10000),
+    Option("muc_max_occupants", int, 200, "occupants per room (an owner's maxusers may only lower it); more get service-unavailable, owners and admins excepted", min=1, max=100_000),
+    Option("muc_max_history", int, 20, "groupchat messages a room keeps to send to newcomers (0 = none)", min=0, max=1000),
+    Option("muc_history_size", int, 65536, "characters of XML a room's history holds at most (oldest dropped first; a larger message is not kept)", min=0, max=16 * 1024 * 1024),
+    Option("muc_max_nick_length", int, 64, "longest room nickname, in characters (not-acceptable above)", min=1, max=1023),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
     Option("log_level", str, "info", "least severe log events written: debug adds a line per login and binding", cli=True,
            choices=("debug", "info", "warn", "error", "critical")),
@@ -162,6 +174,21 @@ def _validate_domains(domains: list[str], origin: str) -> list[str]:
     return prepared
 
 
+def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> list[str]:
+    """'{domain}' in a MUC host stands for each served domain; a host is a domain of its own."""
+    hosts: list[str] = []
+    for pattern in patterns:
+        for host in dict.fromkeys(pattern.replace("{domain}", domain) for domain in domains):
+            try:
+                parsed = jid.JID(host)
+            except jid.InvalidFormat:
+                raise ConfigError(f"{origin}: option 'muc_hosts': {host!r} is not a valid domain") from None
+            if parsed.user or parsed.resource or parsed.host in domains or parsed.host in hosts:
+                raise ConfigError(f"{origin}: option 'muc_hosts': {host!r} must be a domain of its own, named once")
+            hosts.append(parsed.host)
+    return hosts
+
+
 def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise ConfigError(f"{origin}: options 'tls_cert' and 'tls_key' must be given together")
@@ -195,6 +222,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
         if value is not None:
             values[key] = OPTIONS[key].check(value, "command line")
     values["domains"] = _validate_domains(values["domains"], origin)
+    values["muc_hosts"] = _expand_muc_hosts(values["muc_hosts"], values["domains"], origin)
     if not values["node_id"]:
         values["node_id"] = _default_node_id(values["c2s_port"])
     _check_cross_option_rules(values, origin)

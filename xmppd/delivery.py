@@ -198,10 +198,11 @@ class LocalDelivery:
     def request_to_resource(self, iq: domish.Element, resource: Resource):
         """CORE-47 (RFC 6121 §8.5.3.1): a get or set reaches a resource only from an entity
         that shares presence with it (the account itself, a from/both contact, a JID it sent
-        directed presence, or a server or service); anyone else gets service-unavailable,
+        directed presence, or a server or hosted service, such as a MUC room relaying an occupant's
+        request); anyone else gets service-unavailable,
         as if the resource were not there."""
         sender = parse_jid(iq.getAttribute("from"))
-        if sender is None or sender.user is None or sender.userhost() == resource.bare:
+        if sender is None or sender.user is None or sender.host in self.router.services or sender.userhost() == resource.bare:
             self.to_resource(iq, resource)
             return None
         if sender.full() in resource.directed or sender.userhost() in resource.directed:

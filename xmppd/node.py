@@ -11,6 +11,7 @@ from xmppd import compat
 from xmppd.cluster.local import LocalCluster
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
+from xmppd.muc.service import MucService
 from xmppd.router import Router
 from xmppd.sessions import Resource
 from xmppd.storage import Storage
@@ -40,6 +41,8 @@ class Node:
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
+        for host in config.muc_hosts:
+            self.router.services[host] = MucService(self, host)
         self.modules = ModuleHost(self, module_classes)
         self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
         self.streams: set = set()  # every open client stream, bound or not, until its TCP is gone

@@ -144,6 +144,8 @@ class NodeService(service.MultiService):
     async def _stop(self):
         self._parking.stop()
         await super().stopService()
+        for hosted in self.node.router.services.values():
+            hosted.shut_down()  # rooms tell their occupants while the streams still carry it
         await self.node.shut_down_streams()
         await as_deferred(self.node.cluster.stop())
         await as_deferred(self.node.storage.close())

@@ -37,10 +37,10 @@ async def test_disco_info_on_the_domain_lists_what_is_served(login):
 
 @pytest_twisted.ensureDeferred
 async def test_disco_items_and_nodes(login):
-    """DISCO-02/05: items on the domain (none hosted yet: empty, not an error); unknown node -> item-not-found."""
+    """DISCO-02/05: items on the domain are its hosted services; unknown node -> item-not-found."""
     alice = await login()
     items = await alice.iq(iq("get", DISCO_ITEMS, to=DOMAIN))
-    assert list(items.query.elements()) == []
+    assert [item["jid"] for item in items.query.elements()] == [f"conference.{DOMAIN}"]
     asked = iq("get", DISCO_INFO, to=DOMAIN)
     asked.query["node"] = "no-such-node"
     with pytest.raises(IQError) as caught:

@@ -1,0 +1,108 @@
+"""The MUC service's options, on a node with small caps and groupchat 1.0 joins refused."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+
+from tests.integration.muc import SERVICE, codes, from_room, item, join, join_presence, open_room, room_jid
+from tests.integration.stanzas import condition, iq, presence
+from xmppd.client import IQError
+
+
+@pytest.fixture
+def node(node_factory):
+    """Overrides the conftest fixture in this module."""
+    return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_max_rooms_joined=2, muc_rooms_page=2, muc_groupchat_1_0=False)
+
+
+async def refused_creation(client, name: str) -> tuple[str, str]:
+    """The condition and the text of the error a creating join gets."""
+    client.send(join_presence(room_jid(name, "me")))
+    error = await client.next(from_room(room_jid(name)))
+    assert error["from"] == room_jid(name, "me")
+    return condition(error), str(error.error.text)
+
+
+@pytest_twisted.async_fixture
+async def three_rooms(node, login):
+    """alice created rooms a and b, bob room c: every cap reached."""
+    await node.add_user("bob")
+    alice, bob = await login("alice"), await login("bob")
+    for client, name in ((alice, "a"), (alice, "b"), (bob, "c")):
+        await open_room(client, name)
+    return alice, bob
+
+
+@pytest_twisted.ensureDeferred
+async def test_creating_rooms_beyond_the_caps_is_not_allowed(login):
+    """MUC-14: creation not permitted -> not-allowed: muc_max_rooms_per_user, then muc_max_rooms."""
+    alice = await login("alice")
+    await open_room(alice, "a")
+    await open_room(alice, "b")
+    assert await refused_creation(alice, "c") == ("not-allowed", "you have created as many rooms as you may")
+    alice.send(presence(room_jid("a", "owner"), "unavailable"))  # a temporary room ends with her exit
+    await alice.next(from_room(room_jid("a")))
+    await open_room(alice, "c")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_service_cap_counts_everyone(three_rooms):
+    _, bob = three_rooms
+    assert await refused_creation(bob, "d") == ("not-allowed", "this service holds as many rooms as it may")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_account_is_in_so_many_rooms_at_once(three_rooms):
+    """muc_max_rooms_joined: alice sits in a and b; c refuses her until she leaves one."""
+    alice, _ = three_rooms
+    alice.send(join_presence(room_jid("c", "alice")))
+    refused = await alice.next(from_room(room_jid("c")))
+    assert refused["from"] == room_jid("c", "alice") and condition(refused) == "not-allowed"
+    alice.send(presence(room_jid("a", "owner"), "unavailable"))
+    await alice.next(from_room(room_jid("a")))
+    joined = await join(alice, room_jid("c", "alice"))
+    assert 110 in codes(joined[1])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_join_without_x_can_be_refused(node, login):
+    """MUC-46 [NOW], decision 7 switched off: a presence without <x/> from a non-occupant is
+    answered with the kick of 110+307+333, and nobody joins."""
+    await node.add_user("bob")
+    alice, bob = await login("alice"), await login("bob")
+    await open_room(alice, "first")
+    bob.send(join_presence(room_jid("first", "bob"), muc=False))
+    kicked = await bob.next(from_room(room_jid("first")))
+    assert (kicked["type"], kicked["from"], codes(kicked)) == ("unavailable", room_jid("first", "bob"), {110, 307, 333})
+    assert item(kicked) == {"affiliation": "none", "role": "none"}
+    bob.send(join_presence(room_jid("first", "bob")))
+    joined = await bob.next(from_room(room_jid("first")))
+    assert joined["from"] == room_jid("first", "owner")  # a MUC join still works
+
+
+NS_RSM = "http://jabber.org/protocol/rsm"
+
+
+async def room_page(client, **rsm: str) -> tuple[list[str], dict[str, str]]:
+    request = iq("get", "http://jabber.org/protocol/disco#items", to=SERVICE)
+    if rsm:
+        paging = request.query.addElement((NS_RSM, "set"))
+        for name, value in rsm.items():
+            paging.addElement(name, content=value)
+    answer = await client.iq(request)
+    items = [i["jid"] for i in answer.query.elements() if i.name == "item"]
+    paging = [c for c in answer.query.elements() if c.uri == NS_RSM]
+    return items, {c.name: str(c) for c in paging[0].elements()} if paging else {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_room_list_comes_in_pages(three_rooms):
+    """MUC-02 with XEP-0059: never more than muc_rooms_page items; <set/> pages through the rest."""
+    alice, _ = three_rooms
+    assert await room_page(alice) == ([room_jid("a"), room_jid("b")], {"first": room_jid("a"), "last": room_jid("b"), "count": "3"})
+    assert await room_page(alice, max="1") == ([room_jid("a")], {"first": room_jid("a"), "last": room_jid("a"), "count": "3"})
+    assert (await room_page(alice, max="5", after=room_jid("b")))[0] == [room_jid("c")]
+    with pytest.raises(IQError) as caught:
+        await room_page(alice, max="many")
+    assert caught.value.condition == "bad-request"

@@ -1,0 +1,68 @@
+"""Mediated invitations and declines (MUC-25/26): the room passes them on in its own name.
+
+An invitation names the inviter's real JID (the invitee has to know who asks)
+and carries the password of a protected room. In a members-only room only
+admins and owners invite, or members too if the owner allows it, and the
+invitee becomes a member; an open room gains no members this way.
+"""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+from xmppd.muc import NS_MUC_USER
+from xmppd.stanzas import StanzaError, parse_jid
+from xmppd.xml import NS_CLIENT
+
+
+def mediate(room, x: domish.Element, sender: JID) -> list[domish.Element]:
+    """The messages the invitations and declines in a muc#user payload cause (a bounded number)."""
+    requests = [e for e in x.elements() if e.uri == NS_MUC_USER and e.name in ("invite", "decline")]
+    if len(requests) > room.policy.invites_per_message:
+        most = room.policy.invites_per_message  # policy-violation is not in Twisted's table: the type is ours
+        raise StanzaError("policy-violation", type="modify", text=f"at most {most} invitations in one message")
+    out = []
+    for element in requests:
+        to = parse_jid(element.getAttribute("to"))
+        if to is None:
+            raise StanzaError("bad-request", text=f"an {element.name} names who it is for")
+        if element.name == "invite":
+            out.append(_invite(room, element, sender, to))
+        else:
+            out.append(_passed_on(room, element, "decline", sender, to))
+    if not out:
+        raise StanzaError("bad-request", text="send groupchat messages to the room")
+    return out
+
+
+def _invite(room, invite: domish.Element, sender: JID, invitee: JID) -> domish.Element:
+    occupant = room.occupant_of(sender)
+    if occupant is None:
+        raise StanzaError("not-acceptable", text="only occupants may invite")
+    config = room.config
+    if config.members_only:
+        if room.affiliation(sender) not in ("admin", "owner") and not config.allow_invites:
+            raise StanzaError("forbidden", text="only admins invite to this members-only room")
+        if room.affiliation(invitee) == "none":
+            room.state.affiliations[invitee.userhost()] = "member"
+    return invitation(room, invite, sender, invitee)
+
+
+def invitation(room, request: domish.Element, sender: JID, invitee: JID) -> domish.Element:
+    """The room's invitation on behalf of ``sender`` (with the password of a protected room)."""
+    message = _passed_on(room, request, "invite", sender, invitee)
+    if room.config.password_protected:
+        message.x.addElement("password", content=room.config.password)
+    return message
+
+
+def _passed_on(room, request: domish.Element, kind: str, sender: JID, to: JID) -> domish.Element:
+    message = domish.Element((NS_CLIENT, "message"))
+    message["from"], message["to"] = room.jid, to.full()
+    passed = message.addElement((NS_MUC_USER, "x")).addElement(kind)
+    passed["from"] = sender.full()
+    reason = next((c for c in request.elements() if c.name == "reason"), None)
+    if reason is not None:
+        passed.addElement("reason", content=str(reason))
+    return message

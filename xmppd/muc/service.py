@@ -1,0 +1,184 @@
+"""A MUC service on its own host (MUC-01/02): disco, room creation, and each room's stanzas.
+
+The router hands over every stanza addressed to the host; the service finds
+the room, lets it decide, and routes what the room answers. Errors go back
+from the address the stanza was sent to (a join error comes from the occupant
+JID, MUC-14). Rooms live in this process for now; docs/muc.md says how they
+move to one owner node per room in a cluster.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from twisted.logger import Logger
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+from wokkel import disco
+
+from xmppd.delivery import Readdressed
+from xmppd.muc import NS_MUC
+from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
+from xmppd.muc.room import Room, RoomPolicy, child
+from xmppd.muc.state import RoomState
+from xmppd.stanzas import StanzaError, parse_jid, payload, result
+
+NS_RSM = "http://jabber.org/protocol/rsm"
+
+
+class MucService:
+    log = Logger()
+
+    def __init__(self, node, host: str):
+        self.node = node
+        self.host = host
+        config = node.config
+        self.policy = RoomPolicy(
+            config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
+            config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0,
+        )
+        self.rooms: dict[str, Room] = {}
+        if config.redis_url:
+            self.log.warn("{host}: MUC rooms live on each node until rooms get owner nodes (docs/muc.md): "
+                          "occupants on different nodes are in different rooms", host=host)
+        self._creator: dict[str, str] = {}  # room -> the bare JID that created it
+        self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
+        self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
+
+    def receive(self, stanza: domish.Element) -> None:
+        sender = stanza.getAttribute("from")
+        if sender is None:
+            return None
+        try:
+            answers = self._handle(stanza, parse_jid(sender), parse_jid(stanza["to"]))
+        except StanzaError as e:
+            self.node.router.bounce(stanza, e)
+            return None
+        self._send(answers)
+        return None
+
+    def _send(self, answers: list[Outgoing]) -> None:
+        for answer in answers:
+            if isinstance(answer, Fanout):
+                self._fan_out(answer)
+            else:
+                self.node.router.send(answer)
+
+    def _fan_out(self, fanout: Fanout) -> None:
+        """Serialised once for every recipient whose resource is known and whose list admits it
+        (docs/design.md: once per broadcast); anything else takes the ordinary way, fallbacks included."""
+        router, directory = self.node.router, self.node.directory
+        stanza, readdress = fanout.stanza, None
+        for to in fanout.to:
+            resource = directory.resource(parse_jid(to))
+            if resource is not None and router.local.admitted(stanza, [resource]):
+                readdress = readdress or Readdressed(stanza)
+                resource.stream.send_raw(readdress(to))
+            else:
+                router.send(readdressed(stanza, to))
+
+    def shut_down(self) -> None:
+        """Before the node closes its streams: every occupant of every room hears it (332)."""
+        for room in self.rooms.values():
+            self._send(room.shut_down())
+        self.rooms.clear()
+        self._creator.clear()
+        self._created.clear()
+        self._joined.clear()
+
+    def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
+        if target.user is None:
+            return self._to_service(stanza)
+        room, created = self.rooms.get(target.user), False
+        if room is None:
+            if stanza.name != "presence" or stanza.getAttribute("type") is not None or target.resource is None:
+                if stanza.name == "presence":
+                    return []  # leaving, probing or erring at a room that is not there
+                raise StanzaError("item-not-found", text="no such room")
+            room, created = self._create(stanza, sender, target), True
+        try:
+            if stanza.name == "presence":
+                return room.presence(stanza, sender, target.resource, self.node.clock.seconds(), created, self._nick_altered(stanza, target))
+            if stanza.name == "message":
+                return room.message(stanza, sender, target.resource, self.node.clock.seconds())
+            return room.iq(stanza, sender, target.resource)
+        finally:
+            if room.closed:
+                self._close(target.user)
+
+    def _create(self, presence: domish.Element, creator: JID, target: JID) -> Room:
+        """MUC-35: the creator owns it; a MUC client's room stays locked until configured
+        (201), a groupchat 1.0 join opens one at once (decision 7)."""
+        config, bare = self.node.config, creator.userhost()
+        if len(self.rooms) >= config.muc_max_rooms:
+            raise StanzaError("not-allowed", text="this service holds as many rooms as it may")
+        if self._created[bare] >= config.muc_max_rooms_per_user:
+            raise StanzaError("not-allowed", text="you have created as many rooms as you may")
+        locked = config.muc_room_locking and child(presence, NS_MUC, "x") is not None
+        room = self.rooms[target.user] = Room(RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked), self.policy, self._joined)
+        self._creator[target.user] = bare
+        self._created[bare] += 1
+        return room
+
+    def _close(self, name: str) -> None:
+        del self.rooms[name]
+        creator = self._creator.pop(name)
+        self._created[creator] -= 1
+        if not self._created[creator]:
+            del self._created[creator]
+
+    @staticmethod
+    def _nick_altered(stanza: domish.Element, target: JID) -> bool:
+        """MUC-13 (210): preparation changed the nickname the client asked for."""
+        return stanza["to"].partition("/")[2] != target.resource
+
+    # -- the service's own address ---------------------------------------------------------
+
+    def _to_service(self, stanza: domish.Element) -> list[domish.Element]:
+        if stanza.name == "presence" or stanza.getAttribute("type") in ("result", "error"):
+            return []
+        query = payload(stanza) if stanza.name == "iq" else None
+        if query is not None and stanza["type"] == "get" and not query.getAttribute("node"):
+            if query.uri == disco.NS_DISCO_INFO:
+                return [result(stanza, self._info())]
+            if query.uri == disco.NS_DISCO_ITEMS:
+                return [result(stanza, self._items(query))]
+        raise StanzaError("service-unavailable")
+
+    def _info(self) -> domish.Element:
+        info = disco.DiscoInfo()
+        info.append(disco.DiscoIdentity("conference", "text", "Chatrooms"))
+        for feature in (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS, NS_MUC):
+            info.append(disco.DiscoFeature(feature))
+        return info.toElement()
+
+    def _items(self, query: domish.Element) -> domish.Element:
+        """MUC-02: public rooms only, by name (hidden and locked ones stay out), a page at a time
+        (XEP-0059: at most muc_rooms_page, after the room the client names)."""
+        listed = [(room.jid, room.config.name or name) for name, room in sorted(self.rooms.items()) if room.config.public and not room.state.locked]
+        request = child(query, NS_RSM, "set")
+        most, after = self._page_request(request)
+        start = next((i + 1 for i, (jid, _) in enumerate(listed) if jid == after), 0) if after else 0
+        page = listed[start : start + most]
+        items = disco.DiscoItems()
+        for jid, name in page:
+            items.append(disco.DiscoItem(JID(jid), name=name))
+        answer = items.toElement()
+        if request is not None or len(listed) > most:  # asked for, or needed to see the rest
+            paging = answer.addElement((NS_RSM, "set"))
+            if page:
+                paging.addElement("first", content=page[0][0])["index"] = str(start)
+                paging.addElement("last", content=page[-1][0])
+            paging.addElement("count", content=str(len(listed)))
+        return answer
+
+    def _page_request(self, request: domish.Element | None) -> tuple[int, str | None]:
+        page = self.node.config.muc_rooms_page
+        if request is None:
+            return page, None
+        most, after = child(request, NS_RSM, "max"), child(request, NS_RSM, "after")
+        try:
+            wanted = page if most is None else int(str(most))
+        except ValueError:
+            raise StanzaError("bad-request", text="<max/> is a number") from None
+        return max(0, min(wanted, page)), str(after) if after is not None else None
