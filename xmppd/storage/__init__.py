@@ -10,6 +10,7 @@ from pathlib import Path
 from xmppd.storage.interfaces import (
     IAccountStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -18,6 +19,7 @@ from xmppd.storage.interfaces import (
 from xmppd.storage.memory import (
     MemoryAccountStore,
     MemoryOfflineStore,
+    MemoryPepStore,
     MemoryPendingStore,
     MemoryPrivacyStore,
     MemoryRosterStore,
@@ -27,6 +29,7 @@ from xmppd.storage.redis import (
     UNAVAILABLE,  # noqa: F401  (the errors that mean 'storage away, try later', for callers)
     RedisAccountStore,
     RedisOfflineStore,
+    RedisPepStore,
     RedisPendingStore,
     RedisPrivacyStore,
     RedisRosterStore,
@@ -37,6 +40,7 @@ from xmppd.storage.sqlite import (
     SQLiteAccountStore,
     SQLiteDatabase,
     SQLiteOfflineStore,
+    SQLitePepStore,
     SQLitePendingStore,
     SQLitePrivacyStore,
     SQLiteRosterStore,
@@ -56,11 +60,12 @@ class Storage:
     offline: IOfflineStore
     privacy: IPrivacyStore
     vcards: IVCardStore
+    pep: IPepStore  # XEP-0163 nodes and their items
     on_close: Callable[[], Awaitable[None] | None] = lambda: None
 
     async def delete_account(self, localpart: str, domain: str) -> bool:
         """Remove an account and everything kept for it; False if there was none."""
-        for store in (self.rosters, self.pending, self.offline, self.privacy, self.vcards):
+        for store in (self.rosters, self.pending, self.offline, self.privacy, self.vcards, self.pep):
             await store.delete_all(localpart, domain)
         return await self.accounts.delete(localpart, domain)
 
@@ -80,6 +85,7 @@ def redis_storage(client) -> Storage:
         offline=RedisOfflineStore(client),
         privacy=RedisPrivacyStore(client),
         vcards=RedisVCardStore(client),
+        pep=RedisPepStore(client),
         on_close=client.aclose,
     )
 
@@ -99,6 +105,7 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
             offline=MemoryOfflineStore(),
             privacy=MemoryPrivacyStore(),
             vcards=MemoryVCardStore(),
+            pep=MemoryPepStore(),
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
@@ -109,5 +116,6 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
         offline=SQLiteOfflineStore(database),
         privacy=SQLitePrivacyStore(database),
         vcards=SQLiteVCardStore(database),
+        pep=SQLitePepStore(database),
         on_close=database.close,
     )

@@ -13,6 +13,7 @@ from xmppd.storage.interfaces import (
     AccountNotFound,
     IAccountStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -221,3 +222,52 @@ class MemoryVCardStore(_PerUserStore[str]):
 
     async def put(self, localpart: str, domain: str, xml_text: str) -> None:
         self._by_user[localpart, domain] = xml_text
+
+
+@dataclass
+class _MemoryPepNode:
+    config: str
+    items: list[tuple[str, str]] = field(default_factory=list)  # (id, XML), newest first
+
+
+@implementer(IPepStore)
+class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
+    """Nodes per user, each with its configuration and its items."""
+
+    def _node(self, localpart: str, domain: str, node: str) -> _MemoryPepNode | None:
+        return self._by_user.get((localpart, domain), {}).get(node)
+
+    async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
+        return {name: node.config for name, node in self._by_user.get((localpart, domain), {}).items()}
+
+    async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
+        nodes = self._by_user.setdefault((localpart, domain), {})
+        if node in nodes:
+            nodes[node].config = config_json
+        else:
+            nodes[node] = _MemoryPepNode(config_json)
+
+    async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
+        return self._by_user.get((localpart, domain), {}).pop(node, None) is not None
+
+    async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        found = self._node(localpart, domain, node)
+        return list(found.items) if found else []
+
+    async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        found = self._node(localpart, domain, node)
+        if found is not None:
+            others = [item for item in found.items if item[0] != item_id]
+            found.items = [(item_id, xml_text), *others][:keep]
+
+    async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None or all(item[0] != item_id for item in found.items):
+            return False
+        found.items = [item for item in found.items if item[0] != item_id]
+        return True
+
+    async def purge(self, localpart: str, domain: str, node: str) -> None:
+        found = self._node(localpart, domain, node)
+        if found is not None:
+            found.items = []

@@ -16,6 +16,8 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{alice@example.org}:privacy         HASH   list name -> the privacy engine's JSON
     xmppd:{alice@example.org}:privacy:default STRING name of the default list
     xmppd:{alice@example.org}:vcard           STRING vCard XML
+    xmppd:{alice@example.org}:pep             HASH   PEP node -> the PEP module's configuration JSON
+    xmppd:{alice@example.org}:pep:items       HASH   PEP node -> JSON list of [item id, item XML], newest first
 
     xmppd:{accounts}:domains                  SET    domains with at least one account
     xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
@@ -33,6 +35,7 @@ account still share it, and keys of different accounts stay distinct.
 
 from __future__ import annotations
 
+import json
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -45,6 +48,7 @@ from xmppd.storage.interfaces import (
     AccountNotFound,
     IAccountStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -135,6 +139,30 @@ return redis.call('INCR', KEYS[2])
 _PENDING_PUT = """
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+"""
+
+# KEYS: items. ARGV: node, item id, item XML, how many to keep. The item goes first, replacing its id.
+_PEP_PUT_ITEM = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local items = {{ARGV[2], ARGV[3]}}
+for _, item in ipairs(stored and cjson.decode(stored) or {}) do
+    if #items >= tonumber(ARGV[4]) then break end
+    if item[1] ~= ARGV[2] then items[#items + 1] = item end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(items))
+"""
+
+# KEYS: items. ARGV: node, item id. 1 if the item was there (an emptied node's field goes).
+_PEP_RETRACT = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return 0 end
+local items, kept = cjson.decode(stored), {}
+for _, item in ipairs(items) do
+    if item[1] ~= ARGV[2] then kept[#kept + 1] = item end
+end
+if #kept == #items then return 0 end
+if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept)) end
+return 1
 """
 
 # KEYS: queue, bytes. ARGV: stanza, max messages, max bytes. 1 if queued, 0 if it would pass the quota.
@@ -406,3 +434,52 @@ class RedisVCardStore(_PerUserStore):
     async def put(self, localpart: str, domain: str, xml_text: str) -> None:
         (vcard,) = self._keys(localpart, domain)
         await self._redis.set(vcard, xml_text)
+
+
+@implementer(IPepStore)
+class RedisPepStore(_PerUserStore):
+    """Configurations in one hash, each node's items as one JSON list in another.
+
+    A node keeps few items (``pep_max_items``), so a publish rewrites its list
+    in one script: atomic however many nodes of the cluster publish at once.
+    """
+
+    KINDS = ("pep", "pep:items")
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self._put_item = client.register_script(_PEP_PUT_ITEM)
+        self._retract = client.register_script(_PEP_RETRACT)
+
+    async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
+        configs, _ = self._keys(localpart, domain)
+        return await self._redis.hgetall(configs)
+
+    async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
+        configs, _ = self._keys(localpart, domain)
+        await self._redis.hset(configs, node, config_json)
+
+    async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
+        configs, items = self._keys(localpart, domain)
+        async with self._redis.pipeline(transaction=True) as both:
+            both.hdel(configs, node)
+            both.hdel(items, node)
+            removed, _ = await both.execute()
+        return bool(removed)
+
+    async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        _, items = self._keys(localpart, domain)
+        stored = await self._redis.hget(items, node)
+        return [(item_id, xml_text) for item_id, xml_text in json.loads(stored)] if stored else []
+
+    async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        _, items = self._keys(localpart, domain)
+        await self._put_item(keys=[items], args=[node, item_id, xml_text, keep])
+
+    async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
+        _, items = self._keys(localpart, domain)
+        return bool(await self._retract(keys=[items], args=[node, item_id]))
+
+    async def purge(self, localpart: str, domain: str, node: str) -> None:
+        _, items = self._keys(localpart, domain)
+        await self._redis.hdel(items, node)

@@ -24,6 +24,7 @@ from xmppd.storage.interfaces import (
     AccountNotFound,
     IAccountStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -151,6 +152,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UPDATE offline_totals SET messages = messages - 1, bytes = bytes - old.size
             WHERE domain = old.domain AND localpart = old.localpart;
         END
+        """,
+    ),
+    (
+        """
+        CREATE TABLE pep_nodes (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            config    TEXT NOT NULL,  -- the PEP module's JSON, never parsed here
+            PRIMARY KEY (domain, localpart, node)
+        ) WITHOUT ROWID
+        """,
+        # The rowid gives the publishing order: the newest item has the largest.
+        """
+        CREATE TABLE pep_items (
+            id        INTEGER PRIMARY KEY,
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            item_id   TEXT NOT NULL,
+            item      TEXT NOT NULL,  -- the <item/> element as published
+            UNIQUE (domain, localpart, node, item_id)
+        )
         """,
     ),
 )
@@ -512,3 +536,59 @@ class SQLiteVCardStore(_PerUserStore):
             " ON CONFLICT DO UPDATE SET vcard = excluded.vcard",
             _user(localpart, domain, vcard=xml_text),
         )
+
+
+_NODE_ROWS = f"{_USER_ROWS} AND node = :node"
+
+
+@implementer(IPepStore)
+class SQLitePepStore(_PerUserStore):
+    """Configurations in ``pep_nodes``, items in ``pep_items`` in publishing order."""
+
+    TABLES = ("pep_nodes", "pep_items")
+
+    async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
+        rows = self._db.execute(f"SELECT node, config FROM pep_nodes WHERE {_USER_ROWS}", _user(localpart, domain))
+        return dict(rows)
+
+    async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
+        self._db.execute(
+            "INSERT INTO pep_nodes (localpart, domain, node, config) VALUES (:localpart, :domain, :node, :config)"
+            " ON CONFLICT DO UPDATE SET config = excluded.config",
+            _user(localpart, domain, node=node, config=config_json),
+        )
+
+    async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
+        with self._database.transaction() as db:
+            db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
+            return db.execute(f"DELETE FROM pep_nodes WHERE {_NODE_ROWS}", _user(localpart, domain, node=node)).rowcount > 0
+
+    async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            f"SELECT item_id, item FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC", _user(localpart, domain, node=node)
+        )
+        return [(item_id, item) for item_id, item in rows]
+
+    async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        values = _user(localpart, domain, node=node, item_id=item_id, item=xml_text, keep=keep)
+        with self._database.transaction() as db:
+            db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND item_id = :item_id", values)
+            db.execute(
+                "INSERT INTO pep_items (localpart, domain, node, item_id, item)"
+                " VALUES (:localpart, :domain, :node, :item_id, :item)",
+                values,
+            )
+            db.execute(
+                f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND id NOT IN"
+                f" (SELECT id FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC LIMIT :keep)",
+                values,
+            )
+
+    async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
+        cursor = self._db.execute(
+            f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND item_id = :item_id", _user(localpart, domain, node=node, item_id=item_id)
+        )
+        return cursor.rowcount > 0
+
+    async def purge(self, localpart: str, domain: str, node: str) -> None:
+        self._db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))

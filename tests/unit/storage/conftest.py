@@ -26,6 +26,7 @@ from xmppd.storage import DATABASE_FILENAME, Storage, open_storage
 from xmppd.storage.interfaces import (
     IAccountStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -113,6 +114,11 @@ def privacy(storage: Storage) -> IPrivacyStore:
 @pytest.fixture
 def vcards(storage: Storage) -> IVCardStore:
     return storage.vcards
+
+
+@pytest.fixture
+def pep(storage: Storage) -> IPepStore:
+    return storage.pep
 
 
 @pytest.fixture
