@@ -253,8 +253,8 @@ class IVCardStore(Interface):
 class IPepStore(Interface):
     """A user's XEP-0163 PEP nodes: each node's configuration and its items, newest first.
 
-    A configuration is the JSON text the PEP module makes of it and an item the
-    ``<item/>`` XML as published; stores parse neither. Each call is atomic, so
+    A configuration is the JSON text the PEP module makes of it and an item its
+    id and its payload's XML as published; stores parse neither. Each call is atomic, so
     two resources publishing at once (on two nodes of a cluster) never leave a
     node with more items than asked, or a replaced item twice.
     """

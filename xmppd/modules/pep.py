@@ -1,0 +1,431 @@
+"""XEP-0163 Personal Eventing: every account's bare JID is a pubsub service (PEP-01..13).
+
+The owner publishes; the server keeps each node's last items and notifies, as
+headline messages from the bare JID to full JIDs, the owner's available
+resources and those of contacts the node's access model admits whose caps
+(XEP-0115) say ``<node>+notify``. What a ``ver`` means is learned by asking
+the client and kept only once its hash verifies (``xmppd.util.caps``).
+
+wokkel's ``PubSubRequest`` parses the requests. Its ``PubSubService`` is not
+used: it observes an XML stream through XPath and hands its resource only the
+requester's JID, while here the module table dispatches IQs and access needs
+the owner's roster. ``PepRequest`` fixes what wokkel 18 leaves out for PEP.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+
+from twisted.words.protocols.jabber.jid import JID, internJID
+from twisted.words.xish import domish
+from wokkel import data_form
+from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadRequest, PubSubRequest, Unsupported
+
+from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.modules.roster import Account, RosterModule
+from xmppd.sessions import Resource
+from xmppd.stanzas import StanzaError
+from xmppd.util import caps
+from xmppd.util.aio import run_in_background
+from xmppd.xml import NS_CLIENT, parse_fragment
+
+NS_PUBSUB_ERRORS = NS_PUBSUB + "#errors"
+NS_PUBLISH_OPTIONS = NS_PUBSUB + "#publish-options"
+NS_NODE_CONFIG = NS_PUBSUB + "#node_config"
+ACCESS_MODELS = ("presence", "open", "roster", "whitelist")
+NOTIFY = "+notify"
+FEATURES = (
+    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "create-nodes",
+    "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
+    "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items",
+)  # fmt: skip
+
+
+def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None) -> StanzaError:
+    """A stanza error with its XEP-0060 application condition."""
+    return StanzaError(condition, text=text, appCondition=domish.Element((NS_PUBSUB_ERRORS, pubsub_condition)))
+
+
+class PepRequest(PubSubRequest):
+    """wokkel's request, plus what it does not parse in wokkel 18: the ``notify`` of a
+    retract (XEP-0060 §7.2.2.1) and ``<publish-options/>`` (XEP-0060 §7.1.5)."""
+
+    _parameters = {**PubSubRequest._parameters, "retract": ["node", "itemIdentifiers", "notify"], "publish": ["node", "items", "publishOptions"]}
+    notify = False
+    publish_options: dict[str, list[str]] | None = None
+
+    def _parse_notify(self, verb: domish.Element) -> None:
+        self.notify = verb.getAttribute("notify") in ("true", "1")
+
+    def _parse_publishOptions(self, verb: domish.Element) -> None:
+        for element in verb.parent.elements(NS_PUBSUB, "publish-options"):
+            form = data_form.findForm(element, NS_PUBLISH_OPTIONS)
+            if form is None or form.formType != "submit":
+                raise BadRequest("invalid-options", text="publish-options need a submitted form")
+            self.publish_options = {var: [str(v) for v in field.values] for var, field in form.fields.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A node's configuration (PEP-03): XEP-0163's defaults, the fields clients set."""
+
+    access_model: str = "presence"
+    max_items: int = 1
+    roster_groups_allowed: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeConfig:
+        values = json.loads(text)
+        return cls(values["access_model"], values["max_items"], tuple(values["roster_groups_allowed"]))
+
+    def with_fields(self, fields: dict[str, list[str]], max_items: int) -> NodeConfig:
+        """This configuration with a form's fields; bad-request + invalid-options for a field
+        or value it cannot take (the node stays as it was)."""
+        changed = self
+        for var, values in fields.items():
+            value = values[0] if len(values) == 1 else None
+            if var == "FORM_TYPE":
+                continue
+            if var == "pubsub#access_model" and value in ACCESS_MODELS:
+                changed = replace(changed, access_model=value)
+            elif var == "pubsub#max_items" and (value == "max" or (value or "").isdigit() and 1 <= int(value) <= max_items):
+                changed = replace(changed, max_items=max_items if value == "max" else int(value))
+            elif var == "pubsub#roster_groups_allowed":
+                changed = replace(changed, roster_groups_allowed=tuple(values))
+            elif var == "pubsub#persist_items" and value in ("true", "1"):
+                continue  # items always persist
+            else:
+                raise pubsub_error("bad-request", "invalid-options", text=f"{var} cannot be {values!r} here")
+        return changed
+
+
+def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | None] | None:
+    """(node, ver, hash) of a presence's XEP-0115 ``<c/>``; hash is None for legacy caps."""
+    if presence is None:
+        return None
+    for c in presence.elements(caps.NS_CAPS, "c"):
+        if c.getAttribute("node") and c.getAttribute("ver"):
+            return c["node"], c["ver"], c.getAttribute("hash")
+    return None
+
+
+def event(owner: str, *children: domish.Element) -> domish.Element:
+    """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient."""
+    message = domish.Element((NS_CLIENT, "message"))
+    message["from"], message["type"] = owner, "headline"
+    body = message.addElement((NS_PUBSUB_EVENT, "event"))
+    for child in children:
+        body.addChild(child)
+    return message
+
+
+def node_element(uri: str, name: str, node: str) -> domish.Element:
+    element = domish.Element((uri, name))
+    element["node"] = node
+    return element
+
+
+def items_element(uri: str, node: str, items: Iterable[tuple[str, str]]) -> domish.Element:
+    """``<items node><item id>payload</item>...</items>`` in the request's or the event's namespace."""
+    element = node_element(uri, "items", node)
+    for item_id, payload_xml in items:
+        element.addElement("item")["id"] = item_id
+        element.children[-1].addChild(parse_fragment(payload_xml))
+    return element
+
+
+class PepModule(Module):
+    name = "pep"
+    account_identities = (("pubsub", "pep"),)
+    account_features = (NS_PUBSUB, *(f"{NS_PUBSUB}#{feature}" for feature in FEATURES))
+    iq_handlers = {
+        (ACCOUNT, "get", NS_PUBSUB): "serve",
+        (ACCOUNT, "set", NS_PUBSUB): "serve",
+        (ACCOUNT, "set", NS_PUBSUB_OWNER): "serve",
+    }
+    hooks = {"presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer"}
+
+    def __init__(self, node):
+        super().__init__(node)
+        self.caps_cache: caps.ICapsCache = caps.MemoryCapsCache(node.config.caps_cache_size)
+        self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
+        self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
+
+    @property
+    def rosters(self) -> RosterModule:
+        return self.node.modules.module("roster")
+
+    @property
+    def store(self):
+        return self.node.storage.pep
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def serve(self, request: IQRequest):
+        try:
+            parsed = PepRequest.fromElement(request.iq)
+        except NotImplementedError:
+            raise pubsub_error("feature-not-implemented", "unsupported") from None
+        handler = {
+            "publish": self.publish,
+            "items": self.items,
+            "retract": self.retract,
+            "create": self.create,
+            "delete": self.delete,
+            "purge": self.purge,
+        }.get(parsed.verb)
+        if handler is None:
+            raise Unsupported(parsed.verb)
+        name = parsed.nodeIdentifier
+        if name is not None and len(name.encode("utf-8")) > self.node.config.pep_max_node_name:
+            raise StanzaError("not-acceptable", text=f"node names are limited to {self.node.config.pep_max_node_name} bytes")
+        return await handler(request, parsed)
+
+    async def _nodes(self, owner: JID) -> dict[str, NodeConfig]:
+        return {name: NodeConfig.from_json(text) for name, text in (await self.store.nodes(owner.user, owner.host)).items()}
+
+    async def _existing(self, owner: JID, name: str) -> NodeConfig:
+        config = (await self._nodes(owner)).get(name)
+        if config is None:
+            raise StanzaError("item-not-found", text="no such node")
+        return config
+
+    async def _create(self, owner: JID, name: str, nodes: dict[str, NodeConfig], config: NodeConfig) -> None:
+        if len(nodes) >= self.node.config.pep_max_nodes:
+            raise pubsub_error("not-allowed", "max-nodes-exceeded", text=f"an account has at most {self.node.config.pep_max_nodes} nodes")
+        await self.store.put_node(owner.user, owner.host, name, config.to_json())
+
+    async def publish(self, request: IQRequest, parsed: PepRequest):
+        """PEP-02: auto-create, one payload per item, an id made when absent, everyone told."""
+        request.require_own("only the owner publishes to a PEP node")
+        if len(parsed.items) != 1:
+            raise pubsub_error("bad-request", "item-required" if not parsed.items else "invalid-payload")
+        (item,) = parsed.items
+        payloads = list(item.elements())
+        if len(payloads) != 1:
+            raise pubsub_error("bad-request", "payload-required" if not payloads else "invalid-payload")
+        item_id = item.getAttribute("id") or secrets.token_hex(8)
+        payload_xml = payloads[0].toXml()
+        if len(payload_xml.encode("utf-8")) + len(item_id.encode("utf-8")) > self.node.config.pep_max_item_size:
+            raise pubsub_error("not-acceptable", "payload-too-big", text=f"items are limited to {self.node.config.pep_max_item_size} bytes")
+        owner, name = request.target, parsed.nodeIdentifier
+        nodes = await self._nodes(owner)
+        config = nodes.get(name)
+        options = parsed.publish_options or {}
+        if config is None:
+            config = NodeConfig().with_fields(options, self.node.config.pep_max_items)
+            await self._create(owner, name, nodes, config)
+        elif config.with_fields(options, self.node.config.pep_max_items) != config:
+            raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
+        await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
+        await self._notify(owner, name, config, items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
+        return answer
+
+    async def items(self, request: IQRequest, parsed: PepRequest):
+        """PEP-07: the newest items first, to whoever the access model admits."""
+        owner = request.target
+        config = await self._existing(owner, parsed.nodeIdentifier)
+        account = await self.rosters.account(owner.user, owner.host)
+        denied = self._denied(account, request.sender.userhost(), config)
+        if denied is not None:
+            raise denied
+        items = await self.store.items(owner.user, owner.host, parsed.nodeIdentifier)
+        if parsed.itemIdentifiers:
+            items = [item for item in items if item[0] in parsed.itemIdentifiers]
+        if parsed.maxItems:
+            items = items[: parsed.maxItems]
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        answer.addChild(items_element(NS_PUBSUB, parsed.nodeIdentifier, items))
+        return answer
+
+    async def retract(self, request: IQRequest, parsed: PepRequest):
+        """PEP-09: the item goes; with notify, everyone who would get a publish hears of it."""
+        request.require_own("only the owner retracts from a PEP node")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        if len(parsed.itemIdentifiers) != 1:
+            raise pubsub_error("bad-request", "item-required")
+        (item_id,) = parsed.itemIdentifiers
+        if not await self.store.retract(owner.user, owner.host, name, item_id):
+            raise StanzaError("item-not-found", text="no such item")
+        if parsed.notify:
+            items = node_element(NS_PUBSUB_EVENT, "items", name)
+            items.addElement("retract")["id"] = item_id
+            await self._notify(owner, name, config, items)
+        return None
+
+    async def create(self, request: IQRequest, parsed: PepRequest):
+        request.require_own("only the owner creates PEP nodes")
+        owner, name = request.target, parsed.nodeIdentifier
+        if name is None:
+            raise pubsub_error("not-acceptable", "nodeid-required", text="a PEP node needs a name")
+        nodes = await self._nodes(owner)
+        if name in nodes:
+            raise StanzaError("conflict", text="the node exists")
+        fields = {var: [str(v) for v in field.values] for var, field in (parsed.options.fields.items() if parsed.options else ())}
+        await self._create(owner, name, nodes, NodeConfig().with_fields(fields, self.node.config.pep_max_items))
+        return None
+
+    async def delete(self, request: IQRequest, parsed: PepRequest):
+        """PEP-08: the node and its items go; whoever would get a publish hears of it."""
+        request.require_own("only the owner deletes PEP nodes")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        await self.store.delete_node(owner.user, owner.host, name)
+        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "delete", name))
+        return None
+
+    async def purge(self, request: IQRequest, parsed: PepRequest):
+        request.require_own("only the owner purges PEP nodes")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        await self.store.purge(owner.user, owner.host, name)
+        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "purge", name))
+        return None
+
+    async def visible_nodes(self, requester: JID | None, owner: JID) -> list[str]:
+        """PEP-12: the nodes disco#items lists, those the requester may read."""
+        nodes = await self._nodes(owner)
+        if not nodes or requester is None:
+            return []
+        account = await self.rosters.account(owner.user, owner.host)
+        return sorted(name for name, config in nodes.items() if self._denied(account, requester.userhost(), config) is None)
+
+    # -- who may read, who hears ---------------------------------------------------------------
+
+    @staticmethod
+    def _denied(account: Account, requester: str, config: NodeConfig) -> StanzaError | None:
+        """The error the node's access model gives this requester (PEP-07), or None."""
+        if requester == account.bare or config.access_model == "open":
+            return None
+        item = account.item(requester)
+        if config.access_model == "presence":
+            if item is not None and item.subscription in ("from", "both"):
+                return None
+            return pubsub_error("not-authorized", "presence-subscription-required")
+        if config.access_model == "roster":
+            if item is not None and set(item.groups) & set(config.roster_groups_allowed):
+                return None
+            return pubsub_error("not-authorized", "not-in-roster-group")
+        return pubsub_error("not-allowed", "closed-node")  # whitelist: the owner alone, until affiliations come
+
+    def _owner_allows(self, message: domish.Element, owner: str, peer: str) -> bool:
+        """PEP-13: the owner's privacy list (and blocklist) for outgoing messages."""
+        privacy = self.node.privacy
+        return privacy is None or privacy.allowed(message, owner, None, internJID(peer), inbound=False)
+
+    async def _notify(self, owner: JID, name: str, config: NodeConfig, content: domish.Element) -> None:
+        """PEP-04: one headline per full JID: the owner's available resources, and contacts'
+        resources that want the node, minus whom the owner's or their own lists block."""
+        account = await self.rosters.account(owner.user, owner.host)
+        message = event(account.bare, content)
+        local, directory = self.node.router.local, self.node.directory
+        recipients = local.available(directory.resources(account.bare))
+        for contact in account.subscribers():
+            if self._denied(account, contact, config) is None and self._owner_allows(message, account.bare, contact):
+                recipients += [r for r in local.available(directory.resources(contact)) if self.wants(r, name)]
+        local.send_each_available(local.admitted(message, recipients), message)
+
+    # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
+
+    def features(self, resource: Resource) -> frozenset[str]:
+        """The features of the resource's announced caps, when known and trusted."""
+        announced = announced_caps(resource.presence)
+        if announced is None:
+            return frozenset()
+        _, ver, algorithm = announced
+        if algorithm is None:
+            legacy = self._legacy.get(resource.jid.full())
+            return legacy[1] if legacy is not None and legacy[0] == ver else frozenset()
+        return self.caps_cache.get(ver) or frozenset()
+
+    def wants(self, resource: Resource, name: str) -> bool:
+        return resource.available and name + NOTIFY in self.features(resource)
+
+    def available(self, resource: Resource, initial: bool):
+        """Learn an unknown ``ver`` by asking the resource; an initial presence gets the last items."""
+        announced = announced_caps(resource.presence)
+        if announced is not None and not self._known(resource, announced):
+            self._ask(resource, announced, initial)
+        elif initial:
+            run_in_background(self.send_last_items(resource), self.log, f"last PEP items for {resource.jid.full()} failed")
+        return None
+
+    def _known(self, resource: Resource, announced: tuple[str, str, str | None]) -> bool:
+        _, ver, algorithm = announced
+        if algorithm is None:
+            legacy = self._legacy.get(resource.jid.full())
+            return legacy is not None and legacy[0] == ver
+        return self.caps_cache.get(ver) is not None
+
+    def _ask(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool) -> None:
+        """disco#info to the full JID with node='node#ver'; one question per resource at a time."""
+        for asked, (whom, _, _) in list(self._asking.items()):
+            if whom is resource:
+                del self._asking[asked]
+        iq_id = f"caps-{secrets.token_hex(8)}"
+        self._asking[iq_id] = (resource, announced, initial)
+        query = domish.Element((NS_CLIENT, "iq"))
+        query["type"], query["id"], query["to"], query["from"] = "get", iq_id, resource.jid.full(), resource.jid.host
+        query.addElement((caps.NS_DISCO_INFO, "query"))["node"] = f"{announced[0]}#{announced[1]}"
+        self.node.router.send(query)
+
+    def caps_answer(self, iq: domish.Element):
+        """The resource's answer: cached for every client if its hash verifies, for this JID alone
+        if it is legacy caps, ignored if it is forged (PEP-06)."""
+        asked = self._asking.get(iq.getAttribute("id", ""))
+        if asked is None or iq.getAttribute("from") != asked[0].jid.full():
+            return None
+        del self._asking[iq["id"]]
+        resource, (_, ver, algorithm), initial = asked
+        query = next(iq.elements(caps.NS_DISCO_INFO, "query"), None)
+        if iq["type"] != "result" or query is None:
+            return True
+        if algorithm is None:
+            self._legacy[resource.jid.full()] = (ver, caps.features(query))
+        elif caps.verifies(query, ver, algorithm):
+            self.caps_cache.learned(ver, caps.features(query))
+        else:
+            self.log.info("caps of {jid} do not hash to the ver announced, not trusted", jid=resource.jid.full())
+            return True
+        if initial:
+            run_in_background(self.send_last_items(resource), self.log, f"last PEP items for {resource.jid.full()} failed")
+        return True
+
+    async def send_last_items(self, resource: Resource) -> None:
+        """PEP-05: the newest item of every node it wants, of its own account and of each local
+        contact whose presence it gets, that the node's access model and the owner's lists allow."""
+        wanted = {feature.removesuffix(NOTIFY) for feature in self.features(resource) if feature.endswith(NOTIFY)}
+        if not wanted:
+            return
+        account = await self.rosters.account(resource.jid.user, resource.jid.host)
+        owners = [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]
+        local = self.node.router.local
+        for owner_bare in owners:
+            owner = internJID(owner_bare)
+            nodes = await self._nodes(owner)
+            if not wanted & nodes.keys():
+                continue
+            owner_account = await self.rosters.account(owner.user, owner.host)
+            for name in sorted(wanted & nodes.keys()):
+                items = await self.store.items(owner.user, owner.host, name)
+                if not items or self._denied(owner_account, account.bare, nodes[name]) is not None:
+                    continue
+                message = event(owner_bare, items_element(NS_PUBSUB_EVENT, name, items[:1]))
+                if self._owner_allows(message, owner_bare, account.bare):
+                    local.send_each_available(local.admitted(message, [resource]), message)
+
+    def ended(self, resource: Resource):
+        self._legacy.pop(resource.jid.full(), None)
+        for asked, (whom, _, _) in list(self._asking.items()):
+            if whom is resource:
+                del self._asking[asked]
+        return None
