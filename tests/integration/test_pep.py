@@ -329,6 +329,36 @@ async def test_disco_items_lists_what_the_requester_may_read(cast, login):
 
 
 @pytest_twisted.ensureDeferred
+async def test_roster_and_whitelist_nodes_keep_contacts_out(cast):
+    """PEP-03/07: a whitelist node notifies the owner alone and refuses bob not-allowed +
+    closed-node; a roster node whose groups bob is not in, not-authorized + not-in-roster-group."""
+    alice, bob, _ = cast
+    await alice.iq(publish_with_options(TUNE, "Whitelisted", "whitelist"))
+    assert events(await settle(bob)) == []
+    assert len(events(await settle(alice))) == 1
+    with pytest.raises(IQError) as closed:
+        await bob.iq(items_iq(TUNE, ALICE))
+    assert app_condition(closed.value) == ("not-allowed", "closed-node")
+    await alice.iq(publish_with_options("urn:example:roster", "Friends only", "roster"))
+    with pytest.raises(IQError) as not_in_group:
+        await bob.iq(items_iq("urn:example:roster", ALICE))
+    assert app_condition(not_in_group.value) == ("not-authorized", "not-in-roster-group")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_removed_contact_hears_no_more(cast):
+    """PEP-10: access follows the roster: once alice removes bob, her tunes stop reaching him."""
+    alice, bob, _ = cast
+    remove = iq("set", "jabber:iq:roster")
+    entry = remove.query.addElement("item")
+    entry["jid"], entry["subscription"] = BOB, "remove"
+    await alice.iq(remove)
+    await settle(bob)
+    await alice.iq(publish_iq(TUNE, "After"))
+    assert events(await settle(bob)) == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_items_survive_a_restart_and_go_with_the_account(node):
     """A node's items are read back after a restart (SQLite in the data directory);
     deleting the account removes them."""
