@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from xmppd.storage.memory import MemoryCapsStore
 from xmppd.util import caps
 from xmppd.xml import parse_fragment
 
@@ -94,8 +97,14 @@ def test_a_form_whose_form_type_is_not_hidden_is_ignored() -> None:
     assert caps.ver(parse_fragment(SIMPLE.replace("</query>", extra + "</query>"))) == "QgayPKawpkPSDYmwT/WM94uAlu0="
 
 
-def test_cache_is_bounded_oldest_first() -> None:
-    cache = caps.MemoryCapsCache(size=2)
+def test_cache_memo_and_store_are_bounded() -> None:
+    """The node's memo forgets the oldest; the store refuses new vers once full; a ver learned
+    elsewhere (another node, same store) is read from the store."""
+    store = MemoryCapsStore()
+    cache, other_node = caps.CapsCache(store, size=2), caps.CapsCache(store, size=2)
     for name in ("a", "b", "c"):
-        cache.learned(name, frozenset({name}))
-    assert cache.get("a") is None and cache.get("b") == {"b"} and cache.get("c") == {"c"}
+        asyncio.run(cache.learned(name, frozenset({name})))
+    assert asyncio.run(store.get("a")) == ["a"] and asyncio.run(store.get("c")) is None  # full at two
+    assert asyncio.run(other_node.get("b")) == {"b"}
+    assert asyncio.run(cache.get("c")) == {"c"}  # this node's memo still has it
+    assert asyncio.run(other_node.get("c")) is None

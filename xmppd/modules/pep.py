@@ -153,7 +153,7 @@ class PepModule(Module):
 
     def __init__(self, node):
         super().__init__(node)
-        self.caps_cache: caps.ICapsCache = caps.MemoryCapsCache(node.config.caps_cache_size)
+        self.caps_cache = caps.CapsCache(node.storage.caps, node.config.caps_cache_size)
         self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
 
@@ -331,13 +331,14 @@ class PepModule(Module):
         recipients = local.available(directory.resources(account.bare))
         for contact in account.subscribers():
             if self._denied(account, contact, config) is None and self._owner_allows(message, account.bare, contact):
-                recipients += [r for r in local.available(directory.resources(contact)) if self.wants(r, name)]
+                recipients += [r for r in local.available(directory.resources(contact)) if await self.wants(r, name)]
         local.send_each_available(local.admitted(message, recipients), message)
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 
-    def features(self, resource: Resource) -> frozenset[str]:
-        """The features of the resource's announced caps, when known and trusted."""
+    async def features(self, resource: Resource) -> frozenset[str]:
+        """The features of the resource's announced caps, when known and trusted (a resource
+        of another node too: its presence comes with the directory's replica)."""
         announced = announced_caps(resource.presence)
         if announced is None:
             return frozenset()
@@ -345,26 +346,30 @@ class PepModule(Module):
         if algorithm is None:
             legacy = self._legacy.get(resource.jid.full())
             return legacy[1] if legacy is not None and legacy[0] == ver else frozenset()
-        return self.caps_cache.get(ver) or frozenset()
+        return await self.caps_cache.get(ver) or frozenset()
 
-    def wants(self, resource: Resource, name: str) -> bool:
-        return resource.available and name + NOTIFY in self.features(resource)
+    async def wants(self, resource: Resource, name: str) -> bool:
+        return resource.available and name + NOTIFY in await self.features(resource)
 
     def available(self, resource: Resource, initial: bool):
-        """Learn an unknown ``ver`` by asking the resource; an initial presence gets the last items."""
         announced = announced_caps(resource.presence)
-        if announced is not None and not self._known(resource, announced):
-            self._ask(resource, announced, initial)
-        elif initial:
-            run_in_background(self.send_last_items(resource), self.log, f"last PEP items for {resource.jid.full()} failed")
+        if announced is not None or initial:
+            run_in_background(self._arrived(resource, announced, initial), self.log, f"caps of {resource.jid.full()} failed")
         return None
 
-    def _known(self, resource: Resource, announced: tuple[str, str, str | None]) -> bool:
+    async def _arrived(self, resource: Resource, announced: tuple[str, str, str | None] | None, initial: bool) -> None:
+        """Learn an unknown ``ver`` by asking the resource; an initial presence gets the last items."""
+        if announced is not None and not await self._known(resource, announced):
+            self._ask(resource, announced, initial)
+        elif initial:
+            await self.send_last_items(resource)
+
+    async def _known(self, resource: Resource, announced: tuple[str, str, str | None]) -> bool:
         _, ver, algorithm = announced
         if algorithm is None:
             legacy = self._legacy.get(resource.jid.full())
             return legacy is not None and legacy[0] == ver
-        return self.caps_cache.get(ver) is not None
+        return await self.caps_cache.get(ver) is not None
 
     def _ask(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool) -> None:
         """disco#info to the full JID with node='node#ver'; one question per resource at a time."""
@@ -379,31 +384,35 @@ class PepModule(Module):
         self.node.router.send(query)
 
     def caps_answer(self, iq: domish.Element):
-        """The resource's answer: cached for every client if its hash verifies, for this JID alone
-        if it is legacy caps, ignored if it is forged (PEP-06)."""
+        """The answer to ``_ask``, if it is one."""
         asked = self._asking.get(iq.getAttribute("id", ""))
         if asked is None or iq.getAttribute("from") != asked[0].jid.full():
             return None
         del self._asking[iq["id"]]
-        resource, (_, ver, algorithm), initial = asked
         query = next(iq.elements(caps.NS_DISCO_INFO, "query"), None)
-        if iq["type"] != "result" or query is None:
-            return True
+        if iq["type"] == "result" and query is not None:
+            resource, announced, initial = asked
+            run_in_background(self._answered(resource, announced, initial, query), self.log, f"caps of {resource.jid.full()} failed")
+        return True
+
+    async def _answered(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool, query: domish.Element) -> None:
+        """Cached for every client if its hash verifies, for this JID alone if it is legacy
+        caps, ignored if it is forged (PEP-06); then the last items of an initial presence."""
+        _, ver, algorithm = announced
         if algorithm is None:
             self._legacy[resource.jid.full()] = (ver, caps.features(query))
         elif caps.verifies(query, ver, algorithm):
-            self.caps_cache.learned(ver, caps.features(query))
+            await self.caps_cache.learned(ver, caps.features(query))
         else:
             self.log.info("caps of {jid} do not hash to the ver announced, not trusted", jid=resource.jid.full())
-            return True
+            return
         if initial:
-            run_in_background(self.send_last_items(resource), self.log, f"last PEP items for {resource.jid.full()} failed")
-        return True
+            await self.send_last_items(resource)
 
     async def send_last_items(self, resource: Resource) -> None:
         """PEP-05: the newest item of every node it wants, of its own account and of each local
         contact whose presence it gets, that the node's access model and the owner's lists allow."""
-        wanted = {feature.removesuffix(NOTIFY) for feature in self.features(resource) if feature.endswith(NOTIFY)}
+        wanted = {feature.removesuffix(NOTIFY) for feature in await self.features(resource) if feature.endswith(NOTIFY)}
         if not wanted:
             return
         account = await self.rosters.account(resource.jid.user, resource.jid.host)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from xmppd.storage.interfaces import (
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
     IPepStore,
     IPendingStore,
@@ -18,6 +19,7 @@ from xmppd.storage.interfaces import (
 )
 from xmppd.storage.memory import (
     MemoryAccountStore,
+    MemoryCapsStore,
     MemoryOfflineStore,
     MemoryPepStore,
     MemoryPendingStore,
@@ -28,6 +30,7 @@ from xmppd.storage.memory import (
 from xmppd.storage.redis import (
     UNAVAILABLE,  # noqa: F401  (the errors that mean 'storage away, try later', for callers)
     RedisAccountStore,
+    RedisCapsStore,
     RedisOfflineStore,
     RedisPepStore,
     RedisPendingStore,
@@ -38,6 +41,7 @@ from xmppd.storage.redis import (
 )
 from xmppd.storage.sqlite import (
     SQLiteAccountStore,
+    SQLiteCapsStore,
     SQLiteDatabase,
     SQLiteOfflineStore,
     SQLitePepStore,
@@ -61,6 +65,7 @@ class Storage:
     privacy: IPrivacyStore
     vcards: IVCardStore
     pep: IPepStore  # XEP-0163 nodes and their items
+    caps: ICapsStore  # XEP-0115 ver -> verified features, for every account
     on_close: Callable[[], Awaitable[None] | None] = lambda: None
 
     async def delete_account(self, localpart: str, domain: str) -> bool:
@@ -86,6 +91,7 @@ def redis_storage(client) -> Storage:
         privacy=RedisPrivacyStore(client),
         vcards=RedisVCardStore(client),
         pep=RedisPepStore(client),
+        caps=RedisCapsStore(client),
         on_close=client.aclose,
     )
 
@@ -106,6 +112,7 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
             privacy=MemoryPrivacyStore(),
             vcards=MemoryVCardStore(),
             pep=MemoryPepStore(),
+            caps=MemoryCapsStore(),
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
@@ -117,5 +124,6 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
         privacy=SQLitePrivacyStore(database),
         vcards=SQLiteVCardStore(database),
         pep=SQLitePepStore(database),
+        caps=SQLiteCapsStore(database),
         on_close=database.close,
     )

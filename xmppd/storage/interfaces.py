@@ -283,3 +283,18 @@ class IPepStore(Interface):
 
     async def delete_all(localpart: str, domain: str) -> None:
         """Forget every node and item (the account is being removed)."""
+
+
+class ICapsStore(Interface):
+    """XEP-0115 ``ver`` -> features, one table for the whole server (every node of a cluster).
+
+    Only answers whose hash was verified are put here, so an entry never changes:
+    readers may keep what they read for as long as they like.
+    """
+
+    async def get(ver: str) -> list[str] | None:
+        """The features filed under this ``ver``, or None if none are."""
+
+    async def put(ver: str, features: list[str], limit: int) -> bool:
+        """File the features unless the table already holds ``limit`` entries (False then:
+        any client can make up new verifiable ``ver`` strings, so the table is bounded)."""

@@ -12,6 +12,7 @@ from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
     IPepStore,
     IPendingStore,
@@ -271,3 +272,19 @@ class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
         found = self._node(localpart, domain, node)
         if found is not None:
             found.items = []
+
+
+@implementer(ICapsStore)
+class MemoryCapsStore:
+    def __init__(self) -> None:
+        self._by_ver: dict[str, list[str]] = {}
+
+    async def get(self, ver: str) -> list[str] | None:
+        found = self._by_ver.get(ver)
+        return list(found) if found is not None else None
+
+    async def put(self, ver: str, features: list[str], limit: int) -> bool:
+        if ver not in self._by_ver and len(self._by_ver) >= limit:
+            return False
+        self._by_ver[ver] = list(features)
+        return True

@@ -19,6 +19,8 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{alice@example.org}:pep             HASH   PEP node -> the PEP module's configuration JSON
     xmppd:{alice@example.org}:pep:items       HASH   PEP node -> JSON list of [item id, item XML], newest first
 
+    xmppd:{caps}:features                     HASH   XEP-0115 ver -> JSON list of its verified features
+
     xmppd:{accounts}:domains                  SET    domains with at least one account
     xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
 
@@ -47,6 +49,7 @@ from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
     IPepStore,
     IPendingStore,
@@ -162,6 +165,13 @@ for _, item in ipairs(items) do
 end
 if #kept == #items then return 0 end
 if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept)) end
+return 1
+"""
+
+# KEYS: caps. ARGV: ver, features JSON, limit. 0 when the hash is full and ver is not in it.
+_CAPS_PUT = """
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -483,3 +493,22 @@ class RedisPepStore(_PerUserStore):
     async def purge(self, localpart: str, domain: str, node: str) -> None:
         _, items = self._keys(localpart, domain)
         await self._redis.hdel(items, node)
+
+
+_CAPS_KEY = f"{PREFIX}{{caps}}:features"
+
+
+@implementer(ICapsStore)
+class RedisCapsStore:
+    """One hash for the cluster: a ver learned on one node is known on all."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._put = client.register_script(_CAPS_PUT)
+
+    async def get(self, ver: str) -> list[str] | None:
+        found = await self._redis.hget(_CAPS_KEY, ver)
+        return None if found is None else json.loads(found)
+
+    async def put(self, ver: str, features: list[str], limit: int) -> bool:
+        return bool(await self._put(keys=[_CAPS_KEY], args=[ver, json.dumps(features), limit]))

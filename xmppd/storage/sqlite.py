@@ -12,6 +12,7 @@ coroutines rather than in a thread pool.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -23,6 +24,7 @@ from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
     IPepStore,
     IPendingStore,
@@ -175,6 +177,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             item      TEXT NOT NULL,  -- the <item/> element as published
             UNIQUE (domain, localpart, node, item_id)
         )
+        """,
+        """
+        CREATE TABLE caps (
+            ver      TEXT PRIMARY KEY,
+            features TEXT NOT NULL  -- JSON list, verified against ver before it was put
+        ) WITHOUT ROWID
         """,
     ),
 )
@@ -592,3 +600,24 @@ class SQLitePepStore(_PerUserStore):
 
     async def purge(self, localpart: str, domain: str, node: str) -> None:
         self._db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
+
+
+@implementer(ICapsStore)
+class SQLiteCapsStore:
+    """One row per verified ``ver`` in ``caps``."""
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+        self._db = database.connection
+
+    async def get(self, ver: str) -> list[str] | None:
+        row = self._db.execute("SELECT features FROM caps WHERE ver = ?", (ver,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    async def put(self, ver: str, features: list[str], limit: int) -> bool:
+        with self._database.transaction() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM caps").fetchone()
+            if count >= limit and db.execute("SELECT 1 FROM caps WHERE ver = ?", (ver,)).fetchone() is None:
+                return False
+            db.execute("INSERT OR REPLACE INTO caps (ver, features) VALUES (?, ?)", (ver, json.dumps(features)))
+        return True

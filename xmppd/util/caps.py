@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import OrderedDict
 
 from twisted.words.xish import domish
-from zope.interface import Interface, implementer
 
 NS_CAPS = "http://jabber.org/protocol/caps"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -84,33 +84,34 @@ def features(query: domish.Element) -> frozenset[str]:
     return frozenset(f.getAttribute("var", "") for f in query.elements(NS_DISCO_INFO, "feature"))
 
 
-class ICapsCache(Interface):
-    """``ver`` -> features, only for answers whose hash was verified; one per cluster.
+class CapsCache:
+    """Verified ``ver`` -> features: the server-wide store (``ICapsStore``; Redis in a
+    cluster, so a ``ver`` learned on one node is known on all) behind a bounded local
+    memo. An entry never changes once verified, so the memo never goes stale."""
 
-    Synchronous lookups: every presence of every resource reads it, so a shared
-    (Redis) implementation keeps a local replica, as the session directory does.
-    """
-
-    def get(announced: str) -> frozenset[str] | None:
-        """The features of a verified ``ver``, or None if it is not known yet."""
-
-    def learned(announced: str, features: frozenset[str]) -> None:
-        """Remember a verified ``ver``'s features for every client that announces it."""
-
-
-@implementer(ICapsCache)
-class MemoryCapsCache:
-    """The single node's cache, bounded: the oldest ``ver`` goes first."""
-
-    def __init__(self, size: int) -> None:
+    def __init__(self, store, size: int) -> None:
+        self._store = store
         self._size = size
-        self._by_ver: dict[str, frozenset[str]] = {}
+        self._memo: OrderedDict[str, frozenset[str]] = OrderedDict()
 
-    def get(self, announced: str) -> frozenset[str] | None:
-        return self._by_ver.get(announced)
+    def _remember(self, announced: str, found: frozenset[str]) -> frozenset[str]:
+        self._memo[announced] = found
+        self._memo.move_to_end(announced)
+        while len(self._memo) > self._size:
+            self._memo.popitem(last=False)
+        return found
 
-    def learned(self, announced: str, features: frozenset[str]) -> None:
-        self._by_ver.pop(announced, None)
-        self._by_ver[announced] = features
-        while len(self._by_ver) > self._size:
-            del self._by_ver[next(iter(self._by_ver))]
+    async def get(self, announced: str) -> frozenset[str] | None:
+        """The features of a verified ``ver``, or None if no node has learned it yet."""
+        found = self._memo.get(announced)
+        if found is not None:
+            self._memo.move_to_end(announced)
+            return found
+        stored = await self._store.get(announced)
+        return None if stored is None else self._remember(announced, frozenset(stored))
+
+    async def learned(self, announced: str, found: frozenset[str]) -> None:
+        """Remember a verified ``ver``'s features for every client that announces it; when the
+        store is full, this node alone keeps them in its memo."""
+        await self._store.put(announced, sorted(found), self._size)
+        self._remember(announced, found)

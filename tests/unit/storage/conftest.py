@@ -25,6 +25,7 @@ from tests import redis_server
 from xmppd.storage import DATABASE_FILENAME, Storage, open_storage
 from xmppd.storage.interfaces import (
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
     IPepStore,
     IPendingStore,
@@ -119,6 +120,11 @@ def vcards(storage: Storage) -> IVCardStore:
 @pytest.fixture
 def pep(storage: Storage) -> IPepStore:
     return storage.pep
+
+
+@pytest.fixture
+def caps(storage: Storage) -> ICapsStore:
+    return storage.caps
 
 
 @pytest.fixture
