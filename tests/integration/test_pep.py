@@ -200,6 +200,9 @@ async def test_only_the_owner_publishes_and_one_payload_per_item(cast):
     with pytest.raises(IQError) as invalid:
         await alice.iq(two)
     assert app_condition(invalid.value) == ("bad-request", "invalid-payload")
+    with pytest.raises(IQError) as unnamed:
+        await alice.iq(publish_iq("", "No node"))
+    assert app_condition(unnamed.value) == ("bad-request", "nodeid-required")
     with pytest.raises(IQError) as too_big:
         await alice.iq(publish_iq(TUNE, "x" * 140_000))
     assert app_condition(too_big.value) == ("not-acceptable", "payload-too-big")
@@ -250,6 +253,31 @@ async def test_a_forged_ver_is_never_trusted(node, login):
     bob = await online(login, "bob", answer=honest, ver=ver)  # asked: the forged answer was not kept
     await alice.iq(publish_iq(TUNE, "Secret"))
     assert events(await settle(mallory)) == [] and events(await settle(bob)) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_listing_too_many_features_is_not_remembered(node_factory):
+    """caps_max_features: a verifiable answer over the bound is not filed (any client can make
+    up such vers, each kept server-wide); the next client with that ver is asked again."""
+    node = node_factory(caps_max_features=1024)
+    await node.add_user("alice")
+    await node.add_user("bob")
+
+    async def log_in(user: str):
+        return await connect(jid=f"{user}@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+
+    bloated = disco_info(*(f"urn:example:feature:{n}" for n in range(60)))
+    ver = caps.ver(bloated)
+    alice, bob = await log_in("alice"), await log_in("bob")
+    try:
+        for client in (alice, bob):
+            client.send(caps_presence(ver))
+            await answer_caps_query(client, bloated, ver)  # bob is asked: alice's answer was not kept
+            await settle(client)
+        assert await as_deferred(node.node.storage.caps.get(ver)) is None
+    finally:
+        await alice.close()
+        await bob.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -183,6 +183,8 @@ class PepModule(Module):
         if handler is None:
             raise Unsupported(parsed.verb)
         name = parsed.nodeIdentifier
+        if name == "":
+            raise pubsub_error("bad-request", "nodeid-required", text="a PEP node has a name")
         if name is not None and len(name.encode("utf-8")) > self.node.config.pep_max_node_name:
             raise StanzaError("not-acceptable", text=f"node names are limited to {self.node.config.pep_max_node_name} bytes")
         return await handler(request, parsed)
@@ -392,6 +394,9 @@ class PepModule(Module):
         query = next(iq.elements(caps.NS_DISCO_INFO, "query"), None)
         if iq["type"] == "result" and query is not None:
             resource, announced, initial = asked
+            if sum(len(feature) for feature in caps.features(query)) > self.node.config.caps_max_features:
+                self.log.info("caps of {jid} list too many features to remember", jid=resource.jid.full())
+                return True
             run_in_background(self._answered(resource, announced, initial, query), self.log, f"caps of {resource.jid.full()} failed")
         return True
 
