@@ -320,17 +320,23 @@ async def test_a_blocked_contact_is_not_notified(cast):
     assert len(events(await settle(alice))) == 1
 
 
+def submitted(form_type: str, values: dict[str, str]) -> domish.Element:
+    """A submitted data form (XEP-0004) of that FORM_TYPE."""
+    form = domish.Element(("jabber:x:data", "x"))
+    form["type"] = "submit"
+    for var, value in {"FORM_TYPE": form_type, **values}.items():
+        field = form.addElement("field")
+        field["var"] = var
+        if var == "FORM_TYPE":
+            field["type"] = "hidden"
+        field.addElement("value", content=value)
+    return form
+
+
 def publish_with_options(node: str, title: str, access_model: str) -> domish.Element:
     """A publish with publish-options (XEP-0060 §7.1.5) asking for an access model."""
     request = publish_iq(node, title)
-    form = request.pubsub.addElement("publish-options").addElement(("jabber:x:data", "x"))
-    form["type"] = "submit"
-    for var, value, kind in (("FORM_TYPE", NS_PUBLISH_OPTIONS, "hidden"), ("pubsub#access_model", access_model, None)):
-        field = form.addElement("field")
-        field["var"] = var
-        if kind is not None:
-            field["type"] = kind
-        field.addElement("value", content=value)
+    request.pubsub.addElement("publish-options").addChild(submitted(NS_PUBLISH_OPTIONS, {"pubsub#access_model": access_model}))
     return request
 
 
@@ -384,6 +390,52 @@ async def test_a_removed_contact_hears_no_more(cast):
     await settle(bob)
     await alice.iq(publish_iq(TUNE, "After"))
     assert events(await settle(bob)) == []
+
+
+def form_values(form: domish.Element) -> dict[str, list[str]]:
+    return {f["var"]: [str(v) for v in f.elements("jabber:x:data", "value")] for f in form.elements("jabber:x:data", "field")}
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_configuration_get_and_set(cast, login):
+    """PEP-03: the defaults in the node_config form; the owner submits it back with open access
+    and max_items 2 (the oldest items go), and a stranger reads the two; bob may not look."""
+    alice, bob, _ = cast
+    for n in range(3):
+        await alice.iq(publish_iq(TUNE, f"Song {n}", str(n)))
+    get = iq("get", NS_OWNER, "pubsub")
+    get.pubsub.addElement("configure")["node"] = TUNE
+    form = (await alice.iq(get)).pubsub.configure.x
+    assert form.uri == "jabber:x:data" and form["type"] == "form"
+    values = form_values(form)
+    assert values["FORM_TYPE"] == [NS_PUBSUB + "#node_config"]
+    assert (values["pubsub#access_model"], values["pubsub#max_items"]) == (["presence"], ["1"])
+    assert values["pubsub#send_last_published_item"] == ["on_sub_and_presence"] and values["pubsub#persist_items"] == ["true"]
+    form["type"] = "submit"
+    for field in form.elements("jabber:x:data", "field"):
+        if field["var"] in ("pubsub#access_model", "pubsub#max_items"):
+            field.children = []
+            field.addElement("value", content={"pubsub#access_model": "open", "pubsub#max_items": "2"}[field["var"]])
+    configure = iq("set", NS_OWNER, "pubsub")
+    configure.pubsub.addElement("configure")["node"] = TUNE
+    configure.pubsub.configure.addChild(form)
+    await alice.iq(configure)
+    await alice.iq(publish_iq(TUNE, "Song 3", "3"))
+    dave = await login("dave")
+
+    async def read() -> list[str]:
+        return [i["id"] for i in (await dave.iq(items_iq(TUNE, ALICE))).pubsub.items.elements()]
+
+    assert await read() == ["3", "2"]
+    lower = iq("set", NS_OWNER, "pubsub")
+    lower.pubsub.addElement("configure")["node"] = TUNE
+    lower.pubsub.configure.addChild(submitted(NS_PUBSUB + "#node_config", {"pubsub#max_items": "1"}))
+    await alice.iq(lower)
+    assert await read() == ["3"]  # lowering max_items drops the oldest at once
+    get["to"] = ALICE
+    with pytest.raises(IQError) as forbidden:
+        await bob.iq(get)
+    assert condition(forbidden.value.stanza) == "forbidden"
 
 
 @pytest_twisted.ensureDeferred

@@ -37,8 +37,13 @@ NS_PUBLISH_OPTIONS = NS_PUBSUB + "#publish-options"
 NS_NODE_CONFIG = NS_PUBSUB + "#node_config"
 ACCESS_MODELS = ("presence", "open", "roster", "whitelist")
 NOTIFY = "+notify"
+FIXED = {  # what every node does, shown in its form; a form may repeat these values, not change them
+    "pubsub#persist_items": ("boolean", "true"),
+    "pubsub#deliver_payloads": ("boolean", "true"),
+    "pubsub#send_last_published_item": ("list-single", "on_sub_and_presence"),
+}
 FEATURES = (
-    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "create-nodes",
+    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "config-node", "create-nodes",
     "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
     "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items",
 )  # fmt: skip
@@ -47,6 +52,13 @@ FEATURES = (
 def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None) -> StanzaError:
     """A stanza error with its XEP-0060 application condition."""
     return StanzaError(condition, text=text, appCondition=domish.Element((NS_PUBSUB_ERRORS, pubsub_condition)))
+
+
+def form_fields(form: data_form.Form | None) -> dict[str, list[str]]:
+    """A submitted form's fields as text, whatever types wokkel gave its values."""
+    if form is None:
+        return {}
+    return {var: [str(v).lower() if isinstance(v, bool) else str(v) for v in field.values] for var, field in form.fields.items()}
 
 
 class PepRequest(PubSubRequest):
@@ -65,7 +77,7 @@ class PepRequest(PubSubRequest):
             form = data_form.findForm(element, NS_PUBLISH_OPTIONS)
             if form is None or form.formType != "submit":
                 raise BadRequest("invalid-options", text="publish-options need a submitted form")
-            self.publish_options = {var: [str(v) for v in field.values] for var, field in form.fields.items()}
+            self.publish_options = form_fields(form)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +110,21 @@ class NodeConfig:
                 changed = replace(changed, max_items=max_items if value == "max" else int(value))
             elif var == "pubsub#roster_groups_allowed":
                 changed = replace(changed, roster_groups_allowed=tuple(values))
-            elif var == "pubsub#persist_items" and value in ("true", "1"):
-                continue  # items always persist
+            elif var in FIXED and value in (FIXED[var][1], "1" if FIXED[var][0] == "boolean" else None):
+                continue
             else:
                 raise pubsub_error("bad-request", "invalid-options", text=f"{var} cannot be {values!r} here")
         return changed
+
+    def form(self, max_items: int) -> data_form.Form:
+        """The node_config form (PEP-03): the fields clients set, then what every node does."""
+        form = data_form.Form("form", formNamespace=NS_NODE_CONFIG)
+        form.addField(data_form.Field("list-single", "pubsub#access_model", self.access_model, options=[data_form.Option(m) for m in ACCESS_MODELS]))
+        form.addField(data_form.Field("text-single", "pubsub#max_items", str(self.max_items), desc=f"at most {max_items}"))
+        form.addField(data_form.Field("list-multi", "pubsub#roster_groups_allowed", values=list(self.roster_groups_allowed)))
+        for var, (kind, value) in FIXED.items():
+            form.addField(data_form.Field(kind, var, value))
+        return form
 
 
 def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | None] | None:
@@ -147,6 +169,7 @@ class PepModule(Module):
     iq_handlers = {
         (ACCOUNT, "get", NS_PUBSUB): "serve",
         (ACCOUNT, "set", NS_PUBSUB): "serve",
+        (ACCOUNT, "get", NS_PUBSUB_OWNER): "serve",
         (ACCOUNT, "set", NS_PUBSUB_OWNER): "serve",
     }
     hooks = {"presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer"}
@@ -179,6 +202,8 @@ class PepModule(Module):
             "create": self.create,
             "delete": self.delete,
             "purge": self.purge,
+            "configureGet": self.configuration,
+            "configureSet": self.configure,
         }.get(parsed.verb)
         if handler is None:
             raise Unsupported(parsed.verb)
@@ -272,8 +297,7 @@ class PepModule(Module):
         nodes = await self._nodes(owner)
         if name in nodes:
             raise StanzaError("conflict", text="the node exists")
-        fields = {var: [str(v) for v in field.values] for var, field in (parsed.options.fields.items() if parsed.options else ())}
-        await self._create(owner, name, nodes, NodeConfig().with_fields(fields, self.node.config.pep_max_items))
+        await self._create(owner, name, nodes, NodeConfig().with_fields(form_fields(parsed.options), self.node.config.pep_max_items))
         return None
 
     async def delete(self, request: IQRequest, parsed: PepRequest):
@@ -291,6 +315,29 @@ class PepModule(Module):
         config = await self._existing(owner, name)
         await self.store.purge(owner.user, owner.host, name)
         await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "purge", name))
+        return None
+
+    async def configuration(self, request: IQRequest, parsed: PepRequest):
+        """PEP-03: the node's configuration form, for its owner."""
+        request.require_own("only the owner sees a PEP node's configuration")
+        config = await self._existing(request.target, parsed.nodeIdentifier)
+        answer = domish.Element((NS_PUBSUB_OWNER, "pubsub"))
+        answer.addChild(node_element(NS_PUBSUB_OWNER, "configure", parsed.nodeIdentifier)).addChild(config.form(self.node.config.pep_max_items).toElement())
+        return answer
+
+    async def configure(self, request: IQRequest, parsed: PepRequest):
+        """A submitted form changes the node (a cancelled one nothing); a lower max_items
+        drops the oldest items at once."""
+        request.require_own("only the owner configures a PEP node")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        if parsed.options.formType == "cancel":
+            return None
+        changed = config.with_fields(form_fields(parsed.options), self.node.config.pep_max_items)
+        await self.store.put_node(owner.user, owner.host, name, changed.to_json())
+        items = await self.store.items(owner.user, owner.host, name)
+        if len(items) > changed.max_items:
+            await self.store.put_item(owner.user, owner.host, name, *items[0], changed.max_items)
         return None
 
     async def visible_nodes(self, requester: JID | None, owner: JID) -> list[str]:
