@@ -17,6 +17,7 @@ from twisted.words.xish import domish
 from tests.integration.node_fixtures import RunningNode, node_config
 from tests.integration.stanzas import condition, iq, presence
 from tests.integration.test_blocking import blocking_iq
+from tests.integration.test_cluster_nodes import failures_logged  # noqa: F401  (a fixture)
 from tests.integration.test_presence import befriend
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError, connect
@@ -25,6 +26,7 @@ from xmppd.service import make_node_service
 from xmppd.stanzas import result
 from xmppd.util import caps
 from xmppd.util.aio import as_deferred
+from xmppd.xml import parse_fragment
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_EVENT = NS_PUBSUB + "#event"
@@ -136,6 +138,26 @@ async def cast(node, login):
     for client in (alice, bob, carol):
         await settle(client)
     return alice, bob, carol
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_requests_get_their_errors_and_log_no_failure(login, failures_logged):
+    """A malformed JID or max_items is bad-request, an unknown request feature-not-implemented
+    + unsupported; none of them puts a traceback in the log."""
+    alice = await login()
+    raw = {
+        f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='{TUNE}' jid='@@@'/></pubsub>": ("bad-request", "invalid-jid"),
+        f"<pubsub xmlns='{NS_PUBSUB}'><subscriptions/></pubsub>": ("feature-not-implemented", "unsupported"),
+        f"<pubsub xmlns='{NS_PUBSUB}'><items node='{TUNE}' max_items='-1'/></pubsub>": ("bad-request", None),
+        f"<pubsub xmlns='{NS_PUBSUB}'><items node='{TUNE}' max_items='0'/></pubsub>": ("bad-request", None),
+    }
+    for payload, expected in raw.items():
+        kind = "get" if "<items" in payload or "<subscriptions" in payload else "set"
+        with pytest.raises(IQError) as caught:
+            await alice.iq(parse_fragment(f"<iq xmlns='jabber:client' type='{kind}'>{payload}</iq>"))
+        found = [c.name for c in caught.value.stanza.error.elements() if c.uri == NS_ERRORS]
+        assert (condition(caught.value.stanza), found[0] if found else None) == expected, payload
+    assert failures_logged == []
 
 
 @pytest_twisted.ensureDeferred

@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
-from twisted.words.protocols.jabber.jid import JID, internJID
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat, internJID
 from twisted.words.xish import domish
 from wokkel import data_form
 from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadRequest, PubSubRequest, Unsupported
@@ -63,11 +63,17 @@ def form_fields(form: data_form.Form | None) -> dict[str, list[str]]:
 
 class PepRequest(PubSubRequest):
     """wokkel's request, plus what it does not parse in wokkel 18: the ``notify`` of a
-    retract (XEP-0060 §7.2.2.1) and ``<publish-options/>`` (XEP-0060 §7.1.5)."""
+    retract (XEP-0060 §7.2.2.1) and ``<publish-options/>`` (XEP-0060 §7.1.5); and
+    ``max_items``, which wokkel takes when zero or negative."""
 
     _parameters = {**PubSubRequest._parameters, "retract": ["node", "itemIdentifiers", "notify"], "publish": ["node", "items", "publishOptions"]}
     notify = False
     publish_options: dict[str, list[str]] | None = None
+
+    def _parse_maxItems(self, verb: domish.Element) -> None:
+        super()._parse_maxItems(verb)
+        if self.maxItems is not None and self.maxItems < 1:
+            raise BadRequest(text="max_items is a positive integer")
 
     def _parse_notify(self, verb: domish.Element) -> None:
         self.notify = verb.getAttribute("notify") in ("true", "1")
@@ -195,6 +201,8 @@ class PepModule(Module):
             parsed = PepRequest.fromElement(request.iq)
         except NotImplementedError:
             raise pubsub_error("feature-not-implemented", "unsupported") from None
+        except InvalidFormat:
+            raise pubsub_error("bad-request", "invalid-jid") from None
         handler = {
             "publish": self.publish,
             "items": self.items,
