@@ -145,18 +145,18 @@ async def test_bad_requests_get_their_errors_and_log_no_failure(login, failures_
     """A malformed JID or max_items is bad-request, an unknown request feature-not-implemented
     + unsupported; none of them puts a traceback in the log."""
     alice = await login()
-    raw = {
-        f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='{TUNE}' jid='@@@'/></pubsub>": ("bad-request", "invalid-jid"),
-        f"<pubsub xmlns='{NS_PUBSUB}'><subscriptions/></pubsub>": ("feature-not-implemented", "unsupported"),
-        f"<pubsub xmlns='{NS_PUBSUB}'><items node='{TUNE}' max_items='-1'/></pubsub>": ("bad-request", None),
-        f"<pubsub xmlns='{NS_PUBSUB}'><items node='{TUNE}' max_items='0'/></pubsub>": ("bad-request", None),
-    }
-    for payload, expected in raw.items():
-        kind = "get" if "<items" in payload or "<subscriptions" in payload else "set"
+    cases = [  # (IQ type, payload, condition, pubsub#errors condition, its 'feature')
+        ("set", f"<subscribe node='{TUNE}' jid='@@@'/>", "bad-request", "invalid-jid", None),
+        ("set", f"<subscribe node='{TUNE}' jid='{ALICE}'/>", "feature-not-implemented", "unsupported", "subscribe"),
+        ("get", "<subscriptions/>", "feature-not-implemented", "unsupported", "retrieve-subscriptions"),
+        ("get", f"<items node='{TUNE}' max_items='-1'/>", "bad-request", None, None),
+        ("get", f"<items node='{TUNE}' max_items='0'/>", "bad-request", None, None),
+    ]
+    for kind, verb, expected, app, feature in cases:
         with pytest.raises(IQError) as caught:
-            await alice.iq(parse_fragment(f"<iq xmlns='jabber:client' type='{kind}'>{payload}</iq>"))
-        found = [c.name for c in caught.value.stanza.error.elements() if c.uri == NS_ERRORS]
-        assert (condition(caught.value.stanza), found[0] if found else None) == expected, payload
+            await alice.iq(parse_fragment(f"<iq xmlns='jabber:client' type='{kind}'><pubsub xmlns='{NS_PUBSUB}'>{verb}</pubsub></iq>"))
+        found = [(c.name, c.getAttribute("feature")) for c in caught.value.stanza.error.elements() if c.uri == NS_ERRORS]
+        assert (condition(caught.value.stanza), found) == (expected, [(app, feature)] if app else []), verb
     assert failures_logged == []
 
 

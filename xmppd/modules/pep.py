@@ -42,6 +42,17 @@ FIXED = {  # what every node does, shown in its form; a form may repeat these va
     "pubsub#deliver_payloads": ("boolean", "true"),
     "pubsub#send_last_published_item": ("list-single", "on_sub_and_presence"),
 }
+SERVED = {  # wokkel's request verb -> the method that serves it
+    "publish": "publish", "items": "items", "retract": "retract", "create": "create", "delete": "delete",
+    "purge": "purge", "configureGet": "configuration", "configureSet": "configure",
+}  # fmt: skip
+UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> names
+    "subscribe": "subscribe", "unsubscribe": "subscribe", "optionsGet": "subscription-options",
+    "optionsSet": "subscription-options", "subscriptions": "retrieve-subscriptions",
+    "affiliations": "retrieve-affiliations", "default": "retrieve-default", "affiliationsGet": "modify-affiliations",
+    "affiliationsSet": "modify-affiliations", "subscriptionsGet": "manage-subscriptions",
+    "subscriptionsSet": "manage-subscriptions",
+}  # fmt: skip
 FEATURES = (
     "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "config-node", "create-nodes",
     "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
@@ -163,8 +174,9 @@ def items_element(uri: str, node: str, items: Iterable[tuple[str, str]]) -> domi
     """``<items node><item id>payload</item>...</items>`` in the request's or the event's namespace."""
     element = node_element(uri, "items", node)
     for item_id, payload_xml in items:
-        element.addElement("item")["id"] = item_id
-        element.children[-1].addChild(parse_fragment(payload_xml))
+        item = element.addElement("item")
+        item["id"] = item_id
+        item.addChild(parse_fragment(payload_xml))
     return element
 
 
@@ -203,24 +215,14 @@ class PepModule(Module):
             raise pubsub_error("feature-not-implemented", "unsupported") from None
         except InvalidFormat:
             raise pubsub_error("bad-request", "invalid-jid") from None
-        handler = {
-            "publish": self.publish,
-            "items": self.items,
-            "retract": self.retract,
-            "create": self.create,
-            "delete": self.delete,
-            "purge": self.purge,
-            "configureGet": self.configuration,
-            "configureSet": self.configure,
-        }.get(parsed.verb)
-        if handler is None:
-            raise Unsupported(parsed.verb)
+        if parsed.verb not in SERVED:
+            raise Unsupported(UNSUPPORTED[parsed.verb])
         name = parsed.nodeIdentifier
         if name == "":
             raise pubsub_error("bad-request", "nodeid-required", text="a PEP node has a name")
         if name is not None and len(name.encode("utf-8")) > self.node.config.pep_max_node_name:
             raise StanzaError("not-acceptable", text=f"node names are limited to {self.node.config.pep_max_node_name} bytes")
-        return await handler(request, parsed)
+        return await getattr(self, SERVED[parsed.verb])(request, parsed)
 
     async def _nodes(self, owner: JID) -> dict[str, NodeConfig]:
         return {name: NodeConfig.from_json(text) for name, text in (await self.store.nodes(owner.user, owner.host)).items()}
