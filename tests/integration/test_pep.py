@@ -251,6 +251,24 @@ async def test_last_item_on_initial_presence_only(node, login):
 
 
 @pytest_twisted.ensureDeferred
+async def test_last_item_when_a_resource_starts_wanting_the_node(node, login):
+    """PEP-05: bob online without tune+notify; new caps with it bring alice's last tune, once."""
+    await node.add_user("bob")
+    await befriend(node, "alice", "bob")
+    alice = await login()
+    await alice.iq(publish_iq(TUNE, "Waiting", "w"))
+    bob = await online(login, "bob", "urn:example:other")
+    assert events(await settle(bob)) == []
+    wanting = disco_info(f"{TUNE}+notify", name="bob, updated")
+    bob.send(caps_presence(caps.ver(wanting)))
+    await answer_caps_query(bob, wanting, caps.ver(wanting))
+    (last,) = events(await settle(bob))
+    assert event_items(last) == (TUNE, [("w", "Waiting")])
+    bob.send(caps_presence(caps.ver(wanting)))
+    assert events(await settle(bob)) == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_verified_ver_is_learned_once(cast, login):
     """PEP-06: a second client announcing bob's ver is not asked again, and is notified."""
     alice, bob, _ = cast

@@ -197,6 +197,7 @@ class PepModule(Module):
         self.caps_cache = caps.CapsCache(node.storage.caps, node.config.caps_cache_size)
         self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
+        self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources
 
     @property
     def rosters(self) -> RosterModule:
@@ -412,16 +413,16 @@ class PepModule(Module):
 
     def available(self, resource: Resource, initial: bool):
         announced = announced_caps(resource.presence)
-        if announced is not None or initial:
+        if announced is not None or initial or resource.jid.full() in self._wanted:
             run_in_background(self._arrived(resource, announced, initial), self.log, f"caps of {resource.jid.full()} failed")
         return None
 
     async def _arrived(self, resource: Resource, announced: tuple[str, str, str | None] | None, initial: bool) -> None:
-        """Learn an unknown ``ver`` by asking the resource; an initial presence gets the last items."""
+        """Learn an unknown ``ver`` by asking the resource, else catch it up."""
         if announced is not None and not await self._known(resource, announced):
             self._ask(resource, announced, initial)
-        elif initial:
-            await self.send_last_items(resource)
+        else:
+            await self._catch_up(resource, initial)
 
     async def _known(self, resource: Resource, announced: tuple[str, str, str | None]) -> bool:
         _, ver, algorithm = announced
@@ -468,15 +469,23 @@ class PepModule(Module):
         else:
             self.log.info("caps of {jid} do not hash to the ver announced, not trusted", jid=resource.jid.full())
             return
-        if initial:
-            await self.send_last_items(resource)
+        await self._catch_up(resource, initial)
 
-    async def send_last_items(self, resource: Resource) -> None:
-        """PEP-05: the newest item of every node it wants, of its own account and of each local
-        contact whose presence it gets, that the node's access model and the owner's lists allow."""
-        wanted = {feature.removesuffix(NOTIFY) for feature in await self.features(resource) if feature.endswith(NOTIFY)}
-        if not wanted:
-            return
+    async def _catch_up(self, resource: Resource, initial: bool) -> None:
+        """PEP-05: the last items of the nodes a resource wants: all of them at its initial
+        presence, those it starts wanting when its caps change later; nothing again."""
+        wanted = frozenset(f.removesuffix(NOTIFY) for f in await self.features(resource) if f.endswith(NOTIFY))
+        before = frozenset() if initial else self._wanted.get(resource.jid.full(), frozenset())
+        if wanted:
+            self._wanted[resource.jid.full()] = wanted
+        else:
+            self._wanted.pop(resource.jid.full(), None)
+        if wanted - before:
+            await self.send_last_items(resource, wanted - before)
+
+    async def send_last_items(self, resource: Resource, wanted: frozenset[str]) -> None:
+        """The newest item of each of these nodes, of the resource's own account and of each
+        local contact whose presence it gets, that the access model and the owner's lists allow."""
         account = await self.rosters.account(resource.jid.user, resource.jid.host)
         owners = [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]
         local = self.node.router.local
@@ -496,6 +505,7 @@ class PepModule(Module):
 
     def ended(self, resource: Resource):
         self._legacy.pop(resource.jid.full(), None)
+        self._wanted.pop(resource.jid.full(), None)
         for asked, (whom, _, _) in list(self._asking.items()):
             if whom is resource:
                 del self._asking[asked]
