@@ -381,6 +381,16 @@ def publish_with_options(node: str, title: str, access_model: str) -> domish.Ele
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_contact_who_blocks_the_owner_gets_nothing_from_her(cast):
+    """PEP-13, the other way: bob's own blocklist keeps alice's notifications out."""
+    alice, bob, _ = cast
+    await bob.iq(blocking_iq("set", "block", ALICE))
+    await settle(bob)
+    await alice.iq(publish_iq(TUNE, "Blocked by bob"))
+    assert events(await settle(bob)) == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_disco_items_lists_what_the_requester_may_read(cast, login):
     """PEP-12: bob (presence subscriber) sees both nodes, dave only the open one, which he
     may read; publish-options the node does not match are conflict + precondition-not-met."""
