@@ -321,6 +321,38 @@ async def test_an_answer_listing_too_many_features_is_not_remembered(node_factor
 
 
 @pytest_twisted.ensureDeferred
+async def test_explicit_create_and_the_node_limit(node_factory):
+    """PEP-08: create by name (no instant nodes: nodeid-required), conflict when it exists;
+    past pep_max_nodes neither create nor publish makes one (not-allowed + max-nodes-exceeded)."""
+    node = node_factory(pep_max_nodes=1)
+    await node.add_user("alice")
+    alice = await connect(jid=ALICE, password="secret", host="127.0.0.1", port=node.port, insecure=True)
+    try:
+        def create(name: str | None) -> domish.Element:
+            request = iq("set", NS_PUBSUB, "pubsub")
+            verb = request.pubsub.addElement("create")
+            if name is not None:
+                verb["node"] = name
+            return request
+
+        await alice.iq(create(TUNE))
+        expected = [
+            (create(TUNE), ("conflict", None)),
+            (create(None), ("not-acceptable", "nodeid-required")),
+            (create("urn:example:second"), ("not-allowed", "max-nodes-exceeded")),
+            (publish_iq("urn:example:second", "No room"), ("not-allowed", "max-nodes-exceeded")),
+        ]
+        for request, (defined, app) in expected:
+            with pytest.raises(IQError) as caught:
+                await alice.iq(request)
+            found = [c.name for c in caught.value.stanza.error.elements() if c.uri == NS_ERRORS]
+            assert (condition(caught.value.stanza), found) == (defined, [app] if app else []), request.toXml()
+        await alice.iq(publish_iq(TUNE, "Fits"))  # the existing node still takes items
+    finally:
+        await alice.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_retract_purge_and_delete_notify(cast):
     """PEP-08/09: retract with notify sends <retract id/>; purge and delete are announced;
     retracting a missing item is item-not-found."""

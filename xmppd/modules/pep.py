@@ -54,7 +54,7 @@ UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> n
     "subscriptionsSet": "manage-subscriptions",
 }  # fmt: skip
 FEATURES = (
-    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "config-node", "create-nodes",
+    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-nodes",
     "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
     "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items",
 )  # fmt: skip
