@@ -266,7 +266,7 @@ class IPepStore(Interface):
         """Create the node or replace its configuration; its items stay."""
 
     async def delete_node(localpart: str, domain: str, node: str) -> bool:
-        """Remove the node and its items; False if there was none."""
+        """Remove the node, its items and its subscribers; False if there was none."""
 
     async def items(localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
         """The node's items as (id, XML), newest first; empty if none."""
@@ -280,6 +280,16 @@ class IPepStore(Interface):
 
     async def purge(localpart: str, domain: str, node: str) -> None:
         """Remove every item of the node, keeping the node."""
+
+    async def subscribers(localpart: str, domain: str, node: str) -> list[str]:
+        """The JIDs explicitly subscribed to the node, sorted; empty if none."""
+
+    async def subscribe(localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        """Add a subscriber (again: no change); False, adding nothing, if the node already
+        has ``limit`` others."""
+
+    async def unsubscribe(localpart: str, domain: str, node: str, jid: str) -> bool:
+        """Remove a subscriber; False if it was not subscribed."""
 
     async def delete_all(localpart: str, domain: str) -> None:
         """Forget every node and item (the account is being removed)."""

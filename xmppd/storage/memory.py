@@ -229,6 +229,7 @@ class MemoryVCardStore(_PerUserStore[str]):
 class _MemoryPepNode:
     config: str
     items: list[tuple[str, str]] = field(default_factory=list)  # (id, XML), newest first
+    subscribers: set[str] = field(default_factory=set)
 
 
 @implementer(IPepStore)
@@ -272,6 +273,24 @@ class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
         found = self._node(localpart, domain, node)
         if found is not None:
             found.items = []
+
+    async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
+        found = self._node(localpart, domain, node)
+        return sorted(found.subscribers) if found else []
+
+    async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None or (jid not in found.subscribers and len(found.subscribers) >= limit):
+            return False
+        found.subscribers.add(jid)
+        return True
+
+    async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None or jid not in found.subscribers:
+            return False
+        found.subscribers.discard(jid)
+        return True
 
 
 @implementer(ICapsStore)

@@ -18,6 +18,7 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{alice@example.org}:vcard           STRING vCard XML
     xmppd:{alice@example.org}:pep             HASH   PEP node -> the PEP module's configuration JSON
     xmppd:{alice@example.org}:pep:items       HASH   PEP node -> JSON list of [item id, item XML], newest first
+    xmppd:{alice@example.org}:pep:subscribers HASH   PEP node -> JSON list of subscribed JIDs, sorted
 
     xmppd:{caps}:features                     HASH   XEP-0115 ver -> JSON list of its verified features
 
@@ -172,6 +173,33 @@ return 1
 _CAPS_PUT = """
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: subscribers. ARGV: node, jid, limit. 1 if subscribed (already or now), 0 if the node is full.
+_PEP_SUBSCRIBE = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local jids = stored and cjson.decode(stored) or {}
+for _, jid in ipairs(jids) do
+    if jid == ARGV[2] then return 1 end
+end
+if #jids >= tonumber(ARGV[3]) then return 0 end
+jids[#jids + 1] = ARGV[2]
+table.sort(jids)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(jids))
+return 1
+"""
+
+# KEYS: subscribers. ARGV: node, jid. 1 if it was subscribed (an emptied node's field goes).
+_PEP_UNSUBSCRIBE = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return 0 end
+local jids, kept = cjson.decode(stored), {}
+for _, jid in ipairs(jids) do
+    if jid ~= ARGV[2] then kept[#kept + 1] = jid end
+end
+if #kept == #jids then return 0 end
+if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept)) end
 return 1
 """
 
@@ -448,51 +476,66 @@ class RedisVCardStore(_PerUserStore):
 
 @implementer(IPepStore)
 class RedisPepStore(_PerUserStore):
-    """Configurations in one hash, each node's items as one JSON list in another.
+    """Configurations in one hash, each node's items as one JSON list in another, its
+    explicit subscribers likewise in a third.
 
     A node keeps few items (``pep_max_items``), so a publish rewrites its list
     in one script: atomic however many nodes of the cluster publish at once.
     """
 
-    KINDS = ("pep", "pep:items")
+    KINDS = ("pep", "pep:items", "pep:subscribers")
 
     def __init__(self, client: Redis) -> None:
         super().__init__(client)
         self._put_item = client.register_script(_PEP_PUT_ITEM)
         self._retract = client.register_script(_PEP_RETRACT)
+        self._subscribe = client.register_script(_PEP_SUBSCRIBE)
+        self._unsubscribe = client.register_script(_PEP_UNSUBSCRIBE)
 
     async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
-        configs, _ = self._keys(localpart, domain)
+        configs, _, _ = self._keys(localpart, domain)
         return await self._redis.hgetall(configs)
 
     async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
-        configs, _ = self._keys(localpart, domain)
+        configs, _, _ = self._keys(localpart, domain)
         await self._redis.hset(configs, node, config_json)
 
     async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
-        configs, items = self._keys(localpart, domain)
-        async with self._redis.pipeline(transaction=True) as both:
-            both.hdel(configs, node)
-            both.hdel(items, node)
-            removed, _ = await both.execute()
+        async with self._redis.pipeline(transaction=True) as every:
+            for key in self._keys(localpart, domain):
+                every.hdel(key, node)
+            removed, _, _ = await every.execute()
         return bool(removed)
 
     async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
-        _, items = self._keys(localpart, domain)
+        _, items, _ = self._keys(localpart, domain)
         stored = await self._redis.hget(items, node)
         return [(item_id, xml_text) for item_id, xml_text in json.loads(stored)] if stored else []
 
     async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
-        _, items = self._keys(localpart, domain)
+        _, items, _ = self._keys(localpart, domain)
         await self._put_item(keys=[items], args=[node, item_id, xml_text, keep])
 
     async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
-        _, items = self._keys(localpart, domain)
+        _, items, _ = self._keys(localpart, domain)
         return bool(await self._retract(keys=[items], args=[node, item_id]))
 
     async def purge(self, localpart: str, domain: str, node: str) -> None:
-        _, items = self._keys(localpart, domain)
+        _, items, _ = self._keys(localpart, domain)
         await self._redis.hdel(items, node)
+
+    async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
+        _, _, subscribers = self._keys(localpart, domain)
+        stored = await self._redis.hget(subscribers, node)
+        return json.loads(stored) if stored else []
+
+    async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        _, _, subscribers = self._keys(localpart, domain)
+        return bool(await self._subscribe(keys=[subscribers], args=[node, jid, limit]))
+
+    async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
+        _, _, subscribers = self._keys(localpart, domain)
+        return bool(await self._unsubscribe(keys=[subscribers], args=[node, jid]))
 
 
 _CAPS_KEY = f"{PREFIX}{{caps}}:features"

@@ -179,6 +179,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         """
+        CREATE TABLE pep_subscribers (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            jid       TEXT NOT NULL,  -- as the subscriber gave it, bare or full
+            PRIMARY KEY (domain, localpart, node, jid)
+        ) WITHOUT ROWID
+        """,
+        """
         CREATE TABLE caps (
             ver      TEXT PRIMARY KEY,
             features TEXT NOT NULL  -- JSON list, verified against ver before it was put
@@ -551,9 +560,10 @@ _NODE_ROWS = f"{_USER_ROWS} AND node = :node"
 
 @implementer(IPepStore)
 class SQLitePepStore(_PerUserStore):
-    """Configurations in ``pep_nodes``, items in ``pep_items`` in publishing order."""
+    """Configurations in ``pep_nodes``, items in ``pep_items`` in publishing order,
+    explicit subscribers in ``pep_subscribers``."""
 
-    TABLES = ("pep_nodes", "pep_items")
+    TABLES = ("pep_nodes", "pep_items", "pep_subscribers")
 
     async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
         rows = self._db.execute(f"SELECT node, config FROM pep_nodes WHERE {_USER_ROWS}", _user(localpart, domain))
@@ -568,7 +578,8 @@ class SQLitePepStore(_PerUserStore):
 
     async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
         with self._database.transaction() as db:
-            db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
+            for table in ("pep_items", "pep_subscribers"):
+                db.execute(f"DELETE FROM {table} WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
             return db.execute(f"DELETE FROM pep_nodes WHERE {_NODE_ROWS}", _user(localpart, domain, node=node)).rowcount > 0
 
     async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
@@ -601,6 +612,27 @@ class SQLitePepStore(_PerUserStore):
     async def purge(self, localpart: str, domain: str, node: str) -> None:
         self._db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
 
+
+    async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
+        rows = self._db.execute(f"SELECT jid FROM pep_subscribers WHERE {_NODE_ROWS} ORDER BY jid", _user(localpart, domain, node=node))
+        return [jid for (jid,) in rows]
+
+    async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        values = _user(localpart, domain, node=node, jid=jid)
+        with self._database.transaction() as db:
+            if db.execute(f"SELECT 1 FROM pep_subscribers WHERE {_NODE_ROWS} AND jid = :jid", values).fetchone():
+                return True
+            (count,) = db.execute(f"SELECT COUNT(*) FROM pep_subscribers WHERE {_NODE_ROWS}", values).fetchone()
+            if count >= limit:
+                return False
+            db.execute("INSERT INTO pep_subscribers (localpart, domain, node, jid) VALUES (:localpart, :domain, :node, :jid)", values)
+        return True
+
+    async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
+        cursor = self._db.execute(
+            f"DELETE FROM pep_subscribers WHERE {_NODE_ROWS} AND jid = :jid", _user(localpart, domain, node=node, jid=jid)
+        )
+        return cursor.rowcount > 0
 
 @implementer(ICapsStore)
 class SQLiteCapsStore:

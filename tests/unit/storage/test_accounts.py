@@ -149,6 +149,7 @@ def test_deleting_an_account_removes_what_is_kept_for_it(storage, run: Runner) -
     run(storage.vcards.put(*ALICE, "<vCard xmlns='vcard-temp'/>"))
     run(storage.pep.put_node(*ALICE, "urn:xmpp:tune", "{}"))
     run(storage.pep.put_item(*ALICE, "urn:xmpp:tune", "a", "<item id='a'/>", 1))
+    run(storage.pep.subscribe(*ALICE, "urn:xmpp:tune", "dave@example.org", 10))
     assert run(storage.delete_account(*ALICE)) is True
     assert run(storage.rosters.get(*ALICE)).items == {}
     assert run(storage.pending.list(*ALICE)) == []

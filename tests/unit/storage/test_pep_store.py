@@ -67,12 +67,33 @@ class PepStoreContract:
         assert run(pep.delete_node(*ALICE, TUNE)) is True
         assert run(pep.nodes(*ALICE)) == {} and run(pep.items(*ALICE, TUNE)) == []
 
+    def test_subscribers(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+        assert run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 2)) is True
+        assert run(pep.subscribe(*ALICE, TUNE, "carol@example.org/phone", 2)) is True
+        assert run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 2)) is True  # again: no change
+        assert run(pep.subscribe(*ALICE, TUNE, "erin@example.org", 2)) is False  # full
+        assert run(pep.subscribers(*ALICE, TUNE)) == ["carol@example.org/phone", "dave@example.org"]
+        assert run(pep.unsubscribe(*ALICE, TUNE, "dave@example.org")) is True
+        assert run(pep.unsubscribe(*ALICE, TUNE, "dave@example.org")) is False
+        assert run(pep.subscribers(*ALICE, TUNE)) == ["carol@example.org/phone"]
+        run(pep.purge(*ALICE, TUNE))  # items only
+        assert run(pep.subscribers(*ALICE, TUNE)) == ["carol@example.org/phone"]
+        run(pep.delete_node(*ALICE, TUNE))
+        run(pep.put_node(*ALICE, TUNE, CONFIG))  # a new node of the same name starts with none
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+
     def test_per_user_and_delete_all(self, pep: IPepStore, run: Runner) -> None:
         for user in (ALICE, BOB):
             run(pep.put_node(*user, TUNE, CONFIG))
             run(pep.put_item(*user, TUNE, "a", item("a", user[0]), 1))
+            run(pep.subscribe(*user, TUNE, "dave@example.org", 10))
         run(pep.delete_all(*ALICE))
         assert run(pep.nodes(*ALICE)) == {} and run(pep.items(*ALICE, TUNE)) == []
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+        assert run(pep.subscribers(*BOB, TUNE)) == ["dave@example.org"]
         assert run(pep.items(*BOB, TUNE)) == [("a", item("a", "bob"))]
         run(pep.delete_all(*ALICE))  # nothing left: no error
 
