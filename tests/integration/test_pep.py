@@ -147,7 +147,6 @@ async def test_bad_requests_get_their_errors_and_log_no_failure(login, failures_
     alice = await login()
     cases = [  # (IQ type, payload, condition, pubsub#errors condition, its 'feature')
         ("set", f"<subscribe node='{TUNE}' jid='@@@'/>", "bad-request", "invalid-jid", None),
-        ("set", f"<subscribe node='{TUNE}' jid='{ALICE}'/>", "feature-not-implemented", "unsupported", "subscribe"),
         ("get", "<subscriptions/>", "feature-not-implemented", "unsupported", "retrieve-subscriptions"),
         ("get", f"<items node='{TUNE}' max_items='-1'/>", "bad-request", None, None),
         ("get", f"<items node='{TUNE}' max_items='0'/>", "bad-request", None, None),
@@ -420,6 +419,109 @@ async def test_a_contact_who_blocks_the_owner_gets_nothing_from_her(cast):
     await settle(bob)
     await alice.iq(publish_iq(TUNE, "Blocked by bob"))
     assert events(await settle(bob)) == []
+
+
+def subscription_iq(verb: str, node: str, jid: str) -> domish.Element:
+    request = iq("set", NS_PUBSUB, "pubsub", to=ALICE)
+    element = request.pubsub.addElement(verb)
+    element["node"], element["jid"] = node, jid
+    return request
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stranger_subscribes_to_an_open_node(cast, login):
+    """PEP-08: dave subscribes himself (not bob: invalid-jid) to alice's open node and gets
+    the last item at once, then each publish, then the delete; once unsubscribed, nothing
+    (and not-subscribed if he tries again). A presence node stays closed to him."""
+    alice, bob, _ = cast
+    OPEN = "urn:example:open"
+    await alice.iq(publish_with_options(OPEN, "First", "open"))
+    dave = await login("dave")
+    dave.send(presence())
+    await settle(dave)
+
+    def open_events(stanzas) -> list[tuple[str, str, list[str]]]:
+        found = []
+        for e in events(stanzas):
+            assert e["type"] == "headline" and e["from"] == ALICE and e["to"] == DAVE, e.toXml()
+            (child,) = list(e.event.elements())
+            found.append((child.name, child["node"], [i.getAttribute("id", "") for i in child.elements()]))
+        return found
+
+    answer = await dave.iq(subscription_iq("subscribe", OPEN, DAVE))
+    sub = answer.pubsub.subscription
+    assert (sub.uri, sub["node"], sub["jid"], sub["subscription"]) == (NS_PUBSUB, OPEN, DAVE, "subscribed")
+    (first_id,) = [i["id"] for i in (await dave.iq(items_iq(OPEN, ALICE))).pubsub.items.elements()]
+    assert open_events(await settle(dave)) == [("items", OPEN, [first_id])]
+    await alice.iq(publish_iq(OPEN, "Second", "s2"))
+    assert open_events(await settle(dave)) == [("items", OPEN, ["s2"])]
+
+    with pytest.raises(IQError) as someone_else:
+        await dave.iq(subscription_iq("subscribe", OPEN, BOB))
+    assert app_condition(someone_else.value) == ("bad-request", "invalid-jid")
+    await alice.iq(publish_iq(TUNE, "For contacts"))
+    with pytest.raises(IQError) as closed:
+        await dave.iq(subscription_iq("subscribe", TUNE, DAVE))
+    assert app_condition(closed.value) == ("not-authorized", "presence-subscription-required")
+
+    await dave.iq(subscription_iq("unsubscribe", OPEN, DAVE))
+    await alice.iq(publish_iq(OPEN, "Third", "s3"))
+    assert open_events(await settle(dave)) == []
+    with pytest.raises(IQError) as not_subscribed:
+        await dave.iq(subscription_iq("unsubscribe", OPEN, DAVE))
+    assert app_condition(not_subscribed.value) == ("unexpected-request", "not-subscribed")
+
+    await dave.iq(subscription_iq("subscribe", OPEN, DAVE))
+    assert open_events(await settle(dave)) == [("items", OPEN, ["s3"])]
+    delete = iq("set", NS_OWNER, "pubsub")
+    delete.pubsub.addElement("delete")["node"] = OPEN
+    await alice.iq(delete)
+    assert open_events(await settle(dave)) == [("delete", OPEN, [])]
+
+
+@pytest_twisted.ensureDeferred
+async def test_explicit_subscribers_among_contacts(cast):
+    """PEP-08/10: carol (caps without tune+notify) subscribes and gets tunes; bob, who wants
+    them by caps too, gets each once; when alice removes carol, her subscription goes."""
+    alice, bob, carol = cast
+    await alice.iq(publish_iq(TUNE, "Start", "t0"))
+    for client, jid in ((bob, bob.jid.userhost()), (carol, CAROL)):
+        await client.iq(subscription_iq("subscribe", TUNE, jid))
+    await settle(bob)
+    await settle(carol)
+    await alice.iq(publish_iq(TUNE, "Each once", "t1"))
+    assert [event_items(e) for e in events(await settle(bob))] == [(TUNE, [("t1", "Each once")])]
+    assert [event_items(e) for e in events(await settle(carol))] == [(TUNE, [("t1", "Each once")])]
+    remove = iq("set", "jabber:iq:roster")
+    entry = remove.query.addElement("item")
+    entry["jid"], entry["subscription"] = CAROL, "remove"
+    await alice.iq(remove)
+    await settle(carol)
+    await alice.iq(publish_iq(TUNE, "Not for carol", "t2"))
+    assert events(await settle(carol)) == []
+    with pytest.raises(IQError) as gone:
+        await carol.iq(subscription_iq("unsubscribe", TUNE, CAROL))
+    assert app_condition(gone.value) == ("unexpected-request", "not-subscribed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_subscriber_limit(node_factory):
+    """pep_max_subscribers: one more explicit subscriber is policy-violation + too-many-subscriptions."""
+    node = node_factory(pep_max_subscribers=1)
+    clients = []
+    for user in ("alice", "bob", "dave"):
+        await node.add_user(user)
+        clients.append(await connect(jid=f"{user}@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True))
+    alice, bob, dave = clients
+    try:
+        await alice.iq(publish_with_options("urn:example:open", "Open", "open"))
+        await bob.iq(subscription_iq("subscribe", "urn:example:open", BOB))
+        with pytest.raises(IQError) as full:
+            await dave.iq(subscription_iq("subscribe", "urn:example:open", DAVE))
+        assert app_condition(full.value) == ("policy-violation", "too-many-subscriptions")
+    finally:
+        for client in clients:
+            await client.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -44,10 +44,11 @@ FIXED = {  # what every node does, shown in its form; a form may repeat these va
 }
 SERVED = {  # wokkel's request verb -> the method that serves it
     "publish": "publish", "items": "items", "retract": "retract", "create": "create", "delete": "delete",
-    "purge": "purge", "configureGet": "configuration", "configureSet": "configure",
+    "purge": "purge", "configureGet": "configuration", "configureSet": "configure", "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
 }  # fmt: skip
 UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> names
-    "subscribe": "subscribe", "unsubscribe": "subscribe", "optionsGet": "subscription-options",
+    "optionsGet": "subscription-options",
     "optionsSet": "subscription-options", "subscriptions": "retrieve-subscriptions",
     "affiliations": "retrieve-affiliations", "default": "retrieve-default", "affiliationsGet": "modify-affiliations",
     "affiliationsSet": "modify-affiliations", "subscriptionsGet": "manage-subscriptions",
@@ -56,13 +57,14 @@ UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> n
 FEATURES = (
     "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-nodes",
     "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
-    "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items",
+    "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items", "subscribe",
 )  # fmt: skip
 
 
-def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None) -> StanzaError:
-    """A stanza error with its XEP-0060 application condition."""
-    return StanzaError(condition, text=text, appCondition=domish.Element((NS_PUBSUB_ERRORS, pubsub_condition)))
+def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None, kind: str | None = None) -> StanzaError:
+    """A stanza error with its XEP-0060 application condition. ``kind``: the error type, which
+    Twisted knows only for RFC 3920's conditions (not policy-violation)."""
+    return StanzaError(condition, type=kind, text=text, appCondition=domish.Element((NS_PUBSUB_ERRORS, pubsub_condition)))
 
 
 def form_fields(form: data_form.Form | None) -> dict[str, list[str]]:
@@ -316,8 +318,9 @@ class PepModule(Module):
         request.require_own("only the owner deletes PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
         config = await self._existing(owner, name)
+        subscribers = await self.store.subscribers(owner.user, owner.host, name)
         await self.store.delete_node(owner.user, owner.host, name)
-        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "delete", name))
+        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "delete", name), subscribers)
         return None
 
     async def purge(self, request: IQRequest, parsed: PepRequest):
@@ -326,6 +329,41 @@ class PepModule(Module):
         config = await self._existing(owner, name)
         await self.store.purge(owner.user, owner.host, name)
         await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "purge", name))
+        return None
+
+    @staticmethod
+    def _subscriber(request: IQRequest, parsed: PepRequest) -> JID:
+        """The JID to (un)subscribe: the requester's own, bare or full (else bad-request + invalid-jid)."""
+        if parsed.subscriber.userhost() != request.sender.userhost():
+            raise pubsub_error("bad-request", "invalid-jid", text="you can only subscribe yourself")
+        return parsed.subscriber
+
+    async def subscribe(self, request: IQRequest, parsed: PepRequest):
+        """PEP-08: for entities that are no contacts (open nodes) or want events without caps;
+        the newest item follows at once (PEP-05)."""
+        owner, name = request.target, parsed.nodeIdentifier
+        subscriber = self._subscriber(request, parsed)
+        config = await self._existing(owner, name)
+        account = await self.rosters.account(owner.user, owner.host)
+        denied = self._denied(account, subscriber.userhost(), config)
+        if denied is not None:
+            raise denied
+        if not await self.store.subscribe(owner.user, owner.host, name, subscriber.full(), self.node.config.pep_max_subscribers):
+            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node has as many subscribers as it may", kind="wait")
+        items = await self.store.items(owner.user, owner.host, name)
+        if items:
+            self._send_to_subscriber(account.bare, items_element(NS_PUBSUB_EVENT, name, items[:1]), subscriber.full())
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        subscription = answer.addChild(node_element(NS_PUBSUB, "subscription", name))
+        subscription["jid"], subscription["subscription"] = subscriber.full(), "subscribed"
+        return answer
+
+    async def unsubscribe(self, request: IQRequest, parsed: PepRequest):
+        owner, name = request.target, parsed.nodeIdentifier
+        subscriber = self._subscriber(request, parsed)
+        await self._existing(owner, name)
+        if not await self.store.unsubscribe(owner.user, owner.host, name, subscriber.full()):
+            raise pubsub_error("unexpected-request", "not-subscribed")
         return None
 
     async def configuration(self, request: IQRequest, parsed: PepRequest):
@@ -382,17 +420,38 @@ class PepModule(Module):
         privacy = self.node.privacy
         return privacy is None or privacy.allowed(message, owner, None, internJID(peer), inbound=False)
 
-    async def _notify(self, owner: JID, name: str, config: NodeConfig, content: domish.Element) -> None:
+    async def _notify(self, owner: JID, name: str, config: NodeConfig, content: domish.Element, subscribers: list[str] | None = None) -> None:
         """PEP-04: one headline per full JID: the owner's available resources, and contacts'
-        resources that want the node, minus whom the owner's or their own lists block."""
+        resources that want the node, minus whom the owner's or their own lists block; then
+        one to each explicit subscriber not reached so (its own lists apply on delivery).
+        A subscriber the access model no longer admits loses its subscription (PEP-10)."""
         account = await self.rosters.account(owner.user, owner.host)
         message = event(account.bare, content)
         local, directory = self.node.router.local, self.node.directory
         recipients = local.available(directory.resources(account.bare))
+        reached = {account.bare}
         for contact in account.subscribers():
             if self._denied(account, contact, config) is None and self._owner_allows(message, account.bare, contact):
-                recipients += [r for r in local.available(directory.resources(contact)) if await self.wants(r, name)]
+                wanting = [r for r in local.available(directory.resources(contact)) if await self.wants(r, name)]
+                recipients += wanting
+                reached.update(r.bare for r in wanting)
         local.send_each_available(local.admitted(message, recipients), message)
+        if subscribers is None:
+            subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        for subscriber in subscribers:
+            bare = internJID(subscriber).userhost()
+            if bare in reached:
+                continue
+            if self._denied(account, bare, config) is not None:
+                await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
+            elif self._owner_allows(message, account.bare, bare):
+                self._send_to_subscriber(account.bare, content, subscriber)
+
+    def _send_to_subscriber(self, owner: str, content: domish.Element, subscriber: str) -> None:
+        """A notification routed to a subscribed JID: delivery rules and the recipient's lists apply."""
+        message = event(owner, content)
+        message["to"] = subscriber
+        self.node.router.send(message)
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 
