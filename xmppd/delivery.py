@@ -114,6 +114,7 @@ class LocalDelivery:
 
     def answer_iq(self, scope: str, iq: domish.Element, target: JID):
         if iq["type"] not in ("get", "set"):
+            self.node.modules.fire("iq-response", iq)  # answers to the server's own questions (caps)
             return None  # results and errors for the server or an account end here
         return self._answer(scope, IQRequest(iq, parse_jid(iq.getAttribute("from")), target, None))
 

@@ -13,6 +13,7 @@ from xmppd.config import Config
 from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
 from xmppd.modules.last import LastActivityModule
+from xmppd.modules.pep import PepModule
 from xmppd.modules.ping import PingModule
 from xmppd.modules.offline import OfflineModule
 from xmppd.modules.presence import PresenceModule
@@ -46,6 +47,7 @@ DEFAULT_MODULES = (
     PrivacyModule,
     BlockingModule,
     VCardModule,
+    PepModule,
 )
 
 log = Logger()

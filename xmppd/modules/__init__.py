@@ -16,6 +16,7 @@ Events fired by the core (arguments in brackets):
 * ``presence-available`` (resource, initial): a resource sent available presence
 * ``message-offline`` (message, target): a message no resource can take
 * ``roster-remove`` (account, contact): a client removes a roster item
+* ``iq-response`` (iq): a result or error for the server or an account (answers to its own requests)
 
 and by the cluster, for what other nodes did (docs/cluster.md):
 
@@ -65,6 +66,7 @@ class Module:
     name: ClassVar[str] = ""
     server_features: ClassVar[tuple[str, ...]] = ()
     account_features: ClassVar[tuple[str, ...]] = ()
+    account_identities: ClassVar[tuple[tuple[str, str], ...]] = ()  # (category, type) an account also is
     iq_handlers: ClassVar[dict[tuple[str, str, str], str]] = {}
     stream_features: ClassVar[dict[str, tuple[str, ...]]] = {}  # stage -> XML snippets
     pre_auth: ClassVar[bool] = False  # its server IQs are served before authentication
@@ -110,6 +112,10 @@ class ModuleHost:
     def features(self, scope: str) -> list[str]:
         attr = "server_features" if scope == SERVER else "account_features"
         return sorted({f for m in self.modules for f in getattr(m, attr)})
+
+    def identities(self) -> list[tuple[str, str]]:
+        """What an account is besides ``account/registered`` (PEP: ``pubsub/pep``)."""
+        return sorted({i for m in self.modules for i in m.account_identities})
 
     def module(self, name: str) -> Module | None:
         return next((m for m in self.modules if m.name == name), None)

@@ -24,16 +24,17 @@ class DiscoModule(Module):
         if request.payload.getAttribute("node"):
             raise StanzaError("item-not-found")
 
-    def _info(self, identity: disco.DiscoIdentity, scope: str):
+    def _info(self, identities: list[disco.DiscoIdentity], scope: str):
         info = disco.DiscoInfo()
-        info.append(identity)
+        for identity in identities:
+            info.append(identity)
         for feature in self.node.modules.features(scope):
             info.append(disco.DiscoFeature(feature))
         return info.toElement()
 
     def server_info(self, request: IQRequest):
         self._no_nodes(request)
-        return self._info(disco.DiscoIdentity("server", "im", "xmppd"), SERVER)
+        return self._info([disco.DiscoIdentity("server", "im", "xmppd")], SERVER)
 
     def server_items(self, request: IQRequest):
         self._no_nodes(request)
@@ -51,9 +52,15 @@ class DiscoModule(Module):
         if not account.shares_presence_with(sender.userhost()):
             raise StanzaError("service-unavailable")
         self._no_nodes(request)
-        return self._info(disco.DiscoIdentity("account", "registered"), ACCOUNT)
+        extra = [disco.DiscoIdentity(category, kind) for category, kind in self.node.modules.identities()]
+        return self._info([disco.DiscoIdentity("account", "registered"), *extra], ACCOUNT)
 
-    def account_items(self, request: IQRequest):
-        """DISCO-04: no items to list yet (resources stay private, PEP nodes come later)."""
+    async def account_items(self, request: IQRequest):
+        """DISCO-04: resources stay private; PEP nodes the requester may read are listed (PEP-12)."""
         self._no_nodes(request)
-        return disco.DiscoItems().toElement()
+        items = disco.DiscoItems()
+        pep = self.node.modules.module("pep")
+        if pep is not None:
+            for name in await pep.visible_nodes(request.sender, request.target):
+                items.append(disco.DiscoItem(request.target, name))
+        return items.toElement()

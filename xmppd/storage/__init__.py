@@ -9,7 +9,9 @@ from pathlib import Path
 
 from xmppd.storage.interfaces import (
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -17,7 +19,9 @@ from xmppd.storage.interfaces import (
 )
 from xmppd.storage.memory import (
     MemoryAccountStore,
+    MemoryCapsStore,
     MemoryOfflineStore,
+    MemoryPepStore,
     MemoryPendingStore,
     MemoryPrivacyStore,
     MemoryRosterStore,
@@ -26,7 +30,9 @@ from xmppd.storage.memory import (
 from xmppd.storage.redis import (
     UNAVAILABLE,  # noqa: F401  (the errors that mean 'storage away, try later', for callers)
     RedisAccountStore,
+    RedisCapsStore,
     RedisOfflineStore,
+    RedisPepStore,
     RedisPendingStore,
     RedisPrivacyStore,
     RedisRosterStore,
@@ -35,8 +41,10 @@ from xmppd.storage.redis import (
 )
 from xmppd.storage.sqlite import (
     SQLiteAccountStore,
+    SQLiteCapsStore,
     SQLiteDatabase,
     SQLiteOfflineStore,
+    SQLitePepStore,
     SQLitePendingStore,
     SQLitePrivacyStore,
     SQLiteRosterStore,
@@ -56,11 +64,13 @@ class Storage:
     offline: IOfflineStore
     privacy: IPrivacyStore
     vcards: IVCardStore
+    pep: IPepStore  # XEP-0163 nodes and their items
+    caps: ICapsStore  # XEP-0115 ver -> verified features, for every account
     on_close: Callable[[], Awaitable[None] | None] = lambda: None
 
     async def delete_account(self, localpart: str, domain: str) -> bool:
         """Remove an account and everything kept for it; False if there was none."""
-        for store in (self.rosters, self.pending, self.offline, self.privacy, self.vcards):
+        for store in (self.rosters, self.pending, self.offline, self.privacy, self.vcards, self.pep):
             await store.delete_all(localpart, domain)
         return await self.accounts.delete(localpart, domain)
 
@@ -80,6 +90,8 @@ def redis_storage(client) -> Storage:
         offline=RedisOfflineStore(client),
         privacy=RedisPrivacyStore(client),
         vcards=RedisVCardStore(client),
+        pep=RedisPepStore(client),
+        caps=RedisCapsStore(client),
         on_close=client.aclose,
     )
 
@@ -99,6 +111,8 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
             offline=MemoryOfflineStore(),
             privacy=MemoryPrivacyStore(),
             vcards=MemoryVCardStore(),
+            pep=MemoryPepStore(),
+            caps=MemoryCapsStore(),
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
@@ -109,5 +123,7 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
         offline=SQLiteOfflineStore(database),
         privacy=SQLitePrivacyStore(database),
         vcards=SQLiteVCardStore(database),
+        pep=SQLitePepStore(database),
+        caps=SQLiteCapsStore(database),
         on_close=database.close,
     )

@@ -258,3 +258,63 @@ class IVCardStore(Interface):
 
     async def delete_all(localpart: str, domain: str) -> None:
         """Forget the vCard (the account is being removed)."""
+
+
+class IPepStore(Interface):
+    """A user's XEP-0163 PEP nodes: each node's configuration and its items, newest first.
+
+    A configuration is the JSON text the PEP module makes of it and an item its
+    id and its payload's XML as published; stores parse neither. Each call is atomic, so
+    two resources publishing at once (on two nodes of a cluster) never leave a
+    node with more items than asked, or a replaced item twice.
+    """
+
+    async def nodes(localpart: str, domain: str) -> dict[str, str]:
+        """Every node, name -> configuration JSON; empty if the user has none."""
+
+    async def put_node(localpart: str, domain: str, node: str, config_json: str) -> None:
+        """Create the node or replace its configuration; its items stay."""
+
+    async def delete_node(localpart: str, domain: str, node: str) -> bool:
+        """Remove the node, its items and its subscribers; False if there was none."""
+
+    async def items(localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        """The node's items as (id, XML), newest first; empty if none."""
+
+    async def put_item(localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        """Make this the newest item, replacing any item with its id, and keep only the
+        ``keep`` newest of the node's items."""
+
+    async def retract(localpart: str, domain: str, node: str, item_id: str) -> bool:
+        """Remove one item; False if the node had no item with that id."""
+
+    async def purge(localpart: str, domain: str, node: str) -> None:
+        """Remove every item of the node, keeping the node."""
+
+    async def subscribers(localpart: str, domain: str, node: str) -> list[str]:
+        """The JIDs explicitly subscribed to the node, sorted; empty if none."""
+
+    async def subscribe(localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        """Add a subscriber (again: no change); False, adding nothing, if the node already
+        has ``limit`` others."""
+
+    async def unsubscribe(localpart: str, domain: str, node: str, jid: str) -> bool:
+        """Remove a subscriber; False if it was not subscribed."""
+
+    async def delete_all(localpart: str, domain: str) -> None:
+        """Forget every node and item (the account is being removed)."""
+
+
+class ICapsStore(Interface):
+    """XEP-0115 ``ver`` -> features, one table for the whole server (every node of a cluster).
+
+    Only answers whose hash was verified are put here, so an entry never changes:
+    readers may keep what they read for as long as they like.
+    """
+
+    async def get(ver: str) -> list[str] | None:
+        """The features filed under this ``ver``, or None if none are."""
+
+    async def put(ver: str, features: list[str], limit: int) -> bool:
+        """File the features unless the table already holds ``limit`` entries (False then:
+        any client can make up new verifiable ``ver`` strings, so the table is bounded)."""

@@ -12,7 +12,9 @@ from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -235,3 +237,87 @@ class MemoryVCardStore(_PerUserStore[str]):
 
     async def put(self, localpart: str, domain: str, xml_text: str) -> None:
         self._by_user[localpart, domain] = xml_text
+
+
+@dataclass
+class _MemoryPepNode:
+    config: str
+    items: list[tuple[str, str]] = field(default_factory=list)  # (id, XML), newest first
+    subscribers: set[str] = field(default_factory=set)
+
+
+@implementer(IPepStore)
+class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
+    """Nodes per user, each with its configuration and its items."""
+
+    def _node(self, localpart: str, domain: str, node: str) -> _MemoryPepNode | None:
+        return self._by_user.get((localpart, domain), {}).get(node)
+
+    async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
+        return {name: node.config for name, node in self._by_user.get((localpart, domain), {}).items()}
+
+    async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
+        nodes = self._by_user.setdefault((localpart, domain), {})
+        if node in nodes:
+            nodes[node].config = config_json
+        else:
+            nodes[node] = _MemoryPepNode(config_json)
+
+    async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
+        return self._by_user.get((localpart, domain), {}).pop(node, None) is not None
+
+    async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        found = self._node(localpart, domain, node)
+        return list(found.items) if found else []
+
+    async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        found = self._node(localpart, domain, node)
+        if found is not None:
+            others = [item for item in found.items if item[0] != item_id]
+            found.items = [(item_id, xml_text), *others][:keep]
+
+    async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None or all(item[0] != item_id for item in found.items):
+            return False
+        found.items = [item for item in found.items if item[0] != item_id]
+        return True
+
+    async def purge(self, localpart: str, domain: str, node: str) -> None:
+        found = self._node(localpart, domain, node)
+        if found is not None:
+            found.items = []
+
+    async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
+        found = self._node(localpart, domain, node)
+        return sorted(found.subscribers) if found else []
+
+    async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None or (jid not in found.subscribers and len(found.subscribers) >= limit):
+            return False
+        found.subscribers.add(jid)
+        return True
+
+    async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None or jid not in found.subscribers:
+            return False
+        found.subscribers.discard(jid)
+        return True
+
+
+@implementer(ICapsStore)
+class MemoryCapsStore:
+    def __init__(self) -> None:
+        self._by_ver: dict[str, list[str]] = {}
+
+    async def get(self, ver: str) -> list[str] | None:
+        found = self._by_ver.get(ver)
+        return list(found) if found is not None else None
+
+    async def put(self, ver: str, features: list[str], limit: int) -> bool:
+        if ver not in self._by_ver and len(self._by_ver) >= limit:
+            return False
+        self._by_ver[ver] = list(features)
+        return True

@@ -16,6 +16,11 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{alice@example.org}:privacy         HASH   list name -> the privacy engine's JSON
     xmppd:{alice@example.org}:privacy:default STRING name of the default list
     xmppd:{alice@example.org}:vcard           STRING vCard XML
+    xmppd:{alice@example.org}:pep             HASH   PEP node -> the PEP module's configuration JSON
+    xmppd:{alice@example.org}:pep:items       HASH   PEP node -> JSON list of [item id, item XML], newest first
+    xmppd:{alice@example.org}:pep:subscribers HASH   PEP node -> JSON list of subscribed JIDs, sorted
+
+    xmppd:{caps}:features                     HASH   XEP-0115 ver -> JSON list of its verified features
 
     xmppd:{accounts}:domains                  SET    domains with at least one account
     xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
@@ -33,6 +38,7 @@ account still share it, and keys of different accounts stay distinct.
 
 from __future__ import annotations
 
+import json
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -44,7 +50,9 @@ from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -148,6 +156,64 @@ if ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[1])
     and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: items. ARGV: node, item id, item XML, how many to keep. The item goes first, replacing its id.
+_PEP_PUT_ITEM = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local items = {{ARGV[2], ARGV[3]}}
+for _, item in ipairs(stored and cjson.decode(stored) or {}) do
+    if #items >= tonumber(ARGV[4]) then break end
+    if item[1] ~= ARGV[2] then items[#items + 1] = item end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(items))
+"""
+
+# KEYS: items. ARGV: node, item id. 1 if the item was there (an emptied node's field goes).
+_PEP_RETRACT = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return 0 end
+local items, kept = cjson.decode(stored), {}
+for _, item in ipairs(items) do
+    if item[1] ~= ARGV[2] then kept[#kept + 1] = item end
+end
+if #kept == #items then return 0 end
+if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept)) end
+return 1
+"""
+
+# KEYS: caps. ARGV: ver, features JSON, limit. 0 when the hash is full and ver is not in it.
+_CAPS_PUT = """
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: subscribers. ARGV: node, jid, limit. 1 if subscribed (already or now), 0 if the node is full.
+_PEP_SUBSCRIBE = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local jids = stored and cjson.decode(stored) or {}
+for _, jid in ipairs(jids) do
+    if jid == ARGV[2] then return 1 end
+end
+if #jids >= tonumber(ARGV[3]) then return 0 end
+jids[#jids + 1] = ARGV[2]
+table.sort(jids)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(jids))
+return 1
+"""
+
+# KEYS: subscribers. ARGV: node, jid. 1 if it was subscribed (an emptied node's field goes).
+_PEP_UNSUBSCRIBE = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return 0 end
+local jids, kept = cjson.decode(stored), {}
+for _, jid in ipairs(jids) do
+    if jid ~= ARGV[2] then kept[#kept + 1] = jid end
+end
+if #kept == #jids then return 0 end
+if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept)) end
 return 1
 """
 
@@ -419,3 +485,86 @@ class RedisVCardStore(_PerUserStore):
     async def put(self, localpart: str, domain: str, xml_text: str) -> None:
         (vcard,) = self._keys(localpart, domain)
         await self._redis.set(vcard, xml_text)
+
+
+@implementer(IPepStore)
+class RedisPepStore(_PerUserStore):
+    """Configurations in one hash, each node's items as one JSON list in another, its
+    explicit subscribers likewise in a third.
+
+    A node keeps few items (``pep_max_items``), so a publish rewrites its list
+    in one script: atomic however many nodes of the cluster publish at once.
+    """
+
+    KINDS = ("pep", "pep:items", "pep:subscribers")
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self._put_item = client.register_script(_PEP_PUT_ITEM)
+        self._retract = client.register_script(_PEP_RETRACT)
+        self._subscribe = client.register_script(_PEP_SUBSCRIBE)
+        self._unsubscribe = client.register_script(_PEP_UNSUBSCRIBE)
+
+    async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
+        configs, _, _ = self._keys(localpart, domain)
+        return await self._redis.hgetall(configs)
+
+    async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
+        configs, _, _ = self._keys(localpart, domain)
+        await self._redis.hset(configs, node, config_json)
+
+    async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
+        async with self._redis.pipeline(transaction=True) as every:
+            for key in self._keys(localpart, domain):
+                every.hdel(key, node)
+            removed, _, _ = await every.execute()
+        return bool(removed)
+
+    async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        _, items, _ = self._keys(localpart, domain)
+        stored = await self._redis.hget(items, node)
+        return [(item_id, xml_text) for item_id, xml_text in json.loads(stored)] if stored else []
+
+    async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        _, items, _ = self._keys(localpart, domain)
+        await self._put_item(keys=[items], args=[node, item_id, xml_text, keep])
+
+    async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
+        _, items, _ = self._keys(localpart, domain)
+        return bool(await self._retract(keys=[items], args=[node, item_id]))
+
+    async def purge(self, localpart: str, domain: str, node: str) -> None:
+        _, items, _ = self._keys(localpart, domain)
+        await self._redis.hdel(items, node)
+
+    async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
+        _, _, subscribers = self._keys(localpart, domain)
+        stored = await self._redis.hget(subscribers, node)
+        return json.loads(stored) if stored else []
+
+    async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        _, _, subscribers = self._keys(localpart, domain)
+        return bool(await self._subscribe(keys=[subscribers], args=[node, jid, limit]))
+
+    async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
+        _, _, subscribers = self._keys(localpart, domain)
+        return bool(await self._unsubscribe(keys=[subscribers], args=[node, jid]))
+
+
+_CAPS_KEY = f"{PREFIX}{{caps}}:features"
+
+
+@implementer(ICapsStore)
+class RedisCapsStore:
+    """One hash for the cluster: a ver learned on one node is known on all."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._put = client.register_script(_CAPS_PUT)
+
+    async def get(self, ver: str) -> list[str] | None:
+        found = await self._redis.hget(_CAPS_KEY, ver)
+        return None if found is None else json.loads(found)
+
+    async def put(self, ver: str, features: list[str], limit: int) -> bool:
+        return bool(await self._put(keys=[_CAPS_KEY], args=[ver, json.dumps(features), limit]))

@@ -12,6 +12,7 @@ coroutines rather than in a thread pool.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -23,7 +24,9 @@ from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -151,6 +154,44 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UPDATE offline_totals SET messages = messages - 1, bytes = bytes - old.size
             WHERE domain = old.domain AND localpart = old.localpart;
         END
+        """,
+    ),
+    (
+        """
+        CREATE TABLE pep_nodes (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            config    TEXT NOT NULL,  -- the PEP module's JSON, never parsed here
+            PRIMARY KEY (domain, localpart, node)
+        ) WITHOUT ROWID
+        """,
+        # The rowid gives the publishing order: the newest item has the largest.
+        """
+        CREATE TABLE pep_items (
+            id        INTEGER PRIMARY KEY,
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            item_id   TEXT NOT NULL,
+            item      TEXT NOT NULL,  -- the <item/> element as published
+            UNIQUE (domain, localpart, node, item_id)
+        )
+        """,
+        """
+        CREATE TABLE pep_subscribers (
+            localpart TEXT NOT NULL,
+            domain    TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            jid       TEXT NOT NULL,  -- as the subscriber gave it, bare or full
+            PRIMARY KEY (domain, localpart, node, jid)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE caps (
+            ver      TEXT PRIMARY KEY,
+            features TEXT NOT NULL  -- JSON list, verified against ver before it was put
+        ) WITHOUT ROWID
         """,
     ),
 )
@@ -525,3 +566,103 @@ class SQLiteVCardStore(_PerUserStore):
             " ON CONFLICT DO UPDATE SET vcard = excluded.vcard",
             _user(localpart, domain, vcard=xml_text),
         )
+
+
+_NODE_ROWS = f"{_USER_ROWS} AND node = :node"
+
+
+@implementer(IPepStore)
+class SQLitePepStore(_PerUserStore):
+    """Configurations in ``pep_nodes``, items in ``pep_items`` in publishing order,
+    explicit subscribers in ``pep_subscribers``."""
+
+    TABLES = ("pep_nodes", "pep_items", "pep_subscribers")
+
+    async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
+        rows = self._db.execute(f"SELECT node, config FROM pep_nodes WHERE {_USER_ROWS}", _user(localpart, domain))
+        return dict(rows)
+
+    async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
+        self._db.execute(
+            "INSERT INTO pep_nodes (localpart, domain, node, config) VALUES (:localpart, :domain, :node, :config)"
+            " ON CONFLICT DO UPDATE SET config = excluded.config",
+            _user(localpart, domain, node=node, config=config_json),
+        )
+
+    async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
+        with self._database.transaction() as db:
+            for table in ("pep_items", "pep_subscribers"):
+                db.execute(f"DELETE FROM {table} WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
+            return db.execute(f"DELETE FROM pep_nodes WHERE {_NODE_ROWS}", _user(localpart, domain, node=node)).rowcount > 0
+
+    async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            f"SELECT item_id, item FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC", _user(localpart, domain, node=node)
+        )
+        return [(item_id, item) for item_id, item in rows]
+
+    async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
+        values = _user(localpart, domain, node=node, item_id=item_id, item=xml_text, keep=keep)
+        with self._database.transaction() as db:
+            db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND item_id = :item_id", values)
+            db.execute(
+                "INSERT INTO pep_items (localpart, domain, node, item_id, item)"
+                " VALUES (:localpart, :domain, :node, :item_id, :item)",
+                values,
+            )
+            db.execute(
+                f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND id NOT IN"
+                f" (SELECT id FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC LIMIT :keep)",
+                values,
+            )
+
+    async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
+        cursor = self._db.execute(
+            f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND item_id = :item_id", _user(localpart, domain, node=node, item_id=item_id)
+        )
+        return cursor.rowcount > 0
+
+    async def purge(self, localpart: str, domain: str, node: str) -> None:
+        self._db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
+
+
+    async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
+        rows = self._db.execute(f"SELECT jid FROM pep_subscribers WHERE {_NODE_ROWS} ORDER BY jid", _user(localpart, domain, node=node))
+        return [jid for (jid,) in rows]
+
+    async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
+        values = _user(localpart, domain, node=node, jid=jid)
+        with self._database.transaction() as db:
+            if db.execute(f"SELECT 1 FROM pep_subscribers WHERE {_NODE_ROWS} AND jid = :jid", values).fetchone():
+                return True
+            (count,) = db.execute(f"SELECT COUNT(*) FROM pep_subscribers WHERE {_NODE_ROWS}", values).fetchone()
+            if count >= limit:
+                return False
+            db.execute("INSERT INTO pep_subscribers (localpart, domain, node, jid) VALUES (:localpart, :domain, :node, :jid)", values)
+        return True
+
+    async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
+        cursor = self._db.execute(
+            f"DELETE FROM pep_subscribers WHERE {_NODE_ROWS} AND jid = :jid", _user(localpart, domain, node=node, jid=jid)
+        )
+        return cursor.rowcount > 0
+
+@implementer(ICapsStore)
+class SQLiteCapsStore:
+    """One row per verified ``ver`` in ``caps``."""
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+        self._db = database.connection
+
+    async def get(self, ver: str) -> list[str] | None:
+        row = self._db.execute("SELECT features FROM caps WHERE ver = ?", (ver,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    async def put(self, ver: str, features: list[str], limit: int) -> bool:
+        with self._database.transaction() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM caps").fetchone()
+            if count >= limit and db.execute("SELECT 1 FROM caps WHERE ver = ?", (ver,)).fetchone() is None:
+                return False
+            db.execute("INSERT OR REPLACE INTO caps (ver, features) VALUES (?, ?)", (ver, json.dumps(features)))
+        return True

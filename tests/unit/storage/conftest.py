@@ -25,7 +25,9 @@ from tests import redis_server
 from xmppd.storage import DATABASE_FILENAME, Storage, open_storage
 from xmppd.storage.interfaces import (
     IAccountStore,
+    ICapsStore,
     IOfflineStore,
+    IPepStore,
     IPendingStore,
     IPrivacyStore,
     IRosterStore,
@@ -113,6 +115,16 @@ def privacy(storage: Storage) -> IPrivacyStore:
 @pytest.fixture
 def vcards(storage: Storage) -> IVCardStore:
     return storage.vcards
+
+
+@pytest.fixture
+def pep(storage: Storage) -> IPepStore:
+    return storage.pep
+
+
+@pytest.fixture
+def caps(storage: Storage) -> ICapsStore:
+    return storage.caps
 
 
 @pytest.fixture

@@ -147,6 +147,9 @@ def test_deleting_an_account_removes_what_is_kept_for_it(storage, run: Runner) -
     run(storage.privacy.put(*ALICE, "public", '{"items":[]}'))
     run(storage.privacy.set_default(*ALICE, "public"))
     run(storage.vcards.put(*ALICE, "<vCard xmlns='vcard-temp'/>"))
+    run(storage.pep.put_node(*ALICE, "urn:xmpp:tune", "{}"))
+    run(storage.pep.put_item(*ALICE, "urn:xmpp:tune", "a", "<item id='a'/>", 1))
+    run(storage.pep.subscribe(*ALICE, "urn:xmpp:tune", "dave@example.org", 10))
     assert run(storage.delete_account(*ALICE)) is True
     assert run(storage.rosters.get(*ALICE)).items == {}
     assert run(storage.pending.list(*ALICE)) == []
@@ -154,4 +157,5 @@ def test_deleting_an_account_removes_what_is_kept_for_it(storage, run: Runner) -
     assert run(storage.privacy.lists(*ALICE)) == {}
     assert run(storage.privacy.default(*ALICE)) is None
     assert run(storage.vcards.get(*ALICE)) is None
+    assert run(storage.pep.nodes(*ALICE)) == {} and run(storage.pep.items(*ALICE, "urn:xmpp:tune")) == []
     assert run(storage.delete_account(*ALICE)) is False

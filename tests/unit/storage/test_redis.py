@@ -135,9 +135,12 @@ def test_account_keys_share_one_slot_and_deletion_leaves_none(
     run(storage.privacy.put(*ALICE, "public", "{}"))
     run(storage.privacy.set_default(*ALICE, "public"))
     run(storage.vcards.put(*ALICE, "<vCard xmlns='vcard-temp'/>"))
+    run(storage.pep.put_node(*ALICE, "urn:xmpp:tune", "{}"))
+    run(storage.pep.put_item(*ALICE, "urn:xmpp:tune", "a", "<item id='a'/>", 1))
+    run(storage.pep.subscribe(*ALICE, "urn:xmpp:tune", "dave@example.org", 10))
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         alice_keys = client.keys("xmppd:{alice@example.org}:*")  # a test may scan; the server never
-        assert len(alice_keys) == 11
+        assert len(alice_keys) == 14
         assert len({key_slot(key.encode()) for key in alice_keys}) == 1
 
         assert run(storage.delete_account(*ALICE)) is True

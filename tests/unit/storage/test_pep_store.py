@@ -1,0 +1,111 @@
+"""The PEP store contract on every backend, and SQLite's sharing between connections."""
+
+from __future__ import annotations
+
+from zope.interface.verify import verifyObject
+
+from tests.unit.storage.test_accounts import ALICE, Runner
+from xmppd.storage.interfaces import IPepStore
+from xmppd.storage.sqlite import SQLiteDatabase, SQLitePepStore
+
+BOB = ("bob", "example.org")
+TUNE = "urn:xmpp:tune"
+CONFIG = '{"access_model": "presence", "max_items": 1}'
+
+
+def item(item_id: str, title: str) -> str:
+    """An item as published: kept byte for byte, never parsed."""
+    return f"<item xmlns='http://jabber.org/protocol/pubsub' id='{item_id}'><tune xmlns='{TUNE}'><title>{title}</title></tune></item>"
+
+
+class PepStoreContract:
+    """What every IPepStore must do, given ``pep`` and ``run`` fixtures."""
+
+    def test_provides_interface(self, pep: IPepStore) -> None:
+        assert verifyObject(IPepStore, pep)
+
+    def test_empty(self, pep: IPepStore, run: Runner) -> None:
+        assert run(pep.nodes(*ALICE)) == {}
+        assert run(pep.items(*ALICE, TUNE)) == []
+        assert run(pep.delete_node(*ALICE, TUNE)) is False
+        assert run(pep.retract(*ALICE, TUNE, "x")) is False
+
+    def test_nodes_and_configuration(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        run(pep.put_node(*ALICE, "urn:xmpp:avatar:data", "{}"))
+        run(pep.put_item(*ALICE, TUNE, "a", item("a", "Σ ♥ 🎵"), 1))
+        run(pep.put_node(*ALICE, TUNE, '{"access_model": "open"}'))  # reconfigured: items stay
+        assert run(pep.nodes(*ALICE)) == {TUNE: '{"access_model": "open"}', "urn:xmpp:avatar:data": "{}"}
+        assert run(pep.items(*ALICE, TUNE)) == [("a", item("a", "Σ ♥ 🎵"))]
+        assert run(pep.nodes(*BOB)) == {}
+
+    def test_newest_first_trimmed_to_keep(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        for number in range(5):
+            run(pep.put_item(*ALICE, TUNE, str(number), item(str(number), f"song {number}"), 3))
+        assert [item_id for item_id, _ in run(pep.items(*ALICE, TUNE))] == ["4", "3", "2"]
+        run(pep.put_item(*ALICE, TUNE, "9", item("9", "last"), 1))
+        assert run(pep.items(*ALICE, TUNE)) == [("9", item("9", "last"))]
+
+    def test_same_id_replaces_and_becomes_newest(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        for item_id in ("a", "b", "a"):
+            run(pep.put_item(*ALICE, TUNE, item_id, item(item_id, f"{item_id} again"), 10))
+        assert run(pep.items(*ALICE, TUNE)) == [("a", item("a", "a again")), ("b", item("b", "b again"))]
+
+    def test_retract_purge_delete(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        for item_id in ("a", "b", "c"):
+            run(pep.put_item(*ALICE, TUNE, item_id, item(item_id, item_id), 10))
+        assert run(pep.retract(*ALICE, TUNE, "b")) is True
+        assert run(pep.retract(*ALICE, TUNE, "b")) is False
+        assert [item_id for item_id, _ in run(pep.items(*ALICE, TUNE))] == ["c", "a"]
+        run(pep.purge(*ALICE, TUNE))
+        assert run(pep.items(*ALICE, TUNE)) == []
+        assert TUNE in run(pep.nodes(*ALICE))  # purge keeps the node
+        run(pep.put_item(*ALICE, TUNE, "d", item("d", "d"), 10))
+        assert run(pep.delete_node(*ALICE, TUNE)) is True
+        assert run(pep.nodes(*ALICE)) == {} and run(pep.items(*ALICE, TUNE)) == []
+
+    def test_subscribers(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+        assert run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 2)) is True
+        assert run(pep.subscribe(*ALICE, TUNE, "carol@example.org/phone", 2)) is True
+        assert run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 2)) is True  # again: no change
+        assert run(pep.subscribe(*ALICE, TUNE, "erin@example.org", 2)) is False  # full
+        assert run(pep.subscribers(*ALICE, TUNE)) == ["carol@example.org/phone", "dave@example.org"]
+        assert run(pep.unsubscribe(*ALICE, TUNE, "dave@example.org")) is True
+        assert run(pep.unsubscribe(*ALICE, TUNE, "dave@example.org")) is False
+        assert run(pep.subscribers(*ALICE, TUNE)) == ["carol@example.org/phone"]
+        run(pep.purge(*ALICE, TUNE))  # items only
+        assert run(pep.subscribers(*ALICE, TUNE)) == ["carol@example.org/phone"]
+        run(pep.delete_node(*ALICE, TUNE))
+        run(pep.put_node(*ALICE, TUNE, CONFIG))  # a new node of the same name starts with none
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+
+    def test_per_user_and_delete_all(self, pep: IPepStore, run: Runner) -> None:
+        for user in (ALICE, BOB):
+            run(pep.put_node(*user, TUNE, CONFIG))
+            run(pep.put_item(*user, TUNE, "a", item("a", user[0]), 1))
+            run(pep.subscribe(*user, TUNE, "dave@example.org", 10))
+        run(pep.delete_all(*ALICE))
+        assert run(pep.nodes(*ALICE)) == {} and run(pep.items(*ALICE, TUNE)) == []
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+        assert run(pep.subscribers(*BOB, TUNE)) == ["dave@example.org"]
+        assert run(pep.items(*BOB, TUNE)) == [("a", item("a", "bob"))]
+        run(pep.delete_all(*ALICE))  # nothing left: no error
+
+
+class TestPepStore(PepStoreContract):
+    """The contract on every backend in conftest's ``storage`` params."""
+
+
+def test_sqlite_second_connection_sees_writes(sqlite_pair: tuple[SQLiteDatabase, SQLiteDatabase], run: Runner) -> None:
+    server, xmppctl = (SQLitePepStore(db) for db in sqlite_pair)
+    run(server.put_node(*ALICE, TUNE, CONFIG))
+    run(server.put_item(*ALICE, TUNE, "a", item("a", "a"), 1))
+    assert run(xmppctl.items(*ALICE, TUNE)) == [("a", item("a", "a"))]
+    run(xmppctl.delete_all(*ALICE))
+    assert run(server.nodes(*ALICE)) == {}

@@ -1,0 +1,571 @@
+"""XEP-0163 Personal Eventing: every account's bare JID is a pubsub service (PEP-01..13).
+
+The owner publishes; the server keeps each node's last items and notifies, as
+headline messages from the bare JID to full JIDs, the owner's available
+resources and those of contacts the node's access model admits whose caps
+(XEP-0115) say ``<node>+notify``. What a ``ver`` means is learned by asking
+the client and kept only once its hash verifies (``xmppd.util.caps``).
+
+wokkel's ``PubSubRequest`` parses the requests. Its ``PubSubService`` is not
+used: it observes an XML stream through XPath and hands its resource only the
+requester's JID, while here the module table dispatches IQs and access needs
+the owner's roster. ``PepRequest`` fixes what wokkel 18 leaves out for PEP.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat, internJID
+from twisted.words.xish import domish
+from wokkel import data_form
+from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadRequest, PubSubRequest, Unsupported
+
+from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.modules.roster import Account, RosterModule
+from xmppd.sessions import Resource
+from xmppd.stanzas import StanzaError
+from xmppd.util import caps
+from xmppd.util.aio import run_in_background
+from xmppd.xml import NS_CLIENT, parse_fragment
+
+NS_PUBSUB_ERRORS = NS_PUBSUB + "#errors"
+NS_PUBLISH_OPTIONS = NS_PUBSUB + "#publish-options"
+NS_NODE_CONFIG = NS_PUBSUB + "#node_config"
+ACCESS_MODELS = ("presence", "open", "roster", "whitelist")
+NOTIFY = "+notify"
+FIXED = {  # what every node does, shown in its form; a form may repeat these values, not change them
+    "pubsub#persist_items": ("boolean", "true"),
+    "pubsub#deliver_payloads": ("boolean", "true"),
+    "pubsub#send_last_published_item": ("list-single", "on_sub_and_presence"),
+}
+SERVED = {  # wokkel's request verb -> the method that serves it
+    "publish": "publish", "items": "items", "retract": "retract", "create": "create", "delete": "delete",
+    "purge": "purge", "configureGet": "configuration", "configureSet": "configure", "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+}  # fmt: skip
+UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> names
+    "optionsGet": "subscription-options",
+    "optionsSet": "subscription-options", "subscriptions": "retrieve-subscriptions",
+    "affiliations": "retrieve-affiliations", "default": "retrieve-default", "affiliationsGet": "modify-affiliations",
+    "affiliationsSet": "modify-affiliations", "subscriptionsGet": "manage-subscriptions",
+    "subscriptionsSet": "manage-subscriptions",
+}  # fmt: skip
+FEATURES = (
+    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-nodes",
+    "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
+    "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items", "subscribe",
+)  # fmt: skip
+
+
+def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None, kind: str | None = None) -> StanzaError:
+    """A stanza error with its XEP-0060 application condition. ``kind``: the error type, which
+    Twisted knows only for RFC 3920's conditions (not policy-violation)."""
+    return StanzaError(condition, type=kind, text=text, appCondition=domish.Element((NS_PUBSUB_ERRORS, pubsub_condition)))
+
+
+def form_fields(form: data_form.Form | None) -> dict[str, list[str]]:
+    """A submitted form's fields as text, whatever types wokkel gave its values."""
+    if form is None:
+        return {}
+    return {var: [str(v).lower() if isinstance(v, bool) else str(v) for v in field.values] for var, field in form.fields.items()}
+
+
+class PepRequest(PubSubRequest):
+    """wokkel's request, plus what it does not parse in wokkel 18: the ``notify`` of a
+    retract (XEP-0060 §7.2.2.1) and ``<publish-options/>`` (XEP-0060 §7.1.5); and
+    ``max_items``, which wokkel takes when zero or negative."""
+
+    _parameters = {**PubSubRequest._parameters, "retract": ["node", "itemIdentifiers", "notify"], "publish": ["node", "items", "publishOptions"]}
+    notify = False
+    publish_options: dict[str, list[str]] | None = None
+
+    def _parse_maxItems(self, verb: domish.Element) -> None:
+        super()._parse_maxItems(verb)
+        if self.maxItems is not None and self.maxItems < 1:
+            raise BadRequest(text="max_items is a positive integer")
+
+    def _parse_notify(self, verb: domish.Element) -> None:
+        self.notify = verb.getAttribute("notify") in ("true", "1")
+
+    def _parse_publishOptions(self, verb: domish.Element) -> None:
+        for element in verb.parent.elements(NS_PUBSUB, "publish-options"):
+            form = data_form.findForm(element, NS_PUBLISH_OPTIONS)
+            if form is None or form.formType != "submit":
+                raise BadRequest("invalid-options", text="publish-options need a submitted form")
+            self.publish_options = form_fields(form)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A node's configuration (PEP-03): XEP-0163's defaults, the fields clients set."""
+
+    access_model: str = "presence"
+    max_items: int = 1
+    roster_groups_allowed: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeConfig:
+        values = json.loads(text)
+        return cls(values["access_model"], values["max_items"], tuple(values["roster_groups_allowed"]))
+
+    def with_fields(self, fields: dict[str, list[str]], max_items: int) -> NodeConfig:
+        """This configuration with a form's fields; bad-request + invalid-options for a field
+        or value it cannot take (the node stays as it was)."""
+        changed = self
+        for var, values in fields.items():
+            value = values[0] if len(values) == 1 else None
+            if var == "FORM_TYPE":
+                continue
+            if var == "pubsub#access_model" and value in ACCESS_MODELS:
+                changed = replace(changed, access_model=value)
+            elif var == "pubsub#max_items" and (value == "max" or (value or "").isdigit() and 1 <= int(value) <= max_items):
+                changed = replace(changed, max_items=max_items if value == "max" else int(value))
+            elif var == "pubsub#roster_groups_allowed":
+                changed = replace(changed, roster_groups_allowed=tuple(values))
+            elif var in FIXED and value in (FIXED[var][1], "1" if FIXED[var][0] == "boolean" else None):
+                continue
+            else:
+                raise pubsub_error("bad-request", "invalid-options", text=f"{var} cannot be {values!r} here")
+        return changed
+
+    def form(self, max_items: int) -> data_form.Form:
+        """The node_config form (PEP-03): the fields clients set, then what every node does."""
+        form = data_form.Form("form", formNamespace=NS_NODE_CONFIG)
+        form.addField(data_form.Field("list-single", "pubsub#access_model", self.access_model, options=[data_form.Option(m) for m in ACCESS_MODELS]))
+        form.addField(data_form.Field("text-single", "pubsub#max_items", str(self.max_items), desc=f"at most {max_items}"))
+        form.addField(data_form.Field("list-multi", "pubsub#roster_groups_allowed", values=list(self.roster_groups_allowed)))
+        for var, (kind, value) in FIXED.items():
+            form.addField(data_form.Field(kind, var, value))
+        return form
+
+
+def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | None] | None:
+    """(node, ver, hash) of a presence's XEP-0115 ``<c/>``; hash is None for legacy caps."""
+    if presence is None:
+        return None
+    for c in presence.elements(caps.NS_CAPS, "c"):
+        if c.getAttribute("node") and c.getAttribute("ver"):
+            return c["node"], c["ver"], c.getAttribute("hash")
+    return None
+
+
+def event(owner: str, *children: domish.Element) -> domish.Element:
+    """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient."""
+    message = domish.Element((NS_CLIENT, "message"))
+    message["from"], message["type"] = owner, "headline"
+    body = message.addElement((NS_PUBSUB_EVENT, "event"))
+    for child in children:
+        body.addChild(child)
+    return message
+
+
+def node_element(uri: str, name: str, node: str) -> domish.Element:
+    element = domish.Element((uri, name))
+    element["node"] = node
+    return element
+
+
+def items_element(uri: str, node: str, items: Iterable[tuple[str, str]]) -> domish.Element:
+    """``<items node><item id>payload</item>...</items>`` in the request's or the event's namespace."""
+    element = node_element(uri, "items", node)
+    for item_id, payload_xml in items:
+        item = element.addElement("item")
+        item["id"] = item_id
+        item.addChild(parse_fragment(payload_xml))
+    return element
+
+
+class PepModule(Module):
+    name = "pep"
+    account_identities = (("pubsub", "pep"),)
+    account_features = (NS_PUBSUB, *(f"{NS_PUBSUB}#{feature}" for feature in FEATURES))
+    iq_handlers = {
+        (ACCOUNT, "get", NS_PUBSUB): "serve",
+        (ACCOUNT, "set", NS_PUBSUB): "serve",
+        (ACCOUNT, "get", NS_PUBSUB_OWNER): "serve",
+        (ACCOUNT, "set", NS_PUBSUB_OWNER): "serve",
+    }
+    hooks = {"presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer"}
+
+    def __init__(self, node):
+        super().__init__(node)
+        self.caps_cache = caps.CapsCache(node.storage.caps, node.config.caps_cache_size)
+        self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
+        self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
+        self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources
+
+    @property
+    def rosters(self) -> RosterModule:
+        return self.node.modules.module("roster")
+
+    @property
+    def store(self):
+        return self.node.storage.pep
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def serve(self, request: IQRequest):
+        try:
+            parsed = PepRequest.fromElement(request.iq)
+        except NotImplementedError:
+            raise pubsub_error("feature-not-implemented", "unsupported") from None
+        except InvalidFormat:
+            raise pubsub_error("bad-request", "invalid-jid") from None
+        if parsed.verb not in SERVED:
+            raise Unsupported(UNSUPPORTED[parsed.verb])
+        name = parsed.nodeIdentifier
+        if name == "":
+            raise pubsub_error("bad-request", "nodeid-required", text="a PEP node has a name")
+        if name is not None and len(name.encode("utf-8")) > self.node.config.pep_max_node_name:
+            raise StanzaError("not-acceptable", text=f"node names are limited to {self.node.config.pep_max_node_name} bytes")
+        return await getattr(self, SERVED[parsed.verb])(request, parsed)
+
+    async def _nodes(self, owner: JID) -> dict[str, NodeConfig]:
+        return {name: NodeConfig.from_json(text) for name, text in (await self.store.nodes(owner.user, owner.host)).items()}
+
+    async def _existing(self, owner: JID, name: str) -> NodeConfig:
+        config = (await self._nodes(owner)).get(name)
+        if config is None:
+            raise StanzaError("item-not-found", text="no such node")
+        return config
+
+    async def _create(self, owner: JID, name: str, nodes: dict[str, NodeConfig], config: NodeConfig) -> None:
+        if len(nodes) >= self.node.config.pep_max_nodes:
+            raise pubsub_error("not-allowed", "max-nodes-exceeded", text=f"an account has at most {self.node.config.pep_max_nodes} nodes")
+        await self.store.put_node(owner.user, owner.host, name, config.to_json())
+
+    async def publish(self, request: IQRequest, parsed: PepRequest):
+        """PEP-02: auto-create, one payload per item, an id made when absent, everyone told."""
+        request.require_own("only the owner publishes to a PEP node")
+        if len(parsed.items) != 1:
+            raise pubsub_error("bad-request", "item-required" if not parsed.items else "invalid-payload")
+        (item,) = parsed.items
+        payloads = list(item.elements())
+        if len(payloads) != 1:
+            raise pubsub_error("bad-request", "payload-required" if not payloads else "invalid-payload")
+        item_id = item.getAttribute("id") or secrets.token_hex(8)
+        payload_xml = payloads[0].toXml()
+        if len(payload_xml.encode("utf-8")) + len(item_id.encode("utf-8")) > self.node.config.pep_max_item_size:
+            raise pubsub_error("not-acceptable", "payload-too-big", text=f"items are limited to {self.node.config.pep_max_item_size} bytes")
+        owner, name = request.target, parsed.nodeIdentifier
+        nodes = await self._nodes(owner)
+        config = nodes.get(name)
+        options = parsed.publish_options or {}
+        if config is None:
+            config = NodeConfig().with_fields(options, self.node.config.pep_max_items)
+            await self._create(owner, name, nodes, config)
+        elif config.with_fields(options, self.node.config.pep_max_items) != config:
+            raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
+        await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
+        await self._notify(owner, name, config, items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
+        return answer
+
+    async def items(self, request: IQRequest, parsed: PepRequest):
+        """PEP-07: the newest items first, to whoever the access model admits."""
+        owner = request.target
+        config = await self._existing(owner, parsed.nodeIdentifier)
+        account = await self.rosters.account(owner.user, owner.host)
+        denied = self._denied(account, request.sender.userhost(), config)
+        if denied is not None:
+            raise denied
+        items = await self.store.items(owner.user, owner.host, parsed.nodeIdentifier)
+        if parsed.itemIdentifiers:
+            items = [item for item in items if item[0] in parsed.itemIdentifiers]
+        if parsed.maxItems:
+            items = items[: parsed.maxItems]
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        answer.addChild(items_element(NS_PUBSUB, parsed.nodeIdentifier, items))
+        return answer
+
+    async def retract(self, request: IQRequest, parsed: PepRequest):
+        """PEP-09: the item goes; with notify, everyone who would get a publish hears of it."""
+        request.require_own("only the owner retracts from a PEP node")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        if len(parsed.itemIdentifiers) != 1:
+            raise pubsub_error("bad-request", "item-required")
+        (item_id,) = parsed.itemIdentifiers
+        if not await self.store.retract(owner.user, owner.host, name, item_id):
+            raise StanzaError("item-not-found", text="no such item")
+        if parsed.notify:
+            items = node_element(NS_PUBSUB_EVENT, "items", name)
+            items.addElement("retract")["id"] = item_id
+            await self._notify(owner, name, config, items)
+        return None
+
+    async def create(self, request: IQRequest, parsed: PepRequest):
+        request.require_own("only the owner creates PEP nodes")
+        owner, name = request.target, parsed.nodeIdentifier
+        if name is None:
+            raise pubsub_error("not-acceptable", "nodeid-required", text="a PEP node needs a name")
+        nodes = await self._nodes(owner)
+        if name in nodes:
+            raise StanzaError("conflict", text="the node exists")
+        await self._create(owner, name, nodes, NodeConfig().with_fields(form_fields(parsed.options), self.node.config.pep_max_items))
+        return None
+
+    async def delete(self, request: IQRequest, parsed: PepRequest):
+        """PEP-08: the node and its items go; whoever would get a publish hears of it."""
+        request.require_own("only the owner deletes PEP nodes")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        await self.store.delete_node(owner.user, owner.host, name)
+        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "delete", name), subscribers)
+        return None
+
+    async def purge(self, request: IQRequest, parsed: PepRequest):
+        request.require_own("only the owner purges PEP nodes")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        await self.store.purge(owner.user, owner.host, name)
+        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "purge", name))
+        return None
+
+    @staticmethod
+    def _subscriber(request: IQRequest, parsed: PepRequest) -> JID:
+        """The JID to (un)subscribe: the requester's own, bare or full (else bad-request + invalid-jid)."""
+        if parsed.subscriber.userhost() != request.sender.userhost():
+            raise pubsub_error("bad-request", "invalid-jid", text="you can only subscribe yourself")
+        return parsed.subscriber
+
+    async def subscribe(self, request: IQRequest, parsed: PepRequest):
+        """PEP-08: for entities that are no contacts (open nodes) or want events without caps;
+        the newest item follows at once (PEP-05)."""
+        owner, name = request.target, parsed.nodeIdentifier
+        subscriber = self._subscriber(request, parsed)
+        config = await self._existing(owner, name)
+        account = await self.rosters.account(owner.user, owner.host)
+        denied = self._denied(account, subscriber.userhost(), config)
+        if denied is not None:
+            raise denied
+        if not await self.store.subscribe(owner.user, owner.host, name, subscriber.full(), self.node.config.pep_max_subscribers):
+            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node has as many subscribers as it may", kind="wait")
+        items = await self.store.items(owner.user, owner.host, name)
+        if items:
+            self._send_to_subscriber(account.bare, items_element(NS_PUBSUB_EVENT, name, items[:1]), subscriber.full())
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        subscription = answer.addChild(node_element(NS_PUBSUB, "subscription", name))
+        subscription["jid"], subscription["subscription"] = subscriber.full(), "subscribed"
+        return answer
+
+    async def unsubscribe(self, request: IQRequest, parsed: PepRequest):
+        owner, name = request.target, parsed.nodeIdentifier
+        subscriber = self._subscriber(request, parsed)
+        await self._existing(owner, name)
+        if not await self.store.unsubscribe(owner.user, owner.host, name, subscriber.full()):
+            raise pubsub_error("unexpected-request", "not-subscribed")
+        return None
+
+    async def configuration(self, request: IQRequest, parsed: PepRequest):
+        """PEP-03: the node's configuration form, for its owner."""
+        request.require_own("only the owner sees a PEP node's configuration")
+        config = await self._existing(request.target, parsed.nodeIdentifier)
+        answer = domish.Element((NS_PUBSUB_OWNER, "pubsub"))
+        answer.addChild(node_element(NS_PUBSUB_OWNER, "configure", parsed.nodeIdentifier)).addChild(config.form(self.node.config.pep_max_items).toElement())
+        return answer
+
+    async def configure(self, request: IQRequest, parsed: PepRequest):
+        """A submitted form changes the node (a cancelled one nothing); a lower max_items
+        drops the oldest items at once."""
+        request.require_own("only the owner configures a PEP node")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        if parsed.options.formType == "cancel":
+            return None
+        changed = config.with_fields(form_fields(parsed.options), self.node.config.pep_max_items)
+        await self.store.put_node(owner.user, owner.host, name, changed.to_json())
+        items = await self.store.items(owner.user, owner.host, name)
+        if len(items) > changed.max_items:
+            await self.store.put_item(owner.user, owner.host, name, *items[0], changed.max_items)
+        return None
+
+    async def visible_nodes(self, requester: JID | None, owner: JID) -> list[str]:
+        """PEP-12: the nodes disco#items lists, those the requester may read."""
+        nodes = await self._nodes(owner)
+        if not nodes or requester is None:
+            return []
+        account = await self.rosters.account(owner.user, owner.host)
+        return sorted(name for name, config in nodes.items() if self._denied(account, requester.userhost(), config) is None)
+
+    # -- who may read, who hears ---------------------------------------------------------------
+
+    @staticmethod
+    def _denied(account: Account, requester: str, config: NodeConfig) -> StanzaError | None:
+        """The error the node's access model gives this requester (PEP-07), or None."""
+        if requester == account.bare or config.access_model == "open":
+            return None
+        item = account.item(requester)
+        if config.access_model == "presence":
+            if item is not None and item.subscription in ("from", "both"):
+                return None
+            return pubsub_error("not-authorized", "presence-subscription-required")
+        if config.access_model == "roster":
+            if item is not None and set(item.groups) & set(config.roster_groups_allowed):
+                return None
+            return pubsub_error("not-authorized", "not-in-roster-group")
+        return pubsub_error("not-allowed", "closed-node")  # whitelist: the owner alone, until affiliations come
+
+    def _owner_allows(self, message: domish.Element, owner: str, peer: str) -> bool:
+        """PEP-13: the owner's privacy list (and blocklist) for outgoing messages."""
+        privacy = self.node.privacy
+        return privacy is None or privacy.allowed(message, owner, None, internJID(peer), inbound=False)
+
+    async def _notify(self, owner: JID, name: str, config: NodeConfig, content: domish.Element, subscribers: list[str] | None = None) -> None:
+        """PEP-04: one headline per full JID: the owner's available resources, and contacts'
+        resources that want the node, minus whom the owner's or their own lists block; then
+        one to each explicit subscriber not reached so (its own lists apply on delivery).
+        A subscriber the access model no longer admits loses its subscription (PEP-10)."""
+        account = await self.rosters.account(owner.user, owner.host)
+        message = event(account.bare, content)
+        local, directory = self.node.router.local, self.node.directory
+        recipients = local.available(directory.resources(account.bare))
+        reached = {account.bare}
+        for contact in account.subscribers():
+            if self._denied(account, contact, config) is None and self._owner_allows(message, account.bare, contact):
+                wanting = [r for r in local.available(directory.resources(contact)) if await self.wants(r, name)]
+                recipients += wanting
+                reached.update(r.bare for r in wanting)
+        local.send_each_available(local.admitted(message, recipients), message)
+        if subscribers is None:
+            subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        for subscriber in subscribers:
+            bare = internJID(subscriber).userhost()
+            if bare in reached:
+                continue
+            if self._denied(account, bare, config) is not None:
+                await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
+            elif self._owner_allows(message, account.bare, bare):
+                self._send_to_subscriber(account.bare, content, subscriber)
+
+    def _send_to_subscriber(self, owner: str, content: domish.Element, subscriber: str) -> None:
+        """A notification routed to a subscribed JID: delivery rules and the recipient's lists apply."""
+        message = event(owner, content)
+        message["to"] = subscriber
+        self.node.router.send(message)
+
+    # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
+
+    async def features(self, resource: Resource) -> frozenset[str]:
+        """The features of the resource's announced caps, when known and trusted (a resource
+        of another node too: its presence comes with the directory's replica)."""
+        announced = announced_caps(resource.presence)
+        if announced is None:
+            return frozenset()
+        _, ver, algorithm = announced
+        if algorithm is None:
+            legacy = self._legacy.get(resource.jid.full())
+            return legacy[1] if legacy is not None and legacy[0] == ver else frozenset()
+        return await self.caps_cache.get(ver) or frozenset()
+
+    async def wants(self, resource: Resource, name: str) -> bool:
+        return resource.available and name + NOTIFY in await self.features(resource)
+
+    def available(self, resource: Resource, initial: bool):
+        announced = announced_caps(resource.presence)
+        if announced is not None or initial or resource.jid.full() in self._wanted:
+            run_in_background(self._arrived(resource, announced, initial), self.log, f"caps of {resource.jid.full()} failed")
+        return None
+
+    async def _arrived(self, resource: Resource, announced: tuple[str, str, str | None] | None, initial: bool) -> None:
+        """Learn an unknown ``ver`` by asking the resource, else catch it up."""
+        if announced is not None and not await self._known(resource, announced):
+            self._ask(resource, announced, initial)
+        else:
+            await self._catch_up(resource, initial)
+
+    async def _known(self, resource: Resource, announced: tuple[str, str, str | None]) -> bool:
+        _, ver, algorithm = announced
+        if algorithm is None:
+            legacy = self._legacy.get(resource.jid.full())
+            return legacy is not None and legacy[0] == ver
+        return await self.caps_cache.get(ver) is not None
+
+    def _ask(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool) -> None:
+        """disco#info to the full JID with node='node#ver'; one question per resource at a time."""
+        for asked, (whom, _, _) in list(self._asking.items()):
+            if whom is resource:
+                del self._asking[asked]
+        iq_id = f"caps-{secrets.token_hex(8)}"
+        self._asking[iq_id] = (resource, announced, initial)
+        query = domish.Element((NS_CLIENT, "iq"))
+        query["type"], query["id"], query["to"], query["from"] = "get", iq_id, resource.jid.full(), resource.jid.host
+        query.addElement((caps.NS_DISCO_INFO, "query"))["node"] = f"{announced[0]}#{announced[1]}"
+        self.node.router.send(query)
+
+    def caps_answer(self, iq: domish.Element):
+        """The answer to ``_ask``, if it is one."""
+        asked = self._asking.get(iq.getAttribute("id", ""))
+        if asked is None or iq.getAttribute("from") != asked[0].jid.full():
+            return None
+        del self._asking[iq["id"]]
+        query = next(iq.elements(caps.NS_DISCO_INFO, "query"), None)
+        if iq["type"] == "result" and query is not None:
+            resource, announced, initial = asked
+            if sum(len(feature) for feature in caps.features(query)) > self.node.config.caps_max_features:
+                self.log.info("caps of {jid} list too many features to remember", jid=resource.jid.full())
+                return True
+            run_in_background(self._answered(resource, announced, initial, query), self.log, f"caps of {resource.jid.full()} failed")
+        return True
+
+    async def _answered(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool, query: domish.Element) -> None:
+        """Cached for every client if its hash verifies, for this JID alone if it is legacy
+        caps, ignored if it is forged (PEP-06); then the last items of an initial presence."""
+        _, ver, algorithm = announced
+        if algorithm is None:
+            self._legacy[resource.jid.full()] = (ver, caps.features(query))
+        elif caps.verifies(query, ver, algorithm):
+            await self.caps_cache.learned(ver, caps.features(query))
+        else:
+            self.log.info("caps of {jid} do not hash to the ver announced, not trusted", jid=resource.jid.full())
+            return
+        await self._catch_up(resource, initial)
+
+    async def _catch_up(self, resource: Resource, initial: bool) -> None:
+        """PEP-05: the last items of the nodes a resource wants: all of them at its initial
+        presence, those it starts wanting when its caps change later; nothing again."""
+        wanted = frozenset(f.removesuffix(NOTIFY) for f in await self.features(resource) if f.endswith(NOTIFY))
+        before = frozenset() if initial else self._wanted.get(resource.jid.full(), frozenset())
+        if wanted:
+            self._wanted[resource.jid.full()] = wanted
+        else:
+            self._wanted.pop(resource.jid.full(), None)
+        if wanted - before:
+            await self.send_last_items(resource, wanted - before)
+
+    async def send_last_items(self, resource: Resource, wanted: frozenset[str]) -> None:
+        """The newest item of each of these nodes, of the resource's own account and of each
+        local contact whose presence it gets, that the access model and the owner's lists allow."""
+        account = await self.rosters.account(resource.jid.user, resource.jid.host)
+        owners = [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]
+        local = self.node.router.local
+        for owner_bare in owners:
+            owner = internJID(owner_bare)
+            nodes = await self._nodes(owner)
+            if not wanted & nodes.keys():
+                continue
+            owner_account = await self.rosters.account(owner.user, owner.host)
+            for name in sorted(wanted & nodes.keys()):
+                items = await self.store.items(owner.user, owner.host, name)
+                if not items or self._denied(owner_account, account.bare, nodes[name]) is not None:
+                    continue
+                message = event(owner_bare, items_element(NS_PUBSUB_EVENT, name, items[:1]))
+                if self._owner_allows(message, owner_bare, account.bare):
+                    local.send_each_available(local.admitted(message, [resource]), message)
+
+    def ended(self, resource: Resource):
+        self._legacy.pop(resource.jid.full(), None)
+        self._wanted.pop(resource.jid.full(), None)
+        for asked, (whom, _, _) in list(self._asking.items()):
+            if whom is resource:
+                del self._asking[asked]
+        return None
