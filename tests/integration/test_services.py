@@ -75,7 +75,8 @@ async def test_disco_info_on_a_contact_is_answered_when_the_requester_sees_its_p
     await befriend(node, "alice", "carol", a_sees_b="from", b_sees_a="to")
     alice = await login()
     info = await alice.iq(iq("get", DISCO_INFO, to="bob@localhost"))
-    assert [(i["category"], i["type"]) for i in info.query.elements() if i.name == "identity"] == [("account", "registered")]
+    identities = sorted((i["category"], i["type"]) for i in info.query.elements() if i.name == "identity")
+    assert identities == [("account", "registered"), ("pubsub", "pep")]  # PEP-01: the account is a PEP service too
     assert DISCO_INFO in features(info)
     with pytest.raises(IQError) as caught:
         await alice.iq(iq("get", DISCO_INFO, to="carol@localhost"))
