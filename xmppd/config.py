@@ -92,6 +92,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("registrations_per_stream", int, 1, "accounts one stream may register; more get not-allowed", min=1, max=100),
     Option("registration_interval", int, 600, "seconds before an address may register another account on this node (resource-constraint before; behind a balancer all share one address); 0 = no limit", min=0, max=86400),
     Option("scram_iterations", int, 4096, "PBKDF2 iterations for new SCRAM credentials", min=4096, max=1_000_000),
+    Option("max_password_bytes", int, 1023, "longest password accepted by SASL PLAIN and in-band registration, in UTF-8 bytes, checked before SASLprep (malformed-request, not-acceptable)", min=64, max=65536),
     Option("max_stanza_size", int, 262144, "largest stanza accepted, in bytes (policy-violation above)", min=10000, max=16 * 1024 * 1024),
     Option("address_cache_mb", int, 4, "megabytes each cache of prepared addresses (stringprep results, parsed JIDs; five in all) may hold; the least recently used go first", min=1, max=1024),
     Option("max_stanza_depth", int, 32, "deepest nesting of elements in a stanza, the stanza being level 1 (policy-violation above); real ones, even a MAM result forwarding an XHTML-IM message, stay near 10", min=8, max=DEEPEST),

@@ -109,6 +109,7 @@ def sasl_attempt(port: int, mechanism: str, initial: bytes):
 
 SASL_ATTEMPTS = {
     "PLAIN username": ("PLAIN", lambda seed: f"\0{huge(seed, size=SASL_NAME)}\0pw".encode()),
+    "PLAIN password": ("PLAIN", lambda seed: f"\0alice\0{huge(seed, size=SASL_NAME)}".encode()),  # max_password_bytes
     "PLAIN authzid": ("PLAIN", lambda seed: f"{huge(seed, size=SASL_NAME)}@localhost\0alice\0wrong".encode()),
     "SCRAM username": ("SCRAM-SHA-1", lambda seed: f"n,,n={huge(seed, size=SASL_NAME)},r=abcdefgh".encode()),
     "SCRAM-SHA-256 authzid": ("SCRAM-SHA-256", lambda seed: f"n,a={huge(seed, size=SASL_NAME)}@localhost,n=alice,r=abcdefgh".encode()),
@@ -210,11 +211,11 @@ def test_an_over_long_blocking_item_is_jid_malformed(node):
     assert spent < 0.2
 
 
-def register(port: int, username: str):
+def register(port: int, username: str, password: str = "pw"):
     stream = BlockingStream("127.0.0.1", port)
     try:
         stream.start_tls()
-        stream.send(f"<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>{username}</username><password>pw</password></query></iq>")
+        stream.send(f"<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>{username}</username><password>{password}</password></query></iq>")
         return stream.next()
     finally:
         stream.close()
@@ -233,6 +234,14 @@ def test_a_username_over_1023_bytes_is_not_registered(node, username):
     answer = register(port, username)
     assert (answer["type"], answer["id"]) == ("error", "reg")  # it was registered before, and could never bind
     assert stanza_error(answer) == ("modify", "not-acceptable")
+
+
+def test_a_password_over_max_password_bytes_is_not_registered_for_little_cpu(node):
+    process, port = node
+    before = cpu_seconds(process)
+    answer = register(port, "longpassword", huge(7, size=SASL_NAME))
+    assert (answer["type"], stanza_error(answer)) == ("error", ("modify", "not-acceptable"))
+    assert cpu_seconds(process) - before < 0.3  # SASLprep of 190 KB alone took ~0.34 s
 
 
 def test_a_username_of_1023_bytes_registers_and_binds(node):

@@ -17,7 +17,6 @@ from twisted.words.xish import domish
 from tests.integration.node_fixtures import RunningNode, node_config
 from tests.integration.stanzas import condition, iq, presence
 from tests.integration.test_blocking import blocking_iq
-from tests.integration.test_cluster_nodes import failures_logged  # noqa: F401  (a fixture)
 from tests.integration.test_presence import befriend
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError, connect

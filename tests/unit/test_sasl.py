@@ -521,8 +521,9 @@ def test_random_client_final_only_raises_sasl_failure(final):
         ("SCRAM-SHA-256", b"n,a=" + b"a" * 1024 + b"@localhost,n=user,r=abc"),  # authzid localpart too
         ("PLAIN", b"\0" + "é".encode() * 512 + b"\0pencil"),  # 1024 bytes in 512 characters
         ("PLAIN", b"x@" + b"d" * 1024 + b"\0user\0pencil"),
+        ("PLAIN", b"\0user\0" + "é".encode() * 512),  # a password over max_password_bytes' default
     ],
-    ids=["SCRAM username", "SCRAM authzid", "PLAIN username", "PLAIN authzid"],
+    ids=["SCRAM username", "SCRAM authzid", "PLAIN username", "PLAIN authzid", "PLAIN password"],
 )
 def test_over_long_names_are_malformed_before_any_preparation(name, first):
     """CORE-49: no challenge, no lookup, no SASLprep for a name no account can have."""

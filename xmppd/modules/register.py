@@ -87,6 +87,9 @@ class RegisterModule(Module):
         username, password = _text(query.username), _text(query.password)
         if not username or not password:
             raise StanzaError("not-acceptable", text="username and password are required")
+        limit = self.node.config.max_password_bytes
+        if not identifiers.fits(password, limit):  # before SASLprep and the key derivation
+            raise StanzaError("not-acceptable", text=f"passwords are limited to {limit} bytes")
         if not identifiers.fits(username):  # before nodeprep: it is linear in the input and slow
             raise StanzaError("not-acceptable", text="usernames are limited to 1023 bytes")
         try:

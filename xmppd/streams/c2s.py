@@ -185,7 +185,8 @@ class ClientStream(ServerStream):
             self.sasl_failure("encryption-required" if secure_only else "invalid-mechanism")
             return None
         self.mechanism = sasl.make_server_mechanism(
-            name, self._credentials, self.channel_binding, cb_offered=self.channel_binding is not None
+            name, self._credentials, self.channel_binding, cb_offered=self.channel_binding is not None,
+            max_password_bytes=self.config.max_password_bytes,
         )
         text = str(element).strip()
         if not text:

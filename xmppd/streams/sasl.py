@@ -118,13 +118,17 @@ def _prepare_username(name: str) -> str:
     return prepared
 
 
+DEFAULT_MAX_PASSWORD_BYTES = 1023  # the schema's max_password_bytes
+
+
 class PlainServer:
     """RFC 4616: authzid NUL authcid NUL passwd, checked against the SCRAM keys."""
 
     name = "PLAIN"
 
-    def __init__(self, lookup: Lookup):
+    def __init__(self, lookup: Lookup, max_password_bytes: int = DEFAULT_MAX_PASSWORD_BYTES):
         self._lookup = lookup
+        self._max_password_bytes = max_password_bytes
         self._done = False
         self.username: str | None = None
         self.authzid: str | None = None
@@ -141,6 +145,8 @@ class PlainServer:
             username = _prepare_username(authcid)
             if not password:
                 raise ValueError("empty password")
+            if not identifiers.fits(password, self._max_password_bytes):  # SASLprep is linear and slow
+                raise ValueError("password too long")
         credentials = await self._lookup(username)
         if credentials is None:
             # Spend the same PBKDF2 time as for a real account: no user enumeration by timing.
@@ -268,13 +274,15 @@ def make_server_mechanism(
     channel_binding: ChannelBinding | None,
     cb_offered: bool,
     *,
+    max_password_bytes: int = DEFAULT_MAX_PASSWORD_BYTES,
     nonce_factory: Callable[[], str] = make_nonce,
 ) -> ServerMechanism:
     """A fresh exchange for ``name``. The caller checks that ``name`` was offered;
-    ``cb_offered`` says whether -PLUS was (for downgrade detection);
+    ``cb_offered`` says whether -PLUS was (for downgrade detection); PLAIN refuses
+    passwords longer than ``max_password_bytes`` before preparing them;
     ``nonce_factory`` exists for test vectors."""
     if name == "PLAIN":
-        return PlainServer(lookup)
+        return PlainServer(lookup, max_password_bytes)
     try:
         hash_name, plus = parse_mechanism_name(name)
     except ValueError:
