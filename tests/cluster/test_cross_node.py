@@ -107,8 +107,10 @@ def test_presence_crosses_nodes_in_both_directions(cluster):
 
 
 def test_chat_and_iq_to_bare_and_full_jids_across_nodes(cluster):
-    """Payloads in unknown namespaces and ids pass untouched; IQs to a full JID reach the client."""
+    """Payloads in unknown namespaces and ids pass untouched; IQs to a full JID reach the client
+    (they share presence: CORE-47 refuses a stranger's)."""
     alice_name, bob_name = cluster.users("alice", "bob")
+    cluster.befriend((alice_name, bob_name))
     alice = cluster.online("n1", alice_name)
     bob = cluster.online("n2", bob_name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.words.xish import domish
 
 from xmppd import xml as X
+from xmppd.client import IQError
 
 
 def iq(kind: str, uri: str | None = None, name: str = "query", to: str | None = None, **attrs: str) -> domish.Element:
@@ -60,3 +61,12 @@ def error_of(stanza: domish.Element) -> tuple[str, str]:
 
 def is_message_with(body: str):
     return lambda e: e.name == "message" and e.body is not None and str(e.body) == body
+
+
+async def refused(client, request: domish.Element) -> str:
+    """The condition of the error ``client``'s request gets (IQError if it gets a result)."""
+    try:
+        answer = await client.iq(request)
+    except IQError as e:
+        return condition(e.stanza)
+    raise AssertionError(f"not refused: {answer.toXml()}")

@@ -12,7 +12,7 @@ import pytest_twisted
 from twisted.words.xish import domish
 
 from tests.integration import test_privacy
-from tests.integration.stanzas import condition, error_of, iq, message, presence
+from tests.integration.stanzas import condition, error_of, iq, message, presence, refused
 from tests.integration.test_privacy import (
     ALICE,
     BOB,
@@ -67,11 +67,6 @@ async def command(client, verb: str, *jids: str) -> None:
     answer = await client.iq(blocking_iq("set", verb, *jids))
     assert answer["type"] == "result" and list(answer.elements()) == [], answer.toXml()
 
-
-async def refused(client, request: domish.Element) -> str:
-    with pytest.raises(IQError) as info:
-        await client.iq(request)
-    return condition(info.value.stanza)
 
 
 def is_blocking_push(verb: str | None = None):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.words.xish import domish
 
 from xmppd.streams import sasl
 from xmppd.util.scram import escape_saslname
@@ -67,6 +69,22 @@ class Session:
     def drop(self):
         self.stream.close()
         self.stream = None
+
+    def answers(self, data: bytes | str) -> Iterator[domish.Element]:
+        """Send ``data`` and a ping in one write (the node reads both before it may close the
+        stream over the first); yield what comes back before the ping's result, checked."""
+        self.counter += 1
+        sentinel = f"sentinel-{self.counter}"
+        ping = f"<iq type='get' id='{sentinel}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+        stream = self.ensure()
+        stream.send(data + (ping.encode() if isinstance(data, bytes) else ping))
+        while True:
+            element = stream.next()
+            check_answer(element)
+            if element.getAttribute("id") == sentinel:
+                assert element["type"] == "result", element.toXml()
+                return
+            yield element
 
 
 # Identifiers: short and odd, and around RFC 7622's 1023-byte bound (CORE-49) ...
@@ -140,18 +158,9 @@ def check_answer(element):
 def test_random_stanzas_never_crash_or_hang_the_node(fuzz_node, data):
     process, port = fuzz_node
     session = fuzz_session(port)
-    stream = session.ensure()
-    session.counter += 1
-    sentinel = f"sentinel-{session.counter}"
     try:
-        # One write: the node reads both before it may close the stream over the first.
-        stream.send(data + f"<iq type='get' id='{sentinel}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>".encode())
-        while True:
-            element = stream.next()
-            check_answer(element)
-            if element.getAttribute("id") == sentinel:
-                assert element["type"] == "result", element.toXml()
-                break
+        for _ in session.answers(data):
+            pass
     except StreamClosed as closed:
         assert closed.condition in STREAM_CONDITIONS
         session.drop()
@@ -258,18 +267,9 @@ def test_nesting_is_refused_above_the_limit_and_served_below(fuzz_node, stanza):
     depth, data = stanza
     process, port = fuzz_node
     session = fuzz_session(port)
-    stream = session.ensure()
-    session.counter += 1
-    sentinel = f"sentinel-{session.counter}"
-    stream.send(data + f"<iq type='get' id='{sentinel}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
     try:
-        while True:
-            element = stream.next()
+        for element in session.answers(data):
             assert depth <= LIMIT or element.getAttribute("id") not in ANSWERED_IDS, element.toXml()
-            check_answer(element)
-            if element.getAttribute("id") == sentinel:
-                assert element["type"] == "result"
-                break
     except StreamClosed as closed:
         assert depth > LIMIT and closed.condition == "policy-violation"
         session.drop()

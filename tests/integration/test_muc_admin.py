@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 
 from tests.integration.muc import admin, codes, configure, from_room, item, join, join_presence, open_room, room_jid
-from tests.integration.stanzas import condition
-from xmppd.client import IQError
+from tests.integration.stanzas import condition, refused
 
 
 @pytest_twisted.async_fixture
@@ -24,11 +22,6 @@ async def room(node, login):
     await bob.next(from_room(room_jid()))
     return alice, bob, carol
 
-
-async def refused(client, request) -> str:
-    with pytest.raises(IQError) as caught:
-        await client.iq(request)
-    return caught.value.condition
 
 
 @pytest_twisted.ensureDeferred

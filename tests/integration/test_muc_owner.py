@@ -6,7 +6,7 @@ import pytest
 import pytest_twisted
 
 from tests.integration.muc import SERVICE, codes, configure, from_room, item, join, open_room, room_jid
-from tests.integration.stanzas import iq
+from tests.integration.stanzas import iq, refused
 from xmppd.client import IQError
 from xmppd.muc import NS_MUC_OWNER, NS_MUC_USER
 
@@ -38,11 +38,6 @@ async def form_values(client, room: str = room_jid()) -> dict[str, list[str]]:
     assert (form.uri, form["type"]) == ("jabber:x:data", "form")
     return {f["var"]: [str(v) for v in f.elements() if v.name == "value"] for f in form.elements() if f.name == "field"}
 
-
-async def refused(client, request) -> str:
-    with pytest.raises(IQError) as caught:
-        await client.iq(request)
-    return caught.value.condition
 
 
 @pytest_twisted.ensureDeferred

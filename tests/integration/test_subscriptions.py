@@ -34,6 +34,9 @@ class RemoteDomain:
     def receive(self, stanza: domish.Element):
         self.received.append(stanza)
 
+    def shut_down(self):
+        """Nothing to tell anyone when the node stops (a hosted service's other duty)."""
+
 
 async def seed(node, state: sub.State, approved: bool = False) -> None:
     storage = node.node.storage

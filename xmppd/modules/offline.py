@@ -20,7 +20,6 @@ from xmppd.stanzas import message_type
 from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
 from xmppd.xml import serialise
-from xmppd.xml import serialise
 
 NS_DELAY = "urn:xmpp:delay"
 NS_LEGACY_DELAY = "jabber:x:delay"
