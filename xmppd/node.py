@@ -16,6 +16,7 @@ from xmppd.router import Router
 from xmppd.sessions import Resource
 from xmppd.storage import Storage
 from xmppd.util.aio import run_in_background
+from xmppd.util.memory import Reclaimer
 
 PARK_AFTER = 5.0  # seconds of silence before a stream's parser is dropped
 
@@ -41,6 +42,7 @@ class Node:
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
+        self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
         for host in config.muc_hosts:
             self.router.services[host] = MucService(self, host)
         self.modules = ModuleHost(self, module_classes)

@@ -30,6 +30,7 @@ from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream, RefusedStream
 from xmppd.util.aio import as_deferred
+from xmppd.util import memory
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.web import health
 
@@ -119,6 +120,9 @@ class NodeService(service.MultiService):
         self._parking = task.LoopingCall(self.node.park_idle_parsers)
         self._parking.clock = self.node.clock
         self._parking.start(PARK_AFTER, now=False)
+        self._reclaiming = task.LoopingCall(self.node.reclaimer.tick)
+        self._reclaiming.clock = self.node.clock
+        self._reclaiming.start(memory.TICK, now=False)
         config = self.node.config
         log.info(
             "xmppd node {node} serving {domains}; data in {data}",
@@ -145,6 +149,7 @@ class NodeService(service.MultiService):
 
     async def _stop(self):
         self._parking.stop()
+        self._reclaiming.stop()
         await super().stopService()
         for hosted in self.node.router.services.values():
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it

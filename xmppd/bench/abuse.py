@@ -1,6 +1,7 @@
 """What a hostile peer can cost a node: one row per attack, each against a fresh node.
 
-For every attack the table gives the node's CPU seconds per attempt, how much its
+For every attack the table gives the node's CPU per attempt (what a pinging
+canary costs it meanwhile, measured just before, taken off), how much its
 RSS grew at the peak and what it kept once the attacker had gone, the longest wait
 of a logged-in "canary" for its ping answers while the attack ran (a stalled
 reactor shows here), and what the node answered. The attacks are the findings of
@@ -35,7 +36,8 @@ SAMPLE = 0.1  # seconds between RSS samples
 CANARY, ATTACKER, VICTIM = 0, 1, 2
 ATTACKER_ADDRESS = ("127.0.0.2", 0)  # where a flood of connections comes from
 ACCOUNTS = 3
-CONDITION = re.compile(rb"<(?:stream:)?(error|failure)\b.*?<([a-z-]+) xmlns=", re.S)
+# the first error: a stream or stanza error's condition has an xmlns, a SASL failure's inherits it
+CONDITION = re.compile(rb"<(?:stream:)?(error|failure)\b[^>]*>(?:<text.*?</text>)?.*?<([a-z-]+)[ />]", re.S)
 
 
 @dataclass
@@ -66,6 +68,37 @@ async def _read_for(connection: common.Connection, seconds: float) -> bytes:
         if not chunk:
             return data
         data += chunk
+
+
+async def _read_until(connection: common.Connection, ends: tuple[bytes, ...], seconds: float) -> bytes:
+    """What arrives until one of ``ends``, the stream's close or ``seconds`` in all."""
+    data = b""
+    with contextlib.suppress(TimeoutError, OSError):
+        async with asyncio.timeout(seconds):
+            while not any(end in data for end in ends):
+                chunk = await connection.reader.read(65536)
+                if not chunk:
+                    break
+                data += chunk
+    return data
+
+
+@contextlib.asynccontextmanager
+async def _reading(connection: common.Connection) -> AsyncIterator[list[bytes]]:
+    """Reads everything ``connection`` receives while the block runs, as a client that keeps
+    up would (a sender that never read its own echoes and errors would be the one ended)."""
+    received: list[bytes] = []
+
+    async def read() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := await connection.reader.read(1 << 20):
+                received.append(chunk)
+
+    task = asyncio.create_task(read())
+    try:
+        yield received
+    finally:
+        task.cancel()
 
 
 def _answer(data: bytes, quiet: str = "no answer") -> str:
@@ -119,7 +152,7 @@ async def _long_username(ctx: Context, first_message: Callable[[str], str]) -> t
         connection = common.Connection(reader, writer, -1)
         await common.starttls(connection, ctx.domain, common.client_tls_context())
         connection.send(first_message(_unique_long_name(190_000)))
-        data = await _read_for(connection, 10.0)
+        data = await _read_until(connection, (b"</challenge>", b"</failure>", b"</success>", b"</stream:stream>"), 10.0)
         answers.append("challenge" if b"<challenge" in data else _answer(data))
         writer.close()
     return n, _summarise(answers)
@@ -187,14 +220,13 @@ async def unread_presence(ctx: Context) -> tuple[int, str]:
     sender.send("<presence/>")
     n = ctx.count(20_000)
     status = "s" * 4096
-    for batch in _batches(n, 200):
-        sender.send("".join(f"<presence><status>{status}{i}</status></presence>" for i in batch))
-        await sender.writer.drain()
-        with contextlib.suppress(TimeoutError):  # the sender reads its own echoes
-            await asyncio.wait_for(sender.reader.read(1 << 20), 0.01)
-    await asyncio.sleep(3.0)
+    async with _reading(sender):
+        for batch in _batches(n, 200):
+            sender.send("".join(f"<presence><status>{status}{i}</status></presence>" for i in batch))
+            await sender.writer.drain()
+        await asyncio.sleep(3.0)
+        sender_alive = not sender.reader.at_eof()
     outcome = f"contact {_answer(await _read_for(victim, 5.0), 'stream kept')}"
-    sender_alive = not sender.reader.at_eof()
     victim.close()
     sender.close()
     return n, f"{outcome}, sender {'kept' if sender_alive else 'ended'}"
@@ -205,10 +237,12 @@ async def offline_flood(ctx: Context) -> tuple[int, str]:
     sender = await ctx.login(ATTACKER)
     n = ctx.count(1000)
     body = "b" * 195_000
-    for i in range(n):
-        sender.send(f"<message to='{ctx.jid(VICTIM)}' type='chat' id='m{i}'><body>{i} {body}</body></message>")
-        await sender.writer.drain()
-    refused = (await _read_for(sender, 3.0)).count(b"service-unavailable")
+    async with _reading(sender) as answers:
+        for i in range(n):
+            sender.send(f"<message to='{ctx.jid(VICTIM)}' type='chat' id='m{i}'><body>{i} {body}</body></message>")
+            await sender.writer.drain()
+        await asyncio.sleep(3.0)
+    refused = b"".join(answers).count(b"<service-unavailable")
     sender.close()
     reader = await ctx.login(VICTIM)
     reader.send("<presence/>")
@@ -371,15 +405,20 @@ async def _measure(args: argparse.Namespace, data_dir: Path, salted: common.Salt
         ctx = Context(server, args.domain, salted, args.scale)
         await asyncio.sleep(args.settle)
         rss_before = common.rss_kb(server.pid)
-        cpu_before = common.cpu_seconds(server.pid)
         async with _canary(ctx) as waits, _peak_rss(server.pid) as peak:
+            # What the canary alone costs the node per second, taken off the attack's CPU below.
+            started, cpu_before = time.perf_counter(), common.cpu_seconds(server.pid)
+            await asyncio.sleep(args.settle)
+            canary_rate = (common.cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - started)
+            waits.clear()
+            started, cpu_before = time.perf_counter(), common.cpu_seconds(server.pid)
             try:
                 attempts, outcome = await asyncio.wait_for(attack(ctx), ATTACK_TIMEOUT)
             except TimeoutError:
                 attempts, outcome = 0, f"did not finish in {ATTACK_TIMEOUT:.0f} s"
             except (OSError, common.XmppError) as e:
                 attempts, outcome = 0, f"attacker failed: {str(e)[:80]!r}"
-        cpu = common.cpu_seconds(server.pid) - cpu_before
+            cpu = common.cpu_seconds(server.pid) - cpu_before - canary_rate * (time.perf_counter() - started)
         await asyncio.sleep(args.settle)
         rss_after = common.rss_kb(server.pid)
     return [
@@ -393,7 +432,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="fraction of each attack's full count to send (default: 1)"
     )
-    parser.add_argument("--settle", type=float, default=2.0, help="seconds before each RSS reading (default: 2)")
+    parser.add_argument(
+        "--settle", type=float, default=11.0,
+        help="seconds before each RSS reading; past the node's 10 s memory tick, so what it gives back shows (default: 11)",
+    )  # fmt: skip
     common.add_target_arguments(parser)
 
 

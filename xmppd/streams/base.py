@@ -119,6 +119,7 @@ class ServerStream(protocol.Protocol):
         self._clean = self._clean and _NOT_SPACE.search(data) is None
         self._read, self._read_offset = data, self._parsed
         self._parsed += len(data)
+        self.server.reclaimer.read += len(data)
         try:
             self.parser.parse(data)
         except _Restarted as restarted:

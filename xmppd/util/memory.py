@@ -1,0 +1,46 @@
+"""Giving memory back once the stanzas that held it are gone.
+
+A stanza's tree is a reference cycle (domish's parent links), so only the cycle
+collector frees it, and that collector counts objects, not bytes: a thousand
+195 KB messages are too few objects to start a full collection, and a node kept
+~180 MB of such messages for as long as nothing else started one (the abuse
+benchmark's offline flood). So the node also counts the bytes its streams read
+and runs a full collection once enough have come in since the last one; and
+glibc keeps the heap it freed unless asked, so each tick asks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+from collections.abc import Callable
+
+COLLECT_AFTER_BYTES = 64 * 1024 * 1024  # read since the last full collection
+TICK = 10  # seconds between checks
+
+
+def trimmer() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)``, or a no-op where the C library has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is None:
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0) and None
+
+
+class Reclaimer:
+    """Streams add what they read to ``read``; ``tick`` runs every ``TICK`` seconds."""
+
+    def __init__(self, collect_after: int = COLLECT_AFTER_BYTES, trim: Callable[[], None] | None = None):
+        self.read = 0
+        self._collect_after = collect_after
+        self._collected_at = 0
+        self._trim = trim or trimmer()
+
+    def tick(self) -> None:
+        if self.read - self._collected_at >= self._collect_after:
+            self._collected_at = self.read
+            gc.collect()
+        self._trim()
