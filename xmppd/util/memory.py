@@ -27,7 +27,11 @@ def trimmer() -> Callable[[], None]:
     if trim is None:
         return lambda: None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return lambda: trim(0) and None
+
+    def release() -> None:
+        trim(0)
+
+    return release
 
 
 class Reclaimer:
