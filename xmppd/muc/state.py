@@ -77,6 +77,7 @@ class RoomState:
     jid: str  # room@service
     config: RoomConfig = field(default_factory=RoomConfig)
     affiliations: dict[str, str] = field(default_factory=dict)  # bare JID or domain -> affiliation
+    registrations: dict[str, str] = field(default_factory=dict)  # bare JID -> reserved nick (MUC-27)
     occupants: dict[str, Occupant] = field(default_factory=dict)  # nick -> occupant, in order of arrival
     subject: Subject | None = None
     history: deque[HistoryEntry] = field(default_factory=deque)

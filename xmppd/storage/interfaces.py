@@ -11,7 +11,7 @@ compare them exactly and never normalise, so normalisation lives in one place.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zope.interface import Interface
@@ -318,3 +318,49 @@ class ICapsStore(Interface):
     async def put(ver: str, features: list[str], limit: int) -> bool:
         """File the features unless the table already holds ``limit`` entries (False then:
         any client can make up new verifiable ``ver`` strings, so the table is bounded)."""
+
+
+@dataclass
+class RoomRecord:
+    """A XEP-0045 room as stored, or the parts of one that a write changes.
+
+    The MUC code encodes (configuration and occupants as JSON, history messages
+    and presence as XML); stores parse nothing. In a write, ``None`` and empty
+    mappings mean unchanged, and a mapping's ``None`` value removes that key. A
+    loaded record has every part, with history oldest first.
+    """
+
+    config: str | None = None  # JSON: the owner's configuration, with whether the room is locked
+    subject: str | None = None  # JSON; "" clears it
+    affiliations: dict[str, str | None] = field(default_factory=dict)  # bare JID or domain -> affiliation
+    registrations: dict[str, str | None] = field(default_factory=dict)  # bare JID -> registered nick
+    occupants: dict[str, str | None] = field(default_factory=dict)  # nick -> JSON (real JIDs, role, presence)
+    history: list[str] = field(default_factory=list)  # groupchat messages as XML, appended oldest first
+
+
+class IRoomStore(Interface):
+    """XEP-0045 rooms, each written a part at a time so a groupchat costs one write (docs/muc.md).
+
+    Writes are fenced: whoever runs a room (its owner node in a cluster) first
+    takes a token from ``advance``, and every write carries it. A write whose token
+    is older than the room's newest is refused whole, so a node that lost the room
+    while paused or cut off can never overwrite its successor's state. Each call
+    is atomic.
+    """
+
+    async def advance(room: str) -> int:
+        """A fencing token for the room, greater than every one handed out before."""
+
+    async def write(room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
+        """Apply the changes (creating the room if new), keeping the ``history_keep`` newest
+        history messages; False, writing nothing, if a newer token has been handed out."""
+
+    async def load(room: str) -> RoomRecord | None:
+        """The whole room, or None if it is not stored."""
+
+    async def delete(room: str, token: int) -> bool:
+        """Forget the room (its fencing counter stays, so old tokens remain refused);
+        False, deleting nothing, if a newer token has been handed out."""
+
+    async def rooms(host: str) -> list[str]:
+        """The JIDs (room@host) of every room stored on this MUC host, sorted."""
