@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from xmppd.storage.interfaces import RoomRecord
@@ -22,6 +23,7 @@ class RoomStoreDouble:
     tokens: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, room)
     failing: Exception | None = None  # raised by every call while set
+    gate: asyncio.Event | None = None  # while set, writes wait for it
 
     def _call(self, method: str, room: str) -> None:
         self.calls.append((method, room))
@@ -35,6 +37,8 @@ class RoomStoreDouble:
 
     async def write(self, room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
         self._call("write", room)
+        if self.gate is not None:
+            await self.gate.wait()
         if token < self.tokens.get(room, 0):
             return False
         stored = self.records.setdefault(room, RoomRecord(config="{}", subject=""))

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from twisted.internet.task import Clock
 from twisted.words.xish import domish
 
+from tests.unit.room_store_double import RoomStoreDouble
 from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
+from xmppd import config as cfg
 from xmppd import xml as X
+from xmppd.muc import record
+from xmppd.muc.state import RoomConfig, RoomState, Subject
+from xmppd.node import Node
+from xmppd.service import DEFAULT_MODULES
+from xmppd.storage import open_storage
 
 ROOM = "room@conference.localhost"
 
@@ -61,3 +71,28 @@ def test_a_status_change_is_serialised_once_per_kind_of_recipient(occupied, seri
     got = [s.received for s in streams]
     assert all(len(r) == 1 and r[0]["from"] == f"{ROOM}/n1" and str(r[0].show) == "away" for r in got)
     assert [r[0].x.item.getAttribute("jid") for r in got] == ["u1@localhost/r", None, None, None, None]  # only n0 moderates
+
+
+def test_a_node_alone_loads_its_stored_rooms_and_stanzas_for_them_wait_until_they_are_in():
+    """MUC-41: a persistent room comes back from the store (without its occupants); a join that
+    arrives while the rooms are loading is answered once they are, with the stored subject."""
+    stored = RoomState(ROOM, RoomConfig(name="Kept", persistent=True), {"u0@localhost": "owner"}, subject=Subject("kept", f"{ROOM}/n0", 5.0))
+    storage, store = open_storage(None), RoomStoreDouble()
+    asyncio.run(store.write(ROOM, 1, record.whole(stored, with_occupants=False), 20))
+    storage.rooms = store
+    node = Node(cfg.load(None, {"domains": ["localhost"]}), storage, Clock(), DEFAULT_MODULES)
+    stream = bind(node, "u1@localhost/r")
+    service = node.router.services["conference.localhost"]
+
+    async def scenario():
+        service.start()
+        presence = domish.Element((X.NS_CLIENT, "presence"))
+        presence["from"], presence["to"] = "u1@localhost/r", f"{ROOM}/n1"
+        pending = node.router.route(presence)
+        assert pending is not None and stream.received == []  # it waits for the rooms
+        await pending
+
+    asyncio.run(scenario())
+    assert [(s.name, s.getAttribute("from")) for s in stream.received] == [("presence", f"{ROOM}/n1"), ("message", f"{ROOM}/n0")]
+    assert str(stream.received[-1].subject) == "kept"
+    assert service.rooms["room"].config.name == "Kept" and store.calls[:2] == [("write", ROOM), ("rooms", "conference.localhost")]
