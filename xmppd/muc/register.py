@@ -75,10 +75,12 @@ def submit(room, iq: domish.Element, query: domish.Element, sender: JID) -> list
 def _submitted_nick(element: domish.Element, longest: int) -> str:
     try:
         submitted = data_form.Form.fromElement(element)
+        untyped = submitted.fields.get("FORM_TYPE")  # wokkel reads FORM_TYPE only when marked hidden
+        form_type = submitted.formNamespace or (untyped.value if untyped is not None else None)
         submitted.typeCheck({ROOMNICK: {"type": "text-single"}}, filterUnknown=True)
     except (data_form.Error, ValueError, TypeError) as e:
         raise StanzaError("bad-request", text=f"the form does not fit muc#register: {e}") from None
-    if submitted.formNamespace not in (None, NS_MUC_REGISTER) or not submitted.get(ROOMNICK):
+    if form_type not in (None, NS_MUC_REGISTER) or not submitted.get(ROOMNICK):
         raise StanzaError("bad-request", text=f"a muc#register form with {ROOMNICK} was expected")
     nick = prepared_nick(submitted[ROOMNICK])
     if not nick.strip() or len(nick) > longest:

@@ -1,0 +1,124 @@
+"""MUC-41 on a real node process: persistent rooms outlive a restart, temporary ones do not.
+
+The node is a ``twistd xmppd`` process with its SQLite database in its data
+directory; it is stopped (SIGTERM) and started again on the same directory.
+The configuration, affiliations, registrations, subject and history come back;
+the occupants do not (their sessions ended with the node).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+from twisted.words.xish import domish
+
+from tests.integration.blocking_client import BlockingStream
+from tests.integration.test_launch import start_node
+from xmppd.muc import NS_MUC_USER
+
+ROOM, TEMPORARY = "room@conference.localhost", "temp@conference.localhost"
+JOIN = "<presence to='{to}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+OWNER_FORM = (
+    "<iq type='set' id='{id}' to='{to}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"
+    "{fields}</x></query></iq>"
+)
+FIELD = "<field var='{var}'><value>{value}</value></field>"
+
+
+def until(stream: BlockingStream, wanted: Callable[[domish.Element], bool]) -> domish.Element:
+    """The next element ``wanted`` says yes to; the others (presence of others, say) are skipped."""
+    while not wanted(element := stream.next()):
+        pass
+    return element
+
+
+def answer(stream: BlockingStream, request: str, id: str) -> domish.Element:
+    stream.send(request)
+    return until(stream, lambda e: e.name == "iq" and e.getAttribute("id") == id)
+
+
+def join(stream: BlockingStream, occupant: str) -> list[domish.Element]:
+    """Everything the room sends up to the subject (MUC-11)."""
+    stream.send(JOIN.format(to=occupant))
+    sequence = [stream.next()]
+    while sequence[-1].name != "message" or sequence[-1].subject is None:
+        sequence.append(stream.next())
+    return sequence
+
+
+def configure(stream: BlockingStream, room: str, id: str, **fields: str) -> domish.Element:
+    form = FIELD.format(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig")
+    form += "".join(FIELD.format(var=f"muc#roomconfig_{name}", value=value) for name, value in fields.items())
+    return answer(stream, OWNER_FORM.format(id=id, to=room, fields=form), id)
+
+
+def logged_in(port: int, user: str) -> BlockingStream:
+    stream = BlockingStream("127.0.0.1", port)
+    stream.login(user, "pw")
+    return stream
+
+
+def values(form: domish.Element) -> dict[str, list[str]]:
+    return {f["var"]: [str(v) for v in f.elements() if v.name == "value"] for f in form.elements() if f.name == "field"}
+
+
+def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
+    for user in ("alice", "bob", "carol"):
+        subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(tmp_path), "--init", "adduser", f"{user}@localhost", "pw"], check=True)
+    node = start_node("--data-dir", str(tmp_path), cwd=tmp_path)
+    try:
+        alice, bob = logged_in(node.port, "alice"), logged_in(node.port, "bob")
+        join(alice, f"{ROOM}/alice")
+        assert configure(alice, ROOM, "c1", persistentroom="1", roomname="Kept", roomdesc="stays", moderatedroom="1")["type"] == "result"
+        join(alice, f"{TEMPORARY}/alice")
+        assert configure(alice, TEMPORARY, "c2", roomname="Gone")["type"] == "result"
+        admin = "<iq type='set' id='a1' to='{to}'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='dave@localhost' affiliation='admin'/></query></iq>"
+        assert answer(alice, admin.format(to=ROOM), "a1")["type"] == "result"
+        join(bob, f"{ROOM}/bob")
+        register = (
+            "<iq type='set' id='r1' to='{to}'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+            + FIELD.format(var="FORM_TYPE", value="http://jabber.org/protocol/muc#register")
+            + FIELD.format(var="muc#register_roomnick", value="bobby")
+            + "</x></query></iq>"
+        )
+        assert answer(bob, register.format(to=ROOM), "r1")["type"] == "result"
+        alice.send(f"<message to='{ROOM}' type='groupchat'><subject>Before the restart</subject></message>")
+        for body in ("one", "two &amp; three"):
+            alice.send(f"<message to='{ROOM}' type='groupchat' id='{body[:3]}'><body>{body}</body></message>")
+        until(alice, lambda e: e.name == "message" and e.getAttribute("id") == "two")
+        alice.close()
+        bob.close()
+    finally:
+        output = node.stop()
+    assert "Traceback" not in output and "Unhandled" not in output, output
+
+    node = start_node("--data-dir", str(tmp_path), cwd=tmp_path)
+    try:
+        carol, alice = logged_in(node.port, "carol"), logged_in(node.port, "alice")
+        items = answer(carol, "<iq type='get' id='i1' to='conference.localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>", "i1")
+        assert [(i["jid"], i["name"]) for i in items.query.elements()] == [(ROOM, "Kept")]  # the temporary room is gone
+        carol.send(JOIN.format(to=f"{ROOM}/bobby"))  # bob's registration came back with the room
+        refused = carol.next()
+        assert (refused["from"], refused["type"], refused.error.firstChildElement().name) == (f"{ROOM}/bobby", "error", "conflict")
+        sequence = join(carol, f"{ROOM}/carol")
+        presences = [p for p in sequence if p.name == "presence"]
+        assert [p["from"] for p in presences] == [f"{ROOM}/carol"]  # nobody is in it after the restart
+        item = [c for c in presences[0].elements() if c.uri == NS_MUC_USER][0].item
+        assert item["role"] == "visitor"  # still moderated
+        history = [m for m in sequence if m.name == "message" and m.body is not None]
+        assert [(m["from"], str(m.body)) for m in history] == [(f"{ROOM}/alice", "one"), (f"{ROOM}/alice", "two & three")]
+        assert (sequence[-1]["from"], str(sequence[-1].subject)) == (f"{ROOM}/alice", "Before the restart")
+        form = answer(alice, f"<iq type='get' id='f1' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>", "f1")
+        config = values(form.query.x)  # alice is still its owner
+        assert [config[f"muc#roomconfig_{name}"] for name in ("roomname", "roomdesc", "persistentroom", "roomadmins")] == [
+            ["Kept"], ["stays"], ["true"], ["dave@localhost"],
+        ]
+        members = answer(alice, f"<iq type='get' id='m1' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member'/></query></iq>", "m1")
+        assert [(i["jid"], i["affiliation"]) for i in members.query.elements()] == [("bob@localhost", "member")]
+        carol.close()
+        alice.close()
+    finally:
+        output = node.stop()
+    assert "Traceback" not in output and "Unhandled" not in output, output
