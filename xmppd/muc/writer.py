@@ -45,14 +45,15 @@ class RoomWriter:
 
     def changed(self, name: str, room: Room) -> None:
         """After each stanza the room handled."""
+        changes = room.changes
         if not self.every_room:
-            room.changes.occupants.clear()  # never written on a node alone
-        if not room.changes:
-            return
-        if not (self.every_room or room.config.persistent or self._stored.get(name) is room):
-            room.take_changes()  # a temporary room on a node alone is never written
-            return
-        self._enqueue(name, self._write, room)
+            if not (room.config.persistent or self._stored.get(name) is room):
+                if changes:
+                    room.take_changes()  # a temporary room on a node alone is never written
+                return
+            changes.occupants.clear()  # never written on a node alone
+        if changes:
+            self._enqueue(name, self._write, room)
 
     def ended(self, name: str, room: Room) -> None:
         """The room was destroyed, or emptied and not kept."""
