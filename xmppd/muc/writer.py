@@ -8,8 +8,8 @@ whole, one that stops being persistent, is destroyed or ends is deleted.
 
 One write at a time per room, in order: the changes a room makes while its
 write is on the way are gathered into the next one, encoded from the room as
-it is then. Writes carry the fencing token taken (``advance``) when the room was
-created or loaded here. A failed write is one line in the log and costs the
+it is then. Writes carry a fencing token: the one taken (``advance``) before the
+room's first write here, or the one its loader took. A failed write is one line in the log and costs the
 room nothing; the next change of that room then rewrites it whole.
 """
 
@@ -37,11 +37,15 @@ class RoomWriter:
         self._stored: dict[str, Room] = {}  # room name -> the room whose state the store holds
         self._tokens: dict[str, tuple[Room, int]] = {}  # room name -> the room and the token it writes with
         self._queues: dict[str, deque[tuple[Step, Room]]] = {}  # room name -> what waits to be done, in order
+        self._fenced: set[Room] = set()  # rooms whose writes were refused for a newer token, logged once
         self._waiting: list[asyncio.Future] = []  # for every queue to be done
 
-    def loaded(self, name: str, room: Room) -> None:
-        """``room`` was rebuilt from what the store holds."""
+    def loaded(self, name: str, room: Room, token: int | None = None) -> None:
+        """``room`` was rebuilt from what the store holds; with the token its loader took (a node taking
+        a room over fences the old owner at once), else one is taken before its first write."""
         self._stored[name] = room
+        if token is not None:
+            self._tokens[name] = (room, token)
 
     def changed(self, name: str, room: Room) -> None:
         """After each stanza the room handled."""
@@ -57,6 +61,7 @@ class RoomWriter:
 
     def ended(self, name: str, room: Room) -> None:
         """The room was destroyed, or emptied and not kept."""
+        self._fenced.discard(room)
         if self._stored.get(name) is room or name in self._queues:
             self._enqueue(name, self._delete, room)
 
@@ -130,4 +135,7 @@ class RoomWriter:
 
     def _superseded(self, name: str, room: Room) -> None:
         self._stored.pop(name, None)
+        if room in self._fenced:
+            return
+        self._fenced.add(room)
         self.log.warn("{room}: the room store holds a newer token for this room; this node's write was refused", room=room.jid)
