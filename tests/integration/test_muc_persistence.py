@@ -3,20 +3,33 @@
 The node is a ``twistd xmppd`` process with its SQLite database in its data
 directory; it is stopped (SIGTERM) and started again on the same directory.
 The configuration, affiliations, registrations, subject and history come back;
-the occupants do not (their sessions ended with the node).
+the occupants do not (their sessions ended with the node). With Redis, every
+room is written, occupants included, for the node that will take it over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Callable
 
+import pytest
+import pytest_twisted
 from twisted.words.xish import domish
 
+from tests import redis_server
 from tests.integration.blocking_client import BlockingStream
+from tests.integration.muc import join as muc_join
+from tests.integration.muc import open_room, room_jid
+from tests.integration.node_fixtures import DOMAIN
+from tests.integration.stanzas import message, presence
+from tests.integration.test_cluster_nodes import ready
 from tests.integration.test_launch import start_node
+from xmppd.client import connect
 from xmppd.muc import NS_MUC_USER
+from xmppd.util.aio import as_deferred
 
 ROOM, TEMPORARY = "room@conference.localhost", "temp@conference.localhost"
 JOIN = "<presence to='{to}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
@@ -122,3 +135,52 @@ def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
     finally:
         output = node.stop()
     assert "Traceback" not in output and "Unhandled" not in output, output
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
+    yield server.url
+    redis_server.stop(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_redis_every_room_is_written_with_its_occupants(node_factory, redis_url):
+    """What a node taking a room over will read: a temporary room, its occupants and history,
+    in Redis after each stanza; deleted when its last occupant leaves."""
+    running = node_factory(redis_url=redis_url, node_id="a")
+    await ready(running)
+    await running.add_user("alice")
+    await running.add_user("bob")
+    alice, bob = [
+        await connect(jid=f"{user}@{DOMAIN}", password="secret", host="127.0.0.1", port=running.port, insecure=True)
+        for user in ("alice", "bob")
+    ]
+    try:
+        await open_room(alice)
+        await muc_join(bob, room_jid("room", "bob"))
+        bob.send(message(room_jid(), "to be kept", kind="groupchat"))
+        await alice.next(lambda e: e.name == "message" and e.body is not None)
+        stored = await as_deferred(running.node.storage.rooms.load(ROOM))
+        assert set(stored.occupants) == {"owner", "bob"}
+        assert [(json.loads(stored.occupants[n])["sessions"], json.loads(stored.occupants[n])["role"]) for n in ("owner", "bob")] == [
+            ([alice.jid.full()], "moderator"), ([bob.jid.full()], "participant"),
+        ]  # fmt: skip
+        assert len(stored.history) == 1 and "to be kept" in stored.history[0]
+        assert json.loads(stored.config)["persistent"] is False
+        for client, nick in ((bob, "bob"), (alice, "owner")):
+            client.send(presence(room_jid("room", nick), kind="unavailable"))
+            await client.next(lambda e: e.getAttribute("type") == "unavailable")
+        await settled(lambda: running.node.storage.rooms.load(ROOM), None)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def settled(read, wanted, seconds: float = 5.0) -> None:
+    """Until ``read()`` gives ``wanted``: the writes follow the stanzas, not in step with them."""
+    for _ in range(int(seconds * 20)):
+        if await as_deferred(read()) == wanted:
+            return
+        await as_deferred(asyncio.sleep(0.05))
+    raise AssertionError(f"still {await as_deferred(read())!r}")
