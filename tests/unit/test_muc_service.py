@@ -90,7 +90,7 @@ def test_a_node_alone_loads_its_stored_rooms_and_stanzas_for_them_wait_until_the
         presence["from"], presence["to"] = "u1@localhost/r", f"{ROOM}/n1"
         pending = node.router.route(presence)
         assert pending is not None and stream.received == []  # it waits for the rooms
-        await pending
+        await pending.asFuture(asyncio.get_running_loop())
 
     asyncio.run(scenario())
     assert [(s.name, s.getAttribute("from")) for s in stream.received] == [("presence", f"{ROOM}/n1"), ("message", f"{ROOM}/n0")]

@@ -25,6 +25,7 @@ from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.util.aio import as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 
@@ -86,16 +87,17 @@ class MucService:
         await self.writer.idle()
 
     def receive(self, stanza: domish.Element):
-        """None, or an awaitable when the stanza has to wait (the sender's later stanzas wait behind it)."""
+        """None, or a Deferred when the stanza has to wait (the sender's later stanzas wait behind it);
+        the work goes on whether the caller waits or not."""
         if self._loading is not None:
-            return self._after_loading(stanza)
+            return as_deferred(self._after_loading(stanza, self._loading))
         invitees = self._hosted_invitees(stanza)
         if invitees:
-            return self._check_invitees(stanza, invitees)
+            return as_deferred(self._check_invitees(stanza, invitees))
         return self._receive(stanza)
 
-    async def _after_loading(self, stanza: domish.Element) -> None:
-        await self._loading.wait()
+    async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
+        await loading.wait()
         pending = self.receive(stanza)
         if pending is not None:
             await pending
