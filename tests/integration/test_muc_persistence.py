@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pytest
 import pytest_twisted
+from twisted.logger import globalLogPublisher
 from twisted.words.xish import domish
 
 from tests import redis_server
@@ -28,7 +29,7 @@ from tests.integration.stanzas import message, presence
 from tests.integration.test_cluster_nodes import ready
 from tests.integration.test_launch import start_node
 from xmppd.client import connect
-from xmppd.muc import NS_MUC_USER
+from xmppd.muc import NS_MUC_USER, record
 from xmppd.util.aio import as_deferred
 
 ROOM, TEMPORARY = "room@conference.localhost", "temp@conference.localhost"
@@ -138,43 +139,85 @@ def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
 
 
 @pytest.fixture
-def redis_url(tmp_path):
-    server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
-    yield server.url
-    redis_server.stop(server)
+def redis(tmp_path):
+    servers = [redis_server.start(redis_server.free_port(), tmp_path / "redis")]
+    yield servers  # a test that restarts the server appends the new one
+    redis_server.stop(servers[-1])
 
 
-@pytest_twisted.ensureDeferred
-async def test_with_redis_every_room_is_written_with_its_occupants(node_factory, redis_url):
-    """What a node taking a room over will read: a temporary room, its occupants and history,
-    in Redis after each stanza; deleted when its last occupant leaves."""
-    running = node_factory(redis_url=redis_url, node_id="a")
+@pytest_twisted.async_yield_fixture
+async def alice_and_bob_in_a_room(node_factory, redis):
+    """A node on Redis; alice made the room (nick "owner"), bob is in it."""
+    running = node_factory(redis_url=redis[0].url, node_id="a")
     await ready(running)
     await running.add_user("alice")
     await running.add_user("bob")
-    alice, bob = [
+    clients = [
         await connect(jid=f"{user}@{DOMAIN}", password="secret", host="127.0.0.1", port=running.port, insecure=True)
         for user in ("alice", "bob")
     ]
+    await open_room(clients[0])
+    await muc_join(clients[1], room_jid("room", "bob"))
+    yield running, *clients
+    for client in clients:
+        await client.close()
+
+
+async def said(speaker, listener, body: str) -> None:
+    speaker.send(message(room_jid(), body, kind="groupchat"))
+    await listener.next(lambda e: e.name == "message" and str(e.body or "") == body)
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_redis_every_room_is_written_with_its_occupants(alice_and_bob_in_a_room):
+    """What a node taking a room over will read: a temporary room, its occupants and history,
+    in Redis after each stanza; deleted when its last occupant leaves."""
+    running, alice, bob = alice_and_bob_in_a_room
+    await said(bob, alice, "to be kept")
+    stored = await as_deferred(running.node.storage.rooms.load(ROOM))
+    occupants = {nick: json.loads(data) for nick, data in stored.occupants.items()}
+    assert [(occupants[n]["sessions"], occupants[n]["role"]) for n in ("owner", "bob")] == [
+        ([alice.jid.full()], "moderator"), ([bob.jid.full()], "participant"),
+    ]  # fmt: skip
+    assert set(occupants) == {"owner", "bob"}
+    assert len(stored.history) == 1 and "to be kept" in stored.history[0]
+    assert json.loads(stored.config)["persistent"] is False
+    for client, nick in ((bob, "bob"), (alice, "owner")):
+        client.send(presence(room_jid("room", nick), kind="unavailable"))
+        await client.next(lambda e: e.getAttribute("type") == "unavailable")
+    await settled(lambda: running.node.storage.rooms.load(ROOM), None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_room_goes_on_while_its_store_is_away_and_is_rewritten_whole_when_it_is_back(
+    alice_and_bob_in_a_room, redis, failures_logged
+):
+    """A failed write is one warning line, no traceback; the room keeps talking; its next change
+    after the store is back writes it whole, the message said meanwhile included."""
+    running, alice, bob = alice_and_bob_in_a_room
+    warnings = []
+    watch = lambda event: "room not written" in event.get("log_format", "") and warnings.append(event)  # noqa: E731
+    globalLogPublisher.addObserver(watch)
     try:
-        await open_room(alice)
-        await muc_join(bob, room_jid("room", "bob"))
-        bob.send(message(room_jid(), "to be kept", kind="groupchat"))
-        await alice.next(lambda e: e.name == "message" and e.body is not None)
-        stored = await as_deferred(running.node.storage.rooms.load(ROOM))
-        assert set(stored.occupants) == {"owner", "bob"}
-        assert [(json.loads(stored.occupants[n])["sessions"], json.loads(stored.occupants[n])["role"]) for n in ("owner", "bob")] == [
-            ([alice.jid.full()], "moderator"), ([bob.jid.full()], "participant"),
-        ]  # fmt: skip
-        assert len(stored.history) == 1 and "to be kept" in stored.history[0]
-        assert json.loads(stored.config)["persistent"] is False
-        for client, nick in ((bob, "bob"), (alice, "owner")):
-            client.send(presence(room_jid("room", nick), kind="unavailable"))
-            await client.next(lambda e: e.getAttribute("type") == "unavailable")
-        await settled(lambda: running.node.storage.rooms.load(ROOM), None)
+        redis_server.stop(redis[0])
+        await said(bob, alice, "while away")
+
+        async def warned() -> bool:
+            return bool(warnings)
+
+        await settled(warned, True)
+        redis.append(redis_server.start(redis[0].port, redis[0].directory))  # empty: it kept nothing
+        await said(bob, alice, "back")
+        await settled(lambda: room_history(running), ["while away", "back"])
     finally:
-        await alice.close()
-        await bob.close()
+        globalLogPublisher.removeObserver(watch)
+    assert failures_logged == [] and len(warnings) >= 1
+    assert set((await as_deferred(running.node.storage.rooms.load(ROOM))).occupants) == {"owner", "bob"}
+
+
+async def room_history(running) -> list[str] | None:
+    stored = await running.node.storage.rooms.load(ROOM)
+    return None if stored is None else [str(e.message.body) for e in record.state_of(ROOM, stored, False).history]
 
 
 async def settled(read, wanted, seconds: float = 5.0) -> None:
