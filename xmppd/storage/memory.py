@@ -345,7 +345,7 @@ class MemoryRoomStore:
         return self._tokens[room]
 
     async def write(self, room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
-        if token < self._tokens.get(room, 0):
+        if self._stale(room, token):
             return False
         stored = self._rooms.setdefault(room, RoomRecord())
         if changes.config is not None:
@@ -362,13 +362,17 @@ class MemoryRoomStore:
         return None if stored is None else _copy(stored)
 
     async def delete(self, room: str, token: int) -> bool:
-        if token < self._tokens.get(room, 0):
+        if self._stale(room, token):
             return False
         self._rooms.pop(room, None)
         return True
 
     async def rooms(self, host: str) -> list[str]:
         return sorted(room for room in self._rooms if room_host(room) == host)
+
+    def _stale(self, room: str, token: int) -> bool:
+        """Whether a newer token than ``token`` has been handed out for the room."""
+        return token < self._tokens.get(room, 0)
 
 
 def _apply(stored: dict[str, str], changes: dict[str, str | None]) -> None:
