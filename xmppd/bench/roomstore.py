@@ -38,10 +38,17 @@ ENVELOPES = {"evalsha", "multi", "exec"}  # what carries the data commands, not 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     cpus = sorted(os.sched_getaffinity(0))
-    parser.add_argument("--calls", type=int, default=2000, help="calls per kind (default: 2000)")
+    parser.add_argument("--calls", type=_calls, default=2000, help="calls per kind, 2 or more (default: 2000)")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--gen-cpu", type=int, default=cpus[0], help="CPU of this process")
     parser.add_argument("--redis-cpu", type=int, default=cpus[-1], help="CPU of redis-server")
+
+
+def _calls(text: str) -> int:
+    """Percentiles need two latencies at least."""
+    if not text.isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 2 or more")
+    return int(text)
 
 
 def _json(size: int) -> str:
@@ -75,7 +82,7 @@ async def _kinds(rooms: IRoomStore) -> dict[str, Callable[[int], Awaitable[objec
     return {
         "groupchat": lambda n: rooms.write(ROOM, token, groupchat[n % len(groupchat)], HISTORY_KEEP),
         "presence": lambda n: rooms.write(ROOM, token, presence[n % len(presence)], HISTORY_KEEP),
-        "fenced out": lambda n: rooms.write(ROOM, stale, groupchat[n % len(groupchat)], HISTORY_KEEP),
+        "fenced-out": lambda n: rooms.write(ROOM, stale, groupchat[n % len(groupchat)], HISTORY_KEEP),
         "load": lambda n: rooms.load(ROOM),
     }
 
