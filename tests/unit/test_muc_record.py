@@ -16,6 +16,7 @@ from xmppd.muc.changes import RoomChanges
 from xmppd.muc.register import NS_REGISTER, ROOMNICK
 from xmppd.muc.room import Room
 from xmppd.stanzas import StanzaError
+from xmppd.storage import open_storage
 from xmppd.xml import serialise
 
 CAROL = JID("carol@example/c")
@@ -121,14 +122,17 @@ def test_without_occupants_a_loaded_room_is_empty_but_keeps_the_rest(busy):
     assert str(sequence[-1].subject) == "Today"
 
 
-def test_the_changes_written_one_stanza_at_a_time_add_up_to_the_whole_room():
+@pytest.mark.parametrize("backend", ["double", "memory", "sqlite"])
+def test_the_changes_written_one_stanza_at_a_time_add_up_to_the_whole_room(backend, tmp_path):
     """What the service does: after each stanza, the changed parts into the store."""
-    store, room = RoomStoreDouble(), new_room(max_history=2)
+    store = RoomStoreDouble() if backend == "double" else open_storage(tmp_path if backend == "sqlite" else None).rooms
+    room = new_room(max_history=2)
 
     def write(with_occupants: bool = True) -> None:
         asyncio.run(store.write(ROOM, 1, record.changed(room.state, room.take_changes(), with_occupants), 2))
 
     join(room, ALICE, "alice")
+    asyncio.run(store.advance(ROOM))
     asyncio.run(store.write(ROOM, 1, record.whole(room.state, True), 2))
     room.take_changes()
     steps = [
