@@ -19,7 +19,7 @@ from twisted.words.xish import domish
 from wokkel import disco
 
 from xmppd.delivery import Readdressed
-from xmppd.muc import NS_MUC, NS_MUC_USER, record
+from xmppd.muc import NS_MUC, invites, record
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
@@ -91,7 +91,7 @@ class MucService:
         the work goes on whether the caller waits or not."""
         if self._loading is not None:
             return as_deferred(self._after_loading(stanza, self._loading))
-        invitees = self._hosted_invitees(stanza)
+        invitees = invites.hosted_invitees(stanza, self.policy.invites_per_message, self.node.domains)
         if invitees:
             return as_deferred(self._check_invitees(stanza, invitees))
         return self._receive(stanza)
@@ -101,17 +101,6 @@ class MucService:
         pending = self.receive(stanza)
         if pending is not None:
             await pending
-
-    def _hosted_invitees(self, stanza: domish.Element) -> list[JID]:
-        """MUC-25: the invitees of a mediated invitation whose domain this server hosts."""
-        if stanza.name != "message" or stanza.getAttribute("type") in ("groupchat", "error") or "/" in stanza.getAttribute("to", "/"):
-            return []
-        x = child(stanza, NS_MUC_USER, "x")
-        invites = [] if x is None else [e for e in x.elements() if e.uri == NS_MUC_USER and e.name == "invite"]
-        if len(invites) > self.policy.invites_per_message:
-            return []  # the room refuses the whole message
-        invitees = [parse_jid(invite.getAttribute("to")) for invite in invites]
-        return [jid for jid in invitees if jid is not None and jid.user is not None and jid.host in self.node.domains]
 
     async def _check_invitees(self, stanza: domish.Element, invitees: list[JID]) -> None:
         """An invitation to an account this server does not have gets item-not-found (MUC-25)."""
