@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from twisted.internet.task import Clock
 from twisted.words.xish import domish
 
@@ -96,3 +97,27 @@ def test_a_node_alone_loads_its_stored_rooms_and_stanzas_for_them_wait_until_the
     assert [(s.name, s.getAttribute("from")) for s in stream.received] == [("presence", f"{ROOM}/n1"), ("message", f"{ROOM}/n0")]
     assert str(stream.received[-1].subject) == "kept"
     assert service.rooms["room"].config.name == "Kept" and store.calls[:2] == [("write", ROOM), ("rooms", "conference.localhost")]
+
+
+def test_an_invitation_while_storage_is_away_is_answered_wait_and_invites_nobody(occupied, monkeypatch):
+    """MUC-25: the invitee's account cannot be looked up: internal-server-error (wait) to the inviter,
+    from the room, and nothing for the invitee; whoever routed it has nothing left to handle."""
+    node, streams = occupied
+
+    async def away(localpart, domain):
+        raise RedisConnectionError("storage away")
+
+    monkeypatch.setattr(node.storage.accounts, "exists", away)
+    invitation = domish.Element((X.NS_CLIENT, "message"))
+    invitation["from"], invitation["to"] = "u0@localhost/r", ROOM
+    invitation.addElement(("http://jabber.org/protocol/muc#user", "x")).addElement("invite")["to"] = "u9@localhost"
+
+    async def scenario():
+        pending = node.router.route(invitation)
+        await pending.asFuture(asyncio.get_running_loop())
+
+    asyncio.run(scenario())
+    [answer] = streams[0].received
+    assert (answer.name, answer["from"], answer["type"], answer.error["type"]) == ("message", ROOM, "error", "wait")
+    assert [c.name for c in answer.error.elements()][0] == "internal-server-error"
+    assert all(s.received == [] for s in streams[1:])

@@ -25,6 +25,7 @@ from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.storage import UNAVAILABLE
 from xmppd.util.aio import as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
@@ -103,11 +104,18 @@ class MucService:
             await pending
 
     async def _check_invitees(self, stanza: domish.Element, invitees: list[JID]) -> None:
-        """An invitation to an account this server does not have gets item-not-found (MUC-25)."""
-        for invitee in invitees:
-            if not await self.node.storage.accounts.exists(invitee.user, invitee.host):
-                self.node.router.bounce(stanza, StanzaError("item-not-found", text=f"{invitee.userhost()} has no account here"))
-                return
+        """An invitation to an account this server does not have gets item-not-found (MUC-25).
+        Storage away is answered here too, whoever routed the stanza: nothing is left to fail later."""
+        accounts = self.node.storage.accounts
+        try:
+            missing = [jid for jid in invitees if not await accounts.exists(jid.user, jid.host)]
+        except UNAVAILABLE as e:
+            self.log.warn("{host}: invitees not checked, storage unavailable ({error})", host=self.host, error=e)
+            self.node.router.bounce(stanza, StanzaError("internal-server-error", "wait", text="storage unavailable; retry later"))
+            return
+        if missing:
+            self.node.router.bounce(stanza, StanzaError("item-not-found", text=f"{missing[0].userhost()} has no account here"))
+            return
         self._receive(stanza)
 
     def _receive(self, stanza: domish.Element) -> None:
