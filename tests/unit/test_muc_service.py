@@ -121,3 +121,14 @@ def test_an_invitation_while_storage_is_away_is_answered_wait_and_invites_nobody
     assert (answer.name, answer["from"], answer["type"], answer.error["type"]) == ("message", ROOM, "error", "wait")
     assert [c.name for c in answer.error.elements()][0] == "internal-server-error"
     assert all(s.received == [] for s in streams[1:])
+
+
+def test_a_malformed_invitee_is_the_rooms_jid_malformed_not_an_internal_error(occupied):
+    """Found by tests/integration/test_muc_fuzz.py: the service's look at the invitees must not raise."""
+    node, streams = occupied
+    invitation = domish.Element((X.NS_CLIENT, "message"))
+    invitation["from"], invitation["to"] = "u0@localhost/r", ROOM
+    invitation.addElement(("http://jabber.org/protocol/muc#user", "x")).addElement("invite")["to"] = "a@b@localhost"
+    assert node.router.route(invitation) is None
+    [answer] = streams[0].received
+    assert (answer["type"], [c.name for c in answer.error.elements()][0]) == ("error", "jid-malformed")

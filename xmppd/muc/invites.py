@@ -48,8 +48,16 @@ def hosted_invitees(stanza: domish.Element, most: int, domains: frozenset[str]) 
     requests = [] if x is None else [e for e in x.elements() if e.uri == NS_MUC_USER and e.name == "invite"]
     if len(requests) > most:
         return []  # the room refuses the whole message
-    invitees = [parse_jid(invite.getAttribute("to")) for invite in requests]
+    invitees = [_address(invite.getAttribute("to")) for invite in requests]
     return [jid for jid in invitees if jid is not None and jid.user is not None and jid.host in domains]
+
+
+def _address(value: str | None) -> JID | None:
+    """None for a malformed address too: the room answers that one (jid-malformed) itself."""
+    try:
+        return parse_jid(value)
+    except StanzaError:
+        return None
 
 
 def _invite(room, invite: domish.Element, sender: JID, invitee: JID) -> domish.Element:
