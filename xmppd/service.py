@@ -157,7 +157,7 @@ class NodeService(service.MultiService):
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it
         await self.node.shut_down_streams()
         for hosted in self.node.router.services.values():
-            await as_deferred(hosted.written())  # the rooms' last changes, before storage closes
+            await as_deferred(hosted.stop())
         await as_deferred(self.node.cluster.stop())
         await as_deferred(self.node.storage.close())
 

@@ -83,8 +83,9 @@ class MucService:
         self.rooms[name] = room
         self.writer.loaded(name, room)
 
-    async def written(self) -> None:
-        """Once every room change so far is in the store (the node is stopping)."""
+    async def stop(self) -> None:
+        """After the node's streams are gone: once every room change so far is in the store,
+        before storage closes (and before a successor could load the room)."""
         await self.writer.idle()
 
     def receive(self, stanza: domish.Element):
