@@ -132,3 +132,27 @@ def test_a_malformed_invitee_is_the_rooms_jid_malformed_not_an_internal_error(oc
     assert node.router.route(invitation) is None
     [answer] = streams[0].received
     assert (answer["type"], [c.name for c in answer.error.elements()][0]) == ("error", "jid-malformed")
+
+
+def test_a_persistent_room_is_in_the_store_until_it_is_destroyed(occupied):
+    """MUC-40/41: written whole when it becomes persistent, deleted when its owner destroys it."""
+    node, _ = occupied
+    service, store = node.router.services["conference.localhost"], node.storage.rooms
+
+    def owner_set(payload: str) -> None:
+        request = X.parse_fragment(
+            f"<iq xmlns='jabber:client' type='set' id='o' from='u0@localhost/r' to='{ROOM}'>"
+            f"<query xmlns='http://jabber.org/protocol/muc#owner'>{payload}</query></iq>"
+        )
+        node.router.route(request)
+
+    async def scenario():
+        owner_set("<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_persistentroom'><value>1</value></field></x>")
+        await service.stop()
+        stored = await store.load(ROOM)
+        owner_set("<destroy/>")
+        await service.stop()
+        return stored, await store.load(ROOM)
+
+    stored, after = asyncio.run(scenario())
+    assert record.state_of(ROOM, stored, with_occupants=False).config.persistent and after is None

@@ -183,6 +183,7 @@ class MucService:
     def _settle(self, name: str, room: Room) -> None:
         """After a room handled something: a room that is gone goes, the others' changes are written."""
         if room.closed:
+            self.writer.ended(name, room)
             self._close(name)
         else:
             self.writer.changed(name, room)
@@ -202,7 +203,7 @@ class MucService:
         return room
 
     def _close(self, name: str) -> None:
-        self.writer.ended(name, self.rooms.pop(name))
+        del self.rooms[name]
         creator = self._creator.pop(name, None)  # None: loaded from the store, counted against nobody
         if creator is None:
             return
