@@ -131,6 +131,8 @@ class NodeService(service.MultiService):
             data=config.data_dir.resolve(),
         )
         service.Service.startService(self)  # the children: operators' HTTP now, clients once the node can serve
+        for hosted in self.node.router.services.values():
+            hosted.start()  # a node alone loads its stored rooms; stanzas for them wait meanwhile
         self.listener("http").startService()
         if not self.listener("http").listening:
             return
@@ -154,6 +156,8 @@ class NodeService(service.MultiService):
         for hosted in self.node.router.services.values():
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it
         await self.node.shut_down_streams()
+        for hosted in self.node.router.services.values():
+            await as_deferred(hosted.stop())
         await as_deferred(self.node.cluster.stop())
         await as_deferred(self.node.storage.close())
 
