@@ -6,7 +6,7 @@ import pytest
 from twisted.words.xish import domish
 
 from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
-from xmppd import xml as X
+from xmppd.protocol import xml as X
 
 ROOM = "room@conference.localhost"
 

@@ -21,7 +21,7 @@ from xmppd.muc import NS_MUC
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
-from xmppd.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.protocol.stanzas import StanzaError, parse_jid, payload, result
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 

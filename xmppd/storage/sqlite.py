@@ -20,6 +20,7 @@ from pathlib import Path
 
 from zope.interface import implementer
 
+from xmppd.protocol.scram import Credentials
 from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
@@ -38,7 +39,6 @@ from xmppd.storage.interfaces import (
     StorageError,
     utf8_size,
 )
-from xmppd.util.scram import Credentials
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's write lock
 
