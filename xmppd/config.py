@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.words.protocols.jabber import jid
 
-from xmppd.xml import DEEPEST
+from xmppd.protocol.xml import DEEPEST
 
 
 class ConfigError(Exception):

@@ -12,8 +12,8 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.delivery import LocalDelivery
+from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.util.aio import run_in_background
 
 log = Logger()

@@ -8,7 +8,7 @@ from twisted.words.xish import domish
 from tests.integration.muc import admin, configure, from_room, join, open_room, room_jid
 from tests.integration.stanzas import condition, presence
 from xmppd.muc import NS_MUC_USER
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.xml import NS_CLIENT
 
 
 @pytest_twisted.async_fixture

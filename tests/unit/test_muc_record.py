@@ -15,9 +15,9 @@ from xmppd.muc import NS_MUC_ADMIN, NS_MUC_OWNER, record
 from xmppd.muc.changes import RoomChanges
 from xmppd.muc.register import NS_REGISTER, ROOMNICK
 from xmppd.muc.room import Room
-from xmppd.stanzas import StanzaError
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import serialise
 from xmppd.storage import open_storage
-from xmppd.xml import serialise
 
 CAROL = JID("carol@example/c")
 

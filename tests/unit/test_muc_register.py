@@ -9,7 +9,7 @@ from twisted.words.protocols.jabber.jid import JID
 
 from tests.unit.test_muc_record import reserve
 from tests.unit.test_muc_room import ALICE, BOB, join, new_room
-from xmppd.stanzas import StanzaError
+from xmppd.protocol.stanzas import StanzaError
 
 
 def refused(room, who: JID, nick: str) -> str:

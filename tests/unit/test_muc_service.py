@@ -12,10 +12,10 @@ from twisted.words.xish import domish
 from tests.unit.room_store_double import RoomStoreDouble
 from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
 from xmppd import config as cfg
-from xmppd import xml as X
 from xmppd.muc import record
 from xmppd.muc.state import RoomConfig, RoomState, Subject
 from xmppd.node import Node
+from xmppd.protocol import xml as X
 from xmppd.service import DEFAULT_MODULES
 from xmppd.storage import open_storage
 

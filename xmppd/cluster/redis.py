@@ -21,9 +21,9 @@ from xmppd.cluster import ICluster, keys
 from xmppd.cluster.bus import NodeBus
 from xmppd.cluster.directory import RedisSessionDirectory
 from xmppd.cluster.membership import Membership, NodeIdInUse
+from xmppd.protocol.xml import NS_CLIENT, parse_fragments
 from xmppd.util.aio import call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
-from xmppd.xml import NS_CLIENT, parse_fragments
 
 log = Logger()
 

@@ -17,7 +17,7 @@ from twisted.words.xish import domish
 from xmppd.muc import NS_MUC_ADMIN, NS_MUC_USER, invites
 from xmppd.muc.outgoing import Outgoing
 from xmppd.muc.state import AFFILIATIONS, ROLES
-from xmppd.stanzas import StanzaError, parse_jid, result
+from xmppd.protocol.stanzas import StanzaError, parse_jid, result
 
 RANK = {a: i for i, a in enumerate(AFFILIATIONS)}
 STAFF = ("admin", "owner")

@@ -15,8 +15,8 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.muc import NS_MUC_USER
-from xmppd.stanzas import StanzaError, parse_jid
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.stanzas import StanzaError, parse_jid
+from xmppd.protocol.xml import NS_CLIENT
 
 
 def mediate(room, x: domish.Element, sender: JID) -> list[domish.Element]:

@@ -15,12 +15,10 @@ import dataclasses
 import json
 from collections import deque
 
-from twisted.words.xish import domish
-
 from xmppd.muc.changes import RoomChanges
 from xmppd.muc.state import HistoryEntry, Occupant, RoomConfig, RoomState, Subject
+from xmppd.protocol.xml import NS_CLIENT, parse_fragments, serialise
 from xmppd.storage.interfaces import RoomRecord
-from xmppd.xml import NS_CLIENT, parse_fragments, serialise
 
 NS_KEPT = "urn:xmppd:muc:history"  # ours: the wrapper that dates a stored history message
 CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(RoomConfig))

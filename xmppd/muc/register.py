@@ -16,7 +16,7 @@ from wokkel import data_form
 
 from xmppd.muc.admin import prepared_nick
 from xmppd.muc.outgoing import Outgoing
-from xmppd.stanzas import StanzaError, result
+from xmppd.protocol.stanzas import StanzaError, result
 
 NS_REGISTER = "jabber:iq:register"
 NS_MUC_REGISTER = "http://jabber.org/protocol/muc#register"

@@ -20,13 +20,13 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import disco
 
-from xmppd import xml as X
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, register, voice
 from xmppd.muc.changes import RoomChanges
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
-from xmppd.stanzas import StanzaError, message_type, parse_jid, payload, result
-from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
+from xmppd.protocol import xml as X
+from xmppd.protocol.stanzas import StanzaError, message_type, parse_jid, payload, result
+from xmppd.protocol.xml import NS_CLIENT, NS_XMPP_STANZAS
 
 NS_DATA_FORMS = "jabber:x:data"
 RESERVED_NICK = "x-roomuser-item"  # the disco node that names one's reserved nick

@@ -24,9 +24,8 @@ from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
-from xmppd.stanzas import StanzaError, parse_jid, payload, result
-from xmppd.storage import UNAVAILABLE
-from xmppd.util.aio import as_deferred
+from xmppd.protocol.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 

@@ -14,8 +14,8 @@ from wokkel import data_form
 
 from xmppd.muc.admin import prepared_nick
 from xmppd.muc.outgoing import Outgoing
-from xmppd.stanzas import StanzaError
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_CLIENT
 
 NS_REQUEST = "http://jabber.org/protocol/muc#request"
 FIELDS = {
