@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 from twisted.words.xish import domish
+from zope.interface import Interface
 
 from xmppd.delivery import LocalDelivery
 from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
@@ -19,11 +20,27 @@ from xmppd.util.aio import run_in_background
 log = Logger()
 
 
+class IHostedService(Interface):
+    """What runs on a host of its own (a MUC service, a component) and takes every stanza to it."""
+
+    def start() -> None:
+        """The node is up: load what the service keeps (stanzas that come meanwhile wait)."""
+
+    def receive(stanza: domish.Element) -> None:
+        """A stanza addressed to the host or to an address on it."""
+
+    def shut_down() -> None:
+        """The node is stopping and its streams still carry stanzas: tell whoever must hear it."""
+
+    def stop():
+        """After the streams closed: finish pending writes (may return an awaitable)."""
+
+
 class Router:
     def __init__(self, node):
         self.node = node
         self.local = LocalDelivery(node, self)
-        self.services: dict[str, object] = {}  # host -> start(), receive(stanza), shut_down(), stop()
+        self.services: dict[str, IHostedService] = {}  # host -> the service
 
     def route(self, stanza: domish.Element, origin: Resource | None = None):
         """Deliver a stanza; returns an awaitable when delivery has to wait (keep order)."""

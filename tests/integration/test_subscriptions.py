@@ -12,10 +12,12 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from tests.integration.stanzas import error_of, iq
 from xmppd.modules.roster import NS_ROSTER
 from xmppd.protocol.xml import NS_CLIENT
+from xmppd.router import IHostedService
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util import subscription as sub
 from xmppd.util.aio import as_deferred
@@ -25,6 +27,7 @@ CONTACT = f"contact@{REMOTE}"
 ALICE = "alice@localhost"
 
 
+@implementer(IHostedService)
 class RemoteDomain:
     """Stands in for federation: keeps what the node routes to the remote domain."""
 
@@ -34,8 +37,14 @@ class RemoteDomain:
     def receive(self, stanza: domish.Element):
         self.received.append(stanza)
 
+    def start(self):
+        """Nothing kept to load (IHostedService)."""
+
     def shut_down(self):
-        """Nothing to tell anyone when the node stops (a hosted service's other duty)."""
+        """Nothing to tell anyone when the node stops."""
+
+    def stop(self):
+        """Nothing to write."""
 
 
 async def seed(node, state: sub.State, approved: bool = False) -> None:

@@ -8,6 +8,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from twisted.internet.task import Clock
 from twisted.words.xish import domish
+from zope.interface.verify import verifyObject
 
 from tests.unit.room_store_double import RoomStoreDouble
 from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
@@ -17,6 +18,7 @@ from xmppd.muc.state import RoomConfig, RoomState, Subject
 from xmppd.node import Node
 from xmppd.protocol import xml as X
 from xmppd.service import DEFAULT_MODULES
+from xmppd.router import IHostedService
 from xmppd.storage import open_storage
 
 ROOM = "room@conference.localhost"
@@ -38,6 +40,12 @@ def occupied(node):  # noqa: F811
     for stream in streams:
         stream.received.clear()
     return node, streams
+
+
+def test_every_muc_host_is_a_hosted_service(node):  # noqa: F811
+    assert node.router.services
+    for service in node.router.services.values():
+        assert verifyObject(IHostedService, service)
 
 
 @pytest.fixture

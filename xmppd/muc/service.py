@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import disco
+from zope.interface import implementer
 
 from xmppd.delivery import Readdressed
 from xmppd.muc import NS_MUC, invites, record
@@ -25,11 +26,13 @@ from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
 from xmppd.protocol.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.router import IHostedService
 from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 
 
+@implementer(IHostedService)
 class MucService:
     log = Logger()
 
