@@ -6,8 +6,9 @@ import pytest
 import pytest_twisted
 from wokkel import disco
 
-from tests.integration.muc import from_room, join, open_room, room_jid
+from tests.integration.muc import from_room, room_jid
 from tests.integration.stanzas import iq
+from tests.integration.test_muc_owner import room  # noqa: F401  (fixture: alice owns it, bob is in)
 from tests.integration.test_presence import befriend, online
 from tests.integration.test_routing import nothing_arrives
 from xmppd.protocol import xml as X
@@ -126,13 +127,9 @@ async def test_disco_advertises_chat_states_and_ssn_until_turned_off(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_in_a_room_gone_is_never_sent_and_never_shown(node, login):
+async def test_in_a_room_gone_is_never_sent_and_never_shown(room):
     """§5.5: states go to a room without asking; <gone/> neither goes out nor comes in."""
-    await node.add_user("bob")
-    alice, bob = await login("alice"), await login("bob")
-    await open_room(alice)
-    await join(bob, room_jid("room", "bob"))
-    await alice.next(from_room(room_jid()))
+    alice, bob = room
     with pytest.raises(ValueError):
         alice.chat_states.state(room_jid(), "gone", groupchat=True)
     bob.send(f"<message to='{room_jid()}' type='groupchat'><gone xmlns='{X.NS_CHATSTATES}'/></message>")

@@ -505,8 +505,10 @@ class Client:
         if iq["type"] == "get" and query is not None:
             if _is(query, X.NS_PING, "ping"):
                 return result(iq)
+            if _is(query, disco.NS_DISCO_INFO, "query") and not query.getAttribute("node"):
+                return result(iq, self.disco_info())
             if _is(query, disco.NS_DISCO_INFO, "query"):
-                return error_reply(iq, "item-not-found") if query.getAttribute("node") else result(iq, self.disco_info())
+                return error_reply(iq, "item-not-found")
         return error_reply(iq, "service-unavailable")
 
     async def _bind(self, resource: str | None) -> None:

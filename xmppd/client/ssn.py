@@ -8,7 +8,7 @@ checks the choices against its offer and completes (a result form, accept=1) or
 cancels (accept=0). Either side ends the session with terminate=1.
 
 A request is never answered by itself: any answer, even an error, tells a
-stranger we are online (§11.1), so requests wait in ``next_request()`` for the
+stranger we are online (§10.1), so requests wait in ``next_request()`` for the
 program to accept or reject them. Renegotiation is declined, which keeps the
 session's terms (§6); moving a session to another resource is not built.
 """
@@ -171,6 +171,12 @@ class SessionRequest:
     def __init__(self, negotiation: SessionNegotiation, stanza: domish.Element, thread: str, form: data_form.Form):
         self.peer, self.thread, self.form, self.stanza = stanza.getAttribute("from", ""), thread, form, stanza
         self._negotiation = negotiation
+        self._answered = False
+
+    def _answer(self) -> None:
+        if self._answered:
+            raise ClientError("this request was answered already")
+        self._answered = True
 
     def accept(self, timeout: float | None = DEFAULT_TIMEOUT) -> defer.Deferred[StanzaSession]:
         """Submit our choices and wait for the initiator to complete the negotiation.
@@ -178,10 +184,12 @@ class SessionRequest:
         A required field we do not know is answered with feature-not-implemented,
         one whose options we support none of with not-acceptable, and raised as
         SessionError; a cancellation raises SessionDeclined."""
+        self._answer()
         return defer.Deferred.fromCoroutine(self._negotiation._accept(self, timeout))
 
     def reject(self, reason: str | None = None) -> None:
         """Decline: accept=0 and, if given, the reason; no other field (§4.3)."""
+        self._answer()
         values = {"accept": "0"} | ({"reason": reason} if reason else {})
         self._negotiation._send(_negotiation(self.peer, self.thread, _form("submit", values)))
 
@@ -252,7 +260,8 @@ class SessionNegotiation:
             (X.NS_CHATSTATES, "Chat state notifications", chat_states, False),
         ):
             choices = [data_form.Option(option) for option in options]
-            offer.addField(data_form.Field("list-single", var, options[0], options=choices, label=label, required=required))
+            field = data_form.Field("list-single", var, options[0], options=choices, label=label, required=required)
+            offer.addField(field)
         offer.addField(data_form.Field("boolean", var="multisession", value=False, label="Several sessions?"))
         return offer
 
