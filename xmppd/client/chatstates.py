@@ -16,17 +16,13 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from twisted.internet import defer
 from twisted.words.xish import domish
 from wokkel import disco
 
+from xmppd.client.handler import Connection
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, parse_jid
-
-if TYPE_CHECKING:
-    from xmppd.client.connection import Client
 
 STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
 MAX_PEERS = 1024  # conversations remembered; anyone may write to us, so the oldest are forgotten
@@ -45,7 +41,7 @@ class ChatStates:
     """XEP-0085 on one client; ``enabled = False`` (the user's choice) stops
     sending and advertising chat states, never receiving them."""
 
-    def __init__(self, client: Client, enabled: bool = True):
+    def __init__(self, client: Connection, enabled: bool = True):
         self._client = client
         self.enabled = enabled
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()

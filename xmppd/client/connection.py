@@ -30,6 +30,7 @@ from wokkel import disco
 
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.errors import ClientError, IQError, SASLError, StreamErrorReceived
+from xmppd.client.handler import Handler
 from xmppd.client.once import Once
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
 from xmppd.protocol import xml as X
@@ -420,7 +421,7 @@ class Client:
         self._awaited: set[str] = set()  # ids of our IQs still waiting for their answer
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
-        self._handlers = (self.chat_states, self.sessions)
+        self._handlers: tuple[Handler, ...] = (self.chat_states, self.sessions)
         stream.observer = self._observe
         stream.unclaimed = self._answer_iq
 

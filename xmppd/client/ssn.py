@@ -18,23 +18,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.xish import domish
 from wokkel import data_form
 
+from xmppd.client.chatstates import ChatStates
 from xmppd.client.errors import ClientError, ConditionError
+from xmppd.client.handler import Connection
 from xmppd.client.once import Once
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
-
-if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
-
-    from xmppd.client.chatstates import ChatStates
-    from xmppd.client.connection import Client
 
 NS_FEATURE_NEG = "http://jabber.org/protocol/feature-neg"
 NS_SSN = "urn:xmpp:ssn"
@@ -209,7 +206,7 @@ class _Waiting:
 class SessionNegotiation:
     """XEP-0155 on one client; ``enabled = False`` leaves negotiation messages to the program."""
 
-    def __init__(self, client: Client, chat_states: ChatStates, clock: IReactorTime, enabled: bool = True):
+    def __init__(self, client: Connection, chat_states: ChatStates, clock: IReactorTime, enabled: bool = True):
         self._client, self.chat_states, self._clock = client, chat_states, clock
         self.enabled = enabled
         self._waiting: dict[str, _Waiting] = {}
