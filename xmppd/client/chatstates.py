@@ -67,7 +67,8 @@ class ChatStates:
         request.addElement((disco.NS_DISCO_INFO, "query"))
         answer = await self._client.iq(request, timeout)
         query = next(answer.elements(disco.NS_DISCO_INFO, "query"), None)
-        features = {f.getAttribute("var") for f in query.elements(disco.NS_DISCO_INFO, "feature")} if query is not None else set()
+        listed = query.elements(disco.NS_DISCO_INFO, "feature") if query is not None else ()
+        features = {feature.getAttribute("var") for feature in listed}
         self.negotiated(peer, X.NS_CHATSTATES in features)
         return X.NS_CHATSTATES in features
 
