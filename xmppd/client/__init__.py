@@ -1,14 +1,31 @@
 """xmppd's own XMPP client library."""
 
-from xmppd.client.connection import (
-    Client,
-    ClientError,
-    IQError,
-    SASLError,
-    StreamErrorReceived,
-    XMPPStream,
-    connect,
-    open_stream,
+from xmppd.client.chatstates import ChatStates
+from xmppd.client.connection import Client, XMPPStream, connect, open_stream
+from xmppd.client.errors import ClientError, IQError, SASLError, StreamErrorReceived
+from xmppd.client.ssn import (
+    SessionDeclined,
+    SessionError,
+    SessionNegotiation,
+    SessionRequest,
+    SessionTimeout,
+    StanzaSession,
 )
 
-__all__ = ["Client", "ClientError", "IQError", "SASLError", "StreamErrorReceived", "XMPPStream", "connect", "open_stream"]
+__all__ = [
+    "ChatStates",
+    "Client",
+    "ClientError",
+    "IQError",
+    "SASLError",
+    "SessionDeclined",
+    "SessionError",
+    "SessionNegotiation",
+    "SessionRequest",
+    "SessionTimeout",
+    "StanzaSession",
+    "StreamErrorReceived",
+    "XMPPStream",
+    "connect",
+    "open_stream",
+]

@@ -5,7 +5,8 @@ hardened parser, and hands every received element to the first waiter whose
 predicate accepts it, queueing the others for later waiters: negotiation is
 then plain sequential code. ``open_stream`` returns such a stream for tests
 that speak raw XML; ``connect`` runs TLS, SASL and binding on one and wraps it
-in a ``Client``.
+in a ``Client``, whose handlers (chat states, stanza sessions) see every
+stanza before any waiter does.
 """
 
 from __future__ import annotations
@@ -25,10 +26,16 @@ from twisted.python import failure
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
+from wokkel import disco
 
+from xmppd.client.chatstates import ChatStates
+from xmppd.client.errors import ClientError, IQError, SASLError, StreamErrorReceived
+from xmppd.client.handler import Handler
+from xmppd.client.once import Once
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
 from xmppd.protocol import xml as X
 from xmppd.protocol.sasl import CONDITIONS, ChannelBinding, channel_binding
+from xmppd.client.ssn import SessionNegotiation
 from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
@@ -38,39 +45,6 @@ STANZAS = frozenset(("message", "presence", "iq"))
 Predicate = Callable[[domish.Element], bool]
 TLSOptions = Any  # what startTLS and wrapClientTLS take: optionsForClientTLS() or CertificateOptions
 T = TypeVar("T")
-
-
-# -- errors -------------------------------------------------------------------------
-
-
-class ClientError(Exception):
-    """The connection or the login failed."""
-
-
-class _ConditionError(ClientError):
-    def __init__(self, condition: str | None, text: str | None = None):
-        super().__init__(": ".join(part for part in (condition, text) if part))
-        self.condition = condition
-        self.text = text
-
-
-class StreamErrorReceived(_ConditionError):
-    """The server ended the stream with <stream:error/>."""
-
-
-class SASLError(_ConditionError):
-    """Authentication failed: ``condition`` is the server's <failure/> condition
-    (unknown ones read as not-authorized, CLI-03), or None when we gave up
-    ourselves (no usable mechanism, a server signature that does not verify)."""
-
-
-class IQError(_ConditionError):
-    """An IQ was answered with an error; ``stanza`` is that answer."""
-
-    def __init__(self, stanza: domish.Element):
-        parsed = jabber_error.exceptionFromStanza(stanza)
-        super().__init__(parsed.condition, parsed.text)
-        self.stanza = stanza
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -127,28 +101,6 @@ def _new_iq(kind: str, uri: str, name: str, to: str | None = None) -> domish.Ele
     return iq
 
 
-class _Once:
-    """A result any number of callers may wait for, before or after it is known."""
-
-    def __init__(self) -> None:
-        self._waiting: list[defer.Deferred] = []
-        self._done = False
-        self._result: Any = None
-
-    def fire(self, value: Any) -> None:
-        self._done, self._result = True, value
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(value)
-
-    def wait(self) -> defer.Deferred:
-        if self._done:
-            return defer.succeed(self._result)
-        d = defer.Deferred(self._waiting.remove)  # cancelling (a timeout) forgets it
-        self._waiting.append(d)
-        return d
-
-
 # -- TLS --------------------------------------------------------------------------------
 
 
@@ -183,8 +135,9 @@ def _usable_binding(features: domish.Element, binding: ChannelBinding | None) ->
 class XMPPStream(protocol.Protocol):
     """One client XML stream; ``open_stream`` returns it as is, ``Client`` wraps it.
 
-    ``unclaimed``, when set, sees each element no waiter took and returns True
-    if it dealt with it (otherwise the element is queued).
+    ``observer``, when set, sees each element before any waiter and returns
+    True if it took it; ``unclaimed`` sees each element no waiter took and
+    returns True if it dealt with it (otherwise the element is queued).
     """
 
     def __init__(self, domain: str, sender: str | None = None, tls_active: bool = False):
@@ -194,13 +147,14 @@ class XMPPStream(protocol.Protocol):
         self.header: domish.Element | None = None
         self.features: domish.Element | None = None
         self.stream_error: str | None = None
+        self.observer: Predicate | None = None
         self.unclaimed: Predicate | None = None
         self._parser: X.HardenedElementStream | None = None
         self._queue: list[domish.Element] = []
         self._waiters: list[tuple[Predicate | None, defer.Deferred]] = []
         self._ended: Exception | None = None
         self._footer_sent = False
-        self._closed = _Once()
+        self._closed = Once()
 
     @property
     def closed(self) -> defer.Deferred:
@@ -243,6 +197,8 @@ class XMPPStream(protocol.Protocol):
     def _on_element(self, element: domish.Element) -> None:
         if _is(element, X.NS_STREAMS, "error"):
             self._on_stream_error(element)
+            return
+        if self.observer is not None and self.observer(element):
             return
         for entry in self._waiters:
             predicate, d = entry
@@ -450,8 +406,12 @@ async def _authenticate(
 
 class Client:
     """A bound session (CLI-04/05). IQ gets and sets that no ``next()`` waiter
-    takes are answered at once: pings with a result, the rest with
-    service-unavailable, so the server never waits on us."""
+    takes are answered at once: pings and disco#info with a result, the rest
+    with service-unavailable, so the server never waits on us.
+
+    ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155) are its handlers:
+    each sees every stanza first and keeps those it takes from ``next()``.
+    """
 
     def __init__(self, stream: XMPPStream, mechanism: str, channel_binding: ChannelBinding | None):
         self._stream = stream
@@ -459,6 +419,10 @@ class Client:
         self.channel_binding = channel_binding
         self.jid: jabber_jid.JID | None = None
         self._awaited: set[str] = set()  # ids of our IQs still waiting for their answer
+        self.chat_states = ChatStates(self)
+        self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
+        self._handlers: tuple[Handler, ...] = (self.chat_states, self.sessions)
+        stream.observer = self._observe
         stream.unclaimed = self._answer_iq
 
     @property
@@ -509,6 +473,17 @@ class Client:
     def close(self, timeout: float = 5.0) -> defer.Deferred:
         return self._stream.close(timeout)
 
+    def disco_info(self) -> domish.Element:
+        """What we answer to disco#info (XEP-0030, DISCO-06): a client/pc and the features we speak."""
+        info = disco.DiscoInfo()
+        info.append(disco.DiscoIdentity("client", "pc", "xmppd"))
+        for feature in (disco.NS_DISCO_INFO, X.NS_PING, *(f for h in self._handlers for f in h.features())):
+            info.append(disco.DiscoFeature(feature))
+        return info.toElement()
+
+    def _observe(self, element: domish.Element) -> bool:
+        return _is_stanza(element) and any(handler.received(element) for handler in self._handlers)
+
     def _answer_iq(self, element: domish.Element) -> bool:
         """CLI-05: every unhandled get/set is answered; results and errors never are.
 
@@ -523,9 +498,19 @@ class Client:
             if sender is None or sender == self.jid.userhost():
                 self.send(result(element))
                 return False
-        ping = element["type"] == "get" and query is not None and _is(query, X.NS_PING, "ping")
-        self.send(result(element) if ping else error_reply(element, "service-unavailable"))
+        self.send(self._answer(element, query))
         return True
+
+    def _answer(self, iq: domish.Element, query: domish.Element | None) -> domish.Element:
+        """A ping gets a result, disco#info our features (we have no nodes), the rest service-unavailable."""
+        if iq["type"] == "get" and query is not None:
+            if _is(query, X.NS_PING, "ping"):
+                return result(iq)
+            if _is(query, disco.NS_DISCO_INFO, "query") and not query.getAttribute("node"):
+                return result(iq, self.disco_info())
+            if _is(query, disco.NS_DISCO_INFO, "query"):
+                return error_reply(iq, "item-not-found")
+        return error_reply(iq, "service-unavailable")
 
     async def _bind(self, resource: str | None) -> None:
         """CLI-04: take exactly the JID the server binds; open the legacy session only if required."""

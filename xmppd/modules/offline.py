@@ -16,14 +16,13 @@ from twisted.words.xish import domish
 
 from xmppd.modules import Module
 from xmppd.protocol.stanzas import message_type
-from xmppd.protocol.xml import serialise
+from xmppd.protocol.xml import NS_CHATSTATES, serialise
 from xmppd.sessions import Resource
 from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
 
 NS_DELAY = "urn:xmpp:delay"
 NS_LEGACY_DELAY = "jabber:x:delay"
-NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 STORED_TYPES = frozenset(("normal", "chat"))
 
 

@@ -27,6 +27,7 @@ NS_SASL_CB = "urn:xmpp:sasl-cb:0"
 NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
 NS_ROSTER = "jabber:iq:roster"
 NS_PING = "urn:xmpp:ping"
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 
 TEXT_BUFFER = 1024  # bytes of character data expat collects before a callback
 

@@ -1,0 +1,38 @@
+"""What the client library raises: every error is a ClientError."""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber import error as jabber_error
+from twisted.words.xish import domish
+
+
+class ClientError(Exception):
+    """The connection or the login failed."""
+
+
+class ConditionError(ClientError):
+    """An error the peer or the server named with a condition."""
+
+    def __init__(self, condition: str | None, text: str | None = None):
+        super().__init__(": ".join(part for part in (condition, text) if part))
+        self.condition = condition
+        self.text = text
+
+
+class StreamErrorReceived(ConditionError):
+    """The server ended the stream with <stream:error/>."""
+
+
+class SASLError(ConditionError):
+    """Authentication failed: ``condition`` is the server's <failure/> condition
+    (unknown ones read as not-authorized, CLI-03), or None when we gave up
+    ourselves (no usable mechanism, a server signature that does not verify)."""
+
+
+class IQError(ConditionError):
+    """An IQ was answered with an error; ``stanza`` is that answer."""
+
+    def __init__(self, stanza: domish.Element):
+        parsed = jabber_error.exceptionFromStanza(stanza)
+        super().__init__(parsed.condition, parsed.text)
+        self.stanza = stanza
