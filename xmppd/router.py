@@ -23,7 +23,7 @@ class Router:
     def __init__(self, node):
         self.node = node
         self.local = LocalDelivery(node, self)
-        self.services: dict[str, object] = {}  # host -> receive(stanza), shut_down()
+        self.services: dict[str, object] = {}  # host -> receive(stanza), shut_down(), stop()
 
     def route(self, stanza: domish.Element, origin: Resource | None = None):
         """Deliver a stanza; returns an awaitable when delivery has to wait (keep order)."""

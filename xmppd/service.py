@@ -154,6 +154,8 @@ class NodeService(service.MultiService):
         for hosted in self.node.router.services.values():
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it
         await self.node.shut_down_streams()
+        for hosted in self.node.router.services.values():
+            await as_deferred(hosted.stop())
         await as_deferred(self.node.cluster.stop())
         await as_deferred(self.node.storage.close())
 

@@ -3,12 +3,14 @@
 The router hands over every stanza addressed to the host; the service finds
 the room, lets it decide, and routes what the room answers. Errors go back
 from the address the stanza was sent to (a join error comes from the occupant
-JID, MUC-14). Rooms live in this process for now; docs/muc.md says how they
-move to one owner node per room in a cluster.
+JID, MUC-14). In a cluster each room runs on the one node holding its lease
+(owners.py): stanzas for a room run elsewhere are forwarded there, and a room's
+fan-out crosses to each other node once (docs/muc.md).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from twisted.logger import Logger
@@ -16,9 +18,10 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import disco
 
-from xmppd.delivery import Readdressed
+from xmppd.delivery import Readdressed, serialise
 from xmppd.muc import NS_MUC
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
+from xmppd.muc.owners import ClusterRooms, LocalRooms
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.stanzas import StanzaError, parse_jid, payload, result
@@ -38,24 +41,57 @@ class MucService:
             config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0,
         )
         self.rooms: dict[str, Room] = {}
-        if config.redis_url:
-            self.log.warn("{host}: MUC rooms live on each node until rooms get owner nodes (docs/muc.md): "
-                          "occupants on different nodes are in different rooms", host=host)
+        self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
+        self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
         self._creator: dict[str, str] = {}  # room -> the bare JID that created it
         self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
         self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
 
-    def receive(self, stanza: domish.Element) -> None:
+    def receive(self, stanza: domish.Element, hops: int = 0) -> None:
+        """From the router, or from another node over the bus (``hops`` forwards so far)."""
         sender = stanza.getAttribute("from")
         if sender is None:
             return None
+        target = parse_jid(stanza["to"])
+        if target.user is not None:
+            self.owners.route(target.user, stanza, hops)
+            return None
         try:
-            answers = self._handle(stanza, parse_jid(sender), parse_jid(stanza["to"]))
+            self._send(self._to_service(stanza))
         except StanzaError as e:
             self.node.router.bounce(stanza, e)
-            return None
-        self._send(answers)
         return None
+
+    def run(self, name: str, stanza: domish.Element) -> None:
+        """A stanza for a room this node runs."""
+        try:
+            answers = self._handle(stanza, parse_jid(stanza["from"]), parse_jid(stanza["to"]))
+        except StanzaError as e:
+            self.node.router.bounce(stanza, e)
+            return
+        finally:
+            if name not in self.rooms:
+                self.owners.ended(name)
+        self._send(answers)
+
+    def bounce(self, stanza: domish.Element, condition: str, text: str) -> None:
+        self.node.router.bounce(stanza, StanzaError(condition, text=text))
+
+    async def take(self, name: str) -> None:
+        """This node has just taken the room's lease; a room run before starts afresh here."""
+
+    def drop(self, name: str) -> None:
+        """Another node runs the room now: forget it here without a word to its occupants."""
+        room = self.rooms.get(name)
+        if room is not None:
+            room.release()
+            self._close(name)
+
+    def summary(self, name: str) -> str:
+        """What ``xmppctl rooms`` shows of a room run here."""
+        room = self.rooms.get(name)
+        occupants = sorted(room.state.occupants) if room is not None else []
+        return json.dumps({"occupants": occupants, "persistent": room is not None and room.config.persistent})
 
     def _send(self, answers: list[Outgoing]) -> None:
         for answer in answers:
@@ -65,26 +101,38 @@ class MucService:
                 self.node.router.send(answer)
 
     def _fan_out(self, fanout: Fanout) -> None:
-        """Serialised once for every recipient whose resource is known and whose list admits it
-        (docs/design.md: once per broadcast); anything else takes the ordinary way, fallbacks included."""
-        router, directory = self.node.router, self.node.directory
-        stanza, readdress = fanout.stanza, None
+        """Serialised once for the local recipients whose list admits it (docs/design.md: once per
+        broadcast) and once for each other node that has recipients, which checks their lists;
+        anything else takes the ordinary way, fallbacks included."""
+        router, directory, here = self.node.router, self.node.directory, self.node.node_id
+        stanza, readdress, elsewhere = fanout.stanza, None, {}
         for to in fanout.to:
             resource = directory.resource(parse_jid(to))
-            if resource is not None and router.local.admitted(stanza, [resource]):
+            if resource is not None and resource.node != here:
+                elsewhere.setdefault(resource.node, []).append(to)
+            elif resource is not None and router.local.admitted(stanza, [resource]):
                 readdress = readdress or Readdressed(stanza)
                 resource.stream.send_raw(readdress(to))
             else:
                 router.send(readdressed(stanza, to))
+        if elsewhere:
+            data = serialise(stanza)
+            for node_id, recipients in elsewhere.items():
+                self.bus.send_fanout(node_id, recipients, data)
 
     def shut_down(self) -> None:
         """Before the node closes its streams: every occupant of every room hears it (332)."""
-        for room in self.rooms.values():
+        for name, room in list(self.rooms.items()):
             self._send(room.shut_down())
+            self.owners.ended(name)
         self.rooms.clear()
         self._creator.clear()
         self._created.clear()
         self._joined.clear()
+
+    async def stop(self) -> None:
+        """After the node's streams are gone: its leases go too (the survivors need not wait)."""
+        await self.owners.stop()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
         if target.user is None:
