@@ -9,7 +9,8 @@ the lease.
 
 from __future__ import annotations
 
-from tests.cluster.muc import SERVICE, bodies, codes, enter, groupchat, occupant_presence, say
+from tests.cluster.muc import NS_MUC_USER, SERVICE, bodies, codes, enter, groupchat, occupant_presence, say
+from tests.cluster.processes import wait_until
 
 MESSAGES = 15  # per sender
 
@@ -38,3 +39,56 @@ def test_occupants_on_three_nodes_share_one_room_and_see_one_order(make_cluster)
         assert [b for b in seen[0] if b.startswith(nick + "-")] == [f"{nick}-{n}" for n in range(MESSAGES)]
     for client in clients:
         assert [e for e in client.drain(0.3) if e.getAttribute("type") == "error"] == []
+
+
+def three_in_a_room(cluster, room_prefix: str):
+    """alice on n1 opens the room (so n1 runs it), bob on n2 and carol on n3 join; all settled."""
+    names = cluster.users("alice", "bob", "carol")
+    room = f"{room_prefix}-{names[0]}@{SERVICE}"
+    clients = [cluster.login(node, name) for node, name in zip(("n1", "n2", "n3"), names)]
+    nicks = ["Alice", "Bob", "Carol"]
+    enter(clients[0], room, nicks[0], muc=False)
+    for client, nick in zip(clients[1:], nicks[1:]):
+        enter(client, room, nick)
+    for i, client in enumerate(clients):
+        for other in nicks[i + 1 :]:
+            client.expect(occupant_presence(room, other), what=f"{other} joining, at {nicks[i]}")
+        client.drain(0.2)
+    return room, clients
+
+
+def test_occupants_of_a_dead_node_leave_and_the_others_see_only_that(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "deadnode")
+    cluster["n3"].kill()
+    for client in (alice, bob):
+        left = client.expect(occupant_presence(room, "Carol", "unavailable"), timeout=10, what="Carol leaving with her dead node")
+        assert codes(left) == set(), left.toXml()
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing but the leave"
+    say(bob, room, "still here")
+    for client in (alice, bob):
+        (got,) = client.collect(groupchat(room), 1, what="the message after the leave")
+        assert (str(got.body), got["from"]) == ("still here", f"{room}/Bob")
+
+
+def rooms_table(cluster) -> dict[str, list[str]]:
+    """``xmppctl rooms``: room -> [owner, persistent, count, nicks...]."""
+    lines = cluster.ctl("rooms").stdout.splitlines()
+    assert lines[0].split() == ["ROOM", "OWNER", "PERSISTENT", "OCCUPANTS"], lines
+    return {line.split()[0]: line.split()[1:] for line in lines[1:]}
+
+
+def test_xmppctl_lists_rooms_with_their_owner_and_destroys_one(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    room, clients = three_in_a_room(cluster, "ctl")
+    assert wait_until(lambda: rooms_table(cluster).get(room) == ["n1", "no", "3", "Alice", "Bob", "Carol"], timeout=5), rooms_table(cluster)
+
+    done = cluster.ctl("room", "destroy", room, "closing time")
+    assert done.stdout.strip() == f"asked n1 to destroy {room}"
+    for client, nick in zip(clients, ("Alice", "Bob", "Carol")):
+        gone = client.expect(occupant_presence(room, nick, "unavailable"), what=f"{nick}'s end with the room")
+        (destroy,) = [d for x in gone.elements() if x.uri == NS_MUC_USER for d in x.elements() if d.name == "destroy"]
+        assert str(destroy.reason) == "closing time", gone.toXml()
+    assert wait_until(lambda: room not in rooms_table(cluster), timeout=5), rooms_table(cluster)
+    refused = cluster.ctl("room", "destroy", room, check=False)
+    assert (refused.returncode, refused.stderr.strip()) == (1, f"xmppctl: no node runs {room}")

@@ -23,6 +23,7 @@ from xmppd.cluster.directory import RedisSessionDirectory
 from xmppd.cluster.membership import Membership, NodeIdInUse
 from xmppd.delivery import Readdressed
 from xmppd.muc.outgoing import readdressed
+from xmppd.muc.roomctl import DESTROY
 from xmppd.util.aio import call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.xml import NS_CLIENT, parse_fragments
@@ -166,6 +167,10 @@ class RedisCluster:
         elif kind == "privacy":
             if node_id != self.node_id:
                 self.node.modules.fire("privacy-list-changed", subject, rest)
+        elif kind == DESTROY:
+            service = self.node.router.services.get(subject.partition("@")[2])
+            if service is not None:
+                service.destroy(subject.partition("@")[0], rest)
         elif kind == "end":
             condition, _, text = rest.partition("\n")
             for resource in self.directory.here(subject):

@@ -87,6 +87,14 @@ class MucService:
             room.release()
             self._close(name)
 
+    def destroy(self, name: str, reason: str) -> None:
+        """The operator's destruction of a room, heard by every node: the one running it acts."""
+        room = self.rooms.get(name)
+        if room is not None and self.owners.owner(name) == self.node.node_id:
+            self._send(room.destroy(reason))
+            self._close(name)
+            self.owners.ended(name)
+
     def summary(self, name: str) -> str:
         """What ``xmppctl rooms`` shows of a room run here."""
         room = self.rooms.get(name)
