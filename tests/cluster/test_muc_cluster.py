@@ -9,6 +9,8 @@ the lease.
 
 from __future__ import annotations
 
+from redis import Redis
+
 from tests.cluster.muc import NS_MUC_USER, SERVICE, bodies, codes, enter, groupchat, occupant_presence, say
 from tests.cluster.processes import wait_until
 
@@ -92,3 +94,31 @@ def test_xmppctl_lists_rooms_with_their_owner_and_destroys_one(make_cluster):
     assert wait_until(lambda: room not in rooms_table(cluster), timeout=5), rooms_table(cluster)
     refused = cluster.ctl("room", "destroy", room, check=False)
     assert (refused.returncode, refused.stderr.strip()) == (1, f"xmppctl: no node runs {room}")
+
+
+def test_a_message_crosses_to_each_node_once_whatever_its_occupants(make_cluster):
+    """The owner serialises a groupchat once per other node: one bus field for all of a node's occupants."""
+    cluster = make_cluster("n1", "n2")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    room = f"fanout-{alice_name}@{SERVICE}"
+    alice = cluster.login("n1", alice_name)
+    enter(alice, room, "Alice", muc=False)
+    far = [cluster.login("n2", bob_name, resource="one"), cluster.login("n2", bob_name, resource="two"), cluster.login("n2", carol_name)]
+    for client, nick in zip(far, ("Bob", "Bob", "Carol")):
+        enter(client, room, nick)
+    for client in (alice, *far):
+        client.drain(0.3)
+    redis = Redis(port=cluster.redis_port)
+    last = redis.xrevrange("xmppd:cluster:node:n2:bus", count=1)
+    since = last[0][0] if last else b"0"
+
+    say(alice, room, "once for n2")
+    for client in far:
+        (got,) = client.collect(groupchat(room), 1, what="alice's message on n2")
+        assert (str(got.body), got["to"]) == ("once for n2", client.jid)
+    fields = [value for _, entry in redis.xrange("xmppd:cluster:node:n2:bus", min=since) for value in entry.values()]
+    fanouts = [value for value in fields if value.startswith(b"f") and b"once for n2" in value]
+    assert len(fanouts) == 1 and fields.count(fanouts[0]) == 1, fields
+    recipients = fanouts[0][1:].split(b"\0")[:-1]
+    assert sorted(recipients) == sorted(client.jid.encode() for client in far)
+    assert not [value for value in fields if value[:1] == b"s" and b"once for n2" in value]
