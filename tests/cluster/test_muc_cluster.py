@@ -9,12 +9,17 @@ the lease.
 
 from __future__ import annotations
 
+import time
+
 from redis import Redis
 
 from tests.cluster.muc import NS_MUC_USER, SERVICE, bodies, codes, enter, groupchat, occupant_presence, say
-from tests.cluster.processes import wait_until
+from tests.cluster.client import error_condition
+from tests.cluster.link import Link
+from tests.cluster.processes import Node, wait_until
 
 MESSAGES = 15  # per sender
+LEASE_TTL = 2  # muc_lease_ttl's default
 
 
 def test_occupants_on_three_nodes_share_one_room_and_see_one_order(make_cluster):
@@ -122,3 +127,38 @@ def test_a_message_crosses_to_each_node_once_whatever_its_occupants(make_cluster
     recipients = fanouts[0][1:].split(b"\0")[:-1]
     assert sorted(recipients) == sorted(client.jid.encode() for client in far)
     assert not [value for value in fields if value[:1] == b"s" and b"once for n2" in value]
+
+
+def start_behind(cluster, node_id: str, link: Link) -> Node:
+    """A node of the cluster whose way to Redis goes through ``link``."""
+    node = Node(node_id, cluster.directory, link.url, cluster.heartbeat_ttl)
+    cluster.nodes[node_id] = node
+    node.start()
+    node.wait_ready()
+    return node
+
+
+def is_error(condition: str):
+    return lambda e: e.name == "message" and e.getAttribute("type") == "error" and error_condition(e) == condition
+
+
+def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it_back(make_cluster):
+    cluster = make_cluster("n2", "n3")
+    link = Link(cluster.redis_port)
+    start_behind(cluster, "n1", link)
+    room, (alice, bob, carol) = three_in_a_room(cluster, "cut")
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n1", timeout=5), rooms_table(cluster)
+
+    link.cut()
+    time.sleep(LEASE_TTL + 0.5)  # n1 counts its lease out without Redis
+    say(alice, room, "from the cut-off owner")
+    refused = alice.expect(is_error("recipient-unavailable"), timeout=LEASE_TTL + 3, what="the room's stanza bounced by the node that lost it")
+    assert refused["from"] == room and refused.error["type"] == "wait", refused.toXml()
+    assert "room " + room + ": no longer run on this node" in cluster["n1"].log()
+    for client in (bob, carol):
+        assert [bodies([e]) for e in client.drain(0.5) if e.name == "message"] == [], "nothing from the cut-off owner"
+
+    link.mend()
+    cluster["n1"].wait_ready()
+    time.sleep(LEASE_TTL)
+    assert rooms_table(cluster).get(room, [None])[0] != "n1"
