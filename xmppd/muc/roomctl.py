@@ -39,13 +39,15 @@ async def survey_rooms(redis) -> list[RoomStatus]:
     pipe = redis.pipeline(transaction=False)
     for node_id in nodes:
         pipe.hgetall(keys.node_rooms(node_id))
+    listed = [(node_id, _text(room), _text(summary)) for node_id, rooms in zip(nodes, await pipe.execute()) for room, summary in rooms.items()]
+    if not listed:
+        return []
+    owners = await redis.mget([keys.room_owner(room) for _, room, _ in listed])
     found = []
-    for node_id, rooms in zip(nodes, await pipe.execute()):
-        for room, summary in rooms.items():
-            room = _text(room)
-            if await owner_of(redis, room) == node_id:
-                facts = json.loads(_text(summary))
-                found.append(RoomStatus(room, node_id, facts.get("occupants", []), facts.get("persistent", False)))
+    for (node_id, room, summary), held in zip(listed, owners):
+        if held is not None and _text(held).split("\n", 1)[0] == node_id:
+            facts = json.loads(summary)
+            found.append(RoomStatus(room, node_id, facts.get("occupants", []), facts.get("persistent", False)))
     return sorted(found, key=lambda r: r.jid)
 
 
