@@ -42,6 +42,9 @@ class LocalRooms:
     def ended(self, name: str) -> None:
         pass
 
+    def stopping(self) -> None:
+        pass
+
     def owner(self, name: str) -> str | None:
         return None
 
@@ -69,6 +72,7 @@ class ClusterRooms:
         self._releasing: set[asyncio.Task] = set()  # leases being let go, finished even at stop
         self._keeper: asyncio.Task | None = None
         self._away = False  # Redis failed at the last renewal
+        self._stopping = False  # the node is stopping: its rooms have ended, their leases wait for stop()
 
     def jid(self, name: str) -> str:
         return f"{name}@{self.host}"
@@ -79,6 +83,9 @@ class ClusterRooms:
     # -- routing ---------------------------------------------------------------------------
 
     def route(self, name: str, stanza: domish.Element, hops: int = 0) -> None:
+        if self._stopping:
+            self.service.bounce(stanza, "recipient-unavailable", "this node is stopping; try again")
+            return
         waiting = self._waiting.get(name)
         if waiting is not None:
             waiting.append((stanza, hops))
@@ -194,6 +201,10 @@ class ClusterRooms:
         self._described.update({name: summaries[name] for name in summaries if self.jid(name) in changed})
 
     # -- life ----------------------------------------------------------------------------------
+
+    def stopping(self) -> None:
+        """From now on the rooms' stanzas are bounced here; ``stop`` lets the leases go."""
+        self._stopping = True
 
     def _start(self, work) -> None:
         task = asyncio.get_running_loop().create_task(work)

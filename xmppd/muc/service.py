@@ -130,16 +130,16 @@ class MucService:
 
     def shut_down(self) -> None:
         """Before the node closes its streams: every occupant of every room hears it (332)."""
-        for name, room in list(self.rooms.items()):
+        self.owners.stopping()
+        for room in self.rooms.values():
             self._send(room.shut_down())
-            self.owners.ended(name)
         self.rooms.clear()
         self._creator.clear()
         self._created.clear()
         self._joined.clear()
 
     async def stop(self) -> None:
-        """After the node's streams are gone: its leases go too (the survivors need not wait)."""
+        """After the node's streams are gone: its leases go too (a successor need not wait them out)."""
         await self.owners.stop()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
