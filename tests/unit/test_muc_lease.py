@@ -1,4 +1,4 @@
-"""Room leases against a private redis-server: one holder, fencing tokens that only grow, renewal, release."""
+"""Room leases against a private redis-server: one holder, renewal, a holder's own reckoning, release."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_one_node_holds_a_room_and_the_others_learn_which(redis_url):
         a, b = leases_of("a"), leases_of("b")
         before = time.monotonic()
         owner, lease = await a.claim(ROOM)
-        assert owner == "a" and lease.token == 1
+        assert owner == "a"
         assert before + a.ttl <= lease.until <= time.monotonic() + a.ttl  # counted from the sending
         assert await b.claim(ROOM) == ("a", None)
         assert await b.owners([ROOM, "other@conference.example.org"]) == {ROOM: "a", "other@conference.example.org": None}
@@ -62,7 +62,7 @@ def test_a_lease_renewed_stays_and_one_left_to_run_out_goes_to_the_next_claimant
         await asyncio.sleep(0.4)
         assert not lease.held()
         owner, taken = await b.claim(ROOM)
-        assert owner == "b" and taken.token == 2  # the fencing token grows with each holder
+        assert owner == "b" and taken.held()
         assert await a.renew({ROOM: lease}) == [ROOM]  # the old holder learns it lost the room
 
     run(redis_url, scenario)
@@ -73,7 +73,7 @@ def test_a_new_run_of_a_node_takes_its_predecessors_leases_at_once(redis_url):
     async def scenario(client, leases_of):
         await leases_of("a", incarnation="1", ttl=30).claim(ROOM)
         owner, lease = await leases_of("a", incarnation="2", ttl=30).claim(ROOM)
-        assert owner == "a" and lease.token == 2
+        assert owner == "a" and lease is not None
 
     run(redis_url, scenario)
 
@@ -90,6 +90,6 @@ def test_release_lets_go_of_our_lease_only(redis_url):
         await b.release(ROOM)
         assert await a.owners([ROOM]) == {ROOM: None}
         owner, lease = await a.claim(ROOM)
-        assert owner == "a" and lease.token == 3
+        assert owner == "a" and lease is not None
 
     run(redis_url, scenario)

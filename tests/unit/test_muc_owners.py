@@ -47,7 +47,7 @@ class Leases:
         if isinstance(answer, Exception):
             raise answer
         owner, ttl = answer
-        return owner, None if ttl is None else Lease(len(self.claims), time.monotonic() + ttl)
+        return owner, None if ttl is None else Lease(time.monotonic() + ttl)
 
     async def renew(self, held):
         return []

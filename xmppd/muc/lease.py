@@ -1,10 +1,9 @@
-"""Room leases in Redis: which node runs a room, and the fencing token it runs it under.
+"""Room leases in Redis: which node runs a room.
 
 A node runs a room only while it holds the room's lease, a key naming the node
 (and its run) with a TTL. One script renews all of a node's leases a third of
-the TTL apart. Taking a lease bumps the room's epoch, the fencing token that
-every state write of that run carries, so a node that lost the room cannot
-overwrite its successor.
+the TTL apart. The state a room leaves is fenced by the room store's own token
+(``IRoomStore.advance``), which the node takes when it takes the room over.
 
 The holder counts its lease from the moment it *sent* the last renewal, never
 from the reply, so it believes in it a little less long than Redis keeps it: a
@@ -18,14 +17,14 @@ from dataclasses import dataclass
 
 from xmppd.cluster import keys
 
-# KEYS: owner, epoch, the node's rooms. ARGV: our value, our node's prefix, TTL ms, room.
+# KEYS: owner, the node's rooms. ARGV: our value, our node's prefix, TTL ms, room. Returns the holder.
 # A lease held by an earlier run of our node id is ours to take: node ids are unique while alive.
 _CLAIM = """
 local held = redis.call('GET', KEYS[1])
-if held and string.sub(held, 1, #ARGV[2]) ~= ARGV[2] then return {held, 0} end
+if held and string.sub(held, 1, #ARGV[2]) ~= ARGV[2] then return held end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('HSETNX', KEYS[3], ARGV[4], '{}')
-return {ARGV[1], redis.call('INCR', KEYS[2])}
+redis.call('HSETNX', KEYS[2], ARGV[4], '{}')
+return ARGV[1]
 """
 
 # KEYS: owners. ARGV: our value, TTL ms. Returns the (1-based) positions of the leases we lost.
@@ -47,7 +46,6 @@ return 1
 
 @dataclass
 class Lease:
-    token: int  # the room's epoch when we took it
     until: float  # monotonic time after which we no longer believe we hold it
 
     def held(self) -> bool:
@@ -70,14 +68,11 @@ class RoomLeases:
     async def claim(self, room: str) -> tuple[str, Lease | None]:
         """Take the room's lease if nobody else holds it: (its holder's node id, our lease or None)."""
         sent = time.monotonic()
-        held, token = await self._claim(
-            keys=[keys.room_owner(room), keys.room_epoch(room), keys.node_rooms(self.node_id)],
-            args=[self.value, self._prefix, self._ttl_ms, room],
-        )
+        held = await self._claim(keys=[keys.room_owner(room), keys.node_rooms(self.node_id)], args=[self.value, self._prefix, self._ttl_ms, room])
         held = held.decode() if isinstance(held, bytes) else held
         if held != self.value:
             return held.split("\n", 1)[0], None
-        return self.node_id, Lease(int(token), sent + self.ttl)
+        return self.node_id, Lease(sent + self.ttl)
 
     async def renew(self, rooms: dict[str, Lease]) -> list[str]:
         """Extend every lease we still hold; the rooms whose lease another node has (or nobody)."""
