@@ -164,3 +164,22 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
     cluster["n1"].wait_ready()
     time.sleep(LEASE_TTL)
     assert rooms_table(cluster).get(room, [None])[0] != "n1"
+
+
+def test_a_session_that_ends_leaves_every_room_whichever_node_runs_it(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    first, second = f"first-{alice_name}@{SERVICE}", f"second-{alice_name}@{SERVICE}"
+    alice, carol = cluster.login("n1", alice_name), cluster.login("n3", carol_name)
+    enter(alice, first, "Alice", muc=False)  # run by n1
+    enter(carol, second, "Carol", muc=False)  # run by n3
+    bob = cluster.login("n2", bob_name)
+    for room, host in ((first, alice), (second, carol)):
+        enter(bob, room, "Bob")
+        host.expect(occupant_presence(room, "Bob"), what=f"Bob joining {room}")
+    assert wait_until(lambda: [rooms_table(cluster).get(r, [None])[0] for r in (first, second)] == ["n1", "n3"], timeout=5)
+
+    bob.abort()  # no goodbye: the server's unavailable takes him out of both
+    for room, host in ((first, alice), (second, carol)):
+        left = host.expect(occupant_presence(room, "Bob", "unavailable"), timeout=10, what=f"Bob leaving {room}")
+        assert codes(left) == set(), left.toXml()
