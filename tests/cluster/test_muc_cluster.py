@@ -183,3 +183,18 @@ def test_a_session_that_ends_leaves_every_room_whichever_node_runs_it(make_clust
     for room, host in ((first, alice), (second, carol)):
         left = host.expect(occupant_presence(room, "Bob", "unavailable"), timeout=10, what=f"Bob leaving {room}")
         assert codes(left) == set(), left.toXml()
+
+
+def test_a_node_that_stops_ends_its_rooms_with_332_and_another_opens_them_at_once(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "stop")
+    cluster["n1"].stop()
+    for client, nick in ((bob, "Bob"), (carol, "Carol")):
+        ended = client.expect(occupant_presence(room, nick, "unavailable"), what=f"{nick} told that n1 shuts down")
+        assert codes(ended) == {332}, ended.toXml()
+    del cluster.nodes["n1"]
+    again = enter(bob, room, "Bob", muc=False)  # the lease was let go: no wait for it to run out
+    assert 201 in codes(again), again.toXml()  # a new room: the old one ended with its node
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n2", timeout=5), rooms_table(cluster)
+    enter(carol, room, "Carol")
+    bob.expect(occupant_presence(room, "Carol"), what="Carol back in the room, now run by n2")

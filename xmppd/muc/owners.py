@@ -218,6 +218,7 @@ class ClusterRooms:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._keeper = None
+        ran_rooms = bool(self.held)
         try:
             async with asyncio.timeout(self.ttl):
                 await asyncio.gather(*self._releasing)
@@ -226,3 +227,5 @@ class ClusterRooms:
         except (asyncio.CancelledError, Exception) as e:
             log.warn("MUC leases on {host} not released ({error}); they run out within {ttl} s", host=self.host, error=call_failure(e), ttl=self.ttl)
         self.held.clear()
+        if ran_rooms:  # the others forget us as an owner within one check: what they send meanwhile is bounced here
+            await asyncio.sleep(self.ttl / 3)
