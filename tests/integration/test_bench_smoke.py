@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, login, presence
+from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -98,3 +98,22 @@ def test_abuse_benchmark_names_an_unknown_attack_in_one_line(tmp_path):
     assert completed.stderr.strip().splitlines() == [
         f"xmppd.bench: no attack named 'nonsense'; choose from {', '.join(abuse.ATTACKS)}"
     ]
+
+
+def test_roomstore_benchmark_prints_every_backend_and_the_redis_commands():
+    """A few calls per kind on memory, SQLite and a private redis-server."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "roomstore", "--calls", "20"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    header, *rows = (line.split() for line in completed.stdout.splitlines())
+    assert header == roomstore.HEADER
+    kinds = ["groupchat", "presence", "fenced-out", "load"]
+    assert [row[:2] for row in rows] == [[backend, kind] for backend in roomstore.BACKENDS for kind in kinds]
+    redis_rows = {row[1]: row[-2:] for row in rows if row[0] == "redis"}
+    # One round trip each; inside it the fence's GET, then SADD, RPUSH or HSET, LTRIM; a load's 6 reads.
+    assert redis_rows == {
+        "groupchat": ["1.00", "4.00"], "presence": ["1.00", "4.00"], "fenced-out": ["1.00", "1.00"],
+        "load": ["1.00", "6.00"],
+    }  # fmt: skip

@@ -6,9 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, login, presence
+from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
 
-SUBBENCHMARKS = {"login": login, "chat": chat, "presence": presence, "cluster": cluster, "abuse": abuse}
+SUBBENCHMARKS = {
+    "login": login,
+    "chat": chat,
+    "presence": presence,
+    "cluster": cluster,
+    "abuse": abuse,
+    "roomstore": roomstore,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from xmppd.storage.interfaces import (
     IPepStore,
     IPendingStore,
     IPrivacyStore,
+    IRoomStore,
     IRosterStore,
     IVCardStore,
 )
@@ -24,6 +25,7 @@ from xmppd.storage.memory import (
     MemoryPepStore,
     MemoryPendingStore,
     MemoryPrivacyStore,
+    MemoryRoomStore,
     MemoryRosterStore,
     MemoryVCardStore,
 )
@@ -35,6 +37,7 @@ from xmppd.storage.redis import (
     RedisPepStore,
     RedisPendingStore,
     RedisPrivacyStore,
+    RedisRoomStore,
     RedisRosterStore,
     RedisVCardStore,
     redis_client,
@@ -47,6 +50,7 @@ from xmppd.storage.sqlite import (
     SQLitePepStore,
     SQLitePendingStore,
     SQLitePrivacyStore,
+    SQLiteRoomStore,
     SQLiteRosterStore,
     SQLiteVCardStore,
 )
@@ -66,6 +70,7 @@ class Storage:
     vcards: IVCardStore
     pep: IPepStore  # XEP-0163 nodes and their items
     caps: ICapsStore  # XEP-0115 ver -> verified features, for every account
+    rooms: IRoomStore  # XEP-0045 rooms: not per account, so delete_account leaves them
     on_close: Callable[[], Awaitable[None] | None] = lambda: None
 
     async def delete_account(self, localpart: str, domain: str) -> bool:
@@ -92,6 +97,7 @@ def redis_storage(client) -> Storage:
         vcards=RedisVCardStore(client),
         pep=RedisPepStore(client),
         caps=RedisCapsStore(client),
+        rooms=RedisRoomStore(client),
         on_close=client.aclose,
     )
 
@@ -113,6 +119,7 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
             vcards=MemoryVCardStore(),
             pep=MemoryPepStore(),
             caps=MemoryCapsStore(),
+            rooms=MemoryRoomStore(),
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     database = SQLiteDatabase(data_dir / DATABASE_FILENAME)
@@ -125,5 +132,6 @@ def open_storage(data_dir: Path | None, redis_url: str | None = None) -> Storage
         vcards=SQLiteVCardStore(database),
         pep=SQLitePepStore(database),
         caps=SQLiteCapsStore(database),
+        rooms=SQLiteRoomStore(database),
         on_close=database.close,
     )

@@ -364,3 +364,18 @@ class IRoomStore(Interface):
 
     async def rooms(host: str) -> list[str]:
         """The JIDs (room@host) of every room stored on this MUC host, sorted."""
+
+
+# What every room store needs to read a RoomRecord the same way.
+
+ROOM_MAPPINGS = ("affiliations", "registrations", "occupants")  # RoomRecord's key -> value parts
+
+
+def room_host(room: str) -> str:
+    """The MUC host of a room JID (room@host), which ``IRoomStore.rooms`` lists by."""
+    return room.partition("@")[2]
+
+
+def newest_history(history: list[str], keep: int) -> list[str]:
+    """The ``keep`` newest messages of an oldest-first history; none if ``keep`` <= 0."""
+    return history[max(0, len(history) - keep) :]

@@ -17,12 +17,17 @@ from xmppd.storage.interfaces import (
     IPepStore,
     IPendingStore,
     IPrivacyStore,
+    IRoomStore,
     IRosterStore,
     IVCardStore,
     ListNotFound,
     OfflineQuota,
+    ROOM_MAPPINGS,
+    RoomRecord,
     Roster,
     RosterItem,
+    newest_history,
+    room_host,
     utf8_size,
 )
 from xmppd.util.scram import Credentials
@@ -321,3 +326,70 @@ class MemoryCapsStore:
             return False
         self._by_ver[ver] = list(features)
         return True
+
+
+@implementer(IRoomStore)
+class MemoryRoomStore:
+    """Whole rooms as RoomRecords keyed by room JID, and the fencing counters beside them.
+
+    The counters live apart from the rooms so that ``delete`` leaves them. Records
+    go in and out as copies: no caller shares a mutable mapping with the store.
+    """
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, RoomRecord] = {}
+        self._tokens: dict[str, int] = {}
+
+    async def advance(self, room: str) -> int:
+        self._tokens[room] = self._tokens.get(room, 0) + 1
+        return self._tokens[room]
+
+    async def write(self, room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
+        if self._stale(room, token):
+            return False
+        stored = self._rooms.setdefault(room, RoomRecord())
+        if changes.config is not None:
+            stored.config = changes.config
+        if changes.subject is not None:
+            stored.subject = changes.subject
+        for part in ROOM_MAPPINGS:
+            _apply(getattr(stored, part), getattr(changes, part))
+        stored.history = newest_history([*stored.history, *changes.history], history_keep)
+        return True
+
+    async def load(self, room: str) -> RoomRecord | None:
+        stored = self._rooms.get(room)
+        return None if stored is None else _copy(stored)
+
+    async def delete(self, room: str, token: int) -> bool:
+        if self._stale(room, token):
+            return False
+        self._rooms.pop(room, None)
+        return True
+
+    async def rooms(self, host: str) -> list[str]:
+        return sorted(room for room in self._rooms if room_host(room) == host)
+
+    def _stale(self, room: str, token: int) -> bool:
+        """Whether a newer token than ``token`` has been handed out for the room."""
+        return token < self._tokens.get(room, 0)
+
+
+def _apply(stored: dict[str, str], changes: dict[str, str | None]) -> None:
+    """Set each key given a value, drop each given None."""
+    for key, value in changes.items():
+        if value is None:
+            stored.pop(key, None)
+        else:
+            stored[key] = value
+
+
+def _copy(record: RoomRecord) -> RoomRecord:
+    return RoomRecord(
+        config=record.config,
+        subject=record.subject,
+        affiliations=dict(record.affiliations),
+        registrations=dict(record.registrations),
+        occupants=dict(record.occupants),
+        history=list(record.history),
+    )

@@ -25,6 +25,16 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{accounts}:domains                  SET    domains with at least one account
     xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
 
+A XEP-0045 room's keys carry its MUC host as the hash tag, the room's name last::
+
+    xmppd:{muc:conference.example.org}:rooms               SET    JIDs of the host's stored rooms
+    xmppd:{muc:conference.example.org}:token:lobby         STRING fencing counter (INCR); outlives the room
+    xmppd:{muc:conference.example.org}:room:lobby          HASH   config -> JSON, subject -> JSON
+    xmppd:{muc:conference.example.org}:affiliations:lobby  HASH   bare JID or domain -> affiliation
+    xmppd:{muc:conference.example.org}:registrations:lobby HASH   bare JID -> registered nick
+    xmppd:{muc:conference.example.org}:occupants:lobby     HASH   nick -> the MUC code's JSON
+    xmppd:{muc:conference.example.org}:history:lobby       LIST   groupchat message XML, oldest first
+
 The account index (last two) lets ``list`` answer without KEYS or SCAN. It has a
 slot of its own, so a Cluster cannot change it in the account record's
 transaction: create and delete change the record first (that step decides the
@@ -34,6 +44,11 @@ the record stays the truth for ``exists`` and ``credentials``.
 
 A ``{`` or ``}`` inside a localpart only narrows the hash tag; the keys of one
 account still share it, and keys of different accounts stay distinct.
+
+Rooms are tagged by host rather than by room so that the host's room set shares
+their slot: the one script of a write or a delete checks the fencing counter,
+changes the room and keeps the set in step, atomically even on a Cluster. The
+price is that a host's rooms all live on one Cluster shard.
 """
 
 from __future__ import annotations
@@ -55,10 +70,13 @@ from xmppd.storage.interfaces import (
     IPepStore,
     IPendingStore,
     IPrivacyStore,
+    IRoomStore,
     IRosterStore,
     IVCardStore,
     ListNotFound,
     OfflineQuota,
+    ROOM_MAPPINGS,
+    RoomRecord,
     Roster,
     RosterItem,
 )
@@ -267,6 +285,51 @@ return 1
 _PRIVACY_SET_DEFAULT = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+# Every room script starts here. KEYS[1]: the room's fencing counter. ARGV[1]: the writer's token.
+# 0, changing nothing, if a newer token has been handed out.
+_ROOM_FENCE = """
+if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or 0) then return 0 end
+"""
+
+# KEYS: token, rooms, room, affiliations, registrations, occupants, history. ARGV: token, room JID,
+# history to keep, JSON [room fields, affiliations, registrations, occupants, history]; a null
+# value removes its field. Everything is decoded before the first change, so a bad argument
+# changes nothing.
+_ROOM_WRITE = _ROOM_FENCE + """
+local function in_chunks(command, key, values)  -- unpack's stack is bounded; 1000 keeps HSET pairs whole
+    for first = 1, #values, 1000 do
+        redis.call(command, key, unpack(values, first, math.min(first + 999, #values)))
+    end
+end
+local changes = cjson.decode(ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+for part = 1, 4 do
+    local set, removed = {}, {}
+    for field, value in pairs(changes[part]) do
+        if value == cjson.null then
+            removed[#removed + 1] = field
+        else
+            set[#set + 1] = field
+            set[#set + 1] = value
+        end
+    end
+    in_chunks('HSET', KEYS[part + 2], set)
+    in_chunks('HDEL', KEYS[part + 2], removed)
+end
+in_chunks('RPUSH', KEYS[7], changes[5])
+local keep = tonumber(ARGV[3])
+if keep > 0 then redis.call('LTRIM', KEYS[7], -keep, -1) else redis.call('DEL', KEYS[7]) end
+return 1
+"""
+
+# KEYS and ARGV as for _ROOM_WRITE, without the last two arguments. The token stays.
+_ROOM_DELETE = _ROOM_FENCE + """
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('DEL', unpack(KEYS, 3))
 return 1
 """
 
@@ -568,3 +631,66 @@ class RedisCapsStore:
 
     async def put(self, ver: str, features: list[str], limit: int) -> bool:
         return bool(await self._put(keys=[_CAPS_KEY], args=[ver, json.dumps(features), limit]))
+
+
+def _muc_key(host: str, kind: str) -> str:
+    """One of the MUC host's keys, hash-tagged by the host (see the layout above)."""
+    return f"{PREFIX}{{muc:{host}}}:{kind}"
+
+
+def _room_keys(room: str) -> list[str]:
+    """token, rooms, room, affiliations, registrations, occupants, history: the keys the room
+    scripts take, all in its host's slot."""
+    name, _, host = room.partition("@")
+    return [
+        _muc_key(host, f"token:{name}"),
+        _muc_key(host, "rooms"),
+        *(_muc_key(host, f"{kind}:{name}") for kind in ("room", *ROOM_MAPPINGS, "history")),
+    ]
+
+
+@implementer(IRoomStore)
+class RedisRoomStore:
+    """Each room in a few keys of its host's slot, each write or delete one fenced script."""
+
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._write = client.register_script(_ROOM_WRITE)
+        self._delete = client.register_script(_ROOM_DELETE)
+
+    async def advance(self, room: str) -> int:
+        token, *_ = _room_keys(room)
+        return await self._redis.incr(token)
+
+    async def write(self, room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
+        fields = {"config": changes.config, "subject": changes.subject}
+        parts = [
+            {name: value for name, value in fields.items() if value is not None},
+            *(getattr(changes, part) for part in ROOM_MAPPINGS),
+            changes.history,
+        ]
+        encoded = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+        return bool(await self._write(keys=_room_keys(room), args=[token, room, history_keep, encoded]))
+
+    async def load(self, room: str) -> RoomRecord | None:
+        _, rooms, *hashes, history = _room_keys(room)
+        async with self._redis.pipeline(transaction=True) as read:  # the parts as of one moment
+            read.sismember(rooms, room)
+            for key in hashes:
+                read.hgetall(key)
+            read.lrange(history, 0, -1)
+            stored, fields, *mappings, messages = await read.execute()
+        if not stored:
+            return None
+        return RoomRecord(
+            config=fields.get("config"),
+            subject=fields.get("subject"),
+            history=messages,
+            **dict(zip(ROOM_MAPPINGS, mappings)),
+        )
+
+    async def delete(self, room: str, token: int) -> bool:
+        return bool(await self._delete(keys=_room_keys(room), args=[token, room]))
+
+    async def rooms(self, host: str) -> list[str]:
+        return sorted(await self._redis.smembers(_muc_key(host, "rooms")))

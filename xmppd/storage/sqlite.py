@@ -29,13 +29,17 @@ from xmppd.storage.interfaces import (
     IPepStore,
     IPendingStore,
     IPrivacyStore,
+    IRoomStore,
     IRosterStore,
     IVCardStore,
     ListNotFound,
     OfflineQuota,
+    ROOM_MAPPINGS,
+    RoomRecord,
     Roster,
     RosterItem,
     StorageError,
+    room_host,
     utf8_size,
 )
 from xmppd.util.scram import Credentials
@@ -193,6 +197,42 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             features TEXT NOT NULL  -- JSON list, verified against ver before it was put
         ) WITHOUT ROWID
         """,
+    ),
+    (
+        # Apart from the rooms, so that deleting a room leaves its counter and old tokens stay refused.
+        """
+        CREATE TABLE room_tokens (
+            room  TEXT PRIMARY KEY,  -- room@host
+            token INTEGER NOT NULL   -- the newest fencing token handed out
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE rooms (
+            room    TEXT PRIMARY KEY,  -- room@host
+            host    TEXT NOT NULL,     -- the MUC host, for listing its rooms
+            config  TEXT,              -- the MUC code's JSON, never parsed here; NULL until written
+            subject TEXT               -- likewise
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX rooms_by_host ON rooms (host, room)",
+        """
+        CREATE TABLE room_entries (
+            room  TEXT NOT NULL,
+            part  TEXT NOT NULL,  -- the RoomRecord mapping: affiliations, registrations or occupants
+            name  TEXT NOT NULL,  -- its key: a bare JID, a domain or a nick
+            value TEXT NOT NULL,
+            PRIMARY KEY (room, part, name)
+        ) WITHOUT ROWID
+        """,
+        # The rowid gives the arrival order: the newest message has the largest.
+        """
+        CREATE TABLE room_history (
+            id      INTEGER PRIMARY KEY,
+            room    TEXT NOT NULL,
+            message TEXT NOT NULL  -- a groupchat message's XML
+        )
+        """,
+        "CREATE INDEX room_history_by_room ON room_history (room, id)",
     ),
 )
 
@@ -666,3 +706,89 @@ class SQLiteCapsStore:
                 return False
             db.execute("INSERT OR REPLACE INTO caps (ver, features) VALUES (?, ?)", (ver, json.dumps(features)))
         return True
+
+
+_ROOM_TABLES = ("rooms", "room_entries", "room_history")  # what delete removes; room_tokens stays
+
+
+@implementer(IRoomStore)
+class SQLiteRoomStore:
+    """A row per room in ``rooms``, its mappings' entries in ``room_entries``, its history in
+    ``room_history``, its fencing counter in ``room_tokens``. Each write or delete is one
+    transaction that checks the token first, so a refused one changes nothing."""
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+        self._db = database.connection
+
+    async def advance(self, room: str) -> int:
+        # Fetched whole, so the statement is done and its autocommit has committed on return.
+        ((token,),) = self._db.execute(
+            "INSERT INTO room_tokens (room, token) VALUES (?, 1)"
+            " ON CONFLICT DO UPDATE SET token = token + 1 RETURNING token",
+            (room,),
+        ).fetchall()
+        return token
+
+    async def write(self, room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
+        with self._database.transaction() as db:
+            if _stale(db, room, token):
+                return False
+            db.execute(
+                "INSERT INTO rooms (room, host, config, subject) VALUES (?1, ?2, ?3, ?4)"
+                " ON CONFLICT DO UPDATE SET config = COALESCE(?3, config), subject = COALESCE(?4, subject)",
+                (room, room_host(room), changes.config, changes.subject),
+            )
+            for part in ROOM_MAPPINGS:
+                entries = getattr(changes, part).items()
+                db.executemany(
+                    "DELETE FROM room_entries WHERE room = ? AND part = ? AND name = ?",
+                    [(room, part, name) for name, value in entries if value is None],
+                )
+                db.executemany(
+                    "INSERT INTO room_entries (room, part, name, value) VALUES (?1, ?2, ?3, ?4)"
+                    " ON CONFLICT DO UPDATE SET value = ?4",
+                    [(room, part, name, value) for name, value in entries if value is not None],
+                )
+            db.executemany(
+                "INSERT INTO room_history (room, message) VALUES (?, ?)",
+                [(room, message) for message in changes.history],
+            )
+            # Everything from the newest message beyond the kept ones back (none if there are fewer).
+            db.execute(
+                "DELETE FROM room_history WHERE room = ?1 AND id <= (SELECT id FROM room_history"
+                " WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET MAX(?2, 0))",
+                (room, history_keep),
+            )
+        return True
+
+    async def load(self, room: str) -> RoomRecord | None:
+        with self._database.transaction() as db:  # the parts as of one moment
+            row = db.execute("SELECT config, subject FROM rooms WHERE room = ?", (room,)).fetchone()
+            if row is None:
+                return None
+            loaded = RoomRecord(config=row[0], subject=row[1])
+            entries = db.execute("SELECT part, name, value FROM room_entries WHERE room = ?", (room,))
+            for part, name, value in entries:
+                getattr(loaded, part)[name] = value
+            history = db.execute("SELECT message FROM room_history WHERE room = ? ORDER BY id", (room,))
+            loaded.history = [message for (message,) in history]
+        return loaded
+
+    async def delete(self, room: str, token: int) -> bool:
+        with self._database.transaction() as db:
+            if _stale(db, room, token):
+                return False
+            for table in _ROOM_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE room = ?", (room,))
+        return True
+
+    async def rooms(self, host: str) -> list[str]:
+        rows = self._db.execute("SELECT room FROM rooms WHERE host = ? ORDER BY room", (host,))
+        return [room for (room,) in rows]
+
+
+def _stale(db: sqlite3.Connection, room: str, token: int) -> bool:
+    """Whether a newer token than ``token`` has been handed out for the room."""
+    row = db.execute("SELECT token FROM room_tokens WHERE room = ?", (room,)).fetchone()
+    return row is not None and token < row[0]

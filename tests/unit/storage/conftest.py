@@ -30,6 +30,7 @@ from xmppd.storage.interfaces import (
     IPepStore,
     IPendingStore,
     IPrivacyStore,
+    IRoomStore,
     IRosterStore,
     IVCardStore,
 )
@@ -125,6 +126,11 @@ def pep(storage: Storage) -> IPepStore:
 @pytest.fixture
 def caps(storage: Storage) -> ICapsStore:
     return storage.caps
+
+
+@pytest.fixture
+def rooms(storage: Storage) -> IRoomStore:
+    return storage.rooms
 
 
 @pytest.fixture
