@@ -100,9 +100,21 @@ async def room_destroy(config: cfg.Config, room: str, reason: str) -> str:
     if not parsed.user or parsed.resource or parsed.host not in config.muc_hosts:
         raise CommandError(f"{room!r} is not a room of this server's MUC services ({', '.join(config.muc_hosts)})")
     owner = await _ask_cluster(config, "room destroy", lambda redis: destroy_room(redis, parsed.full(), reason))
-    if owner is None:
-        raise CommandError(f"no node runs {parsed.full()}")
-    return f"asked {owner} to destroy {parsed.full()}"
+    if owner is not None:
+        return f"asked {owner} to destroy {parsed.full()}"
+    return await _destroy_stored(config, parsed.full())
+
+
+async def _destroy_stored(config: cfg.Config, room: str) -> str:
+    """A room no node runs (persistent, nobody in it since): out of the store, with a token of its
+    own so that a node that has just taken it over writes no more."""
+    storage = open_storage(None, config.redis_url)
+    try:
+        if await storage.rooms.load(room) is None or not await storage.rooms.delete(room, await storage.rooms.advance(room)):
+            raise CommandError(f"no such room: {room}")
+    finally:
+        await storage.close()
+    return f"destroyed {room} (stored; no node ran it)"
 
 
 async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str, text: str) -> str:

@@ -98,7 +98,7 @@ def test_xmppctl_lists_rooms_with_their_owner_and_destroys_one(make_cluster):
         assert str(destroy.reason) == "closing time", gone.toXml()
     assert wait_until(lambda: room not in rooms_table(cluster), timeout=5), rooms_table(cluster)
     refused = cluster.ctl("room", "destroy", room, check=False)
-    assert (refused.returncode, refused.stderr.strip()) == (1, f"xmppctl: no node runs {room}")
+    assert (refused.returncode, refused.stderr.strip()) == (1, f"xmppctl: no such room: {room}")
 
 
 def test_a_message_crosses_to_each_node_once_whatever_its_occupants(make_cluster):
