@@ -29,10 +29,10 @@ from xmppd import config as cfg
 from xmppd.cluster.membership import survey
 from xmppd.cluster.redis import end_sessions
 from xmppd.muc.roomctl import destroy_room, survey_rooms
+from xmppd.protocol.scram import Credentials
 from xmppd.storage import DATABASE_FILENAME, open_storage
-from xmppd.storage.redis import redis_client
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
-from xmppd.util.scram import Credentials
+from xmppd.storage.redis import redis_client
 
 
 class CommandError(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.words.protocols.jabber import jid
 
-from xmppd.xml import DEEPEST
+from xmppd.protocol.xml import DEEPEST
 
 
 class ConfigError(Exception):
@@ -138,6 +138,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_max_history", int, 20, "groupchat messages a room keeps to send to newcomers (0 = none)", min=0, max=1000),
     Option("muc_history_size", int, 65536, "characters of XML a room's history holds at most (oldest dropped first; a larger message is not kept)", min=0, max=16 * 1024 * 1024),
     Option("muc_max_nick_length", int, 64, "longest room nickname, in characters (not-acceptable above)", min=1, max=1023),
+    Option("muc_max_registrations", int, 1000, "nicks one room may have reserved (XEP-0045 registration, each registrant becoming a member); more get not-allowed", min=0, max=100_000),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
     Option("log_level", str, "info", "least severe log events written: debug adds a line per login and binding", cli=True,
            choices=("debug", "info", "warn", "error", "critical")),

@@ -12,10 +12,10 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, SERVER, IQRequest
+from xmppd.protocol import xml as X
+from xmppd.protocol.stanzas import message_type, parse_jid
 from xmppd.sessions import Resource
-from xmppd.stanzas import message_type, parse_jid
 from xmppd.streams.base import quote
-from xmppd import xml as X
 
 
 def serialise(stanza: domish.Element) -> bytes:

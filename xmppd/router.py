@@ -12,8 +12,8 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.delivery import LocalDelivery
+from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.util.aio import run_in_background
 
 log = Logger()
@@ -23,7 +23,7 @@ class Router:
     def __init__(self, node):
         self.node = node
         self.local = LocalDelivery(node, self)
-        self.services: dict[str, object] = {}  # host -> receive(stanza), shut_down(), stop()
+        self.services: dict[str, object] = {}  # host -> start(), receive(stanza), shut_down(), stop()
 
     def route(self, stanza: domish.Element, origin: Resource | None = None):
         """Deliver a stanza; returns an awaitable when delivery has to wait (keep order)."""

@@ -131,6 +131,8 @@ class NodeService(service.MultiService):
             data=config.data_dir.resolve(),
         )
         service.Service.startService(self)  # the children: operators' HTTP now, clients once the node can serve
+        for hosted in self.node.router.services.values():
+            hosted.start()  # a node alone loads its stored rooms; stanzas for them wait meanwhile
         self.listener("http").startService()
         if not self.listener("http").listening:
             return

@@ -19,9 +19,9 @@ import pytest
 from tests import redis_server
 from tests.cluster.client import Client, StreamClosed
 from tests.cluster.processes import PASSWORD, Node, free_port
+from xmppd.protocol.scram import Credentials
 from xmppd.storage import open_storage
 from xmppd.storage.interfaces import OfflineQuota
-from xmppd.util.scram import Credentials
 
 MESSAGES = 500
 BODY = "x" * 195_000

@@ -9,9 +9,9 @@ import pytest
 import pytest_twisted
 
 from xmppd import config as cfg
+from xmppd.protocol.scram import Credentials
 from xmppd.service import NodeService, make_node_service
 from xmppd.util.aio import as_deferred
-from xmppd.util.scram import Credentials
 
 DOMAIN = "localhost"
 

@@ -9,7 +9,7 @@ from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.words.xish import domish
 
-from xmppd import xml as X
+from xmppd.protocol import xml as X
 
 HEADER = (
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "

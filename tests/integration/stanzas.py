@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppd import xml as X
 from xmppd.client import IQError
+from xmppd.protocol import xml as X
 
 
 def iq(kind: str, uri: str | None = None, name: str = "query", to: str | None = None, **attrs: str) -> domish.Element:

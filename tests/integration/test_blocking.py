@@ -33,7 +33,7 @@ from tests.integration.test_privacy import (
     store,
 )
 from xmppd.client import IQError
-from xmppd.stanzas import result
+from xmppd.protocol.stanzas import result
 from xmppd.util.aio import as_deferred
 from xmppd.util.privacy import NS_BLOCKING, NS_BLOCKING_ERRORS, Item, PrivacyList
 

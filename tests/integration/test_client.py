@@ -11,9 +11,9 @@ from twisted.words.xish import domish
 
 from tests.integration.client_fixtures import Login
 from tests.integration.node_fixtures import DOMAIN, RunningNode
-from xmppd import xml as X
 from xmppd.client import ClientError, IQError, SASLError, StreamErrorReceived, connect, open_stream
 from xmppd.client import connection
+from xmppd.protocol import xml as X
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 MECHANISMS = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]

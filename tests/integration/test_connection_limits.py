@@ -18,8 +18,8 @@ from twisted.internet import reactor, task, threads
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.raw import HEADER, exchange, parse
 from xmppd import config as cfg
-from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
+from xmppd.protocol import xml as X
 
 CROWD = "127.0.0.2"
 ALICE_PLAIN = f"<auth xmlns='{X.NS_SASL}' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>"  # alice / secret

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.words.xish import domish
 
-from xmppd.streams import sasl
-from xmppd.util.scram import escape_saslname
+from xmppd.protocol import sasl
+from xmppd.protocol.scram import escape_saslname
 
 from tests.integration.blocking_client import BlockingStream, StreamClosed
 from tests.integration.test_launch import running_node

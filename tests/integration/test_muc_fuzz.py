@@ -33,6 +33,8 @@ payloads = st.sampled_from([
     "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>"
     "<field var='muc#{v}'><value>{v}</value></field><field var='muc#request_allow'><value>{v}</value></field></x>",
     "<query xmlns='http://jabber.org/protocol/disco#info' node='{v}'/>",
+    "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='{v}'><field var='FORM_TYPE'><value>{v}</value></field>"
+    "<field var='muc#register_roomnick' type='{v}'><value>{v}</value><value>{v}</value></field></x></query>",
     "<subject>{v}</subject>",
     "<body>{v}</body>",
     "<error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",

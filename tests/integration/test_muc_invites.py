@@ -8,7 +8,7 @@ from twisted.words.xish import domish
 from tests.integration.muc import admin, configure, from_room, join, open_room, room_jid
 from tests.integration.stanzas import condition, presence
 from xmppd.muc import NS_MUC_USER
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.xml import NS_CLIENT
 
 
 @pytest_twisted.async_fixture
@@ -96,3 +96,21 @@ async def test_one_message_invites_so_many(room):
     bob.send(flood)
     refused = await bob.next(lambda e: e.name == "message" and e.getAttribute("type") == "error")
     assert refused["from"] == room_jid() and condition(refused) == "policy-violation"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_invitation_to_an_account_this_server_does_not_have_is_item_not_found(room):
+    """MUC-25: the room checks invitees on the domains it serves; one message naming a missing
+    account invites nobody, and a members-only room gains no member from it."""
+    alice, bob, carol = room
+    await configure(alice, room_jid(), membersonly="1")
+    flood = mediated("invite", "carol@localhost")
+    flood.x.addElement("invite")["to"] = "nobody@localhost"
+    alice.send(flood)
+    refused = await alice.next(lambda e: e.name == "message" and e.getAttribute("type") == "error")
+    assert refused["from"] == room_jid() and condition(refused) == "item-not-found"
+    members = await alice.iq(admin("get", {"affiliation": "member"}))
+    assert list(members.query.elements()) == []
+    alice.send(mediated("invite", "carol@localhost"))  # carol's account is there: she is invited
+    got = await carol.next(from_room(room_jid()))
+    assert invitation(got)["from"] == alice.jid.full()

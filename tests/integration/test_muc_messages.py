@@ -8,8 +8,8 @@ import pytest_twisted
 from tests.integration.muc import codes, configure, from_room, item, join, open_room, room_jid
 from tests.integration.stanzas import condition, iq, message, presence
 from xmppd.client import IQError
-from xmppd.stanzas import result
 from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC_USER
+from xmppd.protocol.stanzas import result
 
 
 @pytest_twisted.async_fixture

@@ -8,7 +8,7 @@ from twisted.words.xish import domish
 from tests.integration.muc import configure, from_room, item, join, open_room, room_jid
 from tests.integration.stanzas import condition
 from tests.integration.test_subscriptions import settle
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.xml import NS_CLIENT
 
 NS_REQUEST = "http://jabber.org/protocol/muc#request"
 

@@ -9,9 +9,9 @@ import pytest_twisted
 from twisted.words.xish import domish
 
 from tests.integration.node_fixtures import DOMAIN, RunningNode
-from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
 from xmppd.client.sasl import make_client_mechanism
+from xmppd.protocol import xml as X
 from xmppd.util.aio import as_deferred
 
 

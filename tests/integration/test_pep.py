@@ -21,11 +21,11 @@ from tests.integration.test_presence import befriend
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError, connect
 from xmppd.modules.pep import NS_PUBLISH_OPTIONS
+from xmppd.protocol.stanzas import result
+from xmppd.protocol.xml import parse_fragment
 from xmppd.service import make_node_service
-from xmppd.stanzas import result
 from xmppd.util import caps
 from xmppd.util.aio import as_deferred
-from xmppd.xml import parse_fragment
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_EVENT = NS_PUBSUB + "#event"

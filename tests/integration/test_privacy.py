@@ -22,7 +22,7 @@ from twisted.words.xish import domish
 
 from tests.integration.stanzas import condition, error_of, iq, message, presence
 from xmppd.client import IQError, connect
-from xmppd.stanzas import result
+from xmppd.protocol.stanzas import result
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util.aio import as_deferred
 from xmppd.util.privacy import NS_BLOCKING_ERRORS, NS_PRIVACY, Item, PrivacyList

@@ -9,9 +9,9 @@ from twisted.words.xish import domish
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.stanzas import condition, error_of, iq
 from tests.integration.test_presence import befriend
-from xmppd import xml as X
-from xmppd.util.aio import as_deferred
 from xmppd.client import IQError, SASLError, StreamErrorReceived, connect, open_stream
+from xmppd.protocol import xml as X
+from xmppd.util.aio import as_deferred
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"

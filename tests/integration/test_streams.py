@@ -15,8 +15,8 @@ from twisted.internet import reactor, task, threads
 from tests.integration.blocking_client import BlockingStream, StreamClosed
 from tests.integration.node_fixtures import DOMAIN, RunningNode
 from tests.integration.raw import exchange
-from xmppd import xml as X
 from xmppd.client import StreamErrorReceived, connect, open_stream
+from xmppd.protocol import xml as X
 from xmppd.util.aio import as_deferred
 
 STREAMS = "http://etherx.jabber.org/streams"

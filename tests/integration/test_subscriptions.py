@@ -15,10 +15,10 @@ from twisted.words.xish import domish
 
 from tests.integration.stanzas import error_of, iq
 from xmppd.modules.roster import NS_ROSTER
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util import subscription as sub
 from xmppd.util.aio import as_deferred
-from xmppd.xml import NS_CLIENT
 
 REMOTE = "remote.example"
 CONTACT = f"contact@{REMOTE}"

@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 
 from xmppd import config as cfg
 from xmppd.node import Node
+from xmppd.storage import open_storage
 
 
 class Stream:
@@ -23,7 +24,7 @@ class Stream:
 
 
 def make_node(**options) -> Node:
-    return Node(cfg.load(None, options), None, Clock(), ())
+    return Node(cfg.load(None, options), open_storage(None), Clock(), ())  # in memory: the MUC service keeps its room store
 
 
 def connect(node: Node, address: str) -> Stream | str:

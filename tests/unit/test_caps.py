@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from xmppd.protocol.xml import parse_fragment
 from xmppd.storage.memory import MemoryCapsStore
 from xmppd.util import caps
-from xmppd.xml import parse_fragment
 
 # XEP-0115 §5.2, "Simple Generation Example".
 SIMPLE = """<query xmlns='http://jabber.org/protocol/disco#info'>

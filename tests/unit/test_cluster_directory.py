@@ -119,7 +119,7 @@ def test_our_own_events_are_ignored_and_a_dead_nodes_sessions_are_forgotten():
 
 
 def test_a_record_carries_what_other_nodes_need():
-    from xmppd.xml import parse_fragment
+    from xmppd.protocol.xml import parse_fragment
 
     resource = Resource(JID("alice@example.org/desk"), "a", "s1", priority=3, available=True, roster_requested=True)
     resource.presence = parse_fragment("<presence xmlns='jabber:client'><show>away</show></presence>")

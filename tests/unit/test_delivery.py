@@ -11,10 +11,10 @@ from twisted.words.xish import domish
 
 from xmppd import config as cfg
 from xmppd.node import Node
+from xmppd.protocol.scram import Credentials
 from xmppd.service import DEFAULT_MODULES
 from xmppd.sessions import Resource
 from xmppd.storage import open_storage
-from xmppd.util.scram import Credentials
 
 
 class FakeStream:

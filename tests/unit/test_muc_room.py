@@ -12,8 +12,8 @@ from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_OWNER, NS_MUC_US
 from xmppd.muc.outgoing import Fanout, readdressed
 from xmppd.muc.room import Room, RoomPolicy
 from xmppd.muc.state import RoomState
-from xmppd.stanzas import StanzaError
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_CLIENT
 
 ROOM = "room@conference.example"
 ALICE, BOB = JID("alice@example/a"), JID("bob@example/b")

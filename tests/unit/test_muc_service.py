@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from twisted.internet.task import Clock
 from twisted.words.xish import domish
 
+from tests.unit.room_store_double import RoomStoreDouble
 from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
-from xmppd import xml as X
+from xmppd import config as cfg
+from xmppd.muc import record
+from xmppd.muc.state import RoomConfig, RoomState, Subject
+from xmppd.node import Node
+from xmppd.protocol import xml as X
+from xmppd.service import DEFAULT_MODULES
+from xmppd.storage import open_storage
 
 ROOM = "room@conference.localhost"
 
@@ -61,3 +72,87 @@ def test_a_status_change_is_serialised_once_per_kind_of_recipient(occupied, seri
     got = [s.received for s in streams]
     assert all(len(r) == 1 and r[0]["from"] == f"{ROOM}/n1" and str(r[0].show) == "away" for r in got)
     assert [r[0].x.item.getAttribute("jid") for r in got] == ["u1@localhost/r", None, None, None, None]  # only n0 moderates
+
+
+def test_a_node_alone_loads_its_stored_rooms_and_stanzas_for_them_wait_until_they_are_in():
+    """MUC-41: a persistent room comes back from the store (without its occupants); a join that
+    arrives while the rooms are loading is answered once they are, with the stored subject."""
+    stored = RoomState(ROOM, RoomConfig(name="Kept", persistent=True), {"u0@localhost": "owner"}, subject=Subject("kept", f"{ROOM}/n0", 5.0))
+    storage, store = open_storage(None), RoomStoreDouble()
+    asyncio.run(store.write(ROOM, 1, record.whole(stored, with_occupants=False), 20))
+    storage.rooms = store
+    node = Node(cfg.load(None, {"domains": ["localhost"]}), storage, Clock(), DEFAULT_MODULES)
+    stream = bind(node, "u1@localhost/r")
+    service = node.router.services["conference.localhost"]
+
+    async def scenario():
+        service.start()
+        presence = domish.Element((X.NS_CLIENT, "presence"))
+        presence["from"], presence["to"] = "u1@localhost/r", f"{ROOM}/n1"
+        pending = node.router.route(presence)
+        assert pending is not None and stream.received == []  # it waits for the rooms
+        await pending.asFuture(asyncio.get_running_loop())
+
+    asyncio.run(scenario())
+    assert [(s.name, s.getAttribute("from")) for s in stream.received] == [("presence", f"{ROOM}/n1"), ("message", f"{ROOM}/n0")]
+    assert str(stream.received[-1].subject) == "kept"
+    assert service.rooms["room"].config.name == "Kept" and store.calls[:2] == [("write", ROOM), ("rooms", "conference.localhost")]
+
+
+def test_an_invitation_while_storage_is_away_is_answered_wait_and_invites_nobody(occupied, monkeypatch):
+    """MUC-25: the invitee's account cannot be looked up: internal-server-error (wait) to the inviter,
+    from the room, and nothing for the invitee; whoever routed it has nothing left to handle."""
+    node, streams = occupied
+
+    async def away(localpart, domain):
+        raise RedisConnectionError("storage away")
+
+    monkeypatch.setattr(node.storage.accounts, "exists", away)
+    invitation = domish.Element((X.NS_CLIENT, "message"))
+    invitation["from"], invitation["to"] = "u0@localhost/r", ROOM
+    invitation.addElement(("http://jabber.org/protocol/muc#user", "x")).addElement("invite")["to"] = "u9@localhost"
+
+    async def scenario():
+        pending = node.router.route(invitation)
+        await pending.asFuture(asyncio.get_running_loop())
+
+    asyncio.run(scenario())
+    [answer] = streams[0].received
+    assert (answer.name, answer["from"], answer["type"], answer.error["type"]) == ("message", ROOM, "error", "wait")
+    assert [c.name for c in answer.error.elements()][0] == "internal-server-error"
+    assert all(s.received == [] for s in streams[1:])
+
+
+def test_a_malformed_invitee_is_the_rooms_jid_malformed_not_an_internal_error(occupied):
+    """Found by tests/integration/test_muc_fuzz.py: the service's look at the invitees must not raise."""
+    node, streams = occupied
+    invitation = domish.Element((X.NS_CLIENT, "message"))
+    invitation["from"], invitation["to"] = "u0@localhost/r", ROOM
+    invitation.addElement(("http://jabber.org/protocol/muc#user", "x")).addElement("invite")["to"] = "a@b@localhost"
+    assert node.router.route(invitation) is None
+    [answer] = streams[0].received
+    assert (answer["type"], [c.name for c in answer.error.elements()][0]) == ("error", "jid-malformed")
+
+
+def test_a_persistent_room_is_in_the_store_until_it_is_destroyed(occupied):
+    """MUC-40/41: written whole when it becomes persistent, deleted when its owner destroys it."""
+    node, _ = occupied
+    service, store = node.router.services["conference.localhost"], node.storage.rooms
+
+    def owner_set(payload: str) -> None:
+        request = X.parse_fragment(
+            f"<iq xmlns='jabber:client' type='set' id='o' from='u0@localhost/r' to='{ROOM}'>"
+            f"<query xmlns='http://jabber.org/protocol/muc#owner'>{payload}</query></iq>"
+        )
+        node.router.route(request)
+
+    async def scenario():
+        owner_set("<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_persistentroom'><value>1</value></field></x>")
+        await service.stop()
+        stored = await store.load(ROOM)
+        owner_set("<destroy/>")
+        await service.stop()
+        return stored, await store.load(ROOM)
+
+    stored, after = asyncio.run(scenario())
+    assert record.state_of(ROOM, stored, with_occupants=False).config.persistent and after is None

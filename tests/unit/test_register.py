@@ -14,8 +14,8 @@ from xmppd import config as cfg
 from xmppd.modules import IQRequest
 from xmppd.modules.register import NS_REGISTER
 from xmppd.node import Node
+from xmppd.protocol.stanzas import StanzaError
 from xmppd.service import DEFAULT_MODULES
-from xmppd.stanzas import StanzaError
 from xmppd.storage import open_storage
 
 

@@ -16,14 +16,10 @@ from xmppd.client.sasl import (
     choose_mechanism,
     make_client_mechanism,
 )
+from xmppd.protocol.sasl import ChannelBinding, server_mechanisms
+from xmppd.protocol.scram import Credentials, derive_keys, parse_mechanism_name
 from xmppd.streams import sasl
-from xmppd.streams.sasl import (
-    ChannelBinding,
-    SASLFailure,
-    make_server_mechanism,
-    server_mechanisms,
-)
-from xmppd.util.scram import Credentials, derive_keys, parse_mechanism_name
+from xmppd.streams.sasl import SASLFailure, make_server_mechanism
 
 ACCOUNTS = {"user": Credentials.from_password("pencil"), "us,er=x": Credentials.from_password("pencil")}
 EXPORTER = ChannelBinding("tls-exporter", b"\x01" * 32)

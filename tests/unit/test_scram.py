@@ -1,4 +1,4 @@
-"""Pure SCRAM helpers (xmppd.util.scram); the full RFC exchanges are in test_sasl.py."""
+"""Pure SCRAM helpers (xmppd.protocol.scram); the full RFC exchanges are in test_sasl.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from xmppd.util.scram import (
+from xmppd.protocol.scram import (
     Credentials,
     ScramError,
     auth_message,

@@ -5,7 +5,7 @@ import sys
 import pytest
 from twisted.words.xish import domish
 
-from xmppd import xml as X
+from xmppd.protocol import xml as X
 
 HEADER = b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
 

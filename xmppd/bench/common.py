@@ -30,11 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from xmppd import xml as X
-from xmppd.storage import open_storage
-from xmppd.storage.interfaces import RosterItem
-from xmppd.util.privacy import Item, PrivacyList
-from xmppd.util.scram import (
+from xmppd.protocol import xml as X
+from xmppd.protocol.scram import (
     MIN_ITERATIONS,
     Credentials,
     ScramKeys,
@@ -51,6 +48,9 @@ from xmppd.util.scram import (
     split_attributes,
     unb64,
 )
+from xmppd.storage import open_storage
+from xmppd.storage.interfaces import RosterItem
+from xmppd.util.privacy import Item, PrivacyList
 
 LOGIN_TIMEOUT = 30.0  # seconds; the server's own negotiation timeout is 30 s too
 SERVER_START_TIMEOUT = 30.0

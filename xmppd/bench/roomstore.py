@@ -12,7 +12,6 @@ the commands per call, scripts' inner commands included (INFO commandstats).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import tempfile

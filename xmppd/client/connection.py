@@ -20,21 +20,16 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from OpenSSL import SSL
 from twisted.internet import defer, endpoints, error, protocol, ssl
 from twisted.python import failure
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 
-from xmppd import xml as X
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
-from xmppd.modules.ping import NS_PING
-from xmppd.modules.roster import NS_ROSTER
-from xmppd.stanzas import error_reply, result
-from xmppd.streams.base import quote
-from xmppd.streams.sasl import CONDITIONS, ChannelBinding
-from xmppd.streams.tls import EXPORTER_LABEL
+from xmppd.protocol import xml as X
+from xmppd.protocol.sasl import CONDITIONS, ChannelBinding, channel_binding
+from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
 MAX_STANZA_DEPTH = X.DEEPEST  # and the deepest max_stanza_depth
@@ -173,16 +168,6 @@ def client_tls_options(domain: str, ca_file: str | None, insecure: bool) -> TLSO
     return ssl.optionsForClientTLS(domain, trustRoot=trust)
 
 
-def channel_binding(connection: SSL.Connection) -> ChannelBinding | None:
-    """What the server computes too: tls-exporter under TLS 1.3 (RFC 9266), under
-    TLS 1.2 tls-unique (RFC 5929), the first Finished, which is the client's own."""
-    version = connection.get_protocol_version_name()
-    if version == "TLSv1.3":
-        return ChannelBinding("tls-exporter", connection.export_keying_material(EXPORTER_LABEL, 32))
-    finished = connection.get_finished() if version == "TLSv1.2" else None
-    return ChannelBinding("tls-unique", finished) if finished else None
-
-
 def _usable_binding(features: domish.Element, binding: ChannelBinding | None) -> ChannelBinding | None:
     """XEP-0440: bind with our type only if a server that lists its types lists it."""
     advertised = _child(features, X.NS_SASL_CB, "sasl-channel-binding")
@@ -285,10 +270,10 @@ class XMPPStream(protocol.Protocol):
         parser.DocumentStartEvent = parser.ElementEvent = self._on_element  # the header queues like an element
         parser.DocumentEndEvent = self._on_footer
         self._parser = parser
-        sender = f" from='{quote(self.sender)}'" if self.sender and self.tls_active else ""
+        sender = f" from='{X.escape_attribute(self.sender)}'" if self.sender and self.tls_active else ""
         self.send(
             f"<?xml version='1.0'?><stream:stream xmlns='{X.NS_CLIENT}' xmlns:stream='{X.NS_STREAMS}'"
-            f" to='{quote(self.domain)}'{sender} version='1.0' xml:lang='en'>"
+            f" to='{X.escape_attribute(self.domain)}'{sender} version='1.0' xml:lang='en'>"
         )
         self.header = await self.next_element(timeout, lambda e: _is(e, X.NS_STREAMS, "stream"))
         features = await self.next_element(timeout)
@@ -311,7 +296,7 @@ class XMPPStream(protocol.Protocol):
         return await self.restart(timeout)
 
     def channel_binding(self) -> ChannelBinding | None:
-        return channel_binding(self.transport.getHandle()) if self.tls_active else None
+        return channel_binding(self.transport.getHandle(), client=True) if self.tls_active else None
 
     @_deferred
     async def close(self, timeout: float = 5.0) -> None:
@@ -533,12 +518,12 @@ class Client:
         if not _is(element, X.NS_CLIENT, "iq") or element.getAttribute("type") not in ("get", "set"):
             return False
         query = element.firstChildElement()
-        if element["type"] == "set" and query is not None and _is(query, NS_ROSTER, "query"):
+        if element["type"] == "set" and query is not None and _is(query, X.NS_ROSTER, "query"):
             sender = element.getAttribute("from")
             if sender is None or sender == self.jid.userhost():
                 self.send(result(element))
                 return False
-        ping = element["type"] == "get" and query is not None and _is(query, NS_PING, "ping")
+        ping = element["type"] == "get" and query is not None and _is(query, X.NS_PING, "ping")
         self.send(result(element) if ping else error_reply(element, "service-unavailable"))
         return True
 

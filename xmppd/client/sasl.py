@@ -15,8 +15,8 @@ from typing import Protocol
 from scramp import ScramException
 from scramp.utils import saslprep
 
-from xmppd.streams.sasl import ChannelBinding, server_mechanisms
-from xmppd.util.scram import (
+from xmppd.protocol.sasl import ChannelBinding, server_mechanisms
+from xmppd.protocol.scram import (
     auth_message,
     b64,
     check_nonce,

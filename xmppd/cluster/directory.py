@@ -22,9 +22,9 @@ from twisted.words.protocols.jabber.jid import JID, internJID
 from zope.interface import implementer
 
 from xmppd.cluster import keys
+from xmppd.protocol.xml import parse_fragment, serialise
 from xmppd.sessions import ISessionDirectory, Resource, ResourceTable
 from xmppd.util.aio import call_failure
-from xmppd.xml import parse_fragment, serialise
 
 
 # KEYS: the account's sessions, the node's sessions.

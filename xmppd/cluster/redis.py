@@ -24,9 +24,9 @@ from xmppd.cluster.membership import Membership, NodeIdInUse
 from xmppd.delivery import Readdressed
 from xmppd.muc.outgoing import readdressed
 from xmppd.muc.roomctl import DESTROY
+from xmppd.protocol.xml import NS_CLIENT, parse_fragments
 from xmppd.util.aio import call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
-from xmppd.xml import NS_CLIENT, parse_fragments
 
 log = Logger()
 

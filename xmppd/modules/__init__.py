@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from xmppd.stanzas import StanzaError, error_reply, payload, result
+from xmppd.protocol.stanzas import StanzaError, error_reply, payload, result
 
 SERVER = "server"  # addressed to a served domain
 ACCOUNT = "account"  # addressed to an account's bare JID (or sent with no 'to')

@@ -13,10 +13,10 @@ import secrets
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
-from xmppd.stanzas import StanzaError
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.util import privacy as engine
 from xmppd.util.privacy import NS_BLOCKING, PrivacyError
-from xmppd.xml import NS_CLIENT
 
 
 class BlockingModule(Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from wokkel import disco
 
 from xmppd.modules import ACCOUNT, SERVER, IQRequest, Module
-from xmppd.stanzas import StanzaError
+from xmppd.protocol.stanzas import StanzaError
 
 
 class DiscoModule(Module):

@@ -15,11 +15,11 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.modules import Module
+from xmppd.protocol.stanzas import message_type
+from xmppd.protocol.xml import serialise
 from xmppd.sessions import Resource
-from xmppd.stanzas import message_type
 from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
-from xmppd.xml import serialise
 
 NS_DELAY = "urn:xmpp:delay"
 NS_LEGACY_DELAY = "jabber:x:delay"

@@ -26,11 +26,11 @@ from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadReques
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.modules.roster import Account, RosterModule
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_CLIENT, parse_fragment
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError
 from xmppd.util import caps
 from xmppd.util.aio import run_in_background
-from xmppd.xml import NS_CLIENT, parse_fragment
 
 NS_PUBSUB_ERRORS = NS_PUBSUB + "#errors"
 NS_PUBLISH_OPTIONS = NS_PUBSUB + "#publish-options"

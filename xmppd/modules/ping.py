@@ -1,8 +1,7 @@
 """XEP-0199: the server answers pings to its domains (EXT-01)."""
 
 from xmppd.modules import SERVER, Module
-
-NS_PING = "urn:xmpp:ping"
+from xmppd.protocol.xml import NS_PING
 
 
 class PingModule(Module):

@@ -16,11 +16,11 @@ from xmppd.delivery import Readdressed
 from xmppd.modules import Module
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.modules.subscription import presence_copy, presence_stanza
+from xmppd.protocol.stanzas import StanzaError, check_presence
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, check_presence
 from xmppd.util.aio import run_in_background
 from xmppd.util.subscription import sends_presence_to_contact
-from xmppd.xml import NS_CLIENT
 
 AVAILABILITY = (None, "unavailable")
 

@@ -17,13 +17,13 @@ from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.modules.subscription import presence_copy, presence_stanza
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError
 from xmppd.storage.interfaces import ListNotFound
 from xmppd.util import privacy as engine
 from xmppd.util.aio import run_in_background
 from xmppd.util.privacy import NS_PRIVACY, PrivacyError, PrivacyList
-from xmppd.xml import NS_CLIENT
 
 # What a stanza is for the engine: availability presence has its own kinds, and
 # subscription presence, probes and anything outbound but presence can only be

@@ -15,11 +15,11 @@ from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, SERVER, IQRequest, Module
-from xmppd.stanzas import StanzaError
+from xmppd.protocol.scram import Credentials
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_REGISTER_FEATURE
 from xmppd.storage.interfaces import AccountExists
 from xmppd.util import identifiers
-from xmppd.util.scram import Credentials
-from xmppd.xml import NS_REGISTER_FEATURE
 
 NS_REGISTER = "jabber:iq:register"
 

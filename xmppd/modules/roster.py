@@ -16,15 +16,14 @@ from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.protocol.stanzas import StanzaError, parts_fit
+from xmppd.protocol.xml import NS_CLIENT, NS_ROSTER
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, parts_fit
 from xmppd.storage.interfaces import Roster, RosterItem
 from xmppd.util import identifiers
 from xmppd.util.aio import run_in_background
 from xmppd.util.subscription import State
-from xmppd.xml import NS_CLIENT
 
-NS_ROSTER = "jabber:iq:roster"
 NS_ROSTERVER = "urn:xmpp:features:rosterver"
 NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
 OFFLINE_CACHE = 10_000

@@ -4,7 +4,7 @@ Before binding the c2s stream answers it itself; this module answers it after.
 """
 
 from xmppd.modules import ACCOUNT, SERVER, Module
-from xmppd.xml import NS_SESSION
+from xmppd.protocol.xml import NS_SESSION
 
 
 class LegacySessionModule(Module):

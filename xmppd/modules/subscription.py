@@ -15,11 +15,11 @@ from twisted.words.xish import domish
 
 from xmppd.modules import Module
 from xmppd.modules.roster import Account, RosterFull, RosterModule
+from xmppd.protocol.stanzas import StanzaError, error_reply
+from xmppd.protocol.xml import NS_CLIENT, serialise
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, error_reply
 from xmppd.storage.interfaces import RosterItem
 from xmppd.util import subscription as sub
-from xmppd.xml import NS_CLIENT, serialise
 
 KINDS = frozenset(sub.KINDS)
 

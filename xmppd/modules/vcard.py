@@ -12,8 +12,8 @@ from __future__ import annotations
 from twisted.words.xish import domish
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
-from xmppd.stanzas import StanzaError
-from xmppd.xml import StanzaTooDeep, parse_fragment, serialise
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import StanzaTooDeep, parse_fragment, serialise
 
 NS_VCARD = "vcard-temp"
 

@@ -17,7 +17,7 @@ from twisted.words.xish import domish
 from xmppd.muc import NS_MUC_ADMIN, NS_MUC_USER, invites
 from xmppd.muc.outgoing import Outgoing
 from xmppd.muc.state import AFFILIATIONS, ROLES
-from xmppd.stanzas import StanzaError, parse_jid, result
+from xmppd.protocol.stanzas import StanzaError, parse_jid, result
 
 RANK = {a: i for i, a in enumerate(AFFILIATIONS)}
 STAFF = ("admin", "owner")
@@ -165,6 +165,7 @@ def _set_role(room, change: Change, actor) -> list[Outgoing]:
     if change.value == "none":
         return room.leave(target, [], codes=(KICKED,), details=_details(change, actor))
     target.role = change.value
+    room.touch(target)
     return room.announce(target, details=_details(change, actor))
 
 
@@ -173,10 +174,7 @@ def _set_affiliation(room, change: Change, actor, sender: JID) -> list[Outgoing]
     room, no longer a member (321) is removed; the others see the new affiliation;
     a new member of a members-only room who is not in it is invited."""
     newly_member = change.value == "member" and room.state.affiliations.get(change.jid) != "member"
-    if change.value == "none":
-        room.state.affiliations.pop(change.jid, None)
-    else:
-        room.state.affiliations[change.jid] = change.value
+    room.set_affiliation(change.jid, change.value)
     out = []
     present = [o for o in room.state.occupants.values() if room.affiliation(JID(o.jid)) == change.value and _matches(o, change.jid)]
     for occupant in present:
@@ -186,6 +184,7 @@ def _set_affiliation(room, change: Change, actor, sender: JID) -> list[Outgoing]
             out += room.leave(occupant, [], codes=(MEMBERS_ONLY,), details=_details(change, actor))
         else:
             occupant.role = room.default_role(change.value)
+            room.touch(occupant)
             out += room.announce(occupant)
     if newly_member and room.config.members_only and not present:
         out.append(invites.invitation(room, change.item, sender, JID(change.jid)))

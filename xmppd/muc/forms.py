@@ -15,7 +15,7 @@ from wokkel import data_form
 
 from xmppd.muc import NS_MUC_CONFIG, NS_MUC_ROOMINFO
 from xmppd.muc.state import ALL_ROLES, RoomConfig, RoomState
-from xmppd.stanzas import StanzaError
+from xmppd.protocol.stanzas import StanzaError
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """Mediated invitations and declines (MUC-25/26): the room passes them on in its own name.
 
+The service first checks that invitees on the server's own domains have an
+account (``hosted_invitees``; item-not-found otherwise), since the room never waits.
+
 An invitation names the inviter's real JID (the invitee has to know who asks)
 and carries the password of a protected room. In a members-only room only
 admins and owners invite, or members too if the owner allows it, and the
@@ -12,8 +15,8 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.muc import NS_MUC_USER
-from xmppd.stanzas import StanzaError, parse_jid
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.stanzas import StanzaError, parse_jid
+from xmppd.protocol.xml import NS_CLIENT
 
 
 def mediate(room, x: domish.Element, sender: JID) -> list[domish.Element]:
@@ -36,6 +39,27 @@ def mediate(room, x: domish.Element, sender: JID) -> list[domish.Element]:
     return out
 
 
+def hosted_invitees(stanza: domish.Element, most: int, domains: frozenset[str]) -> list[JID]:
+    """MUC-25: the invitees of a mediated invitation to a room whose address is on one of the
+    server's ``domains``, for the service to check their accounts before the room sees it."""
+    if stanza.name != "message" or stanza.getAttribute("type") in ("groupchat", "error") or "/" in stanza.getAttribute("to", "/"):
+        return []
+    x = next((c for c in stanza.elements() if c.uri == NS_MUC_USER and c.name == "x"), None)
+    requests = [] if x is None else [e for e in x.elements() if e.uri == NS_MUC_USER and e.name == "invite"]
+    if len(requests) > most:
+        return []  # the room refuses the whole message
+    invitees = [_address(invite.getAttribute("to")) for invite in requests]
+    return [jid for jid in invitees if jid is not None and jid.user is not None and jid.host in domains]
+
+
+def _address(value: str | None) -> JID | None:
+    """None for a malformed address too: the room answers that one (jid-malformed) itself."""
+    try:
+        return parse_jid(value)
+    except StanzaError:
+        return None
+
+
 def _invite(room, invite: domish.Element, sender: JID, invitee: JID) -> domish.Element:
     occupant = room.occupant_of(sender)
     if occupant is None:
@@ -45,7 +69,7 @@ def _invite(room, invite: domish.Element, sender: JID, invitee: JID) -> domish.E
         if room.affiliation(sender) not in ("admin", "owner") and not config.allow_invites:
             raise StanzaError("forbidden", text="only admins invite to this members-only room")
         if room.affiliation(invitee) == "none":
-            room.state.affiliations[invitee.userhost()] = "member"
+            room.set_affiliation(invitee.userhost(), "member")
     return invitation(room, invite, sender, invitee)
 
 

@@ -20,12 +20,13 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import disco
 
-from xmppd import xml as X
-from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, voice
+from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, register, voice
+from xmppd.muc.changes import RoomChanges
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
-from xmppd.stanzas import StanzaError, message_type, parse_jid, payload, result
-from xmppd.xml import NS_CLIENT, NS_XMPP_STANZAS
+from xmppd.protocol import xml as X
+from xmppd.protocol.stanzas import StanzaError, message_type, parse_jid, payload, result
+from xmppd.protocol.xml import NS_CLIENT, NS_XMPP_STANZAS
 
 NS_DATA_FORMS = "jabber:x:data"
 RESERVED_NICK = "x-roomuser-item"  # the disco node that names one's reserved nick
@@ -45,6 +46,7 @@ class RoomPolicy:
     max_rooms_joined: int  # occupants one account may be, across the service's rooms
     invites_per_message: int  # invitations and declines one message may carry
     groupchat_1_0: bool = True  # joins without <x xmlns=muc/> are accepted (decision 7)
+    max_registrations: int = 1000  # nicks one room may reserve (MUC-27)
 
 
 def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
@@ -86,8 +88,13 @@ class Room:
         self.policy = policy
         self.joined = joined  # bare JID -> occupants it is in the service's rooms, shared by them all
         self.destroyed = False
+        self.changes = RoomChanges()  # since the service last took them (changes.py)
         self._nick_of = {jid: o.nick for o in state.occupants.values() for jid in o.sessions}  # real full JID -> nick
+        self._reserved = {nick: jid for jid, nick in state.registrations.items()}  # reserved nick -> bare JID
+        for occupant in state.occupants.values():
+            joined[JID(occupant.jid).userhost()] += 1
         self._history_chars = sum(entry.chars for entry in state.history)
+        self._trim_history()  # a loaded history may exceed what the options allow now
 
     @property
     def jid(self) -> str:
@@ -102,6 +109,47 @@ class Room:
         """Gone for good: destroyed, or empty and not kept (temporary, or never configured)."""
         state = self.state
         return self.destroyed or (not state.occupants and (state.locked or not state.config.persistent))
+
+    def take_changes(self) -> RoomChanges:
+        """What changed since the last call (the service writes it to the room store)."""
+        changes, self.changes = self.changes, RoomChanges()
+        return changes
+
+    def touch(self, occupant: Occupant) -> None:
+        """An occupant's role, presence or sessions changed."""
+        self.changes.occupants.add(occupant.nick)
+
+    def set_affiliation(self, jid: str, affiliation: str) -> None:
+        """Kept by bare JID (or domain, for bans); one who falls below member loses a reserved nick (MUC-32)."""
+        if self.state.affiliations.get(jid, "none") == affiliation:
+            return
+        if affiliation == "none":
+            self.state.affiliations.pop(jid, None)
+        else:
+            self.state.affiliations[jid] = affiliation
+        self.changes.affiliations.add(jid)
+        if affiliation in ("none", "outcast"):
+            self.unregister(jid)
+
+    def reserved_nick(self, real: JID) -> str | None:
+        return self.state.registrations.get(real.userhost())
+
+    def register(self, bare: str, nick: str) -> None:
+        """MUC-27: ``nick`` is reserved for ``bare`` (any earlier reservation of its own goes)."""
+        self.unregister(bare)
+        self.state.registrations[bare] = nick
+        self._reserved[nick] = bare
+        self.changes.registrations.add(bare)
+
+    def unregister(self, bare: str) -> None:
+        nick = self.state.registrations.pop(bare, None)
+        if nick is not None:
+            del self._reserved[nick]
+            self.changes.registrations.add(bare)
+
+    def reserved_for(self, nick: str) -> str | None:
+        """The bare JID that registered ``nick`` in this room, if any."""
+        return self._reserved.get(nick)
 
     def occupant_jid(self, nick: str) -> str:
         return f"{self.state.jid}/{nick}"
@@ -151,8 +199,9 @@ class Room:
                 return self._join_session(holder, stanza, sender, now)
             return self._join(stanza, sender, nick, now, created, nick_altered)
         if occupant.nick != nick:
-            return self._change_nick(occupant, nick, client_payload(stanza), nick_altered)
+            return self._change_nick(occupant, nick, client_payload(stanza), nick_altered, sender)
         occupant.presence = client_payload(stanza)
+        self.touch(occupant)
         muc = child(stanza, NS_MUC, "x")
         if muc is not None:  # MUC-15: joining again is a full resync
             return self._welcome(occupant, sender.full(), muc, now, [])
@@ -172,13 +221,15 @@ class Room:
             return []
         return self._leave_session(occupant, sender.full(), [], codes=(333,))
 
-    def _check_nick(self, nick: str) -> None:
+    def _check_nick(self, nick: str, sender: JID) -> None:
         if not nick.strip():
             raise StanzaError("jid-malformed", text="a nickname needs more than spaces")
         if len(nick) > self.policy.max_nick_length:
             raise StanzaError("not-acceptable", text=f"nicknames are at most {self.policy.max_nick_length} characters")
         if nick in self.state.occupants:
             raise StanzaError("conflict", text="this nickname is in use")
+        if self._reserved.get(nick, sender.userhost()) != sender.userhost():
+            raise StanzaError("conflict", text="this nickname is reserved by another user")
 
     def _check_entry(self, sender: JID, nick: str, affiliation: str, muc: domish.Element | None, new_occupant: bool = True) -> None:
         """MUC-14, in the order of XEP-0045 §7.2 (a further session of an occupant takes no new place)."""
@@ -194,7 +245,7 @@ class Room:
                 raise StanzaError("not-authorized", text="this room needs a password")
         if not new_occupant:
             return
-        self._check_nick(nick)
+        self._check_nick(nick, sender)
         if self.joined[sender.userhost()] >= self.policy.max_rooms_joined:
             raise StanzaError("not-allowed", text=f"an account may be in {self.policy.max_rooms_joined} rooms at once")
         if len(self.state.occupants) >= self.capacity and affiliation not in ("owner", "admin"):
@@ -219,6 +270,7 @@ class Room:
         self._check_entry(sender, occupant.nick, self.affiliation(sender), muc, new_occupant=False)
         occupant.sessions.append(sender.full())
         self._nick_of[sender.full()] = occupant.nick
+        self.touch(occupant)
         return self._welcome(occupant, sender.full(), muc, now, [], announce=False)
 
     def _welcome(self, occupant: Occupant, session: str, muc: domish.Element | None, now: float, codes: list[int],
@@ -247,6 +299,7 @@ class Room:
             return self.leave(occupant, presence, codes)
         occupant.sessions.remove(session)
         del self._nick_of[session]
+        self.touch(occupant)
         return [self._presence(occupant, session, self._sees_jids(occupant), [*codes, 110], kind="unavailable", payload=presence, role="none")]
 
     def leave(self, occupant: Occupant, presence: list[domish.Element], codes=(), details=()) -> list[Outgoing]:
@@ -258,9 +311,9 @@ class Room:
         occupant.role, occupant.presence = "none", presence
         return self.announce(occupant, kind="unavailable", codes=codes, self_codes=[110], broadcast=broadcast, details=details)
 
-    def _change_nick(self, occupant: Occupant, nick: str, presence: list[domish.Element], nick_altered: bool) -> list[Outgoing]:
+    def _change_nick(self, occupant: Occupant, nick: str, presence: list[domish.Element], nick_altered: bool, sender: JID) -> list[Outgoing]:
         """MUC-22: unavailable from the old nick with 303 and the new one, then available from the new."""
-        self._check_nick(nick)
+        self._check_nick(nick, sender)
         out = self.announce(occupant, kind="unavailable", codes=[303], self_codes=[110], new_nick=nick, payload=[])
         self._remove(occupant)
         occupant.nick, occupant.presence = nick, presence
@@ -269,11 +322,13 @@ class Room:
 
     def _add(self, occupant: Occupant) -> None:
         self.state.occupants[occupant.nick] = occupant
+        self.touch(occupant)
         for session in occupant.sessions:
             self._nick_of[session] = occupant.nick
 
     def _remove(self, occupant: Occupant) -> None:
         del self.state.occupants[occupant.nick]
+        self.touch(occupant)
         for session in occupant.sessions:
             del self._nick_of[session]
 
@@ -428,6 +483,11 @@ class Room:
             return
         history.append(entry)
         self._history_chars += entry.chars
+        self.changes.history += 1
+        self._trim_history()
+
+    def _trim_history(self) -> None:
+        policy, history = self.policy, self.state.history
         while len(history) > policy.max_history or self._history_chars > policy.history_size:
             self._history_chars -= history.popleft().chars
 
@@ -438,6 +498,7 @@ class Room:
             raise StanzaError("forbidden", text="you may not change the subject of this room")
         by = self.occupant_jid(occupant.nick)
         self.state.subject = Subject(text, by, now) if text else None
+        self.changes.subject = True
         return self._to_everyone(self._clean(stanza, occupant))
 
     def _private(self, stanza: domish.Element, occupant: Occupant | None, nick: str, kind: str) -> list[Outgoing]:
@@ -472,6 +533,8 @@ class Room:
             ("set", NS_MUC_OWNER): self._owner_set,
             ("get", NS_MUC_ADMIN): functools.partial(admin.get_list, self),
             ("set", NS_MUC_ADMIN): functools.partial(admin.apply, self),
+            ("get", register.NS_REGISTER): functools.partial(register.form, self),
+            ("set", register.NS_REGISTER): functools.partial(register.submit, self),
         }.get((iq["type"], query.uri))
         if handler is None:
             raise StanzaError("service-unavailable")
@@ -497,16 +560,19 @@ class Room:
     def _disco_info(self, iq, query, sender) -> list[Outgoing]:
         """MUC-03: the room's kind in features, its details in a muc#roominfo form."""
         node = query.getAttribute("node")
-        if node == RESERVED_NICK:  # MUC-04: no nick registration yet, so none is reserved
+        if node == RESERVED_NICK:  # MUC-04: the nick the asker reserved (MUC-27), an empty answer if none
             info = disco.DiscoInfo()
             info.nodeIdentifier = node
+            nick = self.reserved_nick(sender)
+            if nick is not None:
+                info.append(disco.DiscoIdentity("conference", "text", nick))
             return [result(iq, info.toElement())]
         if node:
             raise StanzaError("item-not-found")
         config, info = self.config, disco.DiscoInfo()
         info.append(disco.DiscoIdentity("conference", "text", config.name or JID(self.jid).user))
         features = [
-            disco.NS_DISCO_INFO, NS_MUC,
+            disco.NS_DISCO_INFO, NS_MUC, register.NS_REGISTER,
             "muc_public" if config.public else "muc_hidden",
             "muc_persistent" if config.persistent else "muc_temporary",
             "muc_passwordprotected" if config.password_protected else "muc_unsecured",
@@ -558,10 +624,12 @@ class Room:
         affiliations = self.state.affiliations
         for affiliation, jids in lists.items():
             for jid in [j for j, a in affiliations.items() if a == affiliation and j not in jids]:
-                del affiliations[jid]
-            affiliations.update(dict.fromkeys(jids, affiliation))
+                self.set_affiliation(jid, "none")
+            for jid in jids:
+                self.set_affiliation(jid, affiliation)
         self.state.config = new
         was_locked, self.state.locked = self.state.locked, False
+        self.changes.config = True
         out = []
         for occupant in list(self.state.occupants.values()):
             affiliation = self.affiliation(JID(occupant.jid))
@@ -569,6 +637,7 @@ class Room:
                 out += self.leave(occupant, [], codes=(322,))
             elif affiliation != before[occupant.nick]:
                 occupant.role = self.default_role(affiliation)
+                self.touch(occupant)
                 out += self.announce(occupant)
         if not was_locked:
             out += self._config_notice(old, new)

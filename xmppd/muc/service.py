@@ -3,13 +3,16 @@
 The router hands over every stanza addressed to the host; the service finds
 the room, lets it decide, and routes what the room answers. Errors go back
 from the address the stanza was sent to (a join error comes from the occupant
-JID, MUC-14). In a cluster each room runs on the one node holding its lease
-(owners.py): stanzas for a room run elsewhere are forwarded there, and a room's
-fan-out crosses to each other node once (docs/muc.md).
+JID, MUC-14). Room changes go to the room store after each stanza
+(writer.py); a node alone loads its persistent rooms at startup. In a cluster
+each room runs on the one node holding its lease (owners.py), which loads it
+from the store when it takes it: stanzas for a room run elsewhere are forwarded
+there, and a room's fan-out crosses to each other node once (docs/muc.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 
@@ -19,12 +22,14 @@ from twisted.words.xish import domish
 from wokkel import disco
 
 from xmppd.delivery import Readdressed, serialise
-from xmppd.muc import NS_MUC
+from xmppd.muc import NS_MUC, invites, record
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.owners import ClusterRooms, LocalRooms
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
-from xmppd.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.muc.writer import RoomWriter
+from xmppd.protocol.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 
@@ -38,17 +43,88 @@ class MucService:
         config = node.config
         self.policy = RoomPolicy(
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
-            config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0,
+            config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0, config.muc_max_registrations,
         )
         self.rooms: dict[str, Room] = {}
+        self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
+        self._loading: asyncio.Event | None = None  # set once the stored rooms are in
         self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
         self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
         self._creator: dict[str, str] = {}  # room -> the bare JID that created it
         self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
         self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
 
-    def receive(self, stanza: domish.Element, hops: int = 0) -> None:
-        """From the router, or from another node over the bus (``hops`` forwards so far)."""
+    def start(self) -> None:
+        """A node alone loads its stored (persistent) rooms; stanzas for the host wait until they are in.
+        In a cluster the node that takes a room over loads it (docs/muc.md)."""
+        if self.node.config.redis_url:
+            return
+        self._loading = asyncio.Event()
+        asyncio.ensure_future(self._load())
+
+    async def _load(self) -> None:
+        store = self.writer.store
+        try:
+            for jid in await store.rooms(self.host):
+                self._loaded(jid, await store.load(jid))
+        except Exception as e:  # storage away: the node serves without them rather than not at all
+            self.log.warn("{host}: stored rooms not loaded ({error!r})", host=self.host, error=e)
+        finally:
+            loading, self._loading = self._loading, None
+            loading.set()
+
+    def _loaded(self, jid: str, stored, token: int | None = None) -> None:
+        if stored is None:
+            return
+        try:
+            state = record.state_of(jid, stored, with_occupants=token is not None)
+        except (ValueError, KeyError, TypeError, domish.ParserError) as e:
+            self.log.warn("{room}: stored room not loaded ({error!r})", room=jid, error=e)
+            return
+        name, room = jid.partition("@")[0], Room(state, self.policy, self._joined)
+        self.rooms[name] = room
+        self.writer.loaded(name, room, token)
+
+    async def stop(self) -> None:
+        """After the node's streams are gone: once every room change so far is in the store,
+        before storage closes, the leases go (a successor loads those changes, and need not
+        wait the leases out)."""
+        await self.writer.idle()
+        await self.owners.stop()
+
+    def receive(self, stanza: domish.Element, hops: int = 0):
+        """From the router, or from another node over the bus (``hops`` forwards so far). None, or a
+        Deferred when the stanza has to wait (the sender's later stanzas wait behind it); the work
+        goes on whether the caller waits or not."""
+        if self._loading is not None:
+            return as_deferred(self._after_loading(stanza, self._loading))
+        invitees = [] if hops else invites.hosted_invitees(stanza, self.policy.invites_per_message, self.node.domains)
+        if invitees:  # checked where the stanza came in
+            return as_deferred(self._check_invitees(stanza, invitees))
+        return self._receive(stanza, hops)
+
+    async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
+        await loading.wait()
+        pending = self.receive(stanza)
+        if pending is not None:
+            await pending
+
+    async def _check_invitees(self, stanza: domish.Element, invitees: list[JID]) -> None:
+        """An invitation to an account this server does not have gets item-not-found (MUC-25).
+        Storage away is answered here too, whoever routed the stanza: nothing is left to fail later."""
+        accounts = self.node.storage.accounts
+        try:
+            missing = [jid for jid in invitees if not await accounts.exists(jid.user, jid.host)]
+        except UNAVAILABLE as e:
+            self.log.warn("{host}: invitees not checked, storage unavailable ({error})", host=self.host, error=e)
+            self.node.router.bounce(stanza, StanzaError("internal-server-error", "wait", text="storage unavailable; retry later"))
+            return
+        if missing:
+            self.node.router.bounce(stanza, StanzaError("item-not-found", text=f"{missing[0].userhost()} has no account here"))
+            return
+        self._receive(stanza)
+
+    def _receive(self, stanza: domish.Element, hops: int = 0) -> None:
         sender = stanza.getAttribute("from")
         if sender is None:
             return None
@@ -78,7 +154,15 @@ class MucService:
         self.node.router.bounce(stanza, StanzaError(condition, text=text))
 
     async def take(self, name: str) -> None:
-        """This node has just taken the room's lease; a room run before starts afresh here."""
+        """This node has just taken the room's lease: a fencing token first, so that whoever ran the
+        room before can write no more, then the room as it left it, occupants included."""
+        jid, store = f"{name}@{self.host}", self.writer.store
+        token = await store.advance(jid)
+        stored = await store.load(jid)
+        if name in self.rooms:  # ours before we lost it: the store has the truth now
+            self.drop(name)
+        if stored is not None:
+            self._loaded(jid, stored, token)
 
     def drop(self, name: str) -> None:
         """Another node runs the room now: forget it here without a word to its occupants."""
@@ -92,7 +176,7 @@ class MucService:
         room = self.rooms.get(name)
         if room is not None and self.owners.owner(name) == self.node.node_id:
             self._send(room.destroy(reason))
-            self._close(name)
+            self._settle(name, room)
             self.owners.ended(name)
 
     def summary(self, name: str) -> str:
@@ -131,16 +215,13 @@ class MucService:
     def shut_down(self) -> None:
         """Before the node closes its streams: every occupant of every room hears it (332)."""
         self.owners.stopping()
-        for room in self.rooms.values():
+        for name, room in list(self.rooms.items()):
             self._send(room.shut_down())
+            self._settle(name, room)
         self.rooms.clear()
         self._creator.clear()
         self._created.clear()
         self._joined.clear()
-
-    async def stop(self) -> None:
-        """After the node's streams are gone: its leases go too (a successor need not wait them out)."""
-        await self.owners.stop()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
         if target.user is None:
@@ -159,8 +240,15 @@ class MucService:
                 return room.message(stanza, sender, target.resource, self.node.clock.seconds())
             return room.iq(stanza, sender, target.resource)
         finally:
-            if room.closed:
-                self._close(target.user)
+            self._settle(target.user, room)
+
+    def _settle(self, name: str, room: Room) -> None:
+        """After a room handled something: a room that is gone goes, the others' changes are written."""
+        if room.closed:
+            self.writer.ended(name, room)
+            self._close(name)
+        else:
+            self.writer.changed(name, room)
 
     def _create(self, presence: domish.Element, creator: JID, target: JID) -> Room:
         """MUC-35: the creator owns it; a MUC client's room stays locked until configured
@@ -178,7 +266,9 @@ class MucService:
 
     def _close(self, name: str) -> None:
         del self.rooms[name]
-        creator = self._creator.pop(name)
+        creator = self._creator.pop(name, None)  # None: loaded from the store, counted against nobody
+        if creator is None:
+            return
         self._created[creator] -= 1
         if not self._created[creator]:
             del self._created[creator]

@@ -14,8 +14,8 @@ from wokkel import data_form
 
 from xmppd.muc.admin import prepared_nick
 from xmppd.muc.outgoing import Outgoing
-from xmppd.stanzas import StanzaError
-from xmppd.xml import NS_CLIENT
+from xmppd.protocol.stanzas import StanzaError
+from xmppd.protocol.xml import NS_CLIENT
 
 NS_REQUEST = "http://jabber.org/protocol/muc#request"
 FIELDS = {
@@ -47,6 +47,7 @@ def handle(room, element: domish.Element, sender: JID) -> list[Outgoing]:
     if occupant.role != "visitor" or occupant.asked_voice:
         return []  # it has a voice already, or the moderators have its request
     occupant.asked_voice = True
+    room.touch(occupant)
     moderators = [o for o in room.state.occupants.values() if o.role == "moderator"]
     return [_approval_form(room, occupant, to) for moderator in moderators for to in moderator.sessions]
 
@@ -70,4 +71,5 @@ def _answer(room, form: data_form.Form, moderator) -> list[Outgoing]:
     if not form.get("muc#request_allow") or target is None or target.role != "visitor":
         return []  # refused, gone, or granted already
     target.role = "participant"
+    room.touch(target)
     return room.announce(target)

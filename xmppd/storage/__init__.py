@@ -30,7 +30,6 @@ from xmppd.storage.memory import (
     MemoryVCardStore,
 )
 from xmppd.storage.redis import (
-    UNAVAILABLE,  # noqa: F401  (the errors that mean 'storage away, try later', for callers)
     RedisAccountStore,
     RedisCapsStore,
     RedisOfflineStore,

@@ -16,7 +16,7 @@ from typing import Any
 
 from zope.interface import Interface
 
-from xmppd.util.scram import Credentials
+from xmppd.protocol.scram import Credentials
 
 
 class StorageError(Exception):

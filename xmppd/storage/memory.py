@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 
 from zope.interface import implementer
 
+from xmppd.protocol.scram import Credentials
 from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
@@ -30,7 +31,6 @@ from xmppd.storage.interfaces import (
     room_host,
     utf8_size,
 )
-from xmppd.util.scram import Credentials
 
 
 @implementer(IAccountStore)

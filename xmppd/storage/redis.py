@@ -61,6 +61,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from zope.interface import implementer
 
+from xmppd.protocol.scram import Credentials
 from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
@@ -80,7 +81,6 @@ from xmppd.storage.interfaces import (
     Roster,
     RosterItem,
 )
-from xmppd.util.scram import Credentials
 
 PREFIX = "xmppd:"
 _DOMAINS_KEY = PREFIX + "{accounts}:domains"
@@ -89,7 +89,6 @@ _DOMAINS_KEY = PREFIX + "{accounts}:domains"
 DEFAULT_MAX_CONNECTIONS = 32
 DEFAULT_TIMEOUT = 5.0  # seconds to wait for a pooled connection, to connect, or for a reply
 RETRIES = 2  # a command is retried this often on a fresh connection before the caller sees the error
-UNAVAILABLE = (ConnectionError, TimeoutError)  # Redis is away: worth a retry later, not a bug
 
 
 def redis_client(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from zope.interface import implementer
 
+from xmppd.protocol.scram import Credentials
 from xmppd.storage.interfaces import (
     AccountExists,
     AccountNotFound,
@@ -42,7 +43,6 @@ from xmppd.storage.interfaces import (
     room_host,
     utf8_size,
 )
-from xmppd.util.scram import Credentials
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's write lock
 

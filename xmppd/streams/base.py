@@ -20,12 +20,11 @@ from twisted.logger import Logger
 from twisted.python import failure
 from twisted.words.xish import domish
 
-from xmppd import xml as X
-from xmppd.stanzas import StanzaError, error_reply, parse_jid
-from xmppd.storage import UNAVAILABLE
+from xmppd.protocol import xml as X
+from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.streams.budget import OutputBudget
 from xmppd.streams.tls import tcp_connection
-from xmppd.util.aio import as_deferred
+from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 
 

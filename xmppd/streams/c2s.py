@@ -15,10 +15,11 @@ from twisted.internet import protocol
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
-from xmppd import xml as X
 from xmppd.modules import SERVER, IQRequest
+from xmppd.protocol import xml as X
+from xmppd.protocol.sasl import ChannelBinding, channel_binding, server_mechanisms
+from xmppd.protocol.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
 from xmppd.sessions import Resource
-from xmppd.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError
 from xmppd.util import identifiers
@@ -39,7 +40,7 @@ class ClientStream(ServerStream):
         super().__init__(server)
         self.tls_active = direct_tls
         self._tls_just_started = False
-        self.channel_binding: sasl.ChannelBinding | None = None
+        self.channel_binding: ChannelBinding | None = None
         self.mechanism = None
         self.auth_failures = 0
         self.bind_failures = 0
@@ -77,7 +78,7 @@ class ClientStream(ServerStream):
                 raise StreamError("unsupported-feature", "STARTTLS is required and needs XMPP 1.0 stream features")
             return
         if self.tls_active and self.username is None and self.channel_binding is None:
-            self.channel_binding = tls.channel_binding(self.transport.getHandle())
+            self.channel_binding = channel_binding(self.transport.getHandle(), client=False)
         self.send("<stream:features>" + "".join(self.features()) + "</stream:features>")
 
     def features(self) -> list[str]:
@@ -89,7 +90,7 @@ class ClientStream(ServerStream):
         else:
             offer = []
         if self.username is None:
-            names = sasl.server_mechanisms(self.tls_active, self.channel_binding)
+            names = server_mechanisms(self.tls_active, self.channel_binding)
             offer.append(
                 f"<mechanisms xmlns='{X.NS_SASL}'>" + "".join(f"<mechanism>{n}</mechanism>" for n in names) + "</mechanisms>"
             )
@@ -180,8 +181,8 @@ class ClientStream(ServerStream):
             self.sasl_failure("encryption-required")
             return None
         name = element.getAttribute("mechanism")
-        if name not in sasl.server_mechanisms(self.tls_active, self.channel_binding):
-            secure_only = not self.tls_active and name in sasl.server_mechanisms(True, None)
+        if name not in server_mechanisms(self.tls_active, self.channel_binding):
+            secure_only = not self.tls_active and name in server_mechanisms(True, None)
             self.sasl_failure("encryption-required" if secure_only else "invalid-mechanism")
             return None
         self.mechanism = sasl.make_server_mechanism(

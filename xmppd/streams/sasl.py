@@ -15,14 +15,13 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from scramp import ScramException
 from scramp.utils import saslprep
 
-from xmppd.util import identifiers
-from xmppd.util.scram import (
+from xmppd.protocol.sasl import CONDITIONS, ChannelBinding
+from xmppd.protocol.scram import (
     HASHES,
     MIN_ITERATIONS,
     Credentials,
@@ -40,22 +39,7 @@ from xmppd.util.scram import (
     unescape_saslname,
     verify_client_proof,
 )
-
-CONDITIONS = frozenset(
-    {
-        "aborted",
-        "account-disabled",
-        "credentials-expired",
-        "encryption-required",
-        "incorrect-encoding",
-        "invalid-authzid",
-        "invalid-mechanism",
-        "malformed-request",
-        "mechanism-too-weak",
-        "not-authorized",
-        "temporary-auth-failure",
-    }
-)
+from xmppd.util import identifiers
 
 
 class SASLFailure(Exception):
@@ -67,14 +51,6 @@ class SASLFailure(Exception):
         super().__init__(condition if text is None else f"{condition}: {text}")
         self.condition = condition
         self.text = text
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelBinding:
-    """The TLS channel's binding data, which SCRAM-*-PLUS ties the authentication to."""
-
-    type: str  # 'tls-exporter' or 'tls-unique'
-    data: bytes
 
 
 Lookup = Callable[[str], Awaitable[Credentials | None]]
@@ -259,13 +235,6 @@ class ScramServer:
         self.username, self.authzid = self._username, self._header.authzid
         signature = server_signature(self.hash_name, self._keys.server_key, message)
         return "success", f"v={b64(signature)}".encode("ascii")
-
-
-def server_mechanisms(tls: bool, channel_binding: ChannelBinding | None, plain_allowed: bool = True) -> list[str]:
-    """Mechanisms to offer, best first: -PLUS only with binding data, PLAIN only under TLS."""
-    scram = ["SCRAM-SHA-256", "SCRAM-SHA-1"]
-    plus = [f"{name}-PLUS" for name in scram] if channel_binding is not None else []
-    return plus + scram + (["PLAIN"] if tls and plain_allowed else [])
 
 
 def make_server_mechanism(

@@ -1,4 +1,4 @@
-"""TLS for the streams: the server certificate, its context, channel binding.
+"""TLS for the streams: the server certificate and its context.
 
 With no certificate configured, a self-signed ECDSA P-256 certificate for all
 served domains is generated into the data directory on first start (ECDSA
@@ -22,10 +22,6 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import ISSLTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import directlyProvides
-
-from xmppd.streams.sasl import ChannelBinding
-
-EXPORTER_LABEL = b"EXPORTER-Channel-Binding"
 
 
 class CertificateError(Exception):
@@ -92,19 +88,6 @@ def server_context(cert_path: Path | str, key_path: Path | str) -> ssl.Certifica
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     return options
-
-
-def channel_binding(connection: SSL.Connection) -> ChannelBinding | None:
-    """tls-exporter under TLS 1.3 (RFC 9266), tls-unique under TLS 1.2 (RFC 5929)."""
-    version = connection.get_protocol_version_name()
-    if version == "TLSv1.3":
-        return ChannelBinding("tls-exporter", connection.export_keying_material(EXPORTER_LABEL, 32))
-    if version == "TLSv1.2":
-        # Sessions are off, so every handshake is full: the client's Finished comes first.
-        finished = connection.get_peer_finished()
-        if finished:
-            return ChannelBinding("tls-unique", finished)
-    return None
 
 
 # -- writing TLS records straight to the socket ------------------------------------------

@@ -3,7 +3,8 @@
 The node runs Twisted's asyncio reactor, so redis-py's asyncio client and our
 coroutines share one loop. A coroutine that may await asyncio futures must run
 as an asyncio task (``Deferred.fromCoroutine`` cannot drive those); Twisted
-callers get a Deferred for it from ``as_deferred``.
+callers get a Deferred for it from ``as_deferred``. ``UNAVAILABLE`` names the
+errors that mean Redis is away, which callers answer with 'try later'.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import asyncio
 import inspect
 from typing import Any
 
+from redis import exceptions as redis_errors
 from twisted.internet import defer
+
+UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)  # Redis is away: worth a retry later, not a bug
 
 
 def as_deferred(awaitable: Any) -> defer.Deferred:
@@ -48,8 +52,6 @@ def run_in_background(awaitable: Any, log, what: str) -> None:
 
 
 def _report(reason, log, what: str) -> None:
-    from xmppd.storage import UNAVAILABLE  # here: storage's modules use this one
-
     if reason.check(*UNAVAILABLE):
         log.warn("{what}: storage unavailable ({error})", what=what, error=reason.value)
     else:

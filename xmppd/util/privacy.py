@@ -24,7 +24,7 @@ from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from xmppd.stanzas import parse_jid
+from xmppd.protocol.stanzas import parse_jid
 
 NS_PRIVACY = "jabber:iq:privacy"
 NS_BLOCKING = "urn:xmpp:blocking"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from zope.interface.verify import verifyObject
 
+from xmppd.protocol.scram import Credentials
 from xmppd.storage import DATABASE_FILENAME, open_storage
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, IAccountStore, StorageError
 from xmppd.storage.sqlite import MIGRATIONS, SQLiteAccountStore, SQLiteDatabase
-from xmppd.util.scram import Credentials
 
 ALICE = ("alice", "example.org")
 CREDS = Credentials.from_password("correct horse")

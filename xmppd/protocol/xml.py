@@ -1,4 +1,4 @@
-"""The hardened XML stream parser and the namespaces the streams speak.
+"""The hardened XML stream parser, the serialiser and the namespaces both ends speak.
 
 Stock domish parsing accepts comments, processing instructions, DOCTYPEs and
 internal entities, and appends text one expat callback at a time (a 10 MB text
@@ -25,6 +25,8 @@ NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 NS_SASL_CB = "urn:xmpp:sasl-cb:0"
 NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
+NS_ROSTER = "jabber:iq:roster"
+NS_PING = "urn:xmpp:ping"
 
 TEXT_BUFFER = 1024  # bytes of character data expat collects before a callback
 

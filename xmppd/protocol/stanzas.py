@@ -8,9 +8,9 @@ from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 
 from xmppd.compat import address_cache, size_of_jid
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.util import identifiers
 from xmppd.util.lru import memoize
-from xmppd.xml import NS_CLIENT
 
 IQ_TYPES = frozenset(("get", "set", "result", "error"))
 MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
