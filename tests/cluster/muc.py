@@ -9,15 +9,16 @@ NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 
 
-def join(client: Client, room: str, nick: str, muc: bool = True) -> None:
-    """Enter (a MUC join; ``muc=False`` is a groupchat 1.0 join, which opens a new room at once)."""
-    x = f"<x xmlns='{NS_MUC}'><history maxstanzas='0'/></x>" if muc else ""
+def join(client: Client, room: str, nick: str, muc: bool = True, history: bool = False) -> None:
+    """Enter (a MUC join; ``muc=False`` is a groupchat 1.0 join, which opens a new room at once),
+    without the room's history unless asked."""
+    x = (f"<x xmlns='{NS_MUC}'/>" if history else f"<x xmlns='{NS_MUC}'><history maxstanzas='0'/></x>") if muc else ""
     client.send(f"<presence to='{escape(room)}/{escape(nick)}'>{x}</presence>")
 
 
-def enter(client: Client, room: str, nick: str, muc: bool = True):
+def enter(client: Client, room: str, nick: str, muc: bool = True, history: bool = False):
     """Join and wait for the self-presence (status 110)."""
-    join(client, room, nick, muc)
+    join(client, room, nick, muc, history)
     return client.expect(lambda e: e.name == "presence" and e.getAttribute("from") == f"{room}/{nick}" and 110 in codes(e),
                          what=f"the self-presence of {nick} in {room}")
 

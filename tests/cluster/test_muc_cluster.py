@@ -160,10 +160,26 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
         assert [e.toXml() for e in drained if e.name == "message"] == [], "nothing from the cut-off owner"
         client.backlog.extend(e for e in drained if e.name != "message")
 
+    for client in (bob, carol):  # a survivor buried n1: its sessions left, the room moved with its state
+        client.expect(occupant_presence(room, "Alice", "unavailable"), timeout=15, what="Alice leaving with her cut-off node")
+    say(bob, room, "after the cut")
+    for client in (bob, carol):
+        (got,) = client.collect(groupchat(room), 1, what="the room going on elsewhere")
+        assert (str(got.body), got["from"]) == ("after the cut", f"{room}/Bob")
+    successor = rooms_table(cluster)[room][0]
+    assert successor in ("n2", "n3")
+
     link.mend()
     cluster["n1"].wait_ready()
+    say(alice, room, "back")  # alice left meanwhile: the successor answers, n1 does not take the room back
+    refused = alice.expect(is_error("not-acceptable"), timeout=5, what="the successor refusing a non-occupant")
+    assert refused["from"] == room, refused.toXml()
     time.sleep(LEASE_TTL)
-    assert rooms_table(cluster).get(room, [None])[0] != "n1"
+    assert rooms_table(cluster)[room][:3] == [successor, "no", "2"]
+    dave = cluster.login("n1", cluster.users("dave")[0])
+    enter(dave, room, "Dave", history=True)
+    history = [str(e.body) for e in dave.drain(1.0) if groupchat(room)(e)]
+    assert history == ["after the cut"], "the successor's state, untouched by the node that lost the room"
 
 
 def test_a_session_that_ends_leaves_every_room_whichever_node_runs_it(make_cluster):
@@ -198,3 +214,90 @@ def test_a_node_that_stops_ends_its_rooms_with_332_and_another_opens_them_at_onc
     assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n2", timeout=5), rooms_table(cluster)
     enter(carol, room, "Carol")
     bob.expect(occupant_presence(room, "Carol"), what="Carol back in the room, now run by n2")
+
+
+def set_subject(client, room: str, text: str) -> None:
+    client.send(f"<message to='{room}' type='groupchat'><subject>{text}</subject></message>")
+
+
+def is_subject(room: str, text: str):
+    return lambda e: e.name == "message" and e.getAttribute("from", "").startswith(room) and e.subject is not None and str(e.subject) == text
+
+
+def test_kill_9_of_the_owner_during_traffic_moves_the_room_with_its_state(make_cluster):
+    """Messages sent while the owner is dead arrive once, in one order, or come back as errors;
+    those sent after the takeover all arrive; the room keeps its subject and its live occupants."""
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "takeover")
+    set_subject(alice, room, "before the fall")
+    for client in (alice, bob, carol):
+        client.expect(is_subject(room, "before the fall"), what="the subject")
+    senders = {"Bob": bob, "Carol": carol}
+
+    cluster["n1"].kill()
+    killed_at = time.monotonic()
+    during = []
+    for n in range(8):
+        for nick, client in senders.items():
+            say(client, room, f"{nick}-during-{n}")
+            during.append(f"{nick}-during-{n}")
+        time.sleep(0.25)
+    for client in (bob, carol):
+        client.expect(occupant_presence(room, "Alice", "unavailable"), timeout=15, what="Alice leaving with the dead owner")
+    after = []
+    for n in range(8):
+        for nick, client in senders.items():
+            say(client, room, f"{nick}-after-{n}")
+            after.append(f"{nick}-after-{n}")
+    last = {client: client.expect(lambda e: groupchat(room)(e) and str(e.body) == after[-1], timeout=15, what="the last message")
+            for client in (bob, carol)}
+    print(f"takeover: the room answered {time.monotonic() - killed_at:.1f} s after kill -9 of its owner")
+
+    seen, bounced = {}, {}
+    for nick, client in senders.items():
+        stanzas = [*client.backlog, last[client]]
+        client.backlog.clear()
+        stanzas += client.drain(1.0)
+        seen[nick] = [str(e.body) for e in stanzas if groupchat(room)(e)]
+        bounced[nick] = [str(e.body) for e in stanzas if e.name == "message" and e.getAttribute("type") == "error"]
+        assert {error_condition(e) for e in stanzas if e.getAttribute("type") == "error"} <= {"recipient-unavailable"}
+        assert not [e for e in stanzas if e.name == "presence"], "nothing but Alice's leave"
+    assert seen["Bob"] == seen["Carol"], f"one order for all:\n{seen}"
+    assert len(set(seen["Bob"])) == len(seen["Bob"]), "each message once"
+    for nick in senders:
+        assert [b for b in seen["Bob"] if b.startswith(f"{nick}-after-")] == [b for b in after if b.startswith(nick)]
+    for body in during:
+        sender = body.split("-", 1)[0]
+        assert (body in seen["Bob"]) != (body in bounced[sender]), f"{body}: delivered or bounced to its sender, once"
+
+    dave = cluster.login("n2", cluster.users("dave")[0])
+    enter(dave, room, "Dave")
+    assert dave.expect(is_subject(room, "before the fall"), what="the subject kept through the takeover")
+    moved = lambda: rooms_table(cluster).get(room, [None])[0] in ("n2", "n3") and rooms_table(cluster)[room][2:] == ["3", "Bob", "Carol", "Dave"]
+    assert wait_until(moved, timeout=5), rooms_table(cluster)
+
+
+def make_persistent(client, room: str) -> None:
+    client.send(f"<iq type='set' id='keep' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'>"
+                "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+                "<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")
+    answer = client.expect(lambda e: e.name == "iq" and e.getAttribute("id") == "keep", what="the configuration's result")
+    assert answer["type"] == "result", answer.toXml()
+
+
+def test_xmppctl_destroys_a_stored_room_that_no_node_runs(make_cluster):
+    cluster = make_cluster("n1", "n2")
+    alice_name, bob_name = cluster.users("alice", "bob")
+    room = f"kept-{alice_name}@{SERVICE}"
+    alice = cluster.login("n1", alice_name)
+    enter(alice, room, "Alice", muc=False)
+    make_persistent(alice, room)
+    assert wait_until(lambda: rooms_table(cluster).get(room) == ["n1", "yes", "1", "Alice"], timeout=5), rooms_table(cluster)
+    cluster["n1"].stop()
+    del cluster.nodes["n1"]
+    assert room not in rooms_table(cluster)
+
+    done = cluster.ctl("room", "destroy", room)
+    assert done.stdout.strip() == f"destroyed {room} (stored; no node ran it)"
+    bob = cluster.login("n2", bob_name)
+    assert 201 in codes(enter(bob, room, "Bob", muc=False)), "a new room where the stored one was"
