@@ -159,8 +159,6 @@ class MucService:
         jid, store = f"{name}@{self.host}", self.writer.store
         token = await store.advance(jid)
         stored = await store.load(jid)
-        if name in self.rooms:  # ours before we lost it: the store has the truth now
-            self.drop(name)
         if stored is not None:
             self._loaded(jid, stored, token)
 
