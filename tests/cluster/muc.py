@@ -33,7 +33,8 @@ def codes(stanza) -> set[int]:
 
 
 def groupchat(room: str):
-    return lambda e: e.name == "message" and e.getAttribute("type") == "groupchat" and e.getAttribute("from", "").startswith(room + "/") and e.body is not None
+    return lambda e: (e.name == "message" and e.getAttribute("type") == "groupchat"
+                      and e.getAttribute("from", "").startswith(room + "/") and e.body is not None)
 
 
 def occupant_presence(room: str, nick: str, kind: str | None = None):

@@ -132,7 +132,8 @@ class ClusterRooms:
                 await asyncio.sleep(self.ttl / 6)
         except (asyncio.CancelledError, Exception) as e:
             error = call_failure(e)
-            log.warn("room {room}: cannot find its owner ({error}); its stanzas are bounced", room=self.jid(name), error=error or type(error).__name__)
+            log.warn("room {room}: cannot find its owner ({error}); its stanzas are bounced",
+                     room=self.jid(name), error=error or type(error).__name__)
             for stanza, _ in self._waiting.pop(name, ()):
                 self.service.bounce(stanza, "recipient-unavailable", "the room cannot be reached now; try again")
             return
