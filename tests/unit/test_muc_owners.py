@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from twisted.words.xish import domish
 
 from xmppd.muc.lease import Lease
-from xmppd.muc.owners import MAX_HOPS, ClusterRooms
+from xmppd.muc.owners import MAX_HOPS, MAX_WAITING, ClusterRooms
 
 
 class Service:
@@ -117,6 +117,19 @@ def test_a_room_run_elsewhere_gets_every_stanza_forwarded_in_order():
         assert len(leases.claims) == 1 and service.ran == []
         assert [(node, hops, "id='%s'" % i in data) for (node, hops, data), i in zip(bus.sent, "abc")] == [
             ("other", 1, True), ("other", 1, True), ("other", 2, True)]
+        await settle(owners)
+
+    asyncio.run(scenario())
+
+
+def test_what_waits_for_a_lookup_is_bounded():
+    async def scenario():
+        owners, service, _, _ = rooms(("me", 10.0))
+        for n in range(MAX_WAITING + 2):
+            owners.route("room", stanza(str(n)))
+        await asyncio.sleep(0.01)
+        assert service.bounced == [(str(MAX_WAITING), "recipient-unavailable"), (str(MAX_WAITING + 1), "recipient-unavailable")]
+        assert len(service.ran) == MAX_WAITING
         await settle(owners)
 
     asyncio.run(scenario())

@@ -28,6 +28,7 @@ log = Logger()
 
 MAX_HOPS = 3  # forwards a stanza may take while rooms move; more means the owner is in doubt
 KNOWN_OWNERS = 10_000  # rooms run elsewhere whose owner a node remembers
+MAX_WAITING = 1000  # stanzas one room may have waiting for its owner to be found; more are bounced
 
 
 class LocalRooms:
@@ -88,7 +89,10 @@ class ClusterRooms:
             return
         waiting = self._waiting.get(name)
         if waiting is not None:
-            waiting.append((stanza, hops))
+            if len(waiting) >= MAX_WAITING:
+                self.service.bounce(stanza, "recipient-unavailable", "the room is being looked up; try again")
+            else:
+                waiting.append((stanza, hops))
             return
         lease = self.held.get(name)
         if lease is not None:
