@@ -7,6 +7,8 @@
     xmppctl --data-dir DIR disable user@domain      (and enable)
     xmppctl --data-dir DIR list [domain]
     xmppctl --redis URL cluster                     (the nodes, their liveness and sessions)
+    xmppctl --redis URL rooms                       (MUC rooms: owner node, occupants, persistence)
+    xmppctl --redis URL room destroy ROOM [REASON]
 
 Against a cluster (--redis), passwd, disable and deluser also end the account's
 live sessions on every node. Without --init, xmppctl only opens a SQLite database
@@ -26,6 +28,7 @@ from twisted.words.protocols.jabber import jid
 from xmppd import config as cfg
 from xmppd.cluster.membership import survey
 from xmppd.cluster.redis import end_sessions
+from xmppd.muc.roomctl import destroy_room, survey_rooms
 from xmppd.protocol.scram import Credentials
 from xmppd.storage import DATABASE_FILENAME, open_storage
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
@@ -54,22 +57,64 @@ def _password(value: str) -> str:
     return value
 
 
-async def cluster_table(config: cfg.Config) -> str:
+async def _ask_cluster(config: cfg.Config, command: str, ask):
+    """``ask(redis)`` against the cluster's Redis, failures as one line."""
     if not config.redis_url:
-        raise CommandError("cluster: give the cluster's Redis (--redis URL or redis_url in the configuration)")
+        raise CommandError(f"{command}: give the cluster's Redis (--redis URL or redis_url in the configuration)")
     client = redis_client(config.redis_url)
     try:
-        nodes = await survey(client)
+        return await ask(client)
     except RedisError as e:
-        raise CommandError(f"cluster: cannot reach Redis: {e}") from None
+        raise CommandError(f"{command}: cannot reach Redis: {e}") from None
     finally:
         await client.aclose()
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+async def cluster_table(config: cfg.Config) -> str:
+    nodes = await _ask_cluster(config, "cluster", survey)
     rows = [("NODE", "STATE", "HEARTBEAT", "SESSIONS", "HOST")]
     for n in nodes:
         beat = f"{n.heartbeat_age:.1f}s ago" if n.heartbeat_age is not None else "expired"
         rows.append((n.node_id, "alive" if n.alive else "dead", beat, str(n.sessions), n.host))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return _table(rows)
+
+
+async def rooms_table(config: cfg.Config) -> str:
+    rooms = await _ask_cluster(config, "rooms", survey_rooms)
+    rows = [("ROOM", "OWNER", "PERSISTENT", "OCCUPANTS")]
+    for r in rooms:
+        rows.append((r.jid, r.owner, "yes" if r.persistent else "no", f"{len(r.occupants)} {' '.join(r.occupants)}".rstrip()))
+    return _table(rows)
+
+
+async def room_destroy(config: cfg.Config, room: str, reason: str) -> str:
+    try:
+        parsed = jid.JID(room)
+    except (jid.InvalidFormat, UnicodeError):
+        raise CommandError(f"{room!r} is not a valid room JID") from None
+    if not parsed.user or parsed.resource or parsed.host not in config.muc_hosts:
+        raise CommandError(f"{room!r} is not a room of this server's MUC services ({', '.join(config.muc_hosts)})")
+    owner = await _ask_cluster(config, "room destroy", lambda redis: destroy_room(redis, parsed.full(), reason))
+    if owner is not None:
+        return f"asked {owner} to destroy {parsed.full()}"
+    return await _destroy_stored(config, parsed.full())
+
+
+async def _destroy_stored(config: cfg.Config, room: str) -> str:
+    """A room no node runs (persistent, nobody in it since): out of the store, with a token of its
+    own so that a node that has just taken it over writes no more."""
+    storage = open_storage(None, config.redis_url)
+    try:
+        if await storage.rooms.load(room) is None or not await storage.rooms.delete(room, await storage.rooms.advance(room)):
+            raise CommandError(f"no such room: {room}")
+    finally:
+        await storage.close()
+    return f"destroyed {room} (stored; no node ran it)"
 
 
 async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str, text: str) -> str:
@@ -96,6 +141,10 @@ def _refuse_a_new_database(config: cfg.Config, init: bool) -> None:
 async def run(args: argparse.Namespace, config: cfg.Config) -> str:
     if args.command == "cluster":
         return await cluster_table(config)
+    if args.command == "rooms":
+        return await rooms_table(config)
+    if args.command == "room":
+        return await room_destroy(config, args.room, args.reason)
     _refuse_a_new_database(config, args.init)
     storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
@@ -141,6 +190,11 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list accounts")
     listing.add_argument("domain", nargs="?")
     commands.add_parser("cluster", help="the cluster's nodes: liveness, heartbeat age, sessions")
+    commands.add_parser("rooms", help="the cluster's MUC rooms: owner node, persistence, occupants")
+    room = commands.add_parser("room", help="act on one MUC room").add_subparsers(dest="action", required=True)
+    destroy = room.add_parser("destroy", help="destroy a room: its occupants are told, as when an owner destroys it")
+    destroy.add_argument("room")
+    destroy.add_argument("reason", nargs="?", default="destroyed by the operator")
     return p
 
 

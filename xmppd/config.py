@@ -144,6 +144,7 @@ SCHEMA: tuple[Option, ...] = (
            choices=("debug", "info", "warn", "error", "critical")),
     Option("redis_url", str, "", "join the cluster of nodes sharing this Redis (redis://, rediss://, unix://, redis+sentinel://host:port[,host:port]/service[/db]); empty = one node with SQLite in data_dir", cli="redis"),
     Option("cluster_batch_ms", int, 10, "cluster: milliseconds the node bus waits to send and to read stanzas together (CPU per message vs latency)", min=0, max=100),
+    Option("muc_lease_ttl", int, 2, "cluster: seconds a node's lease on a MUC room lives, renewed a third of it apart; a room whose node died moves to another within about this", min=1, max=60, cli=True),
     Option("heartbeat_ttl", int, 5, "cluster: seconds a node's heartbeat lives; survivors declare a silent node dead within twice this", min=1, max=60, cli=True),
     Option("http_interface", str, "127.0.0.1", "address of the operators' HTTP endpoints (/healthz, /readyz): keep it private", cli=True),
     Option("http_port", int, 5280, "port of the operators' HTTP endpoints; 0 picks a free port", min=0, max=65535, cli=True),

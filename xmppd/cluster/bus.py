@@ -17,6 +17,10 @@ roster_requested), ``b`` a bare-JID message its node delivers by what it
 knows of the account's sessions (or stores offline), ``p`` asks its node for its current presence on behalf of
 the full JID in the payload (a probe answered where the truth is), and ``k``
 asks its node to end it with a stream error (``condition NUL text``).
+Two kinds serve MUC rooms (docs/muc.md): ``m`` carries a stanza for a room to
+the room's owner node (the JID field is the count of forwards so far), and ``f``
+one stanza of a room's fan-out, serialised once, for that node's occupants: its
+value is ``f + recipient NUL recipient ... NUL stanza``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ class NodeBus:
     def __init__(self, node_id: str, redis, receiver, on_failure: Callable[[Exception], None],
                  reachable: Callable[[str], bool], reroute: Callable[[str, bytes], None], batch_window: float = 0.0):
         """``receiver`` has deliver(full, data, only_if_available), deliver_if_asked(full, flag, data),
-        deliver_to_account(full, data), probe(full, prober) and kick(full, condition, text)."""
+        deliver_to_account(full, data), probe(full, prober), kick(full, condition, text),
+        deliver_to_room(hops, data) and deliver_fanout(recipients, data)."""
         self.node_id = node_id
         self.redis = redis
         self._receiver, self._on_failure = receiver, on_failure
@@ -78,6 +83,12 @@ class NodeBus:
 
     def kick(self, node_id: str, full: str, condition: str, text: str) -> None:
         self._post(node_id, b"k" + full.encode("utf-8") + b"\0" + condition.encode() + b"\0" + text.encode("utf-8"))
+
+    def send_to_room(self, node_id: str, data: bytes, hops: int) -> None:
+        self._post(node_id, b"m%d\0" % hops + data)
+
+    def send_fanout(self, node_id: str, recipients: list[str], data: bytes) -> None:
+        self._post(node_id, b"f" + "\0".join(recipients).encode("utf-8") + b"\0" + data)
 
     def _post(self, node_id: str, value: bytes) -> None:
         self._outbox.setdefault(node_id, []).append(value)
@@ -124,7 +135,9 @@ class NodeBus:
             self._outbox[node_id] = queued
 
     def _hand_back(self, value: bytes) -> None:
-        if value[:1] in (b"s", b"b"):
+        """What a dead node will never read: session stanzas and room stanzas routed again.
+        Fan-outs are not: their recipients' sessions died with the node."""
+        if value[:1] in (b"s", b"b", b"m"):
             full, _, data = value[1:].partition(b"\0")
             self._reroute(full.decode("utf-8"), data)
 
@@ -200,6 +213,11 @@ class NodeBus:
         elif kind == b"k":
             condition, _, text = payload.partition(b"\0")
             self._receiver.kick(full.decode("utf-8"), condition.decode(), text.decode("utf-8"))
+        elif kind == b"m":
+            self._receiver.deliver_to_room(int(full), payload)
+        elif kind == b"f":
+            *recipients, data = value[1:].split(b"\0")
+            self._receiver.deliver_fanout([r.decode("utf-8") for r in recipients], data)
 
     async def drain(self, node_id: str) -> int:
         """Re-route what a dead node never read; returns how many stanzas."""

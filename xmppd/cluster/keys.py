@@ -6,6 +6,8 @@
     xmppd:cluster:node:<id>:alive           STRING the node's incarnation; PX = heartbeat TTL
     xmppd:cluster:node:<id>:sessions        HASH   full JID -> session id, of the node's sessions
     xmppd:cluster:node:<id>:bus             STREAM stanzas for the node's sessions (group 'deliver')
+    xmppd:cluster:node:<id>:rooms           HASH   room JID -> JSON summary, of the MUC rooms the node runs
+    xmppd:muc:{<room JID>}:owner            STRING the room's lease: 'node id NL incarnation'; PX = muc_lease_ttl
     xmppd:cluster:cleanup:<id>              STRING lock held by the survivor cleaning up a dead node
     xmppd:{<bare JID>}:sessions             HASH   resource -> the session's record (JSON)
     xmppd:cluster:events                    PUBSUB directory changes, account changes, deaths
@@ -31,6 +33,14 @@ def node_sessions(node_id: str) -> str:
 
 def bus(node_id: str) -> str:
     return f"xmppd:cluster:node:{node_id}:bus"
+
+
+def node_rooms(node_id: str) -> str:
+    return f"xmppd:cluster:node:{node_id}:rooms"
+
+
+def room_owner(room: str) -> str:
+    return f"xmppd:muc:{{{room}}}:owner"
 
 
 def cleanup_lock(node_id: str) -> str:

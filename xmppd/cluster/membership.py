@@ -25,10 +25,10 @@ from xmppd.cluster.directory import from_record
 log = Logger()
 
 
-# KEYS: alive, bus, sessions, nodes. ARGV: node id. A node that came back keeps its keys.
+# KEYS: alive, bus, sessions, nodes, rooms. ARGV: node id. A node that came back keeps its keys.
 _FORGET = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
 redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 """
@@ -167,7 +167,8 @@ class Membership:
             await presence.declare_gone(resource)
         await asyncio.sleep(self.interval)  # the other nodes stop sending to it within one beat
         rerouted += await self.bus.drain(node_id)
-        await self._forget(keys=[keys.alive(node_id), keys.bus(node_id), keys.node_sessions(node_id), keys.NODES], args=[node_id])
+        await self._forget(keys=[keys.alive(node_id), keys.bus(node_id), keys.node_sessions(node_id), keys.NODES, keys.node_rooms(node_id)],
+                           args=[node_id])
         self.dead.discard(node_id)
         log.info("node {node} is gone: {n} sessions declared unavailable, {m} stanzas re-routed", node=node_id, n=len(gone), m=rerouted)
 
@@ -176,6 +177,7 @@ class Membership:
         pipe.delete(keys.bus(self.node_id))
         pipe.delete(keys.alive(self.node_id))
         pipe.delete(keys.node_sessions(self.node_id))
+        pipe.delete(keys.node_rooms(self.node_id))
         pipe.hdel(keys.NODES, self.node_id)
         await pipe.execute()
 

@@ -21,6 +21,9 @@ from xmppd.cluster import ICluster, keys
 from xmppd.cluster.bus import NodeBus
 from xmppd.cluster.directory import RedisSessionDirectory
 from xmppd.cluster.membership import Membership, NodeIdInUse
+from xmppd.delivery import Readdressed
+from xmppd.muc.outgoing import readdressed
+from xmppd.muc.roomctl import DESTROY
 from xmppd.protocol.xml import NS_CLIENT, parse_fragments
 from xmppd.util.aio import call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
@@ -164,6 +167,10 @@ class RedisCluster:
         elif kind == "privacy":
             if node_id != self.node_id:
                 self.node.modules.fire("privacy-list-changed", subject, rest)
+        elif kind == DESTROY:
+            service = self.node.router.services.get(subject.partition("@")[2])
+            if service is not None:
+                service.destroy(subject.partition("@")[0], rest)
         elif kind == "end":
             condition, _, text = rest.partition("\n")
             for resource in self.directory.here(subject):
@@ -237,6 +244,27 @@ class RedisCluster:
         resource = self._here(full)
         if resource is not None:
             resource.stream.stream_error(condition, text or None)
+
+    def deliver_to_room(self, hops: int, data: bytes) -> None:
+        """A stanza for a room this node runs, or ran when the sender last looked."""
+        for stanza in parse_fragments(data, NS_CLIENT):
+            service = self.node.router.services.get(internJID(stanza.getAttribute("to", "")).host)
+            if service is not None:
+                service.receive(stanza, hops)
+
+    def deliver_fanout(self, recipients: list[str], data: bytes) -> None:
+        """One stanza of a room for this node's occupants, parsed once; each recipient's own
+        privacy list is checked here, and one whose session moved or ended is routed again."""
+        (stanza,) = parse_fragments(data, NS_CLIENT)
+        readdress = Readdressed(stanza)
+        for to in recipients:
+            resource = self._here(to)
+            if resource is None:
+                self.node.router.send(readdressed(stanza, to))
+            elif self.node.router.local.admitted(stanza, [resource]):
+                resource.stream.send_raw(readdress(to))
+            else:
+                self.node.router.local.to_resource(readdressed(stanza, to), resource)
 
 
 async def end_sessions(redis, bare: str, condition: str, text: str) -> int:

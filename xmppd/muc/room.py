@@ -670,6 +670,17 @@ class Room:
         self.destroyed = True
         return self._empty(extra=notice)
 
+    def destroy(self, reason: str) -> list[Outgoing]:
+        """xmppctl room destroy: as if an owner had destroyed it (MUC-40), with the operator's reason."""
+        request = domish.Element((NS_MUC_OWNER, "destroy"))
+        request.addElement("reason", content=reason)
+        return self._destroy(request)
+
+    def release(self) -> None:
+        """Another node runs the room now: its occupants no longer count here; nobody is told."""
+        for occupant in self.state.occupants.values():
+            self._count_out(occupant)
+
     def shut_down(self) -> list[Outgoing]:
         """MUC-44: the service is going away; every occupant hears it (332)."""
         return self._empty(codes=[332])

@@ -3,14 +3,17 @@
 The router hands over every stanza addressed to the host; the service finds
 the room, lets it decide, and routes what the room answers. Errors go back
 from the address the stanza was sent to (a join error comes from the occupant
-JID, MUC-14). Rooms live in this process; their changes go to the room store
-after each stanza (writer.py), and a node alone loads its persistent rooms at
-startup. docs/muc.md says how they move to one owner node per room in a cluster.
+JID, MUC-14). Room changes go to the room store after each stanza
+(writer.py); a node alone loads its persistent rooms at startup. In a cluster
+each room runs on the one node holding its lease (owners.py), which loads it
+from the store when it takes it: stanzas for a room run elsewhere are forwarded
+there, and a room's fan-out crosses to each other node once (docs/muc.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 from twisted.logger import Logger
@@ -19,9 +22,10 @@ from twisted.words.xish import domish
 from wokkel import disco
 from zope.interface import implementer
 
-from xmppd.delivery import Readdressed
+from xmppd.delivery import Readdressed, serialise
 from xmppd.muc import NS_MUC, invites, record
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
+from xmppd.muc.owners import ClusterRooms, LocalRooms
 from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
@@ -47,9 +51,8 @@ class MucService:
         self.rooms: dict[str, Room] = {}
         self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
         self._loading: asyncio.Event | None = None  # set once the stored rooms are in
-        if config.redis_url:
-            self.log.warn("{host}: MUC rooms live on each node until rooms get owner nodes (docs/muc.md): "
-                          "occupants on different nodes are in different rooms", host=host)
+        self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
+        self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
         self._creator: dict[str, str] = {}  # room -> the bare JID that created it
         self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
         self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
@@ -73,32 +76,35 @@ class MucService:
             loading, self._loading = self._loading, None
             loading.set()
 
-    def _loaded(self, jid: str, stored) -> None:
+    def _loaded(self, jid: str, stored, token: int | None = None) -> None:
         if stored is None:
             return
         try:
-            state = record.state_of(jid, stored, with_occupants=False)
+            state = record.state_of(jid, stored, with_occupants=token is not None)
         except (ValueError, KeyError, TypeError, domish.ParserError) as e:
             self.log.warn("{room}: stored room not loaded ({error!r})", room=jid, error=e)
             return
         name, room = jid.partition("@")[0], Room(state, self.policy, self._joined)
         self.rooms[name] = room
-        self.writer.loaded(name, room)
+        self.writer.loaded(name, room, token)
 
     async def stop(self) -> None:
         """After the node's streams are gone: once every room change so far is in the store,
-        before storage closes (and before a successor could load the room)."""
+        before storage closes, the leases go (a successor loads those changes, and need not
+        wait the leases out)."""
         await self.writer.idle()
+        await self.owners.stop()
 
-    def receive(self, stanza: domish.Element):
-        """None, or a Deferred when the stanza has to wait (the sender's later stanzas wait behind it);
-        the work goes on whether the caller waits or not."""
+    def receive(self, stanza: domish.Element, hops: int = 0):
+        """From the router, or from another node over the bus (``hops`` forwards so far). None, or a
+        Deferred when the stanza has to wait (the sender's later stanzas wait behind it); the work
+        goes on whether the caller waits or not."""
         if self._loading is not None:
             return as_deferred(self._after_loading(stanza, self._loading))
-        invitees = invites.hosted_invitees(stanza, self.policy.invites_per_message, self.node.domains)
-        if invitees:
+        invitees = [] if hops else invites.hosted_invitees(stanza, self.policy.invites_per_message, self.node.domains)
+        if invitees:  # checked where the stanza came in
             return as_deferred(self._check_invitees(stanza, invitees))
-        return self._receive(stanza)
+        return self._receive(stanza, hops)
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
         await loading.wait()
@@ -121,17 +127,64 @@ class MucService:
             return
         self._receive(stanza)
 
-    def _receive(self, stanza: domish.Element) -> None:
+    def _receive(self, stanza: domish.Element, hops: int = 0) -> None:
         sender = stanza.getAttribute("from")
         if sender is None:
             return None
+        target = parse_jid(stanza["to"])
+        if target.user is not None:
+            self.owners.route(target.user, stanza, hops)
+            return None
         try:
-            answers = self._handle(stanza, parse_jid(sender), parse_jid(stanza["to"]))
+            self._send(self._to_service(stanza))
         except StanzaError as e:
             self.node.router.bounce(stanza, e)
-            return None
-        self._send(answers)
         return None
+
+    def run(self, name: str, stanza: domish.Element) -> None:
+        """A stanza for a room this node runs."""
+        try:
+            answers = self._handle(stanza, parse_jid(stanza["from"]), parse_jid(stanza["to"]))
+        except StanzaError as e:
+            self.node.router.bounce(stanza, e)
+            return
+        finally:
+            if name not in self.rooms:
+                self.owners.ended(name)
+        self._send(answers)
+
+    def bounce(self, stanza: domish.Element, condition: str, text: str) -> None:
+        self.node.router.bounce(stanza, StanzaError(condition, text=text))
+
+    async def take(self, name: str) -> None:
+        """This node has just taken the room's lease: a fencing token first, so that whoever ran the
+        room before can write no more, then the room as it left it, occupants included."""
+        jid, store = f"{name}@{self.host}", self.writer.store
+        token = await store.advance(jid)
+        stored = await store.load(jid)
+        if stored is not None:
+            self._loaded(jid, stored, token)
+
+    def drop(self, name: str) -> None:
+        """Another node runs the room now: forget it here without a word to its occupants."""
+        room = self.rooms.get(name)
+        if room is not None:
+            room.release()
+            self._close(name)
+
+    def destroy(self, name: str, reason: str) -> None:
+        """The operator's destruction of a room, heard by every node: the one running it acts."""
+        room = self.rooms.get(name)
+        if room is not None and self.owners.owner(name) == self.node.node_id:
+            self._send(room.destroy(reason))
+            self._settle(name, room)
+            self.owners.ended(name)
+
+    def summary(self, name: str) -> str:
+        """What ``xmppctl rooms`` shows of a room run here."""
+        room = self.rooms.get(name)
+        occupants = sorted(room.state.occupants) if room is not None else []
+        return json.dumps({"occupants": occupants, "persistent": room is not None and room.config.persistent})
 
     def _send(self, answers: list[Outgoing]) -> None:
         for answer in answers:
@@ -141,20 +194,28 @@ class MucService:
                 self.node.router.send(answer)
 
     def _fan_out(self, fanout: Fanout) -> None:
-        """Serialised once for every recipient whose resource is known and whose list admits it
-        (docs/design.md: once per broadcast); anything else takes the ordinary way, fallbacks included."""
-        router, directory = self.node.router, self.node.directory
-        stanza, readdress = fanout.stanza, None
+        """Serialised once for the local recipients whose list admits it (docs/design.md: once per
+        broadcast) and once for each other node that has recipients, which checks their lists;
+        anything else takes the ordinary way, fallbacks included."""
+        router, directory, here = self.node.router, self.node.directory, self.node.node_id
+        stanza, readdress, elsewhere = fanout.stanza, None, {}
         for to in fanout.to:
             resource = directory.resource(parse_jid(to))
-            if resource is not None and router.local.admitted(stanza, [resource]):
+            if resource is not None and resource.node != here:
+                elsewhere.setdefault(resource.node, []).append(to)
+            elif resource is not None and router.local.admitted(stanza, [resource]):
                 readdress = readdress or Readdressed(stanza)
                 resource.stream.send_raw(readdress(to))
             else:
                 router.send(readdressed(stanza, to))
+        if elsewhere:
+            data = serialise(stanza)
+            for node_id, recipients in elsewhere.items():
+                self.bus.send_fanout(node_id, recipients, data)
 
     def shut_down(self) -> None:
         """Before the node closes its streams: every occupant of every room hears it (332)."""
+        self.owners.stopping()
         for name, room in list(self.rooms.items()):
             self._send(room.shut_down())
             self._settle(name, room)

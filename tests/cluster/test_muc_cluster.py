@@ -1,0 +1,303 @@
+"""MUC rooms across three node processes: one owner node per room, one order, takeover (issue 11).
+
+Every stanza for a room goes to the node holding the room's lease, so occupants
+on any node are in the same room and see its messages in one order; the owner
+sends each message once to each other node. When a node dies, its occupants
+leave the rooms; when the owner itself dies or loses Redis, another node takes
+the lease.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis import Redis
+
+from tests.cluster.muc import NS_MUC_USER, SERVICE, bodies, codes, enter, groupchat, occupant_presence, say
+from tests.cluster.client import error_condition
+from tests.cluster.link import Link
+from tests.cluster.processes import Node, wait_until
+
+MESSAGES = 15  # per sender
+LEASE_TTL = 2  # muc_lease_ttl's default
+
+
+def test_occupants_on_three_nodes_share_one_room_and_see_one_order(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    names = cluster.users("alice", "bob", "carol")
+    room = f"order-{names[0]}@{SERVICE}"
+    clients = [cluster.login(node, name) for node, name in zip(("n1", "n2", "n3"), names)]
+    nicks = ["Alice", "Bob", "Carol"]
+    enter(clients[0], room, "Alice", muc=False)  # opens the room at once
+    for i in (1, 2):
+        joined = enter(clients[i], room, nicks[i])
+        assert 201 not in codes(joined), f"{nicks[i]} created a room of its own on {clients[i].name}: {joined.toXml()}"
+    for i, client in enumerate(clients):
+        for other in nicks[i + 1 :]:
+            client.expect(occupant_presence(room, other), what=f"{other} joining, at {nicks[i]}")
+
+    for n in range(MESSAGES):
+        for client, nick in zip(clients, nicks):
+            say(client, room, f"{nick}-{n}")
+
+    seen = [bodies(client.collect(groupchat(room), 3 * MESSAGES, timeout=30, what="the room's messages")) for client in clients]
+    assert seen[0] == seen[1] == seen[2], f"the occupants saw different orders:\n{seen}"
+    for nick in nicks:
+        assert [b for b in seen[0] if b.startswith(nick + "-")] == [f"{nick}-{n}" for n in range(MESSAGES)]
+    for client in clients:
+        assert [e for e in client.drain(0.3) if e.getAttribute("type") == "error"] == []
+
+
+def three_in_a_room(cluster, room_prefix: str):
+    """alice on n1 opens the room (so n1 runs it), bob on n2 and carol on n3 join; all settled."""
+    names = cluster.users("alice", "bob", "carol")
+    room = f"{room_prefix}-{names[0]}@{SERVICE}"
+    clients = [cluster.login(node, name) for node, name in zip(("n1", "n2", "n3"), names)]
+    nicks = ["Alice", "Bob", "Carol"]
+    enter(clients[0], room, nicks[0], muc=False)
+    for client, nick in zip(clients[1:], nicks[1:]):
+        enter(client, room, nick)
+    for i, client in enumerate(clients):
+        for other in nicks[i + 1 :]:
+            client.expect(occupant_presence(room, other), what=f"{other} joining, at {nicks[i]}")
+        client.drain(0.2)
+    return room, clients
+
+
+def test_occupants_of_a_dead_node_leave_and_the_others_see_only_that(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "deadnode")
+    cluster["n3"].kill()
+    for client in (alice, bob):
+        left = client.expect(occupant_presence(room, "Carol", "unavailable"), timeout=10, what="Carol leaving with her dead node")
+        assert codes(left) == set(), left.toXml()
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing but the leave"
+    say(bob, room, "still here")
+    for client in (alice, bob):
+        (got,) = client.collect(groupchat(room), 1, what="the message after the leave")
+        assert (str(got.body), got["from"]) == ("still here", f"{room}/Bob")
+
+
+def rooms_table(cluster) -> dict[str, list[str]]:
+    """``xmppctl rooms``: room -> [owner, persistent, count, nicks...]."""
+    lines = cluster.ctl("rooms").stdout.splitlines()
+    assert lines[0].split() == ["ROOM", "OWNER", "PERSISTENT", "OCCUPANTS"], lines
+    return {line.split()[0]: line.split()[1:] for line in lines[1:]}
+
+
+def test_xmppctl_lists_rooms_with_their_owner_and_destroys_one(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    room, clients = three_in_a_room(cluster, "ctl")
+    assert wait_until(lambda: rooms_table(cluster).get(room) == ["n1", "no", "3", "Alice", "Bob", "Carol"], timeout=5), rooms_table(cluster)
+
+    done = cluster.ctl("room", "destroy", room, "closing time")
+    assert done.stdout.strip() == f"asked n1 to destroy {room}"
+    for client, nick in zip(clients, ("Alice", "Bob", "Carol")):
+        gone = client.expect(occupant_presence(room, nick, "unavailable"), what=f"{nick}'s end with the room")
+        (destroy,) = [d for x in gone.elements() if x.uri == NS_MUC_USER for d in x.elements() if d.name == "destroy"]
+        assert str(destroy.reason) == "closing time", gone.toXml()
+    assert wait_until(lambda: room not in rooms_table(cluster), timeout=5), rooms_table(cluster)
+    refused = cluster.ctl("room", "destroy", room, check=False)
+    assert (refused.returncode, refused.stderr.strip()) == (1, f"xmppctl: no such room: {room}")
+
+
+def test_a_message_crosses_to_each_node_once_whatever_its_occupants(make_cluster):
+    """The owner serialises a groupchat once per other node: one bus field for all of a node's occupants."""
+    cluster = make_cluster("n1", "n2")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    room = f"fanout-{alice_name}@{SERVICE}"
+    alice = cluster.login("n1", alice_name)
+    enter(alice, room, "Alice", muc=False)
+    far = [cluster.login("n2", bob_name, resource="one"), cluster.login("n2", bob_name, resource="two"), cluster.login("n2", carol_name)]
+    for client, nick in zip(far, ("Bob", "Bob", "Carol")):
+        enter(client, room, nick)
+    for client in (alice, *far):
+        client.drain(0.3)
+    redis = Redis(port=cluster.redis_port)
+    last = redis.xrevrange("xmppd:cluster:node:n2:bus", count=1)
+    since = last[0][0] if last else b"0"
+
+    say(alice, room, "once for n2")
+    for client in far:
+        (got,) = client.collect(groupchat(room), 1, what="alice's message on n2")
+        assert (str(got.body), got["to"]) == ("once for n2", client.jid)
+    fields = [value for _, entry in redis.xrange("xmppd:cluster:node:n2:bus", min=since) for value in entry.values()]
+    fanouts = [value for value in fields if value.startswith(b"f") and b"once for n2" in value]
+    assert len(fanouts) == 1 and fields.count(fanouts[0]) == 1, fields
+    recipients = fanouts[0][1:].split(b"\0")[:-1]
+    assert sorted(recipients) == sorted(client.jid.encode() for client in far)
+    assert not [value for value in fields if value[:1] == b"s" and b"once for n2" in value]
+
+
+def start_behind(cluster, node_id: str, link: Link) -> Node:
+    """A node of the cluster whose way to Redis goes through ``link``."""
+    node = Node(node_id, cluster.directory, link.url, cluster.heartbeat_ttl)
+    cluster.nodes[node_id] = node
+    node.start()
+    node.wait_ready()
+    return node
+
+
+def is_error(condition: str):
+    return lambda e: e.name == "message" and e.getAttribute("type") == "error" and error_condition(e) == condition
+
+
+def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it_back(make_cluster):
+    cluster = make_cluster("n2", "n3")
+    link = Link(cluster.redis_port)
+    start_behind(cluster, "n1", link)
+    room, (alice, bob, carol) = three_in_a_room(cluster, "cut")
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n1", timeout=5), rooms_table(cluster)
+
+    link.cut()
+    time.sleep(LEASE_TTL + 0.5)  # n1 counts its lease out without Redis
+    say(alice, room, "from the cut-off owner")
+    refused = alice.expect(is_error("recipient-unavailable"), timeout=LEASE_TTL + 3, what="the room's stanza bounced by the node that lost it")
+    assert refused["from"] == room and refused.error["type"] == "wait", refused.toXml()
+    assert "room " + room + ": no longer run on this node" in cluster["n1"].log()
+    for client in (bob, carol):
+        drained = client.drain(0.5)
+        assert [e.toXml() for e in drained if e.name == "message"] == [], "nothing from the cut-off owner"
+        client.backlog.extend(e for e in drained if e.name != "message")
+
+    for client in (bob, carol):  # a survivor buried n1: its sessions left, the room moved with its state
+        client.expect(occupant_presence(room, "Alice", "unavailable"), timeout=15, what="Alice leaving with her cut-off node")
+    say(bob, room, "after the cut")
+    for client in (bob, carol):
+        (got,) = client.collect(groupchat(room), 1, what="the room going on elsewhere")
+        assert (str(got.body), got["from"]) == ("after the cut", f"{room}/Bob")
+    successor = rooms_table(cluster)[room][0]
+    assert successor in ("n2", "n3")
+
+    link.mend()
+    cluster["n1"].wait_ready()
+    say(alice, room, "back")  # alice left meanwhile: the successor answers, n1 does not take the room back
+    refused = alice.expect(is_error("not-acceptable"), timeout=5, what="the successor refusing a non-occupant")
+    assert refused["from"] == room, refused.toXml()
+    time.sleep(LEASE_TTL)
+    assert rooms_table(cluster)[room][:3] == [successor, "no", "2"]
+    dave = cluster.login("n1", cluster.users("dave")[0])
+    enter(dave, room, "Dave", history=True)
+    history = [str(e.body) for e in dave.drain(1.0) if groupchat(room)(e)]
+    assert history == ["after the cut"], "the successor's state, untouched by the node that lost the room"
+
+
+def test_a_session_that_ends_leaves_every_room_whichever_node_runs_it(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    first, second = f"first-{alice_name}@{SERVICE}", f"second-{alice_name}@{SERVICE}"
+    alice, carol = cluster.login("n1", alice_name), cluster.login("n3", carol_name)
+    enter(alice, first, "Alice", muc=False)  # run by n1
+    enter(carol, second, "Carol", muc=False)  # run by n3
+    bob = cluster.login("n2", bob_name)
+    for room, host in ((first, alice), (second, carol)):
+        enter(bob, room, "Bob")
+        host.expect(occupant_presence(room, "Bob"), what=f"Bob joining {room}")
+    assert wait_until(lambda: [rooms_table(cluster).get(r, [None])[0] for r in (first, second)] == ["n1", "n3"], timeout=5)
+
+    bob.abort()  # no goodbye: the server's unavailable takes him out of both
+    for room, host in ((first, alice), (second, carol)):
+        left = host.expect(occupant_presence(room, "Bob", "unavailable"), timeout=10, what=f"Bob leaving {room}")
+        assert codes(left) == set(), left.toXml()
+
+
+def test_a_node_that_stops_ends_its_rooms_with_332_and_another_opens_them_at_once(make_cluster):
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "stop")
+    cluster["n1"].stop()
+    for client, nick in ((bob, "Bob"), (carol, "Carol")):
+        ended = client.expect(occupant_presence(room, nick, "unavailable"), what=f"{nick} told that n1 shuts down")
+        assert codes(ended) == {332}, ended.toXml()
+    del cluster.nodes["n1"]
+    again = enter(bob, room, "Bob", muc=False)  # the lease was let go: no wait for it to run out
+    assert 201 in codes(again), again.toXml()  # a new room: the old one ended with its node
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n2", timeout=5), rooms_table(cluster)
+    enter(carol, room, "Carol")
+    bob.expect(occupant_presence(room, "Carol"), what="Carol back in the room, now run by n2")
+
+
+def set_subject(client, room: str, text: str) -> None:
+    client.send(f"<message to='{room}' type='groupchat'><subject>{text}</subject></message>")
+
+
+def is_subject(room: str, text: str):
+    return lambda e: e.name == "message" and e.getAttribute("from", "").startswith(room) and e.subject is not None and str(e.subject) == text
+
+
+def test_kill_9_of_the_owner_during_traffic_moves_the_room_with_its_state(make_cluster):
+    """Messages sent while the owner is dead arrive once, in one order, or come back as errors;
+    those sent after the takeover all arrive; the room keeps its subject and its live occupants."""
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "takeover")
+    set_subject(alice, room, "before the fall")
+    for client in (alice, bob, carol):
+        client.expect(is_subject(room, "before the fall"), what="the subject")
+    senders = {"Bob": bob, "Carol": carol}
+
+    cluster["n1"].kill()
+    killed_at = time.monotonic()
+    during = []
+    for n in range(8):
+        for nick, client in senders.items():
+            say(client, room, f"{nick}-during-{n}")
+            during.append(f"{nick}-during-{n}")
+        time.sleep(0.25)
+    for client in (bob, carol):
+        client.expect(occupant_presence(room, "Alice", "unavailable"), timeout=15, what="Alice leaving with the dead owner")
+    after = []
+    for n in range(8):
+        for nick, client in senders.items():
+            say(client, room, f"{nick}-after-{n}")
+            after.append(f"{nick}-after-{n}")
+    last = {client: client.expect(lambda e: groupchat(room)(e) and str(e.body) == after[-1], timeout=15, what="the last message")
+            for client in (bob, carol)}
+    print(f"takeover: the room answered {time.monotonic() - killed_at:.1f} s after kill -9 of its owner")
+
+    seen, bounced = {}, {}
+    for nick, client in senders.items():
+        stanzas = [*client.backlog, last[client]]
+        client.backlog.clear()
+        stanzas += client.drain(1.0)
+        seen[nick] = [str(e.body) for e in stanzas if groupchat(room)(e)]
+        bounced[nick] = [str(e.body) for e in stanzas if e.name == "message" and e.getAttribute("type") == "error"]
+        assert {error_condition(e) for e in stanzas if e.getAttribute("type") == "error"} <= {"recipient-unavailable"}
+        assert not [e for e in stanzas if e.name == "presence"], "nothing but Alice's leave"
+    assert seen["Bob"] == seen["Carol"], f"one order for all:\n{seen}"
+    assert len(set(seen["Bob"])) == len(seen["Bob"]), "each message once"
+    for nick in senders:
+        assert [b for b in seen["Bob"] if b.startswith(f"{nick}-after-")] == [b for b in after if b.startswith(nick)]
+    for body in during:
+        sender = body.split("-", 1)[0]
+        assert (body in seen["Bob"]) != (body in bounced[sender]), f"{body}: delivered or bounced to its sender, once"
+
+    dave = cluster.login("n2", cluster.users("dave")[0])
+    enter(dave, room, "Dave")
+    assert dave.expect(is_subject(room, "before the fall"), what="the subject kept through the takeover")
+    moved = lambda: rooms_table(cluster).get(room, [None])[0] in ("n2", "n3") and rooms_table(cluster)[room][2:] == ["3", "Bob", "Carol", "Dave"]
+    assert wait_until(moved, timeout=5), rooms_table(cluster)
+
+
+def make_persistent(client, room: str) -> None:
+    client.send(f"<iq type='set' id='keep' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'>"
+                "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+                "<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")
+    answer = client.expect(lambda e: e.name == "iq" and e.getAttribute("id") == "keep", what="the configuration's result")
+    assert answer["type"] == "result", answer.toXml()
+
+
+def test_xmppctl_destroys_a_stored_room_that_no_node_runs(make_cluster):
+    cluster = make_cluster("n1", "n2")
+    alice_name, bob_name = cluster.users("alice", "bob")
+    room = f"kept-{alice_name}@{SERVICE}"
+    alice = cluster.login("n1", alice_name)
+    enter(alice, room, "Alice", muc=False)
+    make_persistent(alice, room)
+    assert wait_until(lambda: rooms_table(cluster).get(room) == ["n1", "yes", "1", "Alice"], timeout=5), rooms_table(cluster)
+    cluster["n1"].stop()
+    del cluster.nodes["n1"]
+    assert room not in rooms_table(cluster)
+
+    done = cluster.ctl("room", "destroy", room)
+    assert done.stdout.strip() == f"destroyed {room} (stored; no node ran it)"
+    bob = cluster.login("n2", bob_name)
+    assert 201 in codes(enter(bob, room, "Bob", muc=False)), "a new room where the stored one was"

@@ -1,0 +1,236 @@
+"""Where a room runs: on this node, or (in a cluster) on the one node holding its lease.
+
+Every stanza for a room goes to the room's owner node, so a room has one order
+(MUC-41, CLU-02). A node that holds the lease runs the room; one that knows the
+owner forwards the stanza over the node bus; one that does not asks Redis,
+taking the lease if nobody holds it. Stanzas for a room being looked up wait,
+in arrival order, for the answer. A stanza that cannot reach an owner is
+bounced with recipient-unavailable, never dropped.
+
+The owners learned are checked against Redis once a lease interval, so a room
+whose owner died or moved is looked up again within about one TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppd.delivery import serialise
+from xmppd.muc.lease import Lease, RoomLeases
+from xmppd.util.aio import call_failure, cancelling
+
+log = Logger()
+
+MAX_HOPS = 3  # forwards a stanza may take while rooms move; more means the owner is in doubt
+KNOWN_OWNERS = 10_000  # rooms run elsewhere whose owner a node remembers
+MAX_WAITING = 1000  # stanzas one room may have waiting for its owner to be found; more are bounced
+
+
+class LocalRooms:
+    """A node alone runs every room itself."""
+
+    def __init__(self, run: Callable[[str, domish.Element], None]):
+        self._run = run
+
+    def route(self, name: str, stanza: domish.Element, hops: int = 0) -> None:
+        self._run(name, stanza)
+
+    def ended(self, name: str) -> None:
+        pass
+
+    def stopping(self) -> None:
+        pass
+
+    def owner(self, name: str) -> str | None:
+        return None
+
+    async def stop(self) -> None:
+        pass
+
+
+class ClusterRooms:
+    """The rooms of one MUC service across the cluster's nodes.
+
+    ``service`` runs a room's stanza (``run``), loads a room taken over (``take``),
+    forgets a room whose lease was lost without a word to anyone (``drop``), bounces
+    stanzas, and sums up a room for xmppctl (``summary``)."""
+
+    def __init__(self, service, cluster, ttl: float):
+        self.service, self.host = service, service.host
+        self.node_id, self.bus, self.dead = cluster.node_id, cluster.bus, cluster.membership.dead
+        self.leases = RoomLeases(cluster.redis, cluster.node_id, cluster.membership.incarnation, ttl)
+        self.ttl = ttl
+        self.held: dict[str, Lease] = {}  # room name -> our lease
+        self.owners: dict[str, str] = {}  # room name -> node id, for rooms run elsewhere
+        self._waiting: dict[str, list[tuple[domish.Element, int]]] = {}  # rooms being looked up
+        self._described: dict[str, str] = {}
+        self._tasks: set[asyncio.Task] = set()  # look-ups
+        self._releasing: set[asyncio.Task] = set()  # leases being let go, finished even at stop
+        self._keeper: asyncio.Task | None = None
+        self._away = False  # Redis failed at the last renewal
+        self._stopping = False  # the node is stopping: its rooms have ended, their leases wait for stop()
+
+    def jid(self, name: str) -> str:
+        return f"{name}@{self.host}"
+
+    def owner(self, name: str) -> str | None:
+        return self.node_id if name in self.held else self.owners.get(name)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, name: str, stanza: domish.Element, hops: int = 0) -> None:
+        if self._stopping:
+            self.service.bounce(stanza, "recipient-unavailable", "this node is stopping; try again")
+            return
+        waiting = self._waiting.get(name)
+        if waiting is not None:
+            if len(waiting) >= MAX_WAITING:
+                self.service.bounce(stanza, "recipient-unavailable", "the room is being looked up; try again")
+            else:
+                waiting.append((stanza, hops))
+            return
+        lease = self.held.get(name)
+        if lease is not None:
+            if lease.held():
+                self.service.run(name, stanza)
+                return
+            self._lose([name], "its lease ran out unrenewed")
+        owner = self.owners.get(name)
+        if owner is not None and owner not in self.dead:
+            self._forward(owner, stanza, hops)
+            return
+        self._waiting[name] = [(stanza, hops)]
+        self._start(self._look_up(name))
+
+    def _forward(self, owner: str, stanza: domish.Element, hops: int) -> None:
+        if hops >= MAX_HOPS:
+            self.service.bounce(stanza, "recipient-unavailable", "the room is moving between nodes; try again")
+            return
+        self.bus.send_to_room(owner, serialise(stanza), hops + 1)
+
+    async def _look_up(self, name: str) -> None:
+        """Take the lease or learn who holds it; the stanzas that waited then go on, in order.
+
+        A holder declared dead keeps its lease until the lease runs out (at most one TTL)."""
+        give_up = time.monotonic() + 2 * self.ttl + 1
+        try:
+            while True:
+                async with asyncio.timeout(self.ttl):
+                    owner, lease = await self.leases.claim(self.jid(name))
+                if lease is not None:
+                    await self.service.take(name)
+                    self.held[name] = lease
+                    self.owners.pop(name, None)
+                    self._keep()
+                    break
+                if owner not in self.dead:
+                    self._remember(name, owner)
+                    break
+                if time.monotonic() > give_up:
+                    raise TimeoutError(f"node {owner} is dead and still holds the lease")
+                await asyncio.sleep(self.ttl / 6)
+        except (asyncio.CancelledError, Exception) as e:
+            error = call_failure(e)
+            log.warn("room {room}: cannot find its owner ({error}); its stanzas are bounced",
+                     room=self.jid(name), error=error or type(error).__name__)
+            for stanza, _ in self._waiting.pop(name, ()):
+                self.service.bounce(stanza, "recipient-unavailable", "the room cannot be reached now; try again")
+            return
+        for stanza, hops in self._waiting.pop(name, ()):
+            self.route(name, stanza, hops)
+
+    def _remember(self, name: str, owner: str) -> None:
+        if len(self.owners) >= KNOWN_OWNERS:
+            del self.owners[next(iter(self.owners))]
+        self.owners[name] = owner
+        self._keep()
+
+    # -- the end of a room, here ---------------------------------------------------------------
+
+    def ended(self, name: str) -> None:
+        """The room closed here: let the lease go, so that any node may open it again."""
+        if self.held.pop(name, None) is not None:
+            self._described.pop(name, None)
+            release = asyncio.get_running_loop().create_task(self.leases.release(self.jid(name)))
+            self._releasing.add(release)
+            release.add_done_callback(self._releasing.discard)
+
+    def _lose(self, names: list[str], why: str) -> None:
+        """Stop serving rooms whose lease is gone: the successor carries on from the stored state."""
+        for name in names:
+            if self.held.pop(name, None) is not None:
+                self._described.pop(name, None)
+                self.service.drop(name)
+                log.warn("room {room}: no longer run on this node: {why}", room=self.jid(name), why=why)
+
+    # -- the keeper: renew our leases, check the owners we remember ------------------------------
+
+    def _keep(self) -> None:
+        if self._keeper is None:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_going())
+
+    async def _keep_going(self) -> None:
+        while not cancelling():
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                async with asyncio.timeout(self.ttl / 2):
+                    await self._renew()
+                self._away = False
+            except (asyncio.CancelledError, Exception) as e:
+                error = call_failure(e)
+                if not self._away:
+                    log.warn("MUC leases on {host}: Redis unreachable ({error}); rooms stop when their lease runs out",
+                             host=self.host, error=error or type(error).__name__)
+                self._away = True
+            self._lose([name for name, lease in self.held.items() if not lease.held()], "its lease ran out unrenewed")
+
+    async def _renew(self) -> None:
+        lost = await self.leases.renew({self.jid(name): lease for name, lease in self.held.items()})
+        self._lose([jid.split("@", 1)[0] for jid in lost], "another node holds its lease")
+        names = list(self.owners)
+        now = await self.leases.owners([self.jid(name) for name in names])
+        for name in names:
+            owner = now[self.jid(name)]
+            if owner is None or owner == self.node_id:
+                self.owners.pop(name, None)
+            else:
+                self.owners[name] = owner
+        summaries = {name: self.service.summary(name) for name in self.held}
+        changed = {self.jid(name): text for name, text in summaries.items() if self._described.get(name) != text}
+        await self.leases.describe(changed)
+        self._described.update({name: summaries[name] for name in summaries if self.jid(name) in changed})
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def stopping(self) -> None:
+        """From now on the rooms' stanzas are bounced here; ``stop`` lets the leases go."""
+        self._stopping = True
+
+    def _start(self, work) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Let our leases go, so the survivors take our rooms at once rather than after a TTL."""
+        tasks = [*self._tasks, *([self._keeper] if self._keeper else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._keeper = None
+        ran_rooms = bool(self.held)
+        try:
+            async with asyncio.timeout(self.ttl):
+                await asyncio.gather(*self._releasing)
+                for name in list(self.held):
+                    await self.leases.release(self.jid(name))
+        except (asyncio.CancelledError, Exception) as e:
+            log.warn("MUC leases on {host} not released ({error}); they run out within {ttl} s", host=self.host, error=call_failure(e), ttl=self.ttl)
+        self.held.clear()
+        if ran_rooms:  # the others forget us as an owner within one check: what they send meanwhile is bounced here
+            await asyncio.sleep(self.ttl / 3)
