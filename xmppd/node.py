@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from xmppd import compat
 from xmppd.cluster.local import LocalCluster
+from xmppd.component.service import ComponentService
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
 from xmppd.muc.service import MucService
@@ -45,6 +46,8 @@ class Node:
         self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
         for host in config.muc_hosts:
             self.router.services[host] = MucService(self, host)
+        for domain, secret in config.components.items():
+            self.router.services[domain] = ComponentService(self, domain, secret)
         self.modules = ModuleHost(self, module_classes)
         self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
         self.streams: set = set()  # every open client stream, bound or not, until its TCP is gone

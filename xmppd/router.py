@@ -1,7 +1,7 @@
 """``route()``: the one place that decides where a stanza goes (docs/design.md).
 
 Addressed to a served domain -> the delivery rules for local accounts; to a
-hosted service (later: MUC, components) -> that service; to any other domain
+hosted service (MUC, components) -> that service; to any other domain
 -> federation (not yet: ``remote-server-not-found``). Modules never write to
 sockets: they hand stanzas to ``route()``.
 """
@@ -28,6 +28,9 @@ class IHostedService(Interface):
 
     def receive(stanza: domish.Element) -> None:
         """A stanza addressed to the host or to an address on it."""
+
+    def discoverable() -> bool:
+        """Whether the server's disco#items lists the host now (a component: while connected)."""
 
     def shut_down() -> None:
         """The node is stopping and its streams still carry stanzas: tell whoever must hear it."""

@@ -29,6 +29,7 @@ from xmppd.storage import open_storage, redis_storage
 from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream, RefusedStream
+from xmppd.streams.component import ComponentStreamFactory
 from xmppd.util.aio import as_deferred
 from xmppd.util import memory
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
@@ -199,4 +200,6 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
         Listener(
             "c2s-direct-tls", config.c2s_direct_tls_port, ClientStreamFactory(node, True), config.c2s_interface, context
         ).setServiceParent(root)
+    if config.component_listener:
+        Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     return root
