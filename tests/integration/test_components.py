@@ -10,11 +10,12 @@ from tests.integration import component as raw_component
 from tests.integration.component import COMPONENT, SECRET, header, open_stream, stream_error
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.raw import exchange
-from tests.integration.stanzas import condition, iq, is_message_with, message
+from tests.integration.stanzas import condition, iq, is_message_with, message, presence
 from xmppd.protocol import xml as X
 from xmppd.protocol.component import NS_COMPONENT
 
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+NS_ROSTER = "jabber:iq:roster"
 
 
 @pytest.fixture
@@ -96,6 +97,36 @@ async def test_the_domain_is_free_again_once_its_stream_ended(node, component):
     await again.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_handshake_is_due_within_auth_timeout(node_factory):
+    slow = node_factory(component_listener=True, component_port=0, components={COMPONENT: SECRET}, auth_timeout=1)
+    answer = await exchange(component_port(slow), header())
+    assert answer.stream_error == "connection-timeout"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_element_that_is_no_stanza_gets_unsupported_stanza_type(node, component):
+    component.send(f"<handshake>{'0' * 40}</handshake>")
+    assert stream_error(await component.next()) == "unsupported-stanza-type"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_stanza_size_limit_holds_for_components(node_factory):
+    small = node_factory(component_listener=True, component_port=0, components={COMPONENT: SECRET}, max_stanza_size=10000)
+    peer = await raw_component.connect(component_port(small))
+    peer.send(component_message(f"alice@{DOMAIN}", "x" * 10000))
+    assert stream_error(await peer.next()) == "policy-violation"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_idle_component_is_pinged_and_ended_when_it_does_not_answer(node_factory):
+    quiet = node_factory(component_listener=True, component_port=0, components={COMPONENT: SECRET}, idle_timeout=5, ping_timeout=1)
+    peer = await raw_component.connect(component_port(quiet))
+    ping = await peer.next(timeout=10)
+    assert (ping.name, ping["type"], ping["from"], ping["to"], ping.ping.uri) == ("iq", "get", DOMAIN, COMPONENT, "urn:xmpp:ping")
+    assert stream_error(await peer.next(timeout=5)) == "connection-timeout"
+
+
 # -- routing (COMP-03) -------------------------------------------------------------------------------
 
 
@@ -172,6 +203,38 @@ async def _refused(client, request):
     with pytest.raises(IQError) as refused:
         await client.iq(request)
     return refused.value
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_component_subscribes_to_a_user_and_gets_the_users_presence_and_its_end(node, component, login, failures_logged):
+    """COMP-04: a gateway's contact subscribes; the user approves, is seen online, and leaves."""
+    alice = await login()
+    await alice.iq(iq("get", NS_ROSTER))
+    alice.send(presence())
+    await alice.next(lambda e: e.name == "presence" and e["from"] == alice.jid.full())
+    component.send(f"<presence type='subscribe' from='bot@{COMPONENT}' to='alice@{DOMAIN}'/>")
+    request = await alice.next(lambda e: e.name == "presence")
+    assert (request["type"], request["from"]) == ("subscribe", f"bot@{COMPONENT}")
+    alice.send(presence(f"bot@{COMPONENT}", "subscribed"))
+    approved = await component.next(lambda e: e.name == "presence")
+    assert (approved["type"], approved["from"], approved["to"]) == ("subscribed", f"alice@{DOMAIN}", f"bot@{COMPONENT}")
+    online = await component.next(lambda e: e.name == "presence")
+    assert (online.getAttribute("type"), online["from"], online["to"]) == (None, alice.jid.full(), f"bot@{COMPONENT}")
+    await alice.close()
+    gone = await component.next(lambda e: e.name == "presence")
+    assert (gone["type"], gone["from"]) == ("unavailable", alice.jid.full())
+    assert failures_logged == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_directed_presence_reaches_the_component_and_so_does_the_unavailable_at_logout(node, component, login):
+    alice = await login()
+    alice.send(presence(COMPONENT))
+    directed = await component.next(lambda e: e.name == "presence")
+    assert (directed.getAttribute("type"), directed["from"]) == (None, alice.jid.full())
+    await alice.close()
+    gone = await component.next(lambda e: e.name == "presence")
+    assert (gone["type"], gone["from"], gone["to"]) == ("unavailable", alice.jid.full(), COMPONENT)
 
 
 # -- discovery (COMP-04) ---------------------------------------------------------------------------

@@ -73,8 +73,6 @@ class ComponentStream(ServerStream):
     def element_received(self, element: domish.Element):
         if self.is_established():
             return self.stanza_received(element)
-        if self.username is not None:  # a second handshake, while the first is being settled
-            raise StreamError("not-authorized", "one handshake per stream")
         if (element.uri, element.name) != (NS_COMPONENT, "handshake"):
             raise StreamError("not-authorized", "send the handshake first")
         if not handshake_matches(self.stream_id, self.service.secret, str(element)):

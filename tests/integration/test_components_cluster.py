@@ -1,0 +1,129 @@
+"""A component on one node of a two-node cluster, users on the other: routing both ways
+through the node bus, one stream per domain in the whole cluster (COMP-03, COMP-04)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest_twisted
+
+from tests.integration import component as raw_component
+from tests.integration.component import COMPONENT, SECRET, open_stream, stream_error
+from tests.integration.node_fixtures import DOMAIN
+from tests.integration.stanzas import condition, iq, is_message_with, message
+from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401  (fixture)
+from tests.integration.test_components import NS_DISCO_ITEMS, component_message, component_port, disco_items
+from xmppd.client import connect
+from xmppd.util.aio import as_deferred
+
+TTL = 1  # seconds: the heartbeat's, and the component key's
+
+
+@pytest_twisted.async_yield_fixture
+async def pair(node_factory, redis_url):  # noqa: F811
+    import redis.asyncio
+
+    flush = redis.asyncio.Redis.from_url(redis_url)
+    await as_deferred(flush.flushall())
+    await as_deferred(flush.aclose())
+    options = dict(redis_url=redis_url, heartbeat_ttl=TTL, component_listener=True, component_port=0, components={COMPONENT: SECRET})
+    a, b = node_factory(node_id="a", **options), node_factory(node_id="b", **options)
+    await ready(a, b)
+    await a.add_user("bob")
+    bob = await connect(jid=f"bob@{DOMAIN}", password="secret", host="127.0.0.1", port=b.port, insecure=True)
+    yield a, b, bob
+    await bob.close()
+
+
+async def until(condition_met, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds * 20)):
+        if condition_met():
+            return
+        await as_deferred(asyncio.sleep(0.05))
+    raise AssertionError("not within the time allowed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_component_on_one_node_and_a_user_on_the_other_talk_both_ways(pair):
+    a, b, bob = pair
+    gateway = await raw_component.connect(component_port(a))
+    bob.send(message(f"someone@{COMPONENT}", "across"))  # b may not have read the key yet: it reads it now
+    got = await gateway.next(lambda e: e.name == "message")
+    assert (got["from"], got["to"], str(got.body)) == (bob.jid.full(), f"someone@{COMPONENT}", "across")
+    gateway.send(component_message(bob.jid.full(), "and back", sender=f"someone@{COMPONENT}"))
+    back = await bob.next(is_message_with("and back"))
+    assert back["from"] == f"someone@{COMPONENT}"
+    for n in range(20):  # order kept through the bus
+        bob.send(message(COMPONENT, f"n{n}"))
+    bodies = [str((await gateway.next(lambda e: e.name == "message")).body) for _ in range(20)]
+    assert bodies == [f"n{n}" for n in range(20)]
+    await gateway.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_stream_on_the_other_node_gets_conflict(pair):
+    a, b, bob = pair
+    gateway = await raw_component.connect(component_port(a))
+    second = await open_stream(component_port(b))
+    assert stream_error(await second.handshake()) == "conflict"
+    await second.closed
+    gateway.send(component_message(bob.jid.full(), "the first goes on"))
+    await bob.next(is_message_with("the first goes on"))
+    await gateway.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_once_the_stream_ended_the_component_may_connect_to_the_other_node(pair):
+    a, b, bob = pair
+    gateway = await raw_component.connect(component_port(a))
+    await gateway.close()
+    moved = await raw_component.connect(component_port(b))
+    bob.send(message(COMPONENT, "here now"))
+    got = await moved.next(lambda e: e.name == "message")
+    assert str(got.body) == "here now"
+    await moved.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stanzas_to_a_component_gone_from_the_other_node_get_service_unavailable(pair):
+    a, b, bob = pair
+    gateway = await raw_component.connect(component_port(a))
+    bob.send(message(COMPONENT, "ping"))
+    await gateway.next(lambda e: e.name == "message")  # b knows the holder now
+    await gateway.close()
+    bob.send(message(f"x@{COMPONENT}", "anyone?"))
+    bounced = await bob.next(lambda e: e.name == "message" and e.getAttribute("type") == "error")
+    assert (bounced["from"], condition(bounced)) == (f"x@{COMPONENT}", "service-unavailable")
+
+
+@pytest_twisted.ensureDeferred
+async def test_disco_items_on_the_other_node_list_the_connected_component(pair):
+    a, b, bob = pair
+    gateway = await raw_component.connect(component_port(a))
+    listed = lambda answer: COMPONENT in disco_items(answer)  # noqa: E731
+    answers = []
+
+    async def ask():
+        answers.append(await bob.iq(iq("get", NS_DISCO_ITEMS, to=DOMAIN)))
+        return listed(answers[-1])
+
+    for _ in range(3 * 20 * TTL):  # within a beat (a third of the TTL) and a little
+        if await ask():
+            break
+        await as_deferred(asyncio.sleep(0.05))
+    assert listed(answers[-1])
+    await gateway.close()
+    await until(lambda: not b.node.router.services[COMPONENT].discoverable())
+    assert not listed(await bob.iq(iq("get", NS_DISCO_ITEMS, to=DOMAIN)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_stops_ends_the_components_stream_and_frees_its_domain_at_once(pair):
+    a, b, bob = pair
+    gateway = await raw_component.connect(component_port(a))
+    await a.service.stopService()
+    assert stream_error(await gateway.next()) == "system-shutdown"
+    moved = await raw_component.connect(component_port(b))  # no wait for the key to run out
+    bob.send(message(COMPONENT, "on b"))
+    assert str((await moved.next(lambda e: e.name == "message")).body) == "on b"
+    await moved.close()
