@@ -12,9 +12,9 @@ out are written without one, inheriting the stream's.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
+from twisted.words.protocols.jabber.xmlstream import hashPassword
 from twisted.words.xish import domish
 
 from xmppd.protocol.xml import NS_CLIENT
@@ -23,8 +23,9 @@ NS_COMPONENT = "jabber:component:accept"
 
 
 def handshake_digest(stream_id: str, secret: str) -> str:
-    """What the component sends in ``<handshake/>`` (XEP-0114 §3)."""
-    return hashlib.sha1((stream_id + secret).encode("utf-8")).hexdigest()
+    """What the component sends in ``<handshake/>`` (XEP-0114 §3): what Twisted's and wokkel's
+    component sides compute."""
+    return hashPassword(stream_id, secret)
 
 
 def handshake_matches(stream_id: str, secret: str, offered: str) -> bool:
