@@ -14,6 +14,7 @@ from tests.integration.stanzas import condition, iq, is_message_with, message
 from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401  (fixture)
 from tests.integration.test_components import NS_DISCO_ITEMS, component_message, component_port, disco_items
 from xmppd.client import connect
+from xmppd.cluster import keys
 from xmppd.util.aio import as_deferred
 
 TTL = 1  # seconds: the heartbeat's, and the component key's
@@ -127,3 +128,32 @@ async def test_a_node_that_stops_ends_the_components_stream_and_frees_its_domain
     bob.send(message(COMPONENT, "on b"))
     assert str((await moved.next(lambda e: e.name == "message")).body) == "on b"
     await moved.close()
+
+
+async def set_key(redis_url: str, value: str, ttl_ms: int) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    await as_deferred(client.set(keys.component_node(COMPONENT), value, px=ttl_ms))
+    await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_domain_of_a_node_that_vanished_is_free_once_its_key_runs_out(pair, redis_url):  # noqa: F811
+    a, b, bob = pair
+    await set_key(redis_url, "ghost\n0123", 1500)  # as a node killed with its component connected leaves it
+    second = await open_stream(component_port(b))
+    assert stream_error(await second.handshake()) == "conflict"
+    await until(lambda: b.node.router.services[COMPONENT].claim.holder is None, seconds=3)
+    gateway = await raw_component.connect(component_port(b))
+    await gateway.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_key_left_by_an_earlier_run_of_the_same_node_is_taken_at_once(pair, redis_url):  # noqa: F811
+    a, b, bob = pair
+    await set_key(redis_url, "a\nearlier-run", 60_000)
+    gateway = await raw_component.connect(component_port(a))
+    bob.send(message(COMPONENT, "after a restart"))
+    assert str((await gateway.next(lambda e: e.name == "message")).body) == "after a restart"
+    await gateway.close()

@@ -106,15 +106,21 @@ class ClusterClaim:
         return self.held
 
     async def release(self) -> None:
-        async with self._lock, asyncio.timeout(self.ttl):
-            self.held = False
+        async with self._lock:
+            await self._let_go()
+
+    async def _let_go(self) -> None:
+        """Delete the key if it is still ours, the lock held."""
+        self.held = False
+        async with asyncio.timeout(self.ttl):
             await self._release(keys=[self.key], args=[self.value])
 
     async def look_up(self) -> str | None:
-        """Read the key now: the live node holding the stream, if another one does."""
+        """Read the key now: the live node holding the stream, if another one does
+        (a key left by an earlier run of this node is nobody's)."""
         async with asyncio.timeout(self.ttl):
             held = _text(await self.redis.get(self.key))
-        self.holder = held.split("\n", 1)[0] if held and held != self.value else None
+        self.holder = held.split("\n", 1)[0] if held and not held.startswith(self._prefix) else None
         return self.elsewhere()
 
     # -- the beat: renew our key, or learn who holds the domain ------------------------------
@@ -150,9 +156,10 @@ class ClusterClaim:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
             self._keeper = None
-        if self.held:
-            try:
-                await self.release()
-            except (asyncio.CancelledError, Exception) as e:
-                log.warn("component {domain}: its key not released ({error!r}); it runs out within {ttl} s",
-                         domain=self.domain, error=call_failure(e), ttl=self.ttl)
+        try:
+            async with self._lock:  # a release under way finishes first
+                if self.held:
+                    await self._let_go()
+        except (asyncio.CancelledError, Exception) as e:
+            log.warn("component {domain}: its key not released ({error!r}); it runs out within {ttl} s",
+                     domain=self.domain, error=call_failure(e), ttl=self.ttl)
