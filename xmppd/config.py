@@ -264,9 +264,9 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
             values[key] = OPTIONS[key].check(value, "command line")
     values["domains"] = _validate_domains(values["domains"], origin)
     values["muc_hosts"] = _expand_muc_hosts(values["muc_hosts"], values["domains"], origin)
-    values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)
     if not values["node_id"]:
         values["node_id"] = _default_node_id(values["c2s_port"])
+    values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)
     _check_cross_option_rules(values, origin)
     return Config(values, origin)
 

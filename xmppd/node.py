@@ -44,10 +44,10 @@ class Node:
         self.started_at = clock.seconds()
         self.router = Router(self)
         self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
-        for host in config.muc_hosts:
-            self.router.services[host] = MucService(self, host)
         for domain, secret in config.components.items():
             self.router.services[domain] = ComponentService(self, domain, secret)
+        for host in config.muc_hosts:
+            self.router.services[host] = MucService(self, host)
         self.modules = ModuleHost(self, module_classes)
         self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
         self.streams: set = set()  # every open client stream, bound or not, until its TCP is gone

@@ -1,7 +1,7 @@
 """``route()``: the one place that decides where a stanza goes (docs/design.md).
 
 Addressed to a served domain -> the delivery rules for local accounts; to a
-hosted service (MUC, components) -> that service; to any other domain
+hosted service (later: MUC, components) -> that service; to any other domain
 -> federation (not yet: ``remote-server-not-found``). Modules never write to
 sockets: they hand stanzas to ``route()``.
 """

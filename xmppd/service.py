@@ -195,11 +195,11 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster)
     root = NodeService(node)
     Listener("http", config.http_port, health.site(node), config.http_interface).setServiceParent(root)
+    if config.component_listener:
+        Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)
     if config.c2s_direct_tls:
         Listener(
             "c2s-direct-tls", config.c2s_direct_tls_port, ClientStreamFactory(node, True), config.c2s_interface, context
         ).setServiceParent(root)
-    if config.component_listener:
-        Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     return root
