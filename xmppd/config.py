@@ -194,21 +194,6 @@ def _validate_domains(domains: list[str], origin: str) -> list[str]:
     return prepared
 
 
-def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> list[str]:
-    """'{domain}' in a MUC host stands for each served domain; a host is a domain of its own."""
-    hosts: list[str] = []
-    for pattern in patterns:
-        for host in dict.fromkeys(pattern.replace("{domain}", domain) for domain in domains):
-            try:
-                parsed = jid.JID(host)
-            except jid.InvalidFormat:
-                raise ConfigError(f"{origin}: option 'muc_hosts': {host!r} is not a valid domain") from None
-            if parsed.user or parsed.resource or parsed.host in domains or parsed.host in hosts:
-                raise ConfigError(f"{origin}: option 'muc_hosts': {host!r} must be a domain of its own, named once")
-            hosts.append(parsed.host)
-    return hosts
-
-
 MAX_SECRET = 1023  # characters of a component's shared secret
 
 
@@ -226,6 +211,21 @@ def _validate_components(components: dict[str, str], taken: list[str], origin: s
             raise ConfigError(f"{origin}: option 'components': the secret of {domain!r} must have 1 to {MAX_SECRET} characters")
         prepared[parsed.host] = secret
     return prepared
+
+
+def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> list[str]:
+    """'{domain}' in a MUC host stands for each served domain; a host is a domain of its own."""
+    hosts: list[str] = []
+    for pattern in patterns:
+        for host in dict.fromkeys(pattern.replace("{domain}", domain) for domain in domains):
+            try:
+                parsed = jid.JID(host)
+            except jid.InvalidFormat:
+                raise ConfigError(f"{origin}: option 'muc_hosts': {host!r} is not a valid domain") from None
+            if parsed.user or parsed.resource or parsed.host in domains or parsed.host in hosts:
+                raise ConfigError(f"{origin}: option 'muc_hosts': {host!r} must be a domain of its own, named once")
+            hosts.append(parsed.host)
+    return hosts
 
 
 def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
