@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -28,6 +28,18 @@ def test_login_benchmark_runs_and_prints_the_table(tmp_path):
         assert row[header.index("N")] == "20"
         assert row[header.index("failed")] == "0"
         assert float(row[header.index("logins/s")]) > 0
+
+
+def test_component_benchmark_runs_and_prints_the_table(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "component", "-n", "300", "--burst", "50", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = [line.split() for line in completed.stdout.splitlines()]
+    assert lines[0] == component.HEADER
+    assert [row[0] for row in lines[1:]] == ["user>component", "component>user", "user>user"]
+    assert all(float(row[component.HEADER.index("msgs/s")]) > 0 for row in lines[1:])
 
 
 @pytest.mark.parametrize("module", [chat, presence], ids=["chat", "presence"])

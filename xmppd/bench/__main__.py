@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -14,6 +14,7 @@ SUBBENCHMARKS = {
     "presence": presence,
     "cluster": cluster,
     "abuse": abuse,
+    "component": component,
     "roomstore": roomstore,
 }
 
