@@ -45,6 +45,13 @@ def disco_items(node_jids: domish.Element) -> list[str]:
 # -- the stream and the handshake (COMP-01, COMP-02) ---------------------------------------------
 
 
+
+@pytest.fixture(autouse=True)
+def no_tracebacks(failures_logged):
+    """Whatever a component does, the node logs no traceback."""
+    yield
+    assert failures_logged == []
+
 @pytest_twisted.ensureDeferred
 async def test_the_handshake_is_answered_with_an_empty_handshake_on_a_pre_1_0_stream(node):
     peer = await open_stream(component_port(node))
@@ -206,7 +213,7 @@ async def _refused(client, request):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_component_subscribes_to_a_user_and_gets_the_users_presence_and_its_end(node, component, login, failures_logged):
+async def test_a_component_subscribes_to_a_user_and_gets_the_users_presence_and_its_end(node, component, login):
     """COMP-04: a gateway's contact subscribes; the user approves, is seen online, and leaves."""
     alice = await login()
     await alice.iq(iq("get", NS_ROSTER))
@@ -223,7 +230,6 @@ async def test_a_component_subscribes_to_a_user_and_gets_the_users_presence_and_
     await alice.close()
     gone = await component.next(lambda e: e.name == "presence")
     assert (gone["type"], gone["from"]) == ("unavailable", alice.jid.full())
-    assert failures_logged == []
 
 
 @pytest_twisted.ensureDeferred

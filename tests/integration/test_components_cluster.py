@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import pytest_twisted
 
 from tests.integration import component as raw_component
@@ -43,6 +44,13 @@ async def until(condition_met, seconds: float = 5.0) -> None:
         await as_deferred(asyncio.sleep(0.05))
     raise AssertionError("not within the time allowed")
 
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks(failures_logged):
+    """Whatever a component does, the node logs no traceback."""
+    yield
+    assert failures_logged == []
 
 @pytest_twisted.ensureDeferred
 async def test_a_component_on_one_node_and_a_user_on_the_other_talk_both_ways(pair):
