@@ -126,7 +126,8 @@ class ClusterClaim:
     # -- the beat: renew our key, or learn who holds the domain ------------------------------
 
     def start(self) -> None:
-        self._keeper = asyncio.get_running_loop().create_task(self._keep())
+        """At node start: under twistd the reactor's loop is not running yet (ensure_future waits for it)."""
+        self._keeper = asyncio.ensure_future(self._keep())
 
     async def _keep(self) -> None:
         while not cancelling():
