@@ -6,6 +6,7 @@ elements the test waits for, stream errors included.
 
 from __future__ import annotations
 
+import pytest
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.words.xish import domish
@@ -15,6 +16,27 @@ from xmppd.protocol.component import NS_COMPONENT, handshake_digest
 
 COMPONENT = "gateway.localhost"
 SECRET = "s3cret"
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+
+
+def component_port(node) -> int:
+    """The component listener's port of a RunningNode (node_fixtures)."""
+    return node.service.listener("component").address[1]
+
+
+def component_message(to: str, body: str, sender: str = COMPONENT) -> str:
+    return f"<message from='{sender}' to='{to}' type='chat'><body>{body}</body></message>"
+
+
+def disco_items(answer: domish.Element) -> list[str]:
+    return [item["jid"] for item in answer.query.elements() if item.name == "item"]
+
+
+@pytest.fixture
+def no_tracebacks(failures_logged):
+    """Whatever a component does, the node logs no traceback (use it in every component test)."""
+    yield
+    assert failures_logged == []
 
 
 def header(to: str = COMPONENT, namespace: str = NS_COMPONENT) -> str:

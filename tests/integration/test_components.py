@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.words.xish import domish
 
 from tests.integration import component as raw_component
-from tests.integration.component import COMPONENT, SECRET, header, open_stream, stream_error
+from tests.integration.component import (  # noqa: F401  (no_tracebacks: a fixture)
+    COMPONENT,
+    NS_DISCO_ITEMS,
+    SECRET,
+    component_message,
+    component_port,
+    disco_items,
+    header,
+    no_tracebacks,
+    open_stream,
+    stream_error,
+)
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.raw import exchange
 from tests.integration.stanzas import condition, iq, is_message_with, message, presence
 from xmppd.protocol import xml as X
 from xmppd.protocol.component import NS_COMPONENT
 
-NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_ROSTER = "jabber:iq:roster"
+
+pytestmark = pytest.mark.usefixtures("no_tracebacks")
 
 
 @pytest.fixture
 def node(node_factory):
     return node_factory(component_listener=True, component_port=0, components={COMPONENT: SECRET, "other.localhost": "x"})
-
-
-def component_port(node) -> int:
-    return node.service.listener("component").address[1]
 
 
 @pytest_twisted.async_yield_fixture
@@ -34,23 +41,7 @@ async def component(node):
     await peer.close()
 
 
-def component_message(to: str, body: str, sender: str = COMPONENT) -> str:
-    return f"<message from='{sender}' to='{to}' type='chat'><body>{body}</body></message>"
-
-
-def disco_items(node_jids: domish.Element) -> list[str]:
-    return [item["jid"] for item in node_jids.query.elements() if item.name == "item"]
-
-
 # -- the stream and the handshake (COMP-01, COMP-02) ---------------------------------------------
-
-
-
-@pytest.fixture(autouse=True)
-def no_tracebacks(failures_logged):
-    """Whatever a component does, the node logs no traceback."""
-    yield
-    assert failures_logged == []
 
 @pytest_twisted.ensureDeferred
 async def test_the_handshake_is_answered_with_an_empty_handshake_on_a_pre_1_0_stream(node):

@@ -9,16 +9,27 @@ import pytest
 import pytest_twisted
 
 from tests.integration import component as raw_component
-from tests.integration.component import COMPONENT, SECRET, open_stream, stream_error
+from tests.integration.component import (  # noqa: F401  (no_tracebacks: a fixture)
+    COMPONENT,
+    NS_DISCO_ITEMS,
+    SECRET,
+    component_message,
+    component_port,
+    disco_items,
+    no_tracebacks,
+    open_stream,
+    stream_error,
+)
 from tests.integration.node_fixtures import DOMAIN
 from tests.integration.stanzas import condition, iq, is_message_with, message
 from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401  (fixture)
-from tests.integration.test_components import NS_DISCO_ITEMS, component_message, component_port, disco_items
 from xmppd.client import connect
 from xmppd.cluster import keys
 from xmppd.util.aio import as_deferred
 
 TTL = 1  # seconds: the heartbeat's, and the component key's
+
+pytestmark = pytest.mark.usefixtures("no_tracebacks")
 
 
 @pytest_twisted.async_yield_fixture
@@ -28,7 +39,7 @@ async def pair(node_factory, redis_url):  # noqa: F811
     flush = redis.asyncio.Redis.from_url(redis_url)
     await as_deferred(flush.flushall())
     await as_deferred(flush.aclose())
-    options = dict(redis_url=redis_url, heartbeat_ttl=TTL, component_listener=True, component_port=0, components={COMPONENT: SECRET})
+    options = {"redis_url": redis_url, "heartbeat_ttl": TTL, "component_listener": True, "component_port": 0, "components": {COMPONENT: SECRET}}
     a, b = node_factory(node_id="a", **options), node_factory(node_id="b", **options)
     await ready(a, b)
     await a.add_user("bob")
@@ -44,17 +55,9 @@ async def until(condition_met, seconds: float = 5.0) -> None:
         await as_deferred(asyncio.sleep(0.05))
     raise AssertionError("not within the time allowed")
 
-
-
-@pytest.fixture(autouse=True)
-def no_tracebacks(failures_logged):
-    """Whatever a component does, the node logs no traceback."""
-    yield
-    assert failures_logged == []
-
 @pytest_twisted.ensureDeferred
 async def test_a_component_on_one_node_and_a_user_on_the_other_talk_both_ways(pair):
-    a, b, bob = pair
+    a, _, bob = pair
     gateway = await raw_component.connect(component_port(a))
     bob.send(message(f"someone@{COMPONENT}", "across"))  # b may not have read the key yet: it reads it now
     got = await gateway.next(lambda e: e.name == "message")
@@ -95,7 +98,7 @@ async def test_once_the_stream_ended_the_component_may_connect_to_the_other_node
 
 @pytest_twisted.ensureDeferred
 async def test_stanzas_to_a_component_gone_from_the_other_node_get_service_unavailable(pair):
-    a, b, bob = pair
+    a, _, bob = pair
     gateway = await raw_component.connect(component_port(a))
     bob.send(message(COMPONENT, "ping"))
     await gateway.next(lambda e: e.name == "message")  # b knows the holder now
@@ -109,21 +112,19 @@ async def test_stanzas_to_a_component_gone_from_the_other_node_get_service_unava
 async def test_disco_items_on_the_other_node_list_the_connected_component(pair):
     a, b, bob = pair
     gateway = await raw_component.connect(component_port(a))
-    listed = lambda answer: COMPONENT in disco_items(answer)  # noqa: E731
-    answers = []
 
-    async def ask():
-        answers.append(await bob.iq(iq("get", NS_DISCO_ITEMS, to=DOMAIN)))
-        return listed(answers[-1])
+    async def listed() -> bool:
+        return COMPONENT in disco_items(await bob.iq(iq("get", NS_DISCO_ITEMS, to=DOMAIN)))
 
     for _ in range(3 * 20 * TTL):  # within a beat (a third of the TTL) and a little
-        if await ask():
+        if await listed():
             break
         await as_deferred(asyncio.sleep(0.05))
-    assert listed(answers[-1])
+    else:
+        raise AssertionError("node b never listed the component connected to node a")
     await gateway.close()
     await until(lambda: not b.node.router.services[COMPONENT].discoverable())
-    assert not listed(await bob.iq(iq("get", NS_DISCO_ITEMS, to=DOMAIN)))
+    assert not await listed()
 
 
 @pytest_twisted.ensureDeferred
@@ -138,17 +139,17 @@ async def test_a_node_that_stops_ends_the_components_stream_and_frees_its_domain
     await moved.close()
 
 
-async def set_key(redis_url: str, value: str, ttl_ms: int) -> None:
+async def set_key(url: str, value: str, ttl_ms: int) -> None:
     import redis.asyncio
 
-    client = redis.asyncio.Redis.from_url(redis_url)
+    client = redis.asyncio.Redis.from_url(url)
     await as_deferred(client.set(keys.component_node(COMPONENT), value, px=ttl_ms))
     await as_deferred(client.aclose())
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_domain_of_a_node_that_vanished_is_free_once_its_key_runs_out(pair, redis_url):  # noqa: F811
-    a, b, bob = pair
+    _, b, _ = pair
     await set_key(redis_url, "ghost\n0123", 1500)  # as a node killed with its component connected leaves it
     second = await open_stream(component_port(b))
     assert stream_error(await second.handshake()) == "conflict"
@@ -159,7 +160,7 @@ async def test_the_domain_of_a_node_that_vanished_is_free_once_its_key_runs_out(
 
 @pytest_twisted.ensureDeferred
 async def test_a_key_left_by_an_earlier_run_of_the_same_node_is_taken_at_once(pair, redis_url):  # noqa: F811
-    a, b, bob = pair
+    a, _, bob = pair
     await set_key(redis_url, "a\nearlier-run", 60_000)
     gateway = await raw_component.connect(component_port(a))
     bob.send(message(COMPONENT, "after a restart"))
