@@ -29,14 +29,14 @@ class IHostedService(Interface):
     def receive(stanza: domish.Element) -> None:
         """A stanza addressed to the host or to an address on it."""
 
-    def discoverable() -> bool:
-        """Whether the server's disco#items lists the host now (a component: while connected)."""
-
     def shut_down() -> None:
         """The node is stopping and its streams still carry stanzas: tell whoever must hear it."""
 
     def stop():
         """After the streams closed: finish pending writes (may return an awaitable)."""
+
+    def discoverable() -> bool:
+        """Whether the server's disco#items lists the host now (a component: while connected)."""
 
 
 class Router:

@@ -86,7 +86,7 @@ class Node:
     redis_url: str | None  # None: a node of its own, with SQLite in its data directory
     heartbeat_ttl: int = 2
     extra: tuple[str, ...] = ()
-    config: str = ""  # more of the configuration file (TOML), e.g. a [components] table
+    config: str = ""  # more lines of its configuration file
     c2s_port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)

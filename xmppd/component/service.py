@@ -44,7 +44,9 @@ class ComponentService:
     async def attach(self, stream) -> bool:
         """The stream has proved the secret: it becomes the domain's, unless the domain has one
         (``conflict``, here or on any node). False when the stream closed meanwhile."""
-        if self.stream is not None or self._attaching or self._stopping:
+        if self._stopping:
+            raise StreamError("system-shutdown")
+        if self.stream is not None or self._attaching:
             raise StreamError("conflict", "the component's domain is already connected")
         self._attaching = True
         try:
@@ -90,6 +92,10 @@ class ComponentService:
             self.away(stanza)
             return None
         return as_deferred(self._look_up(stanza, hops))  # the sender's later stanzas wait behind it
+
+    def session_died(self, presence: domish.Element) -> None:
+        """The unavailable of a user whose node died (PRES-05): the component hears it as any other."""
+        run_in_background(self.receive(presence), log, f"telling component {self.domain} of a dead node's session")
 
     async def _look_up(self, stanza: domish.Element, hops: int) -> None:
         try:
