@@ -30,18 +30,6 @@ def test_login_benchmark_runs_and_prints_the_table(tmp_path):
         assert float(row[header.index("logins/s")]) > 0
 
 
-def test_component_benchmark_runs_and_prints_the_table(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, "-m", "xmppd.bench", "component", "-n", "300", "--burst", "50", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr
-    lines = [line.split() for line in completed.stdout.splitlines()]
-    assert lines[0] == component.HEADER
-    assert [row[0] for row in lines[1:]] == ["user>component", "component>user", "user>user"]
-    assert all(float(row[component.HEADER.index("msgs/s")]) > 0 for row in lines[1:])
-
-
 @pytest.mark.parametrize("module", [chat, presence], ids=["chat", "presence"])
 def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
     name = module.__name__.rsplit(".", 1)[-1]
@@ -129,3 +117,15 @@ def test_roomstore_benchmark_prints_every_backend_and_the_redis_commands():
         "groupchat": ["1.00", "4.00"], "presence": ["1.00", "4.00"], "fenced-out": ["1.00", "1.00"],
         "load": ["1.00", "6.00"],
     }  # fmt: skip
+
+
+def test_component_benchmark_runs_and_prints_the_table(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "component", "-n", "300", "--burst", "50", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = [line.split() for line in completed.stdout.splitlines()]
+    assert lines[0] == component.HEADER
+    assert [row[0] for row in lines[1:]] == ["user>component", "component>user", "user>user"]
+    assert all(float(row[component.HEADER.index("msgs/s")]) > 0 for row in lines[1:])

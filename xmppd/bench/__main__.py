@@ -14,8 +14,8 @@ SUBBENCHMARKS = {
     "presence": presence,
     "cluster": cluster,
     "abuse": abuse,
-    "component": component,
     "roomstore": roomstore,
+    "component": component,
 }
 
 
