@@ -89,6 +89,7 @@ class MucService:
         self.writer.loaded(name, room, token)
 
     def discoverable(self) -> bool:
+        """Always listed in the server's disco#items (MUC-01)."""
         return True
 
     async def stop(self) -> None:
