@@ -45,20 +45,21 @@ FIXED = {  # what every node does, shown in its form; a form may repeat these va
 SERVED = {  # wokkel's request verb -> the method that serves it
     "publish": "publish", "items": "items", "retract": "retract", "create": "create", "delete": "delete",
     "purge": "purge", "configureGet": "configuration", "configureSet": "configure", "subscribe": "subscribe",
-    "unsubscribe": "unsubscribe",
+    "unsubscribe": "unsubscribe", "affiliationsGet": "affiliations", "affiliationsSet": "affiliate",
+    "subscriptionsGet": "subscriptions", "subscriptionsSet": "manage_subscriptions",
 }  # fmt: skip
 UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> names
-    "optionsGet": "subscription-options",
-    "optionsSet": "subscription-options", "subscriptions": "retrieve-subscriptions",
-    "affiliations": "retrieve-affiliations", "default": "retrieve-default", "affiliationsGet": "modify-affiliations",
-    "affiliationsSet": "modify-affiliations", "subscriptionsGet": "manage-subscriptions",
-    "subscriptionsSet": "manage-subscriptions",
+    "optionsGet": "subscription-options", "optionsSet": "subscription-options",
+    "subscriptions": "retrieve-subscriptions", "affiliations": "retrieve-affiliations", "default": "retrieve-default",
 }  # fmt: skip
 FEATURES = (
     "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-nodes",
-    "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
-    "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items", "subscribe",
+    "delete-items", "delete-nodes", "filtered-notifications", "last-published", "manage-subscriptions", "member-affiliation",
+    "modify-affiliations", "outcast-affiliation", "persistent-items", "presence-notifications", "publish", "publish-options",
+    "purge-nodes", "retract-items", "retrieve-items", "subscribe",
 )  # fmt: skip
+AFFILIATIONS = ("member", "outcast")  # besides the owner, what a PEP node knows; "none" removes one
+NOTIFICATION_ID = "pep-event-"  # starts every notification's id, so a bounce is known as one (PEP-11)
 
 
 def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None, kind: str | None = None) -> StanzaError:
@@ -76,12 +77,19 @@ def form_fields(form: data_form.Form | None) -> dict[str, list[str]]:
 
 class PepRequest(PubSubRequest):
     """wokkel's request, plus what it does not parse in wokkel 18: the ``notify`` of a
-    retract (XEP-0060 §7.2.2.1) and ``<publish-options/>`` (XEP-0060 §7.1.5); and
-    ``max_items``, which wokkel takes when zero or negative."""
+    retract (XEP-0060 §7.2.2.1), ``<publish-options/>`` (XEP-0060 §7.1.5) and the
+    entries of an owner's subscriptions set (§8.8.2, which wokkel reads as nothing);
+    and ``max_items``, which wokkel takes when zero or negative."""
 
-    _parameters = {**PubSubRequest._parameters, "retract": ["node", "itemIdentifiers", "notify"], "publish": ["node", "items", "publishOptions"]}
+    _parameters = {
+        **PubSubRequest._parameters,
+        "retract": ["node", "itemIdentifiers", "notify"],
+        "publish": ["node", "items", "publishOptions"],
+        "subscriptionsSet": ["nodeOrEmpty", "subscriptionStates"],
+    }
     notify = False
     publish_options: dict[str, list[str]] | None = None
+    subscription_states: dict[JID, str] | None = None  # subscriptionsSet: JID -> 'subscribed' or 'none'
 
     def _parse_maxItems(self, verb: domish.Element) -> None:
         super()._parse_maxItems(verb)
@@ -97,6 +105,16 @@ class PepRequest(PubSubRequest):
             if form is None or form.formType != "submit":
                 raise BadRequest("invalid-options", text="publish-options need a submitted form")
             self.publish_options = form_fields(form)
+
+    def _parse_subscriptionStates(self, verb: domish.Element) -> None:
+        self.subscription_states = {}
+        for element in verb.elements(NS_PUBSUB_OWNER, "subscription"):
+            if not element.getAttribute("jid") or not element.getAttribute("subscription"):
+                raise BadRequest(text="a subscription names a jid and its state")
+            subscriber = internJID(element["jid"])
+            if subscriber in self.subscription_states:
+                raise BadRequest(text="one subscription per jid")
+            self.subscription_states[subscriber] = element["subscription"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +164,41 @@ class NodeConfig:
         return form
 
 
+@dataclass(frozen=True, slots=True)
+class NodeAccess:
+    """Who may read one node (PEP-07): its access model over the owner's roster, and the
+    affiliations the owner gave. An outcast is refused whatever the model; a member is
+    admitted whatever the model, as XEP-0060 §4.1's table gives members items and
+    subscriptions (on a ``whitelist`` node, members alone)."""
+
+    account: Account
+    config: NodeConfig
+    affiliations: dict[str, str]
+
+    def denied(self, requester: str) -> StanzaError | None:
+        """The error this bare JID gets (PEP-07), or None if it may read."""
+        if requester == self.account.bare:
+            return None
+        affiliation = self.affiliations.get(requester)
+        if affiliation == "outcast":
+            return StanzaError("forbidden", text="the owner bars you from this node")
+        if affiliation == "member" or self.config.access_model == "open":
+            return None
+        item = self.account.item(requester)
+        if self.config.access_model == "presence":
+            if item is not None and item.subscription in ("from", "both"):
+                return None
+            return pubsub_error("not-authorized", "presence-subscription-required")
+        if self.config.access_model == "roster":
+            if item is not None and set(item.groups) & set(self.config.roster_groups_allowed):
+                return None
+            return pubsub_error("not-authorized", "not-in-roster-group")
+        return pubsub_error("not-allowed", "closed-node")
+
+    def admits(self, requester: str) -> bool:
+        return self.denied(requester) is None
+
+
 def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | None] | None:
     """(node, ver, hash) of a presence's XEP-0115 ``<c/>``; hash is None for legacy caps."""
     if presence is None:
@@ -157,9 +210,10 @@ def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | Non
 
 
 def event(owner: str, *children: domish.Element) -> domish.Element:
-    """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient."""
+    """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient,
+    with an id that tells a bounce of it from any other error (PEP-11)."""
     message = domish.Element((NS_CLIENT, "message"))
-    message["from"], message["type"] = owner, "headline"
+    message["from"], message["type"], message["id"] = owner, "headline", NOTIFICATION_ID + secrets.token_hex(6)
     body = message.addElement((NS_PUBSUB_EVENT, "event"))
     for child in children:
         body.addChild(child)
@@ -192,7 +246,10 @@ class PepModule(Module):
         (ACCOUNT, "get", NS_PUBSUB_OWNER): "serve",
         (ACCOUNT, "set", NS_PUBSUB_OWNER): "serve",
     }
-    hooks = {"presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer"}
+    hooks = {
+        "presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer",
+        "error-to-account": "bounced",
+    }  # fmt: skip
 
     def __init__(self, node):
         super().__init__(node)
@@ -236,6 +293,10 @@ class PepModule(Module):
             raise StanzaError("item-not-found", text="no such node")
         return config
 
+    async def _access(self, owner: JID, name: str, config: NodeConfig) -> NodeAccess:
+        account = await self.rosters.account(owner.user, owner.host)
+        return NodeAccess(account, config, await self.store.affiliations(owner.user, owner.host, name))
+
     async def _create(self, owner: JID, name: str, nodes: dict[str, NodeConfig], config: NodeConfig) -> None:
         if len(nodes) >= self.node.config.pep_max_nodes:
             raise pubsub_error("not-allowed", "max-nodes-exceeded", text=f"an account has at most {self.node.config.pep_max_nodes} nodes")
@@ -264,7 +325,7 @@ class PepModule(Module):
         elif config.with_fields(options, self.node.config.pep_max_items) != config:
             raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
         await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
-        await self._notify(owner, name, config, items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
+        await self._notify(owner, name, await self._access(owner, name, config), items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
         return answer
@@ -272,9 +333,8 @@ class PepModule(Module):
     async def items(self, request: IQRequest, parsed: PepRequest):
         """PEP-07: the newest items first, to whoever the access model admits."""
         owner = request.target
-        config = await self._existing(owner, parsed.nodeIdentifier)
-        account = await self.rosters.account(owner.user, owner.host)
-        denied = self._denied(account, request.sender.userhost(), config)
+        access = await self._access(owner, parsed.nodeIdentifier, await self._existing(owner, parsed.nodeIdentifier))
+        denied = access.denied(request.sender.userhost())
         if denied is not None:
             raise denied
         items = await self.store.items(owner.user, owner.host, parsed.nodeIdentifier)
@@ -299,7 +359,7 @@ class PepModule(Module):
         if parsed.notify:
             items = node_element(NS_PUBSUB_EVENT, "items", name)
             items.addElement("retract")["id"] = item_id
-            await self._notify(owner, name, config, items)
+            await self._notify(owner, name, await self._access(owner, name, config), items)
         return None
 
     async def create(self, request: IQRequest, parsed: PepRequest):
@@ -317,18 +377,18 @@ class PepModule(Module):
         """PEP-08: the node and its items go; whoever would get a publish hears of it."""
         request.require_own("only the owner deletes PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
-        config = await self._existing(owner, name)
+        access = await self._access(owner, name, await self._existing(owner, name))
         subscribers = await self.store.subscribers(owner.user, owner.host, name)
         await self.store.delete_node(owner.user, owner.host, name)
-        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "delete", name), subscribers)
+        await self._notify(owner, name, access, node_element(NS_PUBSUB_EVENT, "delete", name), subscribers)
         return None
 
     async def purge(self, request: IQRequest, parsed: PepRequest):
         request.require_own("only the owner purges PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
-        config = await self._existing(owner, name)
+        access = await self._access(owner, name, await self._existing(owner, name))
         await self.store.purge(owner.user, owner.host, name)
-        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "purge", name))
+        await self._notify(owner, name, access, node_element(NS_PUBSUB_EVENT, "purge", name))
         return None
 
     @staticmethod
@@ -343,20 +403,22 @@ class PepModule(Module):
         the newest item follows at once (PEP-05)."""
         owner, name = request.target, parsed.nodeIdentifier
         subscriber = self._subscriber(request, parsed)
-        config = await self._existing(owner, name)
-        account = await self.rosters.account(owner.user, owner.host)
-        denied = self._denied(account, subscriber.userhost(), config)
+        access = await self._access(owner, name, await self._existing(owner, name))
+        denied = access.denied(subscriber.userhost())
         if denied is not None:
             raise denied
-        if not await self.store.subscribe(owner.user, owner.host, name, subscriber.full(), self.node.config.pep_max_subscribers):
-            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node has as many subscribers as it may", kind="wait")
+        await self._subscribe(owner, name, subscriber)
         items = await self.store.items(owner.user, owner.host, name)
         if items:
-            self._send_to_subscriber(account.bare, items_element(NS_PUBSUB_EVENT, name, items[:1]), subscriber.full())
+            self._send_to_subscriber(access.account.bare, items_element(NS_PUBSUB_EVENT, name, items[:1]), subscriber.full())
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         subscription = answer.addChild(node_element(NS_PUBSUB, "subscription", name))
         subscription["jid"], subscription["subscription"] = subscriber.full(), "subscribed"
         return answer
+
+    async def _subscribe(self, owner: JID, name: str, subscriber: JID) -> None:
+        if not await self.store.subscribe(owner.user, owner.host, name, subscriber.full(), self.node.config.pep_max_subscribers):
+            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node has as many subscribers as it may", kind="wait")
 
     async def unsubscribe(self, request: IQRequest, parsed: PepRequest):
         owner, name = request.target, parsed.nodeIdentifier
@@ -389,69 +451,161 @@ class PepModule(Module):
             await self.store.put_item(owner.user, owner.host, name, *items[0], changed.max_items)
         return None
 
+    async def affiliations(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.9.1: the owner first, then each member and outcast."""
+        request.require_own("only the owner manages a PEP node's affiliations")
+        owner, name = request.target, parsed.nodeIdentifier
+        await self._existing(owner, name)
+        entries = {owner.userhost(): "owner", **await self.store.affiliations(owner.user, owner.host, name)}
+        return self._owner_list("affiliations", name, "affiliation", entries)
+
+    async def affiliate(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.9.2: members and outcasts set, ``none`` removes one; all or nothing.
+        An outcast's explicit subscriptions end at once, as does any a change leaves
+        unadmitted (PEP-10)."""
+        request.require_own("only the owner manages a PEP node's affiliations")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        changes: dict[str, str | None] = {}
+        for entity, affiliation in parsed.affiliations.items():
+            if entity.userhost() == owner.userhost():
+                raise StanzaError("not-acceptable", text="the owner's affiliation is not to be changed")
+            if affiliation in ("publisher", "publish-only"):
+                raise Unsupported(f"{affiliation}-affiliation", text="only the owner publishes to a PEP node")
+            if affiliation not in (*AFFILIATIONS, "none"):
+                raise StanzaError("bad-request", text=f"no affiliation {affiliation!r} here")
+            changes[entity.userhost()] = None if affiliation == "none" else affiliation
+        limit = self.node.config.pep_max_affiliations
+        if not await self.store.set_affiliations(owner.user, owner.host, name, changes, limit):
+            raise StanzaError("policy-violation", text=f"a PEP node has at most {limit} affiliations")
+        await self._drop_unadmitted(owner, name, await self._access(owner, name, config))
+        return None
+
+    async def subscriptions(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.8.1: the explicit subscriptions (those implied by presence and caps
+        come and go with them, and are not listed)."""
+        request.require_own("only the owner manages a PEP node's subscriptions")
+        owner, name = request.target, parsed.nodeIdentifier
+        await self._existing(owner, name)
+        subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        return self._owner_list("subscriptions", name, "subscription", dict.fromkeys(subscribers, "subscribed"))
+
+    async def manage_subscriptions(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.8.2: ``subscribed`` adds, ``none`` removes. The owner may subscribe
+        only whom the node admits, as a subscription it does not admit would end at the
+        next notification (PEP-10): else not-acceptable, and nothing changes."""
+        request.require_own("only the owner manages a PEP node's subscriptions")
+        owner, name = request.target, parsed.nodeIdentifier
+        access = await self._access(owner, name, await self._existing(owner, name))
+        for subscriber, state in parsed.subscription_states.items():
+            if state not in ("subscribed", "none"):
+                raise StanzaError("bad-request", text=f"a subscription is set to subscribed or none, not {state!r}")
+            if state == "subscribed" and not access.admits(subscriber.userhost()):
+                raise StanzaError("not-acceptable", text=f"the node's access model does not admit {subscriber.full()}")
+        for subscriber, state in parsed.subscription_states.items():
+            if state == "subscribed":
+                await self._subscribe(owner, name, subscriber)
+            else:
+                await self.store.unsubscribe(owner.user, owner.host, name, subscriber.full())
+        return None
+
+    @staticmethod
+    def _owner_list(verb: str, name: str, entry: str, states: dict[str, str]) -> domish.Element:
+        """``<pubsub xmlns=owner><verb node><entry jid entry=state/>...`` (§8.8.1, §8.9.1)."""
+        answer = domish.Element((NS_PUBSUB_OWNER, "pubsub"))
+        listing = answer.addChild(node_element(NS_PUBSUB_OWNER, verb, name))
+        for jid, state in states.items():
+            element = listing.addElement(entry)
+            element["jid"], element[entry] = jid, state
+        return answer
+
+    async def _drop_unadmitted(self, owner: JID, name: str, access: NodeAccess) -> None:
+        for subscriber in await self.store.subscribers(owner.user, owner.host, name):
+            if not access.admits(internJID(subscriber).userhost()):
+                await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
+
     async def visible_nodes(self, requester: JID | None, owner: JID) -> list[str]:
         """PEP-12: the nodes disco#items lists, those the requester may read."""
         nodes = await self._nodes(owner)
         if not nodes or requester is None:
             return []
-        account = await self.rosters.account(owner.user, owner.host)
-        return sorted(name for name, config in nodes.items() if self._denied(account, requester.userhost(), config) is None)
+        return sorted([name for name, config in nodes.items() if (await self._access(owner, name, config)).admits(requester.userhost())])
 
     # -- who may read, who hears ---------------------------------------------------------------
-
-    @staticmethod
-    def _denied(account: Account, requester: str, config: NodeConfig) -> StanzaError | None:
-        """The error the node's access model gives this requester (PEP-07), or None."""
-        if requester == account.bare or config.access_model == "open":
-            return None
-        item = account.item(requester)
-        if config.access_model == "presence":
-            if item is not None and item.subscription in ("from", "both"):
-                return None
-            return pubsub_error("not-authorized", "presence-subscription-required")
-        if config.access_model == "roster":
-            if item is not None and set(item.groups) & set(config.roster_groups_allowed):
-                return None
-            return pubsub_error("not-authorized", "not-in-roster-group")
-        return pubsub_error("not-allowed", "closed-node")  # whitelist: the owner alone, until affiliations come
 
     def _owner_allows(self, message: domish.Element, owner: str, peer: str) -> bool:
         """PEP-13: the owner's privacy list (and blocklist) for outgoing messages."""
         privacy = self.node.privacy
         return privacy is None or privacy.allowed(message, owner, None, internJID(peer), inbound=False)
 
-    async def _notify(self, owner: JID, name: str, config: NodeConfig, content: domish.Element, subscribers: list[str] | None = None) -> None:
-        """PEP-04: one headline per full JID: the owner's available resources, and contacts'
-        resources that want the node, minus whom the owner's or their own lists block; then
-        one to each explicit subscriber not reached so (its own lists apply on delivery).
-        A subscriber the access model no longer admits loses its subscription (PEP-10)."""
-        account = await self.rosters.account(owner.user, owner.host)
-        message = event(account.bare, content)
+    async def _notify(self, owner: JID, name: str, access: NodeAccess, content: domish.Element, subscribers: list[str] | None = None) -> None:
+        """PEP-04: one headline per full JID: the owner's available resources, and the
+        resources wanting the node of those the node admits among her contacts and the
+        local entities she shares directed presence with (PEP-14), minus whom her or their
+        own lists block; then one to each explicit subscriber not reached so (its own
+        lists apply on delivery). A subscriber the node no longer admits loses its
+        subscription (PEP-10)."""
+        bare = access.account.bare
+        message = event(bare, content)
         local, directory = self.node.router.local, self.node.directory
-        recipients = local.available(directory.resources(account.bare))
-        reached = {account.bare}
-        for contact in account.subscribers():
-            if self._denied(account, contact, config) is None and self._owner_allows(message, account.bare, contact):
-                wanting = [r for r in local.available(directory.resources(contact)) if await self.wants(r, name)]
+        own = directory.resources(bare)
+        recipients, reached = local.available(own), {bare}
+        for peer, resources in self._audience(access, own).items():
+            if access.admits(peer) and self._owner_allows(message, bare, peer):
+                wanting = [r for r in local.available(resources) if await self.wants(r, name)]
                 recipients += wanting
                 reached.update(r.bare for r in wanting)
         local.send_each_available(local.admitted(message, recipients), message)
         if subscribers is None:
             subscribers = await self.store.subscribers(owner.user, owner.host, name)
         for subscriber in subscribers:
-            bare = internJID(subscriber).userhost()
-            if bare in reached:
+            peer = internJID(subscriber).userhost()
+            if peer in reached:
                 continue
-            if self._denied(account, bare, config) is not None:
+            if not access.admits(peer):
                 await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
-            elif self._owner_allows(message, account.bare, bare):
-                self._send_to_subscriber(account.bare, content, subscriber)
+            elif self._owner_allows(message, bare, peer):
+                self._send_to_subscriber(bare, content, subscriber)
+
+    def _audience(self, access: NodeAccess, own: list[Resource]) -> dict[str, list[Resource]]:
+        """Bare JID -> the resources that may hear of the owner's nodes: her contacts' with a
+        presence subscription, and those of local entities her resources sent directed
+        presence to (the one addressed, or all of a bare JID), until they sent unavailable.
+        The federated half of PEP-14 is issue 14's."""
+        directory, domains = self.node.directory, self.node.domains
+        audience = {contact: directory.resources(contact) for contact in access.account.subscribers()}
+        for shared in sorted({jid for resource in own for jid in resource.directed}):
+            target = internJID(shared)
+            if target.host not in domains or target.user is None:
+                continue
+            found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
+            resources = audience.setdefault(target.userhost(), [])
+            resources += [r for r in found if r is not None and r not in resources]
+        return audience
 
     def _send_to_subscriber(self, owner: str, content: domish.Element, subscriber: str) -> None:
         """A notification routed to a subscribed JID: delivery rules and the recipient's lists apply."""
         message = event(owner, content)
         message["to"] = subscriber
         self.node.router.send(message)
+
+    def bounced(self, message: domish.Element, target: JID):
+        """PEP-11: an error returned for a notification is the service's to handle, never a
+        message to the owner's resources (nor answered: errors are not). One that says the
+        recipient will never take them (type cancel or auth) ends its explicit subscriptions."""
+        if not message.getAttribute("id", "").startswith(NOTIFICATION_ID):
+            return None
+        error = message.error
+        sender = message.getAttribute("from")
+        if sender and error is not None and error.getAttribute("type") in ("cancel", "auth"):
+            run_in_background(self._unsubscribe_everywhere(target, internJID(sender)), self.log, f"bounce from {sender} failed")
+        return True
+
+    async def _unsubscribe_everywhere(self, owner: JID, subscriber: JID) -> None:
+        """The subscriber's explicit subscriptions to the owner's nodes, bare and full, end."""
+        for name in await self.store.nodes(owner.user, owner.host):
+            for jid in {subscriber.full(), subscriber.userhost()}:
+                await self.store.unsubscribe(owner.user, owner.host, name, jid)
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 
@@ -553,10 +707,9 @@ class PepModule(Module):
             nodes = await self._nodes(owner)
             if not wanted & nodes.keys():
                 continue
-            owner_account = await self.rosters.account(owner.user, owner.host)
             for name in sorted(wanted & nodes.keys()):
                 items = await self.store.items(owner.user, owner.host, name)
-                if not items or self._denied(owner_account, account.bare, nodes[name]) is not None:
+                if not items or not (await self._access(owner, name, nodes[name])).admits(account.bare):
                     continue
                 message = event(owner_bare, items_element(NS_PUBSUB_EVENT, name, items[:1]))
                 if self._owner_allows(message, owner_bare, account.bare):
