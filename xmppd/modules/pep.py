@@ -477,7 +477,7 @@ class PepModule(Module):
             changes[entity.userhost()] = None if affiliation == "none" else affiliation
         limit = self.node.config.pep_max_affiliations
         if not await self.store.set_affiliations(owner.user, owner.host, name, changes, limit):
-            raise StanzaError("policy-violation", text=f"a PEP node has at most {limit} affiliations")
+            raise StanzaError("policy-violation", type="modify", text=f"a PEP node has at most {limit} affiliations")
         await self._drop_unadmitted(owner, name, await self._access(owner, name, config))
         return None
 
