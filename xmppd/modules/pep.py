@@ -14,9 +14,10 @@ the owner's roster. ``PepRequest`` fixes what wokkel 18 leaves out for PEP.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat, internJID
@@ -129,6 +130,7 @@ class NodeConfig:
         return json.dumps(asdict(self))
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # a few distinct configurations serve every node: parse each once
     def from_json(cls, text: str) -> NodeConfig:
         values = json.loads(text)
         return cls(values["access_model"], values["max_items"], tuple(values["roster_groups_allowed"]))
@@ -226,13 +228,14 @@ def node_element(uri: str, name: str, node: str) -> domish.Element:
     return element
 
 
-def items_element(uri: str, node: str, items: Iterable[tuple[str, str]]) -> domish.Element:
-    """``<items node><item id>payload</item>...</items>`` in the request's or the event's namespace."""
+def items_element(uri: str, node: str, items: Iterable[tuple[str, str | domish.Element]]) -> domish.Element:
+    """``<items node><item id>payload</item>...</items>`` in the request's or the event's
+    namespace; a payload as stored (XML text) or as just published (the element itself)."""
     element = node_element(uri, "items", node)
-    for item_id, payload_xml in items:
+    for item_id, payload in items:
         item = element.addElement("item")
         item["id"] = item_id
-        item.addChild(parse_fragment(payload_xml))
+        item.addChild(parse_fragment(payload) if isinstance(payload, str) else payload)
     return element
 
 
@@ -248,7 +251,7 @@ class PepModule(Module):
     }
     hooks = {
         "presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer",
-        "error-to-account": "bounced",
+        "error-to-account": "bounced", "remote-resource-ended": "ended",
     }  # fmt: skip
 
     def __init__(self, node):
@@ -257,6 +260,7 @@ class PepModule(Module):
         self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
         self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources
+        self._interests: dict[str, tuple[domish.Element, frozenset[str]]] = {}  # full JID -> (presence, its wanted nodes)
 
     @property
     def rosters(self) -> RosterModule:
@@ -312,7 +316,8 @@ class PepModule(Module):
         if len(payloads) != 1:
             raise pubsub_error("bad-request", "payload-required" if not payloads else "invalid-payload")
         item_id = item.getAttribute("id") or secrets.token_hex(8)
-        payload_xml = payloads[0].toXml()
+        (payload,) = payloads
+        payload_xml = payload.toXml()
         if len(payload_xml.encode("utf-8")) + len(item_id.encode("utf-8")) > self.node.config.pep_max_item_size:
             raise pubsub_error("not-acceptable", "payload-too-big", text=f"items are limited to {self.node.config.pep_max_item_size} bytes")
         owner, name = request.target, parsed.nodeIdentifier
@@ -325,7 +330,7 @@ class PepModule(Module):
         elif config.with_fields(options, self.node.config.pep_max_items) != config:
             raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
         await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
-        await self._notify(owner, name, await self._access(owner, name, config), items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
+        await self._notify(owner, name, await self._access(owner, name, config), items_element(NS_PUBSUB_EVENT, name, [(item_id, payload)]))
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
         return answer
@@ -533,10 +538,13 @@ class PepModule(Module):
 
     # -- who may read, who hears ---------------------------------------------------------------
 
-    def _owner_allows(self, message: domish.Element, owner: str, peer: str) -> bool:
-        """PEP-13: the owner's privacy list (and blocklist) for outgoing messages."""
+    def _owner_allows(self, message: domish.Element, owner: str) -> Callable[[str], bool]:
+        """PEP-13: whether the owner's privacy list (and blocklist) lets this message out to a
+        bare JID; asked per recipient, so an owner without a list costs one look."""
         privacy = self.node.privacy
-        return privacy is None or privacy.allowed(message, owner, None, internJID(peer), inbound=False)
+        if privacy is None or privacy.effective(owner, None) is None:
+            return lambda peer: True
+        return lambda peer: privacy.allowed(message, owner, None, internJID(peer), inbound=False)
 
     async def _notify(self, owner: JID, name: str, access: NodeAccess, content: domish.Element, subscribers: list[str] | None = None) -> None:
         """PEP-04: one headline per full JID: the owner's available resources, and the
@@ -550,11 +558,13 @@ class PepModule(Module):
         local, directory = self.node.router.local, self.node.directory
         own = directory.resources(bare)
         recipients, reached = local.available(own), {bare}
-        for peer, resources in self._audience(access, own).items():
-            if access.admits(peer) and self._owner_allows(message, bare, peer):
-                wanting = [r for r in local.available(resources) if await self.wants(r, name)]
-                recipients += wanting
-                reached.update(r.bare for r in wanting)
+        owner_allows = self._owner_allows(message, bare)
+        for peer, resources in self._audience(access, own):
+            if access.admits(peer) and owner_allows(peer):
+                for resource in local.available(resources):
+                    if name in await self.interests(resource):
+                        recipients.append(resource)
+                        reached.add(peer)
         local.send_each_available(local.admitted(message, recipients), message)
         if subscribers is None:
             subscribers = await self.store.subscribers(owner.user, owner.host, name)
@@ -564,24 +574,28 @@ class PepModule(Module):
                 continue
             if not access.admits(peer):
                 await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
-            elif self._owner_allows(message, bare, peer):
+            elif owner_allows(peer):
                 self._send_to_subscriber(bare, content, subscriber)
 
-    def _audience(self, access: NodeAccess, own: list[Resource]) -> dict[str, list[Resource]]:
-        """Bare JID -> the resources that may hear of the owner's nodes: her contacts' with a
-        presence subscription, and those of local entities her resources sent directed
-        presence to (the one addressed, or all of a bare JID), until they sent unavailable.
-        The federated half of PEP-14 is issue 14's."""
-        directory, domains = self.node.directory, self.node.domains
-        audience = {contact: directory.resources(contact) for contact in access.account.subscribers()}
-        for shared in sorted({jid for resource in own for jid in resource.directed}):
-            target = internJID(shared)
-            if target.host not in domains or target.user is None:
-                continue
-            found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
-            resources = audience.setdefault(target.userhost(), [])
-            resources += [r for r in found if r is not None and r not in resources]
-        return audience
+    def _audience(self, access: NodeAccess, own: list[Resource]) -> Iterator[tuple[str, list[Resource]]]:
+        """(bare JID, resources) of those who may hear of the owner's nodes: her contacts with
+        a presence subscription, then local entities her resources sent directed presence to
+        (the resource addressed, or all of a bare JID) and no unavailable since. The
+        federated half of PEP-14 is issue 14's."""
+        directory = self.node.directory
+        contacts = access.account.subscribers()
+        for contact in contacts:
+            yield contact, directory.resources(contact)
+        shared = {jid for resource in own for jid in resource.directed}
+        if not shared:
+            return
+        sharers: dict[str, list[Resource]] = {}
+        for target in map(internJID, sorted(shared)):
+            if target.host in self.node.domains and target.user is not None and target.userhost() not in contacts:
+                found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
+                resources = sharers.setdefault(target.userhost(), [])
+                resources += [r for r in found if r is not None and r not in resources]
+        yield from sharers.items()
 
     def _send_to_subscriber(self, owner: str, content: domish.Element, subscriber: str) -> None:
         """A notification routed to a subscribed JID: delivery rules and the recipient's lists apply."""
@@ -609,20 +623,32 @@ class PepModule(Module):
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 
-    async def features(self, resource: Resource) -> frozenset[str]:
-        """The features of the resource's announced caps, when known and trusted (a resource
-        of another node too: its presence comes with the directory's replica)."""
+    async def features(self, resource: Resource) -> frozenset[str] | None:
+        """The features of the resource's announced caps (none without caps), or None while
+        they are not known and trusted (a resource of another node too: its presence comes
+        with the directory's replica)."""
         announced = announced_caps(resource.presence)
         if announced is None:
             return frozenset()
         _, ver, algorithm = announced
         if algorithm is None:
             legacy = self._legacy.get(resource.jid.full())
-            return legacy[1] if legacy is not None and legacy[0] == ver else frozenset()
-        return await self.caps_cache.get(ver) or frozenset()
+            return legacy[1] if legacy is not None and legacy[0] == ver else None
+        return await self.caps_cache.get(ver)
 
-    async def wants(self, resource: Resource, name: str) -> bool:
-        return resource.available and name + NOTIFY in await self.features(resource)
+    async def interests(self, resource: Resource) -> frozenset[str]:
+        """The nodes the resource's caps want (``<node>+notify``). Every notification asks
+        this of every recipient, so it is remembered per presence stanza (a new presence
+        replaces the element, never changes it), once the caps are known."""
+        full = resource.jid.full()
+        memo = self._interests.get(full)
+        if memo is not None and memo[0] is resource.presence:
+            return memo[1]
+        found = await self.features(resource)
+        wanted = frozenset(f.removesuffix(NOTIFY) for f in found or () if f.endswith(NOTIFY))
+        if found is not None:
+            self._interests[full] = (resource.presence, wanted)
+        return wanted
 
     def available(self, resource: Resource, initial: bool):
         announced = announced_caps(resource.presence)
@@ -687,7 +713,7 @@ class PepModule(Module):
     async def _catch_up(self, resource: Resource, initial: bool) -> None:
         """PEP-05: the last items of the nodes a resource wants: all of them at its initial
         presence, those it starts wanting when its caps change later; nothing again."""
-        wanted = frozenset(f.removesuffix(NOTIFY) for f in await self.features(resource) if f.endswith(NOTIFY))
+        wanted = await self.interests(resource)
         before = frozenset() if initial else self._wanted.get(resource.jid.full(), frozenset())
         if wanted:
             self._wanted[resource.jid.full()] = wanted
@@ -712,12 +738,13 @@ class PepModule(Module):
                 if not items or not (await self._access(owner, name, nodes[name])).admits(account.bare):
                     continue
                 message = event(owner_bare, items_element(NS_PUBSUB_EVENT, name, items[:1]))
-                if self._owner_allows(message, owner_bare, account.bare):
+                if self._owner_allows(message, owner_bare)(account.bare):
                     local.send_each_available(local.admitted(message, [resource]), message)
 
     def ended(self, resource: Resource):
         self._legacy.pop(resource.jid.full(), None)
         self._wanted.pop(resource.jid.full(), None)
+        self._interests.pop(resource.jid.full(), None)
         for asked, (whom, _, _) in list(self._asking.items()):
             if whom is resource:
                 del self._asking[asked]

@@ -661,15 +661,15 @@ class SQLitePepStore(_PerUserStore):
     async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
         values = _user(localpart, domain, node=node, item_id=item_id, item=xml_text, keep=keep)
         with self._database.transaction() as db:
-            db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND item_id = :item_id", values)
+            # REPLACE drops the row with this id and gives the new one the largest rowid: the newest.
             db.execute(
-                "INSERT INTO pep_items (localpart, domain, node, item_id, item)"
+                "REPLACE INTO pep_items (localpart, domain, node, item_id, item)"
                 " VALUES (:localpart, :domain, :node, :item_id, :item)",
                 values,
             )
             db.execute(
-                f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND id NOT IN"
-                f" (SELECT id FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC LIMIT :keep)",
+                f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND id <="
+                f" (SELECT id FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC LIMIT 1 OFFSET :keep)",
                 values,
             )
 
