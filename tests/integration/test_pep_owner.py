@@ -19,6 +19,7 @@ from tests.integration.test_pep import (
     DAVE,
     NS_ERRORS,
     NS_OWNER,
+    NS_PUBSUB,
     TUNE,
     app_condition,
     cast,  # noqa: F401 (a fixture)
@@ -210,3 +211,28 @@ async def test_directed_presence_sharers_hear_of_nodes_they_may_read(cast, login
     await settle(dave)
     await alice.iq(publish_iq(OPEN, "No longer"))
     assert events(await settle(dave)) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_entity_lists_its_own_subscriptions_and_affiliations(cast, login):  # noqa: F811
+    """XEP-0060 §5.6/§5.7 at a PEP service: dave's subscription and membership; the owner is
+    owner of every node."""
+    alice, _, _ = cast
+    await alice.iq(publish_with_options(OPEN, "Open", "open"))
+    await alice.iq(publish_iq(TUNE, "For contacts"))
+    dave = await login("dave")
+    await dave.iq(subscription_iq("subscribe", OPEN, DAVE))
+    await alice.iq(owner_iq("set", "affiliations", TUNE, "affiliation", {DAVE: "member"}))
+
+    async def own(client, verb: str) -> list[tuple[str, ...]]:
+        request = iq("get", NS_PUBSUB, "pubsub", to=ALICE)
+        request.pubsub.addElement(verb)
+        answer = (await client.iq(request)).pubsub
+        (listing,) = list(answer.elements())
+        assert (listing.uri, listing.name) == (NS_PUBSUB, verb)
+        return [tuple(e.attributes[a] for a in sorted(e.attributes)) for e in listing.elements()]
+
+    assert await own(dave, "subscriptions") == [(DAVE, OPEN, "subscribed")]
+    assert await own(dave, "affiliations") == [("member", TUNE)]
+    assert await own(alice, "affiliations") == [("owner", TUNE), ("owner", OPEN)]
+    assert await own(alice, "subscriptions") == []

@@ -46,18 +46,18 @@ FIXED = {  # what every node does, shown in its form; a form may repeat these va
 SERVED = {  # wokkel's request verb -> the method that serves it
     "publish": "publish", "items": "items", "retract": "retract", "create": "create", "delete": "delete",
     "purge": "purge", "configureGet": "configuration", "configureSet": "configure", "subscribe": "subscribe",
-    "unsubscribe": "unsubscribe", "affiliationsGet": "affiliations", "affiliationsSet": "affiliate",
-    "subscriptionsGet": "subscriptions", "subscriptionsSet": "manage_subscriptions",
+    "unsubscribe": "unsubscribe", "subscriptions": "own_subscriptions", "affiliations": "own_affiliations",
+    "affiliationsGet": "node_affiliations", "affiliationsSet": "set_node_affiliations",
+    "subscriptionsGet": "node_subscriptions", "subscriptionsSet": "set_node_subscriptions",
 }  # fmt: skip
 UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> names
-    "optionsGet": "subscription-options", "optionsSet": "subscription-options",
-    "subscriptions": "retrieve-subscriptions", "affiliations": "retrieve-affiliations", "default": "retrieve-default",
+    "optionsGet": "subscription-options", "optionsSet": "subscription-options", "default": "retrieve-default",
 }  # fmt: skip
 FEATURES = (
     "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-nodes",
     "delete-items", "delete-nodes", "filtered-notifications", "last-published", "manage-subscriptions", "member-affiliation",
     "modify-affiliations", "outcast-affiliation", "persistent-items", "presence-notifications", "publish", "publish-options",
-    "purge-nodes", "retract-items", "retrieve-items", "subscribe",
+    "purge-nodes", "retract-items", "retrieve-affiliations", "retrieve-items", "retrieve-subscriptions", "subscribe",
 )  # fmt: skip
 AFFILIATIONS = ("member", "outcast")  # besides the owner, what a PEP node knows; "none" removes one
 NOTIFICATION_ID = "pep-event-"  # starts every notification's id, so a bounce is known as one (PEP-11)
@@ -456,7 +456,33 @@ class PepModule(Module):
             await self.store.put_item(owner.user, owner.host, name, *items[0], changed.max_items)
         return None
 
-    async def affiliations(self, request: IQRequest, parsed: PepRequest):
+    async def own_subscriptions(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §5.6: the requester's explicit subscriptions to this account's nodes."""
+        owner, mine = request.target, {request.sender.full(), request.sender.userhost()}
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        listing = answer.addElement("subscriptions")
+        for name in sorted(await self._nodes(owner)):
+            for jid in sorted(mine.intersection(await self.store.subscribers(owner.user, owner.host, name))):
+                entry = listing.addChild(node_element(NS_PUBSUB, "subscription", name))
+                entry["jid"], entry["subscription"] = jid, "subscribed"
+        return answer
+
+    async def own_affiliations(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §5.7: the requester's affiliation with each node that gives it one
+        (the owner: every node)."""
+        owner, requester = request.target, request.sender.userhost()
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        listing = answer.addElement("affiliations")
+        for name in sorted(await self._nodes(owner)):
+            if requester == owner.userhost():
+                affiliation = "owner"
+            else:
+                affiliation = (await self.store.affiliations(owner.user, owner.host, name)).get(requester)
+            if affiliation is not None:
+                listing.addChild(node_element(NS_PUBSUB, "affiliation", name))["affiliation"] = affiliation
+        return answer
+
+    async def node_affiliations(self, request: IQRequest, parsed: PepRequest):
         """XEP-0060 §8.9.1: the owner first, then each member and outcast."""
         request.require_own("only the owner manages a PEP node's affiliations")
         owner, name = request.target, parsed.nodeIdentifier
@@ -464,7 +490,7 @@ class PepModule(Module):
         entries = {owner.userhost(): "owner", **await self.store.affiliations(owner.user, owner.host, name)}
         return self._owner_list("affiliations", name, "affiliation", entries)
 
-    async def affiliate(self, request: IQRequest, parsed: PepRequest):
+    async def set_node_affiliations(self, request: IQRequest, parsed: PepRequest):
         """XEP-0060 §8.9.2: members and outcasts set, ``none`` removes one; all or nothing.
         An outcast's explicit subscriptions end at once, as does any a change leaves
         unadmitted (PEP-10)."""
@@ -486,7 +512,7 @@ class PepModule(Module):
         await self._drop_unadmitted(owner, name, await self._access(owner, name, config))
         return None
 
-    async def subscriptions(self, request: IQRequest, parsed: PepRequest):
+    async def node_subscriptions(self, request: IQRequest, parsed: PepRequest):
         """XEP-0060 §8.8.1: the explicit subscriptions (those implied by presence and caps
         come and go with them, and are not listed)."""
         request.require_own("only the owner manages a PEP node's subscriptions")
@@ -495,7 +521,7 @@ class PepModule(Module):
         subscribers = await self.store.subscribers(owner.user, owner.host, name)
         return self._owner_list("subscriptions", name, "subscription", dict.fromkeys(subscribers, "subscribed"))
 
-    async def manage_subscriptions(self, request: IQRequest, parsed: PepRequest):
+    async def set_node_subscriptions(self, request: IQRequest, parsed: PepRequest):
         """XEP-0060 §8.8.2: ``subscribed`` adds, ``none`` removes. The owner may subscribe
         only whom the node admits, as a subscription it does not admit would end at the
         next notification (PEP-10): else not-acceptable, and nothing changes."""
