@@ -195,18 +195,24 @@ async def test_a_bounced_notification_is_the_services_to_handle(cast):  # noqa: 
 
 @pytest_twisted.ensureDeferred
 async def test_directed_presence_sharers_hear_of_nodes_they_may_read(cast, login):  # noqa: F811
-    """PEP-14: dave wants tunes and is no contact; while alice shares directed presence with
-    him he hears of her open node, not of her presence one; after her directed unavailable,
-    of neither."""
+    """PEP-14: dave wants tunes and is no contact; when alice starts sharing directed presence
+    with him he gets the last item of her open node (not of her presence one), once; while
+    it lasts he hears of that node; after her directed unavailable, of neither."""
     alice, _, _ = cast
+    await alice.iq(publish_with_options(OPEN, "Before", "open"))
+    await alice.iq(publish_iq(TUNE, "Contacts only"))
     dave = await online(login, "dave", f"{TUNE}+notify", f"{OPEN}+notify")
     await settle(dave)
     alice.send(presence(to=dave.jid.full()))
+    received = await settle(dave)
+    assert [s.name for s in received] == ["presence", "message"]
+    assert [(node, [title for _, title in items]) for node, items in map(event_items, events(received))] == [(OPEN, ["Before"])]
+    alice.send(presence(to=dave.jid.full(), priority=1))  # an update: nothing again
     assert [s.name for s in await settle(dave)] == ["presence"]
-    await alice.iq(publish_with_options(OPEN, "Shared", "open"))
+    await alice.iq(publish_iq(OPEN, "Shared", "s"))
     await alice.iq(publish_iq(TUNE, "Contacts only"))
     (shared,) = events(await settle(dave))
-    assert shared["to"] == dave.jid.full() and event_items(shared)[0] == OPEN
+    assert shared["to"] == dave.jid.full() and event_items(shared) == (OPEN, [("s", "Shared")])
     alice.send(presence(to=dave.jid.full(), kind="unavailable"))
     await settle(dave)
     await alice.iq(publish_iq(OPEN, "No longer"))

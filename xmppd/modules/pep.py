@@ -251,7 +251,7 @@ class PepModule(Module):
     }
     hooks = {
         "presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer",
-        "error-to-account": "bounced", "remote-resource-ended": "ended",
+        "error-to-account": "bounced", "remote-resource-ended": "ended", "presence-out": ("sharing", 10),
     }  # fmt: skip
 
     def __init__(self, node):
@@ -750,22 +750,39 @@ class PepModule(Module):
 
     async def send_last_items(self, resource: Resource, wanted: frozenset[str]) -> None:
         """The newest item of each of these nodes, of the resource's own account and of each
-        local contact whose presence it gets, that the access model and the owner's lists allow."""
+        local contact whose presence it gets."""
         account = await self.rosters.account(resource.jid.user, resource.jid.host)
-        owners = [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]
-        local = self.node.router.local
-        for owner_bare in owners:
-            owner = internJID(owner_bare)
-            nodes = await self._nodes(owner)
-            if not wanted & nodes.keys():
+        for owner in [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]:
+            await self._last_items(internJID(owner), resource, wanted)
+
+    async def _last_items(self, owner: JID, resource: Resource, wanted: frozenset[str]) -> None:
+        """The newest item of each of the owner's nodes among ``wanted`` that the access model
+        and the owner's lists let the resource have."""
+        nodes = await self._nodes(owner)
+        local, reader = self.node.router.local, resource.bare
+        for name in sorted(wanted & nodes.keys()):
+            items = await self.store.items(owner.user, owner.host, name)
+            if not items or not (await self._access(owner, name, nodes[name])).admits(reader):
                 continue
-            for name in sorted(wanted & nodes.keys()):
-                items = await self.store.items(owner.user, owner.host, name)
-                if not items or not (await self._access(owner, name, nodes[name])).admits(account.bare):
-                    continue
-                message = event(owner_bare, items_element(NS_PUBSUB_EVENT, name, items[:1]))
-                if self._owner_allows(message, owner_bare)(account.bare):
-                    local.send_each_available(local.admitted(message, [resource]), message)
+            message = event(owner.userhost(), items_element(NS_PUBSUB_EVENT, name, items[:1]))
+            if self._owner_allows(message, owner.userhost())(reader):
+                local.send_each_available(local.admitted(message, [resource]), message)
+
+    def sharing(self, presence: domish.Element, origin: Resource, target: JID):
+        """PEP-14 with PEP-05: a local entity the owner starts sending directed presence to is a
+        temporary subscriber, so it gets the newest items it wants, as on subscribing. Asked
+        before the presence module files the target, so a presence update sends nothing again."""
+        if presence.getAttribute("type") is None and target.user is not None and target.host in self.node.domains and target.full() not in origin.directed:
+            run_in_background(self._shared(origin, target), self.log, f"last items for {target.full()} failed")
+        return None
+
+    async def _shared(self, origin: Resource, target: JID) -> None:
+        if target.full() not in origin.directed:  # not filed: a contact (caught up at its presence), or over the limit
+            return
+        directory = self.node.directory
+        found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
+        for resource in self.node.router.local.available([r for r in found if r is not None]):
+            await self._last_items(origin.jid.userhostJID(), resource, await self.interests(resource))
 
     def ended(self, resource: Resource):
         self._legacy.pop(resource.jid.full(), None)
