@@ -73,3 +73,36 @@ def test_the_last_item_reaches_a_contact_logging_in_on_the_other_node(cluster):
     bob = with_caps(cluster, "n2", bob_name, f"{TUNE}+notify")
     got = bob.expect(tune_event(f"{alice_name}@localhost"), what="alice's last tune at bob's login on n2")
     assert titles(got) == [("x2", "Before you came")]
+
+
+def test_a_member_on_the_other_node_hears_of_a_whitelist_node_and_its_bounce_stays_there(cluster):
+    """Affiliations live in Redis: alice (n1) makes bob (n2) a member of her whitelist node and
+    n1 notifies him. bob's error for the notification, handled on n2, reaches none of alice's
+    resources (PEP-11); an error with another id does."""
+    alice_name, bob_name = cluster.users("alice", "bob")
+    cluster.befriend((alice_name, bob_name))
+    alice_bare, bob_bare = f"{alice_name}@localhost", f"{bob_name}@localhost"
+    alice = with_caps(cluster, "n1", alice_name, "urn:example:other")
+    bob = with_caps(cluster, "n2", bob_name, f"{TUNE}+notify")
+    bob.ping()
+    answer = alice.iq_raw(
+        f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}'><create node='{TUNE}'/><configure>"
+        f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB}#node_config</value></field>"
+        "<field var='pubsub#access_model'><value>whitelist</value></field></x></configure></pubsub></iq>"
+    )
+    assert answer["type"] == "result", answer.toXml()
+    answer = alice.iq_raw(
+        f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}#owner'><affiliations node='{TUNE}'>"
+        f"<affiliation jid='{bob_bare}' affiliation='member'/></affiliations></pubsub></iq>"
+    )
+    assert answer["type"] == "result", answer.toXml()
+    publish(alice, "Members only", "w1")
+    got = bob.expect(tune_event(alice_bare), what="alice's tune for a member on n2")
+    assert titles(got) == [("w1", "Members only")] and got["id"].startswith("pep-event-")
+    alice.drain()
+    error = "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+    bob.send(f"<message type='error' to='{alice_bare}' id='{got['id']}'>{error}</message>")
+    bob.send(f"<message type='error' to='{alice_bare}' id='chat-1'>{error}</message>")
+    passed = alice.expect(lambda e: e.name == "message" and e.getAttribute("type") == "error", what="the other error")
+    assert passed["id"] == "chat-1"
+    assert [e for e in alice.drain() if e.name == "message"] == []
