@@ -15,6 +15,7 @@ the owner's roster. ``PepRequest`` fixes what wokkel 18 leaves out for PEP.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -61,6 +62,8 @@ FEATURES = (
 )  # fmt: skip
 AFFILIATIONS = ("member", "outcast")  # besides the owner, what a PEP node knows; "none" removes one
 NOTIFICATION_ID = "pep-event-"  # starts every notification's id, so a bounce is known as one (PEP-11)
+_notification_numbers = itertools.count()  # with a per-process prefix: unique ids without a random read each
+_NOTIFICATION_PREFIX = f"{NOTIFICATION_ID}{secrets.token_hex(4)}-"
 
 
 def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None, kind: str | None = None) -> StanzaError:
@@ -215,7 +218,7 @@ def event(owner: str, *children: domish.Element) -> domish.Element:
     """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient,
     with an id that tells a bounce of it from any other error (PEP-11)."""
     message = domish.Element((NS_CLIENT, "message"))
-    message["from"], message["type"], message["id"] = owner, "headline", NOTIFICATION_ID + secrets.token_hex(6)
+    message["from"], message["type"], message["id"] = owner, "headline", f"{_NOTIFICATION_PREFIX}{next(_notification_numbers)}"
     body = message.addElement((NS_PUBSUB_EVENT, "event"))
     for child in children:
         body.addChild(child)
