@@ -101,8 +101,9 @@ async def test_a_whitelist_admits_members_and_outcasts_are_refused_everywhere(ca
 async def test_affiliation_requests_that_fail_change_nothing(node_factory):
     """Only the owner asks (forbidden); her own affiliation stays (not-acceptable); publisher
     is feature-not-implemented + unsupported; an unknown name bad-request; past
-    pep_max_affiliations policy-violation, nothing of the request applied."""
-    node = node_factory(pep_max_affiliations=1)
+    pep_max_affiliations policy-violation, nothing of the request applied. The same for
+    subscriptions past pep_max_subscribers (+ too-many-subscriptions)."""
+    node = node_factory(pep_max_affiliations=1, pep_max_subscribers=1)
     for user in ("alice", "bob"):
         await node.add_user(user)
     alice, bob = [await connect(jid=f"{u}@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True) for u in ("alice", "bob")]
@@ -125,6 +126,15 @@ async def test_affiliation_requests_that_fail_change_nothing(node_factory):
         assert await listed(alice, "affiliations", "affiliation", TUNE) == [(ALICE, "owner")]
         await alice.iq(set_one)
         assert await listed(alice, "affiliations", "affiliation", TUNE) == [(ALICE, "owner"), (DAVE, "member")]
+
+        await alice.iq(publish_with_options(OPEN, "Open", "open"))
+        both = owner_iq("set", "subscriptions", OPEN, "subscription", {BOB: "subscribed", DAVE: "subscribed"})
+        assert await refused(alice, both) == ("policy-violation", "too-many-subscriptions")
+        assert await listed(alice, "subscriptions", "subscription", OPEN) == []
+        await alice.iq(owner_iq("set", "subscriptions", OPEN, "subscription", {BOB: "subscribed"}))
+        swap = owner_iq("set", "subscriptions", OPEN, "subscription", {BOB: "none", DAVE: "subscribed"})
+        await alice.iq(swap)  # one out, one in: within the limit
+        assert await listed(alice, "subscriptions", "subscription", OPEN) == [(DAVE, "subscribed")]
     finally:
         await alice.close()
         await bob.close()

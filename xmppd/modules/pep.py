@@ -527,20 +527,25 @@ class PepModule(Module):
     async def set_node_subscriptions(self, request: IQRequest, parsed: PepRequest):
         """XEP-0060 §8.8.2: ``subscribed`` adds, ``none`` removes. The owner may subscribe
         only whom the node admits, as a subscription it does not admit would end at the
-        next notification (PEP-10): else not-acceptable, and nothing changes."""
+        next notification (PEP-10): else not-acceptable; past pep_max_subscribers,
+        policy-violation; either way nothing changes."""
         request.require_own("only the owner manages a PEP node's subscriptions")
         owner, name = request.target, parsed.nodeIdentifier
         access = await self._access(owner, name, await self._existing(owner, name))
+        states = {subscriber.full(): state for subscriber, state in parsed.subscription_states.items()}
         for subscriber, state in parsed.subscription_states.items():
             if state not in ("subscribed", "none"):
                 raise StanzaError("bad-request", text=f"a subscription is set to subscribed or none, not {state!r}")
             if state == "subscribed" and not access.admits(subscriber.userhost()):
                 raise StanzaError("not-acceptable", text=f"the node's access model does not admit {subscriber.full()}")
-        for subscriber, state in parsed.subscription_states.items():
+        current = await self.store.subscribers(owner.user, owner.host, name)
+        if len({*current, *states} - {jid for jid, state in states.items() if state == "none"}) > self.node.config.pep_max_subscribers:
+            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node would have more subscribers than it may", kind="wait")
+        for jid, state in sorted(states.items(), key=lambda entry: entry[1] == "subscribed"):  # removals first
             if state == "subscribed":
-                await self._subscribe(owner, name, subscriber)
+                await self._subscribe(owner, name, internJID(jid))
             else:
-                await self.store.unsubscribe(owner.user, owner.host, name, subscriber.full())
+                await self.store.unsubscribe(owner.user, owner.host, name, jid)
         return None
 
     @staticmethod
