@@ -29,7 +29,7 @@ from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadReques
 from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.protocol.stanzas import StanzaError
-from xmppd.protocol.xml import NS_CLIENT, parse_fragment
+from xmppd.protocol.xml import NS_CLIENT, serialise
 from xmppd.sessions import Resource
 from xmppd.util import caps
 from xmppd.util.aio import run_in_background
@@ -231,15 +231,22 @@ def node_element(uri: str, name: str, node: str) -> domish.Element:
     return element
 
 
-def items_element(uri: str, node: str, items: Iterable[tuple[str, str | domish.Element]]) -> domish.Element:
+def items_element(uri: str, node: str, items: Iterable[tuple[str, str]]) -> domish.Element:
     """``<items node><item id>payload</item>...</items>`` in the request's or the event's
-    namespace; a payload as stored (XML text) or as just published (the element itself)."""
+    namespace. Each payload goes in as the XML text it is stored as (``payload_text``
+    made it, so it is one well-formed element declaring its namespace): never parsed
+    again, and serialised once per publish, not once per notification."""
     element = node_element(uri, "items", node)
-    for item_id, payload in items:
+    for item_id, payload_xml in items:
         item = element.addElement("item")
         item["id"] = item_id
-        item.addChild(parse_fragment(payload) if isinstance(payload, str) else payload)
+        item.addRawXml(payload_xml)
     return element
+
+
+def payload_text(payload: domish.Element) -> str:
+    """A published payload as stored: standalone XML that declares its own namespace."""
+    return serialise(payload, default_uri="")
 
 
 class PepModule(Module):
@@ -319,8 +326,7 @@ class PepModule(Module):
         if len(payloads) != 1:
             raise pubsub_error("bad-request", "payload-required" if not payloads else "invalid-payload")
         item_id = item.getAttribute("id") or secrets.token_hex(8)
-        (payload,) = payloads
-        payload_xml = payload.toXml()
+        payload_xml = payload_text(payloads[0])
         if len(payload_xml.encode("utf-8")) + len(item_id.encode("utf-8")) > self.node.config.pep_max_item_size:
             raise pubsub_error("not-acceptable", "payload-too-big", text=f"items are limited to {self.node.config.pep_max_item_size} bytes")
         owner, name = request.target, parsed.nodeIdentifier
@@ -333,7 +339,7 @@ class PepModule(Module):
         elif config.with_fields(options, self.node.config.pep_max_items) != config:
             raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
         await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
-        await self._notify(owner, name, await self._access(owner, name, config), items_element(NS_PUBSUB_EVENT, name, [(item_id, payload)]))
+        await self._notify(owner, name, await self._access(owner, name, config), items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
         return answer
