@@ -33,6 +33,7 @@ from tests.integration.test_pep import (
 )
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError, connect
+from xmppd.protocol.xml import parse_fragment
 
 OPEN = "urn:example:open"
 
@@ -252,3 +253,25 @@ async def test_an_entity_lists_its_own_subscriptions_and_affiliations(cast, logi
     assert await own(dave, "affiliations") == [("member", TUNE)]
     assert await own(alice, "affiliations") == [("owner", TUNE), ("owner", OPEN)]
     assert await own(alice, "subscriptions") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_malformed_owner_requests_get_their_errors_and_log_no_failure(login, failures_logged):
+    """A JID that does not parse is bad-request + invalid-jid, a missing jid or state
+    bad-request, a missing node nodeid-required, an unknown node item-not-found; nothing
+    puts a traceback in the log."""
+    alice = await login()
+    await alice.iq(publish_iq(TUNE, "Mine"))
+    cases = [  # (IQ type, owner payload, condition, pubsub#errors condition)
+        ("set", f"<affiliations node='{TUNE}'><affiliation jid='@@@' affiliation='member'/></affiliations>", "bad-request", "invalid-jid"),
+        ("set", f"<affiliations node='{TUNE}'><affiliation affiliation='member'/></affiliations>", "bad-request", None),
+        ("set", f"<subscriptions node='{TUNE}'><subscription jid='@@@' subscription='subscribed'/></subscriptions>", "bad-request", "invalid-jid"),
+        ("set", f"<subscriptions node='{TUNE}'><subscription jid='{DAVE}'/></subscriptions>", "bad-request", None),
+        ("get", "<affiliations/>", "bad-request", "nodeid-required"),
+        ("get", "<subscriptions node='urn:example:none'/>", "item-not-found", None),
+        ("set", f"<subscriptions node='urn:example:none'><subscription jid='{DAVE}' subscription='none'/></subscriptions>", "item-not-found", None),
+    ]
+    for kind, payload, expected, app in cases:
+        request = parse_fragment(f"<iq xmlns='jabber:client' type='{kind}'><pubsub xmlns='{NS_OWNER}'>{payload}</pubsub></iq>")
+        assert await refused(alice, request) == (expected, app), payload
+    assert failures_logged == []
