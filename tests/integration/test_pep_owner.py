@@ -275,3 +275,18 @@ async def test_malformed_owner_requests_get_their_errors_and_log_no_failure(logi
         request = parse_fragment(f"<iq xmlns='jabber:client' type='{kind}'><pubsub xmlns='{NS_OWNER}'>{payload}</pubsub></iq>")
         assert await refused(alice, request) == (expected, app), payload
     assert failures_logged == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_notification_the_server_bounces_is_absorbed_too(cast):  # noqa: F811
+    """PEP-11: alice subscribes a JID of a domain this server cannot reach to her open node;
+    the router's remote-server-not-found for the notification comes back to her bare JID,
+    reaches none of her resources, and ends that subscription."""
+    alice, _, _ = cast
+    await alice.iq(publish_with_options(OPEN, "Open", "open"))
+    await alice.iq(owner_iq("set", "subscriptions", OPEN, "subscription", {"far@unreachable.example": "subscribed"}))
+    await settle(alice)
+    await alice.iq(publish_iq(OPEN, "Nowhere", "n"))
+    received = await settle(alice)
+    assert [(s.name, s.getAttribute("type")) for s in received] == [("message", "headline")]  # her own notification
+    assert await listed(alice, "subscriptions", "subscription", OPEN) == []
