@@ -106,3 +106,27 @@ def test_a_member_on_the_other_node_hears_of_a_whitelist_node_and_its_bounce_sta
     passed = alice.expect(lambda e: e.name == "message" and e.getAttribute("type") == "error", what="the other error")
     assert passed["id"] == "chat-1"
     assert [e for e in alice.drain() if e.name == "message"] == []
+
+
+def test_a_directed_presence_sharer_on_the_other_node_hears_of_an_open_node(cluster):
+    """PEP-14 across nodes: the directory's replica carries whom alice (n1) sent directed
+    presence to, so dave (n2, no contact) gets her open node's last item when she starts
+    sharing, and each later publish."""
+    alice_name, dave_name = cluster.users("alice", "dave")
+    alice_bare = f"{alice_name}@localhost"
+    alice = with_caps(cluster, "n1", alice_name, "urn:example:other")
+    dave = with_caps(cluster, "n2", dave_name, f"{TUNE}+notify")
+    dave.ping()
+    answer = alice.iq_raw(
+        f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{TUNE}'><item id='o1'>"
+        f"<tune xmlns='{TUNE}'><title>Open to sharers</title></tune></item></publish><publish-options>"
+        f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB}#publish-options</value></field>"
+        "<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>"
+    )
+    assert answer["type"] == "result", answer.toXml()
+    alice.send(f"<presence to='{dave.jid}'/>")
+    got = dave.expect(tune_event(alice_bare), what="alice's last tune when she shares presence with dave")
+    assert got["to"] == dave.jid and titles(got) == [("o1", "Open to sharers")]
+    publish(alice, "While shared", "o2")
+    got = dave.expect(tune_event(alice_bare), what="alice's next tune on n2")
+    assert titles(got) == [("o2", "While shared")]
