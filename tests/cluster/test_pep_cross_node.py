@@ -38,6 +38,19 @@ def publish(client: Client, title: str, item_id: str) -> None:
     assert answer["type"] == "result", answer.toXml()
 
 
+def access_form(form_type: str, model: str) -> str:
+    """A submitted node_config or publish-options form that sets the access model."""
+    return (
+        f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB}#{form_type}</value>"
+        f"</field><field var='pubsub#access_model'><value>{model}</value></field></x>"
+    )
+
+
+def succeeds(client: Client, template: str) -> None:
+    answer = client.iq_raw(template)
+    assert answer["type"] == "result", answer.toXml()
+
+
 def tune_event(publisher: str):
     return lambda e: e.name == "message" and e.getAttribute("from") == publisher and e.event is not None
 
@@ -85,17 +98,10 @@ def test_a_member_on_the_other_node_hears_of_a_whitelist_node_and_its_bounce_sta
     alice = with_caps(cluster, "n1", alice_name, "urn:example:other")
     bob = with_caps(cluster, "n2", bob_name, f"{TUNE}+notify")
     bob.ping()
-    answer = alice.iq_raw(
-        f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}'><create node='{TUNE}'/><configure>"
-        f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB}#node_config</value></field>"
-        "<field var='pubsub#access_model'><value>whitelist</value></field></x></configure></pubsub></iq>"
-    )
-    assert answer["type"] == "result", answer.toXml()
-    answer = alice.iq_raw(
-        f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}#owner'><affiliations node='{TUNE}'>"
-        f"<affiliation jid='{bob_bare}' affiliation='member'/></affiliations></pubsub></iq>"
-    )
-    assert answer["type"] == "result", answer.toXml()
+    create = f"<create node='{TUNE}'/><configure>{access_form('node_config', 'whitelist')}</configure>"
+    succeeds(alice, f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}'>{create}</pubsub></iq>")
+    member = f"<affiliations node='{TUNE}'><affiliation jid='{bob_bare}' affiliation='member'/></affiliations>"
+    succeeds(alice, f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}#owner'>{member}</pubsub></iq>")
     publish(alice, "Members only", "w1")
     got = bob.expect(tune_event(alice_bare), what="alice's tune for a member on n2")
     assert titles(got) == [("w1", "Members only")] and got["id"].startswith("pep-event-")
@@ -117,13 +123,9 @@ def test_a_directed_presence_sharer_on_the_other_node_hears_of_an_open_node(clus
     alice = with_caps(cluster, "n1", alice_name, "urn:example:other")
     dave = with_caps(cluster, "n2", dave_name, f"{TUNE}+notify")
     dave.ping()
-    answer = alice.iq_raw(
-        f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{TUNE}'><item id='o1'>"
-        f"<tune xmlns='{TUNE}'><title>Open to sharers</title></tune></item></publish><publish-options>"
-        f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB}#publish-options</value></field>"
-        "<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>"
-    )
-    assert answer["type"] == "result", answer.toXml()
+    item = f"<item id='o1'><tune xmlns='{TUNE}'><title>Open to sharers</title></tune></item>"
+    options = f"<publish-options>{access_form('publish-options', 'open')}</publish-options>"
+    succeeds(alice, f"<iq type='set' id='{{id}}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{TUNE}'>{item}</publish>{options}</pubsub></iq>")
     alice.send(f"<presence to='{dave.jid}'/>")
     got = dave.expect(tune_event(alice_bare), what="alice's last tune when she shares presence with dave")
     assert got["to"] == dave.jid and titles(got) == [("o1", "Open to sharers")]

@@ -311,6 +311,21 @@ class PepModule(Module):
         account = await self.rosters.account(owner.user, owner.host)
         return NodeAccess(account, config, await self.store.affiliations(owner.user, owner.host, name))
 
+    async def _notification_state(self, owner: JID, name: str) -> tuple[dict[str, NodeConfig], Account, dict[str, str], list[str]]:
+        """Every node's configuration, the owner's roster, and this node's affiliations and
+        explicit subscribers: what a publish reads, in one storage call (one Redis round trip)."""
+        configs, affiliations, subscribers = await self.store.node_state(owner.user, owner.host, name)
+        account = await self.rosters.account(owner.user, owner.host)
+        return {node: NodeConfig.from_json(text) for node, text in configs.items()}, account, affiliations, subscribers
+
+    async def _listeners(self, owner: JID, name: str) -> tuple[NodeAccess, list[str]]:
+        """An existing node's access and explicit subscribers, whom its retract, purge or
+        delete tells (item-not-found if there is no such node)."""
+        nodes, account, affiliations, subscribers = await self._notification_state(owner, name)
+        if name not in nodes:
+            raise StanzaError("item-not-found", text="no such node")
+        return NodeAccess(account, nodes[name], affiliations), subscribers
+
     async def _create(self, owner: JID, name: str, nodes: dict[str, NodeConfig], config: NodeConfig) -> None:
         if len(nodes) >= self.node.config.pep_max_nodes:
             raise pubsub_error("not-allowed", "max-nodes-exceeded", text=f"an account has at most {self.node.config.pep_max_nodes} nodes")
@@ -330,7 +345,7 @@ class PepModule(Module):
         if len(payload_xml.encode("utf-8")) + len(item_id.encode("utf-8")) > self.node.config.pep_max_item_size:
             raise pubsub_error("not-acceptable", "payload-too-big", text=f"items are limited to {self.node.config.pep_max_item_size} bytes")
         owner, name = request.target, parsed.nodeIdentifier
-        nodes = await self._nodes(owner)
+        nodes, account, affiliations, subscribers = await self._notification_state(owner, name)
         config = nodes.get(name)
         options = parsed.publish_options or {}
         if config is None:
@@ -339,7 +354,8 @@ class PepModule(Module):
         elif config.with_fields(options, self.node.config.pep_max_items) != config:
             raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
         await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
-        await self._notify(owner, name, await self._access(owner, name, config), items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
+        content = items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)])
+        await self._notify(owner, name, NodeAccess(account, config, affiliations), subscribers, content)
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
         return answer
@@ -364,7 +380,7 @@ class PepModule(Module):
         """PEP-09: the item goes; with notify, everyone who would get a publish hears of it."""
         request.require_own("only the owner retracts from a PEP node")
         owner, name = request.target, parsed.nodeIdentifier
-        config = await self._existing(owner, name)
+        access, subscribers = await self._listeners(owner, name)
         if len(parsed.itemIdentifiers) != 1:
             raise pubsub_error("bad-request", "item-required")
         (item_id,) = parsed.itemIdentifiers
@@ -373,7 +389,7 @@ class PepModule(Module):
         if parsed.notify:
             items = node_element(NS_PUBSUB_EVENT, "items", name)
             items.addElement("retract")["id"] = item_id
-            await self._notify(owner, name, await self._access(owner, name, config), items)
+            await self._notify(owner, name, access, subscribers, items)
         return None
 
     async def create(self, request: IQRequest, parsed: PepRequest):
@@ -391,18 +407,17 @@ class PepModule(Module):
         """PEP-08: the node and its items go; whoever would get a publish hears of it."""
         request.require_own("only the owner deletes PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
-        access = await self._access(owner, name, await self._existing(owner, name))
-        subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        access, subscribers = await self._listeners(owner, name)
         await self.store.delete_node(owner.user, owner.host, name)
-        await self._notify(owner, name, access, node_element(NS_PUBSUB_EVENT, "delete", name), subscribers)
+        await self._notify(owner, name, access, subscribers, node_element(NS_PUBSUB_EVENT, "delete", name))
         return None
 
     async def purge(self, request: IQRequest, parsed: PepRequest):
         request.require_own("only the owner purges PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
-        access = await self._access(owner, name, await self._existing(owner, name))
+        access, subscribers = await self._listeners(owner, name)
         await self.store.purge(owner.user, owner.host, name)
-        await self._notify(owner, name, access, node_element(NS_PUBSUB_EVENT, "purge", name))
+        await self._notify(owner, name, access, subscribers, node_element(NS_PUBSUB_EVENT, "purge", name))
         return None
 
     @staticmethod
@@ -586,7 +601,7 @@ class PepModule(Module):
             return lambda peer: True
         return lambda peer: privacy.allowed(message, owner, None, internJID(peer), inbound=False)
 
-    async def _notify(self, owner: JID, name: str, access: NodeAccess, content: domish.Element, subscribers: list[str] | None = None) -> None:
+    async def _notify(self, owner: JID, name: str, access: NodeAccess, subscribers: list[str], content: domish.Element) -> None:
         """PEP-04: one headline per full JID: the owner's available resources, and the
         resources wanting the node of those the node admits among her contacts and the
         local entities she shares directed presence with (PEP-14), minus whom her or their
@@ -606,8 +621,6 @@ class PepModule(Module):
                         recipients.append(resource)
                         reached.add(peer)
         local.send_each_available(local.admitted(message, recipients), message)
-        if subscribers is None:
-            subscribers = await self.store.subscribers(owner.user, owner.host, name)
         for subscriber in subscribers:
             peer = internJID(subscriber).userhost()
             if peer in reached:

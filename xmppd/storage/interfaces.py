@@ -301,6 +301,11 @@ class IPepStore(Interface):
     async def unsubscribe(localpart: str, domain: str, node: str, jid: str) -> bool:
         """Remove a subscriber; False if it was not subscribed."""
 
+    async def node_state(localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        """What a publish reads, read together (one round trip to Redis): every node's
+        configuration as ``nodes`` gives it, and this node's ``affiliations`` and
+        ``subscribers`` (empty if there is no such node)."""
+
     async def affiliations(localpart: str, domain: str, node: str) -> dict[str, str]:
         """The node's affiliations other than the owner's, bare JID -> affiliation
         (XEP-0060 names: ``member``, ``outcast``); empty if none."""

@@ -312,6 +312,9 @@ class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
         found.subscribers.discard(jid)
         return True
 
+    async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
+
     async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
         found = self._node(localpart, domain, node)
         return dict(found.affiliations) if found else {}

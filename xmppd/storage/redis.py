@@ -628,6 +628,14 @@ class RedisPepStore(_PerUserStore):
         subscribers = _key(localpart, domain, "pep:subscribers")
         return bool(await self._unsubscribe(keys=[subscribers], args=[node, jid]))
 
+    async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        async with self._redis.pipeline(transaction=True) as read:  # one moment's state, one round trip
+            read.hgetall(_key(localpart, domain, "pep"))
+            read.hget(_key(localpart, domain, "pep:affiliations"), node)
+            read.hget(_key(localpart, domain, "pep:subscribers"), node)
+            configs, affiliations, subscribers = await read.execute()
+        return configs, json.loads(affiliations) if affiliations else {}, json.loads(subscribers) if subscribers else []
+
     async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
         stored = await self._redis.hget(_key(localpart, domain, "pep:affiliations"), node)
         return json.loads(stored) if stored else {}

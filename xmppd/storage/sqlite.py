@@ -704,6 +704,9 @@ class SQLitePepStore(_PerUserStore):
         )
         return cursor.rowcount > 0
 
+    async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
+
     async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
         rows = self._db.execute(f"SELECT jid, affiliation FROM pep_affiliations WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
         return dict(rows)

@@ -110,6 +110,17 @@ class PepStoreContract:
         run(pep.put_node(*ALICE, TUNE, CONFIG))  # a new node of the same name starts with none
         assert run(pep.affiliations(*ALICE, TUNE)) == {}
 
+    def test_node_state_is_the_three_reads_at_once(self, pep: IPepStore, run: Runner) -> None:
+        assert run(pep.node_state(*ALICE, TUNE)) == ({}, {}, [])
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        run(pep.put_node(*ALICE, "urn:xmpp:avatar:data", "{}"))
+        run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 10))
+        run(pep.set_affiliations(*ALICE, TUNE, {"eve@example.org": "outcast"}, 10))
+        assert run(pep.node_state(*ALICE, TUNE)) == (
+            {TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {"eve@example.org": "outcast"}, ["dave@example.org"],
+        )  # fmt: skip
+        assert run(pep.node_state(*ALICE, "urn:example:none")) == ({TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {}, [])
+
     def test_per_user_and_delete_all(self, pep: IPepStore, run: Runner) -> None:
         for user in (ALICE, BOB):
             run(pep.put_node(*user, TUNE, CONFIG))
