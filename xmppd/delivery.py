@@ -141,6 +141,8 @@ class LocalDelivery:
 
     def message_to_bare(self, message: domish.Element, target: JID, forwarded: bool = False):
         kind = message_type(message)
+        if kind == "error" and self.node.modules.fire("error-to-account", message, target):
+            return None  # the bounce of something the server sent for the account (PEP-11)
         resources = self.directory.resources(target.userhost())
         if kind == "groupchat":
             self.router.bounce(message, "service-unavailable")

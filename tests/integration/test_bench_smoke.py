@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, component, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, pep, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -30,7 +30,7 @@ def test_login_benchmark_runs_and_prints_the_table(tmp_path):
         assert float(row[header.index("logins/s")]) > 0
 
 
-@pytest.mark.parametrize("module", [chat, presence], ids=["chat", "presence"])
+@pytest.mark.parametrize("module", [chat, presence, pep], ids=["chat", "presence", "pep"])
 def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
     name = module.__name__.rsplit(".", 1)[-1]
     completed = subprocess.run(

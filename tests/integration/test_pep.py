@@ -146,7 +146,7 @@ async def test_bad_requests_get_their_errors_and_log_no_failure(login, failures_
     alice = await login()
     cases = [  # (IQ type, payload, condition, pubsub#errors condition, its 'feature')
         ("set", f"<subscribe node='{TUNE}' jid='@@@'/>", "bad-request", "invalid-jid", None),
-        ("get", "<subscriptions/>", "feature-not-implemented", "unsupported", "retrieve-subscriptions"),
+        ("get", f"<options node='{TUNE}' jid='{ALICE}'/>", "feature-not-implemented", "unsupported", "subscription-options"),
         ("get", f"<items node='{TUNE}' max_items='-1'/>", "bad-request", None, None),
         ("get", f"<items node='{TUNE}' max_items='0'/>", "bad-request", None, None),
     ]

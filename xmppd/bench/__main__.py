@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, component, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, pep, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
     "chat": chat,
     "presence": presence,
+    "pep": pep,
     "cluster": cluster,
     "abuse": abuse,
     "roomstore": roomstore,

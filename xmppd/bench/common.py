@@ -25,7 +25,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -651,12 +651,15 @@ class Session(asyncio.Protocol):
 class Workload:
     """A stepped-rate sub-benchmark: what one send writes from a session, stamped with
     ``time.perf_counter_ns()`` as the text of ``element``, and how many stamped stanzas
-    the node delivers per send."""
+    the node delivers per send; what each session writes to go online (its initial
+    presence must reach its contacts and itself), and what to store beforehand."""
 
     sends: str  # what the offered rate counts
     element: str
     stanza: Callable[[Session], bytes]
     deliveries: int
+    online: bytes = ROSTER_GET_AND_PRESENCE
+    prepare: Callable[[argparse.Namespace, Path], Awaitable[None]] | None = None  # more provisioning
 
 
 @dataclass(frozen=True)
@@ -732,7 +735,7 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
     add_target_arguments(parser)
 
 
-async def _go_online(sessions: list[Session], tally: Tally, contacts: int, settle: float) -> None:
+async def _go_online(sessions: list[Session], tally: Tally, contacts: int, settle: float, online: bytes) -> None:
     """Roster get and initial presence from everyone, as clients do, then wait until the
     node is done with them, so that none of that work falls in the first step. Silence
     alone does not show it: the node may read every stream's burst before it answers
@@ -740,7 +743,7 @@ async def _go_online(sessions: list[Session], tally: Tally, contacts: int, settl
     must get (its own, and from each contact a broadcast or a probe answer, whichever
     came online later), then ``settle`` seconds of silence for anything else."""
     for session in sessions:
-        session.transport.write(ROSTER_GET_AND_PRESENCE)
+        session.transport.write(online)
     expected, quiet_ns = len(sessions) * (contacts + 1), int(settle * 1e9)
     try:
         async with asyncio.timeout(SETTLE_TIMEOUT):
@@ -806,7 +809,7 @@ async def _run_steps(
             sessions = [
                 Session(c, [bare[i] for i in ring_contacts(c.index, args.n, args.contacts)], tally) for c in connections
             ]
-            await _go_online(sessions, tally, args.contacts, args.settle)
+            await _go_online(sessions, tally, args.contacts, args.settle, workload.online)
             for rate in args.rates:
                 step = await _step(args, server, sessions, tally, workload, rate)
                 steps.append(step)
@@ -851,11 +854,13 @@ def _summary(steps: list[Step]) -> list[str]:
     return lines
 
 
-async def _prepare(args: argparse.Namespace, data_dir: Path) -> SaltedPasswords:
+async def _prepare(args: argparse.Namespace, data_dir: Path, workload: Workload) -> SaltedPasswords:
     started = time.perf_counter()
     salted = await provision(data_dir, args.domain, args.n)
     await provision_rosters(data_dir, args.domain, args.n, args.contacts)
     await provision_privacy(data_dir, args.domain, args.n, args.privacy_items)
+    if workload.prepare is not None:
+        await workload.prepare(args, data_dir)
     print(
         f"{args.n} accounts with {args.contacts} contacts and {args.privacy_items} privacy items each"
         f" ready in {time.perf_counter() - started:.1f} s",
@@ -872,7 +877,7 @@ def run_steps(args: argparse.Namespace, workload: Workload) -> int:
         if args.contacts % 2 or not 2 <= args.contacts < args.n:
             raise BenchError(f"-k {args.contacts}: contacts must be even, at least 2 and fewer than -n {args.n}")
         with data_directory(args) as data_dir:
-            salted = run(_prepare(args, data_dir))
+            salted = run(_prepare(args, data_dir, workload))
             pin(args.gen_cpu)
             raise_fd_limit()
             steps = run(_run_steps(args, data_dir, salted, workload))

@@ -15,6 +15,8 @@ Events fired by the core (arguments in brackets):
 * ``presence-in`` (presence, target): presence for a local account
 * ``presence-available`` (resource, initial): a resource sent available presence
 * ``message-offline`` (message, target): a message no resource can take
+* ``error-to-account`` (message, target): an error message for a local bare JID; a module
+  that sent what it answers takes it (returns True) before any resource sees it
 * ``roster-remove`` (account, contact): a client removes a roster item
 * ``iq-response`` (iq): a result or error for the server or an account (answers to its own requests)
 

@@ -14,9 +14,11 @@ the owner's roster. ``PepRequest`` fixes what wokkel 18 leaves out for PEP.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat, internJID
@@ -27,7 +29,7 @@ from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadReques
 from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.protocol.stanzas import StanzaError
-from xmppd.protocol.xml import NS_CLIENT, parse_fragment
+from xmppd.protocol.xml import NS_CLIENT, serialise
 from xmppd.sessions import Resource
 from xmppd.util import caps
 from xmppd.util.aio import run_in_background
@@ -45,20 +47,23 @@ FIXED = {  # what every node does, shown in its form; a form may repeat these va
 SERVED = {  # wokkel's request verb -> the method that serves it
     "publish": "publish", "items": "items", "retract": "retract", "create": "create", "delete": "delete",
     "purge": "purge", "configureGet": "configuration", "configureSet": "configure", "subscribe": "subscribe",
-    "unsubscribe": "unsubscribe",
+    "unsubscribe": "unsubscribe", "subscriptions": "own_subscriptions", "affiliations": "own_affiliations",
+    "affiliationsGet": "node_affiliations", "affiliationsSet": "set_node_affiliations",
+    "subscriptionsGet": "node_subscriptions", "subscriptionsSet": "set_node_subscriptions",
 }  # fmt: skip
 UNSUPPORTED = {  # the other verbs -> the XEP-0060 feature that <unsupported/> names
-    "optionsGet": "subscription-options",
-    "optionsSet": "subscription-options", "subscriptions": "retrieve-subscriptions",
-    "affiliations": "retrieve-affiliations", "default": "retrieve-default", "affiliationsGet": "modify-affiliations",
-    "affiliationsSet": "modify-affiliations", "subscriptionsGet": "manage-subscriptions",
-    "subscriptionsSet": "manage-subscriptions",
+    "optionsGet": "subscription-options", "optionsSet": "subscription-options", "default": "retrieve-default",
 }  # fmt: skip
 FEATURES = (
     "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create", "auto-subscribe", "config-node", "create-nodes",
-    "delete-items", "delete-nodes", "filtered-notifications", "last-published", "persistent-items",
-    "presence-notifications", "publish", "publish-options", "purge-nodes", "retract-items", "retrieve-items", "subscribe",
+    "delete-items", "delete-nodes", "filtered-notifications", "last-published", "manage-subscriptions", "member-affiliation",
+    "modify-affiliations", "outcast-affiliation", "persistent-items", "presence-notifications", "publish", "publish-options",
+    "purge-nodes", "retract-items", "retrieve-affiliations", "retrieve-items", "retrieve-subscriptions", "subscribe",
 )  # fmt: skip
+AFFILIATIONS = ("member", "outcast")  # besides the owner, what a PEP node knows; "none" removes one
+NOTIFICATION_ID = "pep-event-"  # starts every notification's id, so a bounce is known as one (PEP-11)
+_notification_numbers = itertools.count()  # with a per-process prefix: unique ids without a random read each
+_NOTIFICATION_PREFIX = f"{NOTIFICATION_ID}{secrets.token_hex(4)}-"
 
 
 def pubsub_error(condition: str, pubsub_condition: str, text: str | None = None, kind: str | None = None) -> StanzaError:
@@ -76,12 +81,19 @@ def form_fields(form: data_form.Form | None) -> dict[str, list[str]]:
 
 class PepRequest(PubSubRequest):
     """wokkel's request, plus what it does not parse in wokkel 18: the ``notify`` of a
-    retract (XEP-0060 §7.2.2.1) and ``<publish-options/>`` (XEP-0060 §7.1.5); and
-    ``max_items``, which wokkel takes when zero or negative."""
+    retract (XEP-0060 §7.2.2.1), ``<publish-options/>`` (XEP-0060 §7.1.5) and the
+    entries of an owner's subscriptions set (§8.8.2, which wokkel reads as nothing);
+    and ``max_items``, which wokkel takes when zero or negative."""
 
-    _parameters = {**PubSubRequest._parameters, "retract": ["node", "itemIdentifiers", "notify"], "publish": ["node", "items", "publishOptions"]}
+    _parameters = {
+        **PubSubRequest._parameters,
+        "retract": ["node", "itemIdentifiers", "notify"],
+        "publish": ["node", "items", "publishOptions"],
+        "subscriptionsSet": ["nodeOrEmpty", "subscriptionStates"],
+    }
     notify = False
     publish_options: dict[str, list[str]] | None = None
+    subscription_states: dict[JID, str] | None = None  # subscriptionsSet: JID -> 'subscribed' or 'none'
 
     def _parse_maxItems(self, verb: domish.Element) -> None:
         super()._parse_maxItems(verb)
@@ -98,6 +110,16 @@ class PepRequest(PubSubRequest):
                 raise BadRequest("invalid-options", text="publish-options need a submitted form")
             self.publish_options = form_fields(form)
 
+    def _parse_subscriptionStates(self, verb: domish.Element) -> None:
+        self.subscription_states = {}
+        for element in verb.elements(NS_PUBSUB_OWNER, "subscription"):
+            if not element.getAttribute("jid") or not element.getAttribute("subscription"):
+                raise BadRequest(text="a subscription names a jid and its state")
+            subscriber = internJID(element["jid"])
+            if subscriber in self.subscription_states:
+                raise BadRequest(text="one subscription per jid")
+            self.subscription_states[subscriber] = element["subscription"]
+
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
@@ -111,6 +133,7 @@ class NodeConfig:
         return json.dumps(asdict(self))
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # a few distinct configurations serve every node: parse each once
     def from_json(cls, text: str) -> NodeConfig:
         values = json.loads(text)
         return cls(values["access_model"], values["max_items"], tuple(values["roster_groups_allowed"]))
@@ -146,6 +169,41 @@ class NodeConfig:
         return form
 
 
+@dataclass(frozen=True, slots=True)
+class NodeAccess:
+    """Who may read one node (PEP-07): its access model over the owner's roster, and the
+    affiliations the owner gave. An outcast is refused whatever the model; a member is
+    admitted whatever the model, as XEP-0060 §4.1's table gives members items and
+    subscriptions (on a ``whitelist`` node, members alone)."""
+
+    account: Account
+    config: NodeConfig
+    affiliations: dict[str, str]
+
+    def denied(self, requester: str) -> StanzaError | None:
+        """The error this bare JID gets (PEP-07), or None if it may read."""
+        if requester == self.account.bare:
+            return None
+        affiliation = self.affiliations.get(requester)
+        if affiliation == "outcast":
+            return StanzaError("forbidden", text="the owner bars you from this node")
+        if affiliation == "member" or self.config.access_model == "open":
+            return None
+        item = self.account.item(requester)
+        if self.config.access_model == "presence":
+            if item is not None and item.subscription in ("from", "both"):
+                return None
+            return pubsub_error("not-authorized", "presence-subscription-required")
+        if self.config.access_model == "roster":
+            if item is not None and set(item.groups) & set(self.config.roster_groups_allowed):
+                return None
+            return pubsub_error("not-authorized", "not-in-roster-group")
+        return pubsub_error("not-allowed", "closed-node")
+
+    def admits(self, requester: str) -> bool:
+        return self.denied(requester) is None
+
+
 def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | None] | None:
     """(node, ver, hash) of a presence's XEP-0115 ``<c/>``; hash is None for legacy caps."""
     if presence is None:
@@ -157,9 +215,10 @@ def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | Non
 
 
 def event(owner: str, *children: domish.Element) -> domish.Element:
-    """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient."""
+    """A notification (PEP-04): a headline from the owner's bare JID, addressed per recipient,
+    with an id that tells a bounce of it from any other error (PEP-11)."""
     message = domish.Element((NS_CLIENT, "message"))
-    message["from"], message["type"] = owner, "headline"
+    message["from"], message["type"], message["id"] = owner, "headline", f"{_NOTIFICATION_PREFIX}{next(_notification_numbers)}"
     body = message.addElement((NS_PUBSUB_EVENT, "event"))
     for child in children:
         body.addChild(child)
@@ -173,13 +232,21 @@ def node_element(uri: str, name: str, node: str) -> domish.Element:
 
 
 def items_element(uri: str, node: str, items: Iterable[tuple[str, str]]) -> domish.Element:
-    """``<items node><item id>payload</item>...</items>`` in the request's or the event's namespace."""
+    """``<items node><item id>payload</item>...</items>`` in the request's or the event's
+    namespace. Each payload goes in as the XML text it is stored as (``payload_text``
+    made it, so it is one well-formed element declaring its namespace): never parsed
+    again, and serialised once per publish, not once per notification."""
     element = node_element(uri, "items", node)
     for item_id, payload_xml in items:
         item = element.addElement("item")
         item["id"] = item_id
-        item.addChild(parse_fragment(payload_xml))
+        item.addRawXml(payload_xml)
     return element
+
+
+def payload_text(payload: domish.Element) -> str:
+    """A published payload as stored: standalone XML that declares its own namespace."""
+    return serialise(payload, default_uri="")
 
 
 class PepModule(Module):
@@ -192,7 +259,10 @@ class PepModule(Module):
         (ACCOUNT, "get", NS_PUBSUB_OWNER): "serve",
         (ACCOUNT, "set", NS_PUBSUB_OWNER): "serve",
     }
-    hooks = {"presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer"}
+    hooks = {
+        "presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer",
+        "error-to-account": "bounced", "remote-resource-ended": "ended", "presence-out": ("sharing", 10),
+    }  # fmt: skip
 
     def __init__(self, node):
         super().__init__(node)
@@ -200,6 +270,7 @@ class PepModule(Module):
         self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
         self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources
+        self._interests: dict[str, tuple[domish.Element, frozenset[str]]] = {}  # full JID -> (presence, its wanted nodes)
 
     @property
     def rosters(self) -> RosterModule:
@@ -236,6 +307,25 @@ class PepModule(Module):
             raise StanzaError("item-not-found", text="no such node")
         return config
 
+    async def _access(self, owner: JID, name: str, config: NodeConfig) -> NodeAccess:
+        account = await self.rosters.account(owner.user, owner.host)
+        return NodeAccess(account, config, await self.store.affiliations(owner.user, owner.host, name))
+
+    async def _notification_state(self, owner: JID, name: str) -> tuple[dict[str, NodeConfig], Account, dict[str, str], list[str]]:
+        """Every node's configuration, the owner's roster, and this node's affiliations and
+        explicit subscribers: what a publish reads, in one storage call (one Redis round trip)."""
+        configs, affiliations, subscribers = await self.store.node_state(owner.user, owner.host, name)
+        account = await self.rosters.account(owner.user, owner.host)
+        return {node: NodeConfig.from_json(text) for node, text in configs.items()}, account, affiliations, subscribers
+
+    async def _listeners(self, owner: JID, name: str) -> tuple[NodeAccess, list[str]]:
+        """An existing node's access and explicit subscribers, whom its retract, purge or
+        delete tells (item-not-found if there is no such node)."""
+        nodes, account, affiliations, subscribers = await self._notification_state(owner, name)
+        if name not in nodes:
+            raise StanzaError("item-not-found", text="no such node")
+        return NodeAccess(account, nodes[name], affiliations), subscribers
+
     async def _create(self, owner: JID, name: str, nodes: dict[str, NodeConfig], config: NodeConfig) -> None:
         if len(nodes) >= self.node.config.pep_max_nodes:
             raise pubsub_error("not-allowed", "max-nodes-exceeded", text=f"an account has at most {self.node.config.pep_max_nodes} nodes")
@@ -251,11 +341,11 @@ class PepModule(Module):
         if len(payloads) != 1:
             raise pubsub_error("bad-request", "payload-required" if not payloads else "invalid-payload")
         item_id = item.getAttribute("id") or secrets.token_hex(8)
-        payload_xml = payloads[0].toXml()
+        payload_xml = payload_text(payloads[0])
         if len(payload_xml.encode("utf-8")) + len(item_id.encode("utf-8")) > self.node.config.pep_max_item_size:
             raise pubsub_error("not-acceptable", "payload-too-big", text=f"items are limited to {self.node.config.pep_max_item_size} bytes")
         owner, name = request.target, parsed.nodeIdentifier
-        nodes = await self._nodes(owner)
+        nodes, account, affiliations, subscribers = await self._notification_state(owner, name)
         config = nodes.get(name)
         options = parsed.publish_options or {}
         if config is None:
@@ -264,7 +354,8 @@ class PepModule(Module):
         elif config.with_fields(options, self.node.config.pep_max_items) != config:
             raise pubsub_error("conflict", "precondition-not-met", text="the node's configuration differs from the publish-options")
         await self.store.put_item(owner.user, owner.host, name, item_id, payload_xml, config.max_items)
-        await self._notify(owner, name, config, items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)]))
+        content = items_element(NS_PUBSUB_EVENT, name, [(item_id, payload_xml)])
+        await self._notify(owner, name, NodeAccess(account, config, affiliations), subscribers, content)
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         answer.addChild(node_element(NS_PUBSUB, "publish", name)).addElement("item")["id"] = item_id
         return answer
@@ -272,9 +363,8 @@ class PepModule(Module):
     async def items(self, request: IQRequest, parsed: PepRequest):
         """PEP-07: the newest items first, to whoever the access model admits."""
         owner = request.target
-        config = await self._existing(owner, parsed.nodeIdentifier)
-        account = await self.rosters.account(owner.user, owner.host)
-        denied = self._denied(account, request.sender.userhost(), config)
+        access = await self._access(owner, parsed.nodeIdentifier, await self._existing(owner, parsed.nodeIdentifier))
+        denied = access.denied(request.sender.userhost())
         if denied is not None:
             raise denied
         items = await self.store.items(owner.user, owner.host, parsed.nodeIdentifier)
@@ -290,7 +380,7 @@ class PepModule(Module):
         """PEP-09: the item goes; with notify, everyone who would get a publish hears of it."""
         request.require_own("only the owner retracts from a PEP node")
         owner, name = request.target, parsed.nodeIdentifier
-        config = await self._existing(owner, name)
+        access, subscribers = await self._listeners(owner, name)
         if len(parsed.itemIdentifiers) != 1:
             raise pubsub_error("bad-request", "item-required")
         (item_id,) = parsed.itemIdentifiers
@@ -299,7 +389,7 @@ class PepModule(Module):
         if parsed.notify:
             items = node_element(NS_PUBSUB_EVENT, "items", name)
             items.addElement("retract")["id"] = item_id
-            await self._notify(owner, name, config, items)
+            await self._notify(owner, name, access, subscribers, items)
         return None
 
     async def create(self, request: IQRequest, parsed: PepRequest):
@@ -317,18 +407,17 @@ class PepModule(Module):
         """PEP-08: the node and its items go; whoever would get a publish hears of it."""
         request.require_own("only the owner deletes PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
-        config = await self._existing(owner, name)
-        subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        access, subscribers = await self._listeners(owner, name)
         await self.store.delete_node(owner.user, owner.host, name)
-        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "delete", name), subscribers)
+        await self._notify(owner, name, access, subscribers, node_element(NS_PUBSUB_EVENT, "delete", name))
         return None
 
     async def purge(self, request: IQRequest, parsed: PepRequest):
         request.require_own("only the owner purges PEP nodes")
         owner, name = request.target, parsed.nodeIdentifier
-        config = await self._existing(owner, name)
+        access, subscribers = await self._listeners(owner, name)
         await self.store.purge(owner.user, owner.host, name)
-        await self._notify(owner, name, config, node_element(NS_PUBSUB_EVENT, "purge", name))
+        await self._notify(owner, name, access, subscribers, node_element(NS_PUBSUB_EVENT, "purge", name))
         return None
 
     @staticmethod
@@ -343,20 +432,22 @@ class PepModule(Module):
         the newest item follows at once (PEP-05)."""
         owner, name = request.target, parsed.nodeIdentifier
         subscriber = self._subscriber(request, parsed)
-        config = await self._existing(owner, name)
-        account = await self.rosters.account(owner.user, owner.host)
-        denied = self._denied(account, subscriber.userhost(), config)
+        access = await self._access(owner, name, await self._existing(owner, name))
+        denied = access.denied(subscriber.userhost())
         if denied is not None:
             raise denied
-        if not await self.store.subscribe(owner.user, owner.host, name, subscriber.full(), self.node.config.pep_max_subscribers):
-            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node has as many subscribers as it may", kind="wait")
+        await self._subscribe(owner, name, subscriber)
         items = await self.store.items(owner.user, owner.host, name)
         if items:
-            self._send_to_subscriber(account.bare, items_element(NS_PUBSUB_EVENT, name, items[:1]), subscriber.full())
+            self._send_to_subscriber(access.account.bare, items_element(NS_PUBSUB_EVENT, name, items[:1]), subscriber.full())
         answer = domish.Element((NS_PUBSUB, "pubsub"))
         subscription = answer.addChild(node_element(NS_PUBSUB, "subscription", name))
         subscription["jid"], subscription["subscription"] = subscriber.full(), "subscribed"
         return answer
+
+    async def _subscribe(self, owner: JID, name: str, subscriber: JID) -> None:
+        if not await self.store.subscribe(owner.user, owner.host, name, subscriber.full(), self.node.config.pep_max_subscribers):
+            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node has as many subscribers as it may", kind="wait")
 
     async def unsubscribe(self, request: IQRequest, parsed: PepRequest):
         owner, name = request.target, parsed.nodeIdentifier
@@ -389,63 +480,175 @@ class PepModule(Module):
             await self.store.put_item(owner.user, owner.host, name, *items[0], changed.max_items)
         return None
 
+    async def own_subscriptions(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §5.6: the requester's explicit subscriptions to this account's nodes."""
+        owner, mine = request.target, {request.sender.full(), request.sender.userhost()}
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        listing = answer.addElement("subscriptions")
+        for name in sorted(await self._nodes(owner)):
+            for jid in sorted(mine.intersection(await self.store.subscribers(owner.user, owner.host, name))):
+                entry = listing.addChild(node_element(NS_PUBSUB, "subscription", name))
+                entry["jid"], entry["subscription"] = jid, "subscribed"
+        return answer
+
+    async def own_affiliations(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §5.7: the requester's affiliation with each node that gives it one
+        (the owner: every node)."""
+        owner, requester = request.target, request.sender.userhost()
+        answer = domish.Element((NS_PUBSUB, "pubsub"))
+        listing = answer.addElement("affiliations")
+        for name in sorted(await self._nodes(owner)):
+            if requester == owner.userhost():
+                affiliation = "owner"
+            else:
+                affiliation = (await self.store.affiliations(owner.user, owner.host, name)).get(requester)
+            if affiliation is not None:
+                listing.addChild(node_element(NS_PUBSUB, "affiliation", name))["affiliation"] = affiliation
+        return answer
+
+    async def node_affiliations(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.9.1: the owner first, then each member and outcast."""
+        request.require_own("only the owner manages a PEP node's affiliations")
+        owner, name = request.target, parsed.nodeIdentifier
+        await self._existing(owner, name)
+        entries = {owner.userhost(): "owner", **await self.store.affiliations(owner.user, owner.host, name)}
+        return self._owner_list("affiliations", name, "affiliation", entries)
+
+    async def set_node_affiliations(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.9.2: members and outcasts set, ``none`` removes one; all or nothing.
+        An outcast's explicit subscriptions end at once, as does any a change leaves
+        unadmitted (PEP-10)."""
+        request.require_own("only the owner manages a PEP node's affiliations")
+        owner, name = request.target, parsed.nodeIdentifier
+        config = await self._existing(owner, name)
+        changes: dict[str, str | None] = {}
+        for entity, affiliation in parsed.affiliations.items():
+            if entity.userhost() == owner.userhost():
+                raise StanzaError("not-acceptable", text="the owner's affiliation is not to be changed")
+            if affiliation in ("publisher", "publish-only"):
+                raise Unsupported(f"{affiliation}-affiliation", text="only the owner publishes to a PEP node")
+            if affiliation not in (*AFFILIATIONS, "none"):
+                raise StanzaError("bad-request", text=f"no affiliation {affiliation!r} here")
+            changes[entity.userhost()] = None if affiliation == "none" else affiliation
+        limit = self.node.config.pep_max_affiliations
+        if not await self.store.set_affiliations(owner.user, owner.host, name, changes, limit):
+            raise StanzaError("policy-violation", type="modify", text=f"a PEP node has at most {limit} affiliations")
+        await self._drop_unadmitted(owner, name, await self._access(owner, name, config))
+        return None
+
+    async def node_subscriptions(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.8.1: the explicit subscriptions (those implied by presence and caps
+        come and go with them, and are not listed)."""
+        request.require_own("only the owner manages a PEP node's subscriptions")
+        owner, name = request.target, parsed.nodeIdentifier
+        await self._existing(owner, name)
+        subscribers = await self.store.subscribers(owner.user, owner.host, name)
+        return self._owner_list("subscriptions", name, "subscription", dict.fromkeys(subscribers, "subscribed"))
+
+    async def set_node_subscriptions(self, request: IQRequest, parsed: PepRequest):
+        """XEP-0060 §8.8.2: ``subscribed`` adds, ``none`` removes. The owner may subscribe
+        only whom the node admits, as a subscription it does not admit would end at the
+        next notification (PEP-10): else not-acceptable; past pep_max_subscribers,
+        policy-violation; either way nothing changes."""
+        request.require_own("only the owner manages a PEP node's subscriptions")
+        owner, name = request.target, parsed.nodeIdentifier
+        access = await self._access(owner, name, await self._existing(owner, name))
+        states = {subscriber.full(): state for subscriber, state in parsed.subscription_states.items()}
+        for subscriber, state in parsed.subscription_states.items():
+            if state not in ("subscribed", "none"):
+                raise StanzaError("bad-request", text=f"a subscription is set to subscribed or none, not {state!r}")
+            if state == "subscribed" and not access.admits(subscriber.userhost()):
+                raise StanzaError("not-acceptable", text=f"the node's access model does not admit {subscriber.full()}")
+        current = await self.store.subscribers(owner.user, owner.host, name)
+        if len({*current, *states} - {jid for jid, state in states.items() if state == "none"}) > self.node.config.pep_max_subscribers:
+            raise pubsub_error("policy-violation", "too-many-subscriptions", text="the node would have more subscribers than it may", kind="wait")
+        for jid, state in sorted(states.items(), key=lambda entry: entry[1] == "subscribed"):  # removals first
+            if state == "subscribed":
+                await self._subscribe(owner, name, internJID(jid))
+            else:
+                await self.store.unsubscribe(owner.user, owner.host, name, jid)
+        return None
+
+    @staticmethod
+    def _owner_list(verb: str, name: str, entry: str, states: dict[str, str]) -> domish.Element:
+        """``<pubsub xmlns=owner><verb node><entry jid entry=state/>...`` (§8.8.1, §8.9.1)."""
+        answer = domish.Element((NS_PUBSUB_OWNER, "pubsub"))
+        listing = answer.addChild(node_element(NS_PUBSUB_OWNER, verb, name))
+        for jid, state in states.items():
+            element = listing.addElement(entry)
+            element["jid"], element[entry] = jid, state
+        return answer
+
+    async def _drop_unadmitted(self, owner: JID, name: str, access: NodeAccess) -> None:
+        for subscriber in await self.store.subscribers(owner.user, owner.host, name):
+            if not access.admits(internJID(subscriber).userhost()):
+                await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
+
     async def visible_nodes(self, requester: JID | None, owner: JID) -> list[str]:
         """PEP-12: the nodes disco#items lists, those the requester may read."""
         nodes = await self._nodes(owner)
         if not nodes or requester is None:
             return []
-        account = await self.rosters.account(owner.user, owner.host)
-        return sorted(name for name, config in nodes.items() if self._denied(account, requester.userhost(), config) is None)
+        return sorted([name for name, config in nodes.items() if (await self._access(owner, name, config)).admits(requester.userhost())])
 
     # -- who may read, who hears ---------------------------------------------------------------
 
-    @staticmethod
-    def _denied(account: Account, requester: str, config: NodeConfig) -> StanzaError | None:
-        """The error the node's access model gives this requester (PEP-07), or None."""
-        if requester == account.bare or config.access_model == "open":
-            return None
-        item = account.item(requester)
-        if config.access_model == "presence":
-            if item is not None and item.subscription in ("from", "both"):
-                return None
-            return pubsub_error("not-authorized", "presence-subscription-required")
-        if config.access_model == "roster":
-            if item is not None and set(item.groups) & set(config.roster_groups_allowed):
-                return None
-            return pubsub_error("not-authorized", "not-in-roster-group")
-        return pubsub_error("not-allowed", "closed-node")  # whitelist: the owner alone, until affiliations come
-
-    def _owner_allows(self, message: domish.Element, owner: str, peer: str) -> bool:
-        """PEP-13: the owner's privacy list (and blocklist) for outgoing messages."""
+    def _owner_allows(self, message: domish.Element, owner: str) -> Callable[[str], bool]:
+        """PEP-13: whether the owner's privacy list (and blocklist) lets this message out to a
+        bare JID; asked per recipient, so an owner without a list costs one look."""
         privacy = self.node.privacy
-        return privacy is None or privacy.allowed(message, owner, None, internJID(peer), inbound=False)
+        if privacy is None or privacy.effective(owner, None) is None:
+            return lambda peer: True
+        return lambda peer: privacy.allowed(message, owner, None, internJID(peer), inbound=False)
 
-    async def _notify(self, owner: JID, name: str, config: NodeConfig, content: domish.Element, subscribers: list[str] | None = None) -> None:
-        """PEP-04: one headline per full JID: the owner's available resources, and contacts'
-        resources that want the node, minus whom the owner's or their own lists block; then
-        one to each explicit subscriber not reached so (its own lists apply on delivery).
-        A subscriber the access model no longer admits loses its subscription (PEP-10)."""
-        account = await self.rosters.account(owner.user, owner.host)
-        message = event(account.bare, content)
+    async def _notify(self, owner: JID, name: str, access: NodeAccess, subscribers: list[str], content: domish.Element) -> None:
+        """PEP-04: one headline per full JID: the owner's available resources, and the
+        resources wanting the node of those the node admits among her contacts and the
+        local entities she shares directed presence with (PEP-14), minus whom her or their
+        own lists block; then one to each explicit subscriber not reached so (its own
+        lists apply on delivery). A subscriber the node no longer admits loses its
+        subscription (PEP-10)."""
+        bare = access.account.bare
+        message = event(bare, content)
         local, directory = self.node.router.local, self.node.directory
-        recipients = local.available(directory.resources(account.bare))
-        reached = {account.bare}
-        for contact in account.subscribers():
-            if self._denied(account, contact, config) is None and self._owner_allows(message, account.bare, contact):
-                wanting = [r for r in local.available(directory.resources(contact)) if await self.wants(r, name)]
-                recipients += wanting
-                reached.update(r.bare for r in wanting)
+        own = directory.resources(bare)
+        recipients, reached = local.available(own), {bare}
+        owner_allows = self._owner_allows(message, bare)
+        for peer, resources in self._audience(access, own):
+            if access.admits(peer) and owner_allows(peer):
+                for resource in local.available(resources):
+                    if name in await self.interests(resource):
+                        recipients.append(resource)
+                        reached.add(peer)
         local.send_each_available(local.admitted(message, recipients), message)
-        if subscribers is None:
-            subscribers = await self.store.subscribers(owner.user, owner.host, name)
         for subscriber in subscribers:
-            bare = internJID(subscriber).userhost()
-            if bare in reached:
+            peer = internJID(subscriber).userhost()
+            if peer in reached:
                 continue
-            if self._denied(account, bare, config) is not None:
+            if not access.admits(peer):
                 await self.store.unsubscribe(owner.user, owner.host, name, subscriber)
-            elif self._owner_allows(message, account.bare, bare):
-                self._send_to_subscriber(account.bare, content, subscriber)
+            elif owner_allows(peer):
+                self._send_to_subscriber(bare, content, subscriber)
+
+    def _audience(self, access: NodeAccess, own: list[Resource]) -> Iterator[tuple[str, list[Resource]]]:
+        """(bare JID, resources) of those who may hear of the owner's nodes: her contacts with
+        a presence subscription, then local entities her resources sent directed presence to
+        (the resource addressed, or all of a bare JID) and no unavailable since. The
+        federated half of PEP-14 is issue 14's."""
+        directory = self.node.directory
+        contacts = access.account.subscribers()
+        for contact in contacts:
+            yield contact, directory.resources(contact)
+        shared = {jid for resource in own for jid in resource.directed}
+        if not shared:
+            return
+        sharers: dict[str, list[Resource]] = {}
+        for target in map(internJID, sorted(shared)):
+            if target.host in self.node.domains and target.user is not None and target.userhost() not in contacts:
+                found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
+                resources = sharers.setdefault(target.userhost(), [])
+                resources += [r for r in found if r is not None and r not in resources]
+        yield from sharers.items()
 
     def _send_to_subscriber(self, owner: str, content: domish.Element, subscriber: str) -> None:
         """A notification routed to a subscribed JID: delivery rules and the recipient's lists apply."""
@@ -453,22 +656,52 @@ class PepModule(Module):
         message["to"] = subscriber
         self.node.router.send(message)
 
+    def bounced(self, message: domish.Element, target: JID):
+        """PEP-11: an error returned for a notification is the service's to handle, never a
+        message to the owner's resources (nor answered: errors are not). One that says the
+        recipient will never take them (type cancel or auth) ends its explicit subscriptions."""
+        if not message.getAttribute("id", "").startswith(NOTIFICATION_ID):
+            return None
+        error = message.error
+        sender = message.getAttribute("from")
+        if sender and error is not None and error.getAttribute("type") in ("cancel", "auth"):
+            run_in_background(self._unsubscribe_everywhere(target, internJID(sender)), self.log, f"bounce from {sender} failed")
+        return True
+
+    async def _unsubscribe_everywhere(self, owner: JID, subscriber: JID) -> None:
+        """The subscriber's explicit subscriptions to the owner's nodes, bare and full, end."""
+        for name in await self.store.nodes(owner.user, owner.host):
+            for jid in {subscriber.full(), subscriber.userhost()}:
+                await self.store.unsubscribe(owner.user, owner.host, name, jid)
+
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 
-    async def features(self, resource: Resource) -> frozenset[str]:
-        """The features of the resource's announced caps, when known and trusted (a resource
-        of another node too: its presence comes with the directory's replica)."""
+    async def features(self, resource: Resource) -> frozenset[str] | None:
+        """The features of the resource's announced caps (none without caps), or None while
+        they are not known and trusted (a resource of another node too: its presence comes
+        with the directory's replica)."""
         announced = announced_caps(resource.presence)
         if announced is None:
             return frozenset()
         _, ver, algorithm = announced
         if algorithm is None:
             legacy = self._legacy.get(resource.jid.full())
-            return legacy[1] if legacy is not None and legacy[0] == ver else frozenset()
-        return await self.caps_cache.get(ver) or frozenset()
+            return legacy[1] if legacy is not None and legacy[0] == ver else None
+        return await self.caps_cache.get(ver)
 
-    async def wants(self, resource: Resource, name: str) -> bool:
-        return resource.available and name + NOTIFY in await self.features(resource)
+    async def interests(self, resource: Resource) -> frozenset[str]:
+        """The nodes the resource's caps want (``<node>+notify``). Every notification asks
+        this of every recipient, so it is remembered per presence stanza (a new presence
+        replaces the element, never changes it), once the caps are known."""
+        full = resource.jid.full()
+        memo = self._interests.get(full)
+        if memo is not None and memo[0] is resource.presence:
+            return memo[1]
+        found = await self.features(resource)
+        wanted = frozenset(f.removesuffix(NOTIFY) for f in found or () if f.endswith(NOTIFY))
+        if found is not None:
+            self._interests[full] = (resource.presence, wanted)
+        return wanted
 
     def available(self, resource: Resource, initial: bool):
         announced = announced_caps(resource.presence)
@@ -533,7 +766,7 @@ class PepModule(Module):
     async def _catch_up(self, resource: Resource, initial: bool) -> None:
         """PEP-05: the last items of the nodes a resource wants: all of them at its initial
         presence, those it starts wanting when its caps change later; nothing again."""
-        wanted = frozenset(f.removesuffix(NOTIFY) for f in await self.features(resource) if f.endswith(NOTIFY))
+        wanted = await self.interests(resource)
         before = frozenset() if initial else self._wanted.get(resource.jid.full(), frozenset())
         if wanted:
             self._wanted[resource.jid.full()] = wanted
@@ -544,27 +777,44 @@ class PepModule(Module):
 
     async def send_last_items(self, resource: Resource, wanted: frozenset[str]) -> None:
         """The newest item of each of these nodes, of the resource's own account and of each
-        local contact whose presence it gets, that the access model and the owner's lists allow."""
+        local contact whose presence it gets."""
         account = await self.rosters.account(resource.jid.user, resource.jid.host)
-        owners = [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]
-        local = self.node.router.local
-        for owner_bare in owners:
-            owner = internJID(owner_bare)
-            nodes = await self._nodes(owner)
-            if not wanted & nodes.keys():
+        for owner in [account.bare, *(c for c in account.subscriptions() if internJID(c).host in self.node.domains)]:
+            await self._last_items(internJID(owner), resource, wanted)
+
+    async def _last_items(self, owner: JID, resource: Resource, wanted: frozenset[str]) -> None:
+        """The newest item of each of the owner's nodes among ``wanted`` that the access model
+        and the owner's lists let the resource have."""
+        nodes = await self._nodes(owner)
+        local, reader = self.node.router.local, resource.bare
+        for name in sorted(wanted & nodes.keys()):
+            items = await self.store.items(owner.user, owner.host, name)
+            if not items or not (await self._access(owner, name, nodes[name])).admits(reader):
                 continue
-            owner_account = await self.rosters.account(owner.user, owner.host)
-            for name in sorted(wanted & nodes.keys()):
-                items = await self.store.items(owner.user, owner.host, name)
-                if not items or self._denied(owner_account, account.bare, nodes[name]) is not None:
-                    continue
-                message = event(owner_bare, items_element(NS_PUBSUB_EVENT, name, items[:1]))
-                if self._owner_allows(message, owner_bare, account.bare):
-                    local.send_each_available(local.admitted(message, [resource]), message)
+            message = event(owner.userhost(), items_element(NS_PUBSUB_EVENT, name, items[:1]))
+            if self._owner_allows(message, owner.userhost())(reader):
+                local.send_each_available(local.admitted(message, [resource]), message)
+
+    def sharing(self, presence: domish.Element, origin: Resource, target: JID):
+        """PEP-14 with PEP-05: a local entity the owner starts sending directed presence to is a
+        temporary subscriber, so it gets the newest items it wants, as on subscribing. Asked
+        before the presence module files the target, so a presence update sends nothing again."""
+        if presence.getAttribute("type") is None and target.user is not None and target.host in self.node.domains and target.full() not in origin.directed:
+            run_in_background(self._shared(origin, target), self.log, f"last items for {target.full()} failed")
+        return None
+
+    async def _shared(self, origin: Resource, target: JID) -> None:
+        if target.full() not in origin.directed:  # not filed: a contact (caught up at its presence), or over the limit
+            return
+        directory = self.node.directory
+        found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
+        for resource in self.node.router.local.available([r for r in found if r is not None]):
+            await self._last_items(origin.jid.userhostJID(), resource, await self.interests(resource))
 
     def ended(self, resource: Resource):
         self._legacy.pop(resource.jid.full(), None)
         self._wanted.pop(resource.jid.full(), None)
+        self._interests.pop(resource.jid.full(), None)
         for asked, (whom, _, _) in list(self._asking.items()):
             if whom is resource:
                 del self._asking[asked]

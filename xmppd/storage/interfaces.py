@@ -276,7 +276,7 @@ class IPepStore(Interface):
         """Create the node or replace its configuration; its items stay."""
 
     async def delete_node(localpart: str, domain: str, node: str) -> bool:
-        """Remove the node, its items and its subscribers; False if there was none."""
+        """Remove the node, its items, its subscribers and its affiliations; False if there was none."""
 
     async def items(localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
         """The node's items as (id, XML), newest first; empty if none."""
@@ -300,6 +300,19 @@ class IPepStore(Interface):
 
     async def unsubscribe(localpart: str, domain: str, node: str, jid: str) -> bool:
         """Remove a subscriber; False if it was not subscribed."""
+
+    async def node_state(localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        """What a publish reads, read together (one round trip to Redis): every node's
+        configuration as ``nodes`` gives it, and this node's ``affiliations`` and
+        ``subscribers`` (empty if there is no such node)."""
+
+    async def affiliations(localpart: str, domain: str, node: str) -> dict[str, str]:
+        """The node's affiliations other than the owner's, bare JID -> affiliation
+        (XEP-0060 names: ``member``, ``outcast``); empty if none."""
+
+    async def set_affiliations(localpart: str, domain: str, node: str, changes: dict[str, str | None], limit: int) -> bool:
+        """Apply the changes at once (None removes a JID's affiliation); False, changing
+        nothing, if the node would then have more than ``limit`` affiliations."""
 
     async def delete_all(localpart: str, domain: str) -> None:
         """Forget every node and item (the account is being removed)."""

@@ -249,6 +249,7 @@ class _MemoryPepNode:
     config: str
     items: list[tuple[str, str]] = field(default_factory=list)  # (id, XML), newest first
     subscribers: set[str] = field(default_factory=set)
+    affiliations: dict[str, str] = field(default_factory=dict)  # bare JID -> member or outcast
 
 
 @implementer(IPepStore)
@@ -309,6 +310,24 @@ class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
         if found is None or jid not in found.subscribers:
             return False
         found.subscribers.discard(jid)
+        return True
+
+    async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
+
+    async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
+        found = self._node(localpart, domain, node)
+        return dict(found.affiliations) if found else {}
+
+    async def set_affiliations(self, localpart: str, domain: str, node: str, changes: dict[str, str | None], limit: int) -> bool:
+        found = self._node(localpart, domain, node)
+        if found is None:
+            return False
+        changed = {**found.affiliations, **changes}
+        changed = {jid: affiliation for jid, affiliation in changed.items() if affiliation is not None}
+        if len(changed) > limit:
+            return False
+        found.affiliations = changed
         return True
 
 

@@ -19,6 +19,7 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
     xmppd:{alice@example.org}:pep             HASH   PEP node -> the PEP module's configuration JSON
     xmppd:{alice@example.org}:pep:items       HASH   PEP node -> JSON list of [item id, item XML], newest first
     xmppd:{alice@example.org}:pep:subscribers HASH   PEP node -> JSON list of subscribed JIDs, sorted
+    xmppd:{alice@example.org}:pep:affiliations HASH  PEP node -> JSON object, bare JID -> member or outcast
 
     xmppd:{caps}:features                     HASH   XEP-0115 ver -> JSON list of its verified features
 
@@ -231,6 +232,20 @@ for _, jid in ipairs(jids) do
 end
 if #kept == #jids then return 0 end
 if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept)) end
+return 1
+"""
+
+# KEYS: affiliations. ARGV: node, JSON object of bare JID -> affiliation or false (removed), limit.
+# 0, changing nothing, if the node would have more than limit (an emptied node's field goes).
+_PEP_SET_AFFILIATIONS = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+local affiliations, count = stored and cjson.decode(stored) or {}, 0
+for jid, affiliation in pairs(cjson.decode(ARGV[2])) do
+    affiliations[jid] = affiliation or nil
+end
+for _ in pairs(affiliations) do count = count + 1 end
+if count > tonumber(ARGV[3]) then return 0 end
+if count == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(affiliations)) end
 return 1
 """
 
@@ -558,7 +573,7 @@ class RedisPepStore(_PerUserStore):
     in one script: atomic however many nodes of the cluster publish at once.
     """
 
-    KINDS = ("pep", "pep:items", "pep:subscribers")
+    KINDS = ("pep", "pep:items", "pep:subscribers", "pep:affiliations")
 
     def __init__(self, client: Redis) -> None:
         super().__init__(client)
@@ -566,51 +581,69 @@ class RedisPepStore(_PerUserStore):
         self._retract = client.register_script(_PEP_RETRACT)
         self._subscribe = client.register_script(_PEP_SUBSCRIBE)
         self._unsubscribe = client.register_script(_PEP_UNSUBSCRIBE)
+        self._set_affiliations = client.register_script(_PEP_SET_AFFILIATIONS)
 
     async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
-        configs, _, _ = self._keys(localpart, domain)
+        configs = _key(localpart, domain, "pep")
         return await self._redis.hgetall(configs)
 
     async def put_node(self, localpart: str, domain: str, node: str, config_json: str) -> None:
-        configs, _, _ = self._keys(localpart, domain)
+        configs = _key(localpart, domain, "pep")
         await self._redis.hset(configs, node, config_json)
 
     async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
         async with self._redis.pipeline(transaction=True) as every:
             for key in self._keys(localpart, domain):
                 every.hdel(key, node)
-            removed, _, _ = await every.execute()
+            removed, *_ = await every.execute()
         return bool(removed)
 
     async def items(self, localpart: str, domain: str, node: str) -> list[tuple[str, str]]:
-        _, items, _ = self._keys(localpart, domain)
+        items = _key(localpart, domain, "pep:items")
         stored = await self._redis.hget(items, node)
         return [(item_id, xml_text) for item_id, xml_text in json.loads(stored)] if stored else []
 
     async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
-        _, items, _ = self._keys(localpart, domain)
+        items = _key(localpart, domain, "pep:items")
         await self._put_item(keys=[items], args=[node, item_id, xml_text, keep])
 
     async def retract(self, localpart: str, domain: str, node: str, item_id: str) -> bool:
-        _, items, _ = self._keys(localpart, domain)
+        items = _key(localpart, domain, "pep:items")
         return bool(await self._retract(keys=[items], args=[node, item_id]))
 
     async def purge(self, localpart: str, domain: str, node: str) -> None:
-        _, items, _ = self._keys(localpart, domain)
+        items = _key(localpart, domain, "pep:items")
         await self._redis.hdel(items, node)
 
     async def subscribers(self, localpart: str, domain: str, node: str) -> list[str]:
-        _, _, subscribers = self._keys(localpart, domain)
+        subscribers = _key(localpart, domain, "pep:subscribers")
         stored = await self._redis.hget(subscribers, node)
         return json.loads(stored) if stored else []
 
     async def subscribe(self, localpart: str, domain: str, node: str, jid: str, limit: int) -> bool:
-        _, _, subscribers = self._keys(localpart, domain)
+        subscribers = _key(localpart, domain, "pep:subscribers")
         return bool(await self._subscribe(keys=[subscribers], args=[node, jid, limit]))
 
     async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
-        _, _, subscribers = self._keys(localpart, domain)
+        subscribers = _key(localpart, domain, "pep:subscribers")
         return bool(await self._unsubscribe(keys=[subscribers], args=[node, jid]))
+
+    async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        async with self._redis.pipeline(transaction=True) as read:  # one moment's state, one round trip
+            read.hgetall(_key(localpart, domain, "pep"))
+            read.hget(_key(localpart, domain, "pep:affiliations"), node)
+            read.hget(_key(localpart, domain, "pep:subscribers"), node)
+            configs, affiliations, subscribers = await read.execute()
+        return configs, json.loads(affiliations) if affiliations else {}, json.loads(subscribers) if subscribers else []
+
+    async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
+        stored = await self._redis.hget(_key(localpart, domain, "pep:affiliations"), node)
+        return json.loads(stored) if stored else {}
+
+    async def set_affiliations(self, localpart: str, domain: str, node: str, changes: dict[str, str | None], limit: int) -> bool:
+        # JSON has no None in a Lua table: a removal travels as false.
+        encoded = json.dumps({jid: affiliation or False for jid, affiliation in changes.items()})
+        return bool(await self._set_affiliations(keys=[_key(localpart, domain, "pep:affiliations")], args=[node, encoded, limit]))
 
 
 _CAPS_KEY = f"{PREFIX}{{caps}}:features"

@@ -234,6 +234,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX room_history_by_room ON room_history (room, id)",
     ),
+    (
+        # The owner's affiliation is implied by the account; only the others are rows.
+        """
+        CREATE TABLE pep_affiliations (
+            localpart   TEXT NOT NULL,
+            domain      TEXT NOT NULL,
+            node        TEXT NOT NULL,
+            jid         TEXT NOT NULL,  -- bare JID
+            affiliation TEXT NOT NULL,  -- XEP-0060's name: member or outcast
+            PRIMARY KEY (domain, localpart, node, jid)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 _USER_ROWS = "domain = :domain AND localpart = :localpart"  # the WHERE clause of per-user rows
@@ -611,12 +624,16 @@ class SQLiteVCardStore(_PerUserStore):
 _NODE_ROWS = f"{_USER_ROWS} AND node = :node"
 
 
+class _OverLimit(Exception):
+    """Raised inside a transaction to roll back a write that went past its limit."""
+
+
 @implementer(IPepStore)
 class SQLitePepStore(_PerUserStore):
     """Configurations in ``pep_nodes``, items in ``pep_items`` in publishing order,
-    explicit subscribers in ``pep_subscribers``."""
+    explicit subscribers in ``pep_subscribers``, affiliations in ``pep_affiliations``."""
 
-    TABLES = ("pep_nodes", "pep_items", "pep_subscribers")
+    TABLES = ("pep_nodes", "pep_items", "pep_subscribers", "pep_affiliations")
 
     async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
         rows = self._db.execute(f"SELECT node, config FROM pep_nodes WHERE {_USER_ROWS}", _user(localpart, domain))
@@ -631,7 +648,7 @@ class SQLitePepStore(_PerUserStore):
 
     async def delete_node(self, localpart: str, domain: str, node: str) -> bool:
         with self._database.transaction() as db:
-            for table in ("pep_items", "pep_subscribers"):
+            for table in ("pep_items", "pep_subscribers", "pep_affiliations"):
                 db.execute(f"DELETE FROM {table} WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
             return db.execute(f"DELETE FROM pep_nodes WHERE {_NODE_ROWS}", _user(localpart, domain, node=node)).rowcount > 0
 
@@ -644,15 +661,15 @@ class SQLitePepStore(_PerUserStore):
     async def put_item(self, localpart: str, domain: str, node: str, item_id: str, xml_text: str, keep: int) -> None:
         values = _user(localpart, domain, node=node, item_id=item_id, item=xml_text, keep=keep)
         with self._database.transaction() as db:
-            db.execute(f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND item_id = :item_id", values)
+            # REPLACE drops the row with this id and gives the new one the largest rowid: the newest.
             db.execute(
-                "INSERT INTO pep_items (localpart, domain, node, item_id, item)"
+                "REPLACE INTO pep_items (localpart, domain, node, item_id, item)"
                 " VALUES (:localpart, :domain, :node, :item_id, :item)",
                 values,
             )
             db.execute(
-                f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND id NOT IN"
-                f" (SELECT id FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC LIMIT :keep)",
+                f"DELETE FROM pep_items WHERE {_NODE_ROWS} AND id <="
+                f" (SELECT id FROM pep_items WHERE {_NODE_ROWS} ORDER BY id DESC LIMIT 1 OFFSET :keep)",
                 values,
             )
 
@@ -686,6 +703,35 @@ class SQLitePepStore(_PerUserStore):
             f"DELETE FROM pep_subscribers WHERE {_NODE_ROWS} AND jid = :jid", _user(localpart, domain, node=node, jid=jid)
         )
         return cursor.rowcount > 0
+
+    async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
+
+    async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
+        rows = self._db.execute(f"SELECT jid, affiliation FROM pep_affiliations WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))
+        return dict(rows)
+
+    async def set_affiliations(self, localpart: str, domain: str, node: str, changes: dict[str, str | None], limit: int) -> bool:
+        try:
+            with self._database.transaction() as db:  # the changes and the count under one write lock
+                for jid, affiliation in changes.items():
+                    values = _user(localpart, domain, node=node, jid=jid, affiliation=affiliation)
+                    if affiliation is None:
+                        db.execute(f"DELETE FROM pep_affiliations WHERE {_NODE_ROWS} AND jid = :jid", values)
+                    else:
+                        db.execute(
+                            "INSERT INTO pep_affiliations (localpart, domain, node, jid, affiliation)"
+                            " VALUES (:localpart, :domain, :node, :jid, :affiliation)"
+                            " ON CONFLICT DO UPDATE SET affiliation = excluded.affiliation",
+                            values,
+                        )
+                (count,) = db.execute(f"SELECT COUNT(*) FROM pep_affiliations WHERE {_NODE_ROWS}", _user(localpart, domain, node=node)).fetchone()
+                if count > limit:
+                    raise _OverLimit  # rolls the changes back
+        except _OverLimit:
+            return False
+        return True
+
 
 @implementer(ICapsStore)
 class SQLiteCapsStore:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+from pathlib import Path
+
+import pytest
 from zope.interface.verify import verifyObject
 
 from tests.unit.storage.test_accounts import ALICE, Runner
+from xmppd.storage import DATABASE_FILENAME
+from xmppd.storage import sqlite as sqlite_backend
 from xmppd.storage.interfaces import IPepStore
 from xmppd.storage.sqlite import SQLiteDatabase, SQLitePepStore
 
@@ -84,16 +90,50 @@ class PepStoreContract:
         run(pep.put_node(*ALICE, TUNE, CONFIG))  # a new node of the same name starts with none
         assert run(pep.subscribers(*ALICE, TUNE)) == []
 
+    def test_affiliations(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        assert run(pep.affiliations(*ALICE, TUNE)) == {}
+        assert run(pep.set_affiliations(*ALICE, TUNE, {"bob@example.org": "member", "eve@example.org": "outcast"}, 2)) is True
+        assert run(pep.affiliations(*ALICE, TUNE)) == {"bob@example.org": "member", "eve@example.org": "outcast"}
+        # A third would pass the limit: nothing of the request is applied, not even the change.
+        assert run(pep.set_affiliations(*ALICE, TUNE, {"carol@example.org": "member", "bob@example.org": "outcast"}, 2)) is False
+        assert run(pep.affiliations(*ALICE, TUNE)) == {"bob@example.org": "member", "eve@example.org": "outcast"}
+        # One removed and one added in the same request fit.
+        assert run(pep.set_affiliations(*ALICE, TUNE, {"eve@example.org": None, "carol@example.org": "member"}, 2)) is True
+        assert run(pep.affiliations(*ALICE, TUNE)) == {"bob@example.org": "member", "carol@example.org": "member"}
+        assert run(pep.set_affiliations(*ALICE, TUNE, {"bob@example.org": None, "carol@example.org": None}, 2)) is True
+        assert run(pep.affiliations(*ALICE, TUNE)) == {}
+        run(pep.set_affiliations(*ALICE, TUNE, {"bob@example.org": "member"}, 2))
+        run(pep.purge(*ALICE, TUNE))  # items only
+        assert run(pep.affiliations(*ALICE, TUNE)) == {"bob@example.org": "member"}
+        run(pep.delete_node(*ALICE, TUNE))
+        run(pep.put_node(*ALICE, TUNE, CONFIG))  # a new node of the same name starts with none
+        assert run(pep.affiliations(*ALICE, TUNE)) == {}
+
+    def test_node_state_is_the_three_reads_at_once(self, pep: IPepStore, run: Runner) -> None:
+        assert run(pep.node_state(*ALICE, TUNE)) == ({}, {}, [])
+        run(pep.put_node(*ALICE, TUNE, CONFIG))
+        run(pep.put_node(*ALICE, "urn:xmpp:avatar:data", "{}"))
+        run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 10))
+        run(pep.set_affiliations(*ALICE, TUNE, {"eve@example.org": "outcast"}, 10))
+        assert run(pep.node_state(*ALICE, TUNE)) == (
+            {TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {"eve@example.org": "outcast"}, ["dave@example.org"],
+        )  # fmt: skip
+        assert run(pep.node_state(*ALICE, "urn:example:none")) == ({TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {}, [])
+
     def test_per_user_and_delete_all(self, pep: IPepStore, run: Runner) -> None:
         for user in (ALICE, BOB):
             run(pep.put_node(*user, TUNE, CONFIG))
             run(pep.put_item(*user, TUNE, "a", item("a", user[0]), 1))
             run(pep.subscribe(*user, TUNE, "dave@example.org", 10))
+            run(pep.set_affiliations(*user, TUNE, {"dave@example.org": "member"}, 10))
         run(pep.delete_all(*ALICE))
         assert run(pep.nodes(*ALICE)) == {} and run(pep.items(*ALICE, TUNE)) == []
         run(pep.put_node(*ALICE, TUNE, CONFIG))
         assert run(pep.subscribers(*ALICE, TUNE)) == []
+        assert run(pep.affiliations(*ALICE, TUNE)) == {}
         assert run(pep.subscribers(*BOB, TUNE)) == ["dave@example.org"]
+        assert run(pep.affiliations(*BOB, TUNE)) == {"dave@example.org": "member"}
         assert run(pep.items(*BOB, TUNE)) == [("a", item("a", "bob"))]
         run(pep.delete_all(*ALICE))  # nothing left: no error
 
@@ -109,3 +149,16 @@ def test_sqlite_second_connection_sees_writes(sqlite_pair: tuple[SQLiteDatabase,
     assert run(xmppctl.items(*ALICE, TUNE)) == [("a", item("a", "a"))]
     run(xmppctl.delete_all(*ALICE))
     assert run(server.nodes(*ALICE)) == {}
+
+
+def test_sqlite_upgrade_adds_the_affiliations_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Runner) -> None:
+    """A database from before PEP affiliations were stored keeps its nodes and gains the table."""
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:7])
+    with closing(SQLiteDatabase(tmp_path / DATABASE_FILENAME)) as old:
+        run(SQLitePepStore(old).put_node(*ALICE, TUNE, CONFIG))
+    monkeypatch.undo()
+    with closing(SQLiteDatabase(tmp_path / DATABASE_FILENAME)) as upgraded:
+        pep = SQLitePepStore(upgraded)
+        assert run(pep.nodes(*ALICE)) == {TUNE: CONFIG}
+        assert run(pep.set_affiliations(*ALICE, TUNE, {"bob@example.org": "member"}, 1)) is True
+        assert run(pep.affiliations(*ALICE, TUNE)) == {"bob@example.org": "member"}
