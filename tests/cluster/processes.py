@@ -86,6 +86,7 @@ class Node:
     redis_url: str | None  # None: a node of its own, with SQLite in its data directory
     heartbeat_ttl: int = 2
     extra: tuple[str, ...] = ()
+    config: str = ""  # more lines of its configuration file
     c2s_port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
@@ -104,7 +105,7 @@ class Node:
         # c2s_direct_tls comes from a config file: ``--c2s-direct-tls`` on twistd's
         # command line is refused today (see test_the_direct_tls_flag_works_on_twistds_command_line).
         config = self.directory / f"{self.node_id}.toml"
-        config.write_text("c2s_direct_tls = true\n")
+        config.write_text("c2s_direct_tls = true\n" + self.config)
         return [
             *TWISTD, "xmppd", "-c", str(config),
             *(("--redis", self.redis_url) if self.redis_url else ()),
@@ -207,9 +208,10 @@ class Node:
 class Cluster:
     """A private redis-server and named xmppd nodes sharing it."""
 
-    def __init__(self, directory: Path, redis_args: tuple[str, ...] = (), heartbeat_ttl: int = 2):
+    def __init__(self, directory: Path, redis_args: tuple[str, ...] = (), heartbeat_ttl: int = 2, config: str = ""):
         require("redis-server", "redis-server")
         self.directory = directory
+        self.config = config  # every node's configuration file ends with it
         self.redis_args = redis_args
         self.heartbeat_ttl = heartbeat_ttl
         self.redis_port = free_port()
@@ -231,7 +233,7 @@ class Cluster:
         """Start the nodes side by side; returns once every one answers /readyz with 200."""
         started = []
         for node_id in node_ids:
-            node = Node(node_id, self.directory, self.redis_url, self.heartbeat_ttl)
+            node = Node(node_id, self.directory, self.redis_url, self.heartbeat_ttl, config=self.config)
             self.nodes[node_id] = node
             node.start()
             started.append(node)

@@ -79,9 +79,13 @@ def values(form: domish.Element) -> dict[str, list[str]]:
 
 
 def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
+    """Its creator too: the room counts against alice's muc_max_rooms_per_user (2 here) after the restart."""
     for user in ("alice", "bob", "carol"):
         subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(tmp_path), "--init", "adduser", f"{user}@localhost", "pw"], check=True)
-    node = start_node("--data-dir", str(tmp_path), cwd=tmp_path)
+    config = tmp_path / "xmppd.toml"
+    config.write_text("muc_max_rooms_per_user = 2\n")
+    options = ("--data-dir", str(tmp_path), "--config", str(config))
+    node = start_node(*options, cwd=tmp_path)
     try:
         alice, bob = logged_in(node.port, "alice"), logged_in(node.port, "bob")
         join(alice, f"{ROOM}/alice")
@@ -108,7 +112,7 @@ def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
         output = node.stop()
     assert "Traceback" not in output and "Unhandled" not in output, output
 
-    node = start_node("--data-dir", str(tmp_path), cwd=tmp_path)
+    node = start_node(*options, cwd=tmp_path)
     try:
         carol, alice = logged_in(node.port, "carol"), logged_in(node.port, "alice")
         items = answer(carol, "<iq type='get' id='i1' to='conference.localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>", "i1")
@@ -131,6 +135,11 @@ def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
         ]
         members = answer(alice, f"<iq type='get' id='m1' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member'/></query></iq>", "m1")
         assert [(i["jid"], i["affiliation"]) for i in members.query.elements()] == [("bob@localhost", "member")]
+        created = [p for p in join(alice, "second@conference.localhost/alice") if p.name == "presence"][-1]
+        assert {s["code"] for s in created.x.elements() if s.name == "status"} == {"110", "201"}
+        alice.send(JOIN.format(to="third@conference.localhost/alice"))  # the kept room is her other one
+        refused = until(alice, lambda e: e.getAttribute("type") == "error")
+        assert (refused["from"], refused.error.firstChildElement().name) == ("third@conference.localhost/alice", "not-allowed")
         carol.close()
         alice.close()
     finally:

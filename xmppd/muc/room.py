@@ -681,6 +681,12 @@ class Room:
         for occupant in self.state.occupants.values():
             self._count_out(occupant)
 
+    def lost(self, session: JID) -> list[Outgoing]:
+        """MUC-44: a session whose node died leaves (its unavailable came from the server); the
+        others see 332, as when a node stops cleanly."""
+        occupant = self.occupant_of(session)
+        return [] if occupant is None else self._leave_session(occupant, session.full(), [], codes=(332,))
+
     def shut_down(self) -> list[Outgoing]:
         """MUC-44: the service is going away; every occupant hears it (332)."""
         return self._empty(codes=[332])

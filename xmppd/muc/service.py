@@ -7,7 +7,9 @@ JID, MUC-14). Room changes go to the room store after each stanza
 (writer.py); a node alone loads its persistent rooms at startup. In a cluster
 each room runs on the one node holding its lease (owners.py), which loads it
 from the store when it takes it: stanzas for a room run elsewhere are forwarded
-there, and a room's fan-out crosses to each other node once (docs/muc.md).
+there, and a room's fan-out crosses to each other node once (docs/muc.md). The
+room list and the limits on rooms count every node's rooms: the store lists
+them all (``IRoomStore.listing``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from xmppd.router import IHostedService
 from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
+NS_NODE_DIED = "urn:xmppd:muc:node-died"  # ours: marks the server's unavailable for a dead node's session on its way to the room
 
 
 @implementer(IHostedService)
@@ -53,8 +56,8 @@ class MucService:
         self._loading: asyncio.Event | None = None  # set once the stored rooms are in
         self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
         self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
-        self._creator: dict[str, str] = {}  # room -> the bare JID that created it
-        self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
+        self._created: Counter[str] = Counter()  # bare JID -> rooms it created that run here
+        self._elsewhere: dict[str, list[record.Listed]] = {}  # a room just taken, not stored -> the rooms other nodes run
         self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
 
     def start(self) -> None:
@@ -86,6 +89,8 @@ class MucService:
             return
         name, room = jid.partition("@")[0], Room(state, self.policy, self._joined)
         self.rooms[name] = room
+        if state.creator is not None:
+            self._created[state.creator] += 1
         self.writer.loaded(name, room, token)
 
     async def stop(self) -> None:
@@ -101,10 +106,18 @@ class MucService:
         goes on whether the caller waits or not."""
         if self._loading is not None:
             return as_deferred(self._after_loading(stanza, self._loading))
+        if not hops and stanza.name == "presence":
+            _forget_node_death(stanza)  # only the server says so (session_died); forwarded ones are its
         invitees = [] if hops else invites.hosted_invitees(stanza, self.policy.invites_per_message, self.node.domains)
         if invitees:  # checked where the stanza came in
             return as_deferred(self._check_invitees(stanza, invitees))
         return self._receive(stanza, hops)
+
+    def session_died(self, presence: domish.Element) -> None:
+        """The survivor burying a dead node tells the room, wherever it runs, that an occupant's
+        session went with it: marked, so the room's owner node (maybe another) says 332."""
+        presence.addElement((NS_NODE_DIED, "died"))
+        self._receive(presence)
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
         await loading.wait()
@@ -135,6 +148,9 @@ class MucService:
         if target.user is not None:
             self.owners.route(target.user, stanza, hops)
             return None
+        query = payload(stanza) if stanza.name == "iq" else None
+        if query is not None and query.uri == disco.NS_DISCO_ITEMS and stanza["type"] == "get" and not query.getAttribute("node"):
+            return as_deferred(self._list_rooms(stanza, query))
         try:
             self._send(self._to_service(stanza))
         except StanzaError as e:
@@ -149,6 +165,7 @@ class MucService:
             self.node.router.bounce(stanza, e)
             return
         finally:
+            self._elsewhere.pop(name, None)  # for the stanza right after the room was taken only
             if name not in self.rooms:
                 self.owners.ended(name)
         self._send(answers)
@@ -164,6 +181,9 @@ class MucService:
         stored = await store.load(jid)
         if stored is not None:
             self._loaded(jid, stored, token)
+            return
+        here = {room.jid for room in self.rooms.values()}  # a join may create it: count what the others run
+        self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here | {jid}]
 
     def drop(self, name: str) -> None:
         """Another node runs the room now: forget it here without a word to its occupants."""
@@ -220,13 +240,10 @@ class MucService:
             self._send(room.shut_down())
             self._settle(name, room)
         self.rooms.clear()
-        self._creator.clear()
         self._created.clear()
         self._joined.clear()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
-        if target.user is None:
-            return self._to_service(stanza)
         room, created = self.rooms.get(target.user), False
         if room is None:
             if stanza.name != "presence" or stanza.getAttribute("type") is not None or target.resource is None:
@@ -235,6 +252,8 @@ class MucService:
                 raise StanzaError("item-not-found", text="no such room")
             room, created = self._create(stanza, sender, target), True
         try:
+            if stanza.name == "presence" and child(stanza, NS_NODE_DIED, "died") is not None:
+                return room.lost(sender)
             if stanza.name == "presence":
                 return room.presence(stanza, sender, target.resource, self.node.clock.seconds(), created, self._nick_altered(stanza, target))
             if stanza.name == "message":
@@ -253,21 +272,22 @@ class MucService:
 
     def _create(self, presence: domish.Element, creator: JID, target: JID) -> Room:
         """MUC-35: the creator owns it; a MUC client's room stays locked until configured
-        (201), a groupchat 1.0 join opens one at once (decision 7)."""
+        (201), a groupchat 1.0 join opens one at once (decision 7). The limits count the
+        rooms of every node (in a cluster, as the store listed them when the lease was taken)."""
         config, bare = self.node.config, creator.userhost()
-        if len(self.rooms) >= config.muc_max_rooms:
+        elsewhere = self._elsewhere.pop(target.user, ())
+        if len(self.rooms) + len(elsewhere) >= config.muc_max_rooms:
             raise StanzaError("not-allowed", text="this service holds as many rooms as it may")
-        if self._created[bare] >= config.muc_max_rooms_per_user:
+        if self._created[bare] + sum(entry.creator == bare for entry in elsewhere) >= config.muc_max_rooms_per_user:
             raise StanzaError("not-allowed", text="you have created as many rooms as you may")
         locked = config.muc_room_locking and child(presence, NS_MUC, "x") is not None
-        room = self.rooms[target.user] = Room(RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked), self.policy, self._joined)
-        self._creator[target.user] = bare
+        state = RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked, creator=bare)
+        room = self.rooms[target.user] = Room(state, self.policy, self._joined)
         self._created[bare] += 1
         return room
 
     def _close(self, name: str) -> None:
-        del self.rooms[name]
-        creator = self._creator.pop(name, None)  # None: loaded from the store, counted against nobody
+        creator = self.rooms.pop(name).state.creator  # None: stored before creators were
         if creator is None:
             return
         self._created[creator] -= 1
@@ -285,11 +305,8 @@ class MucService:
         if stanza.name == "presence" or stanza.getAttribute("type") in ("result", "error"):
             return []
         query = payload(stanza) if stanza.name == "iq" else None
-        if query is not None and stanza["type"] == "get" and not query.getAttribute("node"):
-            if query.uri == disco.NS_DISCO_INFO:
-                return [result(stanza, self._info())]
-            if query.uri == disco.NS_DISCO_ITEMS:
-                return [result(stanza, self._items(query))]
+        if query is not None and stanza["type"] == "get" and not query.getAttribute("node") and query.uri == disco.NS_DISCO_INFO:
+            return [result(stanza, self._info())]
         raise StanzaError("service-unavailable")
 
     def _info(self) -> domish.Element:
@@ -299,10 +316,27 @@ class MucService:
             info.append(disco.DiscoFeature(feature))
         return info.toElement()
 
-    def _items(self, query: domish.Element) -> domish.Element:
+    async def _listing(self) -> dict[str, record.Listed]:
+        """Every room of the service by JID: in a cluster what the store lists (every node's rooms),
+        with the rooms run here as they are this moment; on a node alone, its rooms."""
+        texts = await self.writer.store.listing(self.host) if self.bus is not None else {}
+        texts.update((room.jid, record.config_text(room.state)) for room in self.rooms.values())
+        return {jid: entry for jid, text in texts.items() if (entry := record.listed(text)) is not None}
+
+    async def _list_rooms(self, iq: domish.Element, query: domish.Element) -> None:
+        try:
+            listing = await self._listing()
+            self._send([result(iq, self._items(query, listing))])
+        except StanzaError as e:
+            self.node.router.bounce(iq, e)
+        except UNAVAILABLE as e:
+            self.log.warn("{host}: rooms not listed, storage unavailable ({error})", host=self.host, error=e)
+            self.node.router.bounce(iq, StanzaError("internal-server-error", "wait", text="storage unavailable; retry later"))
+
+    def _items(self, query: domish.Element, listing: dict[str, record.Listed]) -> domish.Element:
         """MUC-02: public rooms only, by name (hidden and locked ones stay out), a page at a time
         (XEP-0059: at most muc_rooms_page, after the room the client names)."""
-        listed = [(room.jid, room.config.name or name) for name, room in sorted(self.rooms.items()) if room.config.public and not room.state.locked]
+        listed = [(jid, entry.name or jid.partition("@")[0]) for jid, entry in sorted(listing.items()) if entry.shown]
         request = child(query, NS_RSM, "set")
         most, after = self._page_request(request)
         start = next((i + 1 for i, (jid, _) in enumerate(listed) if jid == after), 0) if after else 0
@@ -329,3 +363,8 @@ class MucService:
         except ValueError:
             raise StanzaError("bad-request", text="<max/> is a number") from None
         return max(0, min(wanted, page)), str(after) if after is not None else None
+
+
+def _forget_node_death(presence: domish.Element) -> None:
+    """A client may not claim its own node died: the mark is the server's alone."""
+    presence.children = [c for c in presence.children if not (isinstance(c, domish.Element) and c.uri == NS_NODE_DIED)]
