@@ -10,6 +10,7 @@ from tests.integration.stanzas import condition, iq, message, presence
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError
 from xmppd.muc import NS_MUC
+from xmppd.muc.service import NS_NODE_DIED
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -127,19 +128,22 @@ async def test_join_errors(trio):
 @pytest_twisted.ensureDeferred
 async def test_exit_and_the_end_of_a_temporary_room(trio):
     """MUC-24: unavailable with role none (110 for the leaver), the custom status passed on;
-    the last one out ends a temporary room."""
+    the last one out ends a temporary room. A client cannot pass its exit off as its node's death
+    (MUC-44's 332 is the server's word): the mark is dropped."""
     alice, bob, _ = trio
     await open_room(alice)
     await join(bob, room_jid("room", "bob"))
     await alice.next(from_room(room_jid()))
     leaving = presence(room_jid("room", "bob"), "unavailable")
     leaving.addElement("status", content="bye")
+    leaving.addElement((NS_NODE_DIED, "died"))
     bob.send(leaving)
     own = await bob.next(from_room(room_jid()))
     assert own["type"] == "unavailable" and codes(own) == {110} and item(own) == {"affiliation": "none", "role": "none"}
     seen = await alice.next(from_room(room_jid()))
     assert (seen["type"], seen["from"], str(seen.status)) == ("unavailable", room_jid("room", "bob"), "bye")
     assert codes(seen) == set() and item(seen)["role"] == "none"
+    assert [c.name for c in seen.elements()] == ["status", "x"]
 
     bob.send(presence(room_jid("room", "bob"), "unavailable"))  # no longer an occupant: ignored
     assert [s for s in await settle(bob) if s["from"].startswith(room_jid())] == []
