@@ -89,6 +89,36 @@ async def test_non_anonymous_rooms_show_everyone_the_real_jids(trio):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_logged_room_says_so_and_a_prepared_nick_says_it_changed(trio):
+    """MUC-13: 170 in the self-presence of a room logged publicly; 210 when the service changed
+    the nick it was asked for (resourceprep: fullwidth letters become ASCII), the others seeing
+    only the nick as the room has it."""
+    alice, bob, _ = trio
+    await open_room(alice)
+    await configure(alice, room_jid(), enablelogging="1")
+    await alice.next(from_room(room_jid()))  # the 104+170 notice
+    joined = await join(bob, room_jid("room", "\uff42\uff4f\uff42"))
+    assert (joined[1]["from"], codes(joined[1])) == (room_jid("room", "bob"), {110, 170, 210})
+    seen = await alice.next(from_room(room_jid()))
+    assert (seen["from"], codes(seen)) == (room_jid("room", "bob"), set())
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_default_role_follows_the_affiliation(trio, node, login):
+    """MUC-45 in a moderated room: owner and admin moderators, member participant, none visitor."""
+    alice, bob, carol = trio
+    await node.add_user("dave")
+    dave = await login("dave")
+    await open_room(alice)
+    await configure(alice, room_jid(), moderatedroom="1")
+    await alice.iq(admin("set", {"jid": "bob@localhost", "affiliation": "member"}, {"jid": "carol@localhost", "affiliation": "admin"}))
+    for client, nick, role in ((bob, "bob", "participant"), (carol, "carol", "moderator"), (dave, "dave", "visitor")):
+        own = [p for p in await join(client, room_jid("room", nick)) if p.getAttribute("from") == room_jid("room", nick)][0]
+        assert item(own)["role"] == role, own.toXml()
+    assert item((await join(alice, room_jid("room", "owner")))[-2])["role"] == "moderator"  # a repeated join resyncs
+
+
+@pytest_twisted.ensureDeferred
 async def test_join_errors(trio):
     """MUC-10/14/42: each refusal comes from the occupant JID with the condition the XEP names."""
     alice, bob, carol = trio
