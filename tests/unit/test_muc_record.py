@@ -165,3 +165,22 @@ def test_a_record_that_is_not_ours_is_a_value_error():
 
     with pytest.raises(ValueError):
         record.state_of(ROOM, RoomRecord(config="{not json", subject=""), with_occupants=False)
+
+
+@pytest.mark.parametrize(
+    "name, public, locked, creator",
+    [("Busy", True, False, "alice@example"), ("", False, False, None), ("Locked", True, True, "bob@example")],
+)
+def test_the_listing_of_a_stored_room_is_the_listing_of_the_room(busy, name, public, locked, creator):
+    """What disco#items and the room limits read from the store (IRoomStore.listing) is what they
+    read from a room in memory; the creator goes to the store with the room and comes back."""
+    state = busy.state
+    state.config.name, state.config.public, state.locked, state.creator = name, public, locked, creator
+    stored = record.whole(state, with_occupants=False)
+    assert record.listed(stored.config) == record.listed_state(state) == record.Listed(name, public and not locked, creator)
+    assert record.state_of(ROOM, stored, with_occupants=False).creator == creator
+
+
+def test_a_listing_that_is_not_ours_is_left_out():
+    assert record.listed("{not json") is None
+    assert record.listed("[1, 2]") is None

@@ -182,8 +182,8 @@ class MucService:
         if stored is not None:
             self._loaded(jid, stored, token)
             return
-        here = {room.jid for room in self.rooms.values()}  # a join may create it: count what the others run
-        self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here | {jid}]
+        here = {room.jid for room in self.rooms.values()} | {jid}  # a join may create it: count what the others run
+        self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here]
 
     def drop(self, name: str) -> None:
         """Another node runs the room now: forget it here without a word to its occupants."""
@@ -320,8 +320,9 @@ class MucService:
         """Every room of the service by JID: in a cluster what the store lists (every node's rooms),
         with the rooms run here as they are this moment; on a node alone, its rooms."""
         texts = await self.writer.store.listing(self.host) if self.bus is not None else {}
-        texts.update((room.jid, record.config_text(room.state)) for room in self.rooms.values())
-        return {jid: entry for jid, text in texts.items() if (entry := record.listed(text)) is not None}
+        here = {room.jid: record.listed_state(room.state) for room in self.rooms.values()}
+        stored = {jid: entry for jid, text in texts.items() if jid not in here and (entry := record.listed(text)) is not None}
+        return stored | here
 
     async def _list_rooms(self, iq: domish.Element, query: domish.Element) -> None:
         try:
