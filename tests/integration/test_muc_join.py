@@ -104,6 +104,25 @@ async def test_a_logged_room_says_so_and_a_prepared_nick_says_it_changed(trio):
 
 
 @pytest_twisted.ensureDeferred
+async def test_presencebroadcast_leaves_a_role_unseen(trio):
+    """MUC-12: a visitor of a room that broadcasts moderators and participants only is seen by
+    itself (and sees the others); the others hear nothing of it, nor of its leaving."""
+    alice, bob, carol = trio
+    await open_room(alice)
+    await configure(alice, room_jid(), moderatedroom="1", presencebroadcast=["moderator", "participant"])
+    await alice.next(from_room(room_jid()))  # the 104 notice
+    joined = await join(bob, room_jid("room", "bob"))
+    assert [(p["from"], item(p)["role"]) for p in joined if p.name == "presence"] == [
+        (room_jid("room", "owner"), "moderator"), (room_jid("room", "bob"), "visitor"),
+    ]  # fmt: skip
+    bob.send(presence(room_jid("room", "bob"), "unavailable"))
+    await bob.next(from_room(room_jid()))
+    await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "member"}))
+    await join(carol, room_jid("room", "carol"))  # a participant: seen
+    assert [e["from"] for e in await settle(alice) if e.name == "presence"] == [room_jid("room", "carol")]
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_default_role_follows_the_affiliation(trio, node, login):
     """MUC-45 in a moderated room: owner and admin moderators, member participant, none visitor."""
     alice, bob, carol = trio
@@ -188,15 +207,18 @@ async def test_exit_and_the_end_of_a_temporary_room(trio):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_lost_connection_takes_the_occupant_out(trio):
-    """PRES-05 + MUC-24: the server's unavailable for a dead session is an exit."""
-    alice, bob, _ = trio
+async def test_a_lost_connection_takes_the_occupant_out_of_every_room(trio):
+    """PRES-05 + MUC-24: the server's unavailable for a dead session is an exit, from each room."""
+    alice, bob, carol = trio
     await open_room(alice)
-    await join(bob, room_jid("room", "bob"))
-    await alice.next(from_room(room_jid()))
+    await open_room(carol, "other", "carol")
+    for name, host in (("room", alice), ("other", carol)):
+        await join(bob, room_jid(name, "bob"))
+        await host.next(from_room(room_jid(name)))
     bob._stream.abort()
-    gone = await alice.next(from_room(room_jid()))
-    assert (gone["type"], gone["from"], item(gone)["role"]) == ("unavailable", room_jid("room", "bob"), "none")
+    for name, host in (("room", alice), ("other", carol)):
+        gone = await host.next(from_room(room_jid(name)))
+        assert (gone["type"], gone["from"], codes(gone), item(gone)["role"]) == ("unavailable", room_jid(name, "bob"), set(), "none")
     info = await alice.iq(iq("get", DISCO_INFO, to=room_jid()))
     occupants = [f for f in info.query.x.elements() if f.getAttribute("var") == "muc#roominfo_occupants"]
     assert str(occupants[0].value) == "1"
