@@ -8,6 +8,7 @@ SERVICE = "conference.localhost"
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
 
@@ -76,3 +77,18 @@ def listed_rooms(client: Client) -> list[tuple[str, str]]:
     answer = client.iq_raw(f"<iq type='get' id='{{id}}' to='{SERVICE}'><query xmlns='{NS_DISCO_ITEMS}'/></iq>")
     assert answer["type"] == "result", answer.toXml()
     return [(item["jid"], item.getAttribute("name")) for item in answer.query.elements() if item.name == "item"]
+
+
+def register(client: Client, room: str, nick: str) -> None:
+    """Reserve a nick with the room (MUC-27); it must succeed."""
+    answer = client.iq_raw(f"<iq type='set' id='{{id}}' to='{escape(room)}'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+                           f"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"
+                           f"<field var='muc#register_roomnick'><value>{escape(nick)}</value></field></x></query></iq>")
+    assert answer["type"] == "result", answer.toXml()
+
+
+def affiliated(client: Client, room: str, affiliation: str) -> list[str]:
+    """The JIDs of a muc#admin affiliation list."""
+    answer = client.iq_raw(f"<iq type='get' id='{{id}}' to='{escape(room)}'><query xmlns='{NS_MUC_ADMIN}'><item affiliation='{affiliation}'/></query></iq>")
+    assert answer["type"] == "result", answer.toXml()
+    return [item["jid"] for item in answer.query.elements() if item.name == "item"]

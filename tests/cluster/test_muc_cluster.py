@@ -14,7 +14,8 @@ import time
 from redis import Redis
 
 from tests.cluster.muc import (
-    NS_MUC_USER, SERVICE, bodies, codes, configuration, configure, enter, groupchat, listed_rooms, occupant_presence, refused_join, say,
+    NS_MUC_USER, SERVICE, affiliated, bodies, codes, configuration, configure, enter, groupchat, listed_rooms, occupant_presence, refused_join,
+    register, say,
 )
 from tests.cluster.client import bare, error_condition
 from tests.cluster.link import Link
@@ -336,21 +337,33 @@ def test_the_room_list_and_the_room_limits_count_every_nodes_rooms(make_cluster)
 
 def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_cluster):
     """MUC-41: after kill -9 of the node running it, the room another node takes over has its
-    configuration and owner, and still counts against its creator's muc_max_rooms_per_user."""
+    configuration, owner, members, reserved nicks, subject and history, and still counts against
+    its creator's muc_max_rooms_per_user."""
     cluster = make_cluster("n1", "n2", config=PER_USER)
-    alice_name, bob_name = cluster.users("alice", "bob")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
     kept, second, third = (f"{kind}-{alice_name}@{SERVICE}" for kind in ("kept", "second", "third"))
     alice, alice_on_n2, bob = cluster.login("n1", alice_name), cluster.login("n2", alice_name, resource="two"), cluster.login("n2", bob_name)
     assert 201 in codes(enter(alice, kept, "Alice"))  # run by n1
     configure(alice, kept, persistentroom="1", roomname="Kept")
     enter(bob, kept, "Bob")
     alice.expect(occupant_presence(kept, "Bob"), what="Bob joining")
+    register(bob, kept, "Bobby")  # a member now, with a reserved nick
+    set_subject(alice, kept, "kept through it")
+    say(alice, kept, "said before")
+    bob.expect(lambda e: groupchat(kept)(e) and str(e.body) == "said before", what="the message before the kill")
 
     cluster["n1"].kill()
     left = bob.expect(occupant_presence(kept, "Alice", "unavailable"), timeout=15, what="Alice leaving with n1")
     assert codes(left) == {332}, left.toXml()
     config = configuration(alice_on_n2, kept)  # n2 runs it now, and alice still owns it
     assert [config[f"muc#roomconfig_{name}"] for name in ("roomname", "persistentroom", "roomowners")] == [["Kept"], ["true"], [bare(alice.jid)]]
+    assert affiliated(alice_on_n2, kept, "member") == [bare(bob.jid)]
+    carol = cluster.login("n2", carol_name)
+    assert refused_join(carol, kept, "Bobby") == "conflict"  # bob's reservation
+    enter(carol, kept, "Carol", history=True)
+    seen = [e for e in carol.drain(1.0) if e.name == "message"]
+    assert [(str(e.body), e.getAttribute("from")) for e in seen if e.body is not None] == [("said before", f"{kept}/Alice")]
+    assert [str(e.subject) for e in seen if e.subject is not None] == ["kept through it"]
     assert listed_rooms(bob) == [(kept, "Kept")]
     enter(alice_on_n2, second, "Alice", muc=False)
     assert refused_join(alice_on_n2, third, "Alice") == "not-allowed"  # the room taken over is her other one
