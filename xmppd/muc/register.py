@@ -71,7 +71,7 @@ def submit(room, iq: domish.Element, query: domish.Element, sender: JID) -> list
 
 def _cancel(room, iq: domish.Element, query: domish.Element, sender: JID) -> list[Outgoing]:
     """XEP-0077 §3.2: <remove/> alone; registration-required from one who has no registration."""
-    if len([c for c in query.elements()]) != 1:
+    if len(list(query.elements())) != 1:
         raise StanzaError("bad-request", text="<remove/> comes alone")
     if room.reserved_nick(sender) is None:
         raise StanzaError("registration-required", text="you have no registration with this room")
