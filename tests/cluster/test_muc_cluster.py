@@ -314,8 +314,9 @@ PER_USER = "muc_max_rooms_per_user = 2\n"
 
 def test_the_room_list_and_the_room_limits_count_every_nodes_rooms(make_cluster):
     """MUC-02 across nodes: disco#items on any node lists the public rooms every node runs, hidden
-    and locked ones left out; muc_max_rooms_per_user counts an account's rooms wherever they run."""
-    cluster = make_cluster("n1", "n2", config=PER_USER)
+    and locked ones left out; muc_max_rooms_per_user counts an account's rooms wherever they run,
+    muc_max_rooms the service's."""
+    cluster = make_cluster("n1", "n2", config=PER_USER + "muc_max_rooms = 5\n")
     alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
     public, hidden, locked, second, third = (f"{kind}-{alice_name}@{SERVICE}" for kind in ("public", "hidden", "locked", "second", "third"))
     alice, bob, carol = cluster.login("n1", alice_name), cluster.login("n2", bob_name), cluster.login("n2", carol_name)
@@ -332,6 +333,8 @@ def test_the_room_list_and_the_room_limits_count_every_nodes_rooms(make_cluster)
     assert refused_join(alice_on_n2, third, "Alice") == "not-allowed"  # n2 counts the one n1 runs
     assert refused_join(alice, third, "Alice") == "not-allowed"  # and n1 the one n2 runs
     assert 201 in codes(enter(carol, third, "Carol", muc=False))  # the refusals created nothing; carol may
+    dave = cluster.login("n1", cluster.users("dave")[0])
+    assert refused_join(dave, f"sixth-{alice_name}@{SERVICE}", "Dave") == "not-allowed"  # five rooms, four run by n2
     assert wait_until(lambda: sorted(listed_rooms(bob)) == sorted([(public, "Public talk"), (second, second.split("@")[0]), (third, third.split("@")[0])]), timeout=5), listed_rooms(bob)
 
 
