@@ -225,6 +225,26 @@ async def test_a_lost_connection_takes_the_occupant_out_of_every_room(trio):
 
 
 @pytest_twisted.ensureDeferred
+async def test_blocking_the_room_takes_the_occupant_out(trio):
+    """MUC-24 by a privacy block (XEP-0191, PRIV-16): the list that starts hiding the user's
+    presence from the room sends the room its unavailable, whether the session is available (bob)
+    or only ever sent the room its presence (carol); the others see each leave."""
+    alice, bob, carol = trio
+    bob.send(presence())
+    await bob.next(lambda e: e.name == "presence")
+    await open_room(alice)
+    for client in (bob, carol):
+        await join(client, room_jid("room", client.jid.user))
+        await alice.next(from_room(room_jid()))
+    block = iq("set", "urn:xmpp:blocking", "block")
+    block.firstChildElement().addElement("item")["jid"] = room_jid()
+    for client in (bob, carol):
+        await client.iq(block)
+        gone = await alice.next(from_room(room_jid()))
+        assert (gone["type"], gone["from"], codes(gone), item(gone)["role"]) == ("unavailable", room_jid("room", client.jid.user), set(), "none")
+
+
+@pytest_twisted.ensureDeferred
 async def test_joining_again_resends_the_whole_room(trio):
     """MUC-15: a repeated join (with <x/>) from an occupant is a full resync, not an error."""
     alice, bob, _ = trio
