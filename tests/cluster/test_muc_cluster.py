@@ -230,6 +230,19 @@ def test_a_node_that_stops_ends_its_rooms_with_332_and_another_opens_them_at_onc
     bob.expect(occupant_presence(room, "Carol"), what="Carol back in the room, now run by n2")
 
 
+def test_a_node_that_stops_takes_its_occupants_out_of_rooms_run_elsewhere_with_332(make_cluster):
+    """A clean stop of n3 is the end of its sessions as its death would be: the room, run by n1,
+    shows Carol leaving with 332 (MUC-44), and nothing else."""
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "leaving")
+    cluster["n3"].stop()
+    del cluster.nodes["n3"]
+    for client in (alice, bob):
+        left = client.expect(occupant_presence(room, "Carol", "unavailable"), timeout=10, what="Carol leaving with her stopping node")
+        assert codes(left) == {332}, left.toXml()
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing but the leave"
+
+
 def set_subject(client, room: str, text: str) -> None:
     client.send(f"<message to='{room}' type='groupchat'><subject>{text}</subject></message>")
 

@@ -32,6 +32,7 @@ from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
 from xmppd.protocol.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.router import IHostedService
 from xmppd.util.aio import UNAVAILABLE, as_deferred
 
@@ -118,6 +119,19 @@ class MucService:
         session went with it: marked, so the room's owner node (maybe another) says 332."""
         presence.addElement((NS_NODE_DIED, "died"))
         self._receive(presence)
+
+    def _leave_rooms_elsewhere(self) -> None:
+        """The node is stopping: its sessions leave the rooms other nodes run as they would
+        had it died (332), rather than as if each client had gone."""
+        if self.bus is None:
+            return  # a node alone runs every room
+        for resource in [s.resource for s in list(self.node.streams) if s.resource is not None]:
+            for peer in sorted(resource.directed):
+                room = parse_jid(peer)
+                if room.host == self.host and room.user is not None and room.user not in self.rooms:
+                    resource.directed.discard(peer)
+                    gone = domish.Element((NS_CLIENT, "presence"), attribs={"from": resource.jid.full(), "to": peer, "type": "unavailable"})
+                    self.session_died(gone)
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
         await loading.wait()
@@ -234,7 +248,9 @@ class MucService:
                 self.bus.send_fanout(node_id, recipients, data)
 
     def shut_down(self) -> None:
-        """Before the node closes its streams: every occupant of every room hears it (332)."""
+        """Before the node closes its streams: every occupant of every room run here hears it (332),
+        and the rooms run elsewhere see this node's sessions leave with 332."""
+        self._leave_rooms_elsewhere()
         self.owners.stopping()
         for name, room in list(self.rooms.items()):
             self._send(room.shut_down())
