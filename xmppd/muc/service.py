@@ -129,7 +129,7 @@ class MucService:
         had it died (332), rather than as if each client had gone."""
         if self.bus is None:
             return  # a node alone runs every room
-        for resource in [s.resource for s in list(self.node.streams) if s.resource is not None]:
+        for resource in self.node.directory.local_resources():  # the cluster's directory: its own sessions
             for peer in sorted(resource.directed):
                 room = parse_jid(peer)
                 if room.host == self.host and room.user is not None and room.user not in self.rooms:
