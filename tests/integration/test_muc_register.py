@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.words.xish import domish
 
-from tests.integration.muc import admin, codes, configure, from_room, item, join, join_presence, open_room, room_jid
+from tests.integration.muc import MUC_REGISTER, admin, codes, configure, from_room, item, join, join_presence, open_room, registration, room_jid
 from tests.integration.stanzas import condition, iq, presence, refused
 
 NS_REGISTER = "jabber:iq:register"
 NS_DATA = "jabber:x:data"
-MUC_REGISTER = "http://jabber.org/protocol/muc#register"
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 
@@ -24,18 +23,6 @@ async def room(node, login):
     await join(bob, room_jid("room", "bob"))
     await alice.next(from_room(room_jid()))
     return alice, bob, carol
-
-
-def registration(nick: str | None, form_type: str = MUC_REGISTER, to: str = room_jid()) -> domish.Element:
-    request = iq("set", NS_REGISTER, to=to)
-    form = request.query.addElement((NS_DATA, "x"))
-    form["type"] = "submit"
-    fields = {"FORM_TYPE": form_type} | ({"muc#register_roomnick": nick} if nick is not None else {})
-    for var, value in fields.items():
-        field = form.addElement("field")
-        field["var"] = var
-        field.addElement("value", content=value)
-    return request
 
 
 async def reserved_nick(client) -> list[str]:

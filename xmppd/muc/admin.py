@@ -107,6 +107,7 @@ def apply(room, iq, query, sender: JID) -> list[Outgoing]:
         raise StanzaError("bad-request", text="no item to change")
     for change in changes:
         _check(room, change, sender, changes)
+    room.check_affiliation_room({c.jid: c.value for c in changes if c.jid is not None})
     actor = room.occupant_of(sender)
     out = [result(iq)]
     for change in changes:

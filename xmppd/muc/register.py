@@ -63,6 +63,8 @@ def submit(room, iq: domish.Element, query: domish.Element, sender: JID) -> list
         raise StanzaError("conflict", text="this nickname is another user's")
     if room.reserved_nick(sender) is None and len(room.state.registrations) >= room.policy.max_registrations:
         raise StanzaError("not-allowed", text=f"this room reserves at most {room.policy.max_registrations} nicknames")
+    if room.affiliation(sender) == "none":
+        room.check_affiliation_room({bare: "member"})
     room.register(bare, nick)
     if room.affiliation(sender) != "none":
         return [result(iq)]
