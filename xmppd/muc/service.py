@@ -192,14 +192,19 @@ class MucService:
     def bounce(self, stanza: domish.Element, condition: str, text: str) -> None:
         self.node.router.bounce(stanza, StanzaError(condition, text=text))
 
-    async def take(self, name: str) -> None:
+    async def take(self, name: str, first: domish.Element) -> None:
         """This node has just taken the room's lease: a fencing token first, so that whoever ran the
-        room before can write no more, then the room as it left it, occupants included."""
+        room before can write no more, then the room as it left it, occupants included. A room the
+        store does not hold, whose ``first`` stanza is a join that may create it, is counted against
+        the rooms the others run; anything else (a stanza to a room that is not there) costs no
+        listing."""
         jid, store = f"{name}@{self.host}", self.writer.store
         token = await store.advance(jid)
         stored = await store.load(jid)
         if stored is not None:
             self._loaded(jid, stored, token)
+            return
+        if not _may_create(first):
             return
         here = {room.jid for room in self.rooms.values()} | {jid}  # a join may create it: count what the others run
         self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here]
@@ -267,7 +272,7 @@ class MucService:
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
         room, created = self.rooms.get(target.user), False
         if room is None:
-            if stanza.name != "presence" or stanza.getAttribute("type") is not None or target.resource is None:
+            if not _may_create(stanza):
                 if stanza.name == "presence":
                     return []  # leaving, probing or erring at a room that is not there
                 raise StanzaError("item-not-found", text="no such room")
@@ -385,6 +390,11 @@ class MucService:
         except ValueError:
             raise StanzaError("bad-request", text="<max/> is a number") from None
         return max(0, min(wanted, page)), str(after) if after is not None else None
+
+
+def _may_create(stanza: domish.Element) -> bool:
+    """An available presence to an occupant JID: a join, which creates a room that is not there."""
+    return stanza.name == "presence" and stanza.getAttribute("type") is None and parse_jid(stanza["to"]).resource is not None
 
 
 def _forget_node_death(presence: domish.Element) -> None:
