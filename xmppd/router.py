@@ -29,6 +29,11 @@ class IHostedService(Interface):
     def receive(stanza: domish.Element) -> None:
         """A stanza addressed to the host or to an address on it."""
 
+    def session_died(presence: domish.Element) -> None:
+        """The unavailable presence the server sends on behalf of a session whose node died (PRES-05)
+        to an address on this host the session had sent presence to: as ``receive``, but known to be
+        the server's word, not the client's (a MUC room tells its occupants with status 332)."""
+
     def shut_down() -> None:
         """The node is stopping and its streams still carry stanzas: tell whoever must hear it."""
 

@@ -46,11 +46,11 @@ def cluster(shared_cluster):
 
 @pytest.fixture
 def make_cluster(tmp_path):
-    """Build a cluster of its own: ``make_cluster("n1", "n2", redis_args=...)``."""
+    """Build a cluster of its own: ``make_cluster("n1", "n2", redis_args=..., config="option = value\\n")``."""
     made: list[Cluster] = []
 
-    def make(*node_ids: str, redis_args: tuple[str, ...] = (), heartbeat_ttl: int = 2) -> Cluster:
-        cluster = Cluster(tmp_path / f"cluster{len(made)}", redis_args=redis_args, heartbeat_ttl=heartbeat_ttl)
+    def make(*node_ids: str, redis_args: tuple[str, ...] = (), heartbeat_ttl: int = 2, config: str = "") -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(made)}", redis_args=redis_args, heartbeat_ttl=heartbeat_ttl, config=config)
         made.append(cluster)
         cluster.start_nodes(*node_ids)
         return cluster

@@ -208,9 +208,10 @@ class Node:
 class Cluster:
     """A private redis-server and named xmppd nodes sharing it."""
 
-    def __init__(self, directory: Path, redis_args: tuple[str, ...] = (), heartbeat_ttl: int = 2):
+    def __init__(self, directory: Path, redis_args: tuple[str, ...] = (), heartbeat_ttl: int = 2, config: str = ""):
         require("redis-server", "redis-server")
         self.directory = directory
+        self.config = config  # every node's configuration file ends with it
         self.redis_args = redis_args
         self.heartbeat_ttl = heartbeat_ttl
         self.redis_port = free_port()
@@ -232,7 +233,7 @@ class Cluster:
         """Start the nodes side by side; returns once every one answers /readyz with 200."""
         started = []
         for node_id in node_ids:
-            node = Node(node_id, self.directory, self.redis_url, self.heartbeat_ttl)
+            node = Node(node_id, self.directory, self.redis_url, self.heartbeat_ttl, config=self.config)
             self.nodes[node_id] = node
             node.start()
             started.append(node)

@@ -13,8 +13,11 @@ import time
 
 from redis import Redis
 
-from tests.cluster.muc import NS_MUC_USER, SERVICE, bodies, codes, enter, groupchat, occupant_presence, say
-from tests.cluster.client import error_condition
+from tests.cluster.muc import (
+    NS_MUC_USER, SERVICE, affiliated, bodies, codes, configuration, configure, enter, groupchat, listed_rooms, occupant_presence, refused_join,
+    register, say,
+)
+from tests.cluster.client import bare, error_condition
 from tests.cluster.link import Link
 from tests.cluster.processes import Node, wait_until
 
@@ -64,14 +67,25 @@ def three_in_a_room(cluster, room_prefix: str):
     return room, clients
 
 
-def test_occupants_of_a_dead_node_leave_and_the_others_see_only_that(make_cluster):
+def test_occupants_of_a_dead_node_leave_every_room_with_332_and_the_others_see_only_that(make_cluster):
+    """MUC-44: whichever node runs each room, the server's unavailable for a session of a node
+    killed -9 reaches it as the server's word: role none and 332, as on a clean stop."""
     cluster = make_cluster("n1", "n2", "n3")
-    room, (alice, bob, carol) = three_in_a_room(cluster, "deadnode")
-    cluster["n3"].kill()
+    room, (alice, bob, carol) = three_in_a_room(cluster, "deadnode")  # run by n1
+    other = room.replace("deadnode-", "other-")
+    enter(bob, other, "Bob", muc=False)  # run by n2
+    enter(carol, other, "Carol")
+    bob.expect(occupant_presence(other, "Carol"), what="Carol joining the other room")
     for client in (alice, bob):
-        left = client.expect(occupant_presence(room, "Carol", "unavailable"), timeout=10, what="Carol leaving with her dead node")
-        assert codes(left) == set(), left.toXml()
-        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing but the leave"
+        client.drain(0.3)
+    cluster["n3"].kill()
+    for place, clients in ((room, (alice, bob)), (other, (bob,))):
+        for client in clients:
+            left = client.expect(occupant_presence(place, "Carol", "unavailable"), timeout=10, what=f"Carol leaving {place} with her dead node")
+            x = [c for c in left.elements() if c.uri == NS_MUC_USER][0]
+            assert (codes(left), x.item["role"]) == ({332}, "none"), left.toXml()
+    for client in (alice, bob):
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing but the leaves"
     say(bob, room, "still here")
     for client in (alice, bob):
         (got,) = client.collect(groupchat(room), 1, what="the message after the leave")
@@ -216,6 +230,19 @@ def test_a_node_that_stops_ends_its_rooms_with_332_and_another_opens_them_at_onc
     bob.expect(occupant_presence(room, "Carol"), what="Carol back in the room, now run by n2")
 
 
+def test_a_node_that_stops_takes_its_occupants_out_of_rooms_run_elsewhere_with_332(make_cluster):
+    """A clean stop of n3 is the end of its sessions as its death would be: the room, run by n1,
+    shows Carol leaving with 332 (MUC-44), and nothing else."""
+    cluster = make_cluster("n1", "n2", "n3")
+    room, (alice, bob, carol) = three_in_a_room(cluster, "leaving")
+    cluster["n3"].stop()
+    del cluster.nodes["n3"]
+    for client in (alice, bob):
+        left = client.expect(occupant_presence(room, "Carol", "unavailable"), timeout=10, what="Carol leaving with her stopping node")
+        assert codes(left) == {332}, left.toXml()
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing but the leave"
+
+
 def set_subject(client, room: str, text: str) -> None:
     client.send(f"<message to='{room}' type='groupchat'><subject>{text}</subject></message>")
 
@@ -277,21 +304,13 @@ def test_kill_9_of_the_owner_during_traffic_moves_the_room_with_its_state(make_c
     assert wait_until(moved, timeout=5), rooms_table(cluster)
 
 
-def make_persistent(client, room: str) -> None:
-    client.send(f"<iq type='set' id='keep' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'>"
-                "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
-                "<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")
-    answer = client.expect(lambda e: e.name == "iq" and e.getAttribute("id") == "keep", what="the configuration's result")
-    assert answer["type"] == "result", answer.toXml()
-
-
 def test_xmppctl_destroys_a_stored_room_that_no_node_runs(make_cluster):
     cluster = make_cluster("n1", "n2")
     alice_name, bob_name = cluster.users("alice", "bob")
     room = f"kept-{alice_name}@{SERVICE}"
     alice = cluster.login("n1", alice_name)
     enter(alice, room, "Alice", muc=False)
-    make_persistent(alice, room)
+    configure(alice, room, persistentroom="1")
     assert wait_until(lambda: rooms_table(cluster).get(room) == ["n1", "yes", "1", "Alice"], timeout=5), rooms_table(cluster)
     cluster["n1"].stop()
     del cluster.nodes["n1"]
@@ -301,3 +320,66 @@ def test_xmppctl_destroys_a_stored_room_that_no_node_runs(make_cluster):
     assert done.stdout.strip() == f"destroyed {room} (stored; no node ran it)"
     bob = cluster.login("n2", bob_name)
     assert 201 in codes(enter(bob, room, "Bob", muc=False)), "a new room where the stored one was"
+
+
+PER_USER = "muc_max_rooms_per_user = 2\n"
+
+
+def test_the_room_list_and_the_room_limits_count_every_nodes_rooms(make_cluster):
+    """MUC-02 across nodes: disco#items on any node lists the public rooms every node runs, hidden
+    and locked ones left out; muc_max_rooms_per_user counts an account's rooms wherever they run,
+    muc_max_rooms the service's."""
+    cluster = make_cluster("n1", "n2", config=PER_USER + "muc_max_rooms = 5\n")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    public, hidden, locked, second, third = (f"{kind}-{alice_name}@{SERVICE}" for kind in ("public", "hidden", "locked", "second", "third"))
+    alice, bob, carol = cluster.login("n1", alice_name), cluster.login("n2", bob_name), cluster.login("n2", carol_name)
+    alice_on_n2 = cluster.login("n2", alice_name, resource="two")
+    enter(alice, public, "Alice", muc=False)  # open at once, run by n1
+    configure(alice, public, roomname="Public talk")
+    enter(bob, hidden, "Bob", muc=False)  # run by n2
+    configure(bob, hidden, publicroom="0")
+    assert 201 in codes(enter(bob, locked, "Bob"))  # locked until its owner configures it
+    for client in (carol, alice):
+        assert wait_until(lambda c=client: listed_rooms(c) == [(public, "Public talk")], timeout=5), listed_rooms(client)
+
+    enter(alice_on_n2, second, "Alice", muc=False)  # her second room, run by n2
+    assert refused_join(alice_on_n2, third, "Alice") == "not-allowed"  # n2 counts the one n1 runs
+    assert refused_join(alice, third, "Alice") == "not-allowed"  # and n1 the one n2 runs
+    assert 201 in codes(enter(carol, third, "Carol", muc=False))  # the refusals created nothing; carol may
+    dave = cluster.login("n1", cluster.users("dave")[0])
+    assert refused_join(dave, f"sixth-{alice_name}@{SERVICE}", "Dave") == "not-allowed"  # five rooms, four run by n2
+    assert wait_until(lambda: sorted(listed_rooms(bob)) == sorted([(public, "Public talk"), (second, second.split("@")[0]), (third, third.split("@")[0])]), timeout=5), listed_rooms(bob)
+
+
+def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_cluster):
+    """MUC-41: after kill -9 of the node running it, the room another node takes over has its
+    configuration, owner, members, reserved nicks, subject and history, and still counts against
+    its creator's muc_max_rooms_per_user."""
+    cluster = make_cluster("n1", "n2", config=PER_USER)
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    kept, second, third = (f"{kind}-{alice_name}@{SERVICE}" for kind in ("kept", "second", "third"))
+    alice, alice_on_n2, bob = cluster.login("n1", alice_name), cluster.login("n2", alice_name, resource="two"), cluster.login("n2", bob_name)
+    assert 201 in codes(enter(alice, kept, "Alice"))  # run by n1
+    configure(alice, kept, persistentroom="1", roomname="Kept")
+    enter(bob, kept, "Bob")
+    alice.expect(occupant_presence(kept, "Bob"), what="Bob joining")
+    register(bob, kept, "Bobby")  # a member now, with a reserved nick
+    set_subject(alice, kept, "kept through it")
+    say(alice, kept, "said before")
+    bob.expect(lambda e: groupchat(kept)(e) and str(e.body) == "said before", what="the message before the kill")
+
+    cluster["n1"].kill()
+    left = bob.expect(occupant_presence(kept, "Alice", "unavailable"), timeout=15, what="Alice leaving with n1")
+    assert codes(left) == {332}, left.toXml()
+    config = configuration(alice_on_n2, kept)  # n2 runs it now, and alice still owns it
+    assert [config[f"muc#roomconfig_{name}"] for name in ("roomname", "persistentroom", "roomowners")] == [["Kept"], ["true"], [bare(alice.jid)]]
+    assert affiliated(alice_on_n2, kept, "member") == [bare(bob.jid)]
+    carol = cluster.login("n2", carol_name)
+    assert refused_join(carol, kept, "Bobby") == "conflict"  # bob's reservation
+    enter(carol, kept, "Carol", history=True)
+    seen = [e for e in carol.drain(1.0) if e.name == "message"]
+    assert [(str(e.body), e.getAttribute("from")) for e in seen if e.body is not None] == [("said before", f"{kept}/Alice")]
+    assert [str(e.subject) for e in seen if e.subject is not None] == ["kept through it"]
+    assert listed_rooms(bob) == [(kept, "Kept")]
+    enter(alice_on_n2, second, "Alice", muc=False)
+    assert refused_join(alice_on_n2, third, "Alice") == "not-allowed"  # the room taken over is her other one

@@ -8,6 +8,7 @@ from tests.integration.stanzas import iq, presence
 from xmppd.muc import NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER
 
 SERVICE = "conference.localhost"
+MUC_REGISTER = "http://jabber.org/protocol/muc#register"
 
 
 def room_jid(name: str = "room", nick: str | None = None) -> str:
@@ -94,4 +95,17 @@ def admin(kind: str, *items: dict[str, str], reason: str | None = None, room: st
         element.attributes.update(attributes)
         if reason is not None:
             element.addElement("reason", content=reason)
+    return request
+
+
+def registration(nick: str | None, form_type: str = MUC_REGISTER, to: str = room_jid()) -> domish.Element:
+    """A muc#register submission (MUC-27) reserving ``nick``."""
+    request = iq("set", "jabber:iq:register", to=to)
+    form = request.query.addElement(("jabber:x:data", "x"))
+    form["type"] = "submit"
+    fields = {"FORM_TYPE": form_type} | ({"muc#register_roomnick": nick} if nick is not None else {})
+    for var, value in fields.items():
+        field = form.addElement("field")
+        field["var"] = var
+        field.addElement("value", content=value)
     return request

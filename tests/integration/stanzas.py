@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.client import IQError
@@ -70,3 +71,17 @@ async def refused(client, request: domish.Element) -> str:
     except IQError as e:
         return condition(e.stanza)
     raise AssertionError(f"not refused: {answer.toXml()}")
+
+
+async def drain(client) -> list[domish.Element]:
+    """Everything the client has received once a round trip to its own account is over."""
+    try:
+        await client.iq(iq("get", "urn:xmpp:ping", "ping"))  # no 'to': the account answers, no list applies
+    except IQError:
+        pass  # service-unavailable is as good an answer as any
+    received = []
+    while True:
+        try:
+            received.append(await client.next(timeout=0))
+        except defer.TimeoutError:
+            return received

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from tests.integration.muc import admin, codes, configure, from_room, item, join, join_presence, open_room, room_jid
-from tests.integration.stanzas import condition, refused
+from tests.integration.stanzas import condition, drain, presence, refused
 
 
 @pytest_twisted.async_fixture
@@ -104,6 +104,27 @@ async def test_members_only_membership(room):
     await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "none"}))
     removed = await carol.next(lambda e: e.getAttribute("from") == room_jid("room", "carol") and e.getAttribute("type") == "unavailable")
     assert codes(removed) == {110, 321}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_user_not_in_the_room_hears_of_a_new_affiliation(room, node, login):
+    """MUC-44 (MAY): a message from the room with the item and 101 to the user's bare JID, for each
+    change and for none that changes nothing; an occupant sees the presence update instead."""
+    alice, bob, _ = room
+    await node.add_user("dave")
+    dave = await login("dave")
+    dave.send(presence())
+    await dave.next(lambda e: e.name == "presence")
+    for affiliation in ("member", "admin", "outcast", "none"):
+        await alice.iq(admin("set", {"jid": "dave@localhost", "affiliation": affiliation}))
+        notice = await dave.next(from_room(room_jid()))
+        assert (notice.name, notice["from"], notice.getAttribute("type"), codes(notice)) == ("message", room_jid(), None, {101})
+        assert item(notice) == {"affiliation": affiliation, "jid": "dave@localhost"}
+    await alice.iq(admin("set", {"jid": "dave@localhost", "affiliation": "none"}))  # no change
+    await alice.iq(admin("set", {"jid": "bob@localhost", "affiliation": "member"}))  # present: a presence
+    assert item(await bob.next(from_room(room_jid()))) == {"affiliation": "member", "role": "participant"}
+    assert [e.toXml() for e in await drain(dave)] == []
+    assert [e.toXml() for e in await drain(bob)] == []
 
 
 @pytest_twisted.ensureDeferred

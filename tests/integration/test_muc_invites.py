@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.words.xish import domish
 
-from tests.integration.muc import admin, configure, from_room, join, open_room, room_jid
+from tests.integration.muc import admin, codes, configure, from_room, item, join, open_room, room_jid
 from tests.integration.stanzas import condition, presence
 from xmppd.muc import NS_MUC_USER
 from xmppd.protocol.xml import NS_CLIENT
@@ -76,10 +76,13 @@ async def test_members_only_invitations(room):
 
 @pytest_twisted.ensureDeferred
 async def test_a_new_member_of_a_members_only_room_is_invited(room):
-    """MUC-33: adding a member to a members-only room sends the new member an invitation."""
+    """MUC-33: adding a member to a members-only room sends the new member, after the notice of
+    the new affiliation (101, MUC-44), an invitation."""
     alice, _, carol = room
     await configure(alice, room_jid(), membersonly="1")
     await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "member"}, reason="join us"))
+    notice = await carol.next(from_room(room_jid()))
+    assert (codes(notice), item(notice)) == ({101}, {"affiliation": "member", "jid": "carol@localhost"})
     got = await carol.next(from_room(room_jid()))
     invite = invitation(got)
     assert (got["from"], invite["from"], str(invite.reason)) == (room_jid(), alice.jid.full(), "join us")

@@ -10,6 +10,7 @@ from tests.integration.stanzas import condition, iq, message, presence
 from tests.integration.test_subscriptions import settle
 from xmppd.client import IQError
 from xmppd.muc import NS_MUC
+from xmppd.muc.service import NS_NODE_DIED
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -88,6 +89,55 @@ async def test_non_anonymous_rooms_show_everyone_the_real_jids(trio):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_logged_room_says_so_and_a_prepared_nick_says_it_changed(trio):
+    """MUC-13: 170 in the self-presence of a room logged publicly; 210 when the service changed
+    the nick it was asked for (resourceprep: fullwidth letters become ASCII), the others seeing
+    only the nick as the room has it."""
+    alice, bob, _ = trio
+    await open_room(alice)
+    await configure(alice, room_jid(), enablelogging="1")
+    await alice.next(from_room(room_jid()))  # the 104+170 notice
+    joined = await join(bob, room_jid("room", "\uff42\uff4f\uff42"))
+    assert (joined[1]["from"], codes(joined[1])) == (room_jid("room", "bob"), {110, 170, 210})
+    seen = await alice.next(from_room(room_jid()))
+    assert (seen["from"], codes(seen)) == (room_jid("room", "bob"), set())
+
+
+@pytest_twisted.ensureDeferred
+async def test_presencebroadcast_leaves_a_role_unseen(trio):
+    """MUC-12: a visitor of a room that broadcasts moderators and participants only is seen by
+    itself (and sees the others); the others hear nothing of it, nor of its leaving."""
+    alice, bob, carol = trio
+    await open_room(alice)
+    await configure(alice, room_jid(), moderatedroom="1", presencebroadcast=["moderator", "participant"])
+    await alice.next(from_room(room_jid()))  # the 104 notice
+    joined = await join(bob, room_jid("room", "bob"))
+    assert [(p["from"], item(p)["role"]) for p in joined if p.name == "presence"] == [
+        (room_jid("room", "owner"), "moderator"), (room_jid("room", "bob"), "visitor"),
+    ]  # fmt: skip
+    bob.send(presence(room_jid("room", "bob"), "unavailable"))
+    await bob.next(from_room(room_jid()))
+    await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "member"}))
+    await join(carol, room_jid("room", "carol"))  # a participant: seen
+    assert [e["from"] for e in await settle(alice) if e.name == "presence"] == [room_jid("room", "carol")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_default_role_follows_the_affiliation(trio, node, login):
+    """MUC-45 in a moderated room: owner and admin moderators, member participant, none visitor."""
+    alice, bob, carol = trio
+    await node.add_user("dave")
+    dave = await login("dave")
+    await open_room(alice)
+    await configure(alice, room_jid(), moderatedroom="1")
+    await alice.iq(admin("set", {"jid": "bob@localhost", "affiliation": "member"}, {"jid": "carol@localhost", "affiliation": "admin"}))
+    for client, nick, role in ((bob, "bob", "participant"), (carol, "carol", "moderator"), (dave, "dave", "visitor")):
+        own = [p for p in await join(client, room_jid("room", nick)) if p.getAttribute("from") == room_jid("room", nick)][0]
+        assert item(own)["role"] == role, own.toXml()
+    assert item((await join(alice, room_jid("room", "owner")))[-2])["role"] == "moderator"  # a repeated join resyncs
+
+
+@pytest_twisted.ensureDeferred
 async def test_join_errors(trio):
     """MUC-10/14/42: each refusal comes from the occupant JID with the condition the XEP names."""
     alice, bob, carol = trio
@@ -127,19 +177,22 @@ async def test_join_errors(trio):
 @pytest_twisted.ensureDeferred
 async def test_exit_and_the_end_of_a_temporary_room(trio):
     """MUC-24: unavailable with role none (110 for the leaver), the custom status passed on;
-    the last one out ends a temporary room."""
+    the last one out ends a temporary room. A client cannot pass its exit off as its node's death
+    (MUC-44's 332 is the server's word): the mark is dropped."""
     alice, bob, _ = trio
     await open_room(alice)
     await join(bob, room_jid("room", "bob"))
     await alice.next(from_room(room_jid()))
     leaving = presence(room_jid("room", "bob"), "unavailable")
     leaving.addElement("status", content="bye")
+    leaving.addElement((NS_NODE_DIED, "died"))
     bob.send(leaving)
     own = await bob.next(from_room(room_jid()))
     assert own["type"] == "unavailable" and codes(own) == {110} and item(own) == {"affiliation": "none", "role": "none"}
     seen = await alice.next(from_room(room_jid()))
     assert (seen["type"], seen["from"], str(seen.status)) == ("unavailable", room_jid("room", "bob"), "bye")
     assert codes(seen) == set() and item(seen)["role"] == "none"
+    assert [c.name for c in seen.elements()] == ["status", "x"]
 
     bob.send(presence(room_jid("room", "bob"), "unavailable"))  # no longer an occupant: ignored
     assert [s for s in await settle(bob) if s["from"].startswith(room_jid())] == []
@@ -154,18 +207,41 @@ async def test_exit_and_the_end_of_a_temporary_room(trio):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_lost_connection_takes_the_occupant_out(trio):
-    """PRES-05 + MUC-24: the server's unavailable for a dead session is an exit."""
-    alice, bob, _ = trio
+async def test_a_lost_connection_takes_the_occupant_out_of_every_room(trio):
+    """PRES-05 + MUC-24: the server's unavailable for a dead session is an exit, from each room."""
+    alice, bob, carol = trio
     await open_room(alice)
-    await join(bob, room_jid("room", "bob"))
-    await alice.next(from_room(room_jid()))
+    await open_room(carol, "other", "carol")
+    for name, host in (("room", alice), ("other", carol)):
+        await join(bob, room_jid(name, "bob"))
+        await host.next(from_room(room_jid(name)))
     bob._stream.abort()
-    gone = await alice.next(from_room(room_jid()))
-    assert (gone["type"], gone["from"], item(gone)["role"]) == ("unavailable", room_jid("room", "bob"), "none")
+    for name, host in (("room", alice), ("other", carol)):
+        gone = await host.next(from_room(room_jid(name)))
+        assert (gone["type"], gone["from"], codes(gone), item(gone)["role"]) == ("unavailable", room_jid(name, "bob"), set(), "none")
     info = await alice.iq(iq("get", DISCO_INFO, to=room_jid()))
     occupants = [f for f in info.query.x.elements() if f.getAttribute("var") == "muc#roominfo_occupants"]
     assert str(occupants[0].value) == "1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocking_the_room_takes_the_occupant_out(trio):
+    """MUC-24 by a privacy block (XEP-0191, PRIV-16): the list that starts hiding the user's
+    presence from the room sends the room its unavailable, whether the session is available (bob)
+    or only ever sent the room its presence (carol); the others see each leave."""
+    alice, bob, carol = trio
+    bob.send(presence())
+    await bob.next(lambda e: e.name == "presence")
+    await open_room(alice)
+    for client in (bob, carol):
+        await join(client, room_jid("room", client.jid.user))
+        await alice.next(from_room(room_jid()))
+    block = iq("set", "urn:xmpp:blocking", "block")
+    block.firstChildElement().addElement("item")["jid"] = room_jid()
+    for client in (bob, carol):
+        await client.iq(block)
+        gone = await alice.next(from_room(room_jid()))
+        assert (gone["type"], gone["from"], codes(gone), item(gone)["role"]) == ("unavailable", room_jid("room", client.jid.user), set(), "none")
 
 
 @pytest_twisted.ensureDeferred

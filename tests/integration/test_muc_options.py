@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.integration.muc import SERVICE, codes, from_room, item, join, join_presence, open_room, room_jid
-from tests.integration.stanzas import condition, iq, presence
+from tests.integration.muc import SERVICE, admin, codes, configure, from_room, item, join, join_presence, open_room, registration, room_jid
+from tests.integration.stanzas import condition, iq, presence, refused
+from twisted.words.xish import domish
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.client import IQError
 
 
 @pytest.fixture
 def node(node_factory):
     """Overrides the conftest fixture in this module."""
-    return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_max_rooms_joined=2, muc_rooms_page=2, muc_groupchat_1_0=False)
+    return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_max_rooms_joined=2, muc_rooms_page=2, muc_groupchat_1_0=False,
+                        muc_max_affiliations=3, muc_max_subject_length=10, muc_max_field_length=10)
 
 
 async def refused_creation(client, name: str) -> tuple[str, str]:
@@ -106,3 +109,49 @@ async def test_the_room_list_comes_in_pages(three_rooms):
     with pytest.raises(IQError) as caught:
         await room_page(alice, max="many")
     assert caught.value.condition == "bad-request"
+
+
+def subject(text: str) -> domish.Element:
+    message = domish.Element((NS_CLIENT, "message"))
+    message["to"], message["type"] = room_jid("a"), "groupchat"
+    message.addElement("subject", content=text)
+    return message
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_room_bounds_its_subject_its_form_texts_and_its_affiliations(node, login):
+    """muc_max_subject_length and muc_max_field_length: longer is not-acceptable, the room unchanged;
+    muc_max_affiliations (3): a set that would keep more is not-allowed whole, and so is a
+    registration that would add one; removing one makes room."""
+    alice = await login("alice")
+    await open_room(alice, "a")  # alice, its owner: one affiliation
+    alice.send(subject("x" * 11))
+    error = await alice.next(from_room(room_jid("a")))
+    assert (error.name, condition(error)) == ("message", "not-acceptable")
+    alice.send(subject("x" * 10))
+    assert str((await alice.next(from_room(room_jid("a")))).subject) == "x" * 10
+    assert await refused(alice, configure_request("roomname", "y" * 11)) == "not-acceptable"
+    await configure(alice, room_jid("a"), roomname="y" * 10)
+    await alice.next(from_room(room_jid("a")))  # the 104 notice
+
+    await alice.iq(admin("set", {"jid": "bob@localhost", "affiliation": "member"}, room=room_jid("a")))
+    too_many = admin("set", {"jid": "carol@localhost", "affiliation": "member"}, {"jid": "dave@localhost", "affiliation": "outcast"}, room=room_jid("a"))
+    assert await refused(alice, too_many) == "not-allowed"
+    members = await alice.iq(admin("get", {"affiliation": "member"}, room=room_jid("a")))
+    assert [e["jid"] for e in members.query.elements()] == ["bob@localhost"]  # nothing of the refused set
+    await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "member"}, room=room_jid("a")))  # the third
+    assert await refused(alice, admin("set", {"jid": "dave@localhost", "affiliation": "outcast"}, room=room_jid("a"))) == "not-allowed"
+    await alice.iq(admin("set", {"jid": "bob@localhost", "affiliation": "none"}, {"jid": "dave@localhost", "affiliation": "outcast"}, room=room_jid("a")))
+    await node.add_user("erin")
+    erin = await login("erin")
+    assert await refused(erin, registration("erin", to=room_jid("a"))) == "not-allowed"  # she would be a fourth
+
+
+def configure_request(field: str, value: str) -> domish.Element:
+    request = iq("set", "http://jabber.org/protocol/muc#owner", to=room_jid("a"))
+    form = request.query.addElement(("jabber:x:data", "x"))
+    form["type"] = "submit"
+    entry = form.addElement("field")
+    entry["var"] = f"muc#roomconfig_{field}"
+    entry.addElement("value", content=value)
+    return request

@@ -23,12 +23,12 @@ from twisted.words.xish import domish
 from tests import redis_server
 from tests.integration.blocking_client import BlockingStream
 from tests.integration.muc import join as muc_join
-from tests.integration.muc import open_room, room_jid
+from tests.integration.muc import SERVICE, open_room, room_jid
 from tests.integration.node_fixtures import DOMAIN
-from tests.integration.stanzas import message, presence
+from tests.integration.stanzas import iq, message, presence
 from tests.integration.test_cluster_nodes import ready
 from tests.integration.test_launch import start_node
-from xmppd.client import connect
+from xmppd.client import IQError, connect
 from xmppd.muc import NS_MUC_USER, record
 from xmppd.util.aio import as_deferred
 
@@ -39,6 +39,7 @@ OWNER_FORM = (
     "{fields}</x></query></iq>"
 )
 FIELD = "<field var='{var}'><value>{value}</value></field>"
+DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 
 
 def until(stream: BlockingStream, wanted: Callable[[domish.Element], bool]) -> domish.Element:
@@ -79,9 +80,13 @@ def values(form: domish.Element) -> dict[str, list[str]]:
 
 
 def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
+    """Its creator too: the room counts against alice's muc_max_rooms_per_user (2 here) after the restart."""
     for user in ("alice", "bob", "carol"):
         subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(tmp_path), "--init", "adduser", f"{user}@localhost", "pw"], check=True)
-    node = start_node("--data-dir", str(tmp_path), cwd=tmp_path)
+    config = tmp_path / "xmppd.toml"
+    config.write_text("muc_max_rooms_per_user = 2\n")
+    options = ("--data-dir", str(tmp_path), "--config", str(config))
+    node = start_node(*options, cwd=tmp_path)
     try:
         alice, bob = logged_in(node.port, "alice"), logged_in(node.port, "bob")
         join(alice, f"{ROOM}/alice")
@@ -108,7 +113,7 @@ def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
         output = node.stop()
     assert "Traceback" not in output and "Unhandled" not in output, output
 
-    node = start_node("--data-dir", str(tmp_path), cwd=tmp_path)
+    node = start_node(*options, cwd=tmp_path)
     try:
         carol, alice = logged_in(node.port, "carol"), logged_in(node.port, "alice")
         items = answer(carol, "<iq type='get' id='i1' to='conference.localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>", "i1")
@@ -131,6 +136,11 @@ def test_a_persistent_room_outlives_a_restart_of_its_node(tmp_path):
         ]
         members = answer(alice, f"<iq type='get' id='m1' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member'/></query></iq>", "m1")
         assert [(i["jid"], i["affiliation"]) for i in members.query.elements()] == [("bob@localhost", "member")]
+        created = [p for p in join(alice, "second@conference.localhost/alice") if p.name == "presence"][-1]
+        assert {s["code"] for s in created.x.elements() if s.name == "status"} == {"110", "201"}
+        alice.send(JOIN.format(to="third@conference.localhost/alice"))  # the kept room is her other one
+        refused = until(alice, lambda e: e.getAttribute("type") == "error")
+        assert (refused["from"], refused.error.firstChildElement().name) == ("third@conference.localhost/alice", "not-allowed")
         carol.close()
         alice.close()
     finally:
@@ -227,3 +237,23 @@ async def settled(read, wanted, seconds: float = 5.0) -> None:
             return
         await as_deferred(asyncio.sleep(0.05))
     raise AssertionError(f"still {await as_deferred(read())!r}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_the_store_away_the_room_list_is_an_error_to_retry(alice_and_bob_in_a_room, redis, failures_logged):
+    """In a cluster the room list is the store's: with Redis away disco#items on the service is
+    internal-server-error (wait), one warning, no traceback; once it is back the list is too."""
+    running, alice, bob = alice_and_bob_in_a_room
+    redis_server.stop(redis[0])
+    with pytest.raises(IQError) as caught:
+        await alice.iq(iq("get", DISCO_ITEMS, to=SERVICE))
+    assert (caught.value.condition, caught.value.stanza.error["type"]) == ("internal-server-error", "wait")
+    redis.append(redis_server.start(redis[0].port, redis[0].directory))
+    await said(bob, alice, "back")  # the room is written again, whole
+
+    def listed():  # a Deferred: the client's IQs are Twisted's
+        asked = alice.iq(iq("get", DISCO_ITEMS, to=SERVICE))
+        return asked.addCallbacks(lambda answer: [item["jid"] for item in answer.query.elements()], lambda failure: failure.trap(IQError) and [])
+
+    await settled(listed, [ROOM])
+    assert failures_logged == []

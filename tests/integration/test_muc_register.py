@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.words.xish import domish
 
-from tests.integration.muc import admin, configure, from_room, item, join, join_presence, open_room, room_jid
+from tests.integration.muc import MUC_REGISTER, admin, codes, configure, from_room, item, join, join_presence, open_room, registration, room_jid
 from tests.integration.stanzas import condition, iq, presence, refused
 
 NS_REGISTER = "jabber:iq:register"
 NS_DATA = "jabber:x:data"
-MUC_REGISTER = "http://jabber.org/protocol/muc#register"
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 
@@ -24,18 +23,6 @@ async def room(node, login):
     await join(bob, room_jid("room", "bob"))
     await alice.next(from_room(room_jid()))
     return alice, bob, carol
-
-
-def registration(nick: str | None, form_type: str = MUC_REGISTER, to: str = room_jid()) -> domish.Element:
-    request = iq("set", NS_REGISTER, to=to)
-    form = request.query.addElement((NS_DATA, "x"))
-    form["type"] = "submit"
-    fields = {"FORM_TYPE": form_type} | ({"muc#register_roomnick": nick} if nick is not None else {})
-    for var, value in fields.items():
-        field = form.addElement("field")
-        field["var"] = var
-        field.addElement("value", content=value)
-    return request
 
 
 async def reserved_nick(client) -> list[str]:
@@ -114,3 +101,50 @@ async def test_a_ban_takes_the_reserved_nick(room):
     await alice.iq(admin("set", {"jid": "bob@localhost", "affiliation": "outcast"}))
     await join(carol, room_jid("room", "bobby"))
     assert [c for c in (await alice.iq(admin("get", {"affiliation": "member"}))).query.elements()] == []
+
+
+def cancellation(*extra: str, to: str = room_jid()) -> domish.Element:
+    request = iq("set", NS_REGISTER, to=to)
+    for name in ("remove", *extra):
+        request.query.addElement(name)
+    return request
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_registration_is_cancelled_with_remove(room):
+    """MUC-27, XEP-0077 §3.2: <remove/> frees the nick and undoes the membership registering gave
+    (the room sees the present registrant's affiliation go); the form is offered again; without a
+    registration it is registration-required, with another child bad-request."""
+    alice, bob, carol = room
+    assert await refused(bob, cancellation()) == "registration-required"
+    await bob.iq(registration("bobby"))
+    await alice.next(from_room(room_jid()))  # bob, a member now
+    assert await refused(bob, cancellation("username")) == "bad-request"
+    assert (await bob.iq(cancellation()))["type"] == "result"
+    update = await alice.next(from_room(room_jid()))
+    assert (update["from"], update.getAttribute("type"), item(update)["affiliation"], item(update)["role"]) == (
+        room_jid("room", "bob"), None, "none", "participant")
+    assert [c for c in (await alice.iq(admin("get", {"affiliation": "member"}))).query.elements()] == []
+    again = await bob.iq(iq("get", NS_REGISTER, to=room_jid()))
+    assert [c.name for c in again.query.elements()] == ["instructions", "x"]
+    assert await reserved_nick(bob) == []
+    assert (await carol.iq(registration("bobby")))["type"] == "result"  # free for anyone now
+    assert await refused(bob, cancellation()) == "registration-required"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_who_cancels_leaves_a_members_only_room_and_an_admin_stays_one(room):
+    """Cancelling drops a member to none, so a members-only room lets the occupant go (321);
+    an admin's affiliation is not the registration's to take."""
+    alice, bob, carol = room
+    await bob.iq(registration("bobby"))
+    await configure(alice, room_jid(), membersonly="1")
+    await alice.iq(admin("set", {"jid": "carol@localhost", "affiliation": "admin"}))
+    await carol.iq(registration("carol"))
+    await bob.iq(cancellation())
+    gone = await bob.next(lambda e: e.name == "presence" and e.getAttribute("type") == "unavailable")
+    assert (gone["from"], codes(gone), item(gone)["affiliation"]) == (room_jid("room", "bob"), {110, 321}, "none")
+    await carol.iq(cancellation())
+    assert await reserved_nick(carol) == []
+    admins = await alice.iq(admin("get", {"affiliation": "admin"}))
+    assert [e["jid"] for e in admins.query.elements()] == ["carol@localhost"]

@@ -20,7 +20,7 @@ import pytest_twisted
 from twisted.internet import defer, task
 from twisted.words.xish import domish
 
-from tests.integration.stanzas import condition, error_of, iq, message, presence
+from tests.integration.stanzas import condition, drain, error_of, iq, message, presence
 from xmppd.client import IQError, connect
 from xmppd.protocol.stanzas import result
 from xmppd.storage.interfaces import RosterItem
@@ -85,20 +85,6 @@ async def trio(enter):
     for client in (alice, bob, carol):
         await drain(client)
     return alice, bob, carol
-
-
-async def drain(client) -> list[domish.Element]:
-    """Everything the client has received once a round trip to its own account is over."""
-    try:
-        await client.iq(iq("get", "urn:xmpp:ping", "ping"))  # no 'to': the account answers, no list applies
-    except IQError:
-        pass  # service-unavailable is as good an answer as any
-    received = []
-    while True:
-        try:
-            received.append(await client.next(timeout=0))
-        except defer.TimeoutError:
-            return received
 
 
 def ignore(d: defer.Deferred) -> None:

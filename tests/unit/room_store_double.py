@@ -71,3 +71,7 @@ class RoomStoreDouble:
     async def rooms(self, host: str) -> list[str]:
         self._call("rooms", host)
         return sorted(r for r in self.records if r.partition("@")[2] == host)
+
+    async def listing(self, host: str) -> dict[str, str]:
+        self._call("listing", host)
+        return {r: stored.config for r, stored in self.records.items() if r.partition("@")[2] == host}

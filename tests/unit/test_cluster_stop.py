@@ -53,3 +53,17 @@ def test_the_supervising_loop_stops_when_redis_py_swallows_its_cancellation():
         return supervising in done
 
     assert asyncio.run(scenario())
+
+
+def test_an_unbind_naming_a_dead_node_leaves_it_dead_and_an_update_brings_it_back():
+    """The survivor burying a node publishes unbinds in its name (evict): no sign of life. Were it
+    taken for one, stanzas for that node's rooms would be forwarded to its dead bus again."""
+    async def scenario():
+        cluster = RedisCluster("a", 0.3, Redis(), Redis())
+        cluster.membership.dead.add("b")
+        cluster._event("unbind\nb\nbob@localhost/r\n1")
+        after_unbind = "b" in cluster.membership.dead
+        cluster._event('update\nb\nbob@localhost/r\n1\n{}')
+        return after_unbind, "b" in cluster.membership.dead
+
+    assert asyncio.run(scenario()) == (True, False)

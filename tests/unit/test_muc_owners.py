@@ -22,7 +22,7 @@ class Service:
     def run(self, name, stanza):
         self.ran.append((name, stanza["id"]))
 
-    async def take(self, name):
+    async def take(self, name, first):
         self.taken.append(name)
 
     def drop(self, name):

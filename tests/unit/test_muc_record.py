@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -11,7 +12,7 @@ from twisted.words.xish import domish
 
 from tests.unit.room_store_double import RoomStoreDouble
 from tests.unit.test_muc_room import ALICE, BOB, ROOM, join, new_room, say, stanza
-from xmppd.muc import NS_MUC_ADMIN, NS_MUC_OWNER, record
+from xmppd.muc import NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, record
 from xmppd.muc.changes import RoomChanges
 from xmppd.muc.register import NS_REGISTER, ROOMNICK
 from xmppd.muc.room import Room
@@ -165,3 +166,41 @@ def test_a_record_that_is_not_ours_is_a_value_error():
 
     with pytest.raises(ValueError):
         record.state_of(ROOM, RoomRecord(config="{not json", subject=""), with_occupants=False)
+
+
+@pytest.mark.parametrize(
+    "name, public, locked, creator",
+    [("Busy", True, False, "alice@example"), ("", False, False, None), ("Locked", True, True, "bob@example")],
+)
+def test_the_listing_of_a_stored_room_is_the_listing_of_the_room(busy, name, public, locked, creator):
+    """What disco#items and the room limits read from the store (IRoomStore.listing) is what they
+    read from a room in memory; the creator goes to the store with the room and comes back."""
+    state = busy.state
+    state.config.name, state.config.public, state.locked, state.creator = name, public, locked, creator
+    stored = record.whole(state, with_occupants=False)
+    assert record.listed(stored.config) == record.listed_state(state) == record.Listed(name, public and not locked, creator)
+    assert record.state_of(ROOM, stored, with_occupants=False).creator == creator
+
+
+def test_a_listing_that_is_not_ours_is_left_out():
+    assert record.listed("{not json") is None
+    assert record.listed("[1, 2]") is None
+
+
+def test_the_affiliation_bound_holds_for_the_forms_lists_and_for_members_only_invitations():
+    """muc_max_affiliations (2 here: alice, the owner, and one more), checked before anything changes."""
+    room = new_room(members_only=True)
+    room.policy = dataclasses.replace(room.policy, max_affiliations=2)
+    join(room, ALICE, "alice")
+    with pytest.raises(StanzaError) as caught:
+        submit(room, ALICE, roomadmins=["dave@example", "erin@example"], roomname="Renamed")
+    assert caught.value.condition == "not-allowed"
+    assert (room.state.affiliations, room.config.name) == ({"alice@example": "owner"}, "")  # the form changed nothing
+    submit(room, ALICE, roomadmins=["dave@example"])
+    submit(room, ALICE, roomadmins=["erin@example"])  # one out, one in: still two
+    assert room.state.affiliations == {"alice@example": "owner", "erin@example": "admin"}
+    invite = stanza("message")
+    invite.addElement((NS_MUC_USER, "x")).addElement("invite")["to"] = "carol@example"
+    with pytest.raises(StanzaError) as caught:
+        room.message(invite, ALICE, None, 10.0)  # the invitee would become a third, a member
+    assert caught.value.condition == "not-allowed" and "carol@example" not in room.state.affiliations

@@ -164,3 +164,22 @@ def test_a_persistent_room_is_in_the_store_until_it_is_destroyed(occupied):
 
     stored, after = asyncio.run(scenario())
     assert record.state_of(ROOM, stored, with_occupants=False).config.persistent and after is None
+
+
+def test_taking_a_room_the_store_lacks_lists_the_others_rooms_only_for_a_join():
+    """In a cluster the room limits count every node's rooms (IRoomStore.listing); a stanza to a
+    room that is not there and cannot create it (a message, say) costs no listing."""
+    storage, store = open_storage(None), RoomStoreDouble()
+    elsewhere = RoomState("other@conference.localhost", creator="u0@localhost")
+    asyncio.run(store.write(elsewhere.jid, 1, record.whole(elsewhere, with_occupants=True), 20))
+    storage.rooms = store
+    service = Node(cfg.load(None, {"domains": ["localhost"]}), storage, Clock(), DEFAULT_MODULES).router.services["conference.localhost"]
+    service.bus = object()  # as in a cluster: the store lists every node's rooms
+    message, join = domish.Element((X.NS_CLIENT, "message")), domish.Element((X.NS_CLIENT, "presence"))
+    message["to"], join["to"] = ROOM, f"{ROOM}/n0"
+    store.calls.clear()
+    asyncio.run(service.take("room", message))
+    assert store.calls == [("advance", ROOM), ("load", ROOM)]
+    asyncio.run(service.take("room", join))
+    assert store.calls[2:] == [("advance", ROOM), ("load", ROOM), ("listing", "conference.localhost")]
+    assert service._elsewhere["room"] == [record.Listed("", True, "u0@localhost")]

@@ -164,7 +164,7 @@ class Membership:
         await self.directory.evict(node_id, gone)
         presence = self.node.modules.module("presence")
         for resource in gone:
-            await presence.declare_gone(resource)
+            await presence.declare_gone(resource, node_died=True)
         await asyncio.sleep(self.interval)  # the other nodes stop sending to it within one beat
         rerouted += await self.bus.drain(node_id)
         await self._forget(keys=[keys.alive(node_id), keys.bus(node_id), keys.node_sessions(node_id), keys.NODES, keys.node_rooms(node_id)],

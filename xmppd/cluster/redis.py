@@ -177,7 +177,8 @@ class RedisCluster:
                 resource.stream.stream_error(condition, text)
             self.node.modules.fire("account-changed", subject)
         else:
-            self.membership.dead.discard(node_id)  # it binds and updates: it is back (same id, new run)
+            if kind != "unbind":  # an unbind naming a dead node is its burier's work, not a sign of life
+                self.membership.dead.discard(node_id)  # it binds and updates: it is back (same id, new run)
             self.directory.apply(data)
 
     def account_changed(self, bare: str) -> None:

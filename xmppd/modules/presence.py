@@ -218,18 +218,27 @@ class PresenceModule(Module):
             self._gone(resource, account)
         return None
 
-    async def declare_gone(self, resource: Resource) -> None:
-        """Unavailable on behalf of a resource whose node died (PRES-05, CLU-03)."""
+    async def declare_gone(self, resource: Resource, node_died: bool = False) -> None:
+        """Unavailable on behalf of a resource that ended before its roster was read, or whose
+        node died (PRES-05, CLU-03)."""
         if resource.available or resource.directed:
-            self._gone(resource, await self.rosters.account(resource.jid.user, resource.jid.host))
+            self._gone(resource, await self.rosters.account(resource.jid.user, resource.jid.host), node_died)
 
-    def _gone(self, resource: Resource, account: Account | None) -> None:
+    def _gone(self, resource: Resource, account: Account | None, node_died: bool = False) -> None:
         gone = domish.Element((NS_CLIENT, "presence"))
         gone["from"], gone["type"] = resource.jid.full(), "unavailable"
         local, readdress = self.node.router.local, Readdressed(gone)
         if resource.available:
             local.send_each_available(local.available([r for r in self.node.directory.resources(resource.bare) if r is not resource]), gone, readdress)
             self._send_out(gone, resource, account.subscribers() if account else (), readdress)
-        self._send_out(gone, resource, sorted(resource.directed), readdress)
+        directed = sorted(resource.directed)
+        if node_died:  # a hosted service (a MUC room) hears it as the server's word: 332
+            services = self.node.router.services
+            for peer in directed:
+                service = services.get(internJID(peer).host)
+                if service is not None:
+                    service.session_died(presence_copy(gone, peer))
+            directed = [peer for peer in directed if internJID(peer).host not in services]
+        self._send_out(gone, resource, directed, readdress)
         resource.directed.clear()
         resource.available = False

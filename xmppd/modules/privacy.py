@@ -357,9 +357,13 @@ class PrivacyModule(Module):
         watched = account.subscriptions() if account is not None else []
         for resource in resources:
             new = self.effective(bare, resource)
-            if resource.available and new is not old:
+            if new is old:
+                continue
+            if resource.available:
                 self._announce_out(bare, resource, old, new, watchers)
                 self._announce_in(bare, resource, old, new, watched)
+            elif resource.directed:  # directed presence only (a MUC client need send no other): its peers
+                self._announce_out(bare, resource, old, new, set())
 
     def _verdicts(self, bare: str, old: PrivacyList | None, new: PrivacyList | None, kind: str,
                   peer: JID) -> tuple[bool, bool]:

@@ -18,10 +18,11 @@ from xmppd.muc import NS_MUC_ADMIN, NS_MUC_USER, invites
 from xmppd.muc.outgoing import Outgoing
 from xmppd.muc.state import AFFILIATIONS, ROLES
 from xmppd.protocol.stanzas import StanzaError, parse_jid, result
+from xmppd.protocol.xml import NS_CLIENT
 
 RANK = {a: i for i, a in enumerate(AFFILIATIONS)}
 STAFF = ("admin", "owner")
-BANNED, KICKED, MEMBERS_ONLY = 301, 307, 321
+AFFILIATION_CHANGED, BANNED, KICKED, MEMBERS_ONLY = 101, 301, 307, 321
 
 
 @dataclass
@@ -106,6 +107,7 @@ def apply(room, iq, query, sender: JID) -> list[Outgoing]:
         raise StanzaError("bad-request", text="no item to change")
     for change in changes:
         _check(room, change, sender, changes)
+    room.check_affiliation_room({c.jid: c.value for c in changes if c.jid is not None})
     actor = room.occupant_of(sender)
     out = [result(iq)]
     for change in changes:
@@ -170,25 +172,44 @@ def _set_role(room, change: Change, actor) -> list[Outgoing]:
 
 
 def _set_affiliation(room, change: Change, actor, sender: JID) -> list[Outgoing]:
-    """MUC-32/33/39: kept by bare JID; an occupant banned (301) or, in a members-only
-    room, no longer a member (321) is removed; the others see the new affiliation;
-    a new member of a members-only room who is not in it is invited."""
-    newly_member = change.value == "member" and room.state.affiliations.get(change.jid) != "member"
-    room.set_affiliation(change.jid, change.value)
+    """MUC-32/33/39: kept by bare JID; a user who is not in the room hears of it (101, MUC-44),
+    and a new member of a members-only room who is not in it is invited."""
+    changed = room.state.affiliations.get(change.jid, "none") != change.value
+    out, present = change_affiliation(room, change.jid, change.value, _details(change, actor))
+    if changed and not present and "@" in change.jid:  # a domain ban has nobody to tell
+        out.append(affiliation_notice(room, change.jid, change.value))
+        if change.value == "member" and room.config.members_only:
+            out.append(invites.invitation(room, change.item, sender, JID(change.jid)))
+    return out
+
+
+def change_affiliation(room, jid: str, value: str, details=()) -> tuple[list[Outgoing], bool]:
+    """Set an affiliation and show it to the room: an occupant banned (301) or, in a members-only
+    room, no longer a member (321) is removed, the others see the new affiliation and the role
+    that goes with it. Also whether anyone it names was in the room."""
+    room.set_affiliation(jid, value)
     out = []
-    present = [o for o in room.state.occupants.values() if room.affiliation(JID(o.jid)) == change.value and _matches(o, change.jid)]
+    present = [o for o in room.state.occupants.values() if room.affiliation(JID(o.jid)) == value and _matches(o, jid)]
     for occupant in present:
-        if change.value == "outcast":
-            out += room.leave(occupant, [], codes=(BANNED,), details=_details(change, actor))
-        elif change.value == "none" and room.config.members_only:
-            out += room.leave(occupant, [], codes=(MEMBERS_ONLY,), details=_details(change, actor))
+        if value == "outcast":
+            out += room.leave(occupant, [], codes=(BANNED,), details=details)
+        elif value == "none" and room.config.members_only:
+            out += room.leave(occupant, [], codes=(MEMBERS_ONLY,), details=details)
         else:
-            occupant.role = room.default_role(change.value)
+            occupant.role = room.default_role(value)
             room.touch(occupant)
             out += room.announce(occupant)
-    if newly_member and room.config.members_only and not present:
-        out.append(invites.invitation(room, change.item, sender, JID(change.jid)))
-    return out
+    return out, bool(present)
+
+
+def affiliation_notice(room, jid: str, value: str) -> domish.Element:
+    """MUC-44 (MAY): a message from the room telling a user who is not in it of a new affiliation (101)."""
+    notice = domish.Element((NS_CLIENT, "message"))
+    notice["from"], notice["to"] = room.jid, jid
+    x = notice.addElement((NS_MUC_USER, "x"))
+    x.addElement("item").attributes.update({"affiliation": value, "jid": jid})
+    x.addElement("status")["code"] = str(AFFILIATION_CHANGED)
+    return notice
 
 
 def _matches(occupant, jid: str) -> bool:

@@ -78,9 +78,10 @@ def parse_submission(element) -> data_form.Form:
     return form
 
 
-def apply_submission(form: data_form.Form, config: RoomConfig, max_history: int) -> tuple[RoomConfig, dict[str, list[str]]]:
+def apply_submission(form: data_form.Form, config: RoomConfig, max_history: int, longest: int) -> tuple[RoomConfig, dict[str, list[str]]]:
     """The configuration a submitted form asks for, and the affiliation lists it sets
-    (affiliation -> bare JIDs); not-acceptable for choices the room cannot take."""
+    (affiliation -> bare JIDs); not-acceptable for choices the room cannot take and for text
+    longer than ``longest`` characters."""
     changes, lists = {}, {}
     for var, field in form.fields.items():
         spec = BY_VAR[var]
@@ -103,6 +104,8 @@ def apply_submission(form: data_form.Form, config: RoomConfig, max_history: int)
             value = field.value or ""
             if spec.choices and value not in spec.choices:
                 raise StanzaError("not-acceptable", text=f"{var}: one of {', '.join(spec.choices)}")
+            if len(value) > longest:
+                raise StanzaError("not-acceptable", text=f"{var}: at most {longest} characters")
         changes[spec.attribute] = value
     new = dataclasses.replace(config, **changes)
     if new.password_protected and not new.password:

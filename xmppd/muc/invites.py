@@ -69,6 +69,7 @@ def _invite(room, invite: domish.Element, sender: JID, invitee: JID) -> domish.E
         if room.affiliation(sender) not in ("admin", "owner") and not config.allow_invites:
             raise StanzaError("forbidden", text="only admins invite to this members-only room")
         if room.affiliation(invitee) == "none":
+            room.check_affiliation_room({invitee.userhost(): "member"})
             room.set_affiliation(invitee.userhost(), "member")
     return invitation(room, invite, sender, invitee)
 

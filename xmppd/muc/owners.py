@@ -56,7 +56,8 @@ class LocalRooms:
 class ClusterRooms:
     """The rooms of one MUC service across the cluster's nodes.
 
-    ``service`` runs a room's stanza (``run``), loads a room taken over (``take``),
+    ``service`` runs a room's stanza (``run``), loads a room taken over (``take``, with the
+    first stanza waiting for it),
     forgets a room whose lease was lost without a word to anyone (``drop``), bounces
     stanzas, and sums up a room for xmppctl (``summary``)."""
 
@@ -123,7 +124,7 @@ class ClusterRooms:
                 async with asyncio.timeout(self.ttl):
                     owner, lease = await self.leases.claim(self.jid(name))
                 if lease is not None:
-                    await self.service.take(name)
+                    await self.service.take(name, self._waiting[name][0][0])
                     self.held[name] = lease
                     self.owners.pop(name, None)
                     self._keep()

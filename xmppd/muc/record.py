@@ -5,6 +5,8 @@ occupant are JSON; a history message is its XML inside an element that carries
 its time; an occupant's presence payload is its XML. ``whole`` writes a room
 out, ``changed`` only the parts a ``RoomChanges`` names (a groupchat: one
 history message), and ``state_of`` rebuilds the state a ``Room`` is made from.
+``listed`` reads what the service's room list and limits need from a stored
+configuration alone (``IRoomStore.listing``), whichever node runs the room.
 Occupants are optional: a node alone never writes them (a restart ends every
 session), a cluster does (another node takes the room over with them).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import deque
+from dataclasses import dataclass
 
 from xmppd.muc.changes import RoomChanges
 from xmppd.muc.state import HistoryEntry, Occupant, RoomConfig, RoomState, Subject
@@ -24,9 +27,18 @@ NS_KEPT = "urn:xmppd:muc:history"  # ours: the wrapper that dates a stored histo
 CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(RoomConfig))
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A room as the service's disco#items and room limits see it (MUC-02)."""
+
+    name: str  # the owner's name for it, "" if none
+    shown: bool  # public and configured: disco#items lists it
+    creator: str | None  # whose muc_max_rooms_per_user it counts against
+
+
 def whole(state: RoomState, with_occupants: bool) -> RoomRecord:
     return RoomRecord(
-        config=_config(state),
+        config=config_text(state),
         subject=_subject(state.subject),
         affiliations=dict(state.affiliations),
         registrations=dict(state.registrations),
@@ -40,7 +52,7 @@ def changed(state: RoomState, changes: RoomChanges, with_occupants: bool) -> Roo
     history = state.history
     appended = min(changes.history, len(history))
     return RoomRecord(
-        config=_config(state) if changes.config else None,
+        config=config_text(state) if changes.config else None,
         subject=_subject(state.subject) if changes.subject else None,
         affiliations={jid: state.affiliations.get(jid) for jid in changes.affiliations},
         registrations={jid: state.registrations.get(jid) for jid in changes.registrations},
@@ -62,11 +74,27 @@ def state_of(jid: str, record: RoomRecord, with_occupants: bool) -> RoomState:
         subject=Subject(subject["text"], subject["by"], subject["stamp"]) if subject else None,
         history=deque(_entry(kept) for kept in record.history),
         locked=bool(config.get("locked", False)),
+        creator=config.get("creator"),
     )
 
 
-def _config(state: RoomState) -> str:
-    return json.dumps({**dataclasses.asdict(state.config), "locked": state.locked})
+def config_text(state: RoomState) -> str:
+    """The configuration as stored, with what the room knows of itself beyond the owner's form."""
+    return json.dumps({**dataclasses.asdict(state.config), "locked": state.locked, "creator": state.creator})
+
+
+def listed(text: str) -> Listed | None:
+    """The room list's view of a stored configuration; None if it is not one of ours."""
+    try:
+        config = json.loads(text)
+        return Listed(str(config.get("name") or ""), bool(config.get("public")) and not config.get("locked"), config.get("creator"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def listed_state(state: RoomState) -> Listed:
+    """The same view of a room in memory (without the store's JSON: ``config_text`` costs ~30 us)."""
+    return Listed(state.config.name, state.config.public and not state.locked, state.creator)
 
 
 def _subject(subject: Subject | None) -> str:

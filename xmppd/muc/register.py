@@ -14,7 +14,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import data_form
 
-from xmppd.muc.admin import prepared_nick
+from xmppd.muc.admin import change_affiliation, prepared_nick
 from xmppd.muc.outgoing import Outgoing
 from xmppd.protocol.stanzas import StanzaError, result
 
@@ -48,6 +48,8 @@ def form(room, iq: domish.Element, query: domish.Element, sender: JID) -> list[O
 
 
 def submit(room, iq: domish.Element, query: domish.Element, sender: JID) -> list[Outgoing]:
+    if any(c.name == "remove" for c in query.elements()):
+        return _cancel(room, iq, query, sender)
     _check_allowed(room, sender)
     element = next((c for c in query.elements() if c.uri == data_form.NS_X_DATA and c.name == "x"), None)
     if element is None or element.getAttribute("type") not in ("submit", "cancel"):
@@ -61,15 +63,25 @@ def submit(room, iq: domish.Element, query: domish.Element, sender: JID) -> list
         raise StanzaError("conflict", text="this nickname is another user's")
     if room.reserved_nick(sender) is None and len(room.state.registrations) >= room.policy.max_registrations:
         raise StanzaError("not-allowed", text=f"this room reserves at most {room.policy.max_registrations} nicknames")
-    room.register(bare, nick)
-    out: list[Outgoing] = [result(iq)]
     if room.affiliation(sender) == "none":
-        room.set_affiliation(bare, "member")
-        for present in [o for o in room.state.occupants.values() if JID(o.jid).userhost() == bare]:
-            present.role = room.default_role("member")
-            room.touch(present)
-            out += room.announce(present)
-    return out
+        room.check_affiliation_room({bare: "member"})
+    room.register(bare, nick)
+    if room.affiliation(sender) != "none":
+        return [result(iq)]
+    return [result(iq), *change_affiliation(room, bare, "member")[0]]
+
+
+def _cancel(room, iq: domish.Element, query: domish.Element, sender: JID) -> list[Outgoing]:
+    """XEP-0077 §3.2: <remove/> alone; registration-required from one who has no registration."""
+    if len(list(query.elements())) != 1:
+        raise StanzaError("bad-request", text="<remove/> comes alone")
+    if room.reserved_nick(sender) is None:
+        raise StanzaError("registration-required", text="you have no registration with this room")
+    bare = sender.userhost()
+    room.unregister(bare)
+    if room.affiliation(sender) != "member":
+        return [result(iq)]
+    return [result(iq), *change_affiliation(room, bare, "none")[0]]
 
 
 def _submitted_nick(element: domish.Element, longest: int) -> str:

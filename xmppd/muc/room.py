@@ -47,6 +47,9 @@ class RoomPolicy:
     invites_per_message: int  # invitations and declines one message may carry
     groupchat_1_0: bool = True  # joins without <x xmlns=muc/> are accepted (decision 7)
     max_registrations: int = 1000  # nicks one room may reserve (MUC-27)
+    max_affiliations: int = 10000  # JIDs and domains one room keeps an affiliation for
+    max_subject_length: int = 1024
+    max_field_length: int = 1024  # characters of a text field of the configuration form
 
 
 def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
@@ -130,6 +133,15 @@ class Room:
         self.changes.affiliations.add(jid)
         if affiliation in ("none", "outcast"):
             self.unregister(jid)
+
+    def check_affiliation_room(self, changes: dict[str, str]) -> None:
+        """not-allowed if the affiliations ``changes`` sets (bare JID or domain -> affiliation, "none"
+        removes) would leave the room more than it may keep; checked before a change is applied,
+        so a refused one leaves the room as it was."""
+        held = self.state.affiliations
+        count = len(held) + sum((a != "none") - (jid in held) for jid, a in changes.items())
+        if count > self.policy.max_affiliations:
+            raise StanzaError("not-allowed", text=f"a room keeps at most {self.policy.max_affiliations} affiliations")
 
     def reserved_nick(self, real: JID) -> str | None:
         return self.state.registrations.get(real.userhost())
@@ -496,6 +508,8 @@ class Room:
         allowed = occupant.role == "moderator" or (occupant.role == "participant" and self.config.change_subject)
         if not allowed:
             raise StanzaError("forbidden", text="you may not change the subject of this room")
+        if len(text) > self.policy.max_subject_length:
+            raise StanzaError("not-acceptable", text=f"a subject is at most {self.policy.max_subject_length} characters")
         by = self.occupant_jid(occupant.nick)
         self.state.subject = Subject(text, by, now) if text else None
         self.changes.subject = True
@@ -617,16 +631,15 @@ class Room:
     def _configure(self, form) -> list[Outgoing]:
         """MUC-38: privacy-relevant changes are announced; affiliation changes show in presence."""
         old = self.config
-        new, lists = forms.apply_submission(form, old, self.policy.max_history)
+        new, lists = forms.apply_submission(form, old, self.policy.max_history, self.policy.max_field_length)
         if "owner" in lists and not lists["owner"]:
             raise StanzaError("conflict", text="a room keeps at least one owner")
         before = {o.nick: self.affiliation(JID(o.jid)) for o in self.state.occupants.values()}
-        affiliations = self.state.affiliations
-        for affiliation, jids in lists.items():
-            for jid in [j for j, a in affiliations.items() if a == affiliation and j not in jids]:
-                self.set_affiliation(jid, "none")
-            for jid in jids:
-                self.set_affiliation(jid, affiliation)
+        changes = {jid: "none" for jid, a in self.state.affiliations.items() if a in lists and jid not in lists[a]}
+        changes.update((jid, affiliation) for affiliation, jids in lists.items() for jid in jids)
+        self.check_affiliation_room(changes)
+        for jid, affiliation in changes.items():
+            self.set_affiliation(jid, affiliation)
         self.state.config = new
         was_locked, self.state.locked = self.state.locked, False
         self.changes.config = True
@@ -680,6 +693,12 @@ class Room:
         """Another node runs the room now: its occupants no longer count here; nobody is told."""
         for occupant in self.state.occupants.values():
             self._count_out(occupant)
+
+    def lost(self, session: JID) -> list[Outgoing]:
+        """MUC-44: a session whose node died leaves (its unavailable came from the server); the
+        others see 332, as when a node stops cleanly."""
+        occupant = self.occupant_of(session)
+        return [] if occupant is None else self._leave_session(occupant, session.full(), [], codes=(332,))
 
     def shut_down(self) -> list[Outgoing]:
         """MUC-44: the service is going away; every occupant hears it (332)."""

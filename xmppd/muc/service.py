@@ -7,7 +7,9 @@ JID, MUC-14). Room changes go to the room store after each stanza
 (writer.py); a node alone loads its persistent rooms at startup. In a cluster
 each room runs on the one node holding its lease (owners.py), which loads it
 from the store when it takes it: stanzas for a room run elsewhere are forwarded
-there, and a room's fan-out crosses to each other node once (docs/muc.md).
+there, and a room's fan-out crosses to each other node once (docs/muc.md). The
+room list and the limits on rooms count every node's rooms: the store lists
+them all (``IRoomStore.listing``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from xmppd.muc.room import Room, RoomPolicy, child
 from xmppd.muc.state import RoomState
 from xmppd.muc.writer import RoomWriter
 from xmppd.protocol.stanzas import StanzaError, parse_jid, payload, result
+from xmppd.protocol.xml import NS_CLIENT
 from xmppd.router import IHostedService
 from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
+NS_NODE_DIED = "urn:xmppd:muc:node-died"  # ours: marks the server's unavailable for a dead node's session on its way to the room
 
 
 @implementer(IHostedService)
@@ -47,14 +51,15 @@ class MucService:
         self.policy = RoomPolicy(
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
             config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0, config.muc_max_registrations,
+            config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length,
         )
         self.rooms: dict[str, Room] = {}
         self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
         self._loading: asyncio.Event | None = None  # set once the stored rooms are in
         self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
         self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
-        self._creator: dict[str, str] = {}  # room -> the bare JID that created it
-        self._created: Counter[str] = Counter()  # bare JID -> rooms it created that still exist
+        self._created: Counter[str] = Counter()  # bare JID -> rooms it created that run here
+        self._elsewhere: dict[str, list[record.Listed]] = {}  # a room just taken, not stored -> the rooms other nodes run
         self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
 
     def start(self) -> None:
@@ -86,6 +91,8 @@ class MucService:
             return
         name, room = jid.partition("@")[0], Room(state, self.policy, self._joined)
         self.rooms[name] = room
+        if state.creator is not None:
+            self._created[state.creator] += 1
         self.writer.loaded(name, room, token)
 
     def discoverable(self) -> bool:
@@ -105,10 +112,31 @@ class MucService:
         goes on whether the caller waits or not."""
         if self._loading is not None:
             return as_deferred(self._after_loading(stanza, self._loading))
+        if not hops and stanza.name == "presence":
+            _forget_node_death(stanza)  # only the server says so (session_died); forwarded ones are its
         invitees = [] if hops else invites.hosted_invitees(stanza, self.policy.invites_per_message, self.node.domains)
         if invitees:  # checked where the stanza came in
             return as_deferred(self._check_invitees(stanza, invitees))
         return self._receive(stanza, hops)
+
+    def session_died(self, presence: domish.Element) -> None:
+        """The survivor burying a dead node tells the room, wherever it runs, that an occupant's
+        session went with it: marked, so the room's owner node (maybe another) says 332."""
+        presence.addElement((NS_NODE_DIED, "died"))
+        self._receive(presence)
+
+    def _leave_rooms_elsewhere(self) -> None:
+        """The node is stopping: its sessions leave the rooms other nodes run as they would
+        had it died (332), rather than as if each client had gone."""
+        if self.bus is None:
+            return  # a node alone runs every room
+        for resource in self.node.directory.local_resources():  # the cluster's directory: its own sessions
+            for peer in sorted(resource.directed):
+                room = parse_jid(peer)
+                if room.host == self.host and room.user is not None and room.user not in self.rooms:
+                    resource.directed.discard(peer)
+                    gone = domish.Element((NS_CLIENT, "presence"), attribs={"from": resource.jid.full(), "to": peer, "type": "unavailable"})
+                    self.session_died(gone)
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
         await loading.wait()
@@ -139,6 +167,9 @@ class MucService:
         if target.user is not None:
             self.owners.route(target.user, stanza, hops)
             return None
+        query = payload(stanza) if stanza.name == "iq" else None
+        if query is not None and query.uri == disco.NS_DISCO_ITEMS and stanza["type"] == "get" and not query.getAttribute("node"):
+            return as_deferred(self._list_rooms(stanza, query))
         try:
             self._send(self._to_service(stanza))
         except StanzaError as e:
@@ -153,6 +184,7 @@ class MucService:
             self.node.router.bounce(stanza, e)
             return
         finally:
+            self._elsewhere.pop(name, None)  # for the stanza right after the room was taken only
             if name not in self.rooms:
                 self.owners.ended(name)
         self._send(answers)
@@ -160,14 +192,22 @@ class MucService:
     def bounce(self, stanza: domish.Element, condition: str, text: str) -> None:
         self.node.router.bounce(stanza, StanzaError(condition, text=text))
 
-    async def take(self, name: str) -> None:
+    async def take(self, name: str, first: domish.Element) -> None:
         """This node has just taken the room's lease: a fencing token first, so that whoever ran the
-        room before can write no more, then the room as it left it, occupants included."""
+        room before can write no more, then the room as it left it, occupants included. A room the
+        store does not hold, whose ``first`` stanza is a join that may create it, is counted against
+        the rooms the others run; anything else (a stanza to a room that is not there) costs no
+        listing."""
         jid, store = f"{name}@{self.host}", self.writer.store
         token = await store.advance(jid)
         stored = await store.load(jid)
         if stored is not None:
             self._loaded(jid, stored, token)
+            return
+        if not _may_create(first):
+            return
+        here = {room.jid for room in self.rooms.values()} | {jid}  # a join may create it: count what the others run
+        self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here]
 
     def drop(self, name: str) -> None:
         """Another node runs the room now: forget it here without a word to its occupants."""
@@ -218,27 +258,28 @@ class MucService:
                 self.bus.send_fanout(node_id, recipients, data)
 
     def shut_down(self) -> None:
-        """Before the node closes its streams: every occupant of every room hears it (332)."""
+        """Before the node closes its streams: every occupant of every room run here hears it (332),
+        and the rooms run elsewhere see this node's sessions leave with 332."""
+        self._leave_rooms_elsewhere()
         self.owners.stopping()
         for name, room in list(self.rooms.items()):
             self._send(room.shut_down())
             self._settle(name, room)
         self.rooms.clear()
-        self._creator.clear()
         self._created.clear()
         self._joined.clear()
 
     def _handle(self, stanza: domish.Element, sender: JID, target: JID) -> list[Outgoing]:
-        if target.user is None:
-            return self._to_service(stanza)
         room, created = self.rooms.get(target.user), False
         if room is None:
-            if stanza.name != "presence" or stanza.getAttribute("type") is not None or target.resource is None:
+            if not _may_create(stanza):
                 if stanza.name == "presence":
                     return []  # leaving, probing or erring at a room that is not there
                 raise StanzaError("item-not-found", text="no such room")
             room, created = self._create(stanza, sender, target), True
         try:
+            if stanza.name == "presence" and child(stanza, NS_NODE_DIED, "died") is not None:
+                return room.lost(sender)
             if stanza.name == "presence":
                 return room.presence(stanza, sender, target.resource, self.node.clock.seconds(), created, self._nick_altered(stanza, target))
             if stanza.name == "message":
@@ -257,21 +298,22 @@ class MucService:
 
     def _create(self, presence: domish.Element, creator: JID, target: JID) -> Room:
         """MUC-35: the creator owns it; a MUC client's room stays locked until configured
-        (201), a groupchat 1.0 join opens one at once (decision 7)."""
+        (201), a groupchat 1.0 join opens one at once (decision 7). The limits count the
+        rooms of every node (in a cluster, as the store listed them when the lease was taken)."""
         config, bare = self.node.config, creator.userhost()
-        if len(self.rooms) >= config.muc_max_rooms:
+        elsewhere = self._elsewhere.pop(target.user, ())
+        if len(self.rooms) + len(elsewhere) >= config.muc_max_rooms:
             raise StanzaError("not-allowed", text="this service holds as many rooms as it may")
-        if self._created[bare] >= config.muc_max_rooms_per_user:
+        if self._created[bare] + sum(entry.creator == bare for entry in elsewhere) >= config.muc_max_rooms_per_user:
             raise StanzaError("not-allowed", text="you have created as many rooms as you may")
         locked = config.muc_room_locking and child(presence, NS_MUC, "x") is not None
-        room = self.rooms[target.user] = Room(RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked), self.policy, self._joined)
-        self._creator[target.user] = bare
+        state = RoomState(target.userhost(), affiliations={bare: "owner"}, locked=locked, creator=bare)
+        room = self.rooms[target.user] = Room(state, self.policy, self._joined)
         self._created[bare] += 1
         return room
 
     def _close(self, name: str) -> None:
-        del self.rooms[name]
-        creator = self._creator.pop(name, None)  # None: loaded from the store, counted against nobody
+        creator = self.rooms.pop(name).state.creator  # None: stored before creators were
         if creator is None:
             return
         self._created[creator] -= 1
@@ -289,11 +331,8 @@ class MucService:
         if stanza.name == "presence" or stanza.getAttribute("type") in ("result", "error"):
             return []
         query = payload(stanza) if stanza.name == "iq" else None
-        if query is not None and stanza["type"] == "get" and not query.getAttribute("node"):
-            if query.uri == disco.NS_DISCO_INFO:
-                return [result(stanza, self._info())]
-            if query.uri == disco.NS_DISCO_ITEMS:
-                return [result(stanza, self._items(query))]
+        if query is not None and stanza["type"] == "get" and not query.getAttribute("node") and query.uri == disco.NS_DISCO_INFO:
+            return [result(stanza, self._info())]
         raise StanzaError("service-unavailable")
 
     def _info(self) -> domish.Element:
@@ -303,10 +342,28 @@ class MucService:
             info.append(disco.DiscoFeature(feature))
         return info.toElement()
 
-    def _items(self, query: domish.Element) -> domish.Element:
+    async def _listing(self) -> dict[str, record.Listed]:
+        """Every room of the service by JID: in a cluster what the store lists (every node's rooms),
+        with the rooms run here as they are this moment; on a node alone, its rooms."""
+        texts = await self.writer.store.listing(self.host) if self.bus is not None else {}
+        here = {room.jid: record.listed_state(room.state) for room in self.rooms.values()}
+        stored = {jid: entry for jid, text in texts.items() if jid not in here and (entry := record.listed(text)) is not None}
+        return stored | here
+
+    async def _list_rooms(self, iq: domish.Element, query: domish.Element) -> None:
+        try:
+            listing = await self._listing()
+            self._send([result(iq, self._items(query, listing))])
+        except StanzaError as e:
+            self.node.router.bounce(iq, e)
+        except UNAVAILABLE as e:
+            self.log.warn("{host}: rooms not listed, storage unavailable ({error})", host=self.host, error=e)
+            self.node.router.bounce(iq, StanzaError("internal-server-error", "wait", text="storage unavailable; retry later"))
+
+    def _items(self, query: domish.Element, listing: dict[str, record.Listed]) -> domish.Element:
         """MUC-02: public rooms only, by name (hidden and locked ones stay out), a page at a time
         (XEP-0059: at most muc_rooms_page, after the room the client names)."""
-        listed = [(room.jid, room.config.name or name) for name, room in sorted(self.rooms.items()) if room.config.public and not room.state.locked]
+        listed = [(jid, entry.name or jid.partition("@")[0]) for jid, entry in sorted(listing.items()) if entry.shown]
         request = child(query, NS_RSM, "set")
         most, after = self._page_request(request)
         start = next((i + 1 for i, (jid, _) in enumerate(listed) if jid == after), 0) if after else 0
@@ -333,3 +390,13 @@ class MucService:
         except ValueError:
             raise StanzaError("bad-request", text="<max/> is a number") from None
         return max(0, min(wanted, page)), str(after) if after is not None else None
+
+
+def _may_create(stanza: domish.Element) -> bool:
+    """An available presence to an occupant JID: a join, which creates a room that is not there."""
+    return stanza.name == "presence" and stanza.getAttribute("type") is None and parse_jid(stanza["to"]).resource is not None
+
+
+def _forget_node_death(presence: domish.Element) -> None:
+    """A client may not claim its own node died: the mark is the server's alone."""
+    presence.children = [c for c in presence.children if not (isinstance(c, domish.Element) and c.uri == NS_NODE_DIED)]

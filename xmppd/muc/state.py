@@ -82,3 +82,4 @@ class RoomState:
     subject: Subject | None = None
     history: deque[HistoryEntry] = field(default_factory=deque)
     locked: bool = False  # created, not configured yet (201)
+    creator: str | None = None  # the bare JID that created it: its rooms count against muc_max_rooms_per_user

@@ -378,6 +378,10 @@ class IRoomStore(Interface):
     async def rooms(host: str) -> list[str]:
         """The JIDs (room@host) of every room stored on this MUC host, sorted."""
 
+    async def listing(host: str) -> dict[str, str]:
+        """Room JID -> configuration as last written, for every room of this MUC host that has one:
+        one read for what the whole cluster's rooms look like (the service's room list, its limits)."""
+
 
 # What every room store needs to read a RoomRecord the same way.
 

@@ -389,6 +389,9 @@ class MemoryRoomStore:
     async def rooms(self, host: str) -> list[str]:
         return sorted(room for room in self._rooms if room_host(room) == host)
 
+    async def listing(self, host: str) -> dict[str, str]:
+        return {room: stored.config for room, stored in self._rooms.items() if room_host(room) == host and stored.config is not None}
+
     def _stale(self, room: str, token: int) -> bool:
         """Whether a newer token than ``token`` has been handed out for the room."""
         return token < self._tokens.get(room, 0)

@@ -29,8 +29,9 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
 A XEP-0045 room's keys carry its MUC host as the hash tag, the room's name last::
 
     xmppd:{muc:conference.example.org}:rooms               SET    JIDs of the host's stored rooms
+    xmppd:{muc:conference.example.org}:configs             HASH   room JID -> config JSON (one HGETALL lists them all)
     xmppd:{muc:conference.example.org}:token:lobby         STRING fencing counter (INCR); outlives the room
-    xmppd:{muc:conference.example.org}:room:lobby          HASH   config -> JSON, subject -> JSON
+    xmppd:{muc:conference.example.org}:room:lobby          HASH   subject -> JSON
     xmppd:{muc:conference.example.org}:affiliations:lobby  HASH   bare JID or domain -> affiliation
     xmppd:{muc:conference.example.org}:registrations:lobby HASH   bare JID -> registered nick
     xmppd:{muc:conference.example.org}:occupants:lobby     HASH   nick -> the MUC code's JSON
@@ -309,10 +310,10 @@ _ROOM_FENCE = """
 if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or 0) then return 0 end
 """
 
-# KEYS: token, rooms, room, affiliations, registrations, occupants, history. ARGV: token, room JID,
-# history to keep, JSON [room fields, affiliations, registrations, occupants, history]; a null
-# value removes its field. Everything is decoded before the first change, so a bad argument
-# changes nothing.
+# KEYS: token, rooms, room, affiliations, registrations, occupants, history, configs. ARGV: token,
+# room JID, history to keep, JSON [room fields, affiliations, registrations, occupants, history,
+# config or null]; a null value removes its field. Everything is decoded before the first change,
+# so a bad argument changes nothing.
 _ROOM_WRITE = _ROOM_FENCE + """
 local function in_chunks(command, key, values)  -- unpack's stack is bounded; 1000 keeps HSET pairs whole
     for first = 1, #values, 1000 do
@@ -337,13 +338,15 @@ end
 in_chunks('RPUSH', KEYS[7], changes[5])
 local keep = tonumber(ARGV[3])
 if keep > 0 then redis.call('LTRIM', KEYS[7], -keep, -1) else redis.call('DEL', KEYS[7]) end
+if changes[6] ~= cjson.null then redis.call('HSET', KEYS[8], ARGV[2], changes[6]) end
 return 1
 """
 
 # KEYS and ARGV as for _ROOM_WRITE, without the last two arguments. The token stays.
 _ROOM_DELETE = _ROOM_FENCE + """
 redis.call('SREM', KEYS[2], ARGV[2])
-redis.call('DEL', unpack(KEYS, 3))
+redis.call('HDEL', KEYS[8], ARGV[2])
+redis.call('DEL', unpack(KEYS, 3, 7))
 return 1
 """
 
@@ -671,13 +674,14 @@ def _muc_key(host: str, kind: str) -> str:
 
 
 def _room_keys(room: str) -> list[str]:
-    """token, rooms, room, affiliations, registrations, occupants, history: the keys the room
-    scripts take, all in its host's slot."""
+    """token, rooms, room, affiliations, registrations, occupants, history, configs: the keys the
+    room scripts take, all in its host's slot."""
     name, _, host = room.partition("@")
     return [
         _muc_key(host, f"token:{name}"),
         _muc_key(host, "rooms"),
         *(_muc_key(host, f"{kind}:{name}") for kind in ("room", *ROOM_MAPPINGS, "history")),
+        _muc_key(host, "configs"),
     ]
 
 
@@ -695,34 +699,34 @@ class RedisRoomStore:
         return await self._redis.incr(token)
 
     async def write(self, room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
-        fields = {"config": changes.config, "subject": changes.subject}
         parts = [
-            {name: value for name, value in fields.items() if value is not None},
+            {"subject": changes.subject} if changes.subject is not None else {},
             *(getattr(changes, part) for part in ROOM_MAPPINGS),
             changes.history,
+            changes.config,
         ]
         encoded = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
         return bool(await self._write(keys=_room_keys(room), args=[token, room, history_keep, encoded]))
 
     async def load(self, room: str) -> RoomRecord | None:
-        _, rooms, *hashes, history = _room_keys(room)
+        _, rooms, fields, *mappings, history, configs = _room_keys(room)
         async with self._redis.pipeline(transaction=True) as read:  # the parts as of one moment
             read.sismember(rooms, room)
-            for key in hashes:
+            read.hget(configs, room)
+            read.hget(fields, "subject")
+            for key in mappings:
                 read.hgetall(key)
             read.lrange(history, 0, -1)
-            stored, fields, *mappings, messages = await read.execute()
+            stored, config, subject, *entries, messages = await read.execute()
         if not stored:
             return None
-        return RoomRecord(
-            config=fields.get("config"),
-            subject=fields.get("subject"),
-            history=messages,
-            **dict(zip(ROOM_MAPPINGS, mappings)),
-        )
+        return RoomRecord(config=config, subject=subject, history=messages, **dict(zip(ROOM_MAPPINGS, entries)))
 
     async def delete(self, room: str, token: int) -> bool:
         return bool(await self._delete(keys=_room_keys(room), args=[token, room]))
 
     async def rooms(self, host: str) -> list[str]:
         return sorted(await self._redis.smembers(_muc_key(host, "rooms")))
+
+    async def listing(self, host: str) -> dict[str, str]:
+        return await self._redis.hgetall(_muc_key(host, "configs"))

@@ -833,6 +833,10 @@ class SQLiteRoomStore:
         rows = self._db.execute("SELECT room FROM rooms WHERE host = ? ORDER BY room", (host,))
         return [room for (room,) in rows]
 
+    async def listing(self, host: str) -> dict[str, str]:
+        rows = self._db.execute("SELECT room, config FROM rooms WHERE host = ? AND config IS NOT NULL", (host,))
+        return dict(rows.fetchall())
+
 
 def _stale(db: sqlite3.Connection, room: str, token: int) -> bool:
     """Whether a newer token than ``token`` has been handed out for the room."""

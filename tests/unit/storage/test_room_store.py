@@ -181,6 +181,22 @@ class RoomStoreContract:
         run(rooms.write(f"lobby@{other_host}", 1, RoomRecord(occupants={"x": "{}"}), 20))
         assert run(rooms.load(LOBBY)) == RoomRecord(config=CONFIG)  # rooms of one name stay apart
 
+    def test_listing_gives_each_configured_room_of_a_host_its_config(self, rooms: IRoomStore, run: Runner) -> None:
+        assert run(rooms.listing(HOST)) == {}
+        attic, other = f"attic@{HOST}", "lobby@muc.example.org"
+        for room in (LOBBY, attic, other):
+            run(rooms.write(room, run(rooms.advance(room)), RoomRecord(config=CONFIG), 20))
+        run(rooms.write(f"bare@{HOST}", run(rooms.advance(f"bare@{HOST}")), RoomRecord(subject=""), 20))  # no config yet
+        assert run(rooms.listing(HOST)) == {LOBBY: CONFIG, attic: CONFIG}
+        changed = '{"persistent": false, "locked": true}'
+        run(rooms.write(attic, run(rooms.advance(attic)), RoomRecord(config=changed), 20))
+        stale = run(rooms.advance(LOBBY)) - 1
+        run(rooms.write(LOBBY, stale, RoomRecord(config=changed), 20))  # refused: the listing stays
+        assert run(rooms.listing(HOST)) == {LOBBY: CONFIG, attic: changed}
+        run(rooms.delete(attic, run(rooms.advance(attic))))
+        assert run(rooms.listing(HOST)) == {LOBBY: CONFIG}
+        assert run(rooms.listing("muc.example.org")) == {other: CONFIG}
+
     def test_accounts_are_not_rooms(self, storage: Storage, run: Runner) -> None:
         """Deleting an account leaves the rooms it owns: they are the service's, not the account's."""
         run(storage.rooms.write(LOBBY, run(storage.rooms.advance(LOBBY)), full_room(), 20))
@@ -228,12 +244,13 @@ def test_redis_room_keys_share_the_host_slot_and_delete_leaves_the_counter(
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         keys = client.keys("*")  # a test may scan; the server never
         assert sorted(keys) == sorted(
-            tag + kind for kind in ("rooms", "token:lobby", "room:lobby", "affiliations:lobby",
+            tag + kind for kind in ("rooms", "configs", "token:lobby", "room:lobby", "affiliations:lobby",
                                     "registrations:lobby", "occupants:lobby", "history:lobby")
         )
         assert len({key_slot(key.encode()) for key in keys}) == 1
         assert client.smembers(tag + "rooms") == {LOBBY}
-        assert client.hgetall(tag + "room:lobby") == {"config": full_room().config, "subject": full_room().subject}
+        assert client.hgetall(tag + "room:lobby") == {"subject": full_room().subject}
+        assert client.hgetall(tag + "configs") == {LOBBY: full_room().config}
         assert client.lrange(tag + "history:lobby", 0, -1) == full_room().history
         assert run(rooms.delete(LOBBY, token)) is True
         assert client.keys("*") == [tag + "token:lobby"]
