@@ -36,7 +36,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,11 +199,11 @@ async def _stop(processes: list[subprocess.Popen]) -> None:
 
 @contextlib.asynccontextmanager
 async def cluster_nodes(
-    args: argparse.Namespace, redis_url: str, count: int, root: Path
+    args: argparse.Namespace, redis_url: str, count: int, root: Path, options: Iterable[str] = ()
 ) -> AsyncIterator[list[common.Server]]:
     """``count`` fresh nodes n1, n2, ... joined to the cluster on ``redis_url``, each with
-    its own data directory (its certificate) and pinned to --server-cpu; stopped on exit
-    (they leave the cluster cleanly)."""
+    its own data directory (its certificate) and pinned to --server-cpu, started with the
+    extra command-line ``options``; stopped on exit (they leave the cluster cleanly)."""
     twistd = Path(sysconfig.get_path("scripts")) / "twistd"  # this interpreter's, not a shim's
     processes, servers, waits = [], [], []
     try:
@@ -215,7 +215,7 @@ async def cluster_nodes(
                 str(twistd), "-n", "--pidfile=", "--logfile", str(log),
                 "xmppd", "--redis", redis_url, "--node-id", f"n{number}",
                 "--c2s-port", str(port), "--c2s-interface", "127.0.0.1", "--http-port", str(http_port),
-                "--data-dir", str(data_dir), "--domain", args.domain, *common.ONE_ADDRESS_FOR_ALL,
+                "--data-dir", str(data_dir), "--domain", args.domain, *common.ONE_ADDRESS_FOR_ALL, *options,
             ]  # fmt: skip
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
             processes.append(process)
@@ -289,10 +289,16 @@ class ClusterStep:
     step: common.Step  # its usage.server is all server processes together
     cpu: dict[str, float]  # CPU seconds per server process
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (calls, usec) over the step
+    fanout: int = 1  # deliveries per message sent (a groupchat reaches every occupant)
 
     @property
     def delivered(self) -> int:
         return self.step.delivered
+
+    @property
+    def messages(self) -> float:
+        """Messages whose deliveries were received in the step (delivered / fan-out)."""
+        return self.delivered / self.fanout
 
     @property
     def cpu_per_1k(self) -> float:
@@ -303,7 +309,7 @@ class ClusterStep:
         return sum(calls for calls, _usec in self.commands.values())
 
     def per_message(self, count: float) -> float:
-        return count / self.delivered if self.delivered else float("nan")
+        return count / self.messages if self.delivered else float("nan")
 
     def row(self, has_redis: bool) -> list:
         step, wall = self.step, self.step.usage.wall
@@ -323,23 +329,30 @@ class ClusterStep:
 # -- one configuration ------------------------------------------------------------------------------
 
 
-async def _step(
-    args: argparse.Namespace, meter: ClusterMeter, sessions: list[common.Session], tally: common.Tally, rate: int
+async def measure_step(
+    args: argparse.Namespace,
+    meter: ClusterMeter,
+    sessions: list[common.Session],
+    tally: common.Tally,
+    rate: int,
+    stanza: Callable[[common.Session], bytes] = chat.message,
+    fanout: int = 1,
 ) -> ClusterStep:
-    """One rate: CPU, commands and deliveries over the sending window, latencies until the drain."""
+    """One rate of ``stanza`` sends, each delivering ``fanout`` stamped stanzas: CPU, commands
+    and deliveries over the sending window, latencies until the drain."""
     tally.latencies, errors = [], tally.errors + tally.disconnected
     await meter.start()
-    sent = await common._offer(sessions, chat.message, rate, args.duration)
+    sent = await common._offer(sessions, stanza, rate, args.duration)
     await meter.stop()
-    delivered = len(tally.latencies)
+    delivered, expected = len(tally.latencies), sent * fanout
     deadline = time.perf_counter() + args.drain
-    while len(tally.latencies) < sent and time.perf_counter() < deadline:
+    while len(tally.latencies) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(common.DRAIN_POLL)
     latencies = sorted(tally.latencies)
     errors = tally.errors + tally.disconnected - errors
     usage = common.CpuUsage(meter.wall, sum(meter.cpu.values()), meter.generator, meter.others)
-    step = common.Step(rate, sent, sent, delivered, sent - len(latencies), errors, usage, latencies)
-    return ClusterStep(step, dict(meter.cpu), dict(meter.commands))
+    step = common.Step(rate, sent, expected, delivered, expected - len(latencies), errors, usage, latencies)
+    return ClusterStep(step, dict(meter.cpu), dict(meter.commands), fanout)
 
 
 async def _go_online(waves: list[list[common.Session]], tally: common.Tally, contacts: int, settle: float) -> None:
@@ -373,14 +386,16 @@ async def _go_online(waves: list[list[common.Session]], tally: common.Tally, con
 
 
 @contextlib.asynccontextmanager
-async def _servers(
-    args: argparse.Namespace, config: str, redis_server: RedisServer | None, root: Path
+async def servers_of(
+    args: argparse.Namespace, config: str, redis_server: RedisServer | None, root: Path, options: Iterable[str] = ()
 ) -> AsyncIterator[tuple[list[common.Server], list[Process]]]:
+    """The node processes of ``config`` (one of CONFIGS), redis-server included, started
+    with the extra command-line ``options``."""
     if config == "sqlite":
-        async with common.node_under_test(args, root / "sqlite") as server:
+        async with common.node_under_test(args, root / "sqlite", (*common.ONE_ADDRESS_FOR_ALL, *options)) as server:
             yield [server], [Process("n1", server.pid)]
         return
-    async with cluster_nodes(args, redis_server.url, 2 if config == "2-nodes" else 1, root) as servers:
+    async with cluster_nodes(args, redis_server.url, 2 if config == "2-nodes" else 1, root, options) as servers:
         processes = [Process(f"n{i}", s.pid) for i, s in enumerate(servers, 1)]
         yield servers, processes + [Process("redis", redis_server.pid)]
 
@@ -390,7 +405,7 @@ async def run_config(
 ) -> list[ClusterStep]:
     tally, steps = common.Tally("body"), []
     client = None if config == "sqlite" else redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    async with _servers(args, config, redis_server, root) as (servers, processes):
+    async with servers_of(args, config, redis_server, root) as (servers, processes):
         print(
             f"{config}: " + ", ".join(f"{p.name} pid {p.pid}" for p in processes)
             + f" on CPU {args.server_cpu}; generator pid {os.getpid()} on CPU {args.gen_cpu}",
@@ -423,7 +438,7 @@ async def run_config(
             await _go_online(waves, tally, args.contacts, args.settle)
             meter = ClusterMeter(processes, {args.server_cpu, args.gen_cpu}, client)
             for rate in args.rates:
-                step = await _step(args, meter, sessions, tally, rate)
+                step = await measure_step(args, meter, sessions, tally, rate)
                 steps.append(step)
                 print(
                     f"{config} {rate} messages/s: {step.step.per_second(step.delivered):.0f} delivered/s,"
