@@ -291,7 +291,7 @@ def comparison(plain: list[cluster.ClusterStep], nodes: list[cluster.ClusterStep
     rows = [
         [
             one.step.offered, _us_per_delivery(one), _us_per_delivery(two),
-            f"{_us_per_delivery(two) / _us_per_delivery(one):.2f}", f"{two.per_message(two.calls):.2f}",
+            f"{cluster._ratio(_us_per_delivery(two), _us_per_delivery(one)):.2f}", f"{two.per_message(two.calls):.2f}",
             f"{one.step.latency_ms(0.5):.1f}/{one.step.latency_ms(0.99):.1f}",
             f"{two.step.latency_ms(0.5):.1f}/{two.step.latency_ms(0.99):.1f}",
         ]
@@ -300,7 +300,7 @@ def comparison(plain: list[cluster.ClusterStep], nodes: list[cluster.ClusterStep
     one_cpu = sum(one.step.usage.server for one, _ in pairs) / sum(one.delivered for one, _ in pairs)
     two_cpu = sum(two.step.usage.server for _, two in pairs) / sum(two.delivered for _, two in pairs)
     calls = sum(two.calls for _, two in pairs) / sum(two.messages for _, two in pairs)
-    ratio = two_cpu / one_cpu
+    ratio = cluster._ratio(two_cpu, one_cpu)
     return [
         common.format_table(COMPARISON_HEADER, rows),
         f"summary: 2 nodes + redis-server {1e6 * two_cpu:.1f} server CPU-us per delivery vs 1 node {1e6 * one_cpu:.1f}"
