@@ -43,6 +43,11 @@ COMPARISON_HEADER = [
     "offered/s", "1node_us/deliv", "2nodes_us/deliv", "ratio", "redis_cmds/msg",
     "1node_p50/p99_ms", "2nodes_p50/p99_ms",
 ]  # fmt: skip
+TITLES = {
+    "1-node": "1 node (SQLite, no Redis)",
+    "1-node-redis": "1 node + redis-server (every room written to Redis, as in a cluster)",
+    "2-nodes": "2 nodes + redis-server, half of every room on each node",
+}
 RATES = [20, 50, 100, 200, 300, 400, 500, 600, 800, 1000]
 CONFIG = "muc_room_locking = false\nmuc_max_rooms_joined = 10\n"  # rooms open at once, as the harnesses expect
 GOAL_PER_CPU_SECOND = 25_000
@@ -202,7 +207,7 @@ async def run_config(
                 _progress(config, step)
                 if step.step.saturated or step.step.generator_behind:
                     break
-            if client is not None:
+            if len(servers) == 2:
                 run.takeover = await _takeover(args, client, servers, sessions, layout, tally)
         finally:
             await common.close_all(connections)
@@ -282,12 +287,12 @@ def _us_per_delivery(step: cluster.ClusterStep) -> float:
     return 1e6 * step.step.usage.server / step.delivered if step.delivered else float("nan")
 
 
-def comparison(plain: list[cluster.ClusterStep], nodes: list[cluster.ClusterStep]) -> list[str]:
+def comparison(base: list[cluster.ClusterStep], nodes: list[cluster.ClusterStep], base_name: str) -> list[str]:
     """Per rate measured below saturation on both: server CPU per delivery and Redis commands per message."""
-    by_rate = {s.step.offered: s for s in plain if not s.step.saturated}
+    by_rate = {s.step.offered: s for s in base if not s.step.saturated}
     pairs = [(by_rate[s.step.offered], s) for s in nodes if not s.step.saturated and s.step.offered in by_rate]
     if not pairs:
-        return ["no rate was measured below saturation in both configurations: lower --rates"]
+        return [f"no rate was measured below saturation on both {base_name} and 2 nodes: lower --rates"]
     rows = [
         [
             one.step.offered, _us_per_delivery(one), _us_per_delivery(two),
@@ -302,11 +307,15 @@ def comparison(plain: list[cluster.ClusterStep], nodes: list[cluster.ClusterStep
     calls = sum(two.calls for _, two in pairs) / sum(two.messages for _, two in pairs)
     ratio = cluster._ratio(two_cpu, one_cpu)
     return [
+        f"2 nodes vs {base_name}:",
         common.format_table(COMPARISON_HEADER, rows),
-        f"summary: 2 nodes + redis-server {1e6 * two_cpu:.1f} server CPU-us per delivery vs 1 node {1e6 * one_cpu:.1f}"
-        f" (steps below saturation pooled): ratio {ratio:.2f} ({'meets' if ratio <= GOAL_RATIO else 'misses'} the"
-        f" <= {GOAL_RATIO} goal); {calls:.2f} Redis commands per groupchat message"
-        f" ({'meets' if calls <= GOAL_COMMANDS else 'misses'} the <= {GOAL_COMMANDS:.0f} goal)",
+        f"summary: 2 nodes + redis-server {1e6 * two_cpu:.1f} server CPU-us per delivery vs {base_name}"
+        f" {1e6 * one_cpu:.1f} (steps below saturation pooled): ratio {ratio:.2f}"
+        + (
+            f" ({'meets' if ratio <= GOAL_RATIO else 'misses'} the <= {GOAL_RATIO} goal); {calls:.2f} Redis commands"
+            f" per groupchat message ({'meets' if calls <= GOAL_COMMANDS else 'misses'} the <= {GOAL_COMMANDS:.0f} goal)"
+            if base_name == "1-node" else ""
+        ),
     ]
 
 
@@ -330,7 +339,9 @@ def _measure(args: argparse.Namespace, root: Path, server: cluster.RedisServer |
     options = ["--config", str(config_file)]
     common.pin(args.gen_cpu)
     common.raise_fd_limit()
-    configs = {"1-node": ("sqlite", None)} | ({"2-nodes": ("2-nodes", server)} if server else {})
+    configs = {"1-node": ("sqlite", None)}
+    if server is not None:
+        configs |= {"1-node-redis": ("1-node", server), "2-nodes": ("2-nodes", server)}
 
     async def every_config() -> dict[str, Run]:
         return {
@@ -359,18 +370,21 @@ def main(args: argparse.Namespace) -> int:
         f" delivered: stamped messages received ({args.occupants} per message)"
     )
     plain = results["1-node"].steps
-    print("\n== 1 node (SQLite, no Redis)")
+    print(f"\n== {TITLES['1-node']}")
     print(common.format_table(HEADER, [step.step.row() for step in plain]))
     print("\n".join(common._summary([step.step for step in plain])))
     print(_per_cpu_second(plain))
+    for name in ("1-node-redis", "2-nodes"):
+        if name in results:
+            print(f"\n== {TITLES[name]}")
+            print(common.format_table(cluster.HEADER, [step.row(True) for step in results[name].steps]))
+            print(f"Redis commands per groupchat message ({name}):")
+            print(cluster.command_table(results[name].steps))
     if "2-nodes" in results:
         run = results["2-nodes"]
-        print("\n== 2 nodes + redis-server, half of every room on each node")
-        print(common.format_table(cluster.HEADER, [step.row(True) for step in run.steps]))
-        print("Redis commands per groupchat message (2 nodes):")
-        print(cluster.command_table(run.steps))
-        print()
-        print("\n".join(comparison(plain, run.steps)))
+        for base in ("1-node-redis", "1-node"):
+            print()
+            print("\n".join(comparison(results[base].steps, run.steps, base)))
         print(run.takeover)
     steps = [step for r in results.values() for step in r.steps]
     return 1 if any(step.step.errors for step in steps) else 0
