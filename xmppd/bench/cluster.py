@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -39,11 +40,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 import redis.asyncio
 
 from xmppd.bench import chat, common
+
+T = TypeVar("T")
 
 HELP = "server CPU and Redis commands per delivered message, across 2 nodes vs on 1"
 RATES = [500, 1000, 2000]
@@ -101,13 +105,18 @@ def node_of(index: int, nodes: int) -> int:
     return index % nodes
 
 
-def _check(args: argparse.Namespace) -> None:
+def check_cpus(args: argparse.Namespace) -> None:
+    """--server-cpu and --gen-cpu exist here, and preferably differ."""
     allowed = os.sched_getaffinity(0)
     for option, cpu in (("--server-cpu", args.server_cpu), ("--gen-cpu", args.gen_cpu)):
         if cpu not in allowed:
             raise common.BenchError(f"{option} {cpu}: not one of the CPUs available here {sorted(allowed)}")
     if args.server_cpu == args.gen_cpu:
         print("warning: server and generator share a CPU; numbers are not comparable", file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> None:
+    check_cpus(args)
     if args.n < 4 or args.n % 2:
         raise common.BenchError(f"-n {args.n}: users must be even and at least 4 (half on each node)")
     if args.contacts % 2 or not 2 <= args.contacts <= args.n // 2:
@@ -370,19 +379,28 @@ async def _go_online(waves: list[list[common.Session]], tally: common.Tally, con
         for session in wave:
             session.transport.write(common.ROSTER_GET_AND_PRESENCE)
         done += len(wave)
-        expected = done if number < len(waves) else done * (contacts + 1)
-        try:
-            async with asyncio.timeout(common.SETTLE_TIMEOUT):
-                while tally.presences < expected:
-                    await asyncio.sleep(common.DRAIN_POLL)
-                while time.perf_counter_ns() - tally.last_data < int(settle * 1e9):
-                    await asyncio.sleep(settle / 10)
-        except TimeoutError:
-            raise common.BenchError(
-                f"going online: {tally.presences} of {expected} presence stanzas after {common.SETTLE_TIMEOUT:.0f} s"
-            ) from None
-    if tally.errors or tally.disconnected:
-        raise common.BenchError(f"going online: {tally.errors} error stanzas, {tally.disconnected} streams closed")
+        await common.settled(tally, done if number < len(waves) else done * (contacts + 1), settle, "going online")
+
+
+async def log_in_spread(
+    args: argparse.Namespace, servers: list[common.Server], per_node: list[list[int]], salted: common.SaltedPasswords
+) -> list[common.Connection]:
+    """Accounts ``per_node[n]`` logged in on ``servers[n]``, all nodes at once, sharing
+    --concurrency; a BenchError (nobody left logged in) if any login failed."""
+    share = max(1, args.concurrency // len(servers))
+    results = await asyncio.gather(
+        *(
+            common.login_many(server, args.domain, indexes, "SCRAM-SHA-1", salted, share)
+            for server, indexes in zip(servers, per_node)
+        )
+    )
+    connections = [c for found, _failures in results for c in found]
+    failures = [f for _found, found_failures in results for f in found_failures]
+    if failures:
+        await common.close_all(connections)
+        attempted = sum(len(indexes) for indexes in per_node)
+        raise common.BenchError(f"{len(failures)} of {attempted} logins failed, the first with {failures[0]!r}")
+    return connections
 
 
 @contextlib.asynccontextmanager
@@ -414,18 +432,8 @@ async def run_config(
         per_node = [
             [i for i in range(args.n) if node_of(i, len(servers)) == number] for number in range(len(servers))
         ]
-        share = max(1, args.concurrency // len(servers))
-        results = await asyncio.gather(
-            *(
-                common.login_many(server, args.domain, indexes, "SCRAM-SHA-1", salted, share)
-                for server, indexes in zip(servers, per_node)
-            )
-        )
-        connections = [c for found, _failures in results for c in found]
-        failures = [f for _found, found_failures in results for f in found_failures]
+        connections = await log_in_spread(args, servers, per_node, salted)
         try:
-            if failures:
-                raise common.BenchError(f"{len(failures)} of {args.n} logins failed, the first with {failures[0]!r}")
             bare = [f"{common.account(i)[0]}@{args.domain}".encode() for i in range(args.n)]
             sessions = [
                 common.Session(c, [bare[i] for i in cross_contacts(c.index, args.n, args.contacts)], tally)
@@ -558,16 +566,24 @@ def _measure(args: argparse.Namespace, root: Path, server: RedisServer | None) -
     return common.run(all_configs())
 
 
+def in_scratch(prefix: str, with_redis: bool, cpu: int, measure: Callable[[Path, RedisServer | None], T]) -> T:
+    """``measure(root, redis)`` in a temporary directory, with a private redis-server on ``cpu``
+    if asked for (else None), both gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as path:
+        root = Path(path)
+        if not with_redis:
+            return measure(root, None)
+        with redis_server(root, cpu) as server:
+            return measure(root, server)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         _check(args)
-        with tempfile.TemporaryDirectory(prefix="xmppd-bench-cluster-") as path:
-            root = Path(path)
-            if any(config != "sqlite" for config in args.configs):
-                with redis_server(root, args.server_cpu) as server:
-                    results = _measure(args, root, server)
-            else:
-                results = _measure(args, root, None)
+        results = in_scratch(
+            "xmppd-bench-cluster-", any(config != "sqlite" for config in args.configs), args.server_cpu,
+            functools.partial(_measure, args),
+        )  # fmt: skip
     except common.BenchError as e:
         print(f"xmppd.bench: {e}", file=sys.stderr)
         return 2

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import sys
-import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    allowed = os.sched_getaffinity(0)
-    for option, cpu in (("--server-cpu", args.server_cpu), ("--gen-cpu", args.gen_cpu)):
-        if cpu not in allowed:
-            raise common.BenchError(f"{option} {cpu}: not one of the CPUs available here {sorted(allowed)}")
-    if args.server_cpu == args.gen_cpu:
-        print("warning: server and generator share a CPU; numbers are not comparable", file=sys.stderr)
+    cluster.check_cpus(args)
     if args.rooms < 1 or args.occupants < 2:
         raise common.BenchError("at least 1 room of 2 occupants")
     if args.nodes == 2 and args.occupants % 2:
@@ -125,21 +121,6 @@ def groupchat(session: common.Session) -> bytes:
     )
 
 
-async def _wait_presences(tally: common.Tally, expected: int, settle: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(common.SETTLE_TIMEOUT):
-            while tally.presences < expected:
-                await asyncio.sleep(common.DRAIN_POLL)
-            while time.perf_counter_ns() - tally.last_data < int(settle * 1e9):
-                await asyncio.sleep(settle / 10)
-    except TimeoutError:
-        raise common.BenchError(
-            f"{what}: {tally.presences} of {expected} presence stanzas after {common.SETTLE_TIMEOUT:.0f} s"
-        ) from None
-    if tally.errors or tally.disconnected:
-        raise common.BenchError(f"{what}: {tally.errors} error stanzas, {tally.disconnected} streams closed")
-
-
 async def join_rooms(
     sessions: dict[int, common.Session], layout: Layout, tally: common.Tally, settle: float
 ) -> None:
@@ -152,30 +133,18 @@ async def join_rooms(
             join = JOIN.format(room=layout.room(index), nick=common.account(index)[0])
             sessions[index].transport.write(join.encode())
         if wave is creators:
-            await _wait_presences(tally, len(creators), 0, "creating the rooms")
-    await _wait_presences(tally, layout.rooms * layout.occupants**2, settle, "joining the rooms")
+            await common.settled(tally, len(creators), 0, "creating the rooms")
+    await common.settled(tally, layout.rooms * layout.occupants**2, settle, "joining the rooms")
 
 
 # -- one configuration ----------------------------------------------------------------------
 
 
-async def _login(
+def _log_in(
     args: argparse.Namespace, servers: list[common.Server], layout: Layout, salted: common.SaltedPasswords
-) -> list[common.Connection]:
+) -> Awaitable[list[common.Connection]]:
     per_node = [[i for i in range(layout.accounts) if layout.node(i, len(servers)) == n] for n in range(len(servers))]
-    share = max(1, args.concurrency // len(servers))
-    results = await asyncio.gather(
-        *(
-            common.login_many(server, args.domain, indexes, "SCRAM-SHA-1", salted, share)
-            for server, indexes in zip(servers, per_node)
-        )
-    )
-    connections = [c for found, _failures in results for c in found]
-    failures = [f for _found, found_failures in results for f in found_failures]
-    if failures:
-        await common.close_all(connections)
-        raise common.BenchError(f"{len(failures)} of {layout.accounts} logins failed, the first with {failures[0]!r}")
-    return connections
+    return cluster.log_in_spread(args, servers, per_node, salted)
 
 
 @dataclass
@@ -196,7 +165,7 @@ async def run_config(
             + f" on CPU {args.server_cpu}; generator pid {os.getpid()} on CPU {args.gen_cpu}",
             file=sys.stderr,
         )  # fmt: skip
-        connections = await _login(args, servers, layout, salted)
+        connections = await _log_in(args, servers, layout, salted)
         try:
             sessions = {c.index: common.Session(c, [layout.room(c.index).encode()], tally) for c in connections}
             await join_rooms(sessions, layout, tally, args.settle)
@@ -355,13 +324,7 @@ def _measure(args: argparse.Namespace, root: Path, server: cluster.RedisServer |
 def main(args: argparse.Namespace) -> int:
     try:
         _check(args)
-        with tempfile.TemporaryDirectory(prefix="xmppd-bench-muc-") as path:
-            root = Path(path)
-            if args.nodes == 2:
-                with cluster.redis_server(root, args.server_cpu) as server:
-                    results = _measure(args, root, server)
-            else:
-                results = _measure(args, root, None)
+        results = cluster.in_scratch("xmppd-bench-muc-", args.nodes == 2, args.server_cpu, functools.partial(_measure, args))
     except common.BenchError as e:
         print(f"xmppd.bench: {e}", file=sys.stderr)
         return 2
