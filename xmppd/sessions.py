@@ -51,6 +51,10 @@ class ISessionDirectory(Interface):
     def resource(full: JID) -> Resource | None:
         """The resource bound to this full JID, if any."""
 
+    def by_full(full: str) -> Resource | None:
+        """``resource`` for a full JID already in normal form (one the server prepared, such as a
+        room occupant's real JID): no parsing, for paths that look up many."""
+
     def count(bare: str) -> int:
         """How many resources the account has bound, cluster-wide."""
 
@@ -90,6 +94,11 @@ class ResourceTable:
     def resource(self, full: JID) -> Resource | None:
         found = self._by_bare.get(full.userhost())
         return found.get(full.resource) if found else None
+
+    def by_full(self, full: str) -> Resource | None:
+        bare, _, name = full.partition("/")
+        found = self._by_bare.get(bare)
+        return found.get(name) if found and name else None
 
     def count(self, bare: str) -> int:
         return len(self._by_bare.get(bare, ()))

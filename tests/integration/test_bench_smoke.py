@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, component, login, pep, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, muc, pep, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -129,3 +129,45 @@ def test_component_benchmark_runs_and_prints_the_table(tmp_path):
     assert lines[0] == component.HEADER
     assert [row[0] for row in lines[1:]] == ["user>component", "component>user", "user>user"]
     assert all(float(row[component.HEADER.index("msgs/s")]) > 0 for row in lines[1:])
+
+
+def test_muc_benchmark_on_one_node_prints_the_table_and_the_cpu_figure():
+    """Two rooms of four, rooms open at once (the benchmark's own configuration file)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "muc", "--rooms", "2", "--occupants", "4", "--rates", "10", "20",
+         "--duration", "0.5", "--drain", "2", "--settle", "0.2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["offered/s"])
+    assert header == muc.HEADER
+    rows = [line.split() for line in lines if line.split()[:1] in (["10"], ["20"])]
+    assert len(rows) == 2
+    for row, rate in zip(rows, (10, 20)):
+        assert float(row[header.index("delivered/s")]) == pytest.approx(4 * rate, rel=0.2)  # every occupant got each
+        assert (row[header.index("undelivered")], row[header.index("errors")]) == ("0", "0")
+    assert any(line.startswith("at the step with the most deliveries/s") for line in lines)
+
+
+def test_muc_benchmark_on_two_nodes_counts_redis_commands_and_times_the_takeover():
+    """Two rooms of four on a plain node, on one with Redis, then half of each room on either of two
+    nodes; then kill -9 of a room's owner."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "muc", "--nodes", "2", "--rooms", "2", "--occupants", "4",
+         "--rates", "10", "--duration", "0.5", "--drain", "2", "--settle", "0.2"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    titles = [line.removeprefix("== ").split()[0] for line in lines if line.startswith("== ")]
+    assert titles == ["1", "1", "2"]
+    header = next(line.split() for line in lines if line.split()[:1] == ["offered/s"] and "n1_cpu%" in line)
+    assert header == cluster.HEADER
+    rows = [line.split() for line in lines if line.split()[:1] == ["10"] and len(line.split()) == len(header)]
+    assert len(rows) == 2  # 1 node + redis-server, then 2 nodes
+    assert all(float(row[header.index("redis_cmds/msg")]) > 0 for row in rows)
+    assert any(line.split()[:1] == ["evalsha"] for line in lines)  # the room's history write
+    assert any(line.startswith("summary: 2 nodes + redis-server") for line in lines)
+    takeover = next(line for line in lines if line.startswith("takeover:"))
+    assert "was reflected again" in takeover, takeover

@@ -157,3 +157,13 @@ def test_remote_domains_bounce_until_federation_exists(node):
     sender = bind(node, "bob@localhost/phone", 0)
     route(node, message("someone@elsewhere.example"))
     assert sender.received[0].error.firstChildElement().name == "remote-server-not-found"
+
+
+def test_a_full_jid_in_normal_form_finds_its_resource_without_parsing(node):
+    """ISessionDirectory.by_full: what the room fan-out uses for the real JIDs it holds."""
+    bind(node, "alice@localhost/phone/with/slashes")
+    found = node.directory.by_full("alice@localhost/phone/with/slashes")
+    assert found is not None and found.jid.full() == "alice@localhost/phone/with/slashes"
+    assert node.directory.by_full("alice@localhost") is None
+    assert node.directory.by_full("alice@localhost/") is None
+    assert node.directory.by_full("alice@localhost/laptop") is None

@@ -11,7 +11,7 @@ from twisted.words.xish import domish
 from zope.interface.verify import verifyObject
 
 from tests.unit.room_store_double import RoomStoreDouble
-from tests.unit.test_delivery import bind, node  # noqa: F401  (fixture)
+from tests.unit.test_delivery import bind, node, route  # noqa: F401  (fixture)
 from xmppd import config as cfg
 from xmppd.muc import record
 from xmppd.muc.state import RoomConfig, RoomState, Subject
@@ -183,3 +183,28 @@ def test_taking_a_room_the_store_lacks_lists_the_others_rooms_only_for_a_join():
     asyncio.run(service.take("room", join))
     assert store.calls[2:] == [("advance", ROOM), ("load", ROOM), ("listing", "conference.localhost")]
     assert service._elsewhere["room"] == [record.Listed("", True, "u0@localhost")]
+
+
+def test_an_occupant_whose_list_denies_the_rooms_messages_gets_none_of_its_groupchat(occupied):
+    """PRIV-17 on the fan-out path, which checks each recipient's list with the sender parsed
+    once: u1's default list (XEP-0016) denies messages from the room, so a groupchat reaches
+    everyone but u1, who stays an occupant (its presence is not blocked)."""
+    node, streams = occupied
+    for payload in (
+        f"<list name='quiet'><item type='jid' value='{ROOM}' action='deny' order='1'><message/></item></list>",
+        "<default name='quiet'/>",
+    ):
+        route(node, X.parse_fragment(
+            "<iq xmlns='jabber:client' type='set' id='p' from='u1@localhost/r' to='u1@localhost'>"
+            f"<query xmlns='jabber:iq:privacy'>{payload}</query></iq>"
+        ))  # fmt: skip
+    assert [s["id"] for s in streams[1].received if s.getAttribute("type") == "result"] == ["p", "p"]  # and a list push
+    streams[1].received.clear()
+    message = domish.Element((X.NS_CLIENT, "message"))
+    message["from"], message["to"], message["type"] = "u0@localhost/r", ROOM, "groupchat"
+    message.addElement("body", content="hi")
+    node.router.route(message)
+    assert [[(m["from"], str(m.body)) for m in s.received] for s in streams] == [
+        [(f"{ROOM}/n0", "hi")] if i != 1 else [] for i in range(5)
+    ]
+    assert "n1" in node.router.services["conference.localhost"].rooms["room"].state.occupants

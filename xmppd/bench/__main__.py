@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, component, login, pep, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, muc, pep, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -14,6 +14,7 @@ SUBBENCHMARKS = {
     "presence": presence,
     "pep": pep,
     "cluster": cluster,
+    "muc": muc,
     "abuse": abuse,
     "roomstore": roomstore,
     "component": component,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -36,14 +37,17 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 import redis.asyncio
 
 from xmppd.bench import chat, common
+
+T = TypeVar("T")
 
 HELP = "server CPU and Redis commands per delivered message, across 2 nodes vs on 1"
 RATES = [500, 1000, 2000]
@@ -101,13 +105,18 @@ def node_of(index: int, nodes: int) -> int:
     return index % nodes
 
 
-def _check(args: argparse.Namespace) -> None:
+def check_cpus(args: argparse.Namespace) -> None:
+    """--server-cpu and --gen-cpu exist here, and preferably differ."""
     allowed = os.sched_getaffinity(0)
     for option, cpu in (("--server-cpu", args.server_cpu), ("--gen-cpu", args.gen_cpu)):
         if cpu not in allowed:
             raise common.BenchError(f"{option} {cpu}: not one of the CPUs available here {sorted(allowed)}")
     if args.server_cpu == args.gen_cpu:
         print("warning: server and generator share a CPU; numbers are not comparable", file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> None:
+    check_cpus(args)
     if args.n < 4 or args.n % 2:
         raise common.BenchError(f"-n {args.n}: users must be even and at least 4 (half on each node)")
     if args.contacts % 2 or not 2 <= args.contacts <= args.n // 2:
@@ -199,11 +208,11 @@ async def _stop(processes: list[subprocess.Popen]) -> None:
 
 @contextlib.asynccontextmanager
 async def cluster_nodes(
-    args: argparse.Namespace, redis_url: str, count: int, root: Path
+    args: argparse.Namespace, redis_url: str, count: int, root: Path, options: Iterable[str] = ()
 ) -> AsyncIterator[list[common.Server]]:
     """``count`` fresh nodes n1, n2, ... joined to the cluster on ``redis_url``, each with
-    its own data directory (its certificate) and pinned to --server-cpu; stopped on exit
-    (they leave the cluster cleanly)."""
+    its own data directory (its certificate) and pinned to --server-cpu, started with the
+    extra command-line ``options``; stopped on exit (they leave the cluster cleanly)."""
     twistd = Path(sysconfig.get_path("scripts")) / "twistd"  # this interpreter's, not a shim's
     processes, servers, waits = [], [], []
     try:
@@ -215,7 +224,7 @@ async def cluster_nodes(
                 str(twistd), "-n", "--pidfile=", "--logfile", str(log),
                 "xmppd", "--redis", redis_url, "--node-id", f"n{number}",
                 "--c2s-port", str(port), "--c2s-interface", "127.0.0.1", "--http-port", str(http_port),
-                "--data-dir", str(data_dir), "--domain", args.domain, *common.ONE_ADDRESS_FOR_ALL,
+                "--data-dir", str(data_dir), "--domain", args.domain, *common.ONE_ADDRESS_FOR_ALL, *options,
             ]  # fmt: skip
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
             processes.append(process)
@@ -289,10 +298,16 @@ class ClusterStep:
     step: common.Step  # its usage.server is all server processes together
     cpu: dict[str, float]  # CPU seconds per server process
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (calls, usec) over the step
+    fanout: int = 1  # deliveries per message sent (a groupchat reaches every occupant)
 
     @property
     def delivered(self) -> int:
         return self.step.delivered
+
+    @property
+    def messages(self) -> float:
+        """Messages whose deliveries were received in the step (delivered / fan-out)."""
+        return self.delivered / self.fanout
 
     @property
     def cpu_per_1k(self) -> float:
@@ -303,7 +318,7 @@ class ClusterStep:
         return sum(calls for calls, _usec in self.commands.values())
 
     def per_message(self, count: float) -> float:
-        return count / self.delivered if self.delivered else float("nan")
+        return count / self.messages if self.delivered else float("nan")
 
     def row(self, has_redis: bool) -> list:
         step, wall = self.step, self.step.usage.wall
@@ -323,23 +338,30 @@ class ClusterStep:
 # -- one configuration ------------------------------------------------------------------------------
 
 
-async def _step(
-    args: argparse.Namespace, meter: ClusterMeter, sessions: list[common.Session], tally: common.Tally, rate: int
+async def measure_step(
+    args: argparse.Namespace,
+    meter: ClusterMeter,
+    sessions: list[common.Session],
+    tally: common.Tally,
+    rate: int,
+    stanza: Callable[[common.Session], bytes] = chat.message,
+    fanout: int = 1,
 ) -> ClusterStep:
-    """One rate: CPU, commands and deliveries over the sending window, latencies until the drain."""
+    """One rate of ``stanza`` sends, each delivering ``fanout`` stamped stanzas: CPU, commands
+    and deliveries over the sending window, latencies until the drain."""
     tally.latencies, errors = [], tally.errors + tally.disconnected
     await meter.start()
-    sent = await common._offer(sessions, chat.message, rate, args.duration)
+    sent = await common._offer(sessions, stanza, rate, args.duration)
     await meter.stop()
-    delivered = len(tally.latencies)
+    delivered, expected = len(tally.latencies), sent * fanout
     deadline = time.perf_counter() + args.drain
-    while len(tally.latencies) < sent and time.perf_counter() < deadline:
+    while len(tally.latencies) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(common.DRAIN_POLL)
     latencies = sorted(tally.latencies)
     errors = tally.errors + tally.disconnected - errors
     usage = common.CpuUsage(meter.wall, sum(meter.cpu.values()), meter.generator, meter.others)
-    step = common.Step(rate, sent, sent, delivered, sent - len(latencies), errors, usage, latencies)
-    return ClusterStep(step, dict(meter.cpu), dict(meter.commands))
+    step = common.Step(rate, sent, expected, delivered, expected - len(latencies), errors, usage, latencies)
+    return ClusterStep(step, dict(meter.cpu), dict(meter.commands), fanout)
 
 
 async def _go_online(waves: list[list[common.Session]], tally: common.Tally, contacts: int, settle: float) -> None:
@@ -357,30 +379,41 @@ async def _go_online(waves: list[list[common.Session]], tally: common.Tally, con
         for session in wave:
             session.transport.write(common.ROSTER_GET_AND_PRESENCE)
         done += len(wave)
-        expected = done if number < len(waves) else done * (contacts + 1)
-        try:
-            async with asyncio.timeout(common.SETTLE_TIMEOUT):
-                while tally.presences < expected:
-                    await asyncio.sleep(common.DRAIN_POLL)
-                while time.perf_counter_ns() - tally.last_data < int(settle * 1e9):
-                    await asyncio.sleep(settle / 10)
-        except TimeoutError:
-            raise common.BenchError(
-                f"going online: {tally.presences} of {expected} presence stanzas after {common.SETTLE_TIMEOUT:.0f} s"
-            ) from None
-    if tally.errors or tally.disconnected:
-        raise common.BenchError(f"going online: {tally.errors} error stanzas, {tally.disconnected} streams closed")
+        await common.settled(tally, done if number < len(waves) else done * (contacts + 1), settle, "going online")
+
+
+async def log_in_spread(
+    args: argparse.Namespace, servers: list[common.Server], per_node: list[list[int]], salted: common.SaltedPasswords
+) -> list[common.Connection]:
+    """Accounts ``per_node[n]`` logged in on ``servers[n]``, all nodes at once, sharing
+    --concurrency; a BenchError (nobody left logged in) if any login failed."""
+    share = max(1, args.concurrency // len(servers))
+    results = await asyncio.gather(
+        *(
+            common.login_many(server, args.domain, indexes, "SCRAM-SHA-1", salted, share)
+            for server, indexes in zip(servers, per_node)
+        )
+    )
+    connections = [c for found, _failures in results for c in found]
+    failures = [f for _found, found_failures in results for f in found_failures]
+    if failures:
+        await common.close_all(connections)
+        attempted = sum(len(indexes) for indexes in per_node)
+        raise common.BenchError(f"{len(failures)} of {attempted} logins failed, the first with {failures[0]!r}")
+    return connections
 
 
 @contextlib.asynccontextmanager
-async def _servers(
-    args: argparse.Namespace, config: str, redis_server: RedisServer | None, root: Path
+async def servers_of(
+    args: argparse.Namespace, config: str, redis_server: RedisServer | None, root: Path, options: Iterable[str] = ()
 ) -> AsyncIterator[tuple[list[common.Server], list[Process]]]:
+    """The node processes of ``config`` (one of CONFIGS), redis-server included, started
+    with the extra command-line ``options``."""
     if config == "sqlite":
-        async with common.node_under_test(args, root / "sqlite") as server:
+        async with common.node_under_test(args, root / "sqlite", (*common.ONE_ADDRESS_FOR_ALL, *options)) as server:
             yield [server], [Process("n1", server.pid)]
         return
-    async with cluster_nodes(args, redis_server.url, 2 if config == "2-nodes" else 1, root) as servers:
+    async with cluster_nodes(args, redis_server.url, 2 if config == "2-nodes" else 1, root, options) as servers:
         processes = [Process(f"n{i}", s.pid) for i, s in enumerate(servers, 1)]
         yield servers, processes + [Process("redis", redis_server.pid)]
 
@@ -390,7 +423,7 @@ async def run_config(
 ) -> list[ClusterStep]:
     tally, steps = common.Tally("body"), []
     client = None if config == "sqlite" else redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    async with _servers(args, config, redis_server, root) as (servers, processes):
+    async with servers_of(args, config, redis_server, root) as (servers, processes):
         print(
             f"{config}: " + ", ".join(f"{p.name} pid {p.pid}" for p in processes)
             + f" on CPU {args.server_cpu}; generator pid {os.getpid()} on CPU {args.gen_cpu}",
@@ -399,18 +432,8 @@ async def run_config(
         per_node = [
             [i for i in range(args.n) if node_of(i, len(servers)) == number] for number in range(len(servers))
         ]
-        share = max(1, args.concurrency // len(servers))
-        results = await asyncio.gather(
-            *(
-                common.login_many(server, args.domain, indexes, "SCRAM-SHA-1", salted, share)
-                for server, indexes in zip(servers, per_node)
-            )
-        )
-        connections = [c for found, _failures in results for c in found]
-        failures = [f for _found, found_failures in results for f in found_failures]
+        connections = await log_in_spread(args, servers, per_node, salted)
         try:
-            if failures:
-                raise common.BenchError(f"{len(failures)} of {args.n} logins failed, the first with {failures[0]!r}")
             bare = [f"{common.account(i)[0]}@{args.domain}".encode() for i in range(args.n)]
             sessions = [
                 common.Session(c, [bare[i] for i in cross_contacts(c.index, args.n, args.contacts)], tally)
@@ -423,7 +446,7 @@ async def run_config(
             await _go_online(waves, tally, args.contacts, args.settle)
             meter = ClusterMeter(processes, {args.server_cpu, args.gen_cpu}, client)
             for rate in args.rates:
-                step = await _step(args, meter, sessions, tally, rate)
+                step = await measure_step(args, meter, sessions, tally, rate)
                 steps.append(step)
                 print(
                     f"{config} {rate} messages/s: {step.step.per_second(step.delivered):.0f} delivered/s,"
@@ -543,16 +566,24 @@ def _measure(args: argparse.Namespace, root: Path, server: RedisServer | None) -
     return common.run(all_configs())
 
 
+def in_scratch(prefix: str, with_redis: bool, cpu: int, measure: Callable[[Path, RedisServer | None], T]) -> T:
+    """``measure(root, redis)`` in a temporary directory, with a private redis-server on ``cpu``
+    if asked for (else None), both gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as path:
+        root = Path(path)
+        if not with_redis:
+            return measure(root, None)
+        with redis_server(root, cpu) as server:
+            return measure(root, server)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         _check(args)
-        with tempfile.TemporaryDirectory(prefix="xmppd-bench-cluster-") as path:
-            root = Path(path)
-            if any(config != "sqlite" for config in args.configs):
-                with redis_server(root, args.server_cpu) as server:
-                    results = _measure(args, root, server)
-            else:
-                results = _measure(args, root, None)
+        results = in_scratch(
+            "xmppd-bench-cluster-", any(config != "sqlite" for config in args.configs), args.server_cpu,
+            functools.partial(_measure, args),
+        )  # fmt: skip
     except common.BenchError as e:
         print(f"xmppd.bench: {e}", file=sys.stderr)
         return 2

@@ -744,19 +744,23 @@ async def _go_online(sessions: list[Session], tally: Tally, contacts: int, settl
     came online later), then ``settle`` seconds of silence for anything else."""
     for session in sessions:
         session.transport.write(online)
-    expected, quiet_ns = len(sessions) * (contacts + 1), int(settle * 1e9)
+    await settled(tally, len(sessions) * (contacts + 1), settle, "going online")
+
+
+async def settled(tally: Tally, presences: int, settle: float, doing: str) -> None:
+    """Until the sessions have received ``presences`` presence stanzas in all and then
+    ``settle`` seconds of silence; a BenchError naming what they were ``doing`` if that
+    takes SETTLE_TIMEOUT, or if any error stanza came or stream closed."""
     try:
         async with asyncio.timeout(SETTLE_TIMEOUT):
-            while tally.presences < expected:
+            while tally.presences < presences:
                 await asyncio.sleep(DRAIN_POLL)
-            while time.perf_counter_ns() - tally.last_data < quiet_ns:
+            while time.perf_counter_ns() - tally.last_data < int(settle * 1e9):
                 await asyncio.sleep(settle / 10)
     except TimeoutError:
-        raise BenchError(
-            f"going online: {tally.presences} of {expected} presence stanzas after {SETTLE_TIMEOUT:.0f} s"
-        ) from None
+        raise BenchError(f"{doing}: {tally.presences} of {presences} presence stanzas after {SETTLE_TIMEOUT:.0f} s") from None
     if tally.errors or tally.disconnected:
-        raise BenchError(f"going online: {tally.errors} error stanzas, {tally.disconnected} streams closed")
+        raise BenchError(f"{doing}: {tally.errors} error stanzas, {tally.disconnected} streams closed")
 
 
 async def _offer(sessions: list[Session], stanza: Callable[[Session], bytes], rate: int, duration: float) -> int:

@@ -197,7 +197,9 @@ class RedisCluster:
         return node_id not in self.membership.dead
 
     def _here(self, full: str):
-        resource = self.directory.resource(internJID(full))
+        return self._live_here(self.directory.resource(internJID(full)))
+
+    def _live_here(self, resource):
         if resource is None or resource.node != self.node_id or resource.stream is None or resource.stream.closed:
             return None
         return resource
@@ -257,15 +259,16 @@ class RedisCluster:
         """One stanza of a room for this node's occupants, parsed once; each recipient's own
         privacy list is checked here, and one whose session moved or ended is routed again."""
         (stanza,) = parse_fragments(data, NS_CLIENT)
-        readdress = Readdressed(stanza)
-        for to in recipients:
-            resource = self._here(to)
+        readdress, local = Readdressed(stanza), self.node.router.local
+        admits = local.admission(stanza)
+        for to in recipients:  # occupants' real JIDs, which the room's node had in normal form
+            resource = self._live_here(self.directory.by_full(to))
             if resource is None:
                 self.node.router.send(readdressed(stanza, to))
-            elif self.node.router.local.admitted(stanza, [resource]):
+            elif admits(resource):
                 resource.stream.send_raw(readdress(to))
             else:
-                self.node.router.local.to_resource(readdressed(stanza, to), resource)
+                local.to_resource(readdressed(stanza, to), resource)
 
 
 async def end_sessions(redis, bare: str, condition: str, text: str) -> int:

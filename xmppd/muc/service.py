@@ -241,13 +241,14 @@ class MucService:
         """Serialised once for the local recipients whose list admits it (docs/design.md: once per
         broadcast) and once for each other node that has recipients, which checks their lists;
         anything else takes the ordinary way, fallbacks included."""
-        router, directory, here = self.node.router, self.node.directory, self.node.node_id
+        router, by_full, here = self.node.router, self.node.directory.by_full, self.node.node_id
         stanza, readdress, elsewhere = fanout.stanza, None, {}
-        for to in fanout.to:
-            resource = directory.resource(parse_jid(to))
+        admits = router.local.admission(stanza)
+        for to in fanout.to:  # real JIDs the room got from the router: in normal form
+            resource = by_full(to)
             if resource is not None and resource.node != here:
                 elsewhere.setdefault(resource.node, []).append(to)
-            elif resource is not None and router.local.admitted(stanza, [resource]):
+            elif resource is not None and admits(resource):
                 readdress = readdress or Readdressed(stanza)
                 resource.stream.send_raw(readdress(to))
             else:
