@@ -148,12 +148,13 @@ def tcp_connection(transport) -> FileDescriptor:
     return transport._tcp if isinstance(transport, DirectTLSProtocol) else transport
 
 
-def start_tls(transport, options: ssl.CertificateOptions) -> None:
-    """``transport.startTLS(options)`` (server side), with ``DirectTLSProtocol`` as the TLS layer.
+def start_tls(transport, options, is_client: bool = False) -> None:
+    """``transport.startTLS(options)``, with ``DirectTLSProtocol`` as the TLS layer; ``options``
+    are CertificateOptions, or a client connection creator when ``is_client`` (outbound s2s).
 
     A producer registered on the connection (the stream's output budget) stays there, below TLS.
     """
-    layer = DirectTLSProtocol(DirectTLSFactory(options, False, None), transport.protocol, False)
+    layer = DirectTLSProtocol(DirectTLSFactory(options, is_client, None), transport.protocol, False)
     transport.protocol = layer
     transport.getHandle, transport.getPeerCertificate = layer.getHandle, layer.getPeerCertificate
     directlyProvides(transport, ISSLTransport)
