@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_twisted
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.words.xish import domish
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from tests.integration.node_fixtures import RunningNode, node_config
 from tests.integration.stanzas import presence
 from xmppd.client import Client, connect
+from xmppd.protocol import xml as X
 from xmppd.service import make_node_service
 
 ONE, TWO = "one.test", "two.test"
@@ -80,24 +84,96 @@ class TestCA:
         return str(cert_file), str(key_file)
 
 
+async def login(node: RunningNode, user: str, available: bool = True, create: bool = True) -> Client:
+    """An account of ``node``'s domain (new unless ``create`` is false), logged in; ``available``
+    sends initial presence and waits for its echo."""
+    domain = node.node.config.domains[0]
+    if create:
+        await node.add_user(user, domain=domain)
+    client = await connect(jid=f"{user}@{domain}", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+    if available:
+        client.send(presence())
+        await client.next(lambda e: e.name == "presence" and e.getAttribute("from") == client.jid.full())
+    return client
+
+
 @dataclass
 class Pair:
     one: RunningNode
     two: RunningNode
 
-    async def login(self, node: RunningNode, user: str, available: bool = True) -> Client:
-        """A new account on ``node``, logged in; ``available`` sends initial presence and waits for its echo."""
-        domain = node.node.config.domains[0]
-        await node.add_user(user, domain=domain)
-        client = await connect(jid=f"{user}@{domain}", password="secret", host="127.0.0.1", port=node.port, insecure=True)
-        self.clients.append(client)
-        if available:
-            client.send(presence())
-            await client.next(lambda e: e.name == "presence" and e.getAttribute("from") == client.jid.full())
-        return client
-
     def __post_init__(self):
         self.clients: list[Client] = []
+
+    async def login(self, node: RunningNode, user: str, **options) -> Client:
+        client = await login(node, user, **options)
+        self.clients.append(client)
+        return client
+
+
+class RawPeer(protocol.Protocol):
+    """A hand-driven server-to-server peer, for what no well-behaved server sends."""
+
+    def __init__(self):
+        self.header: defer.Deferred = defer.Deferred()
+        self.closed: defer.Deferred = defer.Deferred()
+        self.elements: list[domish.Element] = []
+        self._waiters: list = []
+        self.parser = domish.elementStream()
+        self.parser.DocumentStartEvent = self.header.callback
+        self.parser.ElementEvent = self._on_element
+        self.parser.DocumentEndEvent = self._on_footer
+
+    def open(self, to: str, sender: str | None = None) -> None:
+        origin = f" from='{sender}'" if sender else ""
+        self.transport.write(
+            f"<stream:stream xmlns='jabber:server' xmlns:stream='{X.NS_STREAMS}' xmlns:db='{X.NS_DIALBACK}'"
+            f" to='{to}'{origin} version='1.0'>".encode()
+        )
+
+    def send(self, data: str) -> None:
+        self.transport.write(data.encode())
+
+    def dataReceived(self, data: bytes):
+        self.parser.parse(data)
+
+    def _on_footer(self):
+        """The node closed its stream: close ours, as a well-behaved peer does (RFC 6120 §4.4)."""
+        self.transport.write(b"</stream:stream>")
+        self.transport.loseConnection()
+
+    def _on_element(self, element: domish.Element):
+        for entry in self._waiters:
+            if entry[0](element):
+                self._waiters.remove(entry)
+                entry[1].callback(element)
+                return
+        self.elements.append(element)
+
+    def next(self, predicate, timeout: float = 10) -> defer.Deferred:
+        for element in self.elements:
+            if predicate(element):
+                self.elements.remove(element)
+                return defer.succeed(element)
+        waiting = defer.Deferred()
+        self._waiters.append((predicate, waiting))
+        return waiting.addTimeout(timeout, reactor)
+
+    async def stream_error(self, timeout: float = 10) -> str:
+        """The condition of the stream error the node sends, and the close that follows."""
+        error = await self.next(lambda e: (e.uri, e.name) == (X.NS_STREAMS, "error"), timeout)
+        return next(c.name for c in error.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text")
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.closed.callback(None)
+
+
+async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPeer, domish.Element]:
+    """A RawPeer connected to an s2s port, its header sent; returns it and the node's header."""
+    peer = RawPeer()
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), peer)
+    peer.open(to, sender)
+    return peer, await peer.header.addTimeout(10, reactor)
 
 
 def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, int], **overrides):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer, protocol, reactor
 
-from tests.integration.federation import ONE, TWO, federate  # noqa: F401 (fixture)
-from tests.integration.stanzas import message
+from tests.integration.federation import ONE, TWO, RawPeer, federate, free_port, login, raw_peer  # noqa: F401 (fixture)
+from tests.integration.stanzas import error_of, message
+from xmppd.protocol import xml as X
+from xmppd.s2s.keys import DialbackKeys
 
 
 def inbound_proofs(node) -> dict:
@@ -32,3 +35,136 @@ async def test_messages_cross_both_ways(federate, ca, proof):
     assert str(got.body) == "hello one"
     assert inbound_proofs(pair.two) == {(TWO, ONE): proof}
     assert inbound_proofs(pair.one) == {(ONE, TWO): proof}
+
+
+# -- bounces (MSG-06, S2S-07) ---------------------------------------------------------------
+
+
+@pytest_twisted.async_yield_fixture
+async def silent_port():
+    """A port that accepts connections and never says a word."""
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+    yield port.getHost().port
+    await port.stopListening()
+
+
+def bounced(sender: str):
+    return lambda e: e.name == "message" and e.getAttribute("type") == "error" and e.getAttribute("from") == sender
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_and_silent_domains_bounce_in_bounded_time(node_factory, silent_port):
+    node = node_factory(
+        domains=[ONE], s2s=True, s2s_port=0, s2s_interface="127.0.0.1", s2s_connect_timeout=1,
+        s2s_hosts=[f"closed.test=127.0.0.1:{free_port()}", f"silent.test=127.0.0.1:{silent_port}"],
+    )
+    alice = await login(node, "alice")
+    try:
+        for domain, wanted in (("closed.test", "remote-server-not-found"), ("silent.test", "remote-server-timeout")):
+            started = reactor.seconds()
+            alice.send(message(f"x@{domain}", "anyone?", id="m1"))
+            answer = await alice.next(bounced(f"x@{domain}"), timeout=5)
+            assert (answer["id"], error_of(answer)[1]) == ("m1", wanted)
+            assert reactor.seconds() - started < 3
+            # resting after the failure: the next one bounces at once, with the same condition
+            alice.send(message(f"x@{domain}", "still?", id="m2"))
+            again = await alice.next(bounced(f"x@{domain}"), timeout=1)
+            assert (again["id"], error_of(again)[1]) == ("m2", wanted)
+    finally:
+        await alice.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_queue_for_a_domain_is_bounded(node_factory, silent_port):
+    node = node_factory(
+        domains=[ONE], s2s=True, s2s_port=0, s2s_interface="127.0.0.1", s2s_connect_timeout=2, s2s_queue_max=2,
+        s2s_hosts=[f"silent.test=127.0.0.1:{silent_port}"],
+    )
+    alice = await login(node, "alice")
+    try:
+        for n in range(3):
+            alice.send(message("x@silent.test", str(n), id=f"q{n}"))
+        first = await alice.next(bounced("x@silent.test"), timeout=1)
+        assert (first["id"], error_of(first)[1]) == ("q2", "resource-constraint")
+        waited = [await alice.next(bounced("x@silent.test"), timeout=5) for _ in range(2)]
+        assert [(w["id"], error_of(w)[1]) for w in waited] == [("q0", "remote-server-timeout"), ("q1", "remote-server-timeout")]
+    finally:
+        await alice.close()
+
+
+# -- inbound stream errors (S2S-06) -------------------------------------------------------------
+
+
+SECRET = "shared by the test"
+
+
+@pytest_twisted.async_fixture
+async def plain_pair(federate):
+    """ONE and TWO with a secret the test knows, and TLS not required, so a raw peer can speak."""
+    return await federate(s2s_tls_required=False, s2s_secret=SECRET)
+
+
+async def peer_as_one(pair) -> RawPeer:
+    """A raw stream to TWO, authenticated for ONE by dialback with a key made from ONE's secret
+    (TWO checks it with ONE, the real node, which finds it valid)."""
+    peer, header = await raw_peer(pair.two.s2s_port, TWO, ONE)
+    await peer.next(lambda e: e.name == "features")
+    key = DialbackKeys(SECRET).key(TWO, ONE, header["id"])
+    peer.send(f"<db:result from='{ONE}' to='{TWO}'>{key}</db:result>")
+    answer = await peer.next(lambda e: e.name == "result" and e.uri == X.NS_DIALBACK)
+    assert (answer["type"], answer["from"], answer["to"]) == ("valid", TWO, ONE)
+    return peer
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stanza_before_authentication_is_not_authorized(plain_pair):
+    peer, header = await raw_peer(plain_pair.two.s2s_port, TWO, ONE)
+    assert (header["from"], header["to"], header.uri, header.defaultUri) == (TWO, ONE, X.NS_STREAMS, "jabber:server")
+    assert header.localPrefixes.get("db") == X.NS_DIALBACK
+    peer.send(f"<message from='alice@{ONE}' to='bob@{TWO}'><body>hi</body></message>")
+    assert await peer.stream_error() == "not-authorized"
+    await peer.closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_domain_not_served_is_host_unknown(plain_pair):
+    peer, _header = await raw_peer(plain_pair.two.s2s_port, "elsewhere.test", ONE)
+    assert await peer.stream_error() == "host-unknown"
+
+
+@pytest.mark.parametrize(
+    "stanza, condition",
+    [
+        (f"<message to='bob@{TWO}'><body>no from</body></message>", "improper-addressing"),
+        (f"<message from='alice@{ONE}'><body>no to</body></message>", "improper-addressing"),
+        (f"<message from='mallory@evil.test' to='bob@{TWO}'><body>spoofed</body></message>", "invalid-from"),
+        (f"<message from='alice@{ONE}' to='carol@third.test'><body>relay me</body></message>", "host-unknown"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_misaddressed_stanzas_end_the_stream(plain_pair, stanza, condition):
+    bob = await plain_pair.login(plain_pair.two, "bob")
+    peer = await peer_as_one(plain_pair)
+    peer.send(stanza)
+    assert await peer.stream_error() == condition
+    with pytest.raises(defer.TimeoutError):
+        await bob.next(lambda e: e.name == "message", timeout=0.5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_authenticated_peer_reaches_local_users(plain_pair):
+    bob = await plain_pair.login(plain_pair.two, "bob")
+    peer = await peer_as_one(plain_pair)
+    peer.send(f"<message from='alice@{ONE}/x' to='bob@{TWO}' type='chat'><body>by hand</body></message>")
+    got = await bob.next(lambda e: e.name == "message")
+    assert (got["from"], got.uri, str(got.body)) == (f"alice@{ONE}/x", "jabber:client", "by hand")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_wrong_dialback_key_is_invalid(plain_pair):
+    peer, _header = await raw_peer(plain_pair.two.s2s_port, TWO, ONE)
+    peer.send(f"<db:result from='{ONE}' to='{TWO}'>{'0' * 64}</db:result>")
+    answer = await peer.next(lambda e: e.name == "result" and e.uri == X.NS_DIALBACK)
+    assert (answer["type"], answer["from"], answer["to"]) == ("invalid", TWO, ONE)
+    peer.send(f"<message from='alice@{ONE}' to='bob@{TWO}'><body>hi</body></message>")
+    assert await peer.stream_error() == "not-authorized"
