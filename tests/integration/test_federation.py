@@ -7,9 +7,12 @@ import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 
 from tests.integration.federation import ONE, TWO, RawPeer, federate, free_port, login, raw_peer  # noqa: F401 (fixture)
-from tests.integration.stanzas import error_of, message
+from tests.integration.stanzas import error_of, iq, message, presence
+from xmppd.client import IQError
 from xmppd.protocol import xml as X
 from xmppd.s2s.keys import DialbackKeys
+
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 
 def inbound_proofs(node) -> dict:
@@ -168,3 +171,64 @@ async def test_a_wrong_dialback_key_is_invalid(plain_pair):
     assert (answer["type"], answer["from"], answer["to"]) == ("invalid", TWO, ONE)
     peer.send(f"<message from='alice@{ONE}' to='bob@{TWO}'><body>hi</body></message>")
     assert await peer.stream_error() == "not-authorized"
+
+
+# -- what users do across domains ----------------------------------------------------------------
+
+
+def presence_from(sender: str, kind: str | None = None):
+    return lambda e: e.name == "presence" and e.getAttribute("from") == sender and e.getAttribute("type") == kind
+
+
+async def subscribe(asker, asker_bare: str, contact, contact_bare: str) -> None:
+    """asker subscribes to contact, who approves; asker gets the approval, then contact's presence (SUB-04)."""
+    asker.send(presence(to=contact_bare, kind="subscribe"))
+    request = await contact.next(presence_from(asker_bare, "subscribe"), timeout=10)
+    assert request["to"] == contact_bare
+    contact.send(presence(to=asker_bare, kind="subscribed"))
+    await asker.next(presence_from(contact_bare, "subscribed"), timeout=10)
+    current = await asker.next(presence_from(contact.jid.full()), timeout=10)
+    assert current["to"] == asker_bare
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscriptions_presence_and_probes_cross(federate):
+    """Subscriptions both ways, presence updates, and probes answered from the other side (PRES-09)."""
+    pair = await federate()
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    await subscribe(alice, f"alice@{ONE}", bob, f"bob@{TWO}")
+    await subscribe(bob, f"bob@{TWO}", alice, f"alice@{ONE}")
+    # a new session of alice probes bob across the federation: his presence comes back
+    again = await pair.login(pair.one, "alice", create=False)
+    answer = await again.next(presence_from(bob.jid.full()), timeout=10)
+    assert answer["to"] == f"alice@{ONE}"
+    # bob leaves with a status: alice hears it, and a later probe gets it back, stamped
+    away = presence(kind="unavailable")
+    away.addElement("status", content="gone fishing")
+    bob.send(away)
+    await alice.next(presence_from(bob.jid.full(), "unavailable"), timeout=10)
+    third = await pair.login(pair.one, "alice", create=False)
+    last = await third.next(presence_from(f"bob@{TWO}", "unavailable"), timeout=10)
+    assert str(last.status) == "gone fishing"
+    delay = next(last.elements("urn:xmpp:delay", "delay"))
+    assert delay["from"] == TWO and delay["stamp"].endswith("Z")
+
+
+@pytest_twisted.ensureDeferred
+async def test_vcard_and_disco_of_remote_users(federate):
+    pair = await federate()
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    card = iq("set", "vcard-temp", "vCard")
+    card.vCard.addElement("FN", content="Alice of One")
+    await alice.iq(card)
+    got = await bob.iq(iq("get", "vcard-temp", "vCard", to=f"alice@{ONE}"), timeout=10)
+    assert (got["from"], str(got.vCard.FN)) == (f"alice@{ONE}", "Alice of One")
+    info = await bob.iq(iq("get", NS_DISCO_INFO, to=ONE), timeout=10)
+    assert info["from"] == ONE
+    assert "vcard-temp" in {f["var"] for f in info.query.elements(NS_DISCO_INFO, "feature")}
+    # an IQ to a remote account that does not exist comes back as an error, not silence
+    with pytest.raises(IQError) as missing:
+        await bob.iq(iq("get", "vcard-temp", "vCard", to=f"nobody@{ONE}"), timeout=10)
+    assert missing.value.condition == "service-unavailable"
