@@ -221,13 +221,13 @@ def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int
         domain, _, address = entry.partition("=")
         host, _, port = address.rpartition(":")
         try:
-            prepared = jid.JID(domain.strip()).host
+            prepared = jid.JID(domain.strip())
             number = int(port)
         except (jid.InvalidFormat, UnicodeError, ValueError):
             raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}") from None
-        if not host.strip() or not 0 < number < 65536:
+        if prepared.user or prepared.resource or not host.strip() or not 0 < number < 65536:
             raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}")
-        hosts[prepared] = (host.strip().strip("[]"), number)
+        hosts[prepared.host] = (host.strip().strip("[]"), number)
     return hosts
 
 
