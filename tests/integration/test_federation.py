@@ -8,11 +8,13 @@ from twisted.internet import defer, protocol, reactor
 
 from tests.integration.federation import ONE, TWO, RawPeer, federate, free_port, login, raw_peer  # noqa: F401 (fixture)
 from tests.integration.stanzas import error_of, iq, message, presence
+from tests.integration.test_privacy import until
 from xmppd.client import IQError
 from xmppd.protocol import xml as X
 from xmppd.s2s.keys import DialbackKeys
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_BLOCKING = "urn:xmpp:blocking"
 
 
 def inbound_proofs(node) -> dict:
@@ -232,3 +234,67 @@ async def test_vcard_and_disco_of_remote_users(federate):
     with pytest.raises(IQError) as missing:
         await bob.iq(iq("get", "vcard-temp", "vCard", to=f"nobody@{ONE}"), timeout=10)
     assert missing.value.condition == "service-unavailable"
+
+
+# -- the limits of c2s apply inbound too -----------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_sender_blocked_by_the_recipient_gets_an_error(federate):
+    """PRIV-14 across domains: the recipient's blocklist stops the message, and the sender hears why."""
+    pair = await federate()
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    block = iq("set", NS_BLOCKING, "block")
+    block.block.addElement("item")["jid"] = f"alice@{ONE}"
+    await bob.iq(block)
+    alice.send(message(f"bob@{TWO}", "let me in", id="b1"))
+    answer = await alice.next(lambda e: e.getAttribute("type") == "error", timeout=10)
+    assert (answer["id"], answer["from"], error_of(answer)[1]) == ("b1", f"bob@{TWO}", "service-unavailable")
+    with pytest.raises(defer.TimeoutError):
+        await bob.next(lambda e: e.name == "message", timeout=0.5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stanza_over_the_size_limit_ends_the_remote_stream(plain_pair):
+    peer = await peer_as_one(plain_pair)
+    limit = plain_pair.two.node.config.max_stanza_size
+    peer.send(f"<message from='alice@{ONE}' to='bob@{TWO}'><body>{'x' * limit}</body></message>")
+    assert await peer.stream_error() == "policy-violation"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_idle_stream_is_closed(federate):
+    pair = await federate(s2s_idle_timeout=5)
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    alice.send(message(f"bob@{TWO}", "one"))
+    await bob.next(chat_from(f"alice@{ONE}"), timeout=10)
+    federation = pair.one.node.federation
+    assert (ONE, TWO) in federation.links
+    await until(lambda: not federation.streams, timeout=10)  # both sides closed it after 5 s of nothing
+    assert (ONE, TWO) not in federation.links
+    alice.send(message(f"bob@{TWO}", "two"))  # the next stanza opens a new stream
+    assert str((await bob.next(chat_from(f"alice@{ONE}"), timeout=10)).body) == "two"
+
+
+# -- authenticated certificates only -----------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_requiring_valid_certificates_refuses_dialback(federate):
+    pair = await federate(s2s_require_valid_cert=True)
+    alice = await pair.login(pair.one, "alice")
+    alice.send(message(f"bob@{TWO}", "hi", id="r1"))
+    answer = await alice.next(lambda e: e.getAttribute("type") == "error", timeout=10)
+    assert (answer["id"], error_of(answer)[1]) == ("r1", "remote-server-timeout")
+
+
+@pytest_twisted.ensureDeferred
+async def test_requiring_valid_certificates_lets_external_through(federate):
+    pair = await federate(ca=True, s2s_require_valid_cert=True)
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    alice.send(message(f"bob@{TWO}", "certified"))
+    assert str((await bob.next(chat_from(f"alice@{ONE}"), timeout=10)).body) == "certified"
+    assert inbound_proofs(pair.two) == {(TWO, ONE): "EXTERNAL"}

@@ -98,6 +98,9 @@ class InboundStream(FederationStream):
             return self.dialback_verify(element)
         if element.uri == self.content_namespace and element.name in STANZAS:
             return self.stanza_received(element)
+        if (element.uri, element.name) == (X.NS_STREAMS, "error"):
+            self.log.info("s2s {peer} ended its stream: {error}", peer=self.peer_name(), error=element.toXml())
+            return None  # its </stream:stream> follows, and ours answers it
         raise StreamError("unsupported-stanza-type")
 
     def _require_tls(self):
