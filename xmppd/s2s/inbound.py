@@ -25,7 +25,7 @@ from twisted.words.xish import domish
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, check_iq, check_message, error_reply
 from xmppd.s2s.outbound import NegotiationFailed
-from xmppd.s2s.stream import STANZAS, FederationStream, dialback, is_dialback
+from xmppd.s2s.stream import STANZAS, FederationStream, dialback, is_dialback, stream_error_condition
 from xmppd.streams.base import StreamError
 
 
@@ -98,8 +98,9 @@ class InboundStream(FederationStream):
             return self.dialback_verify(element)
         if element.uri == self.content_namespace and element.name in STANZAS:
             return self.stanza_received(element)
-        if (element.uri, element.name) == (X.NS_STREAMS, "error"):
-            self.log.info("s2s {peer} ended its stream: {error}", peer=self.peer_name(), error=element.toXml())
+        condition = stream_error_condition(element)
+        if condition is not None:
+            self.log.info("s2s {peer} ended its stream: {condition}", peer=self.peer_name(), condition=condition)
             return None  # its </stream:stream> follows, and ours answers it
         raise StreamError("unsupported-stanza-type")
 

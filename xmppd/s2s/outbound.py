@@ -13,7 +13,7 @@ from twisted.internet import protocol
 from twisted.words.xish import domish
 
 from xmppd.protocol import xml as X
-from xmppd.s2s.stream import FederationStream, dialback, is_dialback
+from xmppd.s2s.stream import FederationStream, dialback, is_dialback, stream_error_condition
 
 
 def _child(element: domish.Element, uri: str, name: str) -> domish.Element | None:
@@ -62,10 +62,10 @@ class OutboundStream(FederationStream):
     # -- negotiation ----------------------------------------------------------------------
 
     def element_received(self, element: domish.Element):
+        condition = stream_error_condition(element)
         if (element.uri, element.name) == (X.NS_STREAMS, "features"):
             self.features(element)
-        elif (element.uri, element.name) == (X.NS_STREAMS, "error"):
-            condition = next((c.name for c in element.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text"), "undefined-condition")
+        elif condition is not None:
             self.link.stream_failed(self, NegotiationFailed("remote-server-timeout", f"the peer ended the stream: {condition}"))
         elif element.uri == X.NS_TLS:
             self.tls_answer(element)

@@ -34,6 +34,13 @@ def dialback(name: str, sender: str, to: str, *, kind: str | None = None, stream
     return f"<db:{name}{attributes}>{content}</db:{name}>" if content else f"<db:{name}{attributes}/>"
 
 
+def stream_error_condition(element: domish.Element) -> str | None:
+    """The condition of a peer's <stream:error/>, None for any other element."""
+    if (element.uri, element.name) != (X.NS_STREAMS, "error"):
+        return None
+    return next((c.name for c in element.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text"), "undefined-condition")
+
+
 def is_dialback(element: domish.Element, name: str) -> bool:
     return element.uri == X.NS_DIALBACK and element.name == name
 
