@@ -6,8 +6,17 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 
-from tests.integration.federation import ONE, TWO, RawPeer, federate, free_port, login, raw_peer  # noqa: F401 (fixture)
+from tests.integration.federation import (  # noqa: F401 (fixture)
+    ONE,
+    TWO,
+    RawPeer,
+    federate,
+    free_port,
+    login,
+    raw_peer,
+)
 from tests.integration.stanzas import error_of, iq, message, presence
+from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401 (fixture)
 from tests.integration.test_privacy import until
 from xmppd.client import IQError
 from xmppd.protocol import xml as X
@@ -298,3 +307,45 @@ async def test_requiring_valid_certificates_lets_external_through(federate):
     alice.send(message(f"bob@{TWO}", "certified"))
     assert str((await bob.next(chat_from(f"alice@{ONE}"), timeout=10)).body) == "certified"
     assert inbound_proofs(pair.two) == {(TWO, ONE): "EXTERNAL"}
+
+
+# -- a cluster on one side ----------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_node_of_a_cluster_federates(node_factory, redis_url):
+    """Each node of ONE's cluster has its own link to TWO; TWO checks a key made by node b with node a
+    (the host map names only a), which finds it valid because both derive keys from one secret."""
+    port_a, port_two = free_port(), free_port()
+    common = dict(s2s=True, s2s_interface="127.0.0.1", s2s_secret=SECRET)
+    to_two = [f"{TWO}=127.0.0.1:{port_two}"]
+    a = node_factory(domains=[ONE], redis_url=redis_url, node_id="a", s2s_port=port_a, s2s_hosts=to_two, **common)
+    b = node_factory(domains=[ONE], redis_url=redis_url, node_id="b", s2s_port=0, s2s_hosts=to_two, **common)
+    two = node_factory(domains=[TWO], s2s_port=port_two, s2s_hosts=[f"{ONE}=127.0.0.1:{port_a}"], **common)
+    await ready(a, b)
+    alice, bob = await login(a, "alice"), await login(two, "bob")
+    await a.add_user("carol", domain=ONE)
+    carol = await login(b, "carol", create=False)
+    try:
+        for sender, text in ((carol, "from b"), (alice, "from a")):
+            sender.send(message(f"bob@{TWO}", text))
+            got = await bob.next(chat_from(sender.jid.userhost()), timeout=10)
+            assert str(got.body) == text
+        bob.send(message(carol.jid.full(), "to b"))  # in through node a, across the node bus to b
+        assert str((await carol.next(chat_from(f"bob@{TWO}"), timeout=10)).body) == "to b"
+        assert (ONE, TWO) in a.node.federation.links and (ONE, TWO) in b.node.federation.links
+    finally:
+        for client in (alice, bob, carol):
+            await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_inbound_connections_over_the_limit_are_refused(node_factory):
+    node = node_factory(domains=[TWO], s2s=True, s2s_port=0, s2s_interface="127.0.0.1", s2s_max_streams=1)
+    first, _header = await raw_peer(node.s2s_port, TWO, ONE)
+    second, header = await raw_peer(node.s2s_port, TWO, ONE)
+    assert header.defaultUri == "jabber:server"
+    assert await second.stream_error() == "resource-constraint"
+    await second.closed
+    await first.next(lambda e: e.name == "features")  # the first goes on
+    first.transport.loseConnection()

@@ -18,14 +18,19 @@ from __future__ import annotations
 import base64
 import binascii
 
-from twisted.internet import protocol
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, check_iq, check_message, error_reply
 from xmppd.s2s.outbound import NegotiationFailed
-from xmppd.s2s.stream import STANZAS, FederationStream, dialback, is_dialback, stream_error_condition
+from xmppd.s2s.stream import (
+    STANZAS,
+    FederationStream,
+    dialback,
+    is_dialback,
+    stream_error_condition,
+)
 from xmppd.streams.base import StreamError
 
 
@@ -216,7 +221,3 @@ class InboundStream(FederationStream):
                 router.send(error_reply(stanza, e))
             return None
         return router.route(stanza)
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        super().connectionLost(reason)
-        self.federation.inbound_lost(self)

@@ -15,6 +15,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
+from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, parse_jid
 from xmppd.s2s.certs import FederationTLS
 from xmppd.s2s.inbound import InboundStream
@@ -27,6 +28,10 @@ from xmppd.streams.c2s import RefusedStream
 log = Logger()
 
 
+class RefusedFederationStream(RefusedStream):
+    content_namespace = X.NS_SERVER
+
+
 class InboundFactory(protocol.Factory):
     noisy = False
 
@@ -35,7 +40,7 @@ class InboundFactory(protocol.Factory):
 
     def buildProtocol(self, addr):
         if len(self.federation.inbound) >= self.federation.config.s2s_max_streams:
-            return RefusedStream(self.federation, "too many server-to-server connections")
+            return RefusedFederationStream(self.federation, "too many server-to-server connections")
         return InboundStream(self.federation)
 
 
@@ -47,8 +52,11 @@ class Federation:
         self.keys = DialbackKeys(self.config.s2s_secret)
         self.resolver = Resolver(self.config.s2s_hosts)
         self.links: dict[tuple[str, str], OutboundLink] = {}
-        self.inbound: set[InboundStream] = set()
         self.streams: set = set()  # every s2s connection, both ways, until its TCP is gone
+
+    @property
+    def inbound(self) -> list[InboundStream]:
+        return [s for s in self.streams if isinstance(s, InboundStream)]
 
     @property
     def local_hosts(self):
@@ -99,14 +107,9 @@ class Federation:
 
     def admit(self, stream) -> None:
         self.streams.add(stream)
-        if isinstance(stream, InboundStream):
-            self.inbound.add(stream)
 
     def release(self, stream) -> None:
         self.streams.discard(stream)
-
-    def inbound_lost(self, stream: InboundStream) -> None:
-        self.inbound.discard(stream)
 
     def inbound_authenticated(self, local: str, remote: str, how: str) -> None:
         log.info("s2s {remote} -> {local} authenticated with {how}", local=local, remote=remote, how=how)

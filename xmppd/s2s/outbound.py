@@ -13,7 +13,12 @@ from twisted.internet import protocol
 from twisted.words.xish import domish
 
 from xmppd.protocol import xml as X
-from xmppd.s2s.stream import FederationStream, dialback, is_dialback, stream_error_condition
+from xmppd.s2s.stream import (
+    FederationStream,
+    dialback,
+    is_dialback,
+    stream_error_condition,
+)
 
 
 def _child(element: domish.Element, uri: str, name: str) -> domish.Element | None:
