@@ -9,7 +9,6 @@ each node at the other's s2s port, picked free before either starts.
 from __future__ import annotations
 
 import datetime
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,17 +23,12 @@ from twisted.words.xish import domish
 
 from tests.integration.node_fixtures import RunningNode, node_config
 from tests.integration.stanzas import presence
+from tests.redis_server import free_port
 from xmppd.client import Client, connect
 from xmppd.protocol import xml as X
 from xmppd.service import make_node_service
 
 ONE, TWO = "one.test", "two.test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_key(key, path: Path) -> None:

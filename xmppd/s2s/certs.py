@@ -61,12 +61,15 @@ class FederationTLS:
         self.options = options
         self.context = options.getContext()
         self.context.set_verify(SSL.VERIFY_PEER, _judged_later)
+        # Asking for a peer certificate makes OpenSSL refuse the handshake (an 'internal error' alert,
+        # seen with Prosody) unless sessions have an id context, even with the session cache off.
+        self.context.set_session_id(b"xmppd-s2s")
         self.trust = trust_store(ca_file)
 
     @classmethod
     def from_files(cls, cert_path, key_path, ca_file: str) -> FederationTLS:
         """A context of its own: asking for client certificates must not reach the c2s listeners."""
-        return cls(tls.server_context(cert_path, key_path), ca_file)
+        return cls(tls.server_context(cert_path, key_path, alpn=(b"xmpp-server",)), ca_file)
 
     def start_server(self, transport) -> None:
         tls.start_tls(transport, self.options)
