@@ -61,9 +61,6 @@ class FederationTLS:
         self.options = options
         self.context = options.getContext()
         self.context.set_verify(SSL.VERIFY_PEER, _judged_later)
-        # Asking for a peer certificate makes OpenSSL refuse the handshake (an 'internal error' alert,
-        # seen with Prosody) unless sessions have an id context, even with the session cache off.
-        self.context.set_session_id(b"xmppd-s2s")
         self.trust = trust_store(ca_file)
 
     @classmethod
