@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, federation, login, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
     "chat": chat,
     "presence": presence,
     "cluster": cluster,
+    "federation": federation,
     "abuse": abuse,
     "roomstore": roomstore,
 }

@@ -64,7 +64,7 @@ class InboundStream(FederationStream):
 
     def choose_domain(self, to: str | None) -> str:
         domain = domain_of(to, "host-unknown")
-        if domain not in self.federation.local_hosts:
+        if not self.federation.serves(domain):
             raise StreamError("host-unknown")
         return domain
 
@@ -151,7 +151,7 @@ class InboundStream(FederationStream):
         self._require_tls()
         local = domain_of(element.getAttribute("to"), "host-unknown")
         remote = domain_of(element.getAttribute("from"), "invalid-from")
-        if local not in self.federation.local_hosts:
+        if not self.federation.serves(local):
             raise StreamError("host-unknown")
         if self.config.s2s_require_valid_cert:
             self.send(dialback("result", local, remote, error="policy-violation"))
@@ -192,7 +192,7 @@ class InboundStream(FederationStream):
         """The authoritative server's part (XEP-0220 §2.1.3): is this key ours?"""
         receiving = domain_of(element.getAttribute("from"), "invalid-from")
         originating = domain_of(element.getAttribute("to"), "host-unknown")
-        if originating not in self.federation.local_hosts:
+        if not self.federation.serves(originating):
             raise StreamError("host-unknown")
         stream_id = element.getAttribute("id") or ""
         valid = self.federation.keys.valid(receiving, originating, stream_id, str(element))
@@ -205,7 +205,7 @@ class InboundStream(FederationStream):
         remote = host_of(stanza.getAttribute("from"), "invalid-from")
         if not self.authenticated:
             raise StreamError("not-authorized")
-        if local not in self.federation.local_hosts:
+        if not self.federation.serves(local):
             raise StreamError("host-unknown")
         if (local, remote) not in self.authenticated:
             raise StreamError("invalid-from")

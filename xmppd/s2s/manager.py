@@ -58,10 +58,9 @@ class Federation:
     def inbound(self) -> list[InboundStream]:
         return [s for s in self.streams if isinstance(s, InboundStream)]
 
-    @property
-    def local_hosts(self):
-        """What a remote server may address here: our domains and the hosted services (MUC)."""
-        return self.node.domains | self.node.router.services.keys()
+    def serves(self, host: str) -> bool:
+        """Whether a remote server may address ``host`` here: one of our domains or hosted services (MUC)."""
+        return host in self.node.domains or host in self.node.router.services
 
     def factory(self) -> InboundFactory:
         return InboundFactory(self)
@@ -74,7 +73,7 @@ class Federation:
             sender = parse_jid(stanza.getAttribute("from"))
         except StanzaError:
             sender = None
-        if sender is None or sender.host not in self.local_hosts:
+        if sender is None or not self.serves(sender.host):
             log.warn("not federating a {name} from {sender!r}: not one of ours", name=stanza.name, sender=stanza.getAttribute("from"))
             return
         self._link(sender.host, remote).send(stanza)
