@@ -15,6 +15,7 @@ from tests.integration.federation import (  # noqa: F401 (fixture)
     login,
     raw_peer,
 )
+from tests.integration.muc import codes, instant, join
 from tests.integration.stanzas import error_of, iq, message, presence
 from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401 (fixture)
 from tests.integration.test_privacy import until
@@ -349,3 +350,29 @@ async def test_inbound_connections_over_the_limit_are_refused(node_factory):
     await second.closed
     await first.next(lambda e: e.name == "features")  # the first goes on
     first.transport.loseConnection()
+
+
+# -- MUC across domains ---------------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_user_joins_a_room_and_talks(federate):
+    """bob of TWO joins a room on ONE's MUC service: the service is a domain of its own, with
+    its own dialback pair, and the room's traffic crosses the federation both ways."""
+    pair = await federate()
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    room = f"lounge@conference.{ONE}"
+    await join(alice, f"{room}/alice")
+    await instant(alice, room)
+    sequence = await join(bob, f"{room}/bob")
+    assert [e["from"] for e in sequence if e.name == "presence"] == [f"{room}/alice", f"{room}/bob"]
+    assert 110 in codes(sequence[1])
+    assert (await alice.next(lambda e: e.name == "presence" and e["from"] == f"{room}/bob", timeout=10))["to"] == alice.jid.full()
+    groupchat = message(room, "hello from two", kind="groupchat")
+    bob.send(groupchat)
+    for client in (alice, bob):
+        got = await client.next(lambda e: e.name == "message" and e.getAttribute("from") == f"{room}/bob", timeout=10)
+        assert (str(got.body), got["type"]) == ("hello from two", "groupchat")
+    assert (f"conference.{ONE}", TWO) in pair.one.node.federation.links
+    assert inbound_proofs(pair.one) == {(f"conference.{ONE}", TWO): "dialback"}
