@@ -376,3 +376,10 @@ async def test_a_remote_user_joins_a_room_and_talks(federate):
         assert (str(got.body), got["type"]) == ("hello from two", "groupchat")
     assert (f"conference.{ONE}", TWO) in pair.one.node.federation.links
     assert inbound_proofs(pair.one) == {(f"conference.{ONE}", TWO): "dialback"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_peer_claiming_one_of_our_own_domains_is_invalid_from(plain_pair):
+    peer, _header = await raw_peer(plain_pair.two.s2s_port, TWO, TWO)
+    peer.send(f"<db:result from='{TWO}' to='{TWO}'>{'0' * 64}</db:result>")
+    assert await peer.stream_error() == "invalid-from"

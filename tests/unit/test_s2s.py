@@ -189,3 +189,16 @@ def test_a_failed_link_bounces_at_once_while_it_rests_and_the_rest_doubles_to_a_
         backoffs.append(link.backoff)
     assert backoffs == [2, 3, 3, 3]
     assert federation.bounced[-1] == ("3", "remote-server-not-found")
+
+
+def test_verifications_asked_on_a_stream_that_closes_are_answered_with_an_error():
+    federation = Federation()
+    link = OutboundLink(federation, "a.example", "b.example")
+    link.connect = lambda: None
+    answer = link.verify("id1", "key")
+    link.stream = stream = object()
+    link.ready = True
+    link.stream_lost(stream)
+    assert answer.called and answer.result.value.condition == "remote-server-timeout"
+    answer.addErrback(lambda _: None)
+    assert link.idle and federation.idle == [link]

@@ -153,6 +153,8 @@ class InboundStream(FederationStream):
         remote = domain_of(element.getAttribute("from"), "invalid-from")
         if not self.federation.serves(local):
             raise StreamError("host-unknown")
+        if self.federation.serves(remote):  # nobody else speaks for our own hosts; asking ourselves would loop
+            raise StreamError("invalid-from")
         if self.config.s2s_require_valid_cert:
             self.send(dialback("result", local, remote, error="policy-violation"))
             return

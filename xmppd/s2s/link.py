@@ -161,6 +161,7 @@ class OutboundLink:
         if self.ready or not (self.queue or self.verifications):  # a closed idle stream: the next stanza opens another
             self.stream, self.ready = None, False
             self._cancel_deadline()
+            self._refuse_verifications(NegotiationFailed("remote-server-timeout", f"{self.remote} closed the stream"))
             self.federation.link_idle(self)
         else:
             self.failed(NegotiationFailed("remote-server-timeout", f"{self.remote} closed the connection during negotiation"))
@@ -178,11 +179,15 @@ class OutboundLink:
         queue, self.queue = self.queue, deque()
         for stanza in queue:
             self.federation.bounce(stanza, failure)
+        self._refuse_verifications(failure)
+        self.federation.link_idle(self)
+
+    def _refuse_verifications(self, failure: NegotiationFailed) -> None:
+        """Verifications still unanswered will not be: their inbound streams answer with the error."""
         verifications, self.verifications = self.verifications, {}
         self._asked.clear()
         for answer, _key in verifications.values():
             answer.errback(failure)
-        self.federation.link_idle(self)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
