@@ -3,8 +3,11 @@ namespace move, and a link's backoff (one class, its federation a stand-in)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from twisted.internet import defer, task
+from twisted.internet.testing import StringTransport
 from twisted.names import dns, error
 from twisted.words.xish import domish
 from wokkel.server import generateKey
@@ -13,7 +16,7 @@ from xmppd import config as cfg
 from xmppd.protocol import xml as X
 from xmppd.s2s.keys import DialbackKeys
 from xmppd.s2s.link import OutboundLink
-from xmppd.s2s.outbound import NegotiationFailed
+from xmppd.s2s.outbound import NegotiationFailed, OutboundStream
 from xmppd.s2s.resolver import DEFAULT_PORT, DomainNotFound, Resolver, srv_order
 from xmppd.s2s.stream import dialback
 
@@ -202,3 +205,21 @@ def test_verifications_asked_on_a_stream_that_closes_are_answered_with_an_error(
     assert answer.called and answer.result.value.condition == "remote-server-timeout"
     answer.addErrback(lambda _: None)
     assert link.idle and federation.idle == [link]
+
+
+def test_a_link_stops_writing_to_a_stream_the_moment_it_closes():
+    """Closed for idleness, the stream waits for the peer's close: a stanza routed meanwhile
+    must open a new stream, not vanish into the old one."""
+    federation = Federation()
+    federation.reclaimer = SimpleNamespace(read=0)
+    federation.admit = federation.release = lambda stream: None
+    link = OutboundLink(federation, "a.example", "b.example")
+    stream = OutboundStream(link)
+    stream.makeConnection(StringTransport())
+    link.stream, link.ready = stream, True
+    stream.close()
+    assert (link.stream, link.ready) == (None, False)
+    connecting = []
+    link.connect = lambda: connecting.append(True)
+    link.send(stanza(1))
+    assert [s["id"] for s in link.queue] == ["1"] and connecting == [True]

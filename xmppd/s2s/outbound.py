@@ -151,6 +151,11 @@ class OutboundStream(FederationStream):
         self.link.stream_failed(self, NegotiationFailed(condition, text))
         self.stream_error(stream_condition, text)
 
+    def stream_ended(self, condition: str | None):
+        """Closed by either side: nothing written from now on would arrive, so the link must not
+        write here while TCP waits for the peer's close."""
+        self.link.stream_lost(self)
+
     def connectionLost(self, reason=protocol.connectionDone):
         super().connectionLost(reason)
         self.link.stream_lost(self)
