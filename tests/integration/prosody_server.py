@@ -16,6 +16,7 @@ from twisted.internet import error, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from tests.redis_server import free_port
+from tests.subprocesses import terminate
 
 MODULES = Path(__file__).resolve().parent / "prosody"
 INSTALL_HINT = "prosody is not on PATH: install it (apt-get install -y prosody)"
@@ -83,13 +84,8 @@ VirtualHost "{self.domain}"
         raise AssertionError(f"prosody did not listen on {self.c2s_port} within {timeout}s; see {self.directory}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
 
 
 def prosody(domain: str, directory: Path) -> Prosody:
