@@ -383,3 +383,51 @@ async def test_a_peer_claiming_one_of_our_own_domains_is_invalid_from(plain_pair
     peer, _header = await raw_peer(plain_pair.two.s2s_port, TWO, TWO)
     peer.send(f"<db:result from='{TWO}' to='{TWO}'>{'0' * 64}</db:result>")
     assert await peer.stream_error() == "invalid-from"
+
+
+# -- a remote server that stops reading -----------------------------------------------------------------
+
+
+class StallingServer(protocol.Protocol):
+    """A receiving server that accepts our dialback key without checking it, then never reads again."""
+
+    connections: list[StallingServer]
+
+    def connectionMade(self):
+        self.connections.append(self)
+
+    def dataReceived(self, data: bytes):
+        if b"<stream:stream" in data:
+            self.transport.write(
+                f"<stream:stream xmlns='jabber:server' xmlns:stream='{X.NS_STREAMS}' xmlns:db='{X.NS_DIALBACK}'"
+                f" id='stall' from='stall.test' to='{ONE}' version='1.0'>"
+                f"<stream:features><dialback xmlns='{X.NS_DIALBACK_FEATURE}'/></stream:features>".encode()
+            )
+        if b"<db:result" in data:
+            self.transport.write(f"<db:result from='stall.test' to='{ONE}' type='valid'/>".encode())
+            self.transport.pauseProducing()  # and read nothing more
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_server_that_stops_reading_is_cut_off(node_factory):
+    """The output budget holds for s2s too: the stream ends once its unread output passes twice
+    max_output_buffer or stays over it for output_stall_timeout, and the next stanza gets a new stream."""
+    connections: list[StallingServer] = []
+    factory = protocol.Factory.forProtocol(StallingServer)
+    StallingServer.connections = connections
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        node = node_factory(
+            domains=[ONE], s2s=True, s2s_port=0, s2s_interface="127.0.0.1", s2s_tls_required=False,
+            s2s_hosts=[f"stall.test=127.0.0.1:{port.getHost().port}"], max_output_buffer=65536, output_stall_timeout=2, closing_timeout=1,
+        )
+        alice = await login(node, "alice")
+        body = "x" * 8000
+        for n in range(2500):  # 20 MB: more than the kernel's buffers on both sides take
+            alice.send(message("x@stall.test", body, id=f"s{n}"))
+        # cut off (it cannot tell: it reads nothing), then the stanzas still coming open a new stream
+        await until(lambda: len(connections) >= 2, timeout=30)
+        assert len([s for s in node.node.federation.streams if not s.closed]) <= 1
+        await alice.close()
+    finally:
+        await port.stopListening()
