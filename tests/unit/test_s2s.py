@@ -3,9 +3,14 @@ namespace move, and a link's backoff (one class, its federation a stand-in)."""
 
 from __future__ import annotations
 
+import datetime
 from types import SimpleNamespace
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 from twisted.names import dns, error
@@ -14,6 +19,7 @@ from wokkel.server import generateKey
 
 from xmppd import config as cfg
 from xmppd.protocol import xml as X
+from xmppd.s2s.certs import names_domain
 from xmppd.s2s.keys import DialbackKeys
 from xmppd.s2s.link import OutboundLink
 from xmppd.s2s.outbound import NegotiationFailed, OutboundStream
@@ -223,3 +229,41 @@ def test_a_link_stops_writing_to_a_stream_the_moment_it_closes():
     link.connect = lambda: connecting.append(True)
     link.send(stanza(1))
     assert [s["id"] for s in link.queue] == ["1"] and connecting == [True]
+
+
+# -- which names in a certificate count (RFC 6125, RFC 6120 §13.7.1.2) ---------------------------------
+
+ID_ON_DNS_SRV = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.7")
+
+
+def certificate(*names: x509.GeneralName) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def srv_id(name: str) -> x509.OtherName:
+    encoded = name.encode("ascii")
+    return x509.OtherName(ID_ON_DNS_SRV, bytes([0x16, len(encoded)]) + encoded)  # DER IA5String
+
+
+@pytest.mark.parametrize(
+    "names, valid",
+    [
+        ((x509.DNSName("example.org"),), True),
+        ((x509.DNSName("*.example.org"),), False),  # a wildcard never covers the domain itself
+        ((srv_id("_xmpp-server.example.org"),), True),
+        ((srv_id("_xmpp-client.example.org"),), False),
+        ((x509.DNSName("other.example"),), False),
+        ((), False),  # the common name alone does not count
+    ],
+)
+def test_a_certificate_names_a_domain_by_dns_id_or_xmpp_server_srv_id(names, valid):
+    assert names_domain(certificate(*names), "example.org") is valid

@@ -5,16 +5,18 @@ certificate (TLS would not send one otherwise) but lets the handshake go on
 whatever comes, since a peer without a valid certificate may still
 authenticate with dialback (S2S-04: STARTTLS even with untrusted certificates,
 against downgrades). The certificate is judged after the handshake: a chain to
-a trusted CA, and a DNS-ID naming the domain the peer claims.
+a trusted CA, and a DNS-ID or SRV-ID naming the domain the peer claims.
 """
 
 from __future__ import annotations
 
 import ssl as stdlib_ssl
 
-import service_identity
+from cryptography import x509
 from OpenSSL import SSL, crypto
-from service_identity.cryptography import verify_certificate_hostname
+from service_identity import CertificateError, VerificationError
+from service_identity.cryptography import extract_patterns
+from service_identity.hazmat import DNS_ID, SRV_ID, verify_service_identity
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.logger import Logger
@@ -27,6 +29,19 @@ log = Logger()
 
 def _judged_later(_connection, _certificate, _errno, _depth, _ok) -> bool:
     return True
+
+
+def names_domain(certificate: x509.Certificate, domain: str) -> bool:
+    """RFC 6125 as RFC 6120 §13.7.1.2 applies it: a DNS-ID or an SRV-ID ``_xmpp-server`` for
+    the domain (XmppAddr identifiers, which service-identity does not read, are not counted)."""
+    patterns = extract_patterns(certificate)
+    for identity in (DNS_ID(domain), SRV_ID(f"_xmpp-server.{domain}")):
+        try:
+            verify_service_identity(patterns, obligatory_ids=[identity], optional_ids=[])
+        except (VerificationError, CertificateError):
+            continue
+        return True
+    return False
 
 
 def trust_store(ca_file: str) -> crypto.X509Store:
@@ -83,8 +98,10 @@ class FederationTLS:
         intermediates = [c for c in connection.get_peer_cert_chain() or () if c.digest("sha256") != leaf.digest("sha256")]
         try:
             crypto.X509StoreContext(self.trust, leaf, chain=intermediates).verify_certificate()
-            verify_certificate_hostname(leaf.to_cryptography(), domain)
-        except (crypto.X509StoreContextError, service_identity.VerificationError, service_identity.CertificateError) as e:
+        except crypto.X509StoreContextError as e:
             log.debug("the certificate of {domain} does not authenticate it: {error}", domain=domain, error=e)
+            return False
+        if not names_domain(leaf.to_cryptography(), domain):
+            log.debug("the certificate presented by {domain} does not name it", domain=domain)
             return False
         return True
