@@ -204,7 +204,8 @@ async def federate(tmp_path):
             if authority is not None:
                 cert, key = authority.issue(domain, f"conference.{domain}")
                 settings.update(tls_cert=cert, tls_key=key, s2s_ca_file=str(authority.file))
-            peers = {peer: ports[peer], f"conference.{peer}": ports[peer]}  # its MUC service is a domain of its own
+            # its MUC service and components are domains of their own
+            peers = {peer: ports[peer], f"conference.{peer}": ports[peer], f"gateway.{peer}": ports[peer]}
             nodes[domain] = start(tmp_path / domain, domain, ports[domain], peers, **settings)
         pair = Pair(nodes[ONE], nodes[TWO])
         pairs.append(pair)

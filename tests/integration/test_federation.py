@@ -6,6 +6,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 
+from tests.integration.component import component_message, component_port, open_stream
 from tests.integration.federation import (  # noqa: F401 (fixture)
     ONE,
     TWO,
@@ -431,3 +432,25 @@ async def test_a_remote_server_that_stops_reading_is_cut_off(node_factory):
         await alice.close()
     finally:
         await port.stopListening()
+
+
+# -- an external component reached from another domain ---------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_user_and_a_component_exchange_messages(federate):
+    """A component's domain is a host of ours like the MUC service: a remote server reaches it
+    with a dialback pair of its own, and the component's answers leave over federation."""
+    gateway = f"gateway.{ONE}"
+    pair = await federate(one={"component_listener": True, "component_port": 0, "components": {gateway: SECRET}})
+    component = await open_stream(component_port(pair.one), gateway)
+    assert (await component.handshake(SECRET)).name == "handshake"
+    bob = await pair.login(pair.two, "bob")
+    bob.send(message(f"echo@{gateway}", "ping"))
+    got = await component.next(lambda e: e.name == "message", timeout=10)
+    assert (got["from"], got["to"], str(got.body)) == (bob.jid.full(), f"echo@{gateway}", "ping")
+    component.send(component_message(bob.jid.full(), "pong", sender=f"echo@{gateway}"))
+    answer = await bob.next(chat_from(f"echo@{gateway}"), timeout=10)
+    assert str(answer.body) == "pong"
+    assert inbound_proofs(pair.one) == {(gateway, TWO): "dialback"}
+    await component.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, federation, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, federation, login, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -16,6 +16,7 @@ SUBBENCHMARKS = {
     "federation": federation,
     "abuse": abuse,
     "roomstore": roomstore,
+    "component": component,
 }
 
 
