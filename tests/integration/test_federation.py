@@ -125,6 +125,10 @@ async def peer_as_one(pair) -> RawPeer:
     (TWO checks it with ONE, the real node, which finds it valid)."""
     peer, header = await raw_peer(pair.two.s2s_port, TWO, ONE)
     await peer.next(lambda e: e.name == "features")
+    return await peer_as_one_on(peer, header)
+
+
+async def peer_as_one_on(peer: RawPeer, header) -> RawPeer:
     key = DialbackKeys(SECRET).key(TWO, ONE, header["id"])
     peer.send(f"<db:result from='{ONE}' to='{TWO}'>{key}</db:result>")
     answer = await peer.next(lambda e: e.name == "result" and e.uri == X.NS_DIALBACK)
@@ -454,3 +458,19 @@ async def test_a_remote_user_and_a_component_exchange_messages(federate):
     assert str(answer.body) == "pong"
     assert inbound_proofs(pair.one) == {(gateway, TWO): "dialback"}
     await component.close()
+
+
+@pytest.mark.parametrize(
+    "auth, failure",
+    [
+        ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>", "encryption-required"),
+        ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>", "invalid-mechanism"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_sasl_other_than_external_over_tls_fails_and_the_stream_goes_on(plain_pair, auth, failure):
+    peer, header = await raw_peer(plain_pair.two.s2s_port, TWO, ONE)
+    peer.send(auth)
+    answer = await peer.next(lambda e: e.uri == X.NS_SASL)
+    assert (answer.name, answer.firstChildElement().name) == ("failure", failure)
+    await peer_as_one_on(peer, header)

@@ -129,6 +129,9 @@ class InboundStream(FederationStream):
         if element.name != "auth" or element.getAttribute("mechanism") != "EXTERNAL" or self.external_domain is not None:
             self.send(f"<failure xmlns='{X.NS_SASL}'><invalid-mechanism/></failure>")
             return
+        if not self.tls_active:  # no certificate without TLS
+            self.send(f"<failure xmlns='{X.NS_SASL}'><encryption-required/></failure>")
+            return
         text = str(element).strip()
         try:
             authzid = "" if text in ("", "=") else base64.b64decode(text, validate=True).decode("utf-8")
