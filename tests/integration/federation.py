@@ -183,9 +183,10 @@ def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, in
 
 
 @pytest_twisted.async_yield_fixture
-async def federate(tmp_path):
+async def federate(tmp_path, failures_logged):
     """``await federate(ca=True, **options)``: two federated nodes, ONE and TWO; with ``ca`` their
-    certificates come from a test CA both trust (EXTERNAL), else they are self-signed (dialback)."""
+    certificates come from a test CA both trust (EXTERNAL), else they are self-signed (dialback).
+    Whatever the test does, neither node logs a traceback."""
     services = []
     pairs: list[Pair] = []
 
@@ -218,3 +219,4 @@ async def federate(tmp_path):
     for service in services:
         if service.running:
             await service.stopService()
+    assert failures_logged == [], [event.get("log_format") for event in failures_logged]

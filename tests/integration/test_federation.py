@@ -28,6 +28,13 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_BLOCKING = "urn:xmpp:blocking"
 
 
+@pytest.fixture(autouse=True)
+def no_tracebacks(failures_logged):
+    """Whatever a peer does, no node logs a traceback."""
+    yield
+    assert failures_logged == [], [event.get("log_format") for event in failures_logged]
+
+
 def inbound_proofs(node) -> dict:
     """How each (local, remote) pair was authenticated on the node's inbound streams."""
     return {pair: how for stream in node.node.federation.inbound for pair, how in stream.authenticated.items()}
