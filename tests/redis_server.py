@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from tests.subprocesses import terminate
+
 INSTALL_HINT = "redis-server is not on PATH: install it (apt-get install -y redis-server)"
 STARTUP_TIMEOUT = 10.0  # seconds for the server to answer PING
 
@@ -76,12 +78,7 @@ def start(port: int, directory: Path, *extra: str) -> RedisServer:
 
 def stop(server: RedisServer, timeout: float = 10.0) -> None:
     """Stop the server (SIGTERM, then SIGKILL if it hangs) and reap it."""
-    server.process.terminate()
-    try:
-        server.process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    terminate(server.process, timeout)
 
 
 def _wait_for_ping(server: RedisServer, log: Path) -> None:

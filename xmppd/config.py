@@ -106,6 +106,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
     Option("max_directed_presences", int, 500, "entities one resource may send directed presence to at once (PRES-06); more get resource-constraint", min=1, max=100_000),
+    Option("last_unavailable_cache_kb", int, 4096, "kilobytes of accounts' last unavailable presence each node keeps, to answer probes for offline accounts with it and a delay stamp (PRES-09); the least recently used go first; 0 = a bare unavailable", min=0, max=1024 * 1024),
     Option("roster_max_items", int, 1000, "items per roster, and subscription requests waiting per account (IM-08); more: roster set not-acceptable, subscription stanzas resource-constraint", min=1, max=100_000),
     Option("roster_max_groups", int, 20, "groups per roster item (not-acceptable above)", min=1, max=1000),
     Option("roster_max_text", int, 1023, "longest roster item name or group, in characters (not-acceptable above)", min=1, max=1023),
@@ -133,6 +134,20 @@ SCHEMA: tuple[Option, ...] = (
     Option("idle_timeout", int, 300, "seconds of silence before the server pings a client", min=5, max=86400),
     Option("ping_timeout", int, 60, "seconds an idle client has to answer the ping before connection-timeout", min=1, max=3600),
     Option("closing_timeout", int, 5, "seconds the node waits for a client's </stream:stream> after closing the stream itself, then closes TCP (RFC 6120 §4.4)", min=1, max=60),
+    Option("s2s", bool, False, "federate with other XMPP servers (server-to-server, RFC 6120 + XEP-0220): listen on s2s_port and route stanzas for other domains there; off by default, see docs/federation.md", cli=True),
+    Option("s2s_interface", str, "0.0.0.0", "address the server-to-server listener binds to", cli=True),
+    Option("s2s_port", int, 5269, "server-to-server port (STARTTLS); 0 picks a free port", min=0, max=65535, cli=True),
+    Option("s2s_hosts", list, [], "static host map, overriding DNS SRV: entries 'domain=host:port' (split DNS, private federations, tests)"),
+    Option("s2s_secret", str, "", "dialback secret (XEP-0185); every node of a cluster needs the same one (required with redis_url); empty on a node alone = a random one per start"),
+    Option("s2s_tls_required", bool, True, "require STARTTLS on server-to-server streams, both ways"),
+    Option("s2s_require_valid_cert", bool, False, "accept only peers whose certificate is valid for their domain (SASL EXTERNAL; no dialback), and connect only to such peers"),
+    Option("s2s_ca_file", str, "", "PEM bundle of CAs trusted for peer certificates; empty = the system's trust store"),
+    Option("s2s_queue_max", int, 1000, "stanzas waiting per remote domain while its stream connects; more are bounced with resource-constraint", min=1, max=1_000_000),
+    Option("s2s_connect_timeout", int, 30, "seconds from the first connection attempt to an authenticated outbound stream; remote-server-timeout after", min=1, max=600),
+    Option("s2s_retry_max", int, 300, "longest wait before retrying a remote domain that failed (the wait doubles from 1 s); stanzas for it meanwhile bounce at once", min=1, max=86400),
+    Option("s2s_idle_timeout", int, 600, "seconds a server-to-server stream may carry nothing before it is closed", min=5, max=86400),
+    Option("s2s_max_streams", int, 1000, "inbound server-to-server connections a node accepts (resource-constraint above)", min=1, max=1_000_000),
+    Option("s2s_max_pending_verifications", int, 100, "dialback keys one inbound stream may have waiting for the authoritative server (policy-violation above)", min=1, max=10_000),
     Option("muc_hosts", list, ["conference.{domain}"], "multi-user chat services (XEP-0045); '{domain}' stands for each served domain; empty = no MUC"),
     Option("muc_room_locking", bool, True, "a room created by a MUC join stays locked (item-not-found to others) until its owner configures it or accepts the defaults"),
     Option("muc_groupchat_1_0", bool, True, "accept MUC joins without <x xmlns='http://jabber.org/protocol/muc'/> (groupchat 1.0, XEP-0045 2008); false answers them with the kick of 110+307+333"),
@@ -232,12 +247,33 @@ def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> l
     return hosts
 
 
+def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int]]:
+    """'domain=host:port' entries of s2s_hosts, keyed by prepared domain."""
+    hosts: dict[str, tuple[str, int]] = {}
+    for entry in entries:
+        domain, _, address = entry.partition("=")
+        host, _, port = address.rpartition(":")
+        try:
+            prepared = jid.JID(domain.strip())
+            number = int(port)
+        except (jid.InvalidFormat, UnicodeError, ValueError):
+            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}") from None
+        if prepared.user or prepared.resource or not host.strip() or not 0 < number < 65536:
+            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}")
+        hosts[prepared.host] = (host.strip().strip("[]"), number)
+    return hosts
+
+
 def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise ConfigError(f"{origin}: options 'tls_cert' and 'tls_key' must be given together")
     for name in ("tls_cert", "tls_key"):
         if values[name] and not Path(values[name]).is_file():
             raise ConfigError(f"{origin}: option '{name}': cannot read {values[name]!r}")
+    if values["s2s"] and values["redis_url"] and not values["s2s_secret"]:
+        raise ConfigError(f"{origin}: option 's2s_secret': every node of a cluster needs the same dialback secret")
+    if values["s2s_ca_file"] and not Path(values["s2s_ca_file"]).is_file():
+        raise ConfigError(f"{origin}: option 's2s_ca_file': cannot read {values['s2s_ca_file']!r}")
     if values["redis_url"] and values["redis_url"].split("://", 1)[0] not in ("redis", "rediss", "unix", "redis+sentinel"):
         raise ConfigError(
             f"{origin}: option 'redis_url': expected redis://, rediss://, unix:// or redis+sentinel://, got {values['redis_url']!r}"
@@ -268,6 +304,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
             values[key] = OPTIONS[key].check(value, "command line")
     values["domains"] = _validate_domains(values["domains"], origin)
     values["muc_hosts"] = _expand_muc_hosts(values["muc_hosts"], values["domains"], origin)
+    values["s2s_hosts"] = _parse_host_map(values["s2s_hosts"], origin)
     if not values["node_id"]:
         values["node_id"] = _default_node_id(values["c2s_port"])
     values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)

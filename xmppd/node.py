@@ -14,6 +14,7 @@ from xmppd.config import Config
 from xmppd.modules import ModuleHost
 from xmppd.muc.service import MucService
 from xmppd.router import Router
+from xmppd.s2s.manager import Federation
 from xmppd.sessions import Resource
 from xmppd.storage import Storage
 from xmppd.util.aio import run_in_background
@@ -31,7 +32,7 @@ def _uncount(counter: Counter[str], address: str) -> None:
 class Node:
     log = Logger()
 
-    def __init__(self, config: Config, storage: Storage, clock, module_classes, tls_context=None, cluster=None):
+    def __init__(self, config: Config, storage: Storage, clock, module_classes, tls_context=None, cluster=None, federation_tls=None):
         self.config = config
         self.clock = clock
         self.node_id = config.node_id
@@ -48,6 +49,8 @@ class Node:
             self.router.services[domain] = ComponentService(self, domain, secret)
         for host in config.muc_hosts:
             self.router.services[host] = MucService(self, host)
+        self.federation = None if federation_tls is None else Federation(self, federation_tls)
+        self.router.remote = self.federation
         self.modules = ModuleHost(self, module_classes)
         self.privacy = self.modules.module("privacy")  # the one privacy check (None: no lists)
         self.streams: set = set()  # every open client stream, bound or not, until its TCP is gone

@@ -1,9 +1,9 @@
 """``route()``: the one place that decides where a stanza goes (docs/design.md).
 
 Addressed to a served domain -> the delivery rules for local accounts; to a
-hosted service (later: MUC, components) -> that service; to any other domain
--> federation (not yet: ``remote-server-not-found``). Modules never write to
-sockets: they hand stanzas to ``route()``.
+hosted service (MUC, components) -> that service; to any other domain ->
+federation (``xmppd.s2s``) when it is on, else ``remote-server-not-found``.
+Modules never write to sockets: they hand stanzas to ``route()``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Router:
         self.node = node
         self.local = LocalDelivery(node, self)
         self.services: dict[str, IHostedService] = {}  # host -> the service
+        self.remote = None  # federation (xmppd.s2s.manager.Federation), when the s2s option is on
 
     def route(self, stanza: domish.Element, origin: Resource | None = None):
         """Deliver a stanza; returns an awaitable when delivery has to wait (keep order)."""
@@ -67,6 +68,9 @@ class Router:
         service = self.services.get(target.host)
         if service is not None:
             return service.receive(stanza)
+        if self.remote is not None:
+            self.remote.route(stanza, target.host)
+            return None
         self.bounce(stanza, "remote-server-not-found")
         return None
 

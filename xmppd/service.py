@@ -25,6 +25,7 @@ from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.vcard import VCardModule
 from xmppd.modules.version import VersionModule
 from xmppd.node import PARK_AFTER, Node
+from xmppd.s2s.certs import FederationTLS
 from xmppd.storage import open_storage, redis_storage
 from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
@@ -157,6 +158,8 @@ class NodeService(service.MultiService):
         for hosted in self.node.router.services.values():
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it
         await self.node.shut_down_streams()
+        if self.node.federation is not None:  # after the clients: their unavailable presence goes to remote contacts too
+            await self.node.federation.stop()
         for hosted in self.node.router.services.values():
             await as_deferred(hosted.stop())
         await as_deferred(self.node.cluster.stop())
@@ -169,11 +172,11 @@ class NodeService(service.MultiService):
         return self.getServiceNamed(name)
 
 
-def tls_context(config: Config):
+def certificate_files(config: Config):
+    """The configured certificate and key, or a self-signed pair for the served domains."""
     if config.tls_cert:
-        return tls.server_context(config.tls_cert, config.tls_key)
-    cert, key = tls.ensure_self_signed(config.data_dir / "tls", list(config.domains))
-    return tls.server_context(cert, key)
+        return config.tls_cert, config.tls_key
+    return tls.ensure_self_signed(config.data_dir / "tls", list(config.domains))
 
 
 def storage_and_cluster(config: Config):
@@ -190,9 +193,11 @@ def storage_and_cluster(config: Config):
 def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> NodeService:
     if clock is None:
         from twisted.internet import reactor as clock
-    context = tls_context(config)
+    cert, key = certificate_files(config)
+    context = tls.server_context(cert, key)
+    federation_tls = FederationTLS.from_files(cert, key, config.s2s_ca_file) if config.s2s else None
     storage, cluster = storage_and_cluster(config)
-    node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster)
+    node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)
     root = NodeService(node)
     Listener("http", config.http_port, health.site(node), config.http_interface).setServiceParent(root)
     if config.component_listener:
@@ -202,4 +207,6 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
         Listener(
             "c2s-direct-tls", config.c2s_direct_tls_port, ClientStreamFactory(node, True), config.c2s_interface, context
         ).setServiceParent(root)
+    if node.federation is not None:
+        Listener("s2s", config.s2s_port, node.federation.factory(), config.s2s_interface).setServiceParent(root)
     return root

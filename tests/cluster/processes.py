@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tests import redis_server
 from tests.cluster.client import Client
+from tests.subprocesses import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile="]
@@ -382,13 +383,7 @@ class Balancer:
         return {name: int(row["scur"] or 0) for name, row in self.stats(backend).items()}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def haproxy_config_for(nodes: list[Node], port: int, tls_port: int, stats: Path) -> str:

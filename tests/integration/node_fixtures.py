@@ -30,6 +30,10 @@ class RunningNode:
         return self.service.listener("c2s").address[1]
 
     @property
+    def s2s_port(self) -> int:
+        return self.service.listener("s2s").address[1]
+
+    @property
     def direct_tls_port(self) -> int:
         return self.service.listener("c2s-direct-tls").address[1]
 

@@ -236,3 +236,18 @@ class TestDirectedCap:
         await until(lambda: len(remote.received) == 8)
         gone = sorted(s["to"] for s in remote.received[5:] if s.getAttribute("type") == "unavailable")
         assert gone == rooms[1:]  # PRES-05: every entity it was let through to hears the end
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_probe_for_an_offline_contact_gets_its_last_unavailable_stamped(pair):
+    """PRES-09: the last unavailable presence, status kept, from the bare JID, with a XEP-0203 stamp."""
+    alice, bob = pair
+    gone = presence(kind="unavailable")
+    gone.addElement("status", content="back at nine")
+    alice.send(gone)
+    await bob.next(from_(alice.jid.full(), "unavailable"))
+    bob.send(presence(to="alice@localhost", kind="probe"))
+    answer = await bob.next(from_("alice@localhost", "unavailable"))
+    assert (answer["to"], str(answer.status)) == (bob.jid.full(), "back at nine")
+    delay = next(answer.elements("urn:xmpp:delay", "delay"))
+    assert delay["from"] == "localhost" and delay["stamp"].endswith("Z")

@@ -21,6 +21,7 @@ SERVER = [
     "xmppd.storage",
     "xmppd.muc",
     "xmppd.cluster",
+    "xmppd.s2s",
     "xmppd.node",
     "xmppd.service",
     "xmppd.plugin",

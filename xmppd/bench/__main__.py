@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, component, login, muc, pep, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, federation, login, muc, pep, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -15,6 +15,7 @@ SUBBENCHMARKS = {
     "pep": pep,
     "cluster": cluster,
     "muc": muc,
+    "federation": federation,
     "abuse": abuse,
     "roomstore": roomstore,
     "component": component,

@@ -5,6 +5,11 @@ the account's own available resources; its first available presence also asks
 for its contacts' presence (probes) and gets pending subscription requests
 again. Directed presence to non-contacts is remembered per resource so those
 entities hear of its end too (PRES-06, and how MUC rooms learn of departures).
+With federation on, it probes remote contacts too, from the bare JID (RFC 6121
+§4.3.1). A probe for an account with no available resource is answered with
+its last unavailable presence (status included) from the bare JID, stamped
+with when it was sent (XEP-0203), if this node saw it (a bounded cache per
+node), else a plain unavailable (PRES-09).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from xmppd.delivery import Readdressed
 from xmppd.modules import Module
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.modules.subscription import presence_copy, presence_stanza
-from xmppd.protocol.stanzas import StanzaError, check_presence
+from xmppd.protocol import xml as X
+from xmppd.protocol.stanzas import StanzaError, check_presence, stamp_delay
 from xmppd.protocol.xml import NS_CLIENT
 from xmppd.sessions import Resource
 from xmppd.util.aio import run_in_background
+from xmppd.util.lru import SizedLRU
 from xmppd.util.subscription import sends_presence_to_contact
 
 AVAILABILITY = (None, "unavailable")
@@ -33,6 +40,10 @@ class PresenceModule(Module):
         "presence-in": "inbound",
         "resource-ended": ("ended", 10),
     }
+
+    def __init__(self, node):
+        super().__init__(node)
+        self.last_unavailable = SizedLRU(1 << 30, node.config.last_unavailable_cache_kb << 10, _size_of_last)  # bare -> (xml, when)
 
     @property
     def rosters(self) -> RosterModule:
@@ -70,6 +81,7 @@ class PresenceModule(Module):
         if not available:
             self._send_out(presence, origin, sorted(origin.directed), readdress)
             origin.directed.clear()
+            self._remember_unavailable(origin.bare, presence)
             return
         if initial:
             self._probe_contacts(account, origin)
@@ -103,7 +115,9 @@ class PresenceModule(Module):
         here = self.node.node_id
         for contact in account.subscriptions():
             if JID(contact).host not in self.node.domains:
-                continue  # remote probes go out with federation
+                if self.node.router.remote is not None:  # federation is on: the contact's server answers
+                    self.node.router.send(presence_stanza(origin.bare, contact, "probe"))
+                continue
             for resource in self.node.directory.resources(contact):
                 if resource.node != here:
                     resource.stream.probe(origin.jid.full())
@@ -201,7 +215,9 @@ class PresenceModule(Module):
         for resource in answering:
             self.node.router.send(presence_copy(resource.presence, prober.full()))
         if not answering:
-            gone = presence_stanza(target.full() if target.resource else account.bare, prober.full(), "unavailable")
+            gone = self._last_unavailable(account.bare, prober.full()) if target.resource is None else None
+            if gone is None:
+                gone = presence_stanza(target.full() if target.resource else account.bare, prober.full(), "unavailable")
             if probe.getAttribute("id"):
                 gone["id"] = probe["id"]
             self.node.router.send(gone)
@@ -241,4 +257,31 @@ class PresenceModule(Module):
             directed = [peer for peer in directed if internJID(peer).host not in services]
         self._send_out(gone, resource, directed, readdress)
         resource.directed.clear()
+        if resource.available:
+            self._remember_unavailable(resource.bare, gone)
         resource.available = False
+
+    # -- the last unavailable presence (PRES-09) -----------------------------------------------------
+
+    def _remember_unavailable(self, bare: str, presence: domish.Element) -> None:
+        kept = {k: v for k, v in presence.attributes.items() if k not in ("to", "id")}
+        copy = domish.Element((NS_CLIENT, "presence"), attribs=kept)
+        copy.children = [c for c in presence.children if not (isinstance(c, domish.Element) and c.name == "priority")]
+        self.last_unavailable.put(bare, (X.serialise(copy), self.node.clock.seconds()))
+
+    def _last_unavailable(self, bare: str, to: str) -> domish.Element | None:
+        """The account's last unavailable presence, to ``to``, with a delay stamp; None if this node did not see it."""
+        if any(r.available for r in self.node.directory.resources(bare)):
+            return None  # available, yet showing nothing to this prober: it learns nothing more
+        found = self.last_unavailable.entries.get(bare)
+        if found is None:
+            return None
+        text, when = found[0]
+        presence = X.parse_fragments(text.encode("utf-8"), NS_CLIENT)[0]
+        presence["from"], presence["to"] = bare, to  # from the account: none of its resources is there (RFC 6121 §4.3.2)
+        stamp_delay(presence, bare.partition("@")[2], when)
+        return presence
+
+
+def _size_of_last(bare: str, kept: tuple[str, float]) -> int:
+    return len(bare) + len(kept[0]) + 64

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.xmlstream import toResponse
@@ -12,11 +14,12 @@ from xmppd.protocol.xml import NS_CLIENT
 from xmppd.util import identifiers
 from xmppd.util.lru import memoize
 
+NS_DELAY = "urn:xmpp:delay"
 IQ_TYPES = frozenset(("get", "set", "result", "error"))
 MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
 PRESENCE_TYPES = frozenset(("unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"))
 
-__all__ = ["StanzaError", "check_iq", "check_message", "check_presence", "payload", "result", "error_reply", "parse_jid", "message_type"]
+__all__ = ["StanzaError", "check_iq", "check_message", "check_presence", "payload", "result", "error_reply", "parse_jid", "message_type", "stamp_delay"]
 
 
 def payload(stanza: domish.Element) -> domish.Element | None:
@@ -54,6 +57,12 @@ def error_reply(stanza: domish.Element, error: StanzaError | str, text: str | No
     response = error.toResponse(stanza)
     response.defaultUri = response.uri = NS_CLIENT
     return response
+
+
+def stamp_delay(stanza: domish.Element, by: str, when: float) -> None:
+    """XEP-0203: when ``by`` got or sent the stanza (epoch seconds), as a UTC stamp."""
+    delay = stanza.addElement((NS_DELAY, "delay"))
+    delay["from"], delay["stamp"] = by, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def parse_jid(value: str | None) -> jid.JID | None:

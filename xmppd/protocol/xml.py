@@ -19,6 +19,9 @@ NS_STREAMS = "http://etherx.jabber.org/streams"
 NS_XMPP_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
 NS_XMPP_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_CLIENT = "jabber:client"
+NS_SERVER = "jabber:server"
+NS_DIALBACK = "jabber:server:dialback"
+NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
@@ -182,6 +185,19 @@ def _is_utf8(data: bytes) -> bool:
         # A multi-byte character cut at the end of a read is still UTF-8.
         return e.start >= len(data) - 3 and e.reason == "unexpected end of data"
     return True
+
+
+def rename_namespace(element: domish.Element, old: str, new: str) -> None:
+    """Move a tree from one namespace to another, in place, without recursion: what
+    federation does between jabber:server and jabber:client (RFC 6120 §4.8.3)."""
+    stack = [element]
+    while stack:
+        current = stack.pop()
+        if current.uri == old:
+            current.uri = new
+        if current.defaultUri == old:
+            current.defaultUri = new
+        stack.extend(child for child in current.children if isinstance(child, domish.Element))
 
 
 def parse_fragment(text: str, max_depth: int | None = None) -> domish.Element:

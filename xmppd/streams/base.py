@@ -79,6 +79,7 @@ class ServerStream(protocol.Protocol):
 
     log = Logger()
     content_namespace = X.NS_CLIENT
+    header_prefixes: tuple[str, ...] = ()  # more namespace declarations for our header (s2s: xmlns:db)
 
     def __init__(self, server):
         self.server = server
@@ -102,6 +103,7 @@ class ServerStream(protocol.Protocol):
         self._read: bytes | None = None  # the read being parsed, while it is
         self._read_offset = self._parsed = 0
         self._restart_requested = False
+        self._tls_just_started = False
         self._clean = False  # the parser holds no half-read data (it may be parked)
         self._header_replay = b""
 
@@ -180,9 +182,19 @@ class ServerStream(protocol.Protocol):
         self._restart_requested = True
         self._new_parser()
 
+    def restart_after_tls(self):
+        """TLS has just been layered on the connection: restart, and hand what follows to TLS."""
+        self._tls_just_started = True
+        self.restart()
+
     def after_restart(self, leftover: bytes):
-        """Bytes that followed the element that restarted the stream, in the same read."""
-        if leftover:
+        """Bytes that followed the element that restarted the stream, in the same read: after
+        <starttls/> they are the TLS handshake, never XML."""
+        if self._tls_just_started:
+            self._tls_just_started = False
+            if leftover:
+                self.transport.protocol.dataReceived(leftover)
+        elif leftover:
             self.dataReceived(leftover)
 
     # -- parking idle parsers --------------------------------------------------------------
@@ -211,6 +223,10 @@ class ServerStream(protocol.Protocol):
         self.check_header(root)
         namespaces = "".join(f" xmlns:{prefix}='{quote(uri)}'" for prefix, uri in root.localPrefixes.items())
         self._header_replay = f"<stream:stream xmlns='{quote(root.defaultUri)}'{namespaces}>".encode()
+        self.open_stream(root)
+
+    def open_stream(self, root: domish.Element):
+        """Answer the peer's header with ours (the receiving side's part, RFC 6120 §4.2)."""
         self.stream_id = uuid.uuid4().hex
         self.send_header()
         self.stream_started(root)
@@ -248,7 +264,9 @@ class ServerStream(protocol.Protocol):
         raise NotImplementedError
 
     def send_header(self):
-        attrs = [f"xmlns='{self.content_namespace}'", f"xmlns:stream='{X.NS_STREAMS}'", f"id='{self.stream_id}'"]
+        attrs = [f"xmlns='{self.content_namespace}'", f"xmlns:stream='{X.NS_STREAMS}'", *self.header_prefixes]
+        if self.stream_id:
+            attrs.append(f"id='{self.stream_id}'")
         if self.domain:
             attrs.append(f"from='{quote(self.domain)}'")
         if self.peer_claim:
@@ -430,21 +448,25 @@ class ServerStream(protocol.Protocol):
             else:
                 self.stream_error("connection-timeout", "negotiation took too long")
             return
-        silent_for = self.clock.seconds() - self.last_activity
-        if silent_for < self.config.idle_timeout:
-            self._watch(self.config.idle_timeout - silent_for)
+        silent_for, idle_timeout = self.clock.seconds() - self.last_activity, self.idle_timeout()
+        if silent_for < idle_timeout:
+            self._watch(idle_timeout - silent_for)
         elif self._pinged:
             self.stream_error("connection-timeout")
         else:
             self._pinged = True
             self.ping_peer()
-            self.last_activity = self.clock.seconds() - self.config.idle_timeout
+            self.last_activity = self.clock.seconds() - idle_timeout
             self._watch(self.config.ping_timeout)
 
     def established(self):
         """Negotiation is over: from now on, watch for silence instead of the deadline."""
         _cancel(self._idle_call)
-        self._watch(self.config.idle_timeout)
+        self._watch(self.idle_timeout())
+
+    def idle_timeout(self) -> float:
+        """Seconds of silence before ``ping_peer``."""
+        return self.config.idle_timeout
 
     def is_established(self) -> bool:
         return True

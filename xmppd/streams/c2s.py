@@ -39,7 +39,6 @@ class ClientStream(ServerStream):
     def __init__(self, server, direct_tls: bool = False):
         super().__init__(server)
         self.tls_active = direct_tls
-        self._tls_just_started = False
         self.channel_binding: ChannelBinding | None = None
         self.mechanism = None
         self.auth_failures = 0
@@ -147,17 +146,7 @@ class ClientStream(ServerStream):
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
         tls.start_tls(self.transport, self.node.tls_context)
         self.tls_active = True
-        self._tls_just_started = True
-        self.restart()
-
-    def after_restart(self, leftover: bytes):
-        """Bytes after <starttls/> in the same read are the TLS handshake, never XML."""
-        if self._tls_just_started:
-            self._tls_just_started = False
-            if leftover:
-                self.transport.protocol.dataReceived(leftover)
-            return
-        super().after_restart(leftover)
+        self.restart_after_tls()
 
     # -- SASL (CORE-20..27) -----------------------------------------------------------
 

@@ -71,7 +71,22 @@ def _covers(cert_path: Path, domains: list[str]) -> bool:
     return set(domains) <= set(names)
 
 
-def server_context(cert_path: Path | str, key_path: Path | str) -> ssl.CertificateOptions:
+def accept_alpn(context: SSL.Context, protocols: tuple[bytes, ...]) -> None:
+    """Answer ALPN with the first of ``protocols`` the peer offers, else go on without one.
+
+    Twisted installs an ALPN callback on every context it builds, which returns
+    b"" when nothing overlaps: OpenSSL then ends the handshake with an internal
+    error, so any peer that offers ALPN (Prosody's s2s, clients on the direct TLS
+    port, which offer 'xmpp-client' as XEP-0368 says) could not connect at all.
+    """
+
+    def select(_connection, offered: list[bytes]):
+        return next((p for p in protocols if p in offered), SSL.NO_OVERLAPPING_PROTOCOLS)
+
+    context.set_alpn_select_callback(select)
+
+
+def server_context(cert_path: Path | str, key_path: Path | str, alpn: tuple[bytes, ...] = (b"xmpp-client",)) -> ssl.CertificateOptions:
     """A TLS >= 1.2 server context; idle connections release their buffers."""
     try:
         chain = x509.load_pem_x509_certificates(Path(cert_path).read_bytes())
@@ -85,6 +100,7 @@ def server_context(cert_path: Path | str, key_path: Path | str) -> ssl.Certifica
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
     )
     context = options.getContext()
+    accept_alpn(context, alpn)
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     return options
@@ -148,12 +164,13 @@ def tcp_connection(transport) -> FileDescriptor:
     return transport._tcp if isinstance(transport, DirectTLSProtocol) else transport
 
 
-def start_tls(transport, options: ssl.CertificateOptions) -> None:
-    """``transport.startTLS(options)`` (server side), with ``DirectTLSProtocol`` as the TLS layer.
+def start_tls(transport, options, is_client: bool = False) -> None:
+    """``transport.startTLS(options)``, with ``DirectTLSProtocol`` as the TLS layer; ``options``
+    are CertificateOptions, or a client connection creator when ``is_client`` (outbound s2s).
 
     A producer registered on the connection (the stream's output budget) stays there, below TLS.
     """
-    layer = DirectTLSProtocol(DirectTLSFactory(options, False, None), transport.protocol, False)
+    layer = DirectTLSProtocol(DirectTLSFactory(options, is_client, None), transport.protocol, False)
     transport.protocol = layer
     transport.getHandle, transport.getPeerCertificate = layer.getHandle, layer.getPeerCertificate
     directlyProvides(transport, ISSLTransport)
