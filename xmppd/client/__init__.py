@@ -2,7 +2,7 @@
 
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.connection import Client, XMPPStream, connect, open_stream
-from xmppd.client.errors import ClientError, IQError, SASLError, StreamErrorReceived
+from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, StreamErrorReceived
 from xmppd.client.ssn import (
     SessionDeclined,
     SessionError,
@@ -17,6 +17,7 @@ __all__ = [
     "Client",
     "ClientError",
     "IQError",
+    "IQTimeout",
     "SASLError",
     "SessionDeclined",
     "SessionError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.xish import domish
 
@@ -36,3 +37,13 @@ class IQError(ConditionError):
         parsed = jabber_error.exceptionFromStanza(stanza)
         super().__init__(parsed.condition, parsed.text)
         self.stanza = stanza
+
+
+class IQTimeout(ClientError, defer.TimeoutError):
+    """No answer to an IQ in time: reads like the condition a server would have named."""
+
+    def __init__(self, iq: domish.Element, timeout: float | None):
+        payload = iq.firstChildElement()
+        what = f"{{{payload.uri}}}{payload.name}" if payload is not None else "iq"
+        super().__init__(f"remote-server-timeout: no answer to {what} from {iq.getAttribute('to', 'the server')} within {timeout} s")
+        self.condition = "remote-server-timeout"

@@ -1,0 +1,68 @@
+"""Small helpers the client's protocol modules share to build and read stanzas."""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber import jid as jabber_jid
+from twisted.words.xish import domish
+from wokkel.generic import Request
+
+from xmppd.protocol import xml as X
+from xmppd.protocol.stanzas import StanzaError, parse_jid
+
+
+def is_(element: domish.Element, uri: str, name: str) -> bool:
+    return element.uri == uri and element.name == name
+
+
+def child(parent: domish.Element | None, uri: str, name: str) -> domish.Element | None:
+    return None if parent is None else next(parent.elements(uri, name), None)
+
+
+def text(parent: domish.Element | None, uri: str, name: str) -> str | None:
+    found = child(parent, uri, name)
+    return None if found is None else str(found)
+
+
+def new_iq(kind: str, uri: str, name: str, to: str | None = None) -> domish.Element:
+    """An IQ of ``kind`` carrying an empty ``<name xmlns=uri/>``; the payload is ``iq.firstChildElement()``."""
+    iq = domish.Element((X.NS_CLIENT, "iq"))
+    iq["type"] = kind
+    if to is not None:
+        iq["to"] = to
+    iq.addElement((uri, name))
+    return iq
+
+
+def from_wokkel(request: Request) -> domish.Element:
+    """A wokkel request as an IQ in jabber:client: wokkel leaves the stanza's
+    namespace empty, trusting a stream's default, which our ``next()`` matches on."""
+    iq = request.toElement()
+    iq.uri = iq.defaultUri = X.NS_CLIENT
+    return iq
+
+
+def stanza(kind: str, to: str | None = None, type: str | None = None) -> domish.Element:
+    element = domish.Element((X.NS_CLIENT, kind))
+    if to is not None:
+        element["to"] = to
+    if type is not None:
+        element["type"] = type
+    return element
+
+
+def sender(element: domish.Element) -> jabber_jid.JID | None:
+    """The stanza's 'from' as a JID; None when absent or malformed (the stanza is then not ours to trust)."""
+    try:
+        return parse_jid(element.getAttribute("from"))
+    except StanzaError:
+        return None
+
+
+def bare(address: str | jabber_jid.JID) -> str:
+    """The bare form of a JID the user typed; ValueError for one that is not a JID."""
+    if isinstance(address, jabber_jid.JID):
+        return address.userhost()
+    try:
+        return parse_jid(address).userhost()
+    except StanzaError:
+        raise ValueError(f"not a JID: {address!r}") from None
