@@ -27,12 +27,14 @@ from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 
+from xmppd.client.blocking import Blocking
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.disco import Disco
 from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, StreamErrorReceived
 from xmppd.client.handler import Handler
 from xmppd.client.once import Once
 from xmppd.client.presence import Presence
+from xmppd.client.privacy import Privacy
 from xmppd.client.roster import Roster
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
 from xmppd.protocol import xml as X
@@ -40,6 +42,7 @@ from xmppd.protocol.sasl import CONDITIONS, ChannelBinding, channel_binding
 from xmppd.client.ssn import SessionNegotiation
 from xmppd.client.stanza import child, is_, new_iq
 from xmppd.client.subscriptions import Subscriptions
+from xmppd.client.vcard import VCards
 from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
@@ -398,10 +401,11 @@ class Client:
     ``next()``: ``disco`` answers disco#info and #items (with our caps node),
     ``roster`` applies and acknowledges pushes, ``presence`` remembers what
     contacts announce, ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155)
-    follow conversations. IQ gets and sets nobody took or waited for are
+    follow conversations, ``privacy`` (XEP-0016) and ``blocking`` (XEP-0191)
+    acknowledge their pushes. IQ gets and sets nobody took or waited for are
     answered at once: a ping with a result, the rest with service-unavailable,
-    so the server never waits on us. ``subscriptions`` sends and waits for
-    subscription requests.
+    so the server never waits on us. ``subscriptions`` and ``vcard``
+    (XEP-0054) only ask.
     """
 
     def __init__(self, stream: XMPPStream, mechanism: str, channel_binding: ChannelBinding | None):
@@ -414,9 +418,14 @@ class Client:
         self.roster = Roster(self)
         self.presence = Presence(self, self.disco)
         self.subscriptions = Subscriptions(self)
+        self.privacy = Privacy(self)
+        self.blocking = Blocking(self)
+        self.vcard = VCards(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
-        self._handlers: tuple[Handler, ...] = (self.disco, self.roster, self.presence, self.chat_states, self.sessions)
+        self._handlers: tuple[Handler, ...] = (
+            self.disco, self.roster, self.presence, self.privacy, self.blocking, self.chat_states, self.sessions
+        )
         stream.observer = self._observe
         stream.unclaimed = self._answer_iq
 

@@ -9,6 +9,7 @@ bare JID): anyone else's is a forgery and gets service-unavailable, as RFC
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 
 from twisted.internet import defer
 from twisted.words.protocols.jabber import jid as jabber_jid
@@ -16,9 +17,9 @@ from twisted.words.xish import domish
 from wokkel.xmppim import RosterItem
 
 from xmppd.client.handler import Connection
-from xmppd.client.stanza import child, is_, new_iq
+from xmppd.client.stanza import child, new_iq, push_payload
 from xmppd.protocol import xml as X
-from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid, result
+from xmppd.protocol.stanzas import StanzaError, parse_jid
 
 MAX_ITEMS = 10_000  # a roster larger than this is cut: the client keeps no more in memory
 MAX_GROUPS = 64  # groups kept per item
@@ -94,23 +95,13 @@ class Roster:
     # -- pushes ------------------------------------------------------------------------
 
     def received(self, stanza: domish.Element) -> bool:
-        """Apply and acknowledge our account's pushes (they stay visible to ``next()``); refuse forged ones."""
-        query = stanza.firstChildElement() if stanza.name == "iq" else None
-        if query is None or stanza.getAttribute("type") != "set" or not is_(query, X.NS_ROSTER, "query"):
-            return False
-        origin = stanza.getAttribute("from")
-        if origin is not None and origin != self._client.jid.userhost():
-            self._client.send(error_reply(stanza, "service-unavailable"))
-            return True
-        items = list(query.elements(X.NS_ROSTER, "item"))
-        if len(items) != 1:  # RFC 6121 §2.1.6: a push carries exactly one item
-            self._client.send(error_reply(stanza, "bad-request"))
-            return True
-        self._apply_all(items)
+        """Apply our account's pushes, which stay visible to ``next()``; forged ones are refused and taken."""
+        taken, query = push_payload(self._client, stanza, X.NS_ROSTER)
+        if query is None:
+            return taken
+        self._apply_all(islice(query.elements(X.NS_ROSTER, "item"), 1))  # RFC 6121 §2.1.6: one item per push
         if query.getAttribute("ver") is not None:
             self.version = query.getAttribute("ver")
-        self._client.send(result(stanza))
-        stanza.handled = True
         return False
 
     def _apply_all(self, elements: Iterable[domish.Element]) -> None:

@@ -6,8 +6,9 @@ from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 from wokkel.generic import Request
 
+from xmppd.client.handler import Connection
 from xmppd.protocol import xml as X
-from xmppd.protocol.stanzas import StanzaError, parse_jid
+from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid, result
 
 
 def is_(element: domish.Element, uri: str, name: str) -> bool:
@@ -66,3 +67,23 @@ def bare(address: str | jabber_jid.JID) -> str:
         return parse_jid(address).userhost()
     except StanzaError:
         raise ValueError(f"not a JID: {address!r}") from None
+
+
+def push_payload(client: Connection, element: domish.Element, uri: str) -> tuple[bool, domish.Element | None]:
+    """(taken, payload) for a push in namespace ``uri`` (roster, privacy, blocking).
+
+    One from our own account is answered with a result and marked handled, so
+    that it stays visible to ``next()`` without being answered twice: (False,
+    payload). One from anyone else is a forgery, refused with
+    service-unavailable and taken: (True, None). Anything else: (False, None).
+    """
+    payload = element.firstChildElement() if element.name == "iq" and element.getAttribute("type") == "set" else None
+    if payload is None or payload.uri != uri:
+        return False, None
+    origin = element.getAttribute("from")
+    if origin is not None and origin != client.jid.userhost():
+        client.send(error_reply(element, "service-unavailable"))
+        return True, None
+    client.send(result(element))
+    element.handled = True
+    return False, payload
