@@ -32,6 +32,7 @@ from xmppd.client.chatstates import ChatStates
 from xmppd.client.disco import Disco
 from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, StreamErrorReceived
 from xmppd.client.handler import Handler
+from xmppd.client.muc import MUC
 from xmppd.client.once import Once
 from xmppd.client.presence import Presence
 from xmppd.client.privacy import Privacy
@@ -402,7 +403,7 @@ class Client:
     ``roster`` applies and acknowledges pushes, ``presence`` remembers what
     contacts announce, ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155)
     follow conversations, ``privacy`` (XEP-0016) and ``blocking`` (XEP-0191)
-    acknowledge their pushes. IQ gets and sets nobody took or waited for are
+    acknowledge their pushes, ``muc`` follows the rooms we are in. IQ gets and sets nobody took or waited for are
     answered at once: a ping with a result, the rest with service-unavailable,
     so the server never waits on us. ``subscriptions`` and ``vcard``
     (XEP-0054) only ask.
@@ -421,10 +422,11 @@ class Client:
         self.privacy = Privacy(self)
         self.blocking = Blocking(self)
         self.vcard = VCards(self)
+        self.muc = MUC(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
         self._handlers: tuple[Handler, ...] = (
-            self.disco, self.roster, self.presence, self.privacy, self.blocking, self.chat_states, self.sessions
+            self.disco, self.roster, self.presence, self.privacy, self.blocking, self.muc, self.chat_states, self.sessions
         )
         stream.observer = self._observe
         stream.unclaimed = self._answer_iq
