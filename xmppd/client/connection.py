@@ -34,6 +34,7 @@ from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, Stre
 from xmppd.client.handler import Handler
 from xmppd.client.muc import MUC
 from xmppd.client.once import Once
+from xmppd.client.pep import PEP
 from xmppd.client.presence import Presence
 from xmppd.client.privacy import Privacy
 from xmppd.client.roster import Roster
@@ -403,7 +404,8 @@ class Client:
     ``roster`` applies and acknowledges pushes, ``presence`` remembers what
     contacts announce, ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155)
     follow conversations, ``privacy`` (XEP-0016) and ``blocking`` (XEP-0191)
-    acknowledge their pushes, ``muc`` follows the rooms we are in. IQ gets and sets nobody took or waited for are
+    acknowledge their pushes, ``muc`` follows the rooms we are in, ``pep``
+    advertises the PEP nodes we want notifications of. IQ gets and sets nobody took or waited for are
     answered at once: a ping with a result, the rest with service-unavailable,
     so the server never waits on us. ``subscriptions`` and ``vcard``
     (XEP-0054) only ask.
@@ -423,10 +425,11 @@ class Client:
         self.blocking = Blocking(self)
         self.vcard = VCards(self)
         self.muc = MUC(self)
+        self.pep = PEP(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
         self._handlers: tuple[Handler, ...] = (
-            self.disco, self.roster, self.presence, self.privacy, self.blocking, self.muc, self.chat_states, self.sessions
+            self.disco, self.roster, self.presence, self.privacy, self.blocking, self.muc, self.pep, self.chat_states, self.sessions
         )
         stream.observer = self._observe
         stream.unclaimed = self._answer_iq
