@@ -27,10 +27,11 @@ from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 
+from xmppd.client import resolve
 from xmppd.client.blocking import Blocking
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.disco import Disco
-from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, StreamErrorReceived
+from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, StreamErrorReceived, Unreachable
 from xmppd.client.handler import Handler
 from xmppd.client.muc import MUC
 from xmppd.client.once import Once
@@ -312,7 +313,7 @@ async def _establish(
     except error.ConnectingCancelledError:
         raise defer.CancelledError() from None  # so that a timeout reads as defer.TimeoutError
     except (error.ConnectError, error.DNSLookupError) as e:
-        raise ClientError(f"cannot connect to {host}:{port}: {e}") from e
+        raise Unreachable(f"remote-server-not-found: cannot connect to {host}:{port}: {e}") from e
     with _aborting(stream):
         await stream.restart(None)
         if tls == "starttls":
@@ -522,17 +523,33 @@ class Client:
             await self.iq(new_iq("set", X.NS_SESSION, "session", to=self.jid.host), None)
 
 
+async def _reach(
+    candidates: list[tuple[str, int]] | None, domain: str, tls: str, options: TLSOptions, sender: str, resolver
+) -> XMPPStream:
+    """A stream to the first of ``candidates`` that answers; None: the domain's SRV targets (CLI-01)."""
+    if candidates is None:
+        candidates = await resolve.targets(domain, resolver)
+    if not candidates:
+        raise Unreachable(f"remote-server-not-found: {domain} offers no XMPP client service (SRV target '.')")
+    for host, port in candidates:
+        try:
+            return await _establish(host, port, domain, tls, options, sender)
+        except Unreachable as e:
+            last = e
+    raise last
+
+
 async def _login(
     account: jabber_jid.JID,
     password: str,
-    host: str,
-    port: int,
+    candidates: list[tuple[str, int]] | None,
     tls: str,
     options: TLSOptions,
     resource: str | None,
     mechanism: str | None,
+    resolver,
 ) -> Client:
-    stream = await _establish(host, port, account.host, tls, options, sender=account.userhost())
+    stream = await _reach(candidates, account.host, tls, options, account.userhost(), resolver)
     with _aborting(stream):
         binding = _usable_binding(stream.features, stream.channel_binding())
         used = await _authenticate(stream, account.user, password, binding, mechanism)
@@ -553,14 +570,18 @@ def connect(
     resource: str | None = None,
     mechanism: str | None = None,
     timeout: float | None = 10.0,
+    resolver=None,
 ) -> defer.Deferred[Client]:
     """Log in as ``jid``; fires with the bound Client. Never authenticates in the
-    clear: tls is 'starttls' (insisted on) or 'direct' (XEP-0368)."""
+    clear: tls is 'starttls' (insisted on) or 'direct' (XEP-0368). Without
+    ``host``, the domain's SRV records say where (``resolver``: twisted.names's
+    by default), else the domain on 5222."""
     if tls not in ("starttls", "direct"):
         raise ValueError(f"tls must be 'starttls' or 'direct', not {tls!r}")
     account = jabber_jid.JID(jid)
     if not account.user:
         raise ValueError(f"{jid!r} has no localpart")
     options = client_tls_options(account.host, ca_file, insecure)
-    login = _login(account, password, host or account.host, port, tls, options, resource, mechanism)
+    candidates = None if host is None else [(host, port)]
+    login = _login(account, password, candidates, tls, options, resource, mechanism, resolver)
     return _bounded(login, timeout)

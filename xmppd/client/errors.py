@@ -11,6 +11,10 @@ class ClientError(Exception):
     """The connection or the login failed."""
 
 
+class Unreachable(ClientError):
+    """No server could be reached at any address the domain's SRV records (or the domain) name."""
+
+
 class ConditionError(ClientError):
     """An error the peer or the server named with a condition."""
 
