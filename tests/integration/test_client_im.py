@@ -31,15 +31,9 @@ def caps_query(to: str, node: str):
     return request
 
 
-@pytest_twisted.async_fixture
-async def pair(node, login):
-    await node.add_user("bob")
-    return await login("alice"), await login("bob")
-
-
 @pytest_twisted.ensureDeferred
-async def test_roster_add_update_remove_with_versioning(pair):
-    alice, _ = pair
+async def test_roster_add_update_remove_with_versioning(alice_and_bob):
+    alice, _ = alice_and_bob
     assert await alice.roster.get() == {}
     first = alice.roster.version
     assert first is not None  # the node advertises versioning: the result carried ver
@@ -65,8 +59,8 @@ async def test_roster_add_update_remove_with_versioning(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_forged_roster_push_is_refused_and_not_applied(pair):
-    alice, bob = pair
+async def test_forged_roster_push_is_refused_and_not_applied(alice_and_bob):
+    alice, bob = alice_and_bob
     await alice.roster.get()
     forged = iq("set", X.NS_ROSTER, to=alice.jid.full())
     forged.query.addElement("item")["jid"] = "mallory@localhost"
@@ -78,8 +72,8 @@ async def test_forged_roster_push_is_refused_and_not_applied(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_subscription_request_approved_and_refused(node, pair, login):
-    alice, bob = pair
+async def test_subscription_request_approved_and_refused(node, alice_and_bob, login):
+    alice, bob = alice_and_bob
     await node.add_user("carol")
     carol = await login("carol")
     for client in (alice, bob, carol):  # requests reach only available resources that asked for the roster
@@ -101,8 +95,8 @@ async def test_subscription_request_approved_and_refused(node, pair, login):
 
 
 @pytest_twisted.ensureDeferred
-async def test_presence_carries_caps_that_verify_against_our_disco_answer(node, pair):
-    alice, bob = pair
+async def test_presence_carries_caps_that_verify_against_our_disco_answer(node, alice_and_bob):
+    alice, bob = alice_and_bob
     await befriend(node, "alice", "bob")
     alice.presence.available()
     await alice.next(from_(alice.jid.full()))
@@ -136,8 +130,8 @@ async def test_presence_carries_caps_that_verify_against_our_disco_answer(node, 
 
 
 @pytest_twisted.ensureDeferred
-async def test_disco_asks_the_server_and_a_peer(pair):
-    alice, bob = pair
+async def test_disco_asks_the_server_and_a_peer(alice_and_bob):
+    alice, bob = alice_and_bob
     info = await alice.disco.info("localhost")
     assert ("server", "im") in info.identities
     assert X.NS_ROSTERVER not in info.features and "jabber:iq:privacy" in info.features
@@ -149,8 +143,8 @@ async def test_disco_asks_the_server_and_a_peer(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_iq_timeout_names_a_condition(pair):
-    alice, _ = pair
+async def test_iq_timeout_names_a_condition(alice_and_bob):
+    alice, _ = alice_and_bob
     with pytest.raises(IQTimeout) as late:
         await alice.iq(iq("get", "urn:example:silence", to=alice.jid.full()), timeout=0.0001)
     assert str(late.value).startswith("remote-server-timeout: no answer to {urn:example:silence}query")

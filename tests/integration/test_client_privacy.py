@@ -19,15 +19,9 @@ def push_of(uri: str):
     return lambda e: e.name == "iq" and e.getAttribute("type") == "set" and e.firstChildElement().uri == uri
 
 
-@pytest_twisted.async_fixture
-async def pair(node, login):
-    await node.add_user("bob")
-    return await login("alice"), await login("bob")
-
-
 @pytest_twisted.ensureDeferred
-async def test_privacy_list_lifecycle(pair):
-    alice, bob = pair
+async def test_privacy_list_lifecycle(alice_and_bob):
+    alice, bob = alice_and_bob
     assert await alice.privacy.names() == Lists((), None, None)
     rules = [Rule("deny", 1, "jid", BOB, ("message",)), Rule("allow", 2)]
     await alice.privacy.set("quiet", reversed(rules))  # sent in order whatever order we give
@@ -53,8 +47,8 @@ async def test_privacy_list_lifecycle(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_push_makes_the_next_get_fetch_again(node, pair, login):
-    alice, _ = pair
+async def test_a_push_makes_the_next_get_fetch_again(node, alice_and_bob, login):
+    alice, _ = alice_and_bob
     other = await login("alice", resource="other")
     await alice.privacy.set("l", [Rule("allow", 1)])
     assert await alice.privacy.get("l") == (Rule("allow", 1),)
@@ -71,8 +65,8 @@ def test_rules_refuse_what_xep_0016_does_not_allow():
 
 
 @pytest_twisted.ensureDeferred
-async def test_block_and_unblock(pair):
-    alice, bob = pair
+async def test_block_and_unblock(alice_and_bob):
+    alice, bob = alice_and_bob
     assert await alice.blocking.blocklist() == set()
     await alice.blocking.block([BOB, "carol@localhost"])
     push = await alice.next(push_of(X.NS_BLOCKING))
@@ -94,8 +88,8 @@ async def test_block_and_unblock(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_vcard_set_get_and_none(pair):
-    alice, bob = pair
+async def test_vcard_set_get_and_none(alice_and_bob):
+    alice, bob = alice_and_bob
     assert await alice.vcard.get() is None
     card = VCard()
     card["FN"], card["NICKNAME"] = "Alice Liddell", "al"
