@@ -78,8 +78,8 @@ class Conversation:
         if origin is None or origin.userhost() != self.peer:
             return False
         if stanza.name == "presence":
-            if origin.full() == self.to and stanza.getAttribute("type") == "unavailable":
-                self.to = self.peer  # the locked resource went: back to the bare JID
+            if origin.full() != self.to or stanza.getAttribute("type") == "unavailable":
+                self.to = self.peer  # another resource spoke up, or ours went: back to the bare JID
             return True
         if stanza.getAttribute("type") == "error":
             self._terminal.show(f"[error: {jabber_error.exceptionFromStanza(stanza).condition}]")
