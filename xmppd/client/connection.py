@@ -145,6 +145,7 @@ class XMPPStream(protocol.Protocol):
         self._parser: X.HardenedElementStream | None = None
         self._queue: list[domish.Element] = []
         self._waiters: list[tuple[Predicate | None, defer.Deferred]] = []
+        self._last_waiters: list[tuple[Predicate | None, defer.Deferred]] = []  # served after the others
         self._ended: Exception | None = None
         self._footer_sent = False
         self._closed = Once()
@@ -173,18 +174,21 @@ class XMPPStream(protocol.Protocol):
 
     # -- waiting for elements -----------------------------------------------------------
 
-    def next_element(self, timeout: float | None = 5.0, predicate: Predicate | None = None) -> defer.Deferred:
+    def next_element(self, timeout: float | None = 5.0, predicate: Predicate | None = None, last: bool = False) -> defer.Deferred:
         """The first queued or next received element ``predicate`` accepts
-        (defer.TimeoutError after ``timeout`` seconds, None waits for ever)."""
+        (defer.TimeoutError after ``timeout`` seconds, None waits for ever).
+        A ``last`` waiter is served only when no other waiter wants the element:
+        a program's main loop then never takes what a call waits for."""
         for i, element in enumerate(self._queue):
             if predicate is None or predicate(element):
                 del self._queue[i]
                 return defer.succeed(element)
         if self._ended is not None:
             return defer.fail(self._ended)
-        d = defer.Deferred(lambda d: self._waiters.remove(entry))
+        waiters = self._last_waiters if last else self._waiters
+        d = defer.Deferred(lambda d: waiters.remove(entry))
         entry = (predicate, d)
-        self._waiters.append(entry)
+        waiters.append(entry)
         return d if timeout is None else d.addTimeout(timeout, _reactor())
 
     def _on_element(self, element: domish.Element) -> None:
@@ -193,12 +197,13 @@ class XMPPStream(protocol.Protocol):
             return
         if self.observer is not None and self.observer(element):
             return
-        for entry in self._waiters:
-            predicate, d = entry
-            if predicate is None or predicate(element):
-                self._waiters.remove(entry)
-                d.callback(element)
-                return
+        for waiters in (self._waiters, self._last_waiters):
+            for entry in waiters:
+                predicate, d = entry
+                if predicate is None or predicate(element):
+                    waiters.remove(entry)
+                    d.callback(element)
+                    return
         if self.unclaimed is None or not self.unclaimed(element):
             self._queue.append(element)
 
@@ -206,7 +211,7 @@ class XMPPStream(protocol.Protocol):
         """Nothing more will arrive: fail who waits now and who waits later."""
         if self._ended is None:
             self._ended = reason
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters, self._last_waiters = self._waiters + self._last_waiters, [], []
         for _, d in waiters:
             d.errback(failure.Failure(self._ended))
 
@@ -450,9 +455,10 @@ class Client:
     def send(self, stanza: domish.Element | str) -> None:
         self._stream.send(stanza)
 
-    def next(self, predicate: Predicate | None = None, timeout: float | None = 5.0) -> defer.Deferred:
+    def next(self, predicate: Predicate | None = None, timeout: float | None = 5.0, last: bool = False) -> defer.Deferred:
         """The next stanza ``predicate`` accepts; the others stay queued.
-        Answers to our own pending ``iq()`` calls are never handed out here."""
+        Answers to our own pending ``iq()`` calls are never handed out here;
+        with ``last``, nor is what any other ``next()`` waits for (a main loop)."""
 
         def wanted(element: domish.Element) -> bool:
             return (
@@ -461,7 +467,7 @@ class Client:
                 and (predicate is None or predicate(element))
             )
 
-        return self._stream.next_element(timeout, wanted)
+        return self._stream.next_element(timeout, wanted, last)
 
     @_deferred
     async def iq(self, iq: domish.Element, timeout: float | None = 5.0) -> domish.Element:

@@ -20,7 +20,9 @@ class Connection(Protocol):
 
     def iq(self, iq: domish.Element, timeout: float | None = 5.0) -> defer.Deferred[domish.Element]: ...
 
-    def next(self, predicate: Callable[[domish.Element], bool] | None = None, timeout: float | None = 5.0) -> defer.Deferred: ...
+    def next(
+        self, predicate: Callable[[domish.Element], bool] | None = None, timeout: float | None = 5.0, last: bool = False
+    ) -> defer.Deferred: ...
 
 
 class Handler(Protocol):

@@ -23,7 +23,7 @@ from wokkel import data_form, muc
 
 from xmppd.client.errors import ConditionError
 from xmppd.client.handler import Connection
-from xmppd.client.stanza import bare, child, from_wokkel, sender, stanza, text
+from xmppd.client.stanza import bare, child, from_wokkel, jid_of, sender, stanza, text
 from xmppd.protocol import xml as X
 
 MAX_ROOMS = 256  # rooms one client may be in at once
@@ -63,7 +63,7 @@ class OccupantPresence(muc.UserPresence):
                 self.reason = text(part, muc.NS_MUC_USER, "reason")
             elif part.name == "destroy":
                 self.destroyed = True
-                self.reason = text(part, muc.NS_MUC_USER, "reason")
+                self.reason = text(part, muc.NS_MUC_USER, "reason") or self.reason
         self.codes = frozenset(codes)
 
 
@@ -120,8 +120,7 @@ class Room:
 
     def private(self, nick: str, body: str) -> domish.Element:
         """A private message to one occupant: type chat, never groupchat (XEP-0045 §7.5)."""
-        message = self._send_message(f"{self.jid}/{nick}", "chat", body=body)
-        return message
+        return self._send_message(f"{self.jid}/{nick}", "chat", body=body)
 
     def set_subject(self, subject: str) -> domish.Element:
         return self._send_message(self.jid, "groupchat", subject=subject)
@@ -140,7 +139,7 @@ class Room:
 
     def invite(self, invitee: str, reason: str | None = None) -> None:
         """A mediated invitation, sent through the room (XEP-0045 §7.8.2)."""
-        message = from_wokkel(muc.InviteMessage(jabber_jid.JID(self.jid), invitee=jabber_jid.JID(invitee), reason=reason))
+        message = from_wokkel(muc.InviteMessage(jabber_jid.JID(self.jid), invitee=jid_of(invitee), reason=reason))
         self._client.send(message)
 
     def request_voice(self) -> None:
@@ -196,7 +195,7 @@ class Room:
         return self._client.iq(from_wokkel(muc.ConfigureRequest(jabber_jid.JID(self.jid), options=values)), timeout)
 
     def destroy(self, reason: str | None = None, alternate: str | None = None, timeout: float | None = 5.0) -> defer.Deferred:
-        venue = jabber_jid.JID(alternate) if alternate else None
+        venue = jid_of(alternate) if alternate else None
         return self._client.iq(from_wokkel(muc.DestructionRequest(jabber_jid.JID(self.jid), reason=reason, alternate=venue)), timeout)
 
     # -- the room's news -----------------------------------------------------------------------

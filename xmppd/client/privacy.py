@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.words.xish import domish
 
+from xmppd.client.errors import ClientError
 from xmppd.client.handler import Connection
 from xmppd.client.stanza import child, new_iq, push_payload
 from xmppd.protocol import xml as X
@@ -135,7 +136,10 @@ class Privacy:
 
     def _remember(self, answer: domish.Element, name: str) -> tuple[Rule, ...]:
         listed = child(child(answer, X.NS_PRIVACY, "query"), X.NS_PRIVACY, "list")
-        rules = tuple(Rule.from_element(item) for item in listed.elements(X.NS_PRIVACY, "item")) if listed is not None else ()
+        try:
+            rules = tuple(Rule.from_element(item) for item in listed.elements(X.NS_PRIVACY, "item")) if listed is not None else ()
+        except ValueError as e:
+            raise ClientError(f"bad-request: the server sent a privacy item XEP-0016 does not allow ({e})") from None
         if len(self._cached) >= MAX_CACHED:
             self._cached.pop(next(iter(self._cached)))
         self._cached[name] = rules

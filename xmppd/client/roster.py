@@ -17,7 +17,7 @@ from twisted.words.xish import domish
 from wokkel.xmppim import RosterItem
 
 from xmppd.client.handler import Connection
-from xmppd.client.stanza import child, new_iq, push_payload
+from xmppd.client.stanza import child, jid_of, new_iq, push_payload
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, parse_jid
 
@@ -29,19 +29,13 @@ def parse_item(element: domish.Element) -> RosterItem | None:
     """wokkel's ``RosterItem.fromElement`` raises on a missing or malformed jid
     and keeps every group it is sent; this one skips such an item and bounds the groups."""
     try:
-        entity = parse_jid(element.getAttribute("jid"))
+        if parse_jid(element.getAttribute("jid")) is None:
+            return None
     except StanzaError:
         return None
-    if entity is None:
-        return None
-    item = RosterItem.fromElement(_with_jid(element, entity))
+    item = RosterItem.fromElement(element)
     item.groups = set(sorted(item.groups)[:MAX_GROUPS])
     return item
-
-
-def _with_jid(element: domish.Element, entity: jabber_jid.JID) -> domish.Element:
-    element["jid"] = entity.full()
-    return element
 
 
 class Roster:
@@ -78,12 +72,12 @@ class Roster:
 
     def set(self, jid: str, name: str | None = None, groups: Iterable[str] = (), timeout: float | None = 5.0) -> defer.Deferred:
         """Add or update a contact; only jid, name and groups are ever sent (never subscription or ask)."""
-        item = RosterItem(jabber_jid.JID(jid), name=name or "", groups=set(groups))
+        item = RosterItem(jid_of(jid), name=name or "", groups=set(groups))
         return self._set(item, timeout)
 
     def remove(self, jid: str, timeout: float | None = 5.0) -> defer.Deferred:
         """Remove a contact; the server also cancels the subscriptions both ways."""
-        item = RosterItem(jabber_jid.JID(jid))
+        item = RosterItem(jid_of(jid))
         item.remove = True
         return self._set(item, timeout)
 

@@ -59,14 +59,18 @@ def sender(element: domish.Element) -> jabber_jid.JID | None:
         return None
 
 
-def bare(address: str | jabber_jid.JID) -> str:
-    """The bare form of a JID the user typed; ValueError for one that is not a JID."""
+def jid_of(address: str | jabber_jid.JID) -> jabber_jid.JID:
+    """A JID the program gave us, checked; ValueError for one that is not a JID."""
     if isinstance(address, jabber_jid.JID):
-        return address.userhost()
+        return address
     try:
-        return parse_jid(address).userhost()
+        return parse_jid(address)
     except StanzaError:
         raise ValueError(f"not a JID: {address!r}") from None
+
+
+def bare(address: str | jabber_jid.JID) -> str:
+    return jid_of(address).userhost()
 
 
 def push_payload(client: Connection, element: domish.Element, uri: str) -> tuple[bool, domish.Element | None]:

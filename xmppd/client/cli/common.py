@@ -48,7 +48,7 @@ async def wait_for_user(client, terminal: Terminal, handle: Callable[[domish.Ele
     attach(terminal)
     terminal.show(greeting)
     while True:
-        received = client.next(timeout=None).addErrback(lambda failure: failure.value)  # a lost connection ends it too
+        received = client.next(timeout=None, last=True).addErrback(lambda failure: failure.value)  # a lost connection ends it too
         index, value = await defer.race([received, terminal.ended()])
         if index == 1:
             return
