@@ -9,6 +9,7 @@ from wokkel import muc
 
 from tests.integration.stanzas import condition
 from xmppd.client import IQError
+from xmppd.client.errors import NoAnswer
 from xmppd.client.muc import MUCError, declined, invitation
 
 ROOM = "room@conference.localhost"
@@ -146,3 +147,20 @@ async def test_affiliations_configuration_and_destroy(room):
     out = await bob.next(presence_from(f"{ROOM}/bob", "unavailable"))
     assert out.x.destroy["jid"] == "other@conference.localhost"
     assert joined.left.destroyed and joined.left.reason == "closing" and ROOM not in bob.muc.rooms
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_are_discovered_and_a_silent_room_is_a_timeout_naming_a_condition(room):
+    alice, owned, bob, _ = room
+    await owned.configure({"muc#roomconfig_publicroom": True})
+    services = await bob.disco.items("localhost")
+    assert "conference.localhost" in {item.entity.full() for item in services}
+    assert ("conference", "text") in (await bob.disco.info("conference.localhost")).identities
+    assert ROOM in {item.entity.full() for item in await bob.disco.items("conference.localhost")}
+    info = await bob.disco.info(ROOM)
+    assert muc.NS_MUC in info.features and "muc_public" in info.features
+
+    with pytest.raises(NoAnswer) as silent:
+        await bob.muc.join("alice@localhost", "bob", timeout=0.3)  # not a room: nothing answers as one
+    assert str(silent.value) == "remote-server-timeout: no answer to joining alice@localhost within 0.3 s"
+    assert "alice@localhost" not in bob.muc.rooms

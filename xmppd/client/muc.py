@@ -21,7 +21,7 @@ from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 from wokkel import data_form, muc
 
-from xmppd.client.errors import ConditionError
+from xmppd.client.errors import ConditionError, no_answer
 from xmppd.client.handler import Connection
 from xmppd.client.stanza import bare, child, from_wokkel, jid_of, sender, stanza, text
 from xmppd.protocol import xml as X
@@ -152,7 +152,8 @@ class Room:
         if status is not None:
             presence.addElement("status", content=status)
         self._client.send(presence)
-        return self._client.next(lambda e: _is_self(e, self.jid, "unavailable"), timeout)
+        d = self._client.next(lambda e: _is_self(e, self.jid, "unavailable"), timeout)
+        return d.addErrback(no_answer(f"leaving {self.jid}", timeout))
 
     # -- moderators ---------------------------------------------------------------------------
 
@@ -218,7 +219,7 @@ class Room:
                 or (_is_self(element, self.jid, None) and element.getAttribute("from") == target)
             )
 
-        return self._client.next(answer, timeout).addCallback(_refused)
+        return self._client.next(answer, timeout).addCallbacks(_refused, no_answer(f"the nick {nick} in {self.jid}", timeout))
 
     def _send_message(self, to: str, kind: str, **children: str) -> domish.Element:
         message = stanza("message", to, kind)
@@ -274,7 +275,7 @@ class MUC:
             return reason
 
         d = self._client.next(lambda e: _is_self(e, room, None) or _is_error_from(e, room), timeout)
-        return d.addCallback(_refused).addCallbacks(entered, refused)
+        return d.addCallbacks(_refused, no_answer(f"joining {room}", timeout)).addCallbacks(entered, refused)
 
     def decline(self, invitation: Invitation, reason: str | None = None) -> None:
         """Decline through the room (XEP-0045 §7.8.2); the room tells the inviter."""
