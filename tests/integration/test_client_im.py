@@ -131,7 +131,7 @@ async def test_presence_carries_caps_that_verify_against_our_disco_answer(node, 
 
 @pytest_twisted.ensureDeferred
 async def test_disco_asks_the_server_and_a_peer(alice_and_bob):
-    alice, bob = alice_and_bob
+    alice, _ = alice_and_bob
     info = await alice.disco.info("localhost")
     assert ("server", "im") in info.identities
     assert X.NS_ROSTERVER not in info.features and "jabber:iq:privacy" in info.features

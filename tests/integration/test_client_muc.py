@@ -58,7 +58,7 @@ async def test_join_talk_subject_and_private_messages(room):
 
 @pytest_twisted.ensureDeferred
 async def test_history_and_password_on_join(node, room, login):
-    alice, owned, bob, _ = room
+    _, owned, bob, _ = room
     owned.say("one")
     owned.say("two")
     await bob.next(groupchat_with("two"))
@@ -79,7 +79,7 @@ async def test_history_and_password_on_join(node, room, login):
 
 @pytest_twisted.ensureDeferred
 async def test_nick_change_and_conflict(room):
-    alice, _, bob, joined = room
+    alice, _, _, joined = room
     await joined.change_nick("robert")
     assert joined.nick == "robert" and "bob" not in joined.occupants and "robert" in joined.occupants
     gone = await alice.next(presence_from(f"{ROOM}/bob", "unavailable"))
@@ -105,7 +105,7 @@ async def test_invite_and_decline(node, room, login):
 
 @pytest_twisted.ensureDeferred
 async def test_voice_kick_and_ban(node, room, login):
-    alice, owned, bob, joined = room
+    _, owned, bob, joined = room
     await owned.configure({"muc#roomconfig_moderatedroom": True})
     await owned.revoke_voice("bob")
     await bob.next(presence_from(f"{ROOM}/bob"))
@@ -135,7 +135,7 @@ async def test_voice_kick_and_ban(node, room, login):
 
 @pytest_twisted.ensureDeferred
 async def test_affiliations_configuration_and_destroy(room):
-    alice, owned, bob, joined = room
+    _, owned, bob, joined = room
     await owned.set_affiliation("bob@localhost", "member")
     assert [i.entity for i in await owned.affiliations("member")] == [JID("bob@localhost")]
     form = await owned.configuration()
@@ -151,7 +151,7 @@ async def test_affiliations_configuration_and_destroy(room):
 
 @pytest_twisted.ensureDeferred
 async def test_rooms_are_discovered_and_a_silent_room_is_a_timeout_naming_a_condition(room):
-    alice, owned, bob, _ = room
+    _, owned, bob, _ = room
     await owned.configure({"muc#roomconfig_publicroom": True})
     services = await bob.disco.items("localhost")
     assert "conference.localhost" in {item.entity.full() for item in services}

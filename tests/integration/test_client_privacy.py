@@ -59,7 +59,7 @@ async def test_a_push_makes_the_next_get_fetch_again(node, alice_and_bob, login)
 
 
 def test_rules_refuse_what_xep_0016_does_not_allow():
-    for bad in (dict(action="maybe", order=1), dict(action="deny", order=-1), dict(action="deny", order=1, type="jid")):
+    for bad in ({"action": "maybe", "order": 1}, {"action": "deny", "order": -1}, {"action": "deny", "order": 1, "type": "jid"}):
         with pytest.raises(ValueError):
             Rule(**bad)
 

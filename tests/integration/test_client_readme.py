@@ -17,7 +17,7 @@ MARKER = "<!-- bot example: tests/integration/test_client_readme.py runs it -->"
 
 
 def example(document: Path) -> str:
-    found = re.search(re.escape(MARKER) + r"\n```python\n(.*?)```", document.read_text(), re.S)
+    found = re.search(re.escape(MARKER) + r"\n```python\n(.*?)```", document.read_text(), re.DOTALL)
     assert found is not None, f"{document} lost its bot example"
     return found.group(1)
 

@@ -2,7 +2,15 @@
 
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.connection import Client, XMPPStream, connect, open_stream
-from xmppd.client.errors import ClientError, ConditionError, IQError, IQTimeout, SASLError, StreamErrorReceived, Unreachable
+from xmppd.client.errors import (
+    ClientError,
+    ConditionError,
+    IQError,
+    IQTimeout,
+    SASLError,
+    StreamErrorReceived,
+    Unreachable,
+)
 from xmppd.client.muc import Invitation, MUCError, Room
 from xmppd.client.pep import Event
 from xmppd.client.privacy import Rule

@@ -31,7 +31,14 @@ from xmppd.client import resolve
 from xmppd.client.blocking import Blocking
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.disco import Disco
-from xmppd.client.errors import ClientError, IQError, IQTimeout, SASLError, StreamErrorReceived, Unreachable
+from xmppd.client.errors import (
+    ClientError,
+    IQError,
+    IQTimeout,
+    SASLError,
+    StreamErrorReceived,
+    Unreachable,
+)
 from xmppd.client.handler import Handler
 from xmppd.client.muc import MUC
 from xmppd.client.once import Once
@@ -40,12 +47,12 @@ from xmppd.client.presence import Presence
 from xmppd.client.privacy import Privacy
 from xmppd.client.roster import Roster
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
-from xmppd.protocol import xml as X
-from xmppd.protocol.sasl import CONDITIONS, ChannelBinding, channel_binding
 from xmppd.client.ssn import SessionNegotiation
 from xmppd.client.stanza import child, is_, new_iq
 from xmppd.client.subscriptions import Subscriptions
 from xmppd.client.vcard import VCards
+from xmppd.protocol import xml as X
+from xmppd.protocol.sasl import CONDITIONS, ChannelBinding, channel_binding
 from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow

@@ -9,8 +9,8 @@ from twisted.internet import defer
 
 from xmppd.client.cli.common import Command, jid_arg, ping
 from xmppd.client.cli.terminal import Terminal, attach
-from xmppd.client.subscriptions import is_request
 from xmppd.client.stanza import sender
+from xmppd.client.subscriptions import is_request
 
 SUBSCRIPTION = {(False, False): "none", (True, False): "to", (False, True): "from", (True, True): "both"}
 
