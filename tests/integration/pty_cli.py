@@ -52,15 +52,17 @@ class Screen(protocol.ProcessProtocol):
         return await self.exited.addTimeout(timeout, reactor)
 
 
-def xmpp(node: RunningNode, *args: str, user: str | None = "alice", password: str | None = "secret", env: dict | None = None) -> Screen:
-    """Start ``xmpp`` on a pty against ``node``; user/password go in XMPP_JID/XMPP_PASSWORD unless None."""
+def xmpp(
+    node: RunningNode, *args: str, user: str | None = "alice", password: str | None = "secret", port: int | None = None
+) -> Screen:
+    """Start ``xmpp`` on a pty against ``node`` (or whatever listens on ``port``);
+    user/password go in XMPP_JID/XMPP_PASSWORD unless None."""
     environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/nonexistent"), "TERM": "xterm"}
     if user is not None:
         environment["XMPP_JID"] = f"{user}@localhost"
     if password is not None:
         environment["XMPP_PASSWORD"] = password
-    environment.update(env or {})
     screen = Screen()
-    argv = [sys.executable, "-m", "xmppd.client.cli", "--host", "127.0.0.1", "--port", str(node.port), "--insecure", *args]
+    argv = [sys.executable, "-m", "xmppd.client.cli", "--host", "127.0.0.1", "--port", str(port or node.port), "--insecure", *args]
     reactor.spawnProcess(screen, sys.executable, argv, env=environment, path=str(ROOT), usePTY=True)
     return screen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import protocol, reactor
 
 from tests.integration.pty_cli import xmpp
 from tests.integration.test_presence import befriend
@@ -183,6 +184,17 @@ async def test_a_config_file_others_may_read_is_refused(node, tmp_path, login):
     assert f"xmpp: {config} may be read by others (mode 0644); chmod 600 it" in refused.text
     config.chmod(0o600)
     assert await xmpp(node, "--config", str(config), "roster", user=None, password=None).status() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_never_answers_is_a_timeout_naming_the_condition(node):
+    silent = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+    try:
+        screen = xmpp(node, "--timeout", "0.5", "roster", port=silent.getHost().port)
+        assert await screen.status() == 1
+    finally:
+        await silent.stopListening()
+    assert "xmpp: remote-server-timeout: no answer to logging in as alice@localhost within 0.5 s" in screen.text
 
 
 @pytest.mark.parametrize("args", [("send",), ("send", "@bad", "hi"), ("frobnicate",), ("privacy", "edit", "l", "deny:jid")])

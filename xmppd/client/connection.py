@@ -38,6 +38,7 @@ from xmppd.client.errors import (
     SASLError,
     StreamErrorReceived,
     Unreachable,
+    no_answer,
 )
 from xmppd.client.handler import Handler
 from xmppd.client.muc import MUC
@@ -84,9 +85,10 @@ def _deferred(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., de
     return wrapper
 
 
-def _bounded(work: Coroutine[Any, Any, T], timeout: float | None) -> defer.Deferred[T]:
+def _bounded(work: Coroutine[Any, Any, T], timeout: float | None, what: str) -> defer.Deferred[T]:
+    """``work`` cancelled after ``timeout`` seconds: NoAnswer (remote-server-timeout) about ``what``."""
     d = defer.Deferred.fromCoroutine(work)
-    return d if timeout is None else d.addTimeout(timeout, _reactor())
+    return d if timeout is None else d.addTimeout(timeout, _reactor()).addErrback(no_answer(what, timeout))
 
 
 def _is_stanza(element: domish.Element) -> bool:
@@ -345,7 +347,7 @@ def open_stream(
     """A stream opened (and with tls='starttls' upgraded and restarted) but not
     authenticated, for tests that need to send raw or broken XML."""
     options = None if tls == "none" else client_tls_options(domain, ca_file, insecure)
-    return _bounded(_establish(host, port, domain, tls, options), timeout)
+    return _bounded(_establish(host, port, domain, tls, options), timeout, f"opening a stream to {host}:{port}")
 
 
 # -- SASL ---------------------------------------------------------------------------------
@@ -597,4 +599,4 @@ def connect(
     options = client_tls_options(account.host, ca_file, insecure)
     candidates = None if host is None else [(host, port)]
     login = _login(account, password, candidates, tls, options, resource, mechanism, resolver)
-    return _bounded(login, timeout)
+    return _bounded(login, timeout, f"logging in as {account.userhost()}")

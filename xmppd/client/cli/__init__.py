@@ -84,28 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"xmpp: {e}", file=sys.stderr)
         return 2
-    outcome: list[int] = []
-
-    def finished(_):
-        outcome.append(0)
+    status = 0
 
     def failed(failure):
-        reason = failure.value
-        if isinstance(reason, UsageError | ValueError):
-            outcome.append(2)
-        elif isinstance(reason, ClientError | defer.TimeoutError):
-            outcome.append(1)
-        else:
-            return failure  # a bug: react prints the traceback
-        message = str(reason) if not isinstance(reason, defer.TimeoutError) or isinstance(reason, ClientError) else "remote-server-timeout: no answer from the server in time"
-        print(f"xmpp: {message}", file=sys.stderr)
-
-    def run(reactor):
-        return defer.Deferred.fromCoroutine(session(args, account)).addCallbacks(finished, failed)
+        """A refusal or a lost server is one line and status 1; bad input, 2; anything else a traceback."""
+        nonlocal status
+        failure.trap(ClientError, UsageError, ValueError)
+        status = 1 if isinstance(failure.value, ClientError) else 2
+        print(f"xmpp: {failure.value}", file=sys.stderr)
 
     with cbreak() if args.command.interactive else nullcontext():
         try:
-            task.react(run)
+            task.react(lambda reactor: defer.Deferred.fromCoroutine(session(args, account)).addErrback(failed))
         except SystemExit as e:
-            return outcome[0] if outcome else (e.code or 0)
-    return outcome[0] if outcome else 0
+            return status or e.code
+    return status
