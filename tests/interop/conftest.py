@@ -1,11 +1,11 @@
-"""Interop: xmppd.client against other servers, started by the tests (see prosody.py)."""
+"""Interop: xmppd.client against other servers, started by the tests (see servers.py)."""
 
 from __future__ import annotations
 
 import pytest
 from twisted.internet import asyncioreactor
 
-from tests.interop.prosody import Prosody, free_port, installed
+from tests.interop.servers import SERVERS
 
 
 def pytest_collection_modifyitems(config, items):
@@ -15,11 +15,15 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError("interop tests need --reactor=asyncio")
 
 
-@pytest.fixture
-def prosody(tmp_path):
-    if not installed():
-        pytest.skip("prosody is not installed (apt-get install prosody prosody-modules)")
-    server = Prosody(tmp_path / "prosody", free_port())
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture(params=sorted(SERVERS))
+def server(request):
+    """Each test runs against every server installed (apt-get install prosody prosody-modules ejabberd)."""
+    kind = SERVERS[request.param]
+    if not kind.installed():
+        pytest.skip(f"{kind.name} is not installed")
+    running = kind()
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

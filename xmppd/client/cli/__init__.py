@@ -49,6 +49,7 @@ def parser() -> Parser:
     top.add_argument("--ca-file", help="PEM file of the CAs to trust instead of the system's")
     top.add_argument("--insecure", action="store_true", help="do not check the server's certificate")
     top.add_argument("--resource", help="the resource to ask for")
+    top.add_argument("--mechanism", help="the SASL mechanism to use instead of the best offered (e.g. SCRAM-SHA-1 for ejabberd before 23.10 under TLS 1.3)")
     top.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (10)")
     commands = top.add_subparsers(dest="name", metavar="COMMAND", parser_class=Parser)
     commands.required = True
@@ -66,6 +67,7 @@ async def session(args, account: Account) -> None:
         ca_file=account.ca_file,
         insecure=account.insecure,
         resource=account.resource,
+        mechanism=args.mechanism,
         timeout=args.timeout,
     )
     try:
