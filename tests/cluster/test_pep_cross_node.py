@@ -10,7 +10,7 @@ from __future__ import annotations
 from tests.cluster.client import Client, presence_from
 from tests.integration.test_pep import TUNE, caps_presence, disco_info, is_caps_query
 from xmppd.protocol.stanzas import result
-from xmppd.util import caps
+from xmppd.protocol import caps
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 

@@ -34,3 +34,10 @@ async def login(node: RunningNode):
     yield log_in
     for client in clients:
         await client.close()
+
+
+@pytest_twisted.async_fixture
+async def alice_and_bob(node: RunningNode, login):
+    """Two logged-in clients, not contacts, neither available."""
+    await node.add_user("bob")
+    return await login("alice"), await login("bob")

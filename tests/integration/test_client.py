@@ -188,6 +188,17 @@ async def test_next_keeps_what_the_predicate_skips(login: Login):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_last_waiter_gets_only_what_no_other_waiter_wants(login: Login):
+    client = await login()
+    loop = client.next(timeout=2, last=True)  # a program's main loop, waiting first
+    call = client.next(body_is("mine"), timeout=2)  # a call waiting for its own answer
+    for text in ("mine", "other"):
+        client.send(message(client.jid.full(), text))
+    assert str((await call).body) == "mine"
+    assert str((await loop).body) == "other"
+
+
+@pytest_twisted.ensureDeferred
 async def test_close(login: Login):
     client = await login()
     await client.close()

@@ -4,7 +4,7 @@ Cast: alice publishes. bob and carol are her contacts ('both'); bob's client
 wants tunes (``urn:xmpp:tune+notify`` in its caps), carol's does not; dave is a
 stranger. Each client announces caps in its initial presence and answers the
 server's disco#info itself, as a real client does; ``ver`` strings are
-computed by ``xmppd.util.caps``, which tests/unit/test_caps.py checks against
+computed by ``xmppd.protocol.caps``, which tests/unit/test_caps.py checks against
 XEP-0115's own examples.
 """
 
@@ -24,7 +24,7 @@ from xmppd.modules.pep import NS_PUBLISH_OPTIONS
 from xmppd.protocol.stanzas import result
 from xmppd.protocol.xml import parse_fragment
 from xmppd.service import make_node_service
-from xmppd.util import caps
+from xmppd.protocol import caps
 from xmppd.util.aio import as_deferred
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"

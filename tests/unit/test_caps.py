@@ -8,7 +8,8 @@ import pytest
 
 from xmppd.protocol.xml import parse_fragment
 from xmppd.storage.memory import MemoryCapsStore
-from xmppd.util import caps
+from xmppd.protocol import caps
+from xmppd.util.caps import CapsCache
 
 # XEP-0115 §5.2, "Simple Generation Example".
 SIMPLE = """<query xmlns='http://jabber.org/protocol/disco#info'>
@@ -101,7 +102,7 @@ def test_cache_memo_and_store_are_bounded() -> None:
     """The node's memo forgets the oldest; the store refuses new vers once full; a ver learned
     elsewhere (another node, same store) is read from the store."""
     store = MemoryCapsStore()
-    cache, other_node = caps.CapsCache(store, size=2), caps.CapsCache(store, size=2)
+    cache, other_node = CapsCache(store, size=2), CapsCache(store, size=2)
     for name in ("a", "b", "c"):
         asyncio.run(cache.learned(name, frozenset({name})))
     assert asyncio.run(store.get("a")) == ["a"] and asyncio.run(store.get("c")) is None  # full at two

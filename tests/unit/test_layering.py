@@ -53,6 +53,12 @@ def test_importing_the_client_loads_no_server_module():
     assert [m for m in loaded if not (within(m, ["xmppd.client", *PROTOCOL]) or m in BELOW)] == []
 
 
+def test_the_xmpp_command_loads_no_server_module_either():
+    loaded = loaded_by("import xmppd.client.cli")
+    assert "xmppd.client.cli.messages" in loaded
+    assert [m for m in loaded if not (within(m, ["xmppd.client", *PROTOCOL]) or m in BELOW)] == []
+
+
 def test_the_protocol_layer_loads_nothing_but_itself():
     loaded = loaded_by("import xmppd.protocol.sasl, xmppd.protocol.scram, xmppd.protocol.stanzas, xmppd.protocol.xml")
     assert [m for m in loaded if not (within(m, PROTOCOL) or m in BELOW)] == []

@@ -1,8 +1,20 @@
-"""xmppd's own XMPP client library."""
+"""xmppd's own XMPP client library (XEP-0213); see docs/client.md."""
 
 from xmppd.client.chatstates import ChatStates
 from xmppd.client.connection import Client, XMPPStream, connect, open_stream
-from xmppd.client.errors import ClientError, IQError, SASLError, StreamErrorReceived
+from xmppd.client.errors import (
+    ClientError,
+    ConditionError,
+    IQError,
+    IQTimeout,
+    SASLError,
+    StreamErrorReceived,
+    Unreachable,
+)
+from xmppd.client.muc import Invitation, MUCError, Room
+from xmppd.client.pep import Event
+from xmppd.client.privacy import Rule
+from xmppd.client.reconnect import Reconnecting
 from xmppd.client.ssn import (
     SessionDeclined,
     SessionError,
@@ -11,12 +23,21 @@ from xmppd.client.ssn import (
     SessionTimeout,
     StanzaSession,
 )
+from xmppd.client.vcard import VCard
 
 __all__ = [
     "ChatStates",
     "Client",
     "ClientError",
+    "ConditionError",
+    "Event",
     "IQError",
+    "IQTimeout",
+    "Invitation",
+    "MUCError",
+    "Reconnecting",
+    "Room",
+    "Rule",
     "SASLError",
     "SessionDeclined",
     "SessionError",
@@ -25,6 +46,8 @@ __all__ = [
     "SessionTimeout",
     "StanzaSession",
     "StreamErrorReceived",
+    "Unreachable",
+    "VCard",
     "XMPPStream",
     "connect",
     "open_stream",

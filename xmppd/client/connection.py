@@ -26,16 +26,34 @@ from twisted.python import failure
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
-from wokkel import disco
 
+from xmppd.client import resolve
+from xmppd.client.blocking import Blocking
 from xmppd.client.chatstates import ChatStates
-from xmppd.client.errors import ClientError, IQError, SASLError, StreamErrorReceived
+from xmppd.client.disco import Disco
+from xmppd.client.errors import (
+    ClientError,
+    IQError,
+    IQTimeout,
+    SASLError,
+    StreamErrorReceived,
+    Unreachable,
+    no_answer,
+)
 from xmppd.client.handler import Handler
+from xmppd.client.muc import MUC
 from xmppd.client.once import Once
+from xmppd.client.pep import PEP
+from xmppd.client.presence import Presence
+from xmppd.client.privacy import Privacy
+from xmppd.client.roster import Roster
 from xmppd.client.sasl import SASLClientError, choose_mechanism, make_client_mechanism
+from xmppd.client.ssn import SessionNegotiation
+from xmppd.client.stanza import child, is_, new_iq
+from xmppd.client.subscriptions import Subscriptions
+from xmppd.client.vcard import VCards
 from xmppd.protocol import xml as X
 from xmppd.protocol.sasl import CONDITIONS, ChannelBinding, channel_binding
-from xmppd.client.ssn import SessionNegotiation
 from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
@@ -67,17 +85,10 @@ def _deferred(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., de
     return wrapper
 
 
-def _bounded(work: Coroutine[Any, Any, T], timeout: float | None) -> defer.Deferred[T]:
+def _bounded(work: Coroutine[Any, Any, T], timeout: float | None, what: str) -> defer.Deferred[T]:
+    """``work`` cancelled after ``timeout`` seconds: NoAnswer (remote-server-timeout) about ``what``."""
     d = defer.Deferred.fromCoroutine(work)
-    return d if timeout is None else d.addTimeout(timeout, _reactor())
-
-
-def _is(element: domish.Element, uri: str, name: str) -> bool:
-    return element.uri == uri and element.name == name
-
-
-def _child(parent: domish.Element | None, uri: str, name: str) -> domish.Element | None:
-    return None if parent is None else next(parent.elements(uri, name), None)
+    return d if timeout is None else d.addTimeout(timeout, _reactor()).addErrback(no_answer(what, timeout))
 
 
 def _is_stanza(element: domish.Element) -> bool:
@@ -86,19 +97,10 @@ def _is_stanza(element: domish.Element) -> bool:
 
 def _is_response(element: domish.Element, ids: Collection[str]) -> bool:
     return (
-        _is(element, X.NS_CLIENT, "iq")
+        is_(element, X.NS_CLIENT, "iq")
         and element.getAttribute("type") in ("result", "error")
         and element.getAttribute("id") in ids
     )
-
-
-def _new_iq(kind: str, uri: str, name: str, to: str | None = None) -> domish.Element:
-    iq = domish.Element((X.NS_CLIENT, "iq"))
-    iq["type"] = kind
-    if to is not None:
-        iq["to"] = to
-    iq.addElement((uri, name))
-    return iq
 
 
 # -- TLS --------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ def client_tls_options(domain: str, ca_file: str | None, insecure: bool) -> TLSO
 
 def _usable_binding(features: domish.Element, binding: ChannelBinding | None) -> ChannelBinding | None:
     """XEP-0440: bind with our type only if a server that lists its types lists it."""
-    advertised = _child(features, X.NS_SASL_CB, "sasl-channel-binding")
+    advertised = child(features, X.NS_SASL_CB, "sasl-channel-binding")
     if binding is None or advertised is None:
         return binding
     types = {c.getAttribute("type") for c in advertised.elements(X.NS_SASL_CB, "channel-binding")}
@@ -152,6 +154,7 @@ class XMPPStream(protocol.Protocol):
         self._parser: X.HardenedElementStream | None = None
         self._queue: list[domish.Element] = []
         self._waiters: list[tuple[Predicate | None, defer.Deferred]] = []
+        self._last_waiters: list[tuple[Predicate | None, defer.Deferred]] = []  # served after the others
         self._ended: Exception | None = None
         self._footer_sent = False
         self._closed = Once()
@@ -180,32 +183,36 @@ class XMPPStream(protocol.Protocol):
 
     # -- waiting for elements -----------------------------------------------------------
 
-    def next_element(self, timeout: float | None = 5.0, predicate: Predicate | None = None) -> defer.Deferred:
+    def next_element(self, timeout: float | None = 5.0, predicate: Predicate | None = None, last: bool = False) -> defer.Deferred:
         """The first queued or next received element ``predicate`` accepts
-        (defer.TimeoutError after ``timeout`` seconds, None waits for ever)."""
+        (defer.TimeoutError after ``timeout`` seconds, None waits for ever).
+        A ``last`` waiter is served only when no other waiter wants the element:
+        a program's main loop then never takes what a call waits for."""
         for i, element in enumerate(self._queue):
             if predicate is None or predicate(element):
                 del self._queue[i]
                 return defer.succeed(element)
         if self._ended is not None:
             return defer.fail(self._ended)
-        d = defer.Deferred(lambda d: self._waiters.remove(entry))
+        waiters = self._last_waiters if last else self._waiters
+        d = defer.Deferred(lambda d: waiters.remove(entry))
         entry = (predicate, d)
-        self._waiters.append(entry)
+        waiters.append(entry)
         return d if timeout is None else d.addTimeout(timeout, _reactor())
 
     def _on_element(self, element: domish.Element) -> None:
-        if _is(element, X.NS_STREAMS, "error"):
+        if is_(element, X.NS_STREAMS, "error"):
             self._on_stream_error(element)
             return
         if self.observer is not None and self.observer(element):
             return
-        for entry in self._waiters:
-            predicate, d = entry
-            if predicate is None or predicate(element):
-                self._waiters.remove(entry)
-                d.callback(element)
-                return
+        for waiters in (self._waiters, self._last_waiters):
+            for entry in waiters:
+                predicate, d = entry
+                if predicate is None or predicate(element):
+                    waiters.remove(entry)
+                    d.callback(element)
+                    return
         if self.unclaimed is None or not self.unclaimed(element):
             self._queue.append(element)
 
@@ -213,7 +220,7 @@ class XMPPStream(protocol.Protocol):
         """Nothing more will arrive: fail who waits now and who waits later."""
         if self._ended is None:
             self._ended = reason
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters, self._last_waiters = self._waiters + self._last_waiters, [], []
         for _, d in waiters:
             d.errback(failure.Failure(self._ended))
 
@@ -231,9 +238,9 @@ class XMPPStream(protocol.Protocol):
             f"<?xml version='1.0'?><stream:stream xmlns='{X.NS_CLIENT}' xmlns:stream='{X.NS_STREAMS}'"
             f" to='{X.escape_attribute(self.domain)}'{sender} version='1.0' xml:lang='en'>"
         )
-        self.header = await self.next_element(timeout, lambda e: _is(e, X.NS_STREAMS, "stream"))
+        self.header = await self.next_element(timeout, lambda e: is_(e, X.NS_STREAMS, "stream"))
         features = await self.next_element(timeout)
-        if not _is(features, X.NS_STREAMS, "features"):
+        if not is_(features, X.NS_STREAMS, "features"):
             raise ClientError(f"expected <stream:features/>, got <{features.name}/>")
         self.features = features
         return features
@@ -241,11 +248,11 @@ class XMPPStream(protocol.Protocol):
     @_deferred
     async def starttls(self, options: TLSOptions, timeout: float | None = 10.0) -> domish.Element:
         """RFC 6120 §5: upgrade, then restart; returns the new features."""
-        if _child(self.features, X.NS_TLS, "starttls") is None:
+        if child(self.features, X.NS_TLS, "starttls") is None:
             raise ClientError("the server does not offer STARTTLS")
         self.send(f"<starttls xmlns='{X.NS_TLS}'/>")
         answer = await self.next_element(timeout)
-        if not _is(answer, X.NS_TLS, "proceed"):
+        if not is_(answer, X.NS_TLS, "proceed"):
             raise ClientError("the server refused STARTTLS")
         self.transport.startTLS(options)
         self.tls_active = True
@@ -320,7 +327,7 @@ async def _establish(
     except error.ConnectingCancelledError:
         raise defer.CancelledError() from None  # so that a timeout reads as defer.TimeoutError
     except (error.ConnectError, error.DNSLookupError) as e:
-        raise ClientError(f"cannot connect to {host}:{port}: {e}") from e
+        raise Unreachable(f"remote-server-not-found: cannot connect to {host}:{port}: {e}") from e
     with _aborting(stream):
         await stream.restart(None)
         if tls == "starttls":
@@ -340,7 +347,7 @@ def open_stream(
     """A stream opened (and with tls='starttls' upgraded and restarted) but not
     authenticated, for tests that need to send raw or broken XML."""
     options = None if tls == "none" else client_tls_options(domain, ca_file, insecure)
-    return _bounded(_establish(host, port, domain, tls, options), timeout)
+    return _bounded(_establish(host, port, domain, tls, options), timeout, f"opening a stream to {host}:{port}")
 
 
 # -- SASL ---------------------------------------------------------------------------------
@@ -368,7 +375,7 @@ def _sasl_data(element: domish.Element) -> bytes | None:
 
 
 def _sasl_failure(element: domish.Element) -> SASLError:
-    text = _child(element, X.NS_SASL, "text")
+    text = child(element, X.NS_SASL, "text")
     names = [c.name for c in element.elements(X.NS_SASL) if c.name != "text"]
     condition = names[0] if names and names[0] in CONDITIONS else "not-authorized"
     return SASLError(condition, str(text) if text is not None else None)
@@ -378,7 +385,7 @@ async def _authenticate(
     stream: XMPPStream, username: str, password: str, binding: ChannelBinding | None, forced: str | None
 ) -> str:
     """RFC 6120 §6 with the client's preference (CLI-03); returns the mechanism used."""
-    offers = _child(stream.features, X.NS_SASL, "mechanisms")
+    offers = child(stream.features, X.NS_SASL, "mechanisms")
     offered = [str(m).strip() for m in offers.elements(X.NS_SASL, "mechanism")] if offers is not None else []
     try:
         name = forced or choose_mechanism(offered, True, binding)
@@ -388,12 +395,12 @@ async def _authenticate(
         stream.send(_sasl_element("auth", mechanism.initial(), name))
         while True:
             answer = await stream.next_element(None)
-            if _is(answer, X.NS_SASL, "challenge"):
+            if is_(answer, X.NS_SASL, "challenge"):
                 stream.send(_sasl_element("response", mechanism.challenge(_sasl_data(answer) or b"")))
-            elif _is(answer, X.NS_SASL, "success"):
+            elif is_(answer, X.NS_SASL, "success"):
                 mechanism.success(_sasl_data(answer))
                 return name
-            elif _is(answer, X.NS_SASL, "failure"):
+            elif is_(answer, X.NS_SASL, "failure"):
                 raise _sasl_failure(answer)
             else:
                 raise ClientError(f"unexpected <{answer.name}/> during SASL")
@@ -405,12 +412,18 @@ async def _authenticate(
 
 
 class Client:
-    """A bound session (CLI-04/05). IQ gets and sets that no ``next()`` waiter
-    takes are answered at once: pings and disco#info with a result, the rest
-    with service-unavailable, so the server never waits on us.
+    """A bound session (CLI-04/05) and the protocols spoken on it, one handler each.
 
-    ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155) are its handlers:
-    each sees every stanza first and keeps those it takes from ``next()``.
+    Each handler sees every stanza first and keeps what it takes from
+    ``next()``: ``disco`` answers disco#info and #items (with our caps node),
+    ``roster`` applies and acknowledges pushes, ``presence`` remembers what
+    contacts announce, ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155)
+    follow conversations, ``privacy`` (XEP-0016) and ``blocking`` (XEP-0191)
+    acknowledge their pushes, ``muc`` follows the rooms we are in, ``pep``
+    advertises the PEP nodes we want notifications of. IQ gets and sets nobody took or waited for are
+    answered at once: a ping with a result, the rest with service-unavailable,
+    so the server never waits on us. ``subscriptions`` and ``vcard``
+    (XEP-0054) only ask.
     """
 
     def __init__(self, stream: XMPPStream, mechanism: str, channel_binding: ChannelBinding | None):
@@ -419,9 +432,20 @@ class Client:
         self.channel_binding = channel_binding
         self.jid: jabber_jid.JID | None = None
         self._awaited: set[str] = set()  # ids of our IQs still waiting for their answer
+        self.disco = Disco(self, self._features)
+        self.roster = Roster(self)
+        self.presence = Presence(self, self.disco)
+        self.subscriptions = Subscriptions(self)
+        self.privacy = Privacy(self)
+        self.blocking = Blocking(self)
+        self.vcard = VCards(self)
+        self.muc = MUC(self)
+        self.pep = PEP(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
-        self._handlers: tuple[Handler, ...] = (self.chat_states, self.sessions)
+        self._handlers: tuple[Handler, ...] = (
+            self.disco, self.roster, self.presence, self.privacy, self.blocking, self.muc, self.pep, self.chat_states, self.sessions
+        )
         stream.observer = self._observe
         stream.unclaimed = self._answer_iq
 
@@ -440,9 +464,10 @@ class Client:
     def send(self, stanza: domish.Element | str) -> None:
         self._stream.send(stanza)
 
-    def next(self, predicate: Predicate | None = None, timeout: float | None = 5.0) -> defer.Deferred:
+    def next(self, predicate: Predicate | None = None, timeout: float | None = 5.0, last: bool = False) -> defer.Deferred:
         """The next stanza ``predicate`` accepts; the others stay queued.
-        Answers to our own pending ``iq()`` calls are never handed out here."""
+        Answers to our own pending ``iq()`` calls are never handed out here;
+        with ``last``, nor is what any other ``next()`` waits for (a main loop)."""
 
         def wanted(element: domish.Element) -> bool:
             return (
@@ -451,11 +476,12 @@ class Client:
                 and (predicate is None or predicate(element))
             )
 
-        return self._stream.next_element(timeout, wanted)
+        return self._stream.next_element(timeout, wanted, last)
 
     @_deferred
     async def iq(self, iq: domish.Element, timeout: float | None = 5.0) -> domish.Element:
-        """Send ``iq`` (with a unique id unless it has one) and return its result; IQError on an error."""
+        """Send ``iq`` (with a unique id unless it has one) and return its result;
+        IQError on an error answer, IQTimeout when none came within ``timeout`` seconds."""
         if not iq.getAttribute("id"):
             iq["id"] = uuid.uuid4().hex
         key = iq["id"]
@@ -464,6 +490,8 @@ class Client:
         try:
             self.send(iq)
             response = await answer
+        except defer.TimeoutError:
+            raise IQTimeout(iq, timeout) from None
         finally:
             self._awaited.discard(key)
         if response["type"] == "error":
@@ -473,51 +501,31 @@ class Client:
     def close(self, timeout: float = 5.0) -> defer.Deferred:
         return self._stream.close(timeout)
 
-    def disco_info(self) -> domish.Element:
-        """What we answer to disco#info (XEP-0030, DISCO-06): a client/pc and the features we speak."""
-        info = disco.DiscoInfo()
-        info.append(disco.DiscoIdentity("client", "pc", "xmppd"))
-        for feature in (disco.NS_DISCO_INFO, X.NS_PING, *(f for h in self._handlers for f in h.features())):
-            info.append(disco.DiscoFeature(feature))
-        return info.toElement()
+    def _features(self) -> tuple[str, ...]:
+        """What we answer to disco#info (DISCO-06): ping and what every handler speaks."""
+        return (X.NS_PING, *(feature for handler in self._handlers for feature in handler.features()))
 
     def _observe(self, element: domish.Element) -> bool:
         return _is_stanza(element) and any(handler.received(element) for handler in self._handlers)
 
     def _answer_iq(self, element: domish.Element) -> bool:
-        """CLI-05: every unhandled get/set is answered; results and errors never are.
-
-        A roster push from our own account (CLI-06) is acknowledged and stays
-        queued for ``next()``; one from anybody else is a forgery and refused.
-        """
-        if not _is(element, X.NS_CLIENT, "iq") or element.getAttribute("type") not in ("get", "set"):
+        """CLI-05: every get/set nobody answered is answered; results and errors never are.
+        One a handler answered but left visible (a roster push) stays queued for ``next()``."""
+        if not is_(element, X.NS_CLIENT, "iq") or element.getAttribute("type") not in ("get", "set"):
+            return False
+        if getattr(element, "handled", False):
             return False
         query = element.firstChildElement()
-        if element["type"] == "set" and query is not None and _is(query, X.NS_ROSTER, "query"):
-            sender = element.getAttribute("from")
-            if sender is None or sender == self.jid.userhost():
-                self.send(result(element))
-                return False
-        self.send(self._answer(element, query))
+        pinged = element["type"] == "get" and query is not None and is_(query, X.NS_PING, "ping")
+        self.send(result(element) if pinged else error_reply(element, "service-unavailable"))
         return True
-
-    def _answer(self, iq: domish.Element, query: domish.Element | None) -> domish.Element:
-        """A ping gets a result, disco#info our features (we have no nodes), the rest service-unavailable."""
-        if iq["type"] == "get" and query is not None:
-            if _is(query, X.NS_PING, "ping"):
-                return result(iq)
-            if _is(query, disco.NS_DISCO_INFO, "query") and not query.getAttribute("node"):
-                return result(iq, self.disco_info())
-            if _is(query, disco.NS_DISCO_INFO, "query"):
-                return error_reply(iq, "item-not-found")
-        return error_reply(iq, "service-unavailable")
 
     async def _bind(self, resource: str | None) -> None:
         """CLI-04: take exactly the JID the server binds; open the legacy session only if required."""
-        iq = _new_iq("set", X.NS_BIND, "bind")
+        iq = new_iq("set", X.NS_BIND, "bind")
         if resource:
             iq.firstChildElement().addElement("resource", content=resource)
-        bound = _child(_child(await self.iq(iq, None), X.NS_BIND, "bind"), X.NS_BIND, "jid")
+        bound = child(child(await self.iq(iq, None), X.NS_BIND, "bind"), X.NS_BIND, "jid")
         text = str(bound).strip() if bound is not None else ""
         try:
             self.jid = jabber_jid.JID(text)
@@ -525,22 +533,38 @@ class Client:
             raise ClientError(f"the server bound no valid JID: {text!r}") from e
         if not self.jid.resource:
             raise ClientError(f"the server bound a JID without resource: {text!r}")
-        session = _child(self.features, X.NS_SESSION, "session")
-        if session is not None and _child(session, X.NS_SESSION, "optional") is None:
-            await self.iq(_new_iq("set", X.NS_SESSION, "session", to=self.jid.host), None)
+        session = child(self.features, X.NS_SESSION, "session")
+        if session is not None and child(session, X.NS_SESSION, "optional") is None:
+            await self.iq(new_iq("set", X.NS_SESSION, "session", to=self.jid.host), None)
+
+
+async def _reach(
+    candidates: list[tuple[str, int]] | None, domain: str, tls: str, options: TLSOptions, sender: str, resolver
+) -> XMPPStream:
+    """A stream to the first of ``candidates`` that answers; None: the domain's SRV targets (CLI-01)."""
+    if candidates is None:
+        candidates = await resolve.targets(domain, resolver)
+    if not candidates:
+        raise Unreachable(f"remote-server-not-found: {domain} offers no XMPP client service (SRV target '.')")
+    for host, port in candidates:
+        try:
+            return await _establish(host, port, domain, tls, options, sender)
+        except Unreachable as e:
+            last = e
+    raise last
 
 
 async def _login(
     account: jabber_jid.JID,
     password: str,
-    host: str,
-    port: int,
+    candidates: list[tuple[str, int]] | None,
     tls: str,
     options: TLSOptions,
     resource: str | None,
     mechanism: str | None,
+    resolver,
 ) -> Client:
-    stream = await _establish(host, port, account.host, tls, options, sender=account.userhost())
+    stream = await _reach(candidates, account.host, tls, options, account.userhost(), resolver)
     with _aborting(stream):
         binding = _usable_binding(stream.features, stream.channel_binding())
         used = await _authenticate(stream, account.user, password, binding, mechanism)
@@ -561,14 +585,18 @@ def connect(
     resource: str | None = None,
     mechanism: str | None = None,
     timeout: float | None = 10.0,
+    resolver=None,
 ) -> defer.Deferred[Client]:
     """Log in as ``jid``; fires with the bound Client. Never authenticates in the
-    clear: tls is 'starttls' (insisted on) or 'direct' (XEP-0368)."""
+    clear: tls is 'starttls' (insisted on) or 'direct' (XEP-0368). Without
+    ``host``, the domain's SRV records say where (``resolver``: twisted.names's
+    by default), else the domain on 5222."""
     if tls not in ("starttls", "direct"):
         raise ValueError(f"tls must be 'starttls' or 'direct', not {tls!r}")
     account = jabber_jid.JID(jid)
     if not account.user:
         raise ValueError(f"{jid!r} has no localpart")
     options = client_tls_options(account.host, ca_file, insecure)
-    login = _login(account, password, host or account.host, port, tls, options, resource, mechanism)
-    return _bounded(login, timeout)
+    candidates = None if host is None else [(host, port)]
+    login = _login(account, password, candidates, tls, options, resource, mechanism, resolver)
+    return _bounded(login, timeout, f"logging in as {account.userhost()}")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from twisted.internet import defer
+from twisted.python import failure
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.xish import domish
 
 
 class ClientError(Exception):
     """The connection or the login failed."""
+
+
+class Unreachable(ClientError):
+    """No server could be reached at any address the domain's SRV records (or the domain) name."""
 
 
 class ConditionError(ClientError):
@@ -36,3 +42,33 @@ class IQError(ConditionError):
         parsed = jabber_error.exceptionFromStanza(stanza)
         super().__init__(parsed.condition, parsed.text)
         self.stanza = stanza
+
+
+class NoAnswer(ClientError, defer.TimeoutError):
+    """Nothing came back in time: reads like the condition a server would have named."""
+
+    condition = "remote-server-timeout"
+
+    def __init__(self, what: str, timeout: float | None):
+        super().__init__(f"remote-server-timeout: no answer to {what} within {timeout} s")
+
+
+class IQTimeout(NoAnswer):
+    """An IQ got no answer in time."""
+
+    def __init__(self, iq: domish.Element, timeout: float | None):
+        payload = iq.firstChildElement()
+        what = f"{{{payload.uri}}}{payload.name}" if payload is not None else "iq"
+        super().__init__(f"{what} from {iq.getAttribute('to', 'the server')}", timeout)
+
+
+def no_answer(what: str, timeout: float | None):
+    """An errback turning a timed-out wait into NoAnswer."""
+
+    def convert(reason: failure.Failure):
+        reason.trap(defer.TimeoutError)
+        if isinstance(reason.value, NoAnswer):
+            return reason
+        raise NoAnswer(what, timeout)
+
+    return convert

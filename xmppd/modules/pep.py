@@ -4,7 +4,7 @@ The owner publishes; the server keeps each node's last items and notifies, as
 headline messages from the bare JID to full JIDs, the owner's available
 resources and those of contacts the node's access model admits whose caps
 (XEP-0115) say ``<node>+notify``. What a ``ver`` means is learned by asking
-the client and kept only once its hash verifies (``xmppd.util.caps``).
+the client and kept only once its hash verifies (``xmppd.protocol.caps``).
 
 wokkel's ``PubSubRequest`` parses the requests. Its ``PubSubService`` is not
 used: it observes an XML stream through XPath and hands its resource only the
@@ -28,10 +28,11 @@ from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadReques
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
 from xmppd.modules.roster import Account, RosterModule
+from xmppd.protocol import caps
 from xmppd.protocol.stanzas import StanzaError
 from xmppd.protocol.xml import NS_CLIENT, serialise
 from xmppd.sessions import Resource
-from xmppd.util import caps
+from xmppd.util.caps import CapsCache
 from xmppd.util.aio import run_in_background
 
 NS_PUBSUB_ERRORS = NS_PUBSUB + "#errors"
@@ -266,7 +267,7 @@ class PepModule(Module):
 
     def __init__(self, node):
         super().__init__(node)
-        self.caps_cache = caps.CapsCache(node.storage.caps, node.config.caps_cache_size)
+        self.caps_cache = CapsCache(node.storage.caps, node.config.caps_cache_size)
         self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
         self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources

@@ -31,6 +31,11 @@ NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
 NS_ROSTER = "jabber:iq:roster"
 NS_PING = "urn:xmpp:ping"
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+NS_ROSTERVER = "urn:xmpp:features:rosterver"
+NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
+NS_PRIVACY = "jabber:iq:privacy"
+NS_BLOCKING = "urn:xmpp:blocking"
+NS_VCARD = "vcard-temp"
 
 TEXT_BUFFER = 1024  # bytes of character data expat collects before a callback
 

@@ -1,0 +1,128 @@
+"""``xmpp send JID TEXT`` and ``xmpp chat JID``.
+
+``chat`` speaks XEP-0085 as the user types: composing at the first key of a
+message, paused when typing stops for ``--paused-after`` seconds, active when
+the line is sent or erased, gone on leaving; the other side's states are
+shown as they come. A chat starts at the bare JID and locks onto the
+resource that answers, until another resource speaks or that one goes
+(MSG-08).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from twisted.internet import defer
+from twisted.words.protocols.jabber import error as jabber_error
+from twisted.words.xish import domish
+
+from xmppd.client.cli.common import Command, bare_jid, jid_arg, ping, wait_for_user
+from xmppd.client.cli.terminal import Terminal
+from xmppd.client.errors import ConditionError
+from xmppd.client.stanza import sender, text
+from xmppd.protocol import xml as X
+
+SHOWN = {"active": "is here", "composing": "is typing…", "paused": "stopped typing", "inactive": "is away from the chat", "gone": "has left the chat"}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    send = commands.add_parser("send", help="send one message")
+    send.add_argument("to", type=jid_arg, metavar="JID")
+    send.add_argument("text", nargs="+")
+    send.set_defaults(command=Command(send_message, available=False))
+
+    chat = commands.add_parser("chat", help="chat with someone, showing chat states")
+    chat.add_argument("peer", type=jid_arg, metavar="JID")
+    chat.add_argument("--paused-after", type=float, default=5.0, metavar="SECONDS", help="typing pause that tells the other side 'paused' (5)")
+    chat.add_argument("--no-chat-states", action="store_true", help="send no chat states")
+    chat.set_defaults(command=Command(chat_with, available=True, interactive=True))
+
+
+async def send_message(client, args, out) -> None:
+    """Send, then ping the server: an error bounced for the message arrives before the pong."""
+    message = domish.Element((X.NS_CLIENT, "message"))
+    message["to"], message["type"], message["id"] = args.to, "chat", "m1"
+    message.addElement("body", content=" ".join(args.text))
+    client.send(message)
+    await ping(client)
+    bounced = client.next(lambda e: e.name == "message" and e.getAttribute("type") == "error" and e.getAttribute("id") == "m1", 0.3)
+    try:
+        error = await bounced
+    except defer.TimeoutError:
+        return
+    raise _stanza_error(error)
+
+
+def _stanza_error(stanza: domish.Element) -> ConditionError:
+    parsed = jabber_error.exceptionFromStanza(stanza)
+    return ConditionError(parsed.condition, parsed.text)
+
+
+def _reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class Conversation:
+    """One chat as the user sees it: where our messages go, and what the screen shows."""
+
+    def __init__(self, client, peer: str, terminal: Terminal):
+        self._client = client
+        self.peer = bare_jid(peer)
+        self.to = peer  # the bare JID, or the full JID we are locked onto
+        self._terminal = terminal
+
+    def received(self, stanza: domish.Element) -> bool:
+        origin = sender(stanza)
+        if origin is None or origin.userhost() != self.peer:
+            return False
+        if stanza.name == "presence":
+            if origin.full() != self.to or stanza.getAttribute("type") == "unavailable":
+                self.to = self.peer  # another resource spoke up, or ours went: back to the bare JID
+            return True
+        if stanza.getAttribute("type") == "error":
+            self._terminal.show(f"[error: {jabber_error.exceptionFromStanza(stanza).condition}]")
+            return True
+        self.to = origin.full()
+        for child in stanza.elements(X.NS_CHATSTATES):
+            if child.name in SHOWN:
+                self._terminal.show(f"[{self.peer} {SHOWN[child.name]}]")
+        body = text(stanza, X.NS_CLIENT, "body")
+        if body is not None:
+            self._terminal.show(f"{self.peer}: {body}")
+        return True
+
+
+async def chat_with(client, args, out) -> None:
+    states = client.chat_states
+    states.enabled = not args.no_chat_states
+    pause = None
+
+    def stop_pause():
+        nonlocal pause
+        if pause is not None and pause.active():
+            pause.cancel()
+        pause = None
+
+    def edited(buffer: str) -> None:
+        nonlocal pause
+        stop_pause()
+        if buffer:
+            states.state(conversation.to, "composing")
+            pause = _reactor().callLater(args.paused_after, states.state, conversation.to, "paused")
+        else:
+            states.state(conversation.to, "active")
+
+    def line(typed: str) -> None:
+        stop_pause()
+        if typed:
+            states.message(conversation.to, typed)
+            terminal.show(f"me: {typed}")
+
+    terminal = Terminal(line, edited, prompt="> ")
+    conversation = Conversation(client, args.peer, terminal)
+    await wait_for_user(client, terminal, conversation.received, f"chatting with {args.peer}; ctrl-D to leave")
+    stop_pause()
+    states.state(conversation.to, "gone")
+    await ping(client)
