@@ -23,7 +23,7 @@ from twisted.words.xish import domish
 from xmppd.bench import common
 from xmppd.config import OPTIONS
 from xmppd.storage import open_storage
-from xmppd.util import caps
+from xmppd.protocol import caps
 
 HELP = "PEP notifications delivered/s, per server CPU-second, and latency"
 HEADER = common.STEP_HEADER
