@@ -1,10 +1,13 @@
-"""XEP-0163 Personal Eventing: every account's bare JID is a pubsub service (PEP-01..13).
+"""XEP-0163 Personal Eventing: every account's bare JID is a pubsub service (PEP-01..14).
 
 The owner publishes; the server keeps each node's last items and notifies, as
 headline messages from the bare JID to full JIDs, the owner's available
-resources and those of contacts the node's access model admits whose caps
-(XEP-0115) say ``<node>+notify``. What a ``ver`` means is learned by asking
-the client and kept only once its hash verifies (``xmppd.util.caps``).
+resources and those of contacts (and of local entities she shares directed
+presence with) that the node admits (``NodeAccess``: access model and
+affiliations) whose caps (XEP-0115) say ``<node>+notify``. What a ``ver``
+means is learned by asking the client and kept only once its hash verifies
+(``xmppd.util.caps``). Errors returned for notifications are absorbed here
+(PEP-11); the owner manages affiliations and explicit subscriptions.
 
 wokkel's ``PubSubRequest`` parses the requests. Its ``PubSubService`` is not
 used: it observes an XML stream through XPath and hands its resource only the
