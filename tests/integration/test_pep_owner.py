@@ -21,7 +21,6 @@ from tests.integration.test_pep import (
     NS_OWNER,
     NS_PUBSUB,
     TUNE,
-    app_condition,
     cast,  # noqa: F401 (a fixture)
     event_items,
     events,
