@@ -668,14 +668,10 @@ class PepModule(Module):
         error = message.error
         sender = message.getAttribute("from")
         if sender and error is not None and error.getAttribute("type") in ("cancel", "auth"):
-            run_in_background(self._unsubscribe_everywhere(target, internJID(sender)), self.log, f"bounce from {sender} failed")
+            subscriber = internJID(sender)
+            jids = sorted({subscriber.full(), subscriber.userhost()})  # its subscriptions, bare and full, end
+            run_in_background(self.store.unsubscribe_everywhere(target.user, target.host, jids), self.log, f"bounce from {sender} failed")
         return True
-
-    async def _unsubscribe_everywhere(self, owner: JID, subscriber: JID) -> None:
-        """The subscriber's explicit subscriptions to the owner's nodes, bare and full, end."""
-        for name in await self.store.nodes(owner.user, owner.host):
-            for jid in {subscriber.full(), subscriber.userhost()}:
-                await self.store.unsubscribe(owner.user, owner.host, name, jid)
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 

@@ -704,6 +704,11 @@ class SQLitePepStore(_PerUserStore):
         )
         return cursor.rowcount > 0
 
+    async def unsubscribe_everywhere(self, localpart: str, domain: str, jids: list[str]) -> None:
+        with self._database.transaction() as db:
+            for jid in jids:
+                db.execute(f"DELETE FROM pep_subscribers WHERE {_USER_ROWS} AND jid = :jid", _user(localpart, domain, jid=jid))
+
     async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
         return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
 
