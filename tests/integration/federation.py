@@ -112,6 +112,7 @@ class RawPeer(protocol.Protocol):
         self.header: defer.Deferred = defer.Deferred()
         self.closed: defer.Deferred = defer.Deferred()
         self.elements: list[domish.Element] = []
+        self.stream_id: str | None = None  # the node's, from its header
         self._waiters: list = []
         self.parser = domish.elementStream()
         self.parser.DocumentStartEvent = self.header.callback
@@ -167,7 +168,9 @@ async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPe
     peer = RawPeer()
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), peer)
     peer.open(to, sender)
-    return peer, await peer.header.addTimeout(10, reactor)
+    header = await peer.header.addTimeout(10, reactor)
+    peer.stream_id = header.getAttribute("id")
+    return peer, header
 
 
 def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, int], **overrides):
