@@ -267,3 +267,16 @@ def srv_id(name: str) -> x509.OtherName:
 )
 def test_a_certificate_names_a_domain_by_dns_id_or_xmpp_server_srv_id(names, valid):
     assert names_domain(certificate(*names), "example.org") is valid
+
+
+def test_closing_a_link_bounces_what_waits_and_does_not_rest():
+    federation = Federation()
+    link = OutboundLink(federation, "a.example", "b.example")
+    link.connect = lambda: None
+    link.send(stanza(1))
+    answer = link.verify("id1", "key")
+    link.close()
+    assert federation.bounced == [("1", "remote-server-timeout")]
+    assert answer.result.value.text == "the server is shutting down"
+    answer.addErrback(lambda _: None)
+    assert (link.failure, link.backoff, federation.clock.getDelayedCalls()) == (None, 0.0, [])

@@ -59,7 +59,7 @@ class Federation:
         return [s for s in self.streams if isinstance(s, InboundStream)]
 
     def serves(self, host: str) -> bool:
-        """Whether a remote server may address ``host`` here: one of our domains or hosted services (MUC)."""
+        """Whether a remote server may address ``host`` here: one of our domains or hosted services (MUC, components)."""
         return host in self.node.domains or host in self.node.router.services
 
     def factory(self) -> InboundFactory:
