@@ -101,7 +101,10 @@ async def _measure(args: argparse.Namespace, servers: list[common.Server], sessi
     await _delivered(tally, sent, args.drain)
     latencies = sorted(tally.latencies)
     p99 = latencies[int(0.99 * (len(latencies) - 1))] / 1e6 if latencies else float("nan")
-    return delivered / cpu, f"{sent} sent, {delivered} delivered in the window, {delivered / cpu:.0f} per server CPU-second, p99 {p99:.1f} ms"
+    return delivered / cpu, (
+        f"{sent} sent, {delivered} delivered in the window, {sent - len(latencies)} missing after the drain,"
+        f" {delivered / cpu:.0f} per server CPU-second, p99 {p99:.1f} ms"
+    )
 
 
 def _bare(domain: str, count: int) -> list[bytes]:
