@@ -17,11 +17,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.words.xish import domish
 
+from tests.integration.component import stream_error
 from tests.integration.node_fixtures import RunningNode, node_config
+from tests.integration.raw import RawStream
 from tests.integration.stanzas import presence
 from tests.redis_server import free_port
 from xmppd.client import Client, connect
@@ -105,62 +107,24 @@ class Pair:
         return client
 
 
-class RawPeer(protocol.Protocol):
+class RawPeer(RawStream):
     """A hand-driven server-to-server peer, for what no well-behaved server sends."""
-
-    def __init__(self):
-        self.header: defer.Deferred = defer.Deferred()
-        self.closed: defer.Deferred = defer.Deferred()
-        self.elements: list[domish.Element] = []
-        self.stream_id: str | None = None  # the node's, from its header
-        self._waiters: list = []
-        self.parser = domish.elementStream()
-        self.parser.DocumentStartEvent = self.header.callback
-        self.parser.ElementEvent = self._on_element
-        self.parser.DocumentEndEvent = self._on_footer
 
     def open(self, to: str, sender: str | None = None) -> None:
         origin = f" from='{sender}'" if sender else ""
-        self.transport.write(
+        self.send(
             f"<stream:stream xmlns='jabber:server' xmlns:stream='{X.NS_STREAMS}' xmlns:db='{X.NS_DIALBACK}'"
-            f" to='{to}'{origin} version='1.0'>".encode()
+            f" to='{to}'{origin} version='1.0'>"
         )
 
-    def send(self, data: str) -> None:
-        self.transport.write(data.encode())
-
-    def dataReceived(self, data: bytes):
-        self.parser.parse(data)
-
-    def _on_footer(self):
+    def on_footer(self):
         """The node closed its stream: close ours, as a well-behaved peer does (RFC 6120 §4.4)."""
         self.transport.write(b"</stream:stream>")
         self.transport.loseConnection()
 
-    def _on_element(self, element: domish.Element):
-        for entry in self._waiters:
-            if entry[0](element):
-                self._waiters.remove(entry)
-                entry[1].callback(element)
-                return
-        self.elements.append(element)
-
-    def next(self, predicate, timeout: float = 10) -> defer.Deferred:
-        for element in self.elements:
-            if predicate(element):
-                self.elements.remove(element)
-                return defer.succeed(element)
-        waiting = defer.Deferred()
-        self._waiters.append((predicate, waiting))
-        return waiting.addTimeout(timeout, reactor)
-
     async def stream_error(self, timeout: float = 10) -> str:
-        """The condition of the stream error the node sends, and the close that follows."""
-        error = await self.next(lambda e: (e.uri, e.name) == (X.NS_STREAMS, "error"), timeout)
-        return next(c.name for c in error.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text")
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self.closed.callback(None)
+        """The condition of the stream error the node sends."""
+        return stream_error(await self.next(lambda e: stream_error(e) is not None, timeout))
 
 
 async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPeer, domish.Element]:
@@ -168,9 +132,7 @@ async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPe
     peer = RawPeer()
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), peer)
     peer.open(to, sender)
-    header = await peer.header.addTimeout(10, reactor)
-    peer.stream_id = header.getAttribute("id")
-    return peer, header
+    return peer, await peer.header.addTimeout(10, reactor)
 
 
 def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, int], **overrides):
