@@ -135,13 +135,14 @@ async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPe
     return peer, await peer.header.addTimeout(10, reactor)
 
 
-def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, int], **overrides):
+def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, str], **overrides):
+    """A node serving ``domain`` with s2s on ``port``, its host map sending each peer domain to its address ('host:port')."""
     options = dict(
         domains=[domain],
         s2s=True,
         s2s_port=port,
         s2s_interface="127.0.0.1",
-        s2s_hosts=[f"{peer}=127.0.0.1:{peer_port}" for peer, peer_port in peers.items()],
+        s2s_hosts=[f"{peer}={address}" for peer, address in peers.items()],
     )
     options.update(overrides)
     return node_config(data_dir, **options)
@@ -155,14 +156,17 @@ async def federate(tmp_path, failures_logged):
     services = []
     pairs: list[Pair] = []
 
-    def start(data_dir: Path, domain: str, port: int, peers: dict[str, int], **options) -> RunningNode:
+    def start(data_dir: Path, domain: str, port: int, peers: dict[str, str], **options) -> RunningNode:
         service = make_node_service(federated_config(data_dir, domain, port, peers, **options))
         service.startService()
         services.append(service)
         return RunningNode(service, data_dir)
 
-    async def make(ca: bool = False, one: dict | None = None, two: dict | None = None, **options) -> Pair:
+    async def make(ca: bool = False, direct_tls: bool = False, one: dict | None = None, two: dict | None = None, **options) -> Pair:
+        """With ``direct_tls``, each node also listens for TLS from the first byte (XEP-0368) and
+        its peer's host map points there."""
         ports = {ONE: free_port(), TWO: free_port()}
+        direct = {ONE: free_port(), TWO: free_port()} if direct_tls else {}
         nodes = {}
         authority = TestCA(tmp_path / "ca") if ca else None
         for domain, peer, extra in ((ONE, TWO, one), (TWO, ONE, two)):
@@ -170,8 +174,11 @@ async def federate(tmp_path, failures_logged):
             if authority is not None:
                 cert, key = authority.issue(domain, f"conference.{domain}")
                 settings.update(tls_cert=cert, tls_key=key, s2s_ca_file=str(authority.file))
+            if direct_tls:
+                settings.update(s2s_direct_tls=True, s2s_direct_tls_port=direct[domain])
             # its MUC service and components are domains of their own
-            peers = {peer: ports[peer], f"conference.{peer}": ports[peer], f"gateway.{peer}": ports[peer]}
+            address = f"tls:127.0.0.1:{direct[peer]}" if direct_tls else f"127.0.0.1:{ports[peer]}"
+            peers = {name: address for name in (peer, f"conference.{peer}", f"gateway.{peer}")}
             nodes[domain] = start(tmp_path / domain, domain, ports[domain], peers, **settings)
         pair = Pair(nodes[ONE], nodes[TWO])
         pairs.append(pair)

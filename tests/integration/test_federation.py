@@ -503,3 +503,18 @@ async def test_one_stream_carries_several_of_our_domains(federate):
         peer.send(f"<message from='alice@{ONE}/x' to='{user}' type='chat'><body>one stream</body></message>")
         got = await client.next(lambda e: e.name == "message")
         assert (got["from"], str(got.body)) == (f"alice@{ONE}/x", "one stream")
+
+
+@pytest_twisted.ensureDeferred
+async def test_direct_tls_both_ways(federate):
+    """XEP-0368: host map entries 'tls:host:port' connect with TLS from the first byte, offering
+    ALPN 'xmpp-server', to the other node's direct-TLS listener; no STARTTLS on either stream."""
+    pair = await federate(direct_tls=True)
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    alice.send(message(f"bob@{TWO}", "first byte"))
+    assert str((await bob.next(chat_from(f"alice@{ONE}"), timeout=10)).body) == "first byte"
+    bob.send(message(alice.jid.full(), "encrypted"))
+    assert str((await alice.next(chat_from(f"bob@{TWO}"), timeout=10)).body) == "encrypted"
+    for node in (pair.one, pair.two):
+        assert [s.transport.negotiatedProtocol for s in node.node.federation.inbound] == [b"xmpp-server"]

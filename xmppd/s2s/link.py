@@ -96,10 +96,12 @@ class OutboundLink:
         from twisted.internet import reactor
 
         reason: Exception = DomainNotFound(f"{self.remote} has no server")
-        for host, port in await self.federation.resolver.targets(self.remote):
-            endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=self.config.s2s_connect_timeout)
+        for target in await self.federation.resolver.targets(self.remote):
+            endpoint = endpoints.HostnameEndpoint(reactor, target.host, target.port, timeout=self.config.s2s_connect_timeout)
+            if target.direct_tls:
+                endpoint = self.federation.tls.direct(endpoint, self.remote)
             try:
-                stream = await endpoints.connectProtocol(endpoint, OutboundStream(self))
+                stream = await endpoints.connectProtocol(endpoint, OutboundStream(self, target.direct_tls))
             except NOT_FOUND + (error.TimeoutError, error.ConnectError) as e:
                 reason = e
                 continue
