@@ -137,7 +137,9 @@ SCHEMA: tuple[Option, ...] = (
     Option("s2s", bool, False, "federate with other XMPP servers (server-to-server, RFC 6120 + XEP-0220): listen on s2s_port and route stanzas for other domains there; off by default, see docs/federation.md", cli=True),
     Option("s2s_interface", str, "0.0.0.0", "address the server-to-server listener binds to", cli=True),
     Option("s2s_port", int, 5269, "server-to-server port (STARTTLS); 0 picks a free port", min=0, max=65535, cli=True),
-    Option("s2s_hosts", list, [], "static host map, overriding DNS SRV: entries 'domain=host:port' (split DNS, private federations, tests)"),
+    Option("s2s_hosts", list, [], "static host map, overriding DNS SRV: entries 'domain=host:port' (STARTTLS) or 'domain=tls:host:port' (TLS from the first byte, XEP-0368), for split DNS, private federations, tests"),
+    Option("s2s_direct_tls", bool, False, "also listen for servers that start with TLS (XEP-0368, _xmpps-server SRV records)", cli=True),
+    Option("s2s_direct_tls_port", int, 5270, "port of the direct-TLS server-to-server listener; 0 picks a free port", min=0, max=65535, cli=True),
     Option("s2s_secret", str, "", "dialback secret (XEP-0185); every node of a cluster needs the same one (required with redis_url); empty on a node alone = a random one per start"),
     Option("s2s_tls_required", bool, True, "require STARTTLS on server-to-server streams, both ways"),
     Option("s2s_require_valid_cert", bool, False, "accept only peers whose certificate is valid for their domain (SASL EXTERNAL; no dialback), and connect only to such peers"),
@@ -247,20 +249,20 @@ def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> l
     return hosts
 
 
-def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int]]:
-    """'domain=host:port' entries of s2s_hosts, keyed by prepared domain."""
-    hosts: dict[str, tuple[str, int]] = {}
+def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int, bool]]:
+    """'domain=host:port' and 'domain=tls:host:port' entries of s2s_hosts: (host, port, direct TLS) by prepared domain."""
+    hosts: dict[str, tuple[str, int, bool]] = {}
     for entry in entries:
         domain, _, address = entry.partition("=")
-        host, _, port = address.rpartition(":")
+        direct_tls = address.startswith("tls:")
+        host, _, port = address.removeprefix("tls:").rpartition(":")
         try:
-            prepared = jid.JID(domain.strip())
-            number = int(port)
+            prepared, number = jid.JID(domain.strip()), int(port)
         except (jid.InvalidFormat, UnicodeError, ValueError):
-            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}") from None
-        if prepared.user or prepared.resource or not host.strip() or not 0 < number < 65536:
-            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}")
-        hosts[prepared.host] = (host.strip().strip("[]"), number)
+            prepared, number = None, 0
+        if prepared is None or prepared.user or prepared.resource or not host.strip() or not 0 < number < 65536:
+            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port' or 'domain=tls:host:port', got {entry!r}")
+        hosts[prepared.host] = (host.strip().strip("[]"), number, direct_tls)
     return hosts
 
 
