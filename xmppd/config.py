@@ -8,6 +8,7 @@ it. A bad value raises ``ConfigError`` with one line that names the option.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_connections", int, 15000, "client connections a node accepts; when full, the one that has waited longest to authenticate makes room for a new one (idle sockets cannot lock users out); with none waiting, resource-constraint", min=1, max=1_000_000),
     Option("max_unauthenticated_per_ip", int, 20, "connections from one address that have not authenticated yet; more are refused before TLS (resource-constraint on c2s_port, a bare TCP close on the direct-TLS port); 0 = no limit. Behind a TCP balancer every client has its address: set 0 there and limit at the balancer (see ops/haproxy.cfg)", min=0, max=1_000_000, cli=True),
     Option("max_connections_per_ip", int, 1000, "authenticated connections from one address (a NAT may hide many users); more end with resource-constraint after SASL; 0 = no limit, as behind a TCP balancer", min=0, max=1_000_000, cli=True),
+    Option("per_ip_exempt", list, ["127.0.0.0/8", "::1/128"], "networks whose addresses the two per-address caps above do not count: loopback by default, where every client of a local TLS terminator or balancer (or a benchmark) shares one address; empty = every address counted", cli=True),
     Option("auth_timeout", int, 10, "seconds a client has from connecting to finishing TLS and SASL, at most negotiation_timeout (connection-timeout after)", min=1, max=3600),
     Option("negotiation_timeout", int, 30, "seconds a client has from connecting to binding a resource (connection-timeout after)", min=1, max=3600),
     Option("max_output_buffer", int, 1024 * 1024, "bytes of output a stream may leave unread: the node stops reading from its peer above this, and ends the stream with policy-violation at twice this", min=65536, max=1024 * 1024 * 1024),
@@ -249,6 +251,13 @@ def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> l
     return hosts
 
 
+def _parse_networks(entries: list[str], origin: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    except ValueError as e:
+        raise ConfigError(f"{origin}: option 'per_ip_exempt': {e}") from None
+
+
 def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int, bool]]:
     """'domain=host:port' and 'domain=tls:host:port' entries of s2s_hosts: (host, port, direct TLS) by prepared domain."""
     hosts: dict[str, tuple[str, int, bool]] = {}
@@ -307,6 +316,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
     values["domains"] = _validate_domains(values["domains"], origin)
     values["muc_hosts"] = _expand_muc_hosts(values["muc_hosts"], values["domains"], origin)
     values["s2s_hosts"] = _parse_host_map(values["s2s_hosts"], origin)
+    values["per_ip_exempt"] = _parse_networks(values["per_ip_exempt"], origin)
     if not values["node_id"]:
         values["node_id"] = _default_node_id(values["c2s_port"])
     values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)

@@ -56,7 +56,7 @@ async def _measure(args: argparse.Namespace, data_dir: Path, salted: common.Salt
     component, port = f"bench.{args.domain}", args.component_port or common._free_port()
     config = data_dir / "component.toml"
     config.write_text(f'[components]\n"{component}" = "{SECRET}"\n')
-    options = ("--config", str(config), "--component-listener", "--component-port", str(port), *common.ONE_ADDRESS_FOR_ALL)
+    options = ("--config", str(config), "--component-listener", "--component-port", str(port))
     async with common.node_under_test(args, data_dir, options) as server:
         tls = common.client_tls_context()
         alice, bob = [await common.login(server, args.domain, i, "PLAIN", tls, salted) for i in (0, 1)]

@@ -56,7 +56,7 @@ def _config(directory: Path, s2s_port: int, hosts: dict[str, int]) -> list[str]:
     path = directory / "s2s.toml"
     entries = ", ".join(f'"{domain}=127.0.0.1:{port}"' for domain, port in hosts.items())
     path.write_text(f's2s = true\ns2s_port = {s2s_port}\ns2s_interface = "127.0.0.1"\ns2s_hosts = [{entries}]\n')
-    return [*common.ONE_ADDRESS_FOR_ALL, "-c", str(path)]
+    return ["-c", str(path)]
 
 
 @contextlib.asynccontextmanager
