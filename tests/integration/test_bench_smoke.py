@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -117,3 +117,15 @@ def test_roomstore_benchmark_prints_every_backend_and_the_redis_commands():
         "groupchat": ["1.00", "4.00"], "presence": ["1.00", "4.00"], "fenced-out": ["1.00", "1.00"],
         "load": ["1.00", "6.00"],
     }  # fmt: skip
+
+
+def test_component_benchmark_runs_and_prints_the_table(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "component", "-n", "300", "--burst", "50", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = [line.split() for line in completed.stdout.splitlines()]
+    assert lines[0] == component.HEADER
+    assert [row[0] for row in lines[1:]] == ["user>component", "component>user", "user>user"]
+    assert all(float(row[component.HEADER.index("msgs/s")]) > 0 for row in lines[1:])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, login, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -15,6 +15,7 @@ SUBBENCHMARKS = {
     "cluster": cluster,
     "abuse": abuse,
     "roomstore": roomstore,
+    "component": component,
 }
 
 
