@@ -16,12 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from twisted.internet import defer
-from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 from wokkel import data_form, muc
 
-from xmppd.client.errors import ConditionError, no_answer
+from xmppd.client.errors import ConditionError, condition_of, no_answer
 from xmppd.client.handler import Connection
 from xmppd.client.stanza import bare, child, from_wokkel, jid_of, sender, stanza, text
 from xmppd.protocol import xml as X
@@ -31,7 +30,7 @@ MAX_OCCUPANTS = 10_000  # occupants remembered per room
 
 
 class MUCError(ConditionError):
-    """The room refused: ``condition`` is its error condition (a join, a nick change)."""
+    """The room refused (a join, a nick change) or answered what it should not: ``condition`` says which."""
 
 
 class OccupantPresence(muc.UserPresence):
@@ -356,8 +355,7 @@ def _is_error_from(element: domish.Element, room: str) -> bool:
 
 def _refused(presence: domish.Element) -> OccupantPresence:
     if presence.getAttribute("type") == "error":
-        parsed = jabber_error.exceptionFromStanza(presence)
-        raise MUCError(parsed.condition, parsed.text)
+        raise MUCError(*condition_of(presence))
     return OccupantPresence.fromElement(presence)
 
 

@@ -11,15 +11,15 @@ resource that answers, until another resource speaks or that one goes
 from __future__ import annotations
 
 import argparse
+import uuid
 
 from twisted.internet import defer
-from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.xish import domish
 
-from xmppd.client.cli.common import Command, bare_jid, jid_arg, ping, wait_for_user
+from xmppd.client.cli.common import Command, jid_arg, ping, wait_for_user
 from xmppd.client.cli.terminal import Terminal
-from xmppd.client.errors import ConditionError
-from xmppd.client.stanza import sender, text
+from xmppd.client.errors import StanzaErrorReceived, condition_of
+from xmppd.client.stanza import bare, sender, text
 from xmppd.protocol import xml as X
 
 SHOWN = {"active": "is here", "composing": "is typing…", "paused": "stopped typing", "inactive": "is away from the chat", "gone": "has left the chat"}
@@ -41,21 +41,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 async def send_message(client, args, out) -> None:
     """Send, then ping the server: an error bounced for the message arrives before the pong."""
     message = domish.Element((X.NS_CLIENT, "message"))
-    message["to"], message["type"], message["id"] = args.to, "chat", "m1"
+    message["to"], message["type"], message["id"] = args.to, "chat", uuid.uuid4().hex
     message.addElement("body", content=" ".join(args.text))
     client.send(message)
     await ping(client)
-    bounced = client.next(lambda e: e.name == "message" and e.getAttribute("type") == "error" and e.getAttribute("id") == "m1", 0.3)
     try:
-        error = await bounced
+        bounced = await client.next(lambda e: e.name == "message" and e.getAttribute("type") == "error" and e.getAttribute("id") == message["id"], 0)
     except defer.TimeoutError:
         return
-    raise _stanza_error(error)
-
-
-def _stanza_error(stanza: domish.Element) -> ConditionError:
-    parsed = jabber_error.exceptionFromStanza(stanza)
-    return ConditionError(parsed.condition, parsed.text)
+    raise StanzaErrorReceived(bounced)
 
 
 def _reactor():
@@ -69,7 +63,7 @@ class Conversation:
 
     def __init__(self, client, peer: str, terminal: Terminal):
         self._client = client
-        self.peer = bare_jid(peer)
+        self.peer = bare(peer)
         self.to = peer  # the bare JID, or the full JID we are locked onto
         self._terminal = terminal
 
@@ -82,7 +76,7 @@ class Conversation:
                 self.to = self.peer  # another resource spoke up, or ours went: back to the bare JID
             return True
         if stanza.getAttribute("type") == "error":
-            self._terminal.show(f"[error: {jabber_error.exceptionFromStanza(stanza).condition}]")
+            self._terminal.show(f"[error: {condition_of(stanza)[0]}]")
             return True
         self.to = origin.full()
         for child in stanza.elements(X.NS_CHATSTATES):
