@@ -195,7 +195,7 @@ class Ejabberd(Server):
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            subprocess.run(self.ctl("stop"), capture_output=True, timeout=30)
+            subprocess.run(self.ctl("stop"), capture_output=True, timeout=30, check=False)
         super().stop()
 
     def log(self) -> str:
