@@ -106,7 +106,7 @@ def test_a_room_remembers_a_bounded_number_of_occupants(monkeypatch):
 
     monkeypatch.setattr(muc, "MAX_OCCUPANTS", 2)
     client = Recorder()
-    handler = MUC(client)
+    handler = MUC(client, Disco(client, lambda: ()))
     handler.rooms["r@c"] = Room(client, "r@c", "me")
     for nick in ("a", "b", "c"):
         handler.received(parsed(f"<presence from='r@c/{nick}'><x xmlns='http://jabber.org/protocol/muc#user'><item role='participant'/></x></presence>"))

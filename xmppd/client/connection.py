@@ -452,7 +452,7 @@ class Client:
         self.privacy = Privacy(self)
         self.blocking = Blocking(self)
         self.vcard = VCards(self)
-        self.muc = MUC(self)
+        self.muc = MUC(self, self.disco)
         self.pep = PEP(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
