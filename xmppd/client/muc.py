@@ -20,8 +20,8 @@ from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 from wokkel import data_form, muc
 
-from xmppd.client.errors import ConditionError, condition_of, no_answer
 from xmppd.client.disco import Disco
+from xmppd.client.errors import ConditionError, condition_of, no_answer
 from xmppd.client.handler import Connection
 from xmppd.client.stanza import bare, child, from_wokkel, jid_of, sender, stanza, text
 from xmppd.protocol import xml as X
