@@ -2,7 +2,8 @@
 
 ``chat`` speaks XEP-0085 as the user types: composing at the first key of a
 message, paused when typing stops for ``--paused-after`` seconds, active when
-the line is sent or erased, gone on leaving; the other side's states are
+the line is sent or erased, inactive after ``--inactive-after`` seconds idle,
+gone on leaving; the other side's states are
 shown as they come. A chat starts at the bare JID and locks onto the
 resource that answers, until another resource speaks or that one goes
 (MSG-08).
@@ -34,6 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     chat = commands.add_parser("chat", help="chat with someone, showing chat states")
     chat.add_argument("peer", type=jid_arg, metavar="JID")
     chat.add_argument("--paused-after", type=float, default=5.0, metavar="SECONDS", help="typing pause that tells the other side 'paused' (5)")
+    chat.add_argument("--inactive-after", type=float, default=120.0, metavar="SECONDS", help="idle time that tells the other side 'inactive' (120)")
     chat.add_argument("--no-chat-states", action="store_true", help="send no chat states")
     chat.set_defaults(command=Command(chat_with, available=True, interactive=True))
 
@@ -88,35 +90,46 @@ class Conversation:
         return True
 
 
+class Typing:
+    """Our side's chat states as the user types (XEP-0085 §5.2): composing at a key, paused
+    after ``paused_after`` seconds without one, active when the line is erased or sent,
+    inactive after ``inactive_after`` seconds of that; one timer, for the next change."""
+
+    def __init__(self, states, conversation: Conversation, paused_after: float, inactive_after: float):
+        self._states = states
+        self._conversation = conversation
+        self._after = {"paused": paused_after, "inactive": inactive_after}
+        self._timer = None
+
+    def edited(self, buffer: str) -> None:
+        self._now("composing" if buffer else "active", "paused" if buffer else "inactive")
+
+    def sent(self, text: str) -> None:
+        self._states.message(self._conversation.to, text)
+        self._now(None, "inactive")
+
+    def gone(self) -> None:
+        self._now("gone", None)
+
+    def _now(self, state: str | None, later: str | None) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        if state is not None:
+            self._states.state(self._conversation.to, state)
+        self._timer = None if later is None else _reactor().callLater(self._after[later], self._now, later, None)
+
+
 async def chat_with(client, args, out) -> None:
-    states = client.chat_states
-    states.enabled = not args.no_chat_states
-    pause = None
-
-    def stop_pause():
-        nonlocal pause
-        if pause is not None and pause.active():
-            pause.cancel()
-        pause = None
-
-    def edited(buffer: str) -> None:
-        nonlocal pause
-        stop_pause()
-        if buffer:
-            states.state(conversation.to, "composing")
-            pause = _reactor().callLater(args.paused_after, states.state, conversation.to, "paused")
-        else:
-            states.state(conversation.to, "active")
+    client.chat_states.enabled = not args.no_chat_states
 
     def line(typed: str) -> None:
-        stop_pause()
         if typed:
-            states.message(conversation.to, typed)
+            typing.sent(typed)
             terminal.show(f"me: {typed}")
 
-    terminal = Terminal(line, edited, prompt="> ")
+    terminal = Terminal(line, lambda buffer: typing.edited(buffer), prompt="> ")
     conversation = Conversation(client, args.peer, terminal)
+    typing = Typing(client.chat_states, conversation, args.paused_after, args.inactive_after)
     await wait_for_user(client, terminal, conversation.received, f"chatting with {args.peer}; ctrl-D to leave")
-    stop_pause()
-    states.state(conversation.to, "gone")
+    typing.gone()
     await ping(client)
