@@ -51,7 +51,7 @@ class MucService:
         self.policy = RoomPolicy(
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
             config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0, config.muc_max_registrations,
-            config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length,
+            config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length, config.muc_message_rate,
         )
         self.rooms: dict[str, Room] = {}
         self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
