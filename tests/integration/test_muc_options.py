@@ -7,7 +7,7 @@ import pytest_twisted
 from twisted.internet import reactor, task
 from twisted.words.xish import domish
 
-from tests.integration.muc import SERVICE, admin, codes, configure, from_room, item, join, join_presence, open_room, registration, room_jid
+from tests.integration.muc import SERVICE, admin, codes, configuration, configure, from_room, item, join, join_presence, open_room, registration, room_jid
 from tests.integration.stanzas import condition, error_of, iq, message, presence, refused
 from xmppd.client import IQError
 from xmppd.protocol.xml import NS_CLIENT
@@ -131,7 +131,7 @@ async def test_a_room_bounds_its_subject_its_form_texts_and_its_affiliations(nod
     assert (error.name, condition(error)) == ("message", "not-acceptable")
     alice.send(subject("x" * 10))
     assert str((await alice.next(from_room(room_jid("a")))).subject) == "x" * 10
-    assert await refused(alice, configure_request("roomname", "y" * 11)) == "not-acceptable"
+    assert await refused(alice, configuration(room_jid("a"), roomname="y" * 11)) == "not-acceptable"
     await configure(alice, room_jid("a"), roomname="y" * 10)
     await alice.next(from_room(room_jid("a")))  # the 104 notice
 
@@ -146,16 +146,6 @@ async def test_a_room_bounds_its_subject_its_form_texts_and_its_affiliations(nod
     await node.add_user("erin")
     erin = await login("erin")
     assert await refused(erin, registration("erin", to=room_jid("a"))) == "not-allowed"  # she would be a fourth
-
-
-def configure_request(field: str, value: str) -> domish.Element:
-    request = iq("set", "http://jabber.org/protocol/muc#owner", to=room_jid("a"))
-    form = request.query.addElement(("jabber:x:data", "x"))
-    form["type"] = "submit"
-    entry = form.addElement("field")
-    entry["var"] = f"muc#roomconfig_{field}"
-    entry.addElement("value", content=value)
-    return request
 
 
 @pytest_twisted.ensureDeferred
