@@ -167,6 +167,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_max_registrations", int, 1000, "nicks one room may have reserved (XEP-0045 registration, each registrant becoming a member); more get not-allowed", min=0, max=100_000),
     Option("muc_max_affiliations", int, 10000, "JIDs and domains one room keeps an affiliation for (owners, admins, members, outcasts); a change that would add more gets not-allowed", min=1, max=1_000_000),
     Option("muc_max_subject_length", int, 1024, "longest room subject, in characters (not-acceptable above)", min=1, max=65536),
+    Option("muc_message_rate", int, 10, "messages (groupchat, private, invitations) one occupant may send a room a second on average, twice as many at once; more get policy-violation (wait)", min=1, max=10000),
     Option("muc_max_field_length", int, 1024, "longest text in a room's configuration form (its name, description, password), in characters (not-acceptable above)", min=1, max=65536),
     Option("component_listener", bool, False, "accept external components (XEP-0114) on component_port; the domains and secrets are in 'components'", cli=True),
     Option("component_interface", str, "127.0.0.1", "address the component listener binds to: components authenticate with a shared secret over plain TCP, so keep it private", cli=True),

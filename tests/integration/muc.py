@@ -76,6 +76,11 @@ async def open_room(client, name: str = "room", nick: str = "owner") -> list[dom
 
 async def configure(client, room: str, **fields: str | list[str]) -> domish.Element:
     """Submit a muc#roomconfig form with these fields (muc#roomconfig_<name>, or a full var)."""
+    return await client.iq(configuration(room, **fields))
+
+
+def configuration(room: str, **fields: str | list[str]) -> domish.Element:
+    """The owner's muc#roomconfig submission with these fields, to send."""
     request = iq("set", NS_MUC_OWNER, to=room)
     form = request.query.addElement(("jabber:x:data", "x"))
     form["type"] = "submit"
@@ -84,7 +89,7 @@ async def configure(client, room: str, **fields: str | list[str]) -> domish.Elem
         field["var"] = name if name == "FORM_TYPE" or "#" in name else f"muc#roomconfig_{name}"
         for value in values if isinstance(values, list) else [values]:
             field.addElement("value", content=value)
-    return await client.iq(request)
+    return request
 
 
 def admin(kind: str, *items: dict[str, str], reason: str | None = None, room: str = room_jid()) -> domish.Element:

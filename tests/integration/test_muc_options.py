@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-
-from tests.integration.muc import SERVICE, admin, codes, configure, from_room, item, join, join_presence, open_room, registration, room_jid
-from tests.integration.stanzas import condition, iq, presence, refused
+from twisted.internet import reactor, task
 from twisted.words.xish import domish
-from xmppd.protocol.xml import NS_CLIENT
+
+from tests.integration.muc import SERVICE, admin, codes, configuration, configure, from_room, item, join, join_presence, open_room, registration, room_jid
+from tests.integration.stanzas import condition, error_of, iq, message, presence, refused
 from xmppd.client import IQError
+from xmppd.protocol.xml import NS_CLIENT
 
 
 @pytest.fixture
 def node(node_factory):
     """Overrides the conftest fixture in this module."""
     return node_factory(muc_max_rooms=3, muc_max_rooms_per_user=2, muc_max_rooms_joined=2, muc_rooms_page=2, muc_groupchat_1_0=False,
-                        muc_max_affiliations=3, muc_max_subject_length=10, muc_max_field_length=10)
+                        muc_max_affiliations=3, muc_max_subject_length=10, muc_max_field_length=10, muc_message_rate=2)
 
 
 async def refused_creation(client, name: str) -> tuple[str, str]:
@@ -130,7 +131,7 @@ async def test_a_room_bounds_its_subject_its_form_texts_and_its_affiliations(nod
     assert (error.name, condition(error)) == ("message", "not-acceptable")
     alice.send(subject("x" * 10))
     assert str((await alice.next(from_room(room_jid("a")))).subject) == "x" * 10
-    assert await refused(alice, configure_request("roomname", "y" * 11)) == "not-acceptable"
+    assert await refused(alice, configuration(room_jid("a"), roomname="y" * 11)) == "not-acceptable"
     await configure(alice, room_jid("a"), roomname="y" * 10)
     await alice.next(from_room(room_jid("a")))  # the 104 notice
 
@@ -147,11 +148,17 @@ async def test_a_room_bounds_its_subject_its_form_texts_and_its_affiliations(nod
     assert await refused(erin, registration("erin", to=room_jid("a"))) == "not-allowed"  # she would be a fourth
 
 
-def configure_request(field: str, value: str) -> domish.Element:
-    request = iq("set", "http://jabber.org/protocol/muc#owner", to=room_jid("a"))
-    form = request.query.addElement(("jabber:x:data", "x"))
-    form["type"] = "submit"
-    entry = form.addElement("field")
-    entry["var"] = f"muc#roomconfig_{field}"
-    entry.addElement("value", content=value)
-    return request
+@pytest_twisted.ensureDeferred
+async def test_an_occupant_sends_so_many_messages_a_second(login):
+    """muc_message_rate (2 here): a burst of twice as many, then policy-violation (wait) to the
+    sender alone, nothing to the room; half a second later one more goes."""
+    alice = await login("alice")
+    await open_room(alice, "a")
+    for n in range(5):
+        alice.send(message(room_jid("a"), f"m{n}", kind="groupchat"))
+    answers = [await alice.next(from_room(room_jid("a"))) for _ in range(5)]
+    assert [str(a.body) for a in answers[:4]] == ["m0", "m1", "m2", "m3"]
+    assert (answers[4].getAttribute("type"), error_of(answers[4])) == ("error", ("wait", "policy-violation"))
+    await task.deferLater(reactor, 0.6, lambda: None)
+    alice.send(message(room_jid("a"), "later", kind="groupchat"))
+    assert str((await alice.next(from_room(room_jid("a")))).body) == "later"

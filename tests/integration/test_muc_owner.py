@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.integration.muc import SERVICE, codes, configure, from_room, item, join, open_room, room_jid
+from tests.integration.muc import SERVICE, codes, configuration, configure, from_room, item, join, open_room, room_jid
 from tests.integration.stanzas import iq, refused
 from xmppd.client import IQError
 from xmppd.muc import NS_MUC_OWNER, NS_MUC_USER
@@ -51,19 +51,8 @@ async def test_the_configuration_form_round_trips(room):
     await configure(alice, room_jid(), roomname="Plans", roomdesc="what next", moderatedroom="1", maxusers="5")
     values = await form_values(alice)
     assert [values[f"muc#roomconfig_{n}"] for n in ("roomname", "roomdesc", "moderatedroom", "maxusers")] == [["Plans"], ["what next"], ["true"], ["5"]]
-    assert await refused(alice, configure_request(passwordprotectedroom="1")) == "not-acceptable"  # no secret
-    assert await refused(alice, configure_request(whois="everybody")) == "not-acceptable"
-
-
-def configure_request(**fields):
-    request = iq("set", NS_MUC_OWNER, to=room_jid())
-    form = request.query.addElement(("jabber:x:data", "x"))
-    form["type"] = "submit"
-    for name, value in fields.items():
-        field = form.addElement("field")
-        field["var"] = f"muc#roomconfig_{name}"
-        field.addElement("value", content=value)
-    return request
+    assert await refused(alice, configuration(room_jid(), passwordprotectedroom="1")) == "not-acceptable"  # no secret
+    assert await refused(alice, configuration(room_jid(), whois="everybody")) == "not-acceptable"
 
 
 @pytest_twisted.ensureDeferred
@@ -87,7 +76,7 @@ async def test_owners_named_in_the_form_become_owners(room):
     await configure(alice, room_jid(), roomowners=["alice@localhost", "bob@localhost"])
     update = await bob.next(from_room(room_jid()))
     assert update["from"] == room_jid("room", "bob") and item(update)["affiliation"] == "owner"
-    assert await refused(alice, configure_request(roomowners="")) == "bad-request"  # an empty JID, no traceback
+    assert await refused(alice, configuration(room_jid(), roomowners="")) == "bad-request"  # an empty JID, no traceback
     with pytest.raises(IQError) as caught:
         await configure(alice, room_jid(), roomowners=[])
     assert caught.value.condition == "conflict"  # a room keeps an owner

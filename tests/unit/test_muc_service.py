@@ -166,9 +166,9 @@ def test_a_persistent_room_is_in_the_store_until_it_is_destroyed(occupied):
     assert record.state_of(ROOM, stored, with_occupants=False).config.persistent and after is None
 
 
-def test_taking_a_room_the_store_lacks_lists_the_others_rooms_only_for_a_join():
+def test_taking_a_room_over_fences_a_stored_one_and_lists_the_others_rooms_only_for_a_join():
     """In a cluster the room limits count every node's rooms (IRoomStore.listing); a stanza to a
-    room that is not there and cannot create it (a message, say) costs no listing."""
+    room that is not there and cannot create it (a message, say) costs no listing and no token."""
     storage, store = open_storage(None), RoomStoreDouble()
     elsewhere = RoomState("other@conference.localhost", creator="u0@localhost")
     asyncio.run(store.write(elsewhere.jid, 1, record.whole(elsewhere, with_occupants=True), 20))
@@ -179,10 +179,14 @@ def test_taking_a_room_the_store_lacks_lists_the_others_rooms_only_for_a_join():
     message["to"], join["to"] = ROOM, f"{ROOM}/n0"
     store.calls.clear()
     asyncio.run(service.take("room", message))
-    assert store.calls == [("advance", ROOM), ("load", ROOM)]
+    assert store.calls == [("load", ROOM)]  # no token either: nothing is left behind for a room that is not there
     asyncio.run(service.take("room", join))
-    assert store.calls[2:] == [("advance", ROOM), ("load", ROOM), ("listing", "conference.localhost")]
+    assert store.calls[1:] == [("load", ROOM), ("listing", "conference.localhost")]
     assert service._elsewhere["room"] == [record.Listed("", True, "u0@localhost")]
+    store.calls.clear()
+    asyncio.run(service.take("other", message))  # a stored room: fenced, then read as its owner left it
+    assert store.calls == [("load", elsewhere.jid), ("advance", elsewhere.jid), ("load", elsewhere.jid)]
+    assert service.rooms["other"].state.creator == "u0@localhost"
 
 
 def test_an_occupant_whose_list_denies_the_rooms_messages_gets_none_of_its_groupchat(occupied):

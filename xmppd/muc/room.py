@@ -50,6 +50,7 @@ class RoomPolicy:
     max_affiliations: int = 10000  # JIDs and domains one room keeps an affiliation for
     max_subject_length: int = 1024
     max_field_length: int = 1024  # characters of a text field of the configuration form
+    message_rate: int = 10  # messages an occupant may send a second on average, twice as many at once
 
 
 def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
@@ -452,6 +453,8 @@ class Room:
         if kind == "error":
             return self._bounced(stanza, sender, occupant)
         self.check_visible(sender)
+        if occupant is not None:
+            self._pace(occupant, now)
         if nick is not None:
             return self._private(stanza, occupant, nick, kind)
         if kind != "groupchat":
@@ -470,6 +473,17 @@ class Room:
         if occupant.role not in VOICED:
             raise StanzaError("forbidden", text="you have no voice in this room")
         return self._reflect(occupant, stanza, now)
+
+    def _pace(self, occupant: Occupant, now: float) -> None:
+        """An occupant's messages (groupchat, private, invitations): a bucket that fills at
+        ``message_rate`` a second and holds twice as many (a burst: a pasted paragraph, a client
+        catching up); policy-violation (wait) when it is empty."""
+        rate, since = self.policy.message_rate, occupant.paced_at
+        occupant.allowance = 2 * rate if since is None else min(2 * rate, occupant.allowance + (now - since) * rate)
+        occupant.paced_at = now
+        if occupant.allowance < 1:
+            raise StanzaError("policy-violation", type="wait", text=f"at most {rate} messages a second from one occupant")
+        occupant.allowance -= 1
 
     def _clean(self, stanza: domish.Element, occupant: Occupant) -> domish.Element:
         message = domish.Element((NS_CLIENT, "message"))

@@ -51,7 +51,7 @@ class MucService:
         self.policy = RoomPolicy(
             config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
             config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0, config.muc_max_registrations,
-            config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length,
+            config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length, config.muc_message_rate,
         )
         self.rooms: dict[str, Room] = {}
         self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
@@ -193,17 +193,18 @@ class MucService:
         self.node.router.bounce(stanza, StanzaError(condition, text=text))
 
     async def take(self, name: str, first: domish.Element) -> None:
-        """This node has just taken the room's lease: a fencing token first, so that whoever ran the
-        room before can write no more, then the room as it left it, occupants included. A room the
-        store does not hold, whose ``first`` stanza is a join that may create it, is counted against
-        the rooms the others run; anything else (a stanza to a room that is not there) costs no
-        listing."""
+        """This node has just taken the room's lease. A room the store holds: a fencing token, so
+        that whoever ran it before can write no more, then the room as it left it, occupants
+        included. A room it does not hold needs no token yet (the writer takes one before the
+        first write), so a stanza to a room that is not there leaves no counter behind; if the
+        ``first`` stanza is a join that may create it, the rooms the others run are counted."""
         jid, store = f"{name}@{self.host}", self.writer.store
-        token = await store.advance(jid)
-        stored = await store.load(jid)
-        if stored is not None:
-            self._loaded(jid, stored, token)
-            return
+        if await store.load(jid) is not None:
+            token = await store.advance(jid)
+            stored = await store.load(jid)  # as it is now that its former owner can write no more
+            if stored is not None:
+                self._loaded(jid, stored, token)
+                return
         if not _may_create(first):
             return
         here = {room.jid for room in self.rooms.values()} | {jid}  # a join may create it: count what the others run

@@ -51,6 +51,8 @@ class Occupant:
     role: str
     presence: list[domish.Element]  # the client's last presence payload, without MUC elements
     asked_voice: bool = False  # a visitor asks once per visit (MUC-28)
+    allowance: float = 0.0  # messages it may send at once now (muc_message_rate; not stored)
+    paced_at: float | None = None  # when the allowance was last worked out; None: a full one
 
     @property
     def jid(self) -> str:
