@@ -26,7 +26,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Option:
     name: str
-    type: type  # int, str, bool, list (of str), Path
+    type: type  # int, str, bool, list (of str), dict (str -> str: a TOML table), Path
     default: Any
     doc: str
     min: int | None = None
@@ -66,6 +66,12 @@ class Option:
             if self.min is not None and len(value) < self.min:
                 raise ConfigError(f"{where}: needs at least {self.min} item(s)")
             return value
+        if self.type is dict:  # its values may be secrets: never echoed
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise ConfigError(f"{where}: expected a table of quoted names and strings")
+            if self.max is not None and len(value) > self.max:
+                raise ConfigError(f"{where}: at most {self.max} entries")
+            return dict(value)
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         if self.choices and value not in self.choices:
@@ -139,6 +145,10 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_history_size", int, 65536, "characters of XML a room's history holds at most (oldest dropped first; a larger message is not kept)", min=0, max=16 * 1024 * 1024),
     Option("muc_max_nick_length", int, 64, "longest room nickname, in characters (not-acceptable above)", min=1, max=1023),
     Option("muc_max_registrations", int, 1000, "nicks one room may have reserved (XEP-0045 registration, each registrant becoming a member); more get not-allowed", min=0, max=100_000),
+    Option("component_listener", bool, False, "accept external components (XEP-0114) on component_port; the domains and secrets are in 'components'", cli=True),
+    Option("component_interface", str, "127.0.0.1", "address the component listener binds to: components authenticate with a shared secret over plain TCP, so keep it private", cli=True),
+    Option("component_port", int, 5347, "port of the component listener; 0 picks a free port", min=0, max=65535, cli=True),
+    Option("components", dict, {}, "external components (XEP-0114): a TOML table of domain = \"shared secret\" (1 to 1023 characters); stanzas to a domain here go to its component, from whichever node holds its stream", max=1000),
     Option("node_id", str, "", "this node's name in logs and the cluster (default: host name and c2s port)", cli=True),
     Option("log_level", str, "info", "least severe log events written: debug adds a line per login and binding", cli=True,
            choices=("debug", "info", "warn", "error", "critical")),
@@ -184,6 +194,25 @@ def _validate_domains(domains: list[str], origin: str) -> list[str]:
     return prepared
 
 
+MAX_SECRET = 1023  # characters of a component's shared secret
+
+
+def _validate_components(components: dict[str, str], taken: list[str], origin: str) -> dict[str, str]:
+    """Each component's domain is one of its own (not served, not a MUC host), its secret not empty."""
+    prepared: dict[str, str] = {}
+    for domain, secret in components.items():
+        try:
+            parsed = jid.JID(domain)
+        except (jid.InvalidFormat, UnicodeError):
+            raise ConfigError(f"{origin}: option 'components': {domain!r} is not a valid domain") from None
+        if parsed.user or parsed.resource or parsed.host in taken or parsed.host in prepared:
+            raise ConfigError(f"{origin}: option 'components': {domain!r} must be a domain of its own, named once")
+        if not 1 <= len(secret) <= MAX_SECRET:
+            raise ConfigError(f"{origin}: option 'components': the secret of {domain!r} must have 1 to {MAX_SECRET} characters")
+        prepared[parsed.host] = secret
+    return prepared
+
+
 def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> list[str]:
     """'{domain}' in a MUC host stands for each served domain; a host is a domain of its own."""
     hosts: list[str] = []
@@ -209,6 +238,8 @@ def _check_cross_option_rules(values: dict[str, Any], origin: str) -> None:
         raise ConfigError(
             f"{origin}: option 'redis_url': expected redis://, rediss://, unix:// or redis+sentinel://, got {values['redis_url']!r}"
         )
+    if values["component_listener"] and not values["components"]:
+        raise ConfigError(f"{origin}: option 'component_listener': no components to accept; name them in a [components] table")
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -235,6 +266,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
     values["muc_hosts"] = _expand_muc_hosts(values["muc_hosts"], values["domains"], origin)
     if not values["node_id"]:
         values["node_id"] = _default_node_id(values["c2s_port"])
+    values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)
     _check_cross_option_rules(values, origin)
     return Config(values, origin)
 
@@ -257,9 +289,10 @@ def markdown_table() -> str:
     for o in SCHEMA:
         bounds = "" if o.min is None and o.max is None else f"{o.min if o.min is not None else ''}..{o.max if o.max is not None else ''}"
         bounds = bounds or ", ".join(o.choices)
-        default = ", ".join(o.default) if o.type is list else str(o.default).lower() if o.type is bool else str(o.default)
+        default = ", ".join(o.default) if o.type in (list, dict) else str(o.default).lower() if o.type is bool else str(o.default)
+        kind = {Path: "path", dict: "table"}.get(o.type, o.type.__name__)
         rows.append(
-            f"| `{o.name}` | {'`' + o.flag + '`' if o.cli else ''} | {o.type.__name__ if o.type is not Path else 'path'} "
+            f"| `{o.name}` | {'`' + o.flag + '`' if o.cli else ''} | {kind} "
             f"| `{default}` | {bounds} | {o.doc} |"
         )
     return "\n".join(rows)

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from xmppd import compat
 from xmppd.cluster.local import LocalCluster
+from xmppd.component.service import ComponentService
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
 from xmppd.muc.service import MucService
@@ -43,6 +44,8 @@ class Node:
         self.started_at = clock.seconds()
         self.router = Router(self)
         self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
+        for domain, secret in config.components.items():
+            self.router.services[domain] = ComponentService(self, domain, secret)
         for host in config.muc_hosts:
             self.router.services[host] = MucService(self, host)
         self.modules = ModuleHost(self, module_classes)

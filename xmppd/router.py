@@ -35,6 +35,9 @@ class IHostedService(Interface):
     def stop():
         """After the streams closed: finish pending writes (may return an awaitable)."""
 
+    def discoverable() -> bool:
+        """Whether the server's disco#items lists the host now (a component: while connected)."""
+
 
 class Router:
     def __init__(self, node):

@@ -29,6 +29,7 @@ from xmppd.storage import open_storage, redis_storage
 from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream, RefusedStream
+from xmppd.streams.component import ComponentStreamFactory
 from xmppd.util.aio import as_deferred
 from xmppd.util import memory
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
@@ -194,6 +195,8 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster)
     root = NodeService(node)
     Listener("http", config.http_port, health.site(node), config.http_interface).setServiceParent(root)
+    if config.component_listener:
+        Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)
     if config.c2s_direct_tls:
         Listener(

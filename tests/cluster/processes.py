@@ -86,6 +86,7 @@ class Node:
     redis_url: str | None  # None: a node of its own, with SQLite in its data directory
     heartbeat_ttl: int = 2
     extra: tuple[str, ...] = ()
+    config: str = ""  # more lines of its configuration file
     c2s_port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
@@ -104,7 +105,7 @@ class Node:
         # c2s_direct_tls comes from a config file: ``--c2s-direct-tls`` on twistd's
         # command line is refused today (see test_the_direct_tls_flag_works_on_twistds_command_line).
         config = self.directory / f"{self.node_id}.toml"
-        config.write_text("c2s_direct_tls = true\n")
+        config.write_text("c2s_direct_tls = true\n" + self.config)
         return [
             *TWISTD, "xmppd", "-c", str(config),
             *(("--redis", self.redis_url) if self.redis_url else ()),

@@ -93,7 +93,7 @@ def test_the_shipped_files_agree_on_the_nodes():
         assert direct[f"node{port}"] == f"127.0.0.1:{env['DIRECT_TLS_PORT']}"
         assert c2s[f"node{port}"] == f"127.0.0.1:{port}"
     every_port = [int(p) for p in wanted] + [int(env_file(OPS / "instances" / f"{p}.env")[k]) for p in wanted
-                                             for k in ("DIRECT_TLS_PORT", "HTTP_PORT")]
+                                             for k in ("DIRECT_TLS_PORT", "HTTP_PORT", "COMPONENT_PORT")]
     assert len(set(every_port)) == len(every_port), "two listeners on one port"
     template = unit(OPS / "xmppd@.service")
     assert template["Unit.PartOf"] == ["xmppd-cluster.target"]
@@ -161,6 +161,7 @@ def test_the_template_units_command_line_starts_a_ready_node(tmp_path):
     host = socket.gethostname()
     line = (exec_start.replace("%i", str(port)).replace("%H", host)
             .replace("${DIRECT_TLS_PORT}", str(tls_port)).replace("${HTTP_PORT}", str(http_port))
+            .replace("${COMPONENT_PORT}", str(free_port()))
             .replace("/etc/xmppd/xmppd.toml", str(config)).replace("/var/lib/xmppd/", f"{tmp_path}/"))
     argv = shlex.split(line)
     assert argv[:4] == ["/usr/bin/env", "twistd", "--nodaemon", "--pidfile="], argv

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, login, muc, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, muc, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -159,3 +159,15 @@ def test_muc_benchmark_on_two_nodes_counts_redis_commands_and_times_the_takeover
     assert any(line.startswith("summary: 2 nodes + redis-server") for line in lines)
     takeover = next(line for line in lines if line.startswith("takeover:"))
     assert "was reflected again" in takeover, takeover
+
+
+def test_component_benchmark_runs_and_prints_the_table(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "component", "-n", "300", "--burst", "50", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = [line.split() for line in completed.stdout.splitlines()]
+    assert lines[0] == component.HEADER
+    assert [row[0] for row in lines[1:]] == ["user>component", "component>user", "user>user"]
+    assert all(float(row[component.HEADER.index("msgs/s")]) > 0 for row in lines[1:])

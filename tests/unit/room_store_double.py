@@ -23,7 +23,7 @@ class RoomStoreDouble:
     tokens: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, room)
     failing: Exception | None = None  # raised by every call while set
-    gate: asyncio.Event | None = None  # while set, writes wait for it
+    gate: asyncio.Event | None = None  # while set, writes and deletes wait for it
 
     def _call(self, method: str, room: str) -> None:
         self.calls.append((method, room))
@@ -61,6 +61,8 @@ class RoomStoreDouble:
 
     async def delete(self, room: str, token: int) -> bool:
         self._call("delete", room)
+        if self.gate is not None:
+            await self.gate.wait()
         if token < self.tokens.get(room, 0):
             return False
         self.records.pop(room, None)

@@ -51,6 +51,14 @@ def test_command_line_domains_are_comma_separated():
         ("tls_cert = '/etc/hostname'\n", "'tls_cert' and 'tls_key' must be given together"),
         ("c2s_port = \n", "not valid TOML"),
         ("log_level = 'verbose'\n", "option 'log_level': expected one of debug, info, warn, error, critical, got 'verbose'"),
+        ("components = 'gw.localhost'\n", "option 'components': expected a table"),
+        ("[components]\n'gw.localhost' = 7\n", "option 'components': expected a table"),
+        ("[components]\n'gw@localhost' = 's'\n", "option 'components': 'gw@localhost' must be a domain of its own"),
+        ("[components]\n'localhost' = 's'\n", "option 'components': 'localhost' must be a domain of its own"),
+        ("[components]\n'conference.localhost' = 's'\n", "must be a domain of its own"),
+        ("[components]\n'GW.localhost' = 's'\n'gw.localhost' = 't'\n", "must be a domain of its own, named once"),
+        ("[components]\n'gw.localhost' = ''\n", "the secret of 'gw.localhost' must have 1 to 1023 characters"),
+        ("component_listener = true\n", "option 'component_listener': no components to accept"),
     ],
 )
 def test_bad_files_fail_with_one_line_naming_the_option(tmp_path, text, message):
@@ -58,6 +66,16 @@ def test_bad_files_fail_with_one_line_naming_the_option(tmp_path, text, message)
         cfg.load(write(tmp_path, text))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_components_are_a_table_of_prepared_domains_and_secrets_never_echoed(tmp_path):
+    config = cfg.load(write(tmp_path, "component_listener = true\n[components]\n'GW.Localhost' = 'pa ss'\n"))
+    assert (config.component_listener, config.component_interface, config.component_port) == (True, "127.0.0.1", 5347)
+    assert config.components == {"gw.localhost": "pa ss"}
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load(write(tmp_path, "[components]\n'gw.localhost' = 'hunter2'\n'gw2.localhost' = 2\n"))
+    assert "hunter2" not in str(caught.value)
+    assert cfg.load().components == {} and cfg.load().component_listener is False
 
 
 def test_missing_file(tmp_path):

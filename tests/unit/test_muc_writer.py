@@ -129,3 +129,27 @@ def test_a_write_refused_for_an_older_token_is_logged(logged):
     run(writer, (room, lambda: say(room, ALICE, "stale", 1.0)))
     assert not any("stale" in kept for kept in store.records[ROOM].history)
     assert any("newer token" in e.get("log_format", "") for e in logged)
+
+
+def test_what_a_room_says_while_it_is_rewritten_whole_is_stored_once():
+    store, room = RoomStoreDouble(), new_room()
+    writer = RoomWriter(store, 20, every_room=False)
+    run(writer, (room, lambda: join(room, ALICE, "alice")), (room, lambda: submit(room, ALICE, persistentroom="1")))
+    store.failing = ConnectionError("storage away")
+    run(writer, (room, lambda: say(room, ALICE, "while away", 1.0)))
+    store.failing = None
+
+    async def scenario():
+        store.gate = asyncio.Event()
+        say(room, ALICE, "back", 2.0)
+        writer.changed(NAME, room)
+        await asyncio.sleep(0)  # the whole rewrite clears what an earlier room left, held by the store
+        say(room, ALICE, "meanwhile", 3.0)
+        writer.changed(NAME, room)
+        store.gate.set()
+        await writer.idle()
+
+    asyncio.run(scenario())
+    stored = " ".join(store.records[ROOM].history)
+    assert (stored.count("back"), stored.count("meanwhile")) == (1, 1)
+    assert asyncio.run(store.load(ROOM)).history == record.whole(room.state, False).history

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, login, muc, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, muc, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -16,6 +16,7 @@ SUBBENCHMARKS = {
     "muc": muc,
     "abuse": abuse,
     "roomstore": roomstore,
+    "component": component,
 }
 
 

@@ -39,8 +39,9 @@ class DiscoModule(Module):
     def server_items(self, request: IQRequest):
         self._no_nodes(request)
         items = disco.DiscoItems()
-        for service in sorted(self.node.router.services):
-            items.append(disco.DiscoItem(disco.jid.JID(service)))
+        for host, service in sorted(self.node.router.services.items()):
+            if service.discoverable():
+                items.append(disco.DiscoItem(disco.jid.JID(host)))
         return items.toElement()
 
     async def account_info(self, request: IQRequest):

@@ -88,6 +88,10 @@ class MucService:
         self.rooms[name] = room
         self.writer.loaded(name, room, token)
 
+    def discoverable(self) -> bool:
+        """Always listed in the server's disco#items (MUC-01)."""
+        return True
+
     async def stop(self) -> None:
         """After the node's streams are gone: once every room change so far is in the store,
         before storage closes, the leases go (a successor loads those changes, and need not

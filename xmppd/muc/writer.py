@@ -110,8 +110,8 @@ class RoomWriter:
         if self._stored.get(name) is room:
             changes = record.changed(room.state, room.take_changes(), self.every_room)
         else:
-            room.take_changes()
             await self.store.delete(room.jid, token)  # whatever an earlier room of this name left behind
+            room.take_changes()  # only now: what the room did during the delete is in the whole state too
             changes = record.whole(room.state, self.every_room)
         if await self.store.write(room.jid, token, changes, self.history_keep):
             self._stored[name] = room

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import secrets
 import uuid
 from collections import deque
 from typing import Awaitable
@@ -38,6 +39,12 @@ class StreamError(Exception):
 
 
 quote = X.escape_attribute  # for attribute values and text alike
+
+
+def ping_request(sender: str, to: str | None = None) -> str:
+    """An XEP-0199 ping from the server: any answer (result or error) proves the peer alive."""
+    addressed = f" to='{quote(to)}'" if to else ""
+    return f"<iq type='get' id='ping-{secrets.token_hex(4)}' from='{quote(sender)}'{addressed}><ping xmlns='{X.NS_PING}'/></iq>"
 
 
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")

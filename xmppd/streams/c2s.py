@@ -21,7 +21,7 @@ from xmppd.protocol.sasl import ChannelBinding, channel_binding, server_mechanis
 from xmppd.protocol.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
 from xmppd.sessions import Resource
 from xmppd.streams import sasl, tls
-from xmppd.streams.base import ServerStream, StreamError
+from xmppd.streams.base import ServerStream, StreamError, ping_request
 from xmppd.util import identifiers
 
 STANZAS = frozenset(("message", "presence", "iq"))
@@ -414,8 +414,7 @@ class ClientStream(ServerStream):
             self.send_raw(data)
 
     def ping_peer(self):
-        """XEP-0199 from the server: any answer (result or error) proves the client alive."""
-        self.send(f"<iq type='get' id='ping-{secrets.token_hex(4)}' from='{self.domain}'><ping xmlns='urn:xmpp:ping'/></iq>")
+        self.send(ping_request(self.domain))
 
     # -- the end ----------------------------------------------------------------------
 
