@@ -756,7 +756,10 @@ async def settled(tally: Tally, presences: int, settle: float, doing: str) -> No
             while time.perf_counter_ns() - tally.last_data < int(settle * 1e9):
                 await asyncio.sleep(settle / 10)
     except TimeoutError:
-        raise BenchError(f"{doing}: {tally.presences} of {presences} presence stanzas after {SETTLE_TIMEOUT:.0f} s") from None
+        raise BenchError(
+            f"{doing}: {tally.presences} of {presences} presence stanzas after {SETTLE_TIMEOUT:.0f} s"
+            f" ({tally.errors} error stanzas, {tally.disconnected} streams closed)"
+        ) from None
     if tally.errors or tally.disconnected:
         raise BenchError(f"{doing}: {tally.errors} error stanzas, {tally.disconnected} streams closed")
 

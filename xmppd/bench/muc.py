@@ -4,11 +4,13 @@ groupchat from a random occupant that the room reflects to all O occupants, the
 sender included. Stepped total rates; per step the deliveries per second, p50/p99
 latency (the body is the send time) and deliveries per server CPU-second.
 
-``--nodes 2``: the same on a plain node (SQLite, no Redis) and then on two nodes
-sharing a private redis-server, every room with half its occupants on each node
-and the rooms' owners alternating; per step the server CPU (nodes and
-redis-server) per delivery against the plain node's, and the Redis commands per
-groupchat message (INFO commandstats, scripts' inner commands included). Then the
+``--nodes 2``: the same on a plain node (SQLite, no Redis), on one node with a
+private redis-server (every room written to Redis after each change, as in a
+cluster) and on two nodes sharing that redis-server, every room with half its
+occupants on each node and the rooms' owners alternating; per step the server
+CPU (nodes and redis-server) per delivery against each one-node configuration,
+and the Redis commands per groupchat message (INFO commandstats, scripts' inner
+commands included). Then the
 takeover: kill -9 of a room's owner node, and the time until a message sent every
 --probe-interval from an occupant on the survivor is reflected again.
 
@@ -16,8 +18,9 @@ Every server process runs on --server-cpu and the generator alone on --gen-cpu, 
 in ``cluster``. Goals (issue 11): >= 25,000 deliveries per server CPU-second at
 saturation on one node; on two nodes <= 1.3x its CPU per delivery and <= 3 Redis
 commands per message, whatever the room size; takeover < 5 s with the default TTL.
-For comparison, measured with ../shared/bench on this kind of machine: ejabberd 23.01
-11,500 deliveries per CPU-second at its peak, Prosody 0.12 3,600.
+For comparison, measured with ../shared/bench on this machine (docs/muc.md, Speed):
+ejabberd 23.01 20,600-23,000 deliveries per CPU-second at its peak, Prosody 0.12
+3,900-4,200.
 """
 
 from __future__ import annotations

@@ -204,6 +204,25 @@ class RoomStoreContract:
         assert run(storage.rooms.load(LOBBY)) == full_room()
 
 
+    def test_writes_made_together_are_each_fenced_and_applied(self, rooms: IRoomStore, run: Runner) -> None:
+        """Several rooms' writes asked for at once (Redis sends them in one pipeline): a stale one
+        among them is refused alone."""
+        names = [f"room{n}@{HOST}" for n in range(3)]
+
+        async def scenario() -> list[bool]:
+            tokens = [await rooms.advance(name) for name in names]
+            await rooms.advance(names[1])  # room1 was taken over since: tokens[1] is stale
+            return await asyncio.gather(
+                *(rooms.write(name, token, RoomRecord(config=CONFIG, history=[message(n)]), 20)
+                  for n, (name, token) in enumerate(zip(names, tokens)))
+            )  # fmt: skip
+
+        assert run(scenario()) == [True, False, True]
+        assert [run(rooms.load(name)) for name in names] == [
+            RoomRecord(config=CONFIG, history=[message(0)]), None, RoomRecord(config=CONFIG, history=[message(2)])
+        ]
+
+
 class TestRoomStore(RoomStoreContract):
     """The contract on every backend in conftest's ``storage`` params."""
 
@@ -305,3 +324,21 @@ def test_redis_takeover_fences_the_old_writer(redis_storage: Storage, redis_url:
     assert 50 < len(accepted) < 200  # the takeover came in the middle
     assert written[: len(accepted)] == [(text, True) for text in accepted]  # refused from then on
     assert history == [*accepted, "<message>taken</message>"]
+
+
+def test_redis_writes_made_together_survive_a_script_flush(redis_storage: Storage, redis_url: str, run: Runner) -> None:
+    """After a Redis restart the script is gone: a pipeline of writes still lands, each loading it again."""
+    rooms, names = redis_storage.rooms, [f"room{n}@{HOST}" for n in range(2)]
+
+    tokens = [run(rooms.advance(name)) for name in names]
+
+    async def write_both(record: RoomRecord) -> list[bool]:
+        return await asyncio.gather(*(rooms.write(name, token, record, 20) for name, token in zip(names, tokens)))
+
+    assert run(write_both(full_room())) == [True, True]
+    with redis.Redis.from_url(redis_url) as client:
+        client.script_flush()
+    assert run(write_both(RoomRecord(history=[message(3)]))) == [True, True]
+    expected = full_room()
+    expected.history.append(message(3))
+    assert [run(rooms.load(name)) for name in names] == [expected] * 2
