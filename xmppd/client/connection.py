@@ -15,6 +15,7 @@ import base64
 import binascii
 import functools
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, endpoints, error, protocol, ssl
+from twisted.logger import Logger
 from twisted.python import failure
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
@@ -58,7 +60,10 @@ from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
 MAX_STANZA_DEPTH = X.DEEPEST  # and the deepest max_stanza_depth
+MAX_QUEUED = 10_000  # elements nobody has read yet; past this the oldest are dropped
 STANZAS = frozenset(("message", "presence", "iq"))
+
+log = Logger()
 
 Predicate = Callable[[domish.Element], bool]
 TLSOptions = Any  # what startTLS and wrapClientTLS take: optionsForClientTLS() or CertificateOptions
@@ -152,7 +157,8 @@ class XMPPStream(protocol.Protocol):
         self.observer: Predicate | None = None
         self.unclaimed: Predicate | None = None
         self._parser: X.HardenedElementStream | None = None
-        self._queue: list[domish.Element] = []
+        self._queue: deque[domish.Element] = deque()
+        self._overflowed = False  # warned once that unread stanzas are being dropped
         self._waiters: list[tuple[Predicate | None, defer.Deferred]] = []
         self._last_waiters: list[tuple[Predicate | None, defer.Deferred]] = []  # served after the others
         self._ended: Exception | None = None
@@ -214,7 +220,15 @@ class XMPPStream(protocol.Protocol):
                     d.callback(element)
                     return
         if self.unclaimed is None or not self.unclaimed(element):
-            self._queue.append(element)
+            self._enqueue(element)
+
+    def _enqueue(self, element: domish.Element) -> None:
+        self._queue.append(element)
+        if len(self._queue) > MAX_QUEUED:
+            dropped = self._queue.popleft()
+            if not self._overflowed:
+                self._overflowed = True
+                log.warn("{n} unread stanzas: dropping the oldest (<{name}/> first); read them with next()", n=MAX_QUEUED, name=dropped.name)
 
     def _end(self, reason: Exception) -> None:
         """Nothing more will arrive: fail who waits now and who waits later."""
@@ -415,15 +429,14 @@ class Client:
     """A bound session (CLI-04/05) and the protocols spoken on it, one handler each.
 
     Each handler sees every stanza first and keeps what it takes from
-    ``next()``: ``disco`` answers disco#info and #items (with our caps node),
-    ``roster`` applies and acknowledges pushes, ``presence`` remembers what
-    contacts announce, ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155)
-    follow conversations, ``privacy`` (XEP-0016) and ``blocking`` (XEP-0191)
-    acknowledge their pushes, ``muc`` follows the rooms we are in, ``pep``
-    advertises the PEP nodes we want notifications of. IQ gets and sets nobody took or waited for are
-    answered at once: a ping with a result, the rest with service-unavailable,
-    so the server never waits on us. ``subscriptions`` and ``vcard``
-    (XEP-0054) only ask.
+    ``next()``: ``roster``, ``privacy`` (XEP-0016) and ``blocking``
+    (XEP-0191) apply and acknowledge their pushes, ``presence`` remembers what
+    contacts announce, ``muc`` follows the rooms we are in, ``pep`` advertises
+    the nodes we want notifications of, ``chat_states`` (XEP-0085) and
+    ``sessions`` (XEP-0155) follow conversations. IQ gets and sets nobody took
+    or waited for are answered at once: a ping with a result, disco by
+    ``disco`` (with our caps node), the rest with service-unavailable, so the
+    server never waits on us. ``subscriptions`` and ``vcard`` (XEP-0054) only ask.
     """
 
     def __init__(self, stream: XMPPStream, mechanism: str, channel_binding: ChannelBinding | None):
@@ -439,7 +452,7 @@ class Client:
         self.privacy = Privacy(self)
         self.blocking = Blocking(self)
         self.vcard = VCards(self)
-        self.muc = MUC(self)
+        self.muc = MUC(self, self.disco)
         self.pep = PEP(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
@@ -510,11 +523,13 @@ class Client:
 
     def _answer_iq(self, element: domish.Element) -> bool:
         """CLI-05: every get/set nobody answered is answered; results and errors never are.
-        One a handler answered but left visible (a roster push) stays queued for ``next()``."""
+        A push its handler applied and answered stays queued for ``next()``, like any stanza."""
         if not is_(element, X.NS_CLIENT, "iq") or element.getAttribute("type") not in ("get", "set"):
             return False
         if getattr(element, "handled", False):
             return False
+        if self.disco.answer(element):
+            return True
         query = element.firstChildElement()
         pinged = element["type"] == "get" and query is not None and is_(query, X.NS_PING, "ping")
         self.send(result(element) if pinged else error_reply(element, "service-unavailable"))
