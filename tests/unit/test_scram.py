@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from scramp import ScramException
+from scramp.utils import saslprep as full_saslprep
 
 from xmppd.protocol.scram import (
     Credentials,
@@ -21,6 +23,7 @@ from xmppd.protocol.scram import (
     parse_iterations,
     parse_mechanism_name,
     salted_password,
+    saslprep,
     server_key_of,
     server_signature,
     split_attributes,
@@ -148,3 +151,24 @@ def test_check_nonce_rejects(nonce):
 def test_parse_iterations_rejects(text):
     with pytest.raises(ScramError):
         parse_iterations(text)
+
+
+def test_saslprep_passes_printable_ascii_unchanged_as_the_full_profile_does():
+    printable = "".join(map(chr, range(0x20, 0x7F)))
+    assert saslprep(printable) == full_saslprep(printable) == printable
+    for char in printable:
+        assert saslprep(char) == full_saslprep(char)
+
+
+@pytest.mark.parametrize(
+    "text, prepared",
+    [("I\u00adX", "IX"), ("user", "user"), ("\u00aa", "a"), ("\u2168", "IX"), ("a\u00a0b", "a b")],  # RFC 4013 §3
+)
+def test_saslprep_still_maps_and_normalises_non_ascii(text, prepared):
+    assert saslprep(text) == prepared
+
+
+@pytest.mark.parametrize("text", ["\u0007", "a\x00b", "pass\x7f", "\u0627\u0031"])  # RFC 4013 §3: prohibited, bidi
+def test_saslprep_still_refuses_controls_and_bad_bidi(text):
+    with pytest.raises(ScramException):
+        saslprep(text)

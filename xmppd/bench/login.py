@@ -2,8 +2,9 @@
 authenticated session, with N sessions logged in and kept open.
 
 A login is TCP connect, STARTTLS, TLS handshake, stream restart, SASL, stream
-restart and resource binding. Goals with the node on one core: >= 300 logins/s
-with TLS + SCRAM-SHA-1 and <= 40 KB RSS per idle TLS session. For comparison,
+restart and resource binding. Goals (issue 16): >= 250 logins per server
+CPU-second with TLS + PLAIN against 4096-iteration keys, >= 600 with TLS +
+SCRAM-SHA-1, and <= 32 KB RSS per idle TLS session. For comparison,
 measured on this kind of machine (one core, TLS + PLAIN against 4096-iteration
 SCRAM storage): Prosody 0.12 ~123 logins/s and 51 KB per idle session,
 ejabberd 23.01 ~90 logins/s and 359 KB.

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from scramp import ScramException
-from scramp.utils import saslprep
 
 from xmppd.protocol.sasl import ChannelBinding, server_mechanisms
 from xmppd.protocol.scram import (
@@ -28,6 +27,7 @@ from xmppd.protocol.scram import (
     parse_iterations,
     parse_mechanism_name,
     salted_password,
+    saslprep,
     server_key_of,
     server_signature,
     split_attributes,

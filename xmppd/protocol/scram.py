@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 
 import scramp
-from scramp.utils import saslprep
+from scramp.utils import saslprep as _full_saslprep
 
 HASHES = {"SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256}
 MIN_ITERATIONS = 4096
@@ -88,6 +88,20 @@ def derive_keys(
         password, iteration_count=iterations, salt=salt
     )
     return ScramKeys(salt, count, stored_key, server_key)
+
+
+def saslprep(text: str) -> str:
+    """RFC 4013 SASLprep, without the pure-Python stringprep walk for printable ASCII.
+
+    Printable ASCII (U+0020-U+007E) is mapped to itself, is stable under NFKC,
+    holds nothing prohibited (ASCII space is allowed, controls are not printable)
+    and no right-to-left character, so SASLprep returns it unchanged. Nearly
+    every username and password is such a string, and the full profile costs
+    ~0.15 ms a call: a PLAIN login prepares two.
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return _full_saslprep(text)
 
 
 # -- message syntax (RFC 5802 §7) ----------------------------------------------------

@@ -11,6 +11,7 @@ compare them exactly and never normalise, so normalisation lives in one place.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +95,7 @@ class RosterItem:
             jid=data["jid"],
             name=data["name"],
             groups=tuple(data["groups"]),
-            subscription=data["subscription"],
+            subscription=sys.intern(data["subscription"]),  # one of four words, kept per contact of every online user
             ask=data["ask"],
             approved=data["approved"],
         )

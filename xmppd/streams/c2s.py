@@ -36,6 +36,10 @@ def _asks_for_legacy_auth(stanza: domish.Element) -> bool:
 class ClientStream(ServerStream):
     """One client connection, from the first byte to the last."""
 
+    __slots__ = (
+        "tls_active", "channel_binding", "mechanism", "auth_failures", "bind_failures", "username", "resource", "_held",
+    )  # fmt: skip
+
     def __init__(self, server, direct_tls: bool = False):
         super().__init__(server)
         self.tls_active = direct_tls

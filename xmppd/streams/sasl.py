@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 from scramp import ScramException
-from scramp.utils import saslprep
 
 from xmppd.protocol.sasl import CONDITIONS, ChannelBinding
 from xmppd.protocol.scram import (
@@ -34,6 +33,7 @@ from xmppd.protocol.scram import (
     parse_client_first,
     parse_mechanism_name,
     server_signature,
+    saslprep,
     split_attributes,
     unb64,
     unescape_saslname,

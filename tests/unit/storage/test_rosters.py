@@ -122,3 +122,9 @@ def test_sqlite_second_connection_sees_writes(
     assert run(server.put(*ALICE, NURSE)) > later > version
     run(xmppctl.delete_all(*ALICE))
     assert run(server.get(*ALICE)) == Roster(version=0, items={})
+
+
+def test_items_read_back_share_their_subscription_word() -> None:
+    """Every online user's roster stays loaded: 'both' is kept once, not once per contact."""
+    first, second = (RosterItem.from_json(RosterItem(jid=j, subscription="both").to_json()) for j in ("a@x", "b@x"))
+    assert first.subscription is second.subscription
