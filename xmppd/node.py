@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from xmppd import compat
 from xmppd.cluster.local import LocalCluster
+from xmppd.metrics.tally import Tally
 from xmppd.component.service import ComponentService
 from xmppd.config import Config
 from xmppd.modules import ModuleHost
@@ -44,6 +45,7 @@ class Node:
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
+        self.tally = Tally()  # what /metrics reports (xmppd/metrics)
         self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
         for domain, secret in config.components.items():
             self.router.services[domain] = ComponentService(self, domain, secret)

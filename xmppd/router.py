@@ -101,4 +101,5 @@ class Router:
         """Answer a stanza with an error, unless it is an error itself (never error on error)."""
         if stanza.getAttribute("type") == "error" or stanza.getAttribute("from") is None:
             return
+        self.node.tally.bounces[condition.condition if isinstance(condition, StanzaError) else condition] += 1
         self.send(error_reply(stanza, condition, text))

@@ -24,6 +24,8 @@ from xmppd.modules.subscription import SubscriptionModule
 from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.vcard import VCardModule
 from xmppd.modules.version import VersionModule
+from xmppd.metrics.collector import registry as metrics_registry
+from xmppd.metrics.lag import LoopLag
 from xmppd.node import PARK_AFTER, Node
 from xmppd.s2s.certs import FederationTLS
 from xmppd.storage import open_storage, redis_storage
@@ -117,6 +119,7 @@ class NodeService(service.MultiService):
     def __init__(self, node: Node):
         super().__init__()
         self.node = node
+        self.lag = LoopLag(node.clock)
 
     def startService(self):
         self._parking = task.LoopingCall(self.node.park_idle_parsers)
@@ -125,6 +128,7 @@ class NodeService(service.MultiService):
         self._reclaiming = task.LoopingCall(self.node.reclaimer.tick)
         self._reclaiming.clock = self.node.clock
         self._reclaiming.start(memory.TICK, now=False)
+        self.lag.start()
         config = self.node.config
         log.info(
             "xmppd node {node} serving {domains}; data in {data}",
@@ -154,6 +158,7 @@ class NodeService(service.MultiService):
     async def _stop(self):
         self._parking.stop()
         self._reclaiming.stop()
+        self.lag.stop()
         await super().stopService()
         for hosted in self.node.router.services.values():
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it
@@ -199,7 +204,7 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     storage, cluster = storage_and_cluster(config)
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)
     root = NodeService(node)
-    Listener("http", config.http_port, health.site(node), config.http_interface).setServiceParent(root)
+    Listener("http", config.http_port, health.site(node, metrics_registry(node, root.lag)), config.http_interface).setServiceParent(root)
     if config.component_listener:
         Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)

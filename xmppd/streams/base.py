@@ -388,6 +388,7 @@ class ServerStream(protocol.Protocol):
         if not self.header_sent:
             self.stream_id = self.stream_id or uuid.uuid4().hex
             self.send_header()
+        self.server.tally.stream_errors[condition] += 1
         body = f"<{condition} xmlns='{X.NS_XMPP_STREAMS}'/>"
         if text:
             body += f"<text xmlns='{X.NS_XMPP_STREAMS}' xml:lang='en'>{quote(text)}</text>"

@@ -10,6 +10,8 @@ import json
 
 from twisted.web import resource
 
+from xmppd.web.metrics import Metrics
+
 
 class Health(resource.Resource):
     isLeaf = True
@@ -36,12 +38,13 @@ class Readiness(resource.Resource):
         return json.dumps(body).encode() + b"\n"
 
 
-def site(node):
+def site(node, metrics_registry):
     from twisted.web.server import Site
 
     root = resource.Resource()
     root.putChild(b"healthz", Health())
     root.putChild(b"readyz", Readiness(node))
+    root.putChild(b"metrics", Metrics(metrics_registry))
     factory = Site(root)
     factory.noisy = False
     factory.log = lambda request: None  # probes every few seconds would flood the log
