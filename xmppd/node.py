@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppd import compat
@@ -22,6 +22,10 @@ from xmppd.util.aio import run_in_background
 from xmppd.util.memory import Reclaimer
 
 PARK_AFTER = 5.0  # seconds of silence before a stream's parser is dropped
+
+
+def sleep(clock, seconds: float) -> defer.Deferred:
+    return task.deferLater(clock, seconds, lambda: None)
 
 
 def _uncount(counter: Counter[str], address: str) -> None:
@@ -59,6 +63,8 @@ class Node:
         self._waiting: dict = {}  # streams not yet authenticated nor pushed out, oldest first
         self._unauthenticated_at: Counter[str] = Counter()  # per address
         self._authenticated_at: Counter[str] = Counter()
+        self.http_address = ""  # host:port of the operators' HTTP listener, once it listens
+        self.draining = False  # xmppctl drain: not ready, no new clients, sessions being closed
 
     def refusal(self, address: str) -> str | None:
         """Why a new connection from ``address`` is turned away, or None to take it.
@@ -67,6 +73,8 @@ class Node:
         ending the stream that has waited longest to authenticate, so a crowd of
         idle sockets cannot lock real users out; authenticated ones stay.
         """
+        if self.draining:
+            return "this node is going down for maintenance"
         limit = self.config.max_unauthenticated_per_ip
         if limit and self._unauthenticated_at[address] >= limit:
             return "too many unauthenticated connections from your address"
@@ -125,6 +133,26 @@ class Node:
         for timer in timers:
             if timer.active():
                 timer.cancel()
+
+    async def close_sessions(self, redirect: str, per_second: int) -> int:
+        """Drain: end every client stream, ``per_second`` at most, with see-other-host pointing at
+        ``redirect`` (the balancer) or, without one, system-shutdown; how many were ended.
+
+        At a bounded rate so that the other nodes are not hit by every client at once. Stanzas
+        still on their way to a closed session are routed again when they get here (the
+        directory no longer has it), to another resource or to offline storage."""
+        ended = 0
+        while self.streams:
+            batch = list(self.streams)[:per_second]
+            for stream in batch:
+                if redirect:
+                    stream.stream_error("see-other-host", content=redirect)
+                else:
+                    stream.stream_error("system-shutdown")
+                stream.transport.loseConnection()
+            ended += len(batch)
+            await sleep(self.clock, 1.0)
+        return ended
 
     def park_idle_parsers(self, idle_for: float = PARK_AFTER) -> int:
         """Let streams silent for ``idle_for`` seconds drop their XML parser (memory)."""

@@ -37,6 +37,9 @@ class IHostedService(Interface):
     def shut_down() -> None:
         """The node is stopping and its streams still carry stanzas: tell whoever must hear it."""
 
+    def hand_over():
+        """Drain: let the other nodes serve what this one ran (may return an awaitable)."""
+
     def stop():
         """After the streams closed: finish pending writes (may return an awaitable)."""
 

@@ -33,10 +33,10 @@ from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream, RefusedStream
 from xmppd.streams.component import ComponentStreamFactory
-from xmppd.util.aio import as_deferred
+from xmppd.util.aio import as_deferred, run_in_background
 from xmppd.util import memory
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
-from xmppd.web import health
+from xmppd.web.site import site
 
 DEFAULT_MODULES = (
     DiscoModule,
@@ -56,6 +56,8 @@ DEFAULT_MODULES = (
 )
 
 log = Logger()
+
+CLIENT_LISTENERS = ("c2s", "c2s-direct-tls")
 
 
 class ClientStreamFactory(protocol.Factory):
@@ -142,6 +144,7 @@ class NodeService(service.MultiService):
         self.listener("http").startService()
         if not self.listener("http").listening:
             return
+        self.node.http_address = "%s:%d" % self.listener("http").address
         joined = self.node.cluster.start(self.node)
         if joined is None:
             self._open_to_clients()
@@ -172,6 +175,27 @@ class NodeService(service.MultiService):
 
     def stopService(self):
         return defer.ensureDeferred(self._stop())
+
+    def drain(self) -> dict:
+        """``xmppctl drain``: not ready at once, then (in the background) no new clients, sessions
+        closed at ``drain_rate``, MUC rooms handed to the other nodes. The node keeps running
+        (its bus still re-routes what comes for the sessions it had) until it is stopped."""
+        node = self.node
+        if not node.draining:
+            node.draining = True
+            log.info("node {node} draining", node=node.node_id)
+            run_in_background(self._drain(), log, "draining failed")
+        return {"node": node.node_id, "draining": True, "sessions": len(node.streams)}
+
+    async def _drain(self) -> None:
+        node, config = self.node, self.node.config
+        for name in CLIENT_LISTENERS:
+            if name in self.namedServices and self.listener(name).running:
+                await self.listener(name).stopService()
+        ended = await node.close_sessions(config.drain_redirect, config.drain_rate)
+        for hosted in node.router.services.values():  # after the sessions: rooms they left need not move
+            await as_deferred(hosted.hand_over())
+        log.info("node {node} drained: {n} sessions closed", node=node.node_id, n=ended)
 
     def listener(self, name: str) -> Listener:
         return self.getServiceNamed(name)
@@ -204,7 +228,7 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     storage, cluster = storage_and_cluster(config)
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)
     root = NodeService(node)
-    Listener("http", config.http_port, health.site(node, metrics_registry(node, root.lag)), config.http_interface).setServiceParent(root)
+    Listener("http", config.http_port, site(root, metrics_registry(node, root.lag)), config.http_interface).setServiceParent(root)
     if config.component_listener:
         Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)

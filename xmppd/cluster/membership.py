@@ -125,7 +125,8 @@ class Membership:
         return previous == self.incarnation
 
     def _info(self) -> str:
-        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "ttl": self.ttl})
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "ttl": self.ttl,
+                           "http": self.node.http_address})  # where xmppctl reaches the node's admin endpoints
 
     async def reregister(self) -> None:
         await self.redis.hset(keys.NODES, self.node_id, self._info())
@@ -224,6 +225,7 @@ class NodeStatus:
     heartbeat_age: float | None  # seconds since the last beat (None: expired)
     sessions: int
     host: str
+    http: str  # host:port of its HTTP listener ('' from a node that did not say)
 
 
 async def survey(redis) -> list[NodeStatus]:
@@ -240,5 +242,5 @@ async def survey(redis) -> list[NodeStatus]:
         info = json.loads(nodes[node_id])
         alive = remaining > 0
         age = max(0.0, info["ttl"] - remaining / 1000) if alive else None
-        found.append(NodeStatus(node_id, alive, age, sessions, info["host"]))
+        found.append(NodeStatus(node_id, alive, age, sessions, info["host"], info.get("http", "")))
     return found

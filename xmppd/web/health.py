@@ -10,8 +10,6 @@ import json
 
 from twisted.web import resource
 
-from xmppd.web.metrics import Metrics
-
 
 class Health(resource.Resource):
     isLeaf = True
@@ -30,22 +28,10 @@ class Readiness(resource.Resource):
 
     def render_GET(self, request):
         cluster = self.node.cluster
-        body = {"ready": cluster.ready, "node": self.node.node_id, "sessions": len(self.node.streams)}
-        if not cluster.ready:
-            body["reason"] = cluster.reason
+        ready = cluster.ready and not self.node.draining
+        body = {"ready": ready, "node": self.node.node_id, "sessions": len(self.node.streams)}
+        if not ready:
+            body["reason"] = "draining" if self.node.draining else cluster.reason
             request.setResponseCode(503)
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(body).encode() + b"\n"
-
-
-def site(node, metrics_registry):
-    from twisted.web.server import Site
-
-    root = resource.Resource()
-    root.putChild(b"healthz", Health())
-    root.putChild(b"readyz", Readiness(node))
-    root.putChild(b"metrics", Metrics(metrics_registry))
-    factory = Site(root)
-    factory.noisy = False
-    factory.log = lambda request: None  # probes every few seconds would flood the log
-    return factory
