@@ -33,7 +33,7 @@ from xmppd.storage.redis import redis_client
 from xmppd.streams import tls
 from xmppd.streams.c2s import ClientStream, RefusedStream
 from xmppd.streams.component import ComponentStreamFactory
-from xmppd.util.aio import as_deferred, run_in_background
+from xmppd.util.aio import as_deferred
 from xmppd.util import memory
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 from xmppd.web.site import site
@@ -184,7 +184,7 @@ class NodeService(service.MultiService):
         if not node.draining:
             node.draining = True
             log.info("node {node} draining", node=node.node_id)
-            run_in_background(self._drain(), log, "draining failed")
+            defer.ensureDeferred(self._drain()).addErrback(lambda f: log.failure("draining failed", f))
         return {"node": node.node_id, "draining": True, "sessions": len(node.streams)}
 
     async def _drain(self) -> None:

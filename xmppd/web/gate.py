@@ -34,9 +34,9 @@ FORBIDDEN = Refusal(403, "forbidden: send Authorization: Bearer <http_token>")
 
 
 def presents(request, token: str) -> bool:
-    header = request.getHeader(b"authorization") or ""
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    header = request.getHeader(b"authorization") or b""
+    scheme, _, given = header.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode())
 
 
 class TokenGate(resource.Resource):
