@@ -12,7 +12,6 @@ import json
 import socket
 from collections.abc import Awaitable, Callable
 
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
 from twisted.words.protocols.jabber import jid
@@ -21,6 +20,7 @@ from xmppd.cluster.membership import survey
 from xmppd.metrics.collector import stream_states
 from xmppd.muc.roomctl import survey_rooms
 from xmppd.muc.service import MucService
+from xmppd.util.aio import as_deferred
 from xmppd.web.gate import refuse
 
 log = Logger()
@@ -93,7 +93,7 @@ class JsonAction(resource.Resource):
         if request.method != self.method:
             request.setHeader(b"allow", self.method)
             return refuse(request, 405, f"use {self.method.decode()}")
-        defer.ensureDeferred(self._respond(request))
+        as_deferred(self._respond(request))  # an asyncio task: redis-py needs one
         return server.NOT_DONE_YET
 
     async def _respond(self, request) -> None:
