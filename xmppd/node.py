@@ -142,17 +142,17 @@ class Node:
         still on their way to a closed session are routed again when they get here (the
         directory no longer has it), to another resource or to offline storage."""
         ended = 0
-        while self.streams:
-            batch = list(self.streams)[:per_second]
+        while True:
+            batch = [stream for stream in self.streams if not stream.closed][:per_second]  # closed ones wait for TCP
+            if not batch:
+                return ended
             for stream in batch:
                 if redirect:
                     stream.stream_error("see-other-host", content=redirect)
                 else:
                     stream.stream_error("system-shutdown")
-                stream.transport.loseConnection()
             ended += len(batch)
             await sleep(self.clock, 1.0)
-        return ended
 
     def park_idle_parsers(self, idle_for: float = PARK_AFTER) -> int:
         """Let streams silent for ``idle_for`` seconds drop their XML parser (memory)."""

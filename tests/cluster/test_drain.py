@@ -1,0 +1,108 @@
+"""xmppctl sessions, kick and drain against real nodes sharing a real Redis (issue 15)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from tests.cluster.client import StreamClosed, Timeout, is_chat
+from tests.cluster.processes import wait_until
+
+TOKEN = "drain-test-token-0123456"
+BALANCER = "xmpp.example.net:5222"
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def ctl_config(cluster) -> str:
+    path = cluster.directory / "xmppctl.toml"
+    path.write_text(f'http_token = "{TOKEN}"\n')
+    return str(path)
+
+
+def test_sessions_and_kick_across_nodes(make_cluster):
+    cluster = make_cluster("n1", "n2", config=f'http_token = "{TOKEN}"\n')
+    config = ctl_config(cluster)
+    alice, bob = cluster.users("alice", "bob")
+    desk = cluster.login("n1", alice, resource="desk")
+    cluster.login("n2", bob, resource="phone")
+    lines = [line.split() for line in cluster.ctl("-c", config, "sessions").stdout.splitlines()]
+    assert lines[0] == ["JID", "NODE", "ADDRESS", "SINCE", "TLS", "MECHANISM"]
+    rows = {row[0]: row for row in lines[1:]}
+    assert set(rows) == {f"{alice}@localhost/desk", f"{bob}@localhost/phone"}
+    assert rows[f"{alice}@localhost/desk"][1] == "n1" and rows[f"{bob}@localhost/phone"][1] == "n2"
+    assert all(row[2].startswith("127.0.0.1:") and row[4] == "yes" and row[5] == "PLAIN" for row in rows.values())
+
+    done = cluster.ctl("-c", config, "kick", f"{alice}@localhost")
+    assert done.stdout.strip() == f"ended 1 session(s) of {alice}@localhost"
+    desk.wait_closed()
+    assert desk.stream_error == "policy-violation"
+    missing = cluster.ctl("-c", config, "kick", f"{alice}@localhost", check=False)
+    assert missing.returncode == 1 and missing.stderr.strip() == f"xmppctl: no session of {alice}@localhost"
+    without = cluster.ctl("sessions", check=False)
+    assert without.returncode == 1 and "http_token" in without.stderr
+
+
+def test_drain_under_traffic_loses_no_message(make_cluster):
+    """Senders on n2 keep writing to users on n1 while n1 drains: every message arrives,
+    live before the user's session closes, from offline storage after."""
+    cluster = make_cluster("n1", "n2", config=f'http_token = "{TOKEN}"\ndrain_redirect = "{BALANCER}"\ndrain_rate = 1\n')
+    config = ctl_config(cluster)
+    users = cluster.users("r1", "r2", "r3", "sender")
+    *receivers, sender = users
+    live = {user: cluster.online("n1", user) for user in receivers}
+    writer = cluster.online("n2", sender)
+
+    sent = {user: [] for user in receivers}
+
+    def send_round(i: int) -> None:
+        for user in receivers:
+            body = f"m{i}-{user}"
+            writer.chat(f"{user}@localhost", body)
+            sent[user].append(body)
+
+    for i in range(5):
+        send_round(i)
+    done = cluster.ctl("-c", config, "drain", "n1")
+    assert done.stdout.startswith("draining n1: not ready; 3 client connection(s) to close")
+    assert cluster["n1"].readyz()[0] == 503
+    i = 5
+    ended = time.monotonic() + 6
+    while time.monotonic() < ended:  # drain_rate 1: about three seconds of closing, and some after
+        send_round(i)
+        i += 1
+        time.sleep(0.05)
+
+    received = {user: [] for user in receivers}
+    for user, client in live.items():
+        try:
+            while True:
+                element = client.recv(10)
+                if is_chat(element):
+                    received[user].append(str(element.body))
+        except StreamClosed:
+            pass
+        assert client.stream_error == "see-other-host"
+        redirect = next(client.stream_error_element.elements())
+        assert str(redirect) == BALANCER
+    assert wait_until(lambda: not accepts(cluster["n1"].c2s_port), 5), "n1 still takes connections"
+
+    live_counts = {user: len(got) for user, got in received.items()}
+    for user in receivers:
+        again = cluster.online("n2", user)
+        try:
+            while len(received[user]) < len(sent[user]):
+                element = again.recv(5)
+                if is_chat(element):
+                    received[user].append(str(element.body))
+        except Timeout:
+            pass
+        assert sorted(received[user]) == sorted(sent[user]), f"{user}: {len(sent[user])} sent, {len(received[user])} delivered"
+        assert len(received[user]) == len(set(received[user])), "a message came twice"
+        assert 5 <= live_counts[user] < len(sent[user]), "the drain should have closed the session mid-traffic"
