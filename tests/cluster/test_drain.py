@@ -6,7 +6,9 @@ import socket
 import time
 
 from tests.cluster.client import StreamClosed, Timeout, is_chat
+from tests.cluster.muc import SERVICE, codes, enter, groupchat, occupant_presence, say
 from tests.cluster.processes import wait_until
+from tests.cluster.test_muc_cluster import rooms_table
 
 TOKEN = "drain-test-token-0123456"
 BALANCER = "xmpp.example.net:5222"
@@ -106,3 +108,26 @@ def test_drain_under_traffic_loses_no_message(make_cluster):
         assert sorted(received[user]) == sorted(sent[user]), f"{user}: {len(sent[user])} sent, {len(received[user])} delivered"
         assert len(received[user]) == len(set(received[user])), "a message came twice"
         assert 5 <= live_counts[user] < len(sent[user]), "the drain should have closed the session mid-traffic"
+
+
+def test_drain_hands_rooms_to_another_node_with_their_occupants(make_cluster):
+    cluster = make_cluster("n1", "n2", config=f'http_token = "{TOKEN}"\n')
+    alice, bob = cluster.users("alice", "bob")
+    on_n1, on_n2 = cluster.online("n1", alice), cluster.online("n2", bob)
+    room = f"drained@{SERVICE}"
+    enter(on_n1, room, "Alice", muc=False)  # n1 opens it, and runs it
+    enter(on_n2, room, "Bob")
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n1", timeout=5), rooms_table(cluster)
+
+    cluster.ctl("-c", ctl_config(cluster), "drain", "n1")
+    on_n1.wait_closed()
+    assert on_n1.stream_error == "system-shutdown"  # no drain_redirect configured
+    left = on_n2.expect(occupant_presence(room, "Alice", "unavailable"), what="Alice leaving as her session closed")
+    assert 332 not in codes(left), left.toXml()  # she left; the room did not end
+    assert wait_until(lambda: room not in rooms_table(cluster), timeout=10), "n1 still holds the room's lease"
+    time.sleep(1)  # n2 forgets n1 as the owner within a third of the lease's TTL
+    say(on_n2, room, "still here")
+    got = on_n2.expect(groupchat(room), what="the room, now on n2, echoing Bob")
+    assert (str(got.body), got["from"]) == ("still here", f"{room}/Bob")
+    taken = wait_until(lambda: rooms_table(cluster).get(room) == ["n2", "no", "1", "Bob"], timeout=5)
+    assert taken, rooms_table(cluster)  # taken with its occupant, not opened anew
