@@ -1,4 +1,4 @@
-"""Event-loop lag: how late a timer set for every ``interval`` seconds fires.
+"""Event-loop lag: how late a timer set ``interval`` seconds ahead fires.
 
 One reactor runs every stream of the node; when it is busy (a burst, a slow
 handler, a full collection) every client waits, and this is the number that
@@ -6,8 +6,6 @@ shows it before the clients say so.
 """
 
 from __future__ import annotations
-
-from twisted.internet import task
 
 INTERVAL = 0.5  # seconds
 
@@ -17,22 +15,21 @@ class LoopLag:
         self.clock, self.interval = clock, interval
         self.last = self.worst = 0.0  # seconds late: the latest tick, and the worst since the last scrape
         self._due = 0.0
-        self._call = task.LoopingCall(self._tick)
-        self._call.clock = clock
+        self._call = None
 
     def start(self) -> None:
         self._due = self.clock.seconds() + self.interval
-        self._call.start(self.interval, now=False)
+        self._call = self.clock.callLater(self.interval, self._tick)
 
     def stop(self) -> None:
-        if self._call.running:
-            self._call.stop()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
 
     def _tick(self) -> None:
-        now = self.clock.seconds()
-        self.last = max(0.0, now - self._due)
+        self.last = max(0.0, self.clock.seconds() - self._due)
         self.worst = max(self.worst, self.last)
-        self._due = now + self.interval
+        self.start()
 
     def take_worst(self) -> float:
         """The worst lag since the previous call: a scrape sees spikes between scrapes too."""
