@@ -9,9 +9,9 @@ from twisted.logger import Logger
 
 from xmppd import compat
 from xmppd.cluster.local import LocalCluster
-from xmppd.metrics.tally import Tally
 from xmppd.component.service import ComponentService
 from xmppd.config import Config
+from xmppd.metrics.tally import Tally
 from xmppd.modules import ModuleHost
 from xmppd.muc.service import MucService
 from xmppd.router import Router

@@ -10,6 +10,8 @@ from twisted.logger import Logger
 from xmppd.cluster.local import LocalCluster
 from xmppd.cluster.redis import RedisCluster
 from xmppd.config import Config
+from xmppd.metrics.collector import registry as metrics_registry
+from xmppd.metrics.lag import LoopLag
 from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
 from xmppd.modules.last import LastActivityModule
@@ -24,8 +26,6 @@ from xmppd.modules.subscription import SubscriptionModule
 from xmppd.modules.session import LegacySessionModule
 from xmppd.modules.vcard import VCardModule
 from xmppd.modules.version import VersionModule
-from xmppd.metrics.collector import registry as metrics_registry
-from xmppd.metrics.lag import LoopLag
 from xmppd.node import PARK_AFTER, Node
 from xmppd.s2s.certs import FederationTLS
 from xmppd.storage import open_storage, redis_storage

@@ -28,6 +28,8 @@ STANZAS = frozenset(("message", "presence", "iq"))
 NS_LEGACY_AUTH = "jabber:iq:auth"  # XEP-0078, not served here (LEG-01)
 
 
+# Every mechanism some stream may be offered (TLS, binding data present: any non-None value
+# stands for it): the only names a metric label takes; a client's other names count as 'other'.
 KNOWN_MECHANISMS = frozenset(server_mechanisms(True, True))
 
 
