@@ -8,6 +8,7 @@ it. A bad value raises ``ConfigError`` with one line that names the option.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_connections", int, 15000, "client connections a node accepts; when full, the one that has waited longest to authenticate makes room for a new one (idle sockets cannot lock users out); with none waiting, resource-constraint", min=1, max=1_000_000),
     Option("max_unauthenticated_per_ip", int, 20, "connections from one address that have not authenticated yet; more are refused before TLS (resource-constraint on c2s_port, a bare TCP close on the direct-TLS port); 0 = no limit. Behind a TCP balancer every client has its address: set 0 there and limit at the balancer (see ops/haproxy.cfg)", min=0, max=1_000_000, cli=True),
     Option("max_connections_per_ip", int, 1000, "authenticated connections from one address (a NAT may hide many users); more end with resource-constraint after SASL; 0 = no limit, as behind a TCP balancer", min=0, max=1_000_000, cli=True),
+    Option("per_ip_exempt", list, ["127.0.0.0/8", "::1/128"], "networks whose addresses the two per-address caps above do not count: loopback by default, where every client of a local TLS terminator or balancer (or a benchmark) shares one address; empty = every address counted", cli=True),
     Option("auth_timeout", int, 10, "seconds a client has from connecting to finishing TLS and SASL, at most negotiation_timeout (connection-timeout after)", min=1, max=3600),
     Option("negotiation_timeout", int, 30, "seconds a client has from connecting to binding a resource (connection-timeout after)", min=1, max=3600),
     Option("max_output_buffer", int, 1024 * 1024, "bytes of output a stream may leave unread: the node stops reading from its peer above this, and ends the stream with policy-violation at twice this", min=65536, max=1024 * 1024 * 1024),
@@ -139,7 +141,9 @@ SCHEMA: tuple[Option, ...] = (
     Option("s2s", bool, False, "federate with other XMPP servers (server-to-server, RFC 6120 + XEP-0220): listen on s2s_port and route stanzas for other domains there; off by default, see docs/federation.md", cli=True),
     Option("s2s_interface", str, "0.0.0.0", "address the server-to-server listener binds to", cli=True),
     Option("s2s_port", int, 5269, "server-to-server port (STARTTLS); 0 picks a free port", min=0, max=65535, cli=True),
-    Option("s2s_hosts", list, [], "static host map, overriding DNS SRV: entries 'domain=host:port' (split DNS, private federations, tests)"),
+    Option("s2s_hosts", list, [], "static host map, overriding DNS SRV: entries 'domain=host:port' (STARTTLS) or 'domain=tls:host:port' (TLS from the first byte, XEP-0368), for split DNS, private federations, tests"),
+    Option("s2s_direct_tls", bool, False, "also listen for servers that start with TLS (XEP-0368, _xmpps-server SRV records)", cli=True),
+    Option("s2s_direct_tls_port", int, 5270, "port of the direct-TLS server-to-server listener; 0 picks a free port", min=0, max=65535, cli=True),
     Option("s2s_secret", str, "", "dialback secret (XEP-0185); every node of a cluster needs the same one (required with redis_url); empty on a node alone = a random one per start"),
     Option("s2s_tls_required", bool, True, "require STARTTLS on server-to-server streams, both ways"),
     Option("s2s_require_valid_cert", bool, False, "accept only peers whose certificate is valid for their domain (SASL EXTERNAL; no dialback), and connect only to such peers"),
@@ -252,20 +256,27 @@ def _expand_muc_hosts(patterns: list[str], domains: list[str], origin: str) -> l
     return hosts
 
 
-def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int]]:
-    """'domain=host:port' entries of s2s_hosts, keyed by prepared domain."""
-    hosts: dict[str, tuple[str, int]] = {}
+def _parse_networks(entries: list[str], origin: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    except ValueError as e:
+        raise ConfigError(f"{origin}: option 'per_ip_exempt': {e}") from None
+
+
+def _parse_host_map(entries: list[str], origin: str) -> dict[str, tuple[str, int, bool]]:
+    """'domain=host:port' and 'domain=tls:host:port' entries of s2s_hosts: (host, port, direct TLS) by prepared domain."""
+    hosts: dict[str, tuple[str, int, bool]] = {}
     for entry in entries:
         domain, _, address = entry.partition("=")
-        host, _, port = address.rpartition(":")
+        direct_tls = address.startswith("tls:")
+        host, _, port = address.removeprefix("tls:").rpartition(":")
         try:
-            prepared = jid.JID(domain.strip())
-            number = int(port)
+            prepared, number = jid.JID(domain.strip()), int(port)
         except (jid.InvalidFormat, UnicodeError, ValueError):
-            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}") from None
-        if prepared.user or prepared.resource or not host.strip() or not 0 < number < 65536:
-            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port', got {entry!r}")
-        hosts[prepared.host] = (host.strip().strip("[]"), number)
+            prepared, number = None, 0
+        if prepared is None or prepared.user or prepared.resource or not host.strip() or not 0 < number < 65536:
+            raise ConfigError(f"{origin}: option 's2s_hosts': expected 'domain=host:port' or 'domain=tls:host:port', got {entry!r}")
+        hosts[prepared.host] = (host.strip().strip("[]"), number, direct_tls)
     return hosts
 
 
@@ -310,6 +321,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
     values["domains"] = _validate_domains(values["domains"], origin)
     values["muc_hosts"] = _expand_muc_hosts(values["muc_hosts"], values["domains"], origin)
     values["s2s_hosts"] = _parse_host_map(values["s2s_hosts"], origin)
+    values["per_ip_exempt"] = _parse_networks(values["per_ip_exempt"], origin)
     if not values["node_id"]:
         values["node_id"] = _default_node_id(values["c2s_port"])
     values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 
 from twisted.internet import defer, task
@@ -76,7 +77,7 @@ class Node:
         if self.draining:
             return "this node is going down for maintenance"
         limit = self.config.max_unauthenticated_per_ip
-        if limit and self._unauthenticated_at[address] >= limit:
+        if limit and self._unauthenticated_at[address] >= limit and self._capped(address):
             return "too many unauthenticated connections from your address"
         if len(self.streams) < self.config.max_connections:
             return None
@@ -97,12 +98,21 @@ class Node:
         """Count ``stream`` among its address's authenticated ones, unless they are at their limit."""
         address = stream.transport.getPeer().host
         limit = self.config.max_connections_per_ip
-        if limit and self._authenticated_at[address] >= limit:
+        if limit and self._authenticated_at[address] >= limit and self._capped(address):
             return False
         self._waiting.pop(stream, None)
         _uncount(self._unauthenticated_at, address)
         self._authenticated_at[address] += 1
         return True
+
+    def _capped(self, address: str) -> bool:
+        """Whether the per-address caps apply to ``address`` (not in ``per_ip_exempt``); asked only
+        of an address already at a cap, so a connection under it costs no parsing."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:  # not an IP address (a UNIX socket): nothing to exempt it by
+            return True
+        return not any(ip in network for network in self.config.per_ip_exempt)
 
     def release(self, stream) -> None:
         if stream in self.streams:

@@ -238,4 +238,9 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
         ).setServiceParent(root)
     if node.federation is not None:
         Listener("s2s", config.s2s_port, node.federation.factory(), config.s2s_interface).setServiceParent(root)
+        if config.s2s_direct_tls:
+            Listener(
+                "s2s-direct-tls", config.s2s_direct_tls_port, node.federation.factory(direct_tls=True), config.s2s_interface,
+                node.federation.tls.options,
+            ).setServiceParent(root)
     return root

@@ -7,10 +7,11 @@ elements the test waits for, stream errors included.
 from __future__ import annotations
 
 import pytest
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.words.xish import domish
 
+from tests.integration.raw import RawStream
 from xmppd.protocol import xml as X
 from xmppd.protocol.component import NS_COMPONENT, handshake_digest
 
@@ -50,52 +51,7 @@ def stream_error(element: domish.Element) -> str | None:
     return next(c.name for c in element.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text")
 
 
-class RawComponent(protocol.Protocol):
-    def __init__(self):
-        self.header: defer.Deferred = defer.Deferred()
-        self.closed: defer.Deferred = defer.Deferred()
-        self.stream_id: str | None = None
-        self._received: list[domish.Element] = []
-        self._waiting: list[tuple[object, defer.Deferred]] = []
-
-    def connectionMade(self):
-        self._parser = domish.elementStream()
-        self._parser.DocumentStartEvent = self._on_header
-        self._parser.ElementEvent = self._on_element
-        self._parser.DocumentEndEvent = lambda: None
-
-    def dataReceived(self, data: bytes):
-        self._parser.parse(data)
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self.closed.callback(None)
-
-    def _on_header(self, root: domish.Element):
-        self.stream_id = root.getAttribute("id")
-        self.header.callback(root)
-
-    def _on_element(self, element: domish.Element):
-        for entry in self._waiting:
-            predicate, waiter = entry
-            if predicate(element):
-                self._waiting.remove(entry)
-                waiter.callback(element)
-                return
-        self._received.append(element)
-
-    def send(self, data: str | domish.Element):
-        self.transport.write((data if isinstance(data, str) else data.toXml()).encode())
-
-    def next(self, predicate=lambda e: True, timeout: float = 5.0) -> defer.Deferred:
-        """The next element ``predicate`` accepts, stream errors included."""
-        for element in self._received:
-            if predicate(element):
-                self._received.remove(element)
-                return defer.succeed(element)
-        waiter = defer.Deferred()
-        self._waiting.append((predicate, waiter))
-        return waiter.addTimeout(timeout, reactor)
-
+class RawComponent(RawStream):
     async def handshake(self, secret: str = SECRET) -> domish.Element:
         """Send the handshake for ``secret``; the node's answer (``<handshake/>`` or a stream error)."""
         self.send(f"<handshake>{handshake_digest(self.stream_id, secret)}</handshake>")

@@ -17,11 +17,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.words.xish import domish
 
+from tests.integration.component import stream_error
 from tests.integration.node_fixtures import RunningNode, node_config
+from tests.integration.raw import RawStream
 from tests.integration.stanzas import presence
 from tests.redis_server import free_port
 from xmppd.client import Client, connect
@@ -105,61 +107,24 @@ class Pair:
         return client
 
 
-class RawPeer(protocol.Protocol):
+class RawPeer(RawStream):
     """A hand-driven server-to-server peer, for what no well-behaved server sends."""
-
-    def __init__(self):
-        self.header: defer.Deferred = defer.Deferred()
-        self.closed: defer.Deferred = defer.Deferred()
-        self.elements: list[domish.Element] = []
-        self._waiters: list = []
-        self.parser = domish.elementStream()
-        self.parser.DocumentStartEvent = self.header.callback
-        self.parser.ElementEvent = self._on_element
-        self.parser.DocumentEndEvent = self._on_footer
 
     def open(self, to: str, sender: str | None = None) -> None:
         origin = f" from='{sender}'" if sender else ""
-        self.transport.write(
+        self.send(
             f"<stream:stream xmlns='jabber:server' xmlns:stream='{X.NS_STREAMS}' xmlns:db='{X.NS_DIALBACK}'"
-            f" to='{to}'{origin} version='1.0'>".encode()
+            f" to='{to}'{origin} version='1.0'>"
         )
 
-    def send(self, data: str) -> None:
-        self.transport.write(data.encode())
-
-    def dataReceived(self, data: bytes):
-        self.parser.parse(data)
-
-    def _on_footer(self):
+    def on_footer(self):
         """The node closed its stream: close ours, as a well-behaved peer does (RFC 6120 §4.4)."""
         self.transport.write(b"</stream:stream>")
         self.transport.loseConnection()
 
-    def _on_element(self, element: domish.Element):
-        for entry in self._waiters:
-            if entry[0](element):
-                self._waiters.remove(entry)
-                entry[1].callback(element)
-                return
-        self.elements.append(element)
-
-    def next(self, predicate, timeout: float = 10) -> defer.Deferred:
-        for element in self.elements:
-            if predicate(element):
-                self.elements.remove(element)
-                return defer.succeed(element)
-        waiting = defer.Deferred()
-        self._waiters.append((predicate, waiting))
-        return waiting.addTimeout(timeout, reactor)
-
     async def stream_error(self, timeout: float = 10) -> str:
-        """The condition of the stream error the node sends, and the close that follows."""
-        error = await self.next(lambda e: (e.uri, e.name) == (X.NS_STREAMS, "error"), timeout)
-        return next(c.name for c in error.elements() if c.uri == X.NS_XMPP_STREAMS and c.name != "text")
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self.closed.callback(None)
+        """The condition of the stream error the node sends."""
+        return stream_error(await self.next(lambda e: stream_error(e) is not None, timeout))
 
 
 async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPeer, domish.Element]:
@@ -170,13 +135,14 @@ async def raw_peer(port: int, to: str, sender: str | None = None) -> tuple[RawPe
     return peer, await peer.header.addTimeout(10, reactor)
 
 
-def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, int], **overrides):
+def federated_config(data_dir: Path, domain: str, port: int, peers: dict[str, str], **overrides):
+    """A node serving ``domain`` with s2s on ``port``, its host map sending each peer domain to its address ('host:port')."""
     options = dict(
         domains=[domain],
         s2s=True,
         s2s_port=port,
         s2s_interface="127.0.0.1",
-        s2s_hosts=[f"{peer}=127.0.0.1:{peer_port}" for peer, peer_port in peers.items()],
+        s2s_hosts=[f"{peer}={address}" for peer, address in peers.items()],
     )
     options.update(overrides)
     return node_config(data_dir, **options)
@@ -190,14 +156,17 @@ async def federate(tmp_path, failures_logged):
     services = []
     pairs: list[Pair] = []
 
-    def start(data_dir: Path, domain: str, port: int, peers: dict[str, int], **options) -> RunningNode:
+    def start(data_dir: Path, domain: str, port: int, peers: dict[str, str], **options) -> RunningNode:
         service = make_node_service(federated_config(data_dir, domain, port, peers, **options))
         service.startService()
         services.append(service)
         return RunningNode(service, data_dir)
 
-    async def make(ca: bool = False, one: dict | None = None, two: dict | None = None, **options) -> Pair:
+    async def make(ca: bool = False, direct_tls: bool = False, one: dict | None = None, two: dict | None = None, **options) -> Pair:
+        """With ``direct_tls``, each node also listens for TLS from the first byte (XEP-0368) and
+        its peer's host map points there."""
         ports = {ONE: free_port(), TWO: free_port()}
+        direct = {ONE: free_port(), TWO: free_port()} if direct_tls else {}
         nodes = {}
         authority = TestCA(tmp_path / "ca") if ca else None
         for domain, peer, extra in ((ONE, TWO, one), (TWO, ONE, two)):
@@ -205,8 +174,11 @@ async def federate(tmp_path, failures_logged):
             if authority is not None:
                 cert, key = authority.issue(domain, f"conference.{domain}")
                 settings.update(tls_cert=cert, tls_key=key, s2s_ca_file=str(authority.file))
+            if direct_tls:
+                settings.update(s2s_direct_tls=True, s2s_direct_tls_port=direct[domain])
             # its MUC service and components are domains of their own
-            peers = {peer: ports[peer], f"conference.{peer}": ports[peer], f"gateway.{peer}": ports[peer]}
+            address = f"tls:127.0.0.1:{direct[peer]}" if direct_tls else f"127.0.0.1:{ports[peer]}"
+            peers = {name: address for name in (peer, f"conference.{peer}", f"gateway.{peer}")}
             nodes[domain] = start(tmp_path / domain, domain, ports[domain], peers, **settings)
         pair = Pair(nodes[ONE], nodes[TWO])
         pairs.append(pair)

@@ -1,5 +1,6 @@
 """Raw bytes to a node and everything it answers until it closes: for header-time
-and stream-level errors, where no well-behaved client would go."""
+and stream-level errors, where no well-behaved client would go; and ``RawStream``,
+a peer driven element by element (components, remote servers)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,54 @@ async def exchange(port: int, *payload: bytes | str, timeout: float = 10, answer
     assert timer.active(), f"the node did not close the connection within {timeout}s; it sent {data!r}"
     timer.cancel()
     return parse(data)
+
+
+class RawStream(protocol.Protocol):
+    """A peer that sends exactly what the test says and parses what the node answers into
+    elements the test waits for, stream errors included."""
+
+    def __init__(self):
+        self.header: defer.Deferred = defer.Deferred()
+        self.closed: defer.Deferred = defer.Deferred()
+        self.stream_id: str | None = None  # the node's, from its header
+        self._received: list[domish.Element] = []
+        self._waiting: list[tuple[object, defer.Deferred]] = []
+        self._parser = domish.elementStream()
+        self._parser.DocumentStartEvent = self._on_header
+        self._parser.ElementEvent = self._on_element
+        self._parser.DocumentEndEvent = self.on_footer
+
+    def dataReceived(self, data: bytes):
+        self._parser.parse(data)
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.closed.callback(None)
+
+    def _on_header(self, root: domish.Element):
+        self.stream_id = root.getAttribute("id")
+        self.header.callback(root)
+
+    def on_footer(self):
+        """The node closed its stream."""
+
+    def _on_element(self, element: domish.Element):
+        for entry in self._waiting:
+            predicate, waiter = entry
+            if predicate(element):
+                self._waiting.remove(entry)
+                waiter.callback(element)
+                return
+        self._received.append(element)
+
+    def send(self, data: str | domish.Element):
+        self.transport.write((data if isinstance(data, str) else data.toXml()).encode())
+
+    def next(self, predicate=lambda e: True, timeout: float = 5.0) -> defer.Deferred:
+        """The next element ``predicate`` accepts, stream errors included."""
+        for element in self._received:
+            if predicate(element):
+                self._received.remove(element)
+                return defer.succeed(element)
+        waiter = defer.Deferred()
+        self._waiting.append((predicate, waiter))
+        return waiter.addTimeout(timeout, reactor)

@@ -73,6 +73,25 @@ def test_cluster_benchmark_runs_and_prints_both_tables(tmp_path):
     assert any(line.startswith("summary: cross-node") for line in lines)
 
 
+def test_federation_benchmark_runs_and_prints_its_lines():
+    """Two federating nodes, then one: tiny, one short window each, two new remote domains."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "federation", "-n", "10", "--rate", "40", "--duration", "0.5",
+         "--drain", "2", "--settle", "0.2", "--domains", "2"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "federated (2 nodes)", "a new remote domain (TCP, TLS and dialback, both ways)", "one domain (1 node)",
+        "server CPU per message, federated / one domain",
+    ]  # fmt: skip
+    for line in (lines[0], lines[2]):
+        words = line.split(": ", 1)[1].split()
+        sent, missing = int(words[0]), int(words[words.index("missing") - 1])
+        assert sent > 0 and missing == 0, line
+
+
 def test_abuse_benchmark_runs_the_named_attacks_and_prints_the_table(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "xmppd.bench", "abuse", "deep-message", "roster-by-subscribe", "idle-connections",

@@ -84,7 +84,7 @@ async def test_a_crowd_from_one_address_is_refused_before_tls_and_others_still_l
     """400 silent connections from one address: the default cap of unauthenticated ones is
     let in, the rest get resource-constraint at once (c2s port) or a bare close before any
     TLS byte (direct-TLS port); a user from another address logs in meanwhile."""
-    node = node_factory(auth_timeout=120, negotiation_timeout=120)
+    node = node_factory(auth_timeout=120, negotiation_timeout=120, per_ip_exempt=[])
     await node.add_user("alice")
     cap = cfg.OPTIONS["max_unauthenticated_per_ip"].default
     started = time.monotonic()
@@ -110,7 +110,7 @@ async def test_a_crowd_from_one_address_is_refused_before_tls_and_others_still_l
 async def test_a_full_node_makes_room_for_a_login_by_dropping_the_longest_waiting(node_factory):
     """max_connections=300 taken by 300 idle sockets (20 from each of 15 addresses): a real login
     still gets in; the connection that waited longest to authenticate gets resource-constraint."""
-    node = node_factory(max_connections=300, auth_timeout=120, negotiation_timeout=120)
+    node = node_factory(max_connections=300, auth_timeout=120, negotiation_timeout=120, per_ip_exempt=[])
     await node.add_user("alice")
     crowd = []
     try:
@@ -143,7 +143,7 @@ async def test_a_node_full_of_authenticated_sessions_refuses(node_factory):
 async def test_authenticated_connections_have_their_own_cap_per_address(node_factory):
     """max_connections_per_ip counts authenticated streams only: the one past it ends with
     resource-constraint after SASL, while unauthenticated ones from that address still come in."""
-    node = node_factory(max_connections_per_ip=2, max_unauthenticated_per_ip=3)
+    node = node_factory(max_connections_per_ip=2, max_unauthenticated_per_ip=3, per_ip_exempt=[])
     await node.add_user("alice")
     sessions = [await connect(jid="alice@localhost", password="secret", host="127.0.0.1", port=node.port, insecure=True) for _ in range(2)]
     waiting = [await open_stream("127.0.0.1", node.port, DOMAIN, tls="starttls") for _ in range(2)]

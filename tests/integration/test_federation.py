@@ -20,7 +20,7 @@ from tests.integration.muc import codes, instant, join
 from tests.integration.stanzas import error_of, iq, message, presence
 from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401 (fixture)
 from tests.integration.test_privacy import until
-from xmppd.client import IQError
+from xmppd.client import IQError, connect
 from xmppd.protocol import xml as X
 from xmppd.s2s.keys import DialbackKeys
 
@@ -130,13 +130,13 @@ async def plain_pair(federate):
 async def peer_as_one(pair) -> RawPeer:
     """A raw stream to TWO, authenticated for ONE by dialback with a key made from ONE's secret
     (TWO checks it with ONE, the real node, which finds it valid)."""
-    peer, header = await raw_peer(pair.two.s2s_port, TWO, ONE)
+    peer, _header = await raw_peer(pair.two.s2s_port, TWO, ONE)
     await peer.next(lambda e: e.name == "features")
-    return await peer_as_one_on(peer, header)
+    return await dialback_as_one(peer)
 
 
-async def peer_as_one_on(peer: RawPeer, header) -> RawPeer:
-    key = DialbackKeys(SECRET).key(TWO, ONE, header["id"])
+async def dialback_as_one(peer: RawPeer) -> RawPeer:
+    key = DialbackKeys(SECRET).key(TWO, ONE, peer.stream_id)
     peer.send(f"<db:result from='{ONE}' to='{TWO}'>{key}</db:result>")
     answer = await peer.next(lambda e: e.name == "result" and e.uri == X.NS_DIALBACK)
     assert (answer["type"], answer["from"], answer["to"]) == ("valid", TWO, ONE)
@@ -476,8 +476,45 @@ async def test_a_remote_user_and_a_component_exchange_messages(federate):
 )
 @pytest_twisted.ensureDeferred
 async def test_sasl_other_than_external_over_tls_fails_and_the_stream_goes_on(plain_pair, auth, failure):
-    peer, header = await raw_peer(plain_pair.two.s2s_port, TWO, ONE)
+    peer, _header = await raw_peer(plain_pair.two.s2s_port, TWO, ONE)
     peer.send(auth)
     answer = await peer.next(lambda e: e.uri == X.NS_SASL)
     assert (answer.name, answer.firstChildElement().name) == ("failure", failure)
-    await peer_as_one_on(peer, header)
+    await dialback_as_one(peer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_stream_carries_several_of_our_domains(federate):
+    """Piggybacking (XEP-0220 §2.5): a second db:result on the same stream adds a pair for
+    another of our virtual hosts; stanzas for both then travel that one stream."""
+    also = "also.test"
+    pair = await federate(s2s_tls_required=False, s2s_secret=SECRET, two={"domains": [TWO, also]})
+    bob = await pair.login(pair.two, "bob")
+    await pair.two.add_user("carol", domain=also)
+    carol = await connect(jid=f"carol@{also}", password="secret", host="127.0.0.1", port=pair.two.port, insecure=True)
+    pair.clients.append(carol)
+    carol.send(presence())
+    await carol.next(lambda e: e.name == "presence")
+    peer = await peer_as_one(pair)
+    peer.send(f"<db:result from='{ONE}' to='{also}'>{DialbackKeys(SECRET).key(also, ONE, peer.stream_id)}</db:result>")
+    answer = await peer.next(lambda e: e.name == "result" and e.getAttribute("from") == also)
+    assert (answer["type"], answer["to"]) == ("valid", ONE)
+    for user, client in ((f"bob@{TWO}", bob), (f"carol@{also}", carol)):
+        peer.send(f"<message from='alice@{ONE}/x' to='{user}' type='chat'><body>one stream</body></message>")
+        got = await client.next(lambda e: e.name == "message")
+        assert (got["from"], str(got.body)) == (f"alice@{ONE}/x", "one stream")
+
+
+@pytest_twisted.ensureDeferred
+async def test_direct_tls_both_ways(federate):
+    """XEP-0368: host map entries 'tls:host:port' connect with TLS from the first byte, offering
+    ALPN 'xmpp-server', to the other node's direct-TLS listener; no STARTTLS on either stream."""
+    pair = await federate(direct_tls=True)
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    alice.send(message(f"bob@{TWO}", "first byte"))
+    assert str((await bob.next(chat_from(f"alice@{ONE}"), timeout=10)).body) == "first byte"
+    bob.send(message(alice.jid.full(), "encrypted"))
+    assert str((await alice.next(chat_from(f"bob@{TWO}"), timeout=10)).body) == "encrypted"
+    for node in (pair.one, pair.two):
+        assert [s.transport.negotiatedProtocol for s in node.node.federation.inbound] == [b"xmpp-server"]

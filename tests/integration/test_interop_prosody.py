@@ -45,11 +45,11 @@ async def servers(tmp_path, request):
     peer.configure({ONE: one_port}, prosody_cert, prosody_key, str(ca.file) if with_ca else None)
     peer.register("bob", "secret")
     await peer.start()
-    options = dict(s2s=True, s2s_port=one_port, s2s_interface="127.0.0.1", s2s_hosts=[f"{PROSODY}=127.0.0.1:{peer.s2s_port}"])
+    options = {}
     if with_ca:
         cert, key = ca.issue(ONE)
         options.update(tls_cert=cert, tls_key=key, s2s_ca_file=str(ca.file))
-    service = make_node_service(federated_config(tmp_path / "one", ONE, one_port, {PROSODY: peer.s2s_port}, **options))
+    service = make_node_service(federated_config(tmp_path / "one", ONE, one_port, {PROSODY: f"127.0.0.1:{peer.s2s_port}"}, **options))
     service.startService()
     yield RunningNode(service, tmp_path / "one"), peer, with_ca
     await service.stopService()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import pytest_twisted
+from slixmpp import JID
+from slixmpp.exceptions import IqError
 
 from tests.integration.test_interop_slixmpp import Slix, later
 from tests.integration.test_presence import befriend
@@ -64,6 +67,38 @@ async def test_slixmpp_tunes_and_avatars_between_contacts(node):
         assert item["id"] == avatar_id and item["avatar_metadata"]["info"]["id"] == avatar_id
         fetched = await later(awaited(bob.plugin["xep_0084"].retrieve_avatar("alice@localhost", avatar_id)))
         assert fetched["pubsub"]["items"]["item"]["avatar_data"]["value"] == AVATAR
+    finally:
+        await later(bob.stop())
+        await later(alice.stop())
+
+
+@pytest_twisted.ensureDeferred
+async def test_slixmpp_owner_manages_affiliations_and_subscriptions(node):
+    """slixmpp's XEP-0060 owner calls: alice makes bob an outcast of her tune node (he may no
+    longer read it), lists the affiliations, then lets him back and subscribes him."""
+    for user in ("alice", "bob"):
+        await node.add_user(user)
+    await befriend(node, "alice", "bob")
+    alice, bob = PepSlix("alice@localhost", "secret", node.port), PepSlix("bob@localhost", "secret", node.port)
+    await later(alice.start())
+    await later(bob.start())
+    pubsub, service, tune = alice.plugin["xep_0060"], JID("alice@localhost"), "http://jabber.org/protocol/tune"
+    try:
+        await later(alice.plugin["xep_0118"].publish_tune(title="Owned"))
+        await later(awaited(pubsub.modify_affiliations(service, tune, [(JID("bob@localhost"), "outcast")])))
+        listed = await later(awaited(pubsub.get_node_affiliations(service, tune)))
+        assert [(str(a["jid"]), a["affiliation"]) for a in listed["pubsub_owner"]["affiliations"]] == [
+            ("alice@localhost", "owner"), ("bob@localhost", "outcast"),
+        ]  # fmt: skip
+        with pytest.raises(IqError) as barred:
+            await later(awaited(bob.plugin["xep_0060"].get_items(service, tune)))
+        assert barred.value.condition == "forbidden"
+        await later(awaited(pubsub.modify_affiliations(service, tune, [(JID("bob@localhost"), "none")])))
+        await later(awaited(pubsub.modify_subscriptions(service, tune, [(JID("bob@localhost"), "subscribed")])))
+        subscribed = await later(awaited(pubsub.get_node_subscriptions(service, tune)))
+        assert [(str(s["jid"]), s["subscription"]) for s in subscribed["pubsub_owner"]["subscriptions"]] == [
+            ("bob@localhost", "subscribed"),
+        ]  # fmt: skip
     finally:
         await later(bob.stop())
         await later(alice.stop())

@@ -21,7 +21,6 @@ from tests.integration.test_pep import (
     NS_OWNER,
     NS_PUBSUB,
     TUNE,
-    app_condition,
     cast,  # noqa: F401 (a fixture)
     event_items,
     events,
@@ -67,8 +66,8 @@ async def refused(client, request: domish.Element) -> tuple[str, str | None]:
 
 @pytest_twisted.ensureDeferred
 async def test_a_whitelist_admits_members_and_outcasts_are_refused_everywhere(cast, login):  # noqa: F811
-    """A whitelist node is closed to bob until alice makes him a member: then he reads it and
-    hears of it. On an open node dave subscribes; made an outcast, his subscription ends and he
+    """A whitelist node is closed to bob until alice makes him a member: then he reads it, sees
+    it in disco#items and hears of it. On an open node dave subscribes; made an outcast, his subscription ends and he
     may neither read, subscribe, nor see the node in disco; bob, an outcast contact, hears nothing."""
     alice, bob, _ = cast
     await alice.iq(publish_with_options(TUNE, "Whitelisted", "whitelist"))
@@ -78,6 +77,8 @@ async def test_a_whitelist_admits_members_and_outcasts_are_refused_everywhere(ca
     assert await listed(alice, "affiliations", "affiliation", TUNE) == [(ALICE, "owner"), (BOB, "member")]
     (item,) = list((await bob.iq(items_iq(TUNE, ALICE))).pubsub.items.elements())
     assert str(item.tune.title) == "Whitelisted"
+    disco = await bob.iq(iq("get", "http://jabber.org/protocol/disco#items", to=ALICE))
+    assert [(i["jid"], i["node"]) for i in disco.query.elements()] == [(ALICE, TUNE)]  # PEP-12: a member sees it
     await alice.iq(publish_iq(TUNE, "For members", "m"))
     assert [event_items(e) for e in events(await settle(bob))] == [(TUNE, [("m", "For members")])]
 

@@ -251,3 +251,19 @@ async def test_a_probe_for_an_offline_contact_gets_its_last_unavailable_stamped(
     assert (answer["to"], str(answer.status)) == (bob.jid.full(), "back at nine")
     delay = next(answer.elements("urn:xmpp:delay", "delay"))
     assert delay["from"] == "localhost" and delay["stamp"].endswith("Z")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_last_unavailable_kept_from_a_prober_by_the_list_shows_nothing(pair):
+    """PRES-09 with PRIV-13: presence-out denied to the prober, its status stays hidden too."""
+    from tests.integration.test_privacy import item, make_default, store
+
+    alice, bob = pair
+    await store(alice, "quiet", item("deny", 1, "jid", "bob@localhost", "presence-out"), item("allow", 2))
+    await make_default(alice, "quiet")
+    gone = presence(kind="unavailable")
+    gone.addElement("status", content="secret plans")
+    alice.send(gone)
+    bob.send(presence(to="alice@localhost", kind="probe"))
+    answer = await bob.next(from_("alice@localhost", "unavailable"))
+    assert answer.status is None and next(answer.elements("urn:xmpp:delay", "delay"), None) is None

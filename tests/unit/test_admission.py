@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from twisted.internet.task import Clock
 
 from xmppd import config as cfg
@@ -62,6 +63,28 @@ def test_authenticated_connections_have_their_own_cap_per_address():
     assert not log_in(node, second)
     node.release(first)
     assert log_in(node, second)
+
+
+def test_loopback_is_exempt_from_the_per_address_caps_unless_configured_otherwise():
+    """Behind a local TLS terminator or balancer every client is 127.0.0.1 or ::1."""
+    node = make_node(max_unauthenticated_per_ip=1, max_connections_per_ip=1)
+    for address in ("127.0.0.1", "127.0.0.2", "::1"):
+        streams = [connect(node, address) for _ in range(3)]
+        assert all(isinstance(s, Stream) and log_in(node, s) for s in streams)
+    assert isinstance(connect(node, "192.0.2.1"), Stream)
+    assert connect(node, "192.0.2.1") == "too many unauthenticated connections from your address"
+    counted = make_node(max_unauthenticated_per_ip=1, per_ip_exempt=[])
+    assert isinstance(connect(counted, "127.0.0.1"), Stream)
+    assert connect(counted, "127.0.0.1") == "too many unauthenticated connections from your address"
+    balancer = make_node(max_unauthenticated_per_ip=1, per_ip_exempt=["10.1.0.0/16"])
+    assert all(isinstance(connect(balancer, "10.1.2.3"), Stream) for _ in range(3))
+    assert isinstance(connect(balancer, "127.0.0.1"), Stream)
+    assert connect(balancer, "127.0.0.1") == "too many unauthenticated connections from your address"
+
+
+def test_an_exempt_network_that_is_not_one_is_a_one_line_error():
+    with pytest.raises(cfg.ConfigError, match="option 'per_ip_exempt': .*does not appear to be an IPv4 or IPv6 network"):
+        cfg.load(None, {"per_ip_exempt": ["localhost"]})
 
 
 def test_zero_means_no_limit_per_address():

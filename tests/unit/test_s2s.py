@@ -23,7 +23,7 @@ from xmppd.s2s.certs import names_domain
 from xmppd.s2s.keys import DialbackKeys
 from xmppd.s2s.link import OutboundLink
 from xmppd.s2s.outbound import NegotiationFailed, OutboundStream
-from xmppd.s2s.resolver import DEFAULT_PORT, DomainNotFound, Resolver, srv_order
+from xmppd.s2s.resolver import DEFAULT_PORT, DomainNotFound, Resolver, Target, srv_order
 from xmppd.s2s.stream import dialback
 
 # -- SRV order (RFC 2782) -----------------------------------------------------------------
@@ -51,12 +51,17 @@ def srv_answer(*records):
     ]
 
 
-def resolver_with(answers=None, failure=None, host_map=None):
+def resolver_with(answers: dict[str, list] | None = None, failure=None, host_map=None):
+    """A resolver whose DNS has ``answers`` per SRV name (the others: NXDOMAIN), or fails with ``failure``."""
     asked = []
 
     def lookup(name):
         asked.append(name)
-        return defer.fail(failure) if failure is not None else defer.succeed((answers, [], []))
+        if failure is not None:
+            return defer.fail(failure)
+        if name not in (answers or {}):
+            return defer.fail(error.DNSNameError(name))
+        return defer.succeed((answers[name], [], []))
 
     return Resolver(host_map or {}, lookup), asked
 
@@ -65,26 +70,45 @@ def resolved(resolver, domain):
     return defer.ensureDeferred(resolver.targets(domain))
 
 
+STARTTLS_SRV, DIRECT_SRV = "_xmpp-server._tcp.example.org", "_xmpps-server._tcp.example.org"
+
+
 def test_the_host_map_wins_over_dns():
-    resolver, asked = resolver_with(srv_answer((0, 0, 5269, "xmpp.example.org")), host_map={"example.org": ("127.0.0.1", 4000)})
-    assert resolved(resolver, "example.org").result == [("127.0.0.1", 4000)]
+    resolver, asked = resolver_with(
+        {STARTTLS_SRV: srv_answer((0, 0, 5269, "xmpp.example.org"))},
+        host_map={"example.org": ("127.0.0.1", 4000, False), "tls.example": ("127.0.0.1", 4001, True)},
+    )
+    assert resolved(resolver, "example.org").result == [Target("127.0.0.1", 4000)]
+    assert resolved(resolver, "tls.example").result == [Target("127.0.0.1", 4001, direct_tls=True)]
     assert asked == []
 
 
-def test_srv_records_are_asked_for_the_server_service():
-    resolver, asked = resolver_with(srv_answer((0, 0, 5300, "xmpp.example.org")))
-    assert resolved(resolver, "example.org").result == [("xmpp.example.org", 5300)]
-    assert asked == ["_xmpp-server._tcp.example.org"]
+def test_direct_tls_records_come_before_starttls_ones():
+    resolver, asked = resolver_with(
+        {STARTTLS_SRV: srv_answer((0, 0, 5269, "xmpp.example.org")), DIRECT_SRV: srv_answer((5, 0, 5270, "tls.example.org"))}
+    )
+    assert resolved(resolver, "example.org").result == [Target("tls.example.org", 5270, True), Target("xmpp.example.org", 5269)]
+    assert asked == [DIRECT_SRV, STARTTLS_SRV]
+
+
+def test_starttls_records_alone():
+    resolver, _ = resolver_with({STARTTLS_SRV: srv_answer((0, 0, 5300, "xmpp.example.org"))})
+    assert resolved(resolver, "example.org").result == [Target("xmpp.example.org", 5300)]
 
 
 @pytest.mark.parametrize("failure", [error.DNSNameError("no such name"), error.DNSServerError("failed"), defer.TimeoutError()])
 def test_without_srv_the_domain_itself_on_5269(failure):
     resolver, _ = resolver_with(failure=failure)
-    assert resolved(resolver, "example.org").result == [("example.org", DEFAULT_PORT)]
+    assert resolved(resolver, "example.org").result == [Target("example.org", DEFAULT_PORT)]
+
+
+def test_a_dot_target_for_one_service_leaves_the_other():
+    resolver, _ = resolver_with({DIRECT_SRV: srv_answer((0, 0, 0, "")), STARTTLS_SRV: srv_answer((0, 0, 5269, "xmpp.example.org"))})
+    assert resolved(resolver, "example.org").result == [Target("xmpp.example.org", 5269)]
 
 
 def test_a_dot_target_says_there_is_no_server():
-    resolver, _ = resolver_with(srv_answer((0, 0, 0, "")))  # the root name, "." in zone files
+    resolver, _ = resolver_with({STARTTLS_SRV: srv_answer((0, 0, 0, ""))})  # the root name, "." in zone files
     d = resolved(resolver, "example.org")
     assert d.result.check(DomainNotFound)
     d.addErrback(lambda _: None)
@@ -129,11 +153,13 @@ def test_dialback_elements():
 
 
 def test_the_host_map_is_parsed_and_prepared():
-    config = cfg.load(None, {"s2s_hosts": ["Example.ORG=10.0.0.1:5270", "v6.example=[::1]:5269"]})
-    assert config.s2s_hosts == {"example.org": ("10.0.0.1", 5270), "v6.example": ("::1", 5269)}
+    config = cfg.load(None, {"s2s_hosts": ["Example.ORG=10.0.0.1:5270", "v6.example=[::1]:5269", "tls.example=tls:10.0.0.2:5270"]})
+    assert config.s2s_hosts == {
+        "example.org": ("10.0.0.1", 5270, False), "v6.example": ("::1", 5269, False), "tls.example": ("10.0.0.2", 5270, True),
+    }
 
 
-@pytest.mark.parametrize("entry", ["example.org", "example.org=host", "example.org=host:0", "example.org=:5269", "a@b=host:1"])
+@pytest.mark.parametrize("entry", ["example.org", "example.org=host", "example.org=host:0", "example.org=:5269", "a@b=host:1", "x.example=tls:5270"])
 def test_a_bad_host_map_entry_is_one_line_naming_the_option(entry):
     with pytest.raises(cfg.ConfigError, match="s2s_hosts"):
         cfg.load(None, {"s2s_hosts": [entry]})
@@ -267,3 +293,16 @@ def srv_id(name: str) -> x509.OtherName:
 )
 def test_a_certificate_names_a_domain_by_dns_id_or_xmpp_server_srv_id(names, valid):
     assert names_domain(certificate(*names), "example.org") is valid
+
+
+def test_closing_a_link_bounces_what_waits_and_does_not_rest():
+    federation = Federation()
+    link = OutboundLink(federation, "a.example", "b.example")
+    link.connect = lambda: None
+    link.send(stanza(1))
+    answer = link.verify("id1", "key")
+    link.close()
+    assert federation.bounced == [("1", "remote-server-timeout")]
+    assert answer.result.value.text == "the server is shutting down"
+    answer.addErrback(lambda _: None)
+    assert (link.failure, link.backoff, federation.clock.getDelayedCalls()) == (None, 0.0, [])

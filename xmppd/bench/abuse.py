@@ -334,7 +334,9 @@ def _summarise(answers: list[str]) -> str:
     return ", ".join(f"{answer} x{count}" for answer, count in counts.items())
 
 
-# name -> (attack, command-line options); every attack meets the defaults, per-address limits included
+# name -> (attack, command-line options); every attack meets the defaults, per-address limits included:
+# the attacker is on loopback, which they exempt by default, so it is counted here like any address
+COUNTED = ("--per-ip-exempt", "")
 ATTACKS: dict[str, tuple[Callable[[Context], Awaitable[tuple[int, str]]], tuple[str, ...]]] = {
     "long-header-to": (long_header_to, ()),
     "long-sasl-plain": (long_sasl_plain, ()),
@@ -345,7 +347,7 @@ ATTACKS: dict[str, tuple[Callable[[Context], Awaitable[tuple[int, str]]], tuple[
     "unread-presence": (unread_presence, ()),
     "offline-flood": (offline_flood, ()),
     "roster-by-subscribe": (roster_by_subscribe, ()),
-    "idle-connections": (idle_connections, ()),
+    "idle-connections": (idle_connections, COUNTED),
     "mass-registration": (mass_registration, ("--registration",)),
     "big-lists": (big_lists, ()),
 }

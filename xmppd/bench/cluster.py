@@ -224,7 +224,7 @@ async def cluster_nodes(
                 str(twistd), "-n", "--pidfile=", "--logfile", str(log),
                 "xmppd", "--redis", redis_url, "--node-id", f"n{number}",
                 "--c2s-port", str(port), "--c2s-interface", "127.0.0.1", "--http-port", str(http_port),
-                "--data-dir", str(data_dir), "--domain", args.domain, *common.ONE_ADDRESS_FOR_ALL, *options,
+                "--data-dir", str(data_dir), "--domain", args.domain, *options,
             ]  # fmt: skip
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
             processes.append(process)
@@ -410,7 +410,7 @@ async def servers_of(
     """The node processes of ``config`` (one of CONFIGS), redis-server included, started
     with the extra command-line ``options``."""
     if config == "sqlite":
-        async with common.node_under_test(args, root / "sqlite", (*common.ONE_ADDRESS_FOR_ALL, *options)) as server:
+        async with common.node_under_test(args, root / "sqlite", options) as server:
             yield [server], [Process("n1", server.pid)]
         return
     async with cluster_nodes(args, redis_server.url, 2 if config == "2-nodes" else 1, root, options) as servers:

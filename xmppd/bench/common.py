@@ -372,13 +372,9 @@ async def _wait_for_port(process: subprocess.Popen, port: int, log: Path) -> Non
     raise BenchError(f"the node did not listen on port {port} within {SERVER_START_TIMEOUT:.0f} s")
 
 
-# Every simulated client comes from 127.0.0.1, as behind a TCP balancer: no per-address limits.
-ONE_ADDRESS_FOR_ALL = ("--max-unauthenticated-per-ip", "0", "--max-connections-per-ip", "0")
-
-
 @contextlib.asynccontextmanager
 async def node_under_test(
-    args: argparse.Namespace, data_dir: Path, options: Iterable[str] = ONE_ADDRESS_FOR_ALL
+    args: argparse.Namespace, data_dir: Path, options: Iterable[str] = ()
 ) -> AsyncIterator[Server]:
     """The node named by --server-pid, or a fresh ``twistd xmppd`` on --server-cpu that
     is stopped on exit (fresh per measurement, so one run's garbage is not the next one's

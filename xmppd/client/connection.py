@@ -415,15 +415,14 @@ class Client:
     """A bound session (CLI-04/05) and the protocols spoken on it, one handler each.
 
     Each handler sees every stanza first and keeps what it takes from
-    ``next()``: ``disco`` answers disco#info and #items (with our caps node),
-    ``roster`` applies and acknowledges pushes, ``presence`` remembers what
-    contacts announce, ``chat_states`` (XEP-0085) and ``sessions`` (XEP-0155)
-    follow conversations, ``privacy`` (XEP-0016) and ``blocking`` (XEP-0191)
-    acknowledge their pushes, ``muc`` follows the rooms we are in, ``pep``
-    advertises the PEP nodes we want notifications of. IQ gets and sets nobody took or waited for are
-    answered at once: a ping with a result, the rest with service-unavailable,
-    so the server never waits on us. ``subscriptions`` and ``vcard``
-    (XEP-0054) only ask.
+    ``next()``: ``roster``, ``privacy`` (XEP-0016) and ``blocking``
+    (XEP-0191) apply and acknowledge their pushes, ``presence`` remembers what
+    contacts announce, ``muc`` follows the rooms we are in, ``pep`` advertises
+    the nodes we want notifications of, ``chat_states`` (XEP-0085) and
+    ``sessions`` (XEP-0155) follow conversations. IQ gets and sets nobody took
+    or waited for are answered at once: a ping with a result, disco by
+    ``disco`` (with our caps node), the rest with service-unavailable, so the
+    server never waits on us. ``subscriptions`` and ``vcard`` (XEP-0054) only ask.
     """
 
     def __init__(self, stream: XMPPStream, mechanism: str, channel_binding: ChannelBinding | None):
@@ -515,6 +514,8 @@ class Client:
             return False
         if getattr(element, "handled", False):
             return False
+        if self.disco.answer(element):
+            return True
         query = element.firstChildElement()
         pinged = element["type"] == "get" and query is not None and is_(query, X.NS_PING, "ping")
         self.send(result(element) if pinged else error_reply(element, "service-unavailable"))

@@ -67,6 +67,11 @@ class Disco:
     # -- answering ---------------------------------------------------------------------------
 
     def received(self, stanza: domish.Element) -> bool:
+        """Takes nothing: a program may wait for disco queries with ``next()`` and answer them itself."""
+        return False
+
+    def answer(self, stanza: domish.Element) -> bool:
+        """Answer a disco query nobody else took; False if it is none."""
         query = stanza.firstChildElement() if stanza.name == "iq" and stanza.getAttribute("type") == "get" else None
         if query is None or query.uri not in (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS) or query.name != "query":
             return False

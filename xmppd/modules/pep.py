@@ -1,10 +1,13 @@
-"""XEP-0163 Personal Eventing: every account's bare JID is a pubsub service (PEP-01..13).
+"""XEP-0163 Personal Eventing: every account's bare JID is a pubsub service (PEP-01..14).
 
 The owner publishes; the server keeps each node's last items and notifies, as
 headline messages from the bare JID to full JIDs, the owner's available
-resources and those of contacts the node's access model admits whose caps
-(XEP-0115) say ``<node>+notify``. What a ``ver`` means is learned by asking
-the client and kept only once its hash verifies (``xmppd.protocol.caps``).
+resources and those of contacts (and of local entities she shares directed
+presence with) that the node admits (``NodeAccess``: access model and
+affiliations) whose caps (XEP-0115) say ``<node>+notify``. What a ``ver``
+means is learned by asking the client and kept only once its hash verifies
+(``xmppd.protocol.caps``). Errors returned for notifications are absorbed here
+(PEP-11); the owner manages affiliations and explicit subscriptions.
 
 wokkel's ``PubSubRequest`` parses the requests. Its ``PubSubService`` is not
 used: it observes an XML stream through XPath and hands its resource only the
@@ -666,14 +669,10 @@ class PepModule(Module):
         error = message.error
         sender = message.getAttribute("from")
         if sender and error is not None and error.getAttribute("type") in ("cancel", "auth"):
-            run_in_background(self._unsubscribe_everywhere(target, internJID(sender)), self.log, f"bounce from {sender} failed")
+            subscriber = internJID(sender)
+            jids = sorted({subscriber.full(), subscriber.userhost()})  # its subscriptions, bare and full, end
+            run_in_background(self.store.unsubscribe_everywhere(target.user, target.host, jids), self.log, f"bounce from {sender} failed")
         return True
-
-    async def _unsubscribe_everywhere(self, owner: JID, subscriber: JID) -> None:
-        """The subscriber's explicit subscriptions to the owner's nodes, bare and full, end."""
-        for name in await self.store.nodes(owner.user, owner.host):
-            for jid in {subscriber.full(), subscriber.userhost()}:
-                await self.store.unsubscribe(owner.user, owner.host, name, jid)
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
 

@@ -279,6 +279,9 @@ class PresenceModule(Module):
         text, when = found[0]
         presence = X.parse_fragments(text.encode("utf-8"), NS_CLIENT)[0]
         presence["from"], presence["to"] = bare, to  # from the account: none of its resources is there (RFC 6121 §4.3.2)
+        privacy = self.node.privacy
+        if privacy is not None and not privacy.allowed(presence, bare, None, internJID(to), inbound=False):
+            return None  # its list keeps its presence from this prober: the status is not shown either
         stamp_delay(presence, bare.partition("@")[2], when)
         return presence
 

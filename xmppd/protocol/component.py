@@ -17,7 +17,7 @@ import hmac
 from twisted.words.protocols.jabber.xmlstream import hashPassword
 from twisted.words.xish import domish
 
-from xmppd.protocol.xml import NS_CLIENT
+from xmppd.protocol.xml import NS_CLIENT, rename_namespace
 
 NS_COMPONENT = "jabber:component:accept"
 
@@ -37,12 +37,5 @@ def handshake_matches(stream_id: str, secret: str, offered: str) -> bool:
 def as_client_stanza(stanza: domish.Element) -> domish.Element:
     """Move a stanza read from a component stream, and the children that inherited the
     stream's namespace, into ``jabber:client`` (in place; returns it)."""
-    pending = [stanza]
-    while pending:
-        element = pending.pop()
-        if element.uri == NS_COMPONENT:
-            element.uri = NS_CLIENT
-        if element.defaultUri == NS_COMPONENT:
-            element.defaultUri = NS_CLIENT
-        pending.extend(element.elements())
+    rename_namespace(stanza, NS_COMPONENT, NS_CLIENT)
     return stanza

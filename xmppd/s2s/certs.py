@@ -18,7 +18,7 @@ from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import extract_patterns
 from service_identity.hazmat import DNS_ID, SRV_ID, verify_service_identity
 from twisted.internet import ssl
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -59,16 +59,32 @@ def trust_store(ca_file: str) -> crypto.X509Store:
 @implementer(IOpenSSLClientConnectionCreator)
 class _ClientCreator:
     """Client connections on the shared context, naming the remote domain (SNI) so a server
-    hosting many domains shows the right certificate."""
+    hosting many domains shows the right certificate; with direct TLS, offering ALPN
+    'xmpp-server' as XEP-0368 asks."""
 
-    def __init__(self, context: SSL.Context, domain: str):
-        self.context, self.domain = context, domain
+    def __init__(self, context: SSL.Context, domain: str, alpn: bool = False):
+        self.context, self.domain, self.alpn = context, domain, alpn
 
     def clientConnectionForTLS(self, protocol) -> SSL.Connection:
         connection = SSL.Connection(self.context, None)
         connection.set_app_data(protocol)
         connection.set_tlsext_host_name(self.domain.encode("idna"))
+        if self.alpn:
+            connection.set_alpn_protos([b"xmpp-server"])
         return connection
+
+
+@implementer(IStreamClientEndpoint)
+class _DirectTLSEndpoint:
+    """An endpoint whose connections start with TLS (XEP-0368), on the node's own TLS layer,
+    so that the stream's output budget sits on the TCP connection as with STARTTLS."""
+
+    def __init__(self, endpoint, creator: _ClientCreator):
+        self.endpoint, self.creator = endpoint, creator
+
+    def connect(self, factory):
+        connecting = self.endpoint.connect(tls.DirectTLSFactory(self.creator, True, factory))
+        return connecting.addCallback(lambda layer: layer.wrappedProtocol)
 
 
 class FederationTLS:
@@ -88,6 +104,10 @@ class FederationTLS:
 
     def start_client(self, transport, domain: str) -> None:
         tls.start_tls(transport, _ClientCreator(self.context, domain), is_client=True)
+
+    def direct(self, endpoint, domain: str) -> _DirectTLSEndpoint:
+        """``endpoint`` with TLS from the first byte, to ``domain``."""
+        return _DirectTLSEndpoint(endpoint, _ClientCreator(self.context, domain, alpn=True))
 
     def valid_for(self, transport, domain: str) -> bool:
         """Whether the peer on this TLS transport proved, by certificate, that it is ``domain``."""

@@ -56,8 +56,9 @@ def host_of(value: str | None, condition: str) -> str:
 
 
 class InboundStream(FederationStream):
-    def __init__(self, federation):
+    def __init__(self, federation, direct_tls: bool = False):
         super().__init__(federation)
+        self.tls_active = direct_tls  # on the XEP-0368 port, TLS came first
         self.authenticated: dict[tuple[str, str], str] = {}  # (local domain, remote domain) -> how it was proved
         self.verifying: set[tuple[str, str]] = set()
         self.external_domain: str | None = None  # the remote domain SASL EXTERNAL proved

@@ -96,10 +96,12 @@ class OutboundLink:
         from twisted.internet import reactor
 
         reason: Exception = DomainNotFound(f"{self.remote} has no server")
-        for host, port in await self.federation.resolver.targets(self.remote):
-            endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=self.config.s2s_connect_timeout)
+        for target in await self.federation.resolver.targets(self.remote):
+            endpoint = endpoints.HostnameEndpoint(reactor, target.host, target.port, timeout=self.config.s2s_connect_timeout)
+            if target.direct_tls:
+                endpoint = self.federation.tls.direct(endpoint, self.remote)
             try:
-                stream = await endpoints.connectProtocol(endpoint, OutboundStream(self))
+                stream = await endpoints.connectProtocol(endpoint, OutboundStream(self, target.direct_tls))
             except NOT_FOUND + (error.TimeoutError, error.ConnectError) as e:
                 reason = e
                 continue
@@ -176,11 +178,15 @@ class OutboundLink:
         self.retry_at = self.clock.seconds() + self.backoff
         log.info("s2s {local} -> {remote}: {text}; retrying in {wait}s at the earliest",
                  local=self.local, remote=self.remote, text=failure.text, wait=self.backoff)
+        self._give_up(failure)
+        self.federation.link_idle(self)
+
+    def _give_up(self, failure: NegotiationFailed) -> None:
+        """Bounce the stanzas that wait, answer the verifications asked for with the error."""
         queue, self.queue = self.queue, deque()
         for stanza in queue:
             self.federation.bounce(stanza, failure)
         self._refuse_verifications(failure)
-        self.federation.link_idle(self)
 
     def _refuse_verifications(self, failure: NegotiationFailed) -> None:
         """Verifications still unanswered will not be: their inbound streams answer with the error."""
@@ -195,8 +201,11 @@ class OutboundLink:
         self._deadline = None
 
     def close(self) -> None:
-        """The node stops: close the stream, bounce what waits."""
-        stream = self.stream
-        self.failed(NegotiationFailed("remote-server-timeout", "the server is shutting down"))
+        """The node stops: bounce what waits, close the stream; no retry."""
+        stream, connecting, self.stream, self.ready = self.stream, self._connecting, None, False
+        self._cancel_deadline()
+        if connecting is not None:
+            connecting.cancel()
+        self._give_up(NegotiationFailed("remote-server-timeout", "the server is shutting down"))
         if stream is not None:
             stream.close()

@@ -35,13 +35,15 @@ class RefusedFederationStream(RefusedStream):
 class InboundFactory(protocol.Factory):
     noisy = False
 
-    def __init__(self, federation: Federation):
-        self.federation = federation
+    def __init__(self, federation: Federation, direct_tls: bool):
+        self.federation, self.direct_tls = federation, direct_tls
 
     def buildProtocol(self, addr):
-        if len(self.federation.inbound) >= self.federation.config.s2s_max_streams:
-            return RefusedFederationStream(self.federation, "too many server-to-server connections")
-        return InboundStream(self.federation)
+        """Over s2s_max_streams: on the direct-TLS port no protocol (the socket closes before the
+        handshake costs anything), on the other a stream that only refuses."""
+        if len(self.federation.inbound) < self.federation.config.s2s_max_streams:
+            return InboundStream(self.federation, self.direct_tls)
+        return None if self.direct_tls else RefusedFederationStream(self.federation, "too many server-to-server connections")
 
 
 class Federation:
@@ -59,11 +61,11 @@ class Federation:
         return [s for s in self.streams if isinstance(s, InboundStream)]
 
     def serves(self, host: str) -> bool:
-        """Whether a remote server may address ``host`` here: one of our domains or hosted services (MUC)."""
+        """Whether a remote server may address ``host`` here: one of our domains or hosted services (MUC, components)."""
         return host in self.node.domains or host in self.node.router.services
 
-    def factory(self) -> InboundFactory:
-        return InboundFactory(self)
+    def factory(self, direct_tls: bool = False) -> InboundFactory:
+        return InboundFactory(self, direct_tls)
 
     # -- the router's side -----------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The originating side of a server-to-server stream (RFC 6120 §5-6, XEP-0178, XEP-0220 §2.1).
 
 Header, then STARTTLS when offered (required unless ``s2s_tls_required`` is
-off), then SASL EXTERNAL when the peer offers it, which it does when our
+off; none on a connection that started with TLS, XEP-0368), then SASL EXTERNAL when the peer offers it, which it does when our
 certificate is valid for our domain, else dialback. The same stream carries
 the <db:verify/> requests its link was asked to make for inbound streams, as
 soon as it has TLS: they need no authentication of their own (XEP-0220 §2.2).
@@ -34,9 +34,10 @@ class NegotiationFailed(Exception):
 
 
 class OutboundStream(FederationStream):
-    def __init__(self, link):
+    def __init__(self, link, direct_tls: bool = False):
         super().__init__(link.federation)
         self.link = link
+        self.tls_active = direct_tls
         self.domain, self.peer_claim = link.local, link.remote
         self.remote_stream_id: str | None = None
         self.authenticated = False

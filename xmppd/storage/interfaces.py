@@ -301,6 +301,10 @@ class IPepStore(Interface):
     async def unsubscribe(localpart: str, domain: str, node: str, jid: str) -> bool:
         """Remove a subscriber; False if it was not subscribed."""
 
+    async def unsubscribe_everywhere(localpart: str, domain: str, jids: list[str]) -> None:
+        """Remove these JIDs from every node's subscribers, in one step (a bounce says they
+        take no more notifications)."""
+
     async def node_state(localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
         """What a publish reads, read together (one round trip to Redis): every node's
         configuration as ``nodes`` gives it, and this node's ``affiliations`` and

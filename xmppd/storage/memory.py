@@ -312,6 +312,10 @@ class MemoryPepStore(_PerUserStore[dict[str, _MemoryPepNode]]):
         found.subscribers.discard(jid)
         return True
 
+    async def unsubscribe_everywhere(self, localpart: str, domain: str, jids: list[str]) -> None:
+        for found in self._by_user.get((localpart, domain), {}).values():
+            found.subscribers.difference_update(jids)
+
     async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
         return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
 

@@ -236,6 +236,21 @@ if #kept == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', 
 return 1
 """
 
+# KEYS: subscribers. ARGV: the JIDs to remove from every node (an emptied node's field goes).
+_PEP_UNSUBSCRIBE_EVERYWHERE = """
+local gone = {}
+for _, jid in ipairs(ARGV) do gone[jid] = true end
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+    local jids, kept = cjson.decode(fields[i + 1]), {}
+    for _, jid in ipairs(jids) do
+        if not gone[jid] then kept[#kept + 1] = jid end
+    end
+    if #kept == 0 then redis.call('HDEL', KEYS[1], fields[i])
+    elseif #kept ~= #jids then redis.call('HSET', KEYS[1], fields[i], cjson.encode(kept)) end
+end
+"""
+
 # KEYS: affiliations. ARGV: node, JSON object of bare JID -> affiliation or false (removed), limit.
 # 0, changing nothing, if the node would have more than limit (an emptied node's field goes).
 _PEP_SET_AFFILIATIONS = """
@@ -585,6 +600,7 @@ class RedisPepStore(_PerUserStore):
         self._subscribe = client.register_script(_PEP_SUBSCRIBE)
         self._unsubscribe = client.register_script(_PEP_UNSUBSCRIBE)
         self._set_affiliations = client.register_script(_PEP_SET_AFFILIATIONS)
+        self._unsubscribe_everywhere = client.register_script(_PEP_UNSUBSCRIBE_EVERYWHERE)
 
     async def nodes(self, localpart: str, domain: str) -> dict[str, str]:
         configs = _key(localpart, domain, "pep")
@@ -630,6 +646,9 @@ class RedisPepStore(_PerUserStore):
     async def unsubscribe(self, localpart: str, domain: str, node: str, jid: str) -> bool:
         subscribers = _key(localpart, domain, "pep:subscribers")
         return bool(await self._unsubscribe(keys=[subscribers], args=[node, jid]))
+
+    async def unsubscribe_everywhere(self, localpart: str, domain: str, jids: list[str]) -> None:
+        await self._unsubscribe_everywhere(keys=[_key(localpart, domain, "pep:subscribers")], args=jids)
 
     async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
         async with self._redis.pipeline(transaction=True) as read:  # one moment's state, one round trip

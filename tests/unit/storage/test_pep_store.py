@@ -110,6 +110,20 @@ class PepStoreContract:
         run(pep.put_node(*ALICE, TUNE, CONFIG))  # a new node of the same name starts with none
         assert run(pep.affiliations(*ALICE, TUNE)) == {}
 
+    def test_unsubscribe_everywhere(self, pep: IPepStore, run: Runner) -> None:
+        run(pep.unsubscribe_everywhere(*ALICE, ["dave@example.org"]))  # no nodes: no error
+        for node in (TUNE, "urn:example:open"):
+            run(pep.put_node(*ALICE, node, CONFIG))
+            for jid in ("dave@example.org", "dave@example.org/phone", "erin@example.org"):
+                run(pep.subscribe(*ALICE, node, jid, 10))
+        run(pep.put_node(*BOB, TUNE, CONFIG))
+        run(pep.subscribe(*BOB, TUNE, "dave@example.org", 10))
+        run(pep.unsubscribe_everywhere(*ALICE, ["dave@example.org", "dave@example.org/phone"]))
+        assert [run(pep.subscribers(*ALICE, node)) for node in (TUNE, "urn:example:open")] == [["erin@example.org"]] * 2
+        run(pep.unsubscribe_everywhere(*ALICE, ["erin@example.org"]))
+        assert run(pep.subscribers(*ALICE, TUNE)) == []
+        assert run(pep.subscribers(*BOB, TUNE)) == ["dave@example.org"]
+
     def test_node_state_is_the_three_reads_at_once(self, pep: IPepStore, run: Runner) -> None:
         assert run(pep.node_state(*ALICE, TUNE)) == ({}, {}, [])
         run(pep.put_node(*ALICE, TUNE, CONFIG))
