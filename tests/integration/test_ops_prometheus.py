@@ -1,8 +1,9 @@
-"""ops/prometheus.yml and ops/xmppd-alerts.yml: they scrape the shipped instances, and every
-metric an alert reads is one a real cluster node exports."""
+"""ops/prometheus.yml, ops/xmppd-alerts.yml and ops/grafana-dashboard.json: they scrape the
+shipped instances, and every metric an alert or a panel reads is one a real cluster node exports."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,6 +17,20 @@ from tests.integration.test_cluster_nodes import ready
 
 OPS = Path(__file__).resolve().parents[2] / "ops"
 ALWAYS_THERE = {"up"}  # Prometheus's own
+FUNCTIONS = {"sum", "rate", "increase", "by", "or"}
+
+
+def metrics_read(expr: str) -> set[str]:
+    return set(re.findall(r"\b([a-z_]+)(?=\{|\[| |\)|$)", expr)) - FUNCTIONS - {"kind", "condition", "mechanism"}
+
+
+def expressions() -> dict[str, str]:
+    """What reads the metrics: each alert rule and each Grafana panel, by name."""
+    rules = yaml.safe_load((OPS / "xmppd-alerts.yml").read_text())["groups"][0]["rules"]
+    panels = json.loads((OPS / "grafana-dashboard.json").read_text())["panels"]
+    found = {rule["alert"]: rule["expr"] for rule in rules}
+    found.update({panel["title"]: target["expr"] for panel in panels for target in panel["targets"]})
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +50,17 @@ def test_prometheus_scrapes_each_instances_http_port():
 
 
 @pytest_twisted.ensureDeferred
-async def test_every_alert_reads_metrics_a_cluster_node_exports(node_factory, redis_url):
+async def test_every_alert_and_panel_reads_metrics_a_cluster_node_exports(node_factory, redis_url):
     node = node_factory(redis_url=redis_url, node_id="a", muc_hosts=["conference.localhost"])
     await ready(node)
     _, body = await get(node.service.listener("http").address[1], "/metrics")
-    exported = set(re.findall(r"^# TYPE (\S+) ", body.decode(), re.M))  # every family, samples or not yet
-    rules = yaml.safe_load((OPS / "xmppd-alerts.yml").read_text())["groups"][0]["rules"]
-    assert rules
-    for rule in rules:
-        for name in set(re.findall(r"\b([a-z_]+)(?=\{|\[| |\)|$)", rule["expr"])) - {"sum", "rate", "increase"}:
-            assert name in exported | ALWAYS_THERE, f"{rule['alert']} reads {name}, which no node exports"
+    exported = set()  # every family, samples or not yet; a summary by its series too
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M):
+        exported |= {name, f"{name}_sum", f"{name}_count"} if kind == "summary" else {name}
+    found = expressions()
+    assert len(found) > 10
+    for reader, expr in found.items():
+        read = metrics_read(expr)
+        assert read, f"{reader}: no metric found in {expr!r}"
+        for name in read:
+            assert name in exported | ALWAYS_THERE, f"{reader} reads {name}, which no node exports"
