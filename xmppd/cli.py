@@ -176,7 +176,8 @@ async def drain(config: cfg.Config, node_id: str) -> str:
         raise CommandError(f"drain: no live node {node_id!r} (nodes: {', '.join(sorted(endpoints)) or 'none'})")
     answer = await call(endpoints[node_id], config.http_token, "drain", {})
     how = f"see-other-host {config.drain_redirect}" if config.drain_redirect else "system-shutdown"
-    return f"draining {answer['node']}: not ready; {answer['sessions']} client connection(s) to close ({how}), then its rooms move"
+    rooms = ", then its MUC rooms move to the other nodes" if config.redis_url else ""
+    return f"draining {answer['node']}: not ready; {answer['sessions']} client connection(s) to close ({how}){rooms}"
 
 
 def _refuse_a_new_database(config: cfg.Config, init: bool) -> None:

@@ -185,7 +185,7 @@ class NodeService(service.MultiService):
             node.draining = True
             log.info("node {node} draining", node=node.node_id)
             defer.ensureDeferred(self._drain()).addErrback(lambda f: log.failure("draining failed", f))
-        return {"node": node.node_id, "draining": True, "sessions": len(node.streams)}
+        return {"node": node.node_id, "draining": True, "sessions": sum(1 for stream in node.streams if not stream.closed)}
 
     async def _drain(self) -> None:
         node, config = self.node, self.node.config

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 from tests.cluster.client import StreamClosed, Timeout, is_chat
 from tests.cluster.muc import SERVICE, codes, enter, groupchat, occupant_presence, say
-from tests.cluster.processes import wait_until
+from tests.cluster.processes import PASSWORD, XMPPCTL, Node, wait_until
 from tests.cluster.test_muc_cluster import rooms_table
 
 TOKEN = "drain-test-token-0123456"
@@ -131,3 +132,34 @@ def test_drain_hands_rooms_to_another_node_with_their_occupants(make_cluster):
     assert (str(got.body), got["from"]) == ("still here", f"{room}/Bob")
     taken = wait_until(lambda: rooms_table(cluster).get(room) == ["n2", "no", "1", "Bob"], timeout=5)
     assert taken, rooms_table(cluster)  # taken with its occupant, not opened anew
+
+
+def test_sessions_kick_and_drain_of_a_node_alone(tmp_path):
+    """No Redis: xmppctl finds the node from the configuration (node_id, http_port)."""
+    node = Node("solo", tmp_path, None, config=f'http_token = "{TOKEN}"\n')
+    node.start()
+    try:
+        node.wait_ready()
+        config = tmp_path / "xmppctl.toml"
+        config.write_text(f'http_token = "{TOKEN}"\nnode_id = "solo"\nhttp_port = {node.http_port}\n')
+
+        def ctl(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*XMPPCTL, "-c", str(config), "--data-dir", str(node.data_dir), *args],
+                                  capture_output=True, text=True, timeout=60)
+
+        assert ctl("adduser", "alice@localhost", PASSWORD).returncode == 0
+        clients = [node.client() for _ in range(2)]
+        for client, resource in zip(clients, ("one", "two")):
+            client.login("alice", PASSWORD, resource=resource)
+        listed = ctl("sessions").stdout.splitlines()
+        assert [line.split()[:2] for line in listed[1:]] == [["alice@localhost/one", "solo"], ["alice@localhost/two", "solo"]]
+        assert ctl("kick", "alice@localhost/one").stdout.strip() == "ended 1 session(s) of alice@localhost/one"
+        clients[0].wait_closed()
+        assert ctl("drain", "other").stderr.strip() == "xmppctl: drain: no live node 'other' (nodes: solo)"
+        assert ctl("drain", "solo").stdout.startswith("draining solo: not ready; 1 client connection(s) to close (system-shutdown)")
+        clients[1].wait_closed()
+        assert clients[1].stream_error == "system-shutdown"
+        assert node.readyz()[0] == 503
+    finally:
+        node.stop()
+    assert node.alarms() == []
