@@ -31,6 +31,10 @@ def _counter(name: str, doc: str, labels: list[str], counts: dict) -> Metric:
     return _by_label(CounterMetricFamily(PREFIX + name, doc, labels=labels), counts)
 
 
+def _total(name: str, doc: str, value: int) -> Metric:
+    return CounterMetricFamily(PREFIX + name, doc, value=value)
+
+
 def _gauge(name: str, doc: str, value: float | None = None, labels: list[str] | None = None, counts: dict | None = None) -> Metric:
     family = GaugeMetricFamily(PREFIX + name, doc, value=value, labels=labels)
     return family if counts is None else _by_label(family, counts)
@@ -76,8 +80,8 @@ class NodeCollector:
         yield _gauge("directory_resources", "resources of the whole cluster in this node's directory replica", len(node.directory))
         offline = node.modules.module("offline")
         if offline is not None:
-            yield _counter("offline_stored", "messages stored for offline accounts", [], {(): offline.stored})
-            yield _counter("offline_delivered", "stored messages delivered", [], {(): offline.delivered})
+            yield _total("offline_stored", "messages stored for offline accounts", offline.stored)
+            yield _total("offline_delivered", "stored messages delivered", offline.delivered)
             yield _gauge("offline_accounts_waiting", "accounts with messages this node stored, not yet delivered", offline.accounts_waiting)
 
     def _cluster(self) -> Iterator[Metric]:
@@ -86,18 +90,18 @@ class NodeCollector:
         bus = getattr(cluster, "bus", None)
         if bus is None:  # a node alone
             return
-        yield _counter("bus_sent", "stanzas written to other nodes' bus streams", [], {(): bus.sent})
-        yield _counter("bus_received", "stanzas read from this node's bus stream", [], {(): bus.received})
-        yield _counter("bus_batches", "XADD batches written (bus_sent / bus_batches = mean batch size)", [], {(): bus.batches})
+        yield _total("bus_sent", "stanzas written to other nodes' bus streams", bus.sent)
+        yield _total("bus_received", "stanzas read from this node's bus stream", bus.received)
+        yield _total("bus_batches", "XADD batches written (bus_sent / bus_batches = mean batch size)", bus.batches)
         yield _gauge("bus_backlog", "stanzas waiting to be written to Redis", bus.backlog)
-        yield _counter("redis_failures", "Redis calls that failed or timed out", [], {(): cluster.failures})
+        yield _total("redis_failures", "Redis calls that failed or timed out", cluster.failures)
         membership = cluster.membership
         timer = membership.round_trips
         latency = SummaryMetricFamily(PREFIX + "redis_heartbeat_seconds", "heartbeat round trips to Redis")
         latency.add_metric([], count_value=timer.count, sum_value=timer.seconds)
         yield latency
         yield _gauge("redis_heartbeat_last_seconds", "the latest heartbeat round trip", timer.last)
-        yield _counter("burials", "dead nodes this node cleaned up after", [], {(): membership.buried})
+        yield _total("burials", "dead nodes this node cleaned up after", membership.buried)
 
     def _services(self) -> Iterator[Metric]:
         rooms, occupants = {}, {}
