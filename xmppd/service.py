@@ -193,6 +193,8 @@ class NodeService(service.MultiService):
             if name in self.namedServices and self.listener(name).running:
                 await self.listener(name).stopService()
         ended = await node.close_sessions(config.drain_redirect, config.drain_rate)
+        if not self.running:  # stopped meanwhile: the stop ends the rooms itself
+            return
         for hosted in node.router.services.values():  # after the sessions: rooms they left need not move
             await as_deferred(hosted.hand_over())
         log.info("node {node} drained: {n} sessions closed", node=node.node_id, n=ended)
