@@ -144,7 +144,8 @@ class NodeService(service.MultiService):
         self.listener("http").startService()
         if not self.listener("http").listening:
             return
-        self.node.http_address = "%s:%d" % self.listener("http").address
+        host, port = self.listener("http").address
+        self.node.http_address = f"{host}:{port}"
         joined = self.node.cluster.start(self.node)
         if joined is None:
             self._open_to_clients()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 
 from tests.integration.metrics_scrape import get, scrape, value
 from tests.integration.stanzas import condition, is_message_with, message, presence
 from xmppd.client import connect
+from xmppd.client.errors import SASLError
 
 
 def http_port(node) -> int:
@@ -47,12 +49,9 @@ async def test_stanza_counts_follow_traffic(node, login):
 @pytest_twisted.ensureDeferred
 async def test_auth_failures_by_mechanism_and_condition(node, login):
     await login("alice")  # creates the account
-    try:
+    with pytest.raises(SASLError) as failed:
         await connect(jid="alice@localhost", password="wrong", host="127.0.0.1", port=node.port, insecure=True, mechanism="PLAIN")
-    except Exception:
-        pass
-    else:
-        raise AssertionError("a wrong password logged in")
+    assert failed.value.condition == "not-authorized"
     samples = await scrape(http_port(node))
     assert value(samples, "xmppd_auth_failures_total", mechanism="PLAIN", condition="not-authorized") == 1
     assert value(samples, "xmppd_logins_total", mechanism="PLAIN") == 0
