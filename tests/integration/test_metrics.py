@@ -72,3 +72,13 @@ async def test_metrics_is_prometheus_text(node):
     code, body = await get(http_port(node), "/metrics")
     assert code == 200
     assert b"# TYPE xmppd_stanzas_in_total counter" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_malformed_stanza_counts_with_its_condition(node, login):
+    alice = await login("alice")
+    alice.send("<iq type='get' id='no-child'/>")  # a get carries exactly one child
+    error = await alice.next(lambda e: e.name == "iq" and e.getAttribute("id") == "no-child")
+    assert condition(error) == "bad-request"
+    samples = await scrape(http_port(node))
+    assert value(samples, "xmppd_bounces_total", condition="bad-request") == 1

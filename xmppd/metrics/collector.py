@@ -68,7 +68,7 @@ class NodeCollector:
         tally = self.node.tally
         yield _counter("stanzas_in", "stanzas received from clients, by kind", ["kind"], tally.stanzas_in)
         yield _counter("stanzas_out", "stanzas written to clients (deliveries), by kind", ["kind"], tally.stanzas_out())
-        yield _counter("bounces", "stanza errors the router sent back, by condition", ["condition"], tally.bounces)
+        yield _counter("bounces", "stanza errors sent back to senders (malformed, undeliverable), by condition", ["condition"], tally.bounces)
         yield _counter("stream_errors", "stream errors sent, by condition", ["condition"], tally.stream_errors)
         yield _counter("logins", "successful SASL authentications, by mechanism", ["mechanism"], tally.logins)
         yield _counter("auth_failures", "failed SASL attempts, by mechanism and condition", ["mechanism", "condition"], tally.auth_failures)

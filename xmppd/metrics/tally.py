@@ -19,7 +19,7 @@ class Tally:
     def __init__(self):
         self.stanzas_in: Counter[str] = Counter()  # by kind, from clients
         self._written: Counter[int] = Counter()  # by first letter of the kind, to clients
-        self.bounces: Counter[str] = Counter()  # stanza errors the router sent, by condition
+        self.bounces: Counter[str] = Counter()  # stanza errors sent back (router, stream checks), by condition
         self.stream_errors: Counter[str] = Counter()  # by condition
         self.logins: Counter[str] = Counter()  # by SASL mechanism
         self.auth_failures: Counter[tuple[str, str]] = Counter()  # by (mechanism, condition)

@@ -376,6 +376,7 @@ class ClientStream(ServerStream):
             parse_jid(stanza.getAttribute("to"))
         except StanzaError as e:
             if stanza.getAttribute("type") != "error":
+                self.node.tally.bounces[e.condition] += 1
                 self.send(error_reply(stanza, e))
             return None
         return self.node.router.route(stanza, self.resource)
