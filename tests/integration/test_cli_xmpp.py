@@ -49,7 +49,7 @@ async def test_send_to_nobody_names_the_condition(node, login):
 @pytest_twisted.ensureDeferred
 async def test_chat_shows_their_states_and_sends_ours_as_we_type(node, bob):
     await befriend(node, "alice", "bob")
-    screen = xmpp(node, "chat", BOB, "--paused-after", "0.5")
+    screen = xmpp(node, "chat", BOB, "--paused-after", "0.5", "--inactive-after", "3")
     await screen.expect("chatting with bob@localhost")
     screen.type("hello bob\r")
     first = await bob.next(chat_from("alice@localhost"))
@@ -64,8 +64,9 @@ async def test_chat_shows_their_states_and_sends_ours_as_we_type(node, bob):
     screen.type("x")  # one key: composing, then paused when typing stops
     assert shape(await bob.next(chat_from(alice))) == [(X.NS_CHATSTATES, "composing")]
     assert shape(await bob.next(chat_from(alice), timeout=3)) == [(X.NS_CHATSTATES, "paused")]
-    screen.type("\x7f")  # erased: active again
+    screen.type("\x7f")  # erased: active again, then inactive when nothing more happens
     assert shape(await bob.next(chat_from(alice))) == [(X.NS_CHATSTATES, "active")]
+    assert shape(await bob.next(chat_from(alice), timeout=6)) == [(X.NS_CHATSTATES, "inactive")]
     screen.type("\x04")
     assert shape(await bob.next(chat_from(alice))) == [(X.NS_CHATSTATES, "gone")]
     assert await screen.status() == 0

@@ -164,3 +164,17 @@ async def test_rooms_are_discovered_and_a_silent_room_is_a_timeout_naming_a_cond
         await bob.muc.join("alice@localhost", "bob", timeout=0.3)  # not a room: nothing answers as one
     assert str(silent.value) == "remote-server-timeout: no answer to joining alice@localhost within 0.3 s"
     assert "alice@localhost" not in bob.muc.rooms
+
+
+@pytest_twisted.ensureDeferred
+async def test_register_with_a_room_and_read_the_reserved_nick(room):
+    alice, owned, bob, _ = room
+    assert await bob.muc.reserved_nick(ROOM) is None
+    form = await bob.muc.registration_form(ROOM)
+    assert form.formNamespace == muc.NS_MUC_REGISTER and "muc#register_roomnick" in form.fields
+    await bob.muc.register(ROOM, "bobby")
+    assert await bob.muc.reserved_nick(ROOM) == "bobby"
+    assert JID("bob@localhost") in [item.entity for item in await owned.affiliations("member")]
+    with pytest.raises(IQError) as taken:
+        await alice.muc.register(ROOM, "bobby")
+    assert taken.value.condition == "conflict"

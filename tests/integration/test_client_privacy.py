@@ -24,8 +24,9 @@ async def test_privacy_list_lifecycle(alice_and_bob):
     alice, bob = alice_and_bob
     assert await alice.privacy.names() == Lists((), None, None)
     rules = [Rule("deny", 1, "jid", BOB, ("message",)), Rule("allow", 2)]
+    pushed = alice.next(push_of(X.NS_PRIVACY))  # waiting first: earlier pushes may be queued too
     await alice.privacy.set("quiet", reversed(rules))  # sent in order whatever order we give
-    push = await alice.next(push_of(X.NS_PRIVACY))
+    push = await pushed
     assert push.query.list["name"] == "quiet"  # the push names the list, nothing more
     assert await alice.privacy.get("quiet") == tuple(rules)
 
@@ -53,8 +54,8 @@ async def test_a_push_makes_the_next_get_fetch_again(node, alice_and_bob, login)
     await alice.privacy.set("l", [Rule("allow", 1)])
     assert await alice.privacy.get("l") == (Rule("allow", 1),)
     await other.privacy.set("l", [Rule("deny", 5)])
-    await alice.next(push_of(X.NS_PRIVACY))
-    await alice.next(push_of(X.NS_PRIVACY))
+    for _ in range(2):  # the push of our own edit, then of the other resource's
+        await alice.next(push_of(X.NS_PRIVACY))
     assert await alice.privacy.get("l") == (Rule("deny", 5),)
 
 
@@ -68,20 +69,21 @@ def test_rules_refuse_what_xep_0016_does_not_allow():
 async def test_block_and_unblock(alice_and_bob):
     alice, bob = alice_and_bob
     assert await alice.blocking.blocklist() == set()
+    pushed = alice.next(push_of(X.NS_BLOCKING))
     await alice.blocking.block([BOB, "carol@localhost"])
-    push = await alice.next(push_of(X.NS_BLOCKING))
+    push = await pushed
     assert push.firstChildElement().name == "block"
     assert alice.blocking.blocked == {BOB, "carol@localhost"}
     bob.send(message(alice.jid.full(), "hello?"))
     bounced = await bob.next(lambda e: e.name == "message")
     assert condition(bounced) == "service-unavailable"
 
-    await alice.blocking.unblock([BOB])
-    await alice.next(push_of(X.NS_BLOCKING))
-    assert alice.blocking.blocked == {"carol@localhost"}
-    await alice.blocking.unblock()
-    await alice.next(push_of(X.NS_BLOCKING))
-    assert alice.blocking.blocked == set() and await alice.blocking.blocklist() == set()
+    for unblocking, left in (([BOB], {"carol@localhost"}), ((), set())):
+        pushed = alice.next(push_of(X.NS_BLOCKING))
+        await alice.blocking.unblock(unblocking)
+        await pushed
+        assert alice.blocking.blocked == left
+    assert await alice.blocking.blocklist() == set()
     with pytest.raises(IQError) as empty:
         await alice.blocking.block([])
     assert empty.value.condition == "bad-request"

@@ -20,7 +20,7 @@ def server(request):
     """Each test runs against every server installed (apt-get install prosody prosody-modules ejabberd)."""
     kind = SERVERS[request.param]
     if not kind.installed():
-        pytest.skip(f"{kind.name} is not installed")
+        pytest.fail(f"{kind.name} is not installed: tests/run installs it (apt-get install prosody prosody-modules ejabberd)")
     running = kind()
     try:
         running.start()

@@ -3,7 +3,6 @@ with a config and a certificate written by the test: Debian's Prosody and ejabbe
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import signal
@@ -13,10 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from xmppd.streams.tls import ensure_self_signed
 
 DOMAIN = "localhost"
 MUC = "conference.localhost"
@@ -28,24 +24,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def self_signed() -> tuple[bytes, bytes]:
-    """(certificate, key) in PEM for DOMAIN and MUC."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN), x509.DNSName(MUC)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
+def certificate(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) files for DOMAIN and MUC, made as xmppd makes its own."""
+    return ensure_self_signed(directory, [DOMAIN, MUC])
 
 
 class Server:
@@ -135,9 +116,7 @@ class Prosody(Server):
         return self.directory / "prosody.cfg.lua"
 
     def command(self) -> list[str]:
-        cert, key = self_signed()
-        (self.directory / "cert.pem").write_bytes(cert)
-        (self.directory / "key.pem").write_bytes(key)
+        certificate(self.directory)  # cert.pem, key.pem
         (self.directory / "data").mkdir()
         modules = ", ".join(f'"{m}"' for m in PROSODY_MODULES)
         self.config.write_text(PROSODY_CONFIG.format(dir=self.directory, modules=modules, port=self.port, domain=DOMAIN, muc=MUC))
@@ -201,8 +180,8 @@ class Ejabberd(Server):
                 "--spool", f"{d}/spool", "--node", f"xmppd-interop-{self.port}@localhost", *args]  # fmt: skip
 
     def command(self) -> list[str]:
-        cert, key = self_signed()
-        (self.directory / "server.pem").write_bytes(cert + key)
+        cert, key = certificate(self.directory / "tls")
+        (self.directory / "server.pem").write_bytes(cert.read_bytes() + key.read_bytes())
         (self.directory / "ctl.cfg").write_text("")
         (self.directory / "ejabberd.yml").write_text(EJABBERD_CONFIG.format(dir=self.directory, port=self.port, domain=DOMAIN, muc=MUC))
         for sub in ("logs", "spool"):
@@ -216,7 +195,7 @@ class Ejabberd(Server):
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            subprocess.run(self.ctl("stop"), capture_output=True, timeout=30)
+            subprocess.run(self.ctl("stop"), capture_output=True, timeout=30, check=False)
         super().stop()
 
     def log(self) -> str:

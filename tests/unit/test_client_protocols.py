@@ -106,7 +106,7 @@ def test_a_room_remembers_a_bounded_number_of_occupants(monkeypatch):
 
     monkeypatch.setattr(muc, "MAX_OCCUPANTS", 2)
     client = Recorder()
-    handler = MUC(client)
+    handler = MUC(client, Disco(client, lambda: ()))
     handler.rooms["r@c"] = Room(client, "r@c", "me")
     for nick in ("a", "b", "c"):
         handler.received(parsed(f"<presence from='r@c/{nick}'><x xmlns='http://jabber.org/protocol/muc#user'><item role='participant'/></x></presence>"))
@@ -128,3 +128,17 @@ def test_blocking_pushes_follow_the_fetched_list():
     assert handler.blocked == {"a@x", "b@x"}
     handler.received(parsed(f"<iq type='set' id='u'><unblock xmlns='{X.NS_BLOCKING}'/></iq>"))
     assert handler.blocked == set() and [s["type"] for s in client.sent] == ["result", "result"]
+
+
+def test_the_stanzas_nobody_reads_are_bounded(monkeypatch):
+    from twisted.internet import defer
+
+    from xmppd.client import connection
+
+    monkeypatch.setattr(connection, "MAX_QUEUED", 3)
+    stream = connection.XMPPStream("localhost")
+    for i in range(5):
+        stream._on_element(parsed(f"<message id='{i}'/>"))
+    assert [e["id"] for e in stream._queue] == ["2", "3", "4"]  # the oldest went
+    taken = stream.next_element(None, lambda e: e["id"] == "3")
+    assert isinstance(taken, defer.Deferred) and taken.result["id"] == "3"

@@ -731,7 +731,9 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
     add_target_arguments(parser)
 
 
-async def _go_online(sessions: list[Session], tally: Tally, contacts: int, settle: float, online: bytes) -> None:
+async def _go_online(
+    sessions: list[Session], tally: Tally, contacts: int, settle: float, online: bytes = ROSTER_GET_AND_PRESENCE
+) -> None:
     """Roster get and initial presence from everyone, as clients do, then wait until the
     node is done with them, so that none of that work falls in the first step. Silence
     alone does not show it: the node may read every stream's burst before it answers

@@ -15,6 +15,7 @@ import base64
 import binascii
 import functools
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, endpoints, error, protocol, ssl
+from twisted.logger import Logger
 from twisted.python import failure
 from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
@@ -58,7 +60,10 @@ from xmppd.protocol.stanzas import error_reply, result
 
 MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ours may allow
 MAX_STANZA_DEPTH = X.DEEPEST  # and the deepest max_stanza_depth
+MAX_QUEUED = 10_000  # elements nobody has read yet; past this the oldest are dropped
 STANZAS = frozenset(("message", "presence", "iq"))
+
+log = Logger()
 
 Predicate = Callable[[domish.Element], bool]
 TLSOptions = Any  # what startTLS and wrapClientTLS take: optionsForClientTLS() or CertificateOptions
@@ -152,7 +157,8 @@ class XMPPStream(protocol.Protocol):
         self.observer: Predicate | None = None
         self.unclaimed: Predicate | None = None
         self._parser: X.HardenedElementStream | None = None
-        self._queue: list[domish.Element] = []
+        self._queue: deque[domish.Element] = deque()
+        self._overflowed = False  # warned once that unread stanzas are being dropped
         self._waiters: list[tuple[Predicate | None, defer.Deferred]] = []
         self._last_waiters: list[tuple[Predicate | None, defer.Deferred]] = []  # served after the others
         self._ended: Exception | None = None
@@ -214,7 +220,15 @@ class XMPPStream(protocol.Protocol):
                     d.callback(element)
                     return
         if self.unclaimed is None or not self.unclaimed(element):
-            self._queue.append(element)
+            self._enqueue(element)
+
+    def _enqueue(self, element: domish.Element) -> None:
+        self._queue.append(element)
+        if len(self._queue) > MAX_QUEUED:
+            dropped = self._queue.popleft()
+            if not self._overflowed:
+                self._overflowed = True
+                log.warn("{n} unread stanzas: dropping the oldest (<{name}/> first); read them with next()", n=MAX_QUEUED, name=dropped.name)
 
     def _end(self, reason: Exception) -> None:
         """Nothing more will arrive: fail who waits now and who waits later."""
@@ -438,7 +452,7 @@ class Client:
         self.privacy = Privacy(self)
         self.blocking = Blocking(self)
         self.vcard = VCards(self)
-        self.muc = MUC(self)
+        self.muc = MUC(self, self.disco)
         self.pep = PEP(self)
         self.chat_states = ChatStates(self)
         self.sessions = SessionNegotiation(self, self.chat_states, _reactor())
@@ -509,7 +523,7 @@ class Client:
 
     def _answer_iq(self, element: domish.Element) -> bool:
         """CLI-05: every get/set nobody answered is answered; results and errors never are.
-        One a handler answered but left visible (a roster push) stays queued for ``next()``."""
+        A push its handler applied and answered stays queued for ``next()``, like any stanza."""
         if not is_(element, X.NS_CLIENT, "iq") or element.getAttribute("type") not in ("get", "set"):
             return False
         if getattr(element, "handled", False):

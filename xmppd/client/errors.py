@@ -35,13 +35,22 @@ class SASLError(ConditionError):
     ourselves (no usable mechanism, a server signature that does not verify)."""
 
 
-class IQError(ConditionError):
-    """An IQ was answered with an error; ``stanza`` is that answer."""
+def condition_of(stanza: domish.Element) -> tuple[str, str | None]:
+    """The defined condition and the text of an error stanza."""
+    parsed = jabber_error.exceptionFromStanza(stanza)
+    return parsed.condition, parsed.text
+
+
+class StanzaErrorReceived(ConditionError):
+    """A stanza of type error came back (a bounced message, a refused request); ``stanza`` is it."""
 
     def __init__(self, stanza: domish.Element):
-        parsed = jabber_error.exceptionFromStanza(stanza)
-        super().__init__(parsed.condition, parsed.text)
+        super().__init__(*condition_of(stanza))
         self.stanza = stanza
+
+
+class IQError(StanzaErrorReceived):
+    """An IQ was answered with an error."""
 
 
 class NoAnswer(ClientError, defer.TimeoutError):

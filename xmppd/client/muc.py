@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from twisted.internet import defer
-from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.protocols.jabber import jid as jabber_jid
 from twisted.words.xish import domish
 from wokkel import data_form, muc
 
-from xmppd.client.errors import ConditionError, no_answer
+from xmppd.client.disco import Disco
+from xmppd.client.errors import ConditionError, condition_of, no_answer
 from xmppd.client.handler import Connection
 from xmppd.client.stanza import bare, child, from_wokkel, jid_of, sender, stanza, text
 from xmppd.protocol import xml as X
@@ -31,7 +31,7 @@ MAX_OCCUPANTS = 10_000  # occupants remembered per room
 
 
 class MUCError(ConditionError):
-    """The room refused: ``condition`` is its error condition (a join, a nick change)."""
+    """The room refused (a join, a nick change) or answered what it should not: ``condition`` says which."""
 
 
 class OccupantPresence(muc.UserPresence):
@@ -237,8 +237,9 @@ class Room:
 class MUC:
     """The rooms this client is in (``rooms``, by bare room JID)."""
 
-    def __init__(self, client: Connection):
+    def __init__(self, client: Connection, disco: Disco):
         self._client = client
+        self._disco = disco
         self.rooms: dict[str, Room] = {}
 
     def features(self) -> tuple[str, ...]:
@@ -276,6 +277,21 @@ class MUC:
 
         d = self._client.next(lambda e: _is_self(e, room, None) or _is_error_from(e, room), timeout)
         return d.addCallbacks(_refused, no_answer(f"joining {room}", timeout)).addCallbacks(entered, refused)
+
+    def registration_form(self, room: str, timeout: float | None = 5.0) -> defer.Deferred[data_form.Form]:
+        """The room's muc#register form (XEP-0045 §7.10)."""
+        d = self._client.iq(from_wokkel(muc.RegisterRequest(jid_of(room))), timeout)
+        return d.addCallback(_form, muc.NS_REGISTER)
+
+    def register(self, room: str, nick: str, timeout: float | None = 5.0) -> defer.Deferred:
+        """Register with ``room``, reserving ``nick`` (conflict when it is someone else's)."""
+        request = muc.RegisterRequest(jid_of(room), options={"muc#register_roomnick": nick})
+        return self._client.iq(from_wokkel(request), timeout)
+
+    def reserved_nick(self, room: str, timeout: float | None = 5.0) -> defer.Deferred[str | None]:
+        """The nick ``room`` keeps for us (disco node x-roomuser-item, §7.12), None when none."""
+        d = self._disco.info(room, "x-roomuser-item", timeout)
+        return d.addCallback(lambda info: next(iter(info.identities.values()), None))
 
     def decline(self, invitation: Invitation, reason: str | None = None) -> None:
         """Decline through the room (XEP-0045 §7.8.2); the room tells the inviter."""
@@ -356,8 +372,7 @@ def _is_error_from(element: domish.Element, room: str) -> bool:
 
 def _refused(presence: domish.Element) -> OccupantPresence:
     if presence.getAttribute("type") == "error":
-        parsed = jabber_error.exceptionFromStanza(presence)
-        raise MUCError(parsed.condition, parsed.text)
+        raise MUCError(*condition_of(presence))
     return OccupantPresence.fromElement(presence)
 
 
@@ -367,8 +382,9 @@ def _admin_items(answer: domish.Element) -> list[muc.AdminItem]:
     return [muc.AdminItem(item.getAttribute("affiliation"), item.getAttribute("role"), _jid(item.getAttribute("jid")), item.getAttribute("nick")) for item in items]
 
 
-def _form(answer: domish.Element) -> data_form.Form:
-    form = child(child(answer, muc.NS_MUC_OWNER, "query"), data_form.NS_X_DATA, "x")
+def _form(answer: domish.Element, uri: str = muc.NS_MUC_OWNER) -> data_form.Form:
+    """The form in the answer's <query xmlns=uri/>."""
+    form = child(child(answer, uri, "query"), data_form.NS_X_DATA, "x")
     if form is None:
-        raise MUCError("bad-request", "the room sent no configuration form")
+        raise MUCError("bad-request", "the room sent no form")
     return data_form.Form.fromElement(form)

@@ -13,6 +13,7 @@ account.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from xmppd.client.errors import ClientError, SASLError
 
 Login = Callable[[], defer.Deferred]  # fires with a bound Client
+MAX_WAITS_KEPT = 64
 
 
 class Reconnecting:
@@ -41,7 +43,7 @@ class Reconnecting:
         self._jitter = jitter
         self.client = None  # the Client of the current session, if any
         self.refused: SASLError | None = None  # why it gave up, if it did
-        self.waits: list[float] = []  # every wait so far, for the curious (and the tests)
+        self.waits: deque[float] = deque(maxlen=MAX_WAITS_KEPT)  # the latest waits, for the curious (and the tests)
         self._stopped = False
         self._running: defer.Deferred | None = None
         self._sleeping: defer.Deferred | None = None

@@ -89,7 +89,7 @@ class Roster:
     # -- pushes ------------------------------------------------------------------------
 
     def received(self, stanza: domish.Element) -> bool:
-        """Apply our account's pushes, which stay visible to ``next()``; forged ones are refused and taken."""
+        """Apply our account's pushes, which then reach ``next()`` too; forged ones are refused and taken."""
         taken, query = push_payload(self._client, stanza, X.NS_ROSTER)
         if query is None:
             return taken

@@ -77,8 +77,8 @@ def push_payload(client: Connection, element: domish.Element, uri: str) -> tuple
     """(taken, payload) for a push in namespace ``uri`` (roster, privacy, blocking).
 
     One from our own account is answered with a result and marked handled, so
-    that it stays visible to ``next()`` without being answered twice: (False,
-    payload). One from anyone else is a forgery, refused with
+    that it reaches ``next()`` like any stanza and nobody answers it twice:
+    (False, payload). One from anyone else is a forgery, refused with
     service-unavailable and taken: (True, None). Anything else: (False, None).
     """
     payload = element.firstChildElement() if element.name == "iq" and element.getAttribute("type") == "set" else None

@@ -10,15 +10,16 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.client.cli.terminal import Terminal, attach
-from xmppd.client.stanza import bare, new_iq
+from xmppd.client.stanza import new_iq
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, parse_jid
 
 
 @dataclass(frozen=True)
 class Command:
-    """``run(client, args, out)`` does the work; ``available``: it first fetches the
-    roster, then sends initial presence (PRES-12), to receive messages and requests."""
+    """``run(client, args, out)`` does the work. ``available``: the roster is fetched,
+    then initial presence sent (PRES-12), so that messages and requests reach us.
+    ``interactive``: the terminal gives keys one at a time while it runs."""
 
     run: Callable[..., Awaitable[None]]
     available: bool = False
@@ -32,10 +33,6 @@ def jid_arg(value: str) -> str:
     except StanzaError:
         raise argparse.ArgumentTypeError(f"not a JID: {value!r}") from None
     return value
-
-
-def bare_jid(value: str) -> str:
-    return bare(value)
 
 
 def ping(client, timeout: float = 10.0) -> defer.Deferred:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 
 from twisted.internet import defer
-from twisted.words.protocols.jabber import error as jabber_error
 from twisted.words.xish import domish
 from wokkel import muc
 
 from xmppd.client.cli.common import Command, jid_arg, wait_for_user
 from xmppd.client.cli.terminal import Terminal
-from xmppd.client.errors import ClientError
+from xmppd.client.errors import ClientError, condition_of
 from xmppd.client.muc import Room, invitation
 from xmppd.client.stanza import sender, text
 from xmppd.protocol import xml as X
@@ -50,7 +49,7 @@ class RoomScreen:
         elif origin.userhost() != self.room.jid:
             return
         elif stanza.getAttribute("type") == "error":
-            show(f"* error: {_condition(stanza)}")
+            show(f"* error: {condition_of(stanza)[0]}")
         elif stanza.name == "presence":
             self._presence(stanza, origin.resource)
         elif stanza.name == "message":
@@ -109,7 +108,3 @@ async def _typed(room: Room, line: str, terminal: Terminal) -> None:
             room.say(line)
     except ClientError as e:
         terminal.show(f"* {e}")
-
-
-def _condition(stanza: domish.Element) -> str:
-    return jabber_error.exceptionFromStanza(stanza).condition
