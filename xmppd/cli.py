@@ -9,6 +9,13 @@
     xmppctl --redis URL cluster                     (the nodes, their liveness and sessions)
     xmppctl --redis URL rooms                       (MUC rooms: owner node, occupants, persistence)
     xmppctl --redis URL room destroy ROOM [REASON]
+    xmppctl sessions                                (JID, node, address, since, TLS, SASL mechanism)
+    xmppctl kick JID                                (a bare JID: all its sessions)
+    xmppctl drain NODE                              (before maintenance: docs/operations.md)
+
+sessions, kick and drain call the nodes' HTTP listeners with http_token (from -c
+); with --redis, every live node of the cluster, else the node the
+configuration describes.
 
 Against a cluster (--redis), passwd, disable and deluser also end the account's
 live sessions on every node. Without --init, xmppctl only opens a SQLite database
@@ -33,6 +40,7 @@ from xmppd.protocol.scram import Credentials
 from xmppd.storage import DATABASE_FILENAME, open_storage
 from xmppd.storage.interfaces import AccountExists, AccountNotFound, StorageError
 from xmppd.storage.redis import redis_client
+from xmppd.web.remote import Endpoint, RemoteError, call, endpoint_of
 
 
 class CommandError(Exception):
@@ -129,6 +137,49 @@ async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str
     return f"; its sessions on {nodes} running node(s) were ended" if nodes else ""
 
 
+async def _endpoints(config: cfg.Config, command: str) -> list[Endpoint]:
+    """The live nodes' HTTP listeners (a cluster's, from Redis), or the configured node's."""
+    if not config.http_token:
+        raise CommandError(f"{command}: give the nodes' http_token in the configuration (-c)")
+    if not config.redis_url:
+        return [endpoint_of(config.node_id, config.http_interface, config.http_port)]
+    nodes = await _ask_cluster(config, command, survey)
+    return [Endpoint(n.node_id, n.http) for n in nodes if n.alive and n.http]
+
+
+async def sessions_table(config: cfg.Config) -> str:
+    endpoints = await _endpoints(config, "sessions")
+    answers = await asyncio.gather(*(call(e, config.http_token, "sessions") for e in endpoints))
+    rows = [("JID", "NODE", "ADDRESS", "SINCE", "TLS", "MECHANISM")]
+    for answer in answers:
+        for s in answer["sessions"]:
+            rows.append((s["jid"], s["node"], s["address"], s["since"], "yes" if s["tls"] else "no", s["mechanism"] or ""))
+    return _table(rows)
+
+
+async def kick(config: cfg.Config, address: str) -> str:
+    try:
+        parsed = jid.JID(address)
+    except (jid.InvalidFormat, UnicodeError):
+        raise CommandError(f"{address!r} is not a valid JID") from None
+    endpoints = await _endpoints(config, "kick")
+    answers = await asyncio.gather(*(call(e, config.http_token, "kick", {"jid": parsed.full()}) for e in endpoints))
+    kicked = sum(a["kicked"] for a in answers)
+    if not kicked:
+        raise CommandError(f"no session of {parsed.full()}")
+    return f"ended {kicked} session(s) of {parsed.full()}"
+
+
+async def drain(config: cfg.Config, node_id: str) -> str:
+    endpoints = {e.node_id: e for e in await _endpoints(config, "drain")}
+    if node_id not in endpoints:
+        raise CommandError(f"drain: no live node {node_id!r} (nodes: {', '.join(sorted(endpoints)) or 'none'})")
+    answer = await call(endpoints[node_id], config.http_token, "drain", {})
+    how = f"see-other-host {config.drain_redirect}" if config.drain_redirect else "system-shutdown"
+    rooms = ", then its MUC rooms move to the other nodes" if config.redis_url else ""
+    return f"draining {answer['node']}: not ready; {answer['sessions']} client connection(s) to close ({how}){rooms}"
+
+
 def _refuse_a_new_database(config: cfg.Config, init: bool) -> None:
     database = config.data_dir / DATABASE_FILENAME
     if not config.redis_url and not init and not database.exists():
@@ -145,6 +196,12 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
         return await rooms_table(config)
     if args.command == "room":
         return await room_destroy(config, args.room, args.reason)
+    if args.command == "sessions":
+        return await sessions_table(config)
+    if args.command == "kick":
+        return await kick(config, args.jid)
+    if args.command == "drain":
+        return await drain(config, args.node)
     _refuse_a_new_database(config, args.init)
     storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
@@ -195,6 +252,10 @@ def parser() -> argparse.ArgumentParser:
     destroy = room.add_parser("destroy", help="destroy a room: its occupants are told, as when an owner destroys it")
     destroy.add_argument("room")
     destroy.add_argument("reason", nargs="?", default="destroyed by the operator")
+    commands.add_parser("sessions", help="client sessions on every node: JID, node, address, since, TLS, SASL mechanism")
+    commands.add_parser("kick", help="end a JID's sessions (a bare JID: all of them)").add_argument("jid")
+    drain_parser = commands.add_parser("drain", help="take a node out of service: not ready, sessions closed at drain_rate, rooms moved")
+    drain_parser.add_argument("node")
     return p
 
 
@@ -210,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     except AccountNotFound as e:
         print(f"xmppctl: no such account: {e}", file=sys.stderr)
         return 1
-    except (cfg.ConfigError, CommandError, StorageError) as e:
+    except (cfg.ConfigError, CommandError, StorageError, RemoteError) as e:
         print(f"xmppctl: {e}", file=sys.stderr)
         return 1
     if output:

@@ -75,6 +75,8 @@ class Option:
             return dict(value)
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
+        if value and ((self.min is not None and len(value) < self.min) or (self.max is not None and len(value) > self.max)):
+            raise ConfigError(f"{where}: {len(value)} characters, expected {self.min} to {self.max}")  # never echoed: it may be a secret
         if self.choices and value not in self.choices:
             raise ConfigError(f"{where}: expected one of {', '.join(self.choices)}, got {value!r}")
         return Path(value) if self.type is Path else value
@@ -180,8 +182,11 @@ SCHEMA: tuple[Option, ...] = (
     Option("cluster_batch_ms", int, 10, "cluster: milliseconds the node bus waits to send and to read stanzas together (CPU per message vs latency)", min=0, max=100),
     Option("muc_lease_ttl", int, 2, "cluster: seconds a node's lease on a MUC room lives, renewed a third of it apart; a room whose node died moves to another within about this", min=1, max=60, cli=True),
     Option("heartbeat_ttl", int, 5, "cluster: seconds a node's heartbeat lives; survivors declare a silent node dead within twice this", min=1, max=60, cli=True),
-    Option("http_interface", str, "127.0.0.1", "address of the operators' HTTP endpoints (/healthz, /readyz): keep it private", cli=True),
+    Option("http_interface", str, "127.0.0.1", "address of the operators' HTTP endpoints (/healthz, /readyz, /metrics, the dashboard): keep it private", cli=True),
     Option("http_port", int, 5280, "port of the operators' HTTP endpoints; 0 picks a free port", min=0, max=65535, cli=True),
+    Option("http_token", str, "", "bearer token for the dashboard's data and the admin actions on the HTTP listener (sessions, kick, drain); empty = they are off (404); /healthz, /readyz and /metrics stay open", min=16, max=256),
+    Option("drain_redirect", str, "", "host or host:port of the balancer a draining node sends its clients to (see-other-host); empty = system-shutdown", max=255),
+    Option("drain_rate", int, 100, "client sessions a draining node closes per second", min=1, max=100_000),
 )
 
 OPTIONS = {o.name: o for o in SCHEMA}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppd import compat
 from xmppd.cluster.local import LocalCluster
 from xmppd.component.service import ComponentService
 from xmppd.config import Config
+from xmppd.metrics.tally import Tally
 from xmppd.modules import ModuleHost
 from xmppd.muc.service import MucService
 from xmppd.router import Router
@@ -22,6 +23,10 @@ from xmppd.util.aio import run_in_background
 from xmppd.util.memory import Reclaimer
 
 PARK_AFTER = 5.0  # seconds of silence before a stream's parser is dropped
+
+
+def sleep(clock, seconds: float) -> defer.Deferred:
+    return task.deferLater(clock, seconds, lambda: None)
 
 
 def _uncount(counter: Counter[str], address: str) -> None:
@@ -45,6 +50,7 @@ class Node:
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
+        self.tally = Tally()  # what /metrics reports (xmppd/metrics)
         self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
         for domain, secret in config.components.items():
             self.router.services[domain] = ComponentService(self, domain, secret)
@@ -58,6 +64,8 @@ class Node:
         self._waiting: dict = {}  # streams not yet authenticated nor pushed out, oldest first
         self._unauthenticated_at: Counter[str] = Counter()  # per address
         self._authenticated_at: Counter[str] = Counter()
+        self.http_address = ""  # host:port of the operators' HTTP listener, once it listens
+        self.draining = False  # xmppctl drain: not ready, no new clients, sessions being closed
 
     def refusal(self, address: str) -> str | None:
         """Why a new connection from ``address`` is turned away, or None to take it.
@@ -66,6 +74,8 @@ class Node:
         ending the stream that has waited longest to authenticate, so a crowd of
         idle sockets cannot lock real users out; authenticated ones stay.
         """
+        if self.draining:
+            return "this node is going down for maintenance"
         limit = self.config.max_unauthenticated_per_ip
         if limit and self._unauthenticated_at[address] >= limit and self._capped(address):
             return "too many unauthenticated connections from your address"
@@ -133,6 +143,26 @@ class Node:
         for timer in timers:
             if timer.active():
                 timer.cancel()
+
+    async def close_sessions(self, redirect: str, per_second: int) -> int:
+        """Drain: end every client stream, ``per_second`` at most, with see-other-host pointing at
+        ``redirect`` (the balancer) or, without one, system-shutdown; how many were ended.
+
+        At a bounded rate so that the other nodes are not hit by every client at once. Stanzas
+        still on their way to a closed session are routed again when they get here (the
+        directory no longer has it), to another resource or to offline storage."""
+        ended = 0
+        while True:
+            batch = [stream for stream in self.streams if not stream.closed][:per_second]  # closed ones wait for TCP
+            if not batch:
+                return ended
+            for stream in batch:
+                if redirect:
+                    stream.stream_error("see-other-host", content=redirect)
+                else:
+                    stream.stream_error("system-shutdown")
+            ended += len(batch)
+            await sleep(self.clock, 1.0)
 
     def park_idle_parsers(self, idle_for: float = PARK_AFTER) -> int:
         """Let streams silent for ``idle_for`` seconds drop their XML parser (memory)."""

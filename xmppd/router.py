@@ -37,6 +37,9 @@ class IHostedService(Interface):
     def shut_down() -> None:
         """The node is stopping and its streams still carry stanzas: tell whoever must hear it."""
 
+    def hand_over():
+        """Drain: let the other nodes serve what this one ran (may return an awaitable)."""
+
     def stop():
         """After the streams closed: finish pending writes (may return an awaitable)."""
 
@@ -101,4 +104,5 @@ class Router:
         """Answer a stanza with an error, unless it is an error itself (never error on error)."""
         if stanza.getAttribute("type") == "error" or stanza.getAttribute("from") is None:
             return
+        self.node.tally.bounces[condition.condition if isinstance(condition, StanzaError) else condition] += 1
         self.send(error_reply(stanza, condition, text))

@@ -10,6 +10,8 @@ from twisted.logger import Logger
 from xmppd.cluster.local import LocalCluster
 from xmppd.cluster.redis import RedisCluster
 from xmppd.config import Config
+from xmppd.metrics.collector import registry as metrics_registry
+from xmppd.metrics.lag import LoopLag
 from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
 from xmppd.modules.last import LastActivityModule
@@ -34,7 +36,7 @@ from xmppd.streams.component import ComponentStreamFactory
 from xmppd.util.aio import as_deferred
 from xmppd.util import memory
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
-from xmppd.web import health
+from xmppd.web.site import site
 
 DEFAULT_MODULES = (
     DiscoModule,
@@ -54,6 +56,8 @@ DEFAULT_MODULES = (
 )
 
 log = Logger()
+
+CLIENT_LISTENERS = ("c2s", "c2s-direct-tls")
 
 
 class ClientStreamFactory(protocol.Factory):
@@ -117,6 +121,7 @@ class NodeService(service.MultiService):
     def __init__(self, node: Node):
         super().__init__()
         self.node = node
+        self.lag = LoopLag(node.clock)
 
     def startService(self):
         self._parking = task.LoopingCall(self.node.park_idle_parsers)
@@ -125,6 +130,7 @@ class NodeService(service.MultiService):
         self._reclaiming = task.LoopingCall(self.node.reclaimer.tick)
         self._reclaiming.clock = self.node.clock
         self._reclaiming.start(memory.TICK, now=False)
+        self.lag.start()
         config = self.node.config
         log.info(
             "xmppd node {node} serving {domains}; data in {data}",
@@ -138,6 +144,8 @@ class NodeService(service.MultiService):
         self.listener("http").startService()
         if not self.listener("http").listening:
             return
+        host, port = self.listener("http").address
+        self.node.http_address = f"{host}:{port}"
         joined = self.node.cluster.start(self.node)
         if joined is None:
             self._open_to_clients()
@@ -154,6 +162,7 @@ class NodeService(service.MultiService):
     async def _stop(self):
         self._parking.stop()
         self._reclaiming.stop()
+        self.lag.stop()
         await super().stopService()
         for hosted in self.node.router.services.values():
             hosted.shut_down()  # rooms tell their occupants while the streams still carry it
@@ -167,6 +176,29 @@ class NodeService(service.MultiService):
 
     def stopService(self):
         return defer.ensureDeferred(self._stop())
+
+    def drain(self) -> dict:
+        """``xmppctl drain``: not ready at once, then (in the background) no new clients, sessions
+        closed at ``drain_rate``, MUC rooms handed to the other nodes. The node keeps running
+        (its bus still re-routes what comes for the sessions it had) until it is stopped."""
+        node = self.node
+        if not node.draining:
+            node.draining = True
+            log.info("node {node} draining", node=node.node_id)
+            defer.ensureDeferred(self._drain()).addErrback(lambda f: log.failure("draining failed", f))
+        return {"node": node.node_id, "draining": True, "sessions": sum(1 for stream in node.streams if not stream.closed)}
+
+    async def _drain(self) -> None:
+        node, config = self.node, self.node.config
+        for name in CLIENT_LISTENERS:
+            if name in self.namedServices and self.listener(name).running:
+                await self.listener(name).stopService()
+        ended = await node.close_sessions(config.drain_redirect, config.drain_rate)
+        if not self.running:  # stopped meanwhile: the stop ends the rooms itself
+            return
+        for hosted in node.router.services.values():  # after the sessions: rooms they left need not move
+            await as_deferred(hosted.hand_over())
+        log.info("node {node} drained: {n} sessions closed", node=node.node_id, n=ended)
 
     def listener(self, name: str) -> Listener:
         return self.getServiceNamed(name)
@@ -199,7 +231,7 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     storage, cluster = storage_and_cluster(config)
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)
     root = NodeService(node)
-    Listener("http", config.http_port, health.site(node), config.http_interface).setServiceParent(root)
+    Listener("http", config.http_port, site(root, metrics_registry(node, root.lag)), config.http_interface).setServiceParent(root)
     if config.component_listener:
         Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)

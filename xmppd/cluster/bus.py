@@ -63,6 +63,12 @@ class NodeBus:
         self._reader: asyncio.Task | None = None
         self._writer, self._reader_lane = Lane(redis), Lane(redis)
         self.sent = self.received = 0
+        self.batches = 0  # XADD round trips; sent / batches is the mean batch size
+
+    @property
+    def backlog(self) -> int:
+        """Stanzas waiting to be written to Redis (more while Redis is away)."""
+        return sum(len(values) for values in self._outbox.values())
 
     # -- sending ----------------------------------------------------------------------
 
@@ -122,6 +128,7 @@ class NodeBus:
                     continue
                 backoff = 0.1
                 self.sent += sum(len(v) for v in outbox.values())
+                self.batches += 1
         finally:
             self._flushing = False
 

@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from twisted.logger import Logger
@@ -34,6 +35,33 @@ return 1
 """
 
 
+RECENT_BURIALS = 20  # kept for the dashboard
+
+
+@dataclass(frozen=True)
+class Burial:
+    """A dead node this node cleaned up after."""
+
+    node_id: str
+    at: float  # wall-clock seconds
+    sessions: int
+    rerouted: int
+
+
+class HeartbeatTimer:
+    """Heartbeat round trips: Redis latency as the node sees it, without timing every command."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.count = 0
+        self.last = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.count += 1
+        self.last = seconds
+
+
 class NodeIdInUse(Exception):
     """Another running node has this id."""
 
@@ -43,6 +71,9 @@ class Membership:
         self.node_id, self.ttl, self.redis = node_id, ttl, redis
         self.directory, self.bus = directory, bus
         self.incarnation = secrets.token_hex(8)
+        self.round_trips = HeartbeatTimer()
+        self.burials: deque[Burial] = deque(maxlen=RECENT_BURIALS)
+        self.buried = 0
         self.dead: set[str] = set()  # nodes this node no longer routes to
         self.quiet_until = 0.0  # no death declared before (after Redis came back, all need time to beat)
         self.node = None  # the Node, for the presence of the dead node's sessions
@@ -88,11 +119,14 @@ class Membership:
 
     async def beat(self) -> bool:
         """Refresh the heartbeat; False if it had expired (Redis lost it, or we were declared dead)."""
+        started = time.perf_counter()
         previous = await self.redis.set(keys.alive(self.node_id), self.incarnation, px=int(self.ttl * 1000), get=True)
+        self.round_trips.add(time.perf_counter() - started)
         return previous == self.incarnation
 
     def _info(self) -> str:
-        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "ttl": self.ttl})
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "ttl": self.ttl,
+                           "http": self.node.http_address})  # where xmppctl reaches the node's admin endpoints
 
     async def reregister(self) -> None:
         await self.redis.hset(keys.NODES, self.node_id, self._info())
@@ -170,6 +204,8 @@ class Membership:
         await self._forget(keys=[keys.alive(node_id), keys.bus(node_id), keys.node_sessions(node_id), keys.NODES, keys.node_rooms(node_id)],
                            args=[node_id])
         self.dead.discard(node_id)
+        self.burials.append(Burial(node_id, time.time(), len(gone), rerouted))
+        self.buried += 1
         log.info("node {node} is gone: {n} sessions declared unavailable, {m} stanzas re-routed", node=node_id, n=len(gone), m=rerouted)
 
     async def leave(self) -> None:
@@ -189,6 +225,7 @@ class NodeStatus:
     heartbeat_age: float | None  # seconds since the last beat (None: expired)
     sessions: int
     host: str
+    http: str  # host:port of its HTTP listener ('' from a node that did not say)
 
 
 async def survey(redis) -> list[NodeStatus]:
@@ -205,5 +242,5 @@ async def survey(redis) -> list[NodeStatus]:
         info = json.loads(nodes[node_id])
         alive = remaining > 0
         age = max(0.0, info["ttl"] - remaining / 1000) if alive else None
-        found.append(NodeStatus(node_id, alive, age, sessions, info["host"]))
+        found.append(NodeStatus(node_id, alive, age, sessions, info["host"], info.get("http", "")))
     return found

@@ -49,6 +49,7 @@ class RedisCluster:
         self._joined = False
         self._has_joined = asyncio.Event()
         self._lost = False  # Redis failed since the last good beat: resync when it answers
+        self.failures = 0  # Redis calls that failed (or timed out), all parts together
         self._tasks: list[asyncio.Task] = []
         self._pubsub: PubSub | None = None
 
@@ -123,6 +124,7 @@ class RedisCluster:
         self.ready, self.reason = True, ""
 
     def _failed(self, error: Exception) -> None:
+        self.failures += 1
         if not self._lost:
             log.warn("node {node}: Redis unreachable ({error}); not taking new sessions until it is back",
                      node=self.node_id, error=error or type(error).__name__)

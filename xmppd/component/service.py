@@ -127,5 +127,8 @@ class ComponentService:
         """Its stream gets system-shutdown with the node's others; no new one is taken."""
         self._stopping = True
 
+    def hand_over(self) -> None:
+        """Drain: the component stays until the node stops; it then reconnects to another node."""
+
     async def stop(self) -> None:
         await self.claim.stop()

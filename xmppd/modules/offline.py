@@ -49,6 +49,7 @@ class OfflineModule(Module):
         super().__init__(node)
         self._waiting: set[str] = set()  # accounts with messages stored by this node
         self._delivering: set[str] = set()  # accounts whose stored messages this node is sending
+        self.stored = self.delivered = 0  # messages, for /metrics
 
     def store(self, message: domish.Element, target: JID):
         if message_type(message) not in STORED_TYPES or only_chat_state(message):
@@ -70,8 +71,14 @@ class OfflineModule(Module):
         if not await offline.push(target.user, target.host, serialise(message), quota):
             self.node.router.bounce(message, "service-unavailable", "offline storage is full")
             return
+        self.stored += 1
         self._waiting.add(target.userhost())
         self._flush_if_online(target.userhost())
+
+    @property
+    def accounts_waiting(self) -> int:
+        """Accounts with messages this node stored and has not delivered yet."""
+        return len(self._waiting)
 
     def _flush_if_online(self, bare: str) -> None:
         """A resource may have become available while the message was being stored."""
@@ -121,6 +128,7 @@ class OfflineModule(Module):
                 self._waiting.add(resource.bare)
                 return
             send("".join(page).encode("utf-8"))
+            self.delivered += len(page)
             await sent()
 
 

@@ -259,6 +259,20 @@ class MucService:
             for node_id, recipients in elsewhere.items():
                 self.bus.send_fanout(node_id, recipients, data)
 
+    async def hand_over(self) -> None:
+        """Drain, once this node's sessions are closed: its rooms go on elsewhere, and their
+        occupants hear nothing. Every room's state, occupants included, is in Redis; the lease
+        goes now, and the next stanza for a room makes the node it reaches take it. Until the
+        others see the lease gone (a third of its TTL) what they forward here is bounced, as at
+        a node's stop. A node alone has no other node: its rooms stay until it stops."""
+        if self.bus is None:
+            return
+        self.owners.stopping()
+        for name in list(self.rooms):
+            self.drop(name)
+        await self.writer.idle()
+        await self.owners.stop()
+
     def shut_down(self) -> None:
         """Before the node closes its streams: every occupant of every room run here hears it (332),
         and the rooms run elsewhere see this node's sessions leave with 332."""

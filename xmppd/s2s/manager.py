@@ -49,7 +49,7 @@ class InboundFactory(protocol.Factory):
 class Federation:
     def __init__(self, node, tls: FederationTLS):
         self.node = node
-        self.config, self.clock, self.reclaimer = node.config, node.clock, node.reclaimer
+        self.config, self.clock, self.reclaimer, self.tally = node.config, node.clock, node.reclaimer, node.tally
         self.tls = tls
         self.keys = DialbackKeys(self.config.s2s_secret)
         self.resolver = Resolver(self.config.s2s_hosts)

@@ -390,14 +390,20 @@ class ServerStream(protocol.Protocol):
         if not self.closed:
             self.transport.write(data)
 
-    def stream_error(self, condition: str, text: str | None = None):
-        """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1)."""
+    def stream_error(self, condition: str, text: str | None = None, content: str | None = None):
+        """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1).
+
+        ``content``: the condition element's text, which only see-other-host has (§4.9.3.19)."""
         if self.closed:
             return
         if not self.header_sent:
             self.stream_id = self.stream_id or uuid.uuid4().hex
             self.send_header()
-        body = f"<{condition} xmlns='{X.NS_XMPP_STREAMS}'/>"
+        self.server.tally.stream_errors[condition] += 1
+        if content is None:
+            body = f"<{condition} xmlns='{X.NS_XMPP_STREAMS}'/>"
+        else:
+            body = f"<{condition} xmlns='{X.NS_XMPP_STREAMS}'>{quote(content)}</{condition}>"
         if text:
             body += f"<text xmlns='{X.NS_XMPP_STREAMS}' xml:lang='en'>{quote(text)}</text>"
         self.log.debug("stream error {condition}: {text}", condition=condition, text=text)

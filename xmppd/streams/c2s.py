@@ -28,6 +28,11 @@ STANZAS = frozenset(("message", "presence", "iq"))
 NS_LEGACY_AUTH = "jabber:iq:auth"  # XEP-0078, not served here (LEG-01)
 
 
+# Every mechanism some stream may be offered (TLS, binding data present: any non-None value
+# stands for it): the only names a metric label takes; a client's other names count as 'other'.
+KNOWN_MECHANISMS = frozenset(server_mechanisms(True, True))
+
+
 def _asks_for_legacy_auth(stanza: domish.Element) -> bool:
     child = stanza.firstChildElement()
     return stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set") and child is not None and child.uri == NS_LEGACY_AUTH
@@ -43,8 +48,11 @@ class ClientStream(ServerStream):
     def __init__(self, server, direct_tls: bool = False):
         super().__init__(server)
         self.tls_active = direct_tls
+        if direct_tls:
+            server.tally.tls_handshakes["direct"] += 1
         self.channel_binding: ChannelBinding | None = None
         self.mechanism = None
+        self.mechanism_name: str | None = None  # the one the client last asked for, as it spelt it
         self.auth_failures = 0
         self.bind_failures = 0
         self.username: str | None = None
@@ -150,6 +158,7 @@ class ClientStream(ServerStream):
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
         tls.start_tls(self.transport, self.node.tls_context)
         self.tls_active = True
+        self.node.tally.tls_handshakes["starttls"] += 1
         self.restart_after_tls()
 
     # -- SASL (CORE-20..27) -----------------------------------------------------------
@@ -170,10 +179,11 @@ class ClientStream(ServerStream):
 
     def sasl_auth(self, element: domish.Element):
         self.mechanism = None
+        name = element.getAttribute("mechanism")
+        self.mechanism_name = name if name in KNOWN_MECHANISMS else "other"  # a metric label: a bounded set
         if self.config.tls_required and not self.tls_active:
             self.sasl_failure("encryption-required")
             return None
-        name = element.getAttribute("mechanism")
         if name not in server_mechanisms(self.tls_active, self.channel_binding):
             secure_only = not self.tls_active and name in server_mechanisms(True, None)
             self.sasl_failure("encryption-required" if secure_only else "invalid-mechanism")
@@ -232,6 +242,7 @@ class ClientStream(ServerStream):
             self.stream_error("resource-constraint", "too many authenticated connections from your address")
             return
         self.username = jid.nodeprep.prepare(mechanism.username)
+        self.node.tally.logins[mechanism.name] += 1
         if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
             encoded = "="
         self.send(f"<success xmlns='{X.NS_SASL}'>{encoded}</success>")
@@ -257,6 +268,7 @@ class ClientStream(ServerStream):
     def sasl_failure(self, condition: str, count: bool = True):
         self.send(f"<failure xmlns='{X.NS_SASL}'><{condition}/></failure>")
         if count:
+            self.node.tally.auth_failures[(self.mechanism_name or "none", condition)] += 1
             self.log.info("authentication failed from {address} for {domain}: {condition}",
                           address=self.transport.getPeer().host, domain=self.domain, condition=condition)
             self.auth_failures += 1
@@ -359,6 +371,7 @@ class ClientStream(ServerStream):
         if stanza.uri != self.content_namespace or stanza.name not in STANZAS:
             raise StreamError("unsupported-stanza-type")
         stanza["from"] = self.resource.jid.full()
+        self.node.tally.stanzas_in[stanza.name] += 1
         try:
             if stanza.name == "iq":
                 check_iq(stanza)
@@ -367,6 +380,7 @@ class ClientStream(ServerStream):
             parse_jid(stanza.getAttribute("to"))
         except StanzaError as e:
             if stanza.getAttribute("type") != "error":
+                self.node.tally.bounces[e.condition] += 1
                 self.send(error_reply(stanza, e))
             return None
         return self.node.router.route(stanza, self.resource)
@@ -377,6 +391,7 @@ class ClientStream(ServerStream):
         return f"{self.username}@{self.domain}" if self.username is not None else super().peer_name()
 
     def send_raw(self, data: bytes) -> None:
+        self.node.tally.written(data)
         if self._held is not None:
             self._held.append(data)
         else:

@@ -28,21 +28,10 @@ class Readiness(resource.Resource):
 
     def render_GET(self, request):
         cluster = self.node.cluster
-        body = {"ready": cluster.ready, "node": self.node.node_id, "sessions": len(self.node.streams)}
-        if not cluster.ready:
-            body["reason"] = cluster.reason
+        ready = cluster.ready and not self.node.draining
+        body = {"ready": ready, "node": self.node.node_id, "sessions": len(self.node.streams)}
+        if not ready:
+            body["reason"] = "draining" if self.node.draining else cluster.reason
             request.setResponseCode(503)
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(body).encode() + b"\n"
-
-
-def site(node):
-    from twisted.web.server import Site
-
-    root = resource.Resource()
-    root.putChild(b"healthz", Health())
-    root.putChild(b"readyz", Readiness(node))
-    factory = Site(root)
-    factory.noisy = False
-    factory.log = lambda request: None  # probes every few seconds would flood the log
-    return factory
