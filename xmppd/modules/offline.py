@@ -9,20 +9,18 @@ page of it and its other streams are served in between."""
 from __future__ import annotations
 
 import asyncio
-import datetime
+import time
 
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.modules import Module
-from xmppd.protocol.stanzas import message_type
+from xmppd.protocol.stanzas import message_type, stamp_delay
 from xmppd.protocol.xml import NS_CHATSTATES, serialise
 from xmppd.sessions import Resource
 from xmppd.storage.interfaces import OfflineQuota
 from xmppd.util.aio import run_in_background
 
-NS_DELAY = "urn:xmpp:delay"
-NS_LEGACY_DELAY = "jabber:x:delay"
 STORED_TYPES = frozenset(("normal", "chat"))
 
 
@@ -31,13 +29,6 @@ def only_chat_state(message: domish.Element) -> bool:
     children = list(message.elements())
     states = [c for c in children if c.uri == NS_CHATSTATES]
     return bool(states) and all(c.uri == NS_CHATSTATES or c.name == "thread" for c in children)
-
-
-def stamp(message: domish.Element, origin: str, now: datetime.datetime) -> None:
-    delay = message.addElement((NS_DELAY, "delay"))
-    delay["from"], delay["stamp"] = origin, now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    legacy = message.addElement((NS_LEGACY_DELAY, "x"))
-    legacy["from"], legacy["stamp"] = origin, now.strftime("%Y%m%dT%H:%M:%S")
 
 
 class OfflineModule(Module):
@@ -65,7 +56,7 @@ class OfflineModule(Module):
         if privacy is not None and not await privacy.allowed_for_account(message, target, JID(message["from"])):
             self.node.router.bounce(message, "service-unavailable")  # the default list applies offline (PRIV-10)
             return
-        stamp(message, target.host, datetime.datetime.now(datetime.timezone.utc))
+        stamp_delay(message, target.host, time.time(), legacy=True)
         config = self.node.config
         quota = OfflineQuota(messages=config.offline_quota, bytes=config.offline_quota_bytes)
         if not await offline.push(target.user, target.host, serialise(message), quota):

@@ -11,7 +11,6 @@ docs/muc.md tells the whole design, including the cluster plan.
 
 from wokkel.muc import NS_MUC, NS_MUC_ADMIN, NS_MUC_CONFIG, NS_MUC_OWNER, NS_MUC_ROOMINFO, NS_MUC_USER
 
-NS_DELAY = "urn:xmpp:delay"
-NS_LEGACY_DELAY = "jabber:x:delay"
+from xmppd.protocol.stanzas import NS_DELAY, NS_LEGACY_DELAY
 
 __all__ = ["NS_MUC", "NS_MUC_ADMIN", "NS_MUC_CONFIG", "NS_MUC_OWNER", "NS_MUC_ROOMINFO", "NS_MUC_USER", "NS_DELAY", "NS_LEGACY_DELAY"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,12 +19,12 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import disco
 
-from xmppd.muc import NS_DELAY, NS_LEGACY_DELAY, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, register, voice
+from xmppd.muc import NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER, admin, forms, invites, register, voice
 from xmppd.muc.changes import RoomChanges
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.state import HistoryEntry, Occupant, RoomState, Subject
 from xmppd.protocol import xml as X
-from xmppd.protocol.stanzas import StanzaError, message_type, parse_jid, payload, result
+from xmppd.protocol.stanzas import StanzaError, message_type, parse_jid, payload, result, stamp_delay
 from xmppd.protocol.xml import NS_CLIENT, NS_XMPP_STANZAS
 
 NS_DATA_FORMS = "jabber:x:data"
@@ -60,15 +59,6 @@ def child(stanza: domish.Element, uri: str, name: str) -> domish.Element | None:
 def client_payload(stanza: domish.Element) -> list[Outgoing]:
     """The elements a client sent, minus the MUC ones only the room may write."""
     return [c for c in stanza.elements() if c.uri not in CLIENT_ONLY]
-
-
-def stamp_delay(stanza: domish.Element, by: str, stamp: float) -> None:
-    """MUC-16: both delay stamps, the current one and the one older clients read."""
-    moment = time.gmtime(stamp)
-    delay = stanza.addElement((NS_DELAY, "delay"))
-    delay["from"], delay["stamp"] = by, time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)
-    legacy = stanza.addElement((NS_LEGACY_DELAY, "x"))
-    legacy["from"], legacy["stamp"] = by, time.strftime("%Y%m%dT%H:%M:%S", moment)
 
 
 def _int_attribute(element: domish.Element, name: str) -> int | None:
@@ -432,7 +422,7 @@ class Room:
 
     def _delayed(self, message: domish.Element, to: str, stamp: float) -> domish.Element:
         copy = readdressed(message, to)
-        stamp_delay(copy, self.jid, stamp)
+        stamp_delay(copy, self.jid, stamp, legacy=True)  # MUC-16: both stamps
         return copy
 
     def _subject_message(self, to: str) -> domish.Element:
@@ -442,7 +432,7 @@ class Room:
         message["from"], message["to"], message["type"] = subject.by if subject else self.jid, to, "groupchat"
         message.addElement("subject", content=subject.text if subject else None)
         if subject is not None:
-            stamp_delay(message, self.jid, subject.stamp)
+            stamp_delay(message, self.jid, subject.stamp, legacy=True)
         return message
 
     # -- messages (MUC-18..20) ---------------------------------------------------------------

@@ -15,6 +15,7 @@ from xmppd.util import identifiers
 from xmppd.util.lru import memoize
 
 NS_DELAY = "urn:xmpp:delay"
+NS_LEGACY_DELAY = "jabber:x:delay"
 IQ_TYPES = frozenset(("get", "set", "result", "error"))
 MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
 PRESENCE_TYPES = frozenset(("unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"))
@@ -59,10 +60,15 @@ def error_reply(stanza: domish.Element, error: StanzaError | str, text: str | No
     return response
 
 
-def stamp_delay(stanza: domish.Element, by: str, when: float) -> None:
-    """XEP-0203: when ``by`` got or sent the stanza (epoch seconds), as a UTC stamp."""
+def stamp_delay(stanza: domish.Element, by: str, when: float, legacy: bool = False) -> None:
+    """XEP-0203: when ``by`` got or sent the stanza (epoch seconds), as a UTC stamp; with
+    ``legacy`` XEP-0091's too, which older clients read (offline messages, room history)."""
+    moment = time.gmtime(when)
     delay = stanza.addElement((NS_DELAY, "delay"))
-    delay["from"], delay["stamp"] = by, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+    delay["from"], delay["stamp"] = by, time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)
+    if legacy:
+        old = stanza.addElement((NS_LEGACY_DELAY, "x"))
+        old["from"], old["stamp"] = by, time.strftime("%Y%m%dT%H:%M:%S", moment)
 
 
 def parse_jid(value: str | None) -> jid.JID | None:
