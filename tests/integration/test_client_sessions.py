@@ -83,7 +83,7 @@ async def test_negotiate_then_chat_states_then_terminate(pair):
 
 @pytest_twisted.ensureDeferred
 async def test_what_the_initiator_sends_on_the_wire(pair):
-    """§4.4 and §7, seen by a peer that negotiates by hand: completion, then termination."""
+    """§4.4, §6 and §7, seen by a peer that negotiates by hand: completion, a rejected renegotiation, termination."""
     alice, bob = pair
     bob.sessions.enabled = False
     initiated = alice.sessions.initiate(BOB)
@@ -100,7 +100,8 @@ async def test_what_the_initiator_sends_on_the_wire(pair):
     assert (form.formType, form.formNamespace, form.getValues()) == ("result", NS_SSN, {"accept": "1"})
 
     bob.send(answer(alice.jid.full(), thread, "form", renegotiate="1", logging="mustnot"))
-    declined = await bob.next(negotiation)  # §6: renegotiation is declined, the session keeps its terms
+    (await session.next_renegotiation()).reject()  # §6: the session keeps its terms
+    declined = await bob.next(negotiation)
     assert text(declined, "thread") == thread
     assert (form_of(declined).formType, form_of(declined).getValues()) == ("submit", {"renegotiate": "0"})
     assert session.active and session.values["logging"] == "may"

@@ -52,3 +52,20 @@ def test_requests_are_bounded_and_oversized_offers_ignored():
     assert negotiation.received(offer("x@localhost/r", "big", fields=ssn.MAX_FIELDS + 1)) is False
     assert negotiation.received(offer("x@localhost/r", "t" * (ssn.MAX_THREAD + 1))) is False
     assert client.sent == []  # no request is ever answered by itself
+
+
+def test_a_sessions_waiting_renegotiations_are_bounded():
+    """A peer that keeps proposing new terms gets one to the program; the others are rejected at once."""
+    client = Recorder()
+    negotiation = SessionNegotiation(client, ChatStates(client), task.Clock())
+    session = negotiation.adopt("bob@localhost/r", "th", {"logging": "may"})
+    proposal = (
+        f"<message from='bob@localhost/r' type='normal'><thread>th</thread><feature xmlns='{ssn.NS_FEATURE_NEG}'>"
+        f"<x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE' type='hidden'><value>{ssn.NS_SSN}</value></field>"
+        "<field var='renegotiate' type='boolean'><value>1</value></field></x></feature></message>"
+    )
+    taken = [negotiation.received(parsed(proposal)) for _ in range(ssn.MAX_RENEGOTIATIONS + 3)]
+    assert taken == [True] * (ssn.MAX_RENEGOTIATIONS + 3)
+    assert len(session._renegotiations.pending) == ssn.MAX_RENEGOTIATIONS
+    rejections = [X.serialise(stanza) for stanza in client.sent]
+    assert len(rejections) == 3 and all("<field var='renegotiate'><value>0</value></field>" in r for r in rejections)

@@ -5,18 +5,22 @@ the session's <thread/> and a feature-neg data form of FORM_TYPE urn:xmpp:ssn
 (wokkel's data_form). The initiator offers a form; the peer submits its choices
 with accept=1, declines with accept=0, or answers with an error; the initiator
 checks the choices against its offer and completes (a result form, accept=1) or
-cancels (accept=0). Either side ends the session with terminate=1.
+cancels (accept=0). Within a session either side may propose new terms
+(renegotiate, §6), which the other accepts or rejects, the old terms staying in
+force on a rejection; move the session to another of its resources (continue,
+§5), which the other accepts at once; or end it with terminate=1 (§7), which the
+other acknowledges.
 
 A request is never answered by itself: any answer, even an error, tells a
 stranger we are online (§10.1), so requests wait in ``next_request()`` for the
-program to accept or reject them. Renegotiation is declined, which keeps the
-session's terms (§6); moving a session to another resource is not built.
+program to accept or reject them; a renegotiation waits alike in the session's
+``next_renegotiation()``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from itertools import islice
 from typing import Any
 
@@ -40,8 +44,10 @@ NS_XHTML_IM = "http://jabber.org/protocol/xhtml-im"
 MAX_FIELDS = 32  # fields in one form: the registered ones are 12
 MAX_THREAD = 256  # characters of a thread id
 MAX_REQUESTS = 16  # requests waiting for the program; more are dropped unanswered
+MAX_RENEGOTIATIONS = 1  # a session's proposals waiting for the program; more are rejected at once
 DEFAULT_TIMEOUT = 30.0  # seconds to wait for the peer's next step
 
+CONTROL = ("FORM_TYPE", "accept", "renegotiate")  # fields that steer the negotiation, not terms of the session
 ANY = None
 # What this client can agree to, field by field; ANY takes whatever the peer prefers.
 SUPPORTED: dict[str, Collection[str] | None] = {
@@ -135,31 +141,159 @@ def _bare(address: str) -> str | None:
 
 class StanzaSession:
     """One negotiated session: ``peer`` is the full JID of the resource that
-    answered (§4.2), ``values`` what both sides agreed to."""
+    answered (§4.2), or the one it moved to (§5); ``values`` what both sides
+    agreed to, kept current by renegotiations."""
 
     def __init__(self, negotiation: SessionNegotiation, peer: str, thread: str, values: dict[str, str]):
         self.peer, self.thread, self.values = peer, thread, values
         self._negotiation = negotiation
         self._ended = Once()
+        self._renegotiations: defer.DeferredQueue[Renegotiation] = defer.DeferredQueue(MAX_RENEGOTIATIONS)
+        self._moving = False
         self.active = True
 
     def ended(self) -> defer.Deferred[str]:
-        """Fires when the session ends, with who ended it: 'us' or 'peer'."""
+        """Fires when the session ends here, with why: 'us' or 'peer' (terminated),
+        'moved' (on to another of our resources), 'unavailable' (the peer went offline)."""
         return self._ended.wait()
+
+    def _check_open(self) -> None:
+        if not self.active:
+            raise ClientError("the session is over")
+        if self._moving:
+            raise ClientError("the session is moving to another resource (§5: nothing is sent meanwhile)")
 
     def message(self, body: str) -> domish.Element:
         """A chat message within the session (its thread, chat states as agreed)."""
+        self._check_open()
         return self._negotiation.chat_states.message(self.peer, body, thread=self.thread)
 
     def terminate(self) -> None:
         """Send terminate=1 (§7); both sides then consider the session over."""
         if self.active:
-            self._negotiation._send(_negotiation(self.peer, self.thread, _form("submit", {"terminate": "1"})))
+            self._send({"terminate": "1"})
             self._negotiation._end(self, "us")
+
+    def renegotiate(
+        self, proposal: dict[str, Sequence[str]], timeout: float | None = DEFAULT_TIMEOUT
+    ) -> defer.Deferred[dict[str, str]]:
+        """Propose new terms (§6): each field with the options we offer, the preferred first.
+
+        Fires with the values now in force once the peer accepted them. A refusal
+        (SessionDeclined), an error (SessionError) or silence (SessionTimeout)
+        leave the old terms in force; an answer outside our offer terminates the
+        session and raises SessionError('not-acceptable')."""
+        self._check_open()
+        if not proposal:
+            raise ValueError("nothing to renegotiate")
+        supported = self._negotiation._supported()
+        for var, options in proposal.items():
+            if var not in supported or var == "multisession" or not options:
+                raise ValueError(f"{var!r} cannot be renegotiated here")
+            if supported[var] is not ANY and not set(options) <= set(supported[var]):
+                raise ValueError(f"{var!r}: we could not honour all of {list(options)!r}")
+        return defer.Deferred.fromCoroutine(self._renegotiate(proposal, timeout))
+
+    async def _renegotiate(self, proposal: dict[str, Sequence[str]], timeout: float | None) -> dict[str, str]:
+        offer = data_form.Form("form", title="Renegotiate the session?", formNamespace=NS_SSN)
+        offer.addField(data_form.Field("boolean", var="renegotiate", value=True, required=True, label="Renegotiate?"))
+        for var, options in proposal.items():
+            choices = [data_form.Option(option) for option in options]
+            offer.addField(data_form.Field("list-single", var, options[0], options=choices, required=True))
+        message = _negotiation(self.peer, self.thread, offer)
+        _, answer = await self._negotiation._exchange(self.thread, self.peer, True, message, timeout, ("submit", "renegotiate"))
+        if not _true(answer["renegotiate"]):
+            raise SessionDeclined(answer.fields["reason"].value if "reason" in answer.fields else None)
+        wrong = _unacceptable(offer, answer)
+        if wrong:
+            self.terminate()  # §6: the answer completes the renegotiation; terms we never offered cannot stand
+            raise SessionError("not-acceptable", "the peer chose what we did not offer", wrong)
+        self._agree({var: str(answer[var]) for var in proposal})
+        return self.values
+
+    def next_renegotiation(self, timeout: float | None = 5.0) -> defer.Deferred[Renegotiation]:
+        """The peer's next proposal of new terms (defer.TimeoutError after ``timeout``)."""
+        proposal = self._renegotiations.get()
+        return proposal if timeout is None else proposal.addTimeout(timeout, self._negotiation._clock)
+
+    def move(self, resource: str, timeout: float | None = DEFAULT_TIMEOUT) -> defer.Deferred[StanzaSession]:
+        """Ask the peer to continue the session with another of our resources (§5).
+
+        Nothing is sent within the session meanwhile. Once the peer accepts, the
+        session ends here ('moved') and fires: the other resource takes it up with
+        ``sessions.adopt(peer, thread, values)``. An error or silence leaves it here."""
+        self._check_open()
+        own = self._negotiation._client.jid
+        if own is None or _bare(f"{own.userhost()}/{resource}") is None or resource == own.resource:
+            raise ValueError(f"not another resource of ours: {resource!r}")
+        return defer.Deferred.fromCoroutine(self._move(resource, timeout))
+
+    async def _move(self, resource: str, timeout: float | None) -> StanzaSession:
+        self._moving = True
+        try:
+            message = _negotiation(self.peer, self.thread, _form("submit", {"continue": resource}))
+            exchange = self._negotiation._exchange(self.thread, self.peer, True, message, timeout, ("result", "continue"))
+            _, answer = await exchange
+        finally:
+            self._moving = False
+        if str(answer["continue"]) != resource:
+            raise SessionError("bad-request", f"the peer answered the move with {answer['continue']!r}")
+        self._negotiation._end(self, "moved")
+        return self
+
+    def _send(self, values: dict[str, str], kind: str = "submit") -> None:
+        self._negotiation._send(_negotiation(self.peer, self.thread, _form(kind, values)))
+
+    def _agree(self, values: dict[str, str]) -> None:
+        """New terms are in force (§6: as soon as the acceptance is sent or received)."""
+        self.values = self.values | values
+        if X.NS_CHATSTATES in values:
+            self._negotiation.chat_states.negotiated(self.peer, values[X.NS_CHATSTATES] == "may")
+
+    def _propose(self, stanza: domish.Element, form: data_form.Form) -> None:
+        """The peer proposes new terms: one waits for the program, any more are rejected at once."""
+        try:
+            self._renegotiations.put(Renegotiation(self, stanza, form))
+        except defer.QueueOverflow:
+            self._send({"renegotiate": "0"})
 
     def _ended_by(self, by: str) -> None:
         self.active = False
         self._ended.fire(by)
+
+
+class Renegotiation:
+    """The peer's proposal of new terms for ``session`` (§6); ``form`` is it as wokkel parsed it."""
+
+    def __init__(self, session: StanzaSession, stanza: domish.Element, form: data_form.Form):
+        self.session, self.stanza, self.form = session, stanza, form
+        self._answered = False
+
+    def _answer(self) -> None:
+        if self._answered:
+            raise ClientError("this renegotiation was answered already")
+        if not self.session.active:
+            raise ClientError("the session is over")
+        self._answered = True
+
+    def accept(self) -> dict[str, str]:
+        """Submit our choices, chosen as for a new session; they are in force at once
+        and returned. A field we cannot meet is answered with the error, raised as
+        SessionError, and the old terms stay."""
+        self._answer()
+        try:
+            values = self.session._negotiation._choose(self.form)
+        except SessionError as refusal:
+            self.session._negotiation._send(_refusal(self.stanza, refusal))
+            raise
+        self.session._send({"renegotiate": "1"} | values)
+        self.session._agree(values)
+        return self.session.values
+
+    def reject(self) -> None:
+        """renegotiate=0: the session goes on with the terms it had."""
+        self._answer()
+        self.session._send({"renegotiate": "0"})
 
 
 class SessionRequest:
@@ -192,23 +326,36 @@ class SessionRequest:
 
 
 class _Waiting:
-    """A negotiation of ours waiting for the peer's next message on its thread."""
+    """A negotiation of ours waiting for the peer's next message on its thread: any
+    submit or result form while a session is being set up, else ``expected``, a form
+    of that type with that field (a renegotiation's submit, a move's result)."""
 
-    def __init__(self, peer: str, exact: bool):
-        self.peer, self.exact = peer, exact
+    def __init__(self, peer: str, exact: bool, expected: tuple[str, str] | None):
+        self.peer, self.exact, self.expected = peer, exact, expected
         self.answer: defer.Deferred[tuple[str, data_form.Form]] = defer.Deferred()
 
     def from_peer(self, sender: str) -> bool:
         """The initiator asked a bare JID, so any of its resources may answer; after that, only that one."""
         return sender == self.peer if self.exact else _bare(sender) == _bare(self.peer)
 
+    def answered_by(self, sender: str, form: data_form.Form) -> bool:
+        if self.expected is None:
+            return self.from_peer(sender) and form.formType in ("submit", "result")
+        kind, field = self.expected
+        return self.from_peer(sender) and form.formType == kind and field in form.fields
+
 
 class SessionNegotiation:
-    """XEP-0155 on one client; ``enabled = False`` leaves negotiation messages to the program."""
+    """XEP-0155 on one client; ``enabled = False`` leaves negotiation messages to the program.
+
+    ``end_on_unavailable``: §9.4 says to assume a peer whose resource sent
+    unavailable presence can still continue (False, the default); True ends
+    such sessions, telling the peer with terminate=1 as §9.4 then requires."""
 
     def __init__(self, client: Connection, chat_states: ChatStates, clock: IReactorTime, enabled: bool = True):
         self._client, self.chat_states, self._clock = client, chat_states, clock
         self.enabled = enabled
+        self.end_on_unavailable = False
         self._waiting: dict[str, _Waiting] = {}
         self._sessions: dict[str, StanzaSession] = {}
         self._requests: defer.DeferredQueue[SessionRequest] = defer.DeferredQueue(MAX_REQUESTS)
@@ -218,6 +365,10 @@ class SessionNegotiation:
 
     def _send(self, stanza: domish.Element) -> None:
         self._client.send(stanza)
+
+    def _supported(self) -> dict[str, Collection[str] | None]:
+        """What we can agree to now: chat states only while they are enabled."""
+        return SUPPORTED | {X.NS_CHATSTATES: ("may", "mustnot") if self.chat_states.enabled else ("mustnot",)}
 
     # -- initiating ---------------------------------------------------------------------
 
@@ -248,13 +399,12 @@ class SessionNegotiation:
         """Accept, plus the fields §4.1 recommends; the first option of each is our preference."""
         offer = data_form.Form("form", title="Open a session?", formNamespace=NS_SSN)
         offer.addField(data_form.Field("boolean", var="accept", value=True, required=True, label="Accept?"))
-        chat_states = ("may", "mustnot") if self.chat_states.enabled else ("mustnot",)
         for var, label, options, required in (
             ("logging", "Message logging", ("may", "mustnot"), True),
             ("disclosure", "Disclosure", ("never", "disabled", "enabled"), True),
             ("security", "Minimum security level", ("c2s",), True),
             ("language", "Language", languages, False),
-            (X.NS_CHATSTATES, "Chat state notifications", chat_states, False),
+            (X.NS_CHATSTATES, "Chat state notifications", self._supported()[X.NS_CHATSTATES], False),
         ):
             choices = [data_form.Option(option) for option in options]
             field = data_form.Field("list-single", var, options[0], options=choices, label=label, required=required)
@@ -283,10 +433,10 @@ class SessionNegotiation:
 
     def _choose(self, offer: data_form.Form) -> dict[str, str]:
         """A value for each offered field we can serve: its default if we support it, else our first option."""
-        supported = SUPPORTED | {X.NS_CHATSTATES: ("may", "mustnot") if self.chat_states.enabled else ("mustnot",)}
+        supported = self._supported()
         chosen, unknown, unacceptable = {}, [], []
         for field in offer.fieldList:
-            if field.var in (None, "FORM_TYPE", "accept"):
+            if field.var is None or field.var in CONTROL:
                 continue
             if field.var not in supported:
                 if field.required:
@@ -303,13 +453,27 @@ class SessionNegotiation:
             raise SessionError("not-acceptable", None, unacceptable)
         return chosen
 
+    def adopt(self, peer: str, thread: str, values: dict[str, str]) -> StanzaSession:
+        """Take up a session another of our resources moved here (§5): its peer, thread and terms."""
+        if _bare(peer) is None or not 0 < len(thread) <= MAX_THREAD or thread in self._sessions:
+            raise ValueError(f"not a session this client can take up: {peer!r}, {thread!r}")
+        return self._open(peer, thread, dict(values))
+
     # -- the shared steps -----------------------------------------------------------------
 
     async def _exchange(
-        self, thread: str, peer: str, exact: bool, message: domish.Element, timeout: float | None
+        self,
+        thread: str,
+        peer: str,
+        exact: bool,
+        message: domish.Element,
+        timeout: float | None,
+        expected: tuple[str, str] | None = None,
     ) -> tuple[str, data_form.Form]:
         """Send ``message`` and wait for the peer's next form on ``thread``: (its sender, the form)."""
-        waiting = self._waiting[thread] = _Waiting(peer, exact)
+        if thread in self._waiting:
+            raise ClientError("a negotiation of ours on this session is still waiting for its answer")
+        waiting = self._waiting[thread] = _Waiting(peer, exact, expected)
         try:
             self._send(message)
             answer = waiting.answer if timeout is None else waiting.answer.addTimeout(timeout, self._clock)
@@ -325,15 +489,23 @@ class SessionNegotiation:
             self.chat_states.negotiated(peer, values[X.NS_CHATSTATES] == "may")
         return session
 
-    def _end(self, session: StanzaSession, by: str) -> None:
+    def _end(self, session: StanzaSession, why: str) -> None:
         self._sessions.pop(session.thread, None)
-        session._ended_by(by)
+        session._ended_by(why)
+        waiting = self._waiting.get(session.thread)
+        if waiting is not None and not waiting.answer.called:
+            waiting.answer.errback(SessionDeclined(f"the session ended ({why})"))
 
     # -- receiving ----------------------------------------------------------------------
 
     def received(self, stanza: domish.Element) -> bool:
         """Take the negotiation messages that belong to us; leave everything else."""
-        if not self.enabled or stanza.name != "message":
+        if not self.enabled:
+            return False
+        if stanza.name == "presence":
+            self._presence(stanza)
+            return False
+        if stanza.name != "message":
             return False
         sender = stanza.getAttribute("from", "")
         if stanza.getAttribute("type") == "error":  # the peer's refusal, or the server's bounce
@@ -347,27 +519,50 @@ class SessionNegotiation:
             return False
         thread, form = found
         waiting, session = self._waiting.get(thread), self._sessions.get(thread)
-        if waiting is not None and waiting.from_peer(sender):
-            if form.formType in ("submit", "result"):
-                waiting.answer.callback((sender, form))
+        if waiting is not None and waiting.answered_by(sender, form):
+            waiting.answer.callback((sender, form))
             return True
         if session is not None and sender == session.peer:
-            return self._within(session, form)
-        if waiting is None and session is None and form.formType == "form" and "accept" in form.fields:
-            if next(stanza.elements(X.NS_CLIENT, "body"), None) is None:  # §4.1: an offer has no body
-                self._queue(SessionRequest(self, stanza, thread, form))
-                return True
-        return False
+            return self._within(session, stanza, form)
+        if session is None and "terminate" in form.fields:
+            return True  # the acknowledgement of our termination, or the end of a session already over
+        offer = form.formType == "form" and "accept" in form.fields
+        if waiting is None and session is None and offer and next(stanza.elements(X.NS_CLIENT, "body"), None) is None:
+            self._queue(SessionRequest(self, stanza, thread, form))  # §4.1: an offer has no body
+            return True
+        return waiting is not None and waiting.from_peer(sender)  # a stray form on a negotiation of ours
 
-    def _within(self, session: StanzaSession, form: data_form.Form) -> bool:
-        """A message on an open session's thread: termination, or a renegotiation we decline."""
+    def _within(self, session: StanzaSession, stanza: domish.Element, form: data_form.Form) -> bool:
+        """A message on an open session's thread: termination, a renegotiation, a move."""
         if form.formType == "submit" and "terminate" in form.fields and _true(form["terminate"]):
+            session._send({"terminate": "1"}, "result")  # §7's acknowledgement
             self._end(session, "peer")
             return True
         if form.formType == "form" and "renegotiate" in form.fields:
-            self._send(_negotiation(session.peer, session.thread, _form("submit", {"renegotiate": "0"})))
+            session._propose(stanza, form)
+            return True
+        if form.formType == "submit" and "continue" in form.fields:
+            self._moved(session, stanza, str(form["continue"]))
             return True
         return False
+
+    def _moved(self, session: StanzaSession, stanza: domish.Element, resource: str) -> None:
+        """§5: the peer continues on another of its resources; accepted at once, as the XEP advises."""
+        bare = _bare(session.peer)
+        if not resource or _bare(f"{bare}/{resource}") is None:
+            self._send(_refusal(stanza, SessionError("not-acceptable", None, ["continue"])))
+            return
+        session._send({"continue": resource}, "result")
+        session.peer = f"{bare}/{resource}"
+
+    def _presence(self, stanza: domish.Element) -> None:
+        """§9.4: a peer's resource went offline; if we do not count on it coming back, end its sessions."""
+        if not self.end_on_unavailable or stanza.getAttribute("type") != "unavailable":
+            return
+        sender = stanza.getAttribute("from", "")
+        for session in [s for s in self._sessions.values() if s.peer == sender]:
+            session._send({"terminate": "1"})  # MUST, since the assumption could be wrong
+            self._end(session, "unavailable")
 
     def _queue(self, request: SessionRequest) -> None:
         try:
@@ -385,14 +580,14 @@ def _pick(field: data_form.Field, supported: Collection[str] | None) -> str | No
 
 
 def _values(form: data_form.Form) -> dict[str, str]:
-    return {var: str(field.value) for var, field in form.fields.items() if var not in ("FORM_TYPE", "accept")}
+    return {var: str(field.value) for var, field in form.fields.items() if var not in CONTROL}
 
 
 def _unacceptable(offer: data_form.Form, answer: data_form.Form) -> list[str]:
     """§4.4: fields the answer left out though required, or set to what we did not offer."""
     wrong = []
     for var, field in offer.fields.items():
-        if var in ("FORM_TYPE", "accept"):
+        if var in CONTROL:
             continue
         chosen = answer.fields.get(var)
         if chosen is None:
