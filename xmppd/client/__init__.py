@@ -18,6 +18,7 @@ from xmppd.client.pep import Event
 from xmppd.client.privacy import Rule
 from xmppd.client.reconnect import Reconnecting
 from xmppd.client.ssn import (
+    Renegotiation,
     SessionDeclined,
     SessionError,
     SessionNegotiation,
@@ -39,6 +40,7 @@ __all__ = [
     "MUCError",
     "NoAnswer",
     "Reconnecting",
+    "Renegotiation",
     "Room",
     "Rule",
     "SASLError",

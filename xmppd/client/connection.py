@@ -62,6 +62,7 @@ MAX_STANZA_SIZE = 16 * 1024 * 1024  # the largest max_stanza_size a server of ou
 MAX_STANZA_DEPTH = X.DEEPEST  # and the deepest max_stanza_depth
 MAX_QUEUED = 10_000  # elements nobody has read yet; past this the oldest are dropped
 STANZAS = frozenset(("message", "presence", "iq"))
+ALPN_CLIENT = b"xmpp-client"  # XEP-0368's protocol id for a client on a direct TLS port
 
 log = Logger()
 
@@ -111,11 +112,13 @@ def _is_response(element: domish.Element, ids: Collection[str]) -> bool:
 # -- TLS --------------------------------------------------------------------------------
 
 
-def client_tls_options(domain: str, ca_file: str | None, insecure: bool) -> TLSOptions:
+def client_tls_options(domain: str, ca_file: str | None, insecure: bool, direct: bool = False) -> TLSOptions:
     """RFC 6125 checks of ``domain`` (service-identity) against ``ca_file`` or the
-    system's CAs (CLI-02); no checks at all when ``insecure``. TLS >= 1.2 either way."""
+    system's CAs (CLI-02); no checks at all when ``insecure``. TLS >= 1.2 either way.
+    ``direct``: TLS from the first byte, which offers ALPN 'xmpp-client' (XEP-0368)."""
+    alpn = [ALPN_CLIENT] if direct else None
     if insecure:
-        return ssl.CertificateOptions(verify=False)
+        return ssl.CertificateOptions(verify=False, acceptableProtocols=alpn)
     if ca_file is None:
         trust = ssl.platformTrust()
     else:
@@ -124,7 +127,7 @@ def client_tls_options(domain: str, ca_file: str | None, insecure: bool) -> TLSO
         trust = ssl.trustRootFromCertificates(
             [ssl.Certificate.loadPEM(c.public_bytes(serialization.Encoding.PEM)) for c in certs]
         )
-    return ssl.optionsForClientTLS(domain, trustRoot=trust)
+    return ssl.optionsForClientTLS(domain, trustRoot=trust, acceptableProtocols=alpn)
 
 
 def _usable_binding(features: domish.Element, binding: ChannelBinding | None) -> ChannelBinding | None:
@@ -360,7 +363,7 @@ def open_stream(
 ) -> defer.Deferred[XMPPStream]:
     """A stream opened (and with tls='starttls' upgraded and restarted) but not
     authenticated, for tests that need to send raw or broken XML."""
-    options = None if tls == "none" else client_tls_options(domain, ca_file, insecure)
+    options = None if tls == "none" else client_tls_options(domain, ca_file, insecure, tls == "direct")
     return _bounded(_establish(host, port, domain, tls, options), timeout, f"opening a stream to {host}:{port}")
 
 
@@ -554,16 +557,25 @@ class Client:
 
 
 async def _reach(
-    candidates: list[tuple[str, int]] | None, domain: str, tls: str, options: TLSOptions, sender: str, resolver
+    candidates: list[resolve.Target] | None,
+    domain: str,
+    tls: str | None,
+    options: dict[bool, TLSOptions],
+    sender: str,
+    resolver,
 ) -> XMPPStream:
-    """A stream to the first of ``candidates`` that answers; None: the domain's SRV targets (CLI-01)."""
+    """A stream to the first of ``candidates`` that answers; None: the domain's SRV
+    targets (CLI-01, XEP-0368), only those of the kind ``tls`` names if it names one."""
     if candidates is None:
-        candidates = await resolve.targets(domain, resolver)
+        candidates = [
+            target for target in await resolve.targets(domain, resolver) if tls is None or target.direct_tls == (tls == "direct")
+        ]
     if not candidates:
-        raise Unreachable(f"remote-server-not-found: {domain} offers no XMPP client service (SRV target '.')")
-    for host, port in candidates:
+        raise Unreachable(f"remote-server-not-found: {domain} offers no XMPP client service{' with ' + tls if tls else ''}")
+    for target in candidates:
         try:
-            return await _establish(host, port, domain, tls, options, sender)
+            mode = "direct" if target.direct_tls else "starttls"
+            return await _establish(target.host, target.port, domain, mode, options[target.direct_tls], sender)
         except Unreachable as e:
             last = e
     raise last
@@ -572,9 +584,9 @@ async def _reach(
 async def _login(
     account: jabber_jid.JID,
     password: str,
-    candidates: list[tuple[str, int]] | None,
-    tls: str,
-    options: TLSOptions,
+    candidates: list[resolve.Target] | None,
+    tls: str | None,
+    options: dict[bool, TLSOptions],
     resource: str | None,
     mechanism: str | None,
     resolver,
@@ -594,7 +606,7 @@ def connect(
     password: str,
     host: str | None = None,
     port: int = 5222,
-    tls: str = "starttls",
+    tls: str | None = None,
     ca_file: str | None = None,
     insecure: bool = False,
     resource: str | None = None,
@@ -604,14 +616,15 @@ def connect(
 ) -> defer.Deferred[Client]:
     """Log in as ``jid``; fires with the bound Client. Never authenticates in the
     clear: tls is 'starttls' (insisted on) or 'direct' (XEP-0368). Without
-    ``host``, the domain's SRV records say where (``resolver``: twisted.names's
-    by default), else the domain on 5222."""
-    if tls not in ("starttls", "direct"):
+    ``host``, the domain's SRV records say where and how (``resolver``:
+    twisted.names's by default), else the domain on 5222 with STARTTLS; ``tls``
+    then keeps only the targets of that kind. With ``host``, ``tls`` None is STARTTLS."""
+    if tls not in (None, "starttls", "direct"):
         raise ValueError(f"tls must be 'starttls' or 'direct', not {tls!r}")
     account = jabber_jid.JID(jid)
     if not account.user:
         raise ValueError(f"{jid!r} has no localpart")
-    options = client_tls_options(account.host, ca_file, insecure)
-    candidates = None if host is None else [(host, port)]
+    options = {direct: client_tls_options(account.host, ca_file, insecure, direct) for direct in (False, True)}
+    candidates = None if host is None else [resolve.Target(host, port, tls == "direct")]
     login = _login(account, password, candidates, tls, options, resource, mechanism, resolver)
     return _bounded(login, timeout, f"logging in as {account.userhost()}")
