@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+
+from tests.integration.stanzas import presence
+from xmppd.client import Client, SASLError, connect
 
 # ``twistd -n --pidfile=`` with this interpreter
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile="]
@@ -56,6 +60,11 @@ def start_node(*args: str, cwd, twistd: list[str] = TWISTD, seconds: float = 20)
             raise AssertionError(f"server exited with {process.wait()}: {log.read_text()}")
         time.sleep(0.05)
     return NodeProcess(process, int(listening[1]), log)
+
+
+def log_in(node: NodeProcess, jid: str, password: str, **options) -> Client:
+    """xmppd.client on the node's port; its certificate is self-signed."""
+    return connect(jid, password, host="127.0.0.1", port=node.port, insecure=True, **options)
 
 
 @contextlib.contextmanager
@@ -193,36 +202,32 @@ def test_xmppctl_never_creates_a_database_the_server_would_not_see(tmp_path, com
     assert list(tmp_path.iterdir()) == []
 
 
-def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp_path):
+@pytest_twisted.ensureDeferred
+async def test_accounts_added_while_the_node_runs_can_log_in_on_every_virtual_host(tmp_path):
     """Virtual hosts from the command line; xmppctl beside a running node (same SQLite file)."""
-    from tests.integration.blocking_client import BlockingStream
-
     data = str(tmp_path / "data")
     node = start_node("--data-dir", data, "--domain", "one.example,two.example", cwd=tmp_path)
     try:
         for jid in ("ann@one.example", "bea@two.example"):
             assert ctl("--data-dir", data, "--domain", "one.example,two.example", "adduser", jid, "pw", cwd=tmp_path).returncode == 0
-        ann = BlockingStream("127.0.0.1", node.port, domain="one.example")
-        bea = BlockingStream("127.0.0.1", node.port, domain="two.example")
-        assert ann.login("ann", "pw").startswith("ann@one.example/")
-        assert bea.login("bea", "pw").startswith("bea@two.example/")
-        bea.send("<presence/>")
-        bea.next()  # her own presence
+        ann, bea = await log_in(node, "ann@one.example", "pw"), await log_in(node, "bea@two.example", "pw")
+        assert (ann.jid.userhost(), bea.jid.userhost()) == ("ann@one.example", "bea@two.example")
+        bea.send(presence())
+        await bea.next(lambda e: e.name == "presence")  # her own presence
         ann.send("<message to='bea@two.example' type='chat'><body>across hosts</body></message>")
-        got = bea.next()
-        assert got.name == "message" and str(got.body) == "across hosts"
-        assert got["from"].startswith("ann@one.example/")
-        ann.close()
-        bea.close()
+        got = await bea.next(lambda e: e.name == "message")
+        assert (got["from"], str(got.body)) == (ann.jid.full(), "across hosts")
+        await ann.close()
+        await bea.close()
     finally:
         output = node.stop()
     assert "serving one.example, two.example" in output
 
 
-def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
+@pytest_twisted.ensureDeferred
+async def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
     """--redis on both: an account added with xmppctl logs in at the node (its own redis-server)."""
     from tests import redis_server
-    from tests.integration.blocking_client import BlockingStream
 
     server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
     node = None
@@ -230,9 +235,9 @@ def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
         assert ctl("--redis", server.url, "adduser", "rita@localhost", "pw", cwd=tmp_path).returncode == 0
         assert ctl("--redis", server.url, "list", cwd=tmp_path).stdout.split() == ["rita@localhost"]
         node = start_node("--redis", server.url, "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
-        stream = BlockingStream("127.0.0.1", node.port)
-        assert stream.login("rita", "pw").startswith("rita@localhost/")
-        stream.close()
+        rita = await log_in(node, "rita@localhost", "pw")
+        assert rita.jid.userhost() == "rita@localhost"
+        await rita.close()
     finally:
         if node is not None:
             node.stop()
@@ -268,22 +273,19 @@ def test_ports_in_use_end_the_node_with_one_line_status_2_and_no_pid_file(tmp_pa
     assert not (tmp_path / "node.pid").exists()
 
 
-def test_the_log_is_at_info_and_a_failed_login_is_one_line_with_address_and_condition(tmp_path):
+@pytest_twisted.ensureDeferred
+async def test_the_log_is_at_info_and_a_failed_login_is_one_line_with_address_and_condition(tmp_path):
     """What operators (and fail2ban-style tools) read: no line per login, one per failed attempt."""
-    from tests.integration.blocking_client import BlockingStream
-
     data = str(tmp_path / "data")
     node = start_node("--data-dir", data, cwd=tmp_path)
     try:
         assert ctl("--data-dir", data, "adduser", "ann@localhost", "right", cwd=tmp_path).returncode == 0
-        wrong = BlockingStream("127.0.0.1", node.port)
-        failure = wrong.authenticate("ann", "wrong")
-        assert (failure.name, failure.uri) == ("failure", "urn:ietf:params:xml:ns:xmpp-sasl")
-        assert [child.name for child in failure.elements()] == ["not-authorized"]
-        wrong.close()
-        right = BlockingStream("127.0.0.1", node.port)
-        assert right.login("ann", "right").startswith("ann@localhost/")
-        right.close()
+        with pytest.raises(SASLError) as refused:
+            await log_in(node, "ann@localhost", "wrong", mechanism="PLAIN")
+        assert refused.value.condition == "not-authorized"
+        right = await log_in(node, "ann@localhost", "right")
+        assert right.jid.userhost() == "ann@localhost"
+        await right.close()
     finally:
         output = node.stop()
     assert "#debug]" not in output
@@ -292,16 +294,14 @@ def test_the_log_is_at_info_and_a_failed_login_is_one_line_with_address_and_cond
     assert failed[0].endswith("#info] authentication failed from 127.0.0.1 for localhost: not-authorized"), failed
 
 
-def test_log_level_debug_shows_each_login(tmp_path):
-    from tests.integration.blocking_client import BlockingStream
-
+@pytest_twisted.ensureDeferred
+async def test_log_level_debug_shows_each_login(tmp_path):
     data = str(tmp_path / "data")
     node = start_node("--data-dir", data, "--log-level", "debug", cwd=tmp_path)
     try:
         assert ctl("--data-dir", data, "adduser", "ann@localhost", "pw", cwd=tmp_path).returncode == 0
-        stream = BlockingStream("127.0.0.1", node.port)
-        stream.login("ann", "pw")
-        stream.close()
+        ann = await log_in(node, "ann@localhost", "pw", mechanism="PLAIN")
+        await ann.close()
     finally:
         output = node.stop()
     assert "#debug] ann@localhost authenticated with PLAIN" in output
