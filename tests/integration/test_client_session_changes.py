@@ -72,6 +72,8 @@ async def test_an_accepted_renegotiation_changes_only_what_it_names_and_keeps_th
 async def test_a_rejected_renegotiation_leaves_the_old_terms_in_force(session):
     _, bob, ours, theirs = session
     renegotiated = theirs.renegotiate({"disclosure": ("disabled",)})
+    with pytest.raises(ClientError):  # one change of ours at a time on a session
+        await theirs.renegotiate({"logging": ("mustnot",)})
     (await ours.next_renegotiation()).reject()
     with pytest.raises(SessionDeclined):
         await renegotiated
@@ -164,12 +166,15 @@ async def test_what_moves_and_terminations_look_like_on_the_wire(pair, login):
     ours = await initiated
     await bob.next(negotiation)  # the completion
 
-    bob.send(answer(alice.jid.full(), thread, "submit", **{"continue": "r" * 1024}))  # past RFC 7622's bound
-    refused = await bob.next(negotiation)
-    error = next(child for child in refused.elements() if child.name == "error")
-    assert refused["type"] == "error" and (X.NS_XMPP_STANZAS, "not-acceptable") in [(c.uri, c.name) for c in error.elements()]
-    assert [f["var"] for f in next(error.elements(NS_FEATURE_NEG, "feature")).elements()] == ["continue"]
-    assert ours.peer == bob.jid.full()
+    impossible = answer(alice.jid.full(), thread, "submit", **{"continue": "r" * 1024})  # past RFC 7622's bound
+    empty = impossible.replace(f"<value>{'r' * 1024}</value>", "")  # a field without a value
+    for move in (impossible, empty):
+        bob.send(move)
+        refused = await bob.next(negotiation)
+        error = next(child for child in refused.elements() if child.name == "error")
+        assert refused["type"] == "error" and (X.NS_XMPP_STANZAS, "not-acceptable") in [(c.uri, c.name) for c in error.elements()]
+        assert [f["var"] for f in next(error.elements(NS_FEATURE_NEG, "feature")).elements()] == ["continue"]
+        assert ours.peer == bob.jid.full()
 
     bob.send(answer(alice.jid.full(), thread, "submit", **{"continue": "phone"}))
     accepted = await bob.next(negotiation)  # to the resource that asked

@@ -542,7 +542,8 @@ class SessionNegotiation:
             session._propose(stanza, form)
             return True
         if form.formType == "submit" and "continue" in form.fields:
-            self._moved(session, stanza, str(form["continue"]))
+            resource = form.fields["continue"].value
+            self._moved(session, stanza, resource if isinstance(resource, str) else "")
             return True
         return False
 
