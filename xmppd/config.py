@@ -124,6 +124,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("pep_max_subscribers", int, 1000, "explicit subscribers one PEP node may have (presence-based ones are not counted); more get policy-violation", min=1, max=1_000_000),
     Option("pep_max_affiliations", int, 1000, "members and outcasts one PEP node may have (XEP-0060 affiliations; the whitelist model admits members); more get policy-violation", min=1, max=1_000_000),
     Option("pep_max_items", int, 32, "most items a PEP node may be configured to keep (the default is 1, as XEP-0163 says)", min=1, max=1000),
+    Option("pep_remote_resources", int, 100_000, "resources of other domains whose presence (and so caps) each node keeps to send them PEP notifications (PEP-14), at most max_resources of one remote account per local account; past it, new ones are not notified until others go", min=0, max=10_000_000),
     Option("caps_max_features", int, 16384, "bytes of feature names a client's XEP-0115 answer may list to be remembered (real clients use a few KiB)", min=1024, max=1024 * 1024),
     Option("caps_cache_size", int, 10_000, "XEP-0115 ver strings whose verified features the server stores, and each node keeps in memory (the oldest goes first)", min=100, max=1_000_000),
     Option("vcard_max_size", int, 65536, "largest vCard stored, in bytes (not-acceptable above)", min=1024, max=16 * 1024 * 1024),
