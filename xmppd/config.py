@@ -109,7 +109,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("max_bind_attempts", int, 5, "failed resource bindings per stream before policy-violation", min=1, max=10),
     Option("max_resources", int, 10, "concurrent resources per account", min=1, max=1000),
     Option("max_directed_presences", int, 500, "entities one resource may send directed presence to at once (PRES-06); more get resource-constraint", min=1, max=100_000),
-    Option("last_unavailable_cache_kb", int, 4096, "kilobytes of accounts' last unavailable presence each node keeps, to answer probes for offline accounts with it and a delay stamp (PRES-09); the least recently used go first; 0 = a bare unavailable", min=0, max=1024 * 1024),
+    Option("last_unavailable_cache_kb", int, 4096, "kilobytes of accounts' last unavailable presence a node alone keeps, to answer probes for offline accounts with it and a delay stamp (PRES-09); the least recently used go first; 0 = a bare unavailable. A cluster keeps one per account in Redis instead", min=0, max=1024 * 1024),
     Option("roster_max_items", int, 1000, "items per roster, and subscription requests waiting per account (IM-08); more: roster set not-acceptable, subscription stanzas resource-constraint", min=1, max=100_000),
     Option("roster_max_groups", int, 20, "groups per roster item (not-acceptable above)", min=1, max=1000),
     Option("roster_max_text", int, 1023, "longest roster item name or group, in characters (not-acceptable above)", min=1, max=1023),

@@ -25,7 +25,7 @@ from xmppd.delivery import Readdressed
 from xmppd.muc.outgoing import readdressed
 from xmppd.muc.roomctl import DESTROY
 from xmppd.protocol.xml import NS_CLIENT, parse_fragments
-from xmppd.util.aio import call_failure, cancelling, run_in_background
+from xmppd.util.aio import UNAVAILABLE, call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 
 log = Logger()
@@ -188,6 +188,23 @@ class RedisCluster:
 
     def list_changed(self, bare: str, name: str) -> None:
         self._tell("privacy", bare, name)
+
+    def remember_unavailable(self, bare: str, presence_xml: str, when: float) -> None:
+        """One key per account, replaced at each unavailable; a node that answers a probe reads it."""
+        run_in_background(self.redis.set(keys.last_unavailable(bare), f"{when!r}\n{presence_xml}"), log,
+                          f"keeping the last unavailable of {bare} failed")
+
+    async def last_unavailable(self, bare: str) -> tuple[str, float] | None:
+        """None too while Redis is away: the prober gets a plain unavailable."""
+        try:
+            found = await self.redis.get(keys.last_unavailable(bare))
+        except UNAVAILABLE as e:
+            log.warn("reading the last unavailable of {bare} failed ({error})", bare=bare, error=e)
+            return None
+        if found is None:
+            return None
+        when, _, presence_xml = found.partition("\n")
+        return presence_xml, float(when)
 
     def _tell(self, kind: str, bare: str, detail: str = "") -> None:
         run_in_background(self.redis.publish(keys.EVENTS, f"{kind}\n{self.node_id}\n{bare}\n{detail}"), log,
