@@ -114,7 +114,7 @@ async def test_presence_reaches_contacts_on_the_other_node_and_their_end_too(two
 async def test_a_probe_answered_on_the_other_node_gets_the_last_unavailable_stamped(two):
     """PRES-09 across nodes: alice leaves on node a with a status; bob's probe, answered on node b,
     gets it back from her bare JID with the stamp of when she sent it."""
-    a, b, login = two
+    _, b, _ = two
     alice, bob = await friends_online(two)
     await bob.next(from_(alice.jid.full()))
     gone = presence(kind="unavailable")

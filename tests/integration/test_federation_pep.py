@@ -20,7 +20,13 @@ from twisted.words.xish import domish
 from tests.integration.federation import ONE, TWO, federate  # noqa: F401 (fixture)
 from tests.integration.stanzas import iq, message, presence
 from tests.integration.test_federation import chat_from, subscribe
-from tests.integration.test_pep import TUNE, caps_presence, disco_info, is_caps_query, publish_iq
+from tests.integration.test_pep import (
+    TUNE,
+    caps_presence,
+    disco_info,
+    is_caps_query,
+    publish_iq,
+)
 from tests.integration.test_privacy import activate, item, store, until
 from xmppd.protocol import caps
 from xmppd.protocol.stanzas import result
