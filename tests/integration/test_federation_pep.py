@@ -19,7 +19,7 @@ from twisted.words.xish import domish
 
 from tests.integration.federation import ONE, TWO, federate  # noqa: F401 (fixture)
 from tests.integration.stanzas import iq, message, presence
-from tests.integration.test_federation import chat_from, subscribe
+from tests.integration.test_federation import SECRET, chat_from, peer_as_one, subscribe
 from tests.integration.test_pep import (
     TUNE,
     caps_presence,
@@ -167,3 +167,23 @@ async def test_a_remote_resource_gets_the_last_item_when_it_comes_online_and_sto
     again.send(presence(kind="unavailable"))
     await until(lambda: pep_of(pair).abroad.listener(again.jid.full()) is None, timeout=10)
     assert len(pep_of(pair).abroad) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_server_cannot_grow_the_table_or_trip_the_caps_questions(federate):
+    """A peer (here a raw stream speaking for one.test) announces a resource that goes before its
+    caps can be asked, then more resources than max_resources: no traceback, and bob's server
+    files at most max_resources of alice's."""
+    pair = await federate(s2s_tls_required=False, s2s_secret=SECRET, two={"max_resources": 2})
+    alice = await pair.login(pair.one, "alice")
+    bob = await pair.login(pair.two, "bob")
+    await subscribe(alice, ALICE, bob, f"bob@{TWO}")
+    await subscribe(bob, f"bob@{TWO}", alice, ALICE)
+    peer = await peer_as_one(pair)
+    c = f"<c xmlns='{caps.NS_CAPS}' hash='sha-1' node='https://example.org/forged' ver='{caps.ver(disco_info(name='x'))}'/>"
+    flash = f"<presence from='{ALICE}/flash' to='bob@{TWO}'>{c}</presence><presence from='{ALICE}/flash' to='bob@{TWO}' type='unavailable'/>"
+    many = "".join(f"<presence from='{ALICE}/r{i}' to='bob@{TWO}'>{c}</presence>" for i in range(5))
+    peer.send(flash + many + f"<message from='{ALICE}/r0' to='bob@{TWO}' type='chat'><body>done</body></message>")
+    await bob.next(chat_from(f"{ALICE}/r0"), timeout=10)
+    filed = pair.two.node.modules.module("pep").abroad.of(f"bob@{TWO}", ALICE)
+    assert len(filed) == 2 and f"{ALICE}/flash" not in [r.jid.full() for r in filed]

@@ -752,22 +752,28 @@ class PepModule(Module):
 
     def _ask(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool) -> None:
         """disco#info to the full JID with node='node#ver'; one question per resource at a time."""
+        asker = self._asker(resource)
+        if asker is None:
+            return  # a resource of another domain that went before it could be asked
         for asked, (whom, _, _) in list(self._asking.items()):
             if whom is resource:
                 del self._asking[asked]
         iq_id = f"caps-{secrets.token_hex(8)}"
         self._asking[iq_id] = (resource, announced, initial)
         query = domish.Element((NS_CLIENT, "iq"))
-        query["type"], query["id"], query["to"], query["from"] = "get", iq_id, resource.jid.full(), self._asker(resource)
+        query["type"], query["id"], query["to"], query["from"] = "get", iq_id, resource.jid.full(), asker
         query.addElement((caps.NS_DISCO_INFO, "query"))["node"] = f"{announced[0]}#{announced[1]}"
         self.node.router.send(query)
 
-    def _asker(self, resource: Resource) -> str:
+    def _asker(self, resource: Resource) -> str | None:
         """The domain that asks a resource for its caps: its own, or for a resource of another
-        domain, that of an account its presence reached."""
+        domain, that of an account its presence reaches (None once none does)."""
         if resource.node != ABROAD:
             return resource.jid.host
-        return internJID(next(iter(self.abroad.listener(resource.jid.full()).told))).host
+        listener = self.abroad.listener(resource.jid.full())
+        if listener is None or listener.resource is not resource:
+            return None
+        return internJID(next(iter(listener.told))).host
 
     def caps_answer(self, iq: domish.Element):
         """The answer to ``_ask``, if it is one."""
