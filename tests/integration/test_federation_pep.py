@@ -12,13 +12,16 @@ that nothing came.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from tests.integration.federation import ONE, TWO, federate  # noqa: F401 (fixture)
+from tests.integration.federation import ONE, TWO, federate, free_port, login  # noqa: F401 (fixture)
 from tests.integration.stanzas import iq, message, presence
+from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401 (fixture)
 from tests.integration.test_federation import SECRET, chat_from, peer_as_one, subscribe
 from tests.integration.test_pep import (
     TUNE,
@@ -30,6 +33,7 @@ from tests.integration.test_pep import (
 from tests.integration.test_privacy import activate, item, store, until
 from xmppd.protocol import caps
 from xmppd.protocol.stanzas import result
+from xmppd.util.aio import as_deferred
 
 NS_EVENT = "http://jabber.org/protocol/pubsub#event"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -187,3 +191,39 @@ async def test_a_remote_server_cannot_grow_the_table_or_trip_the_caps_questions(
     await bob.next(chat_from(f"{ALICE}/r0"), timeout=10)
     filed = pair.two.node.modules.module("pep").abroad.of(f"bob@{TWO}", ALICE)
     assert len(filed) == 2 and f"{ALICE}/flash" not in [r.jid.full() for r in filed]
+
+
+@pytest_twisted.ensureDeferred
+async def test_in_a_cluster_the_node_that_hears_the_remote_presence_is_not_the_publishers(node_factory, redis_url):
+    """one.test is nodes a and b on Redis; two.test reaches it through a only, so bob's presence
+    and caps answer come in on a, while alice publishes on b: a files bob's resource for the
+    cluster and sends him the last item, b reads the filing and notifies him of the next."""
+    port_a, port_two = free_port(), free_port()
+    common = dict(s2s=True, s2s_interface="127.0.0.1", s2s_secret=SECRET)
+    to_two = [f"{TWO}=127.0.0.1:{port_two}"]
+    a = node_factory(domains=[ONE], redis_url=redis_url, node_id="a", s2s_port=port_a, s2s_hosts=to_two, **common)
+    b = node_factory(domains=[ONE], redis_url=redis_url, node_id="b", s2s_port=0, s2s_hosts=to_two, **common)
+    two = node_factory(domains=[TWO], s2s_port=port_two, s2s_hosts=[f"{ONE}=127.0.0.1:{port_a}"], **common)
+    await ready(a, b)
+    await a.add_user("alice", domain=ONE)
+    alice, bob = await login(b, "alice", create=False), await login(two, "bob")
+    try:
+        await subscribe(alice, ALICE, bob, f"bob@{TWO}")
+        await subscribe(bob, f"bob@{TWO}", alice, ALICE)
+        await alice.iq(publish_iq(TUNE, "first", item_id="t1"))
+        await announce(bob, f"{TUNE}+notify")
+        assert tune_of(await bob.next(is_event, timeout=10)) == ("headline", ALICE, TUNE, "first")
+        await alice.iq(publish_iq(TUNE, "second", item_id="t2"))
+        assert tune_of(await bob.next(is_event, timeout=10)) == ("headline", ALICE, TUNE, "second")
+        assert (ONE, TWO) in b.node.federation.links  # it left from b, alice's node
+        assert list(await as_deferred(b.node.cluster.abroad(ALICE))) == [bob.jid.full()]
+        bob.send(presence(kind="unavailable"))  # a takes it, and unfiles him for the cluster
+        for _ in range(200):
+            if not await as_deferred(b.node.cluster.abroad(ALICE)):
+                break
+            await as_deferred(asyncio.sleep(0.01))
+        await alice.iq(publish_iq(TUNE, "third", item_id="t3"))
+        await nothing_for(alice, bob)
+    finally:
+        for client in (alice, bob):
+            await client.close()

@@ -39,3 +39,13 @@ class ICluster(Interface):
 
     async def last_unavailable(bare: str) -> tuple[str, float] | None:
         """(presence XML, when) of ``remember_unavailable``, or None if it is not known."""
+
+    def file_abroad(owner: str, full: str, presence_xml: str) -> None:
+        """PEP-14: the last presence a resource of another domain sent to a local account, which
+        any node may have received, for the node the account publishes from."""
+
+    def forget_abroad(owner: str, jid: str) -> None:
+        """That resource (every resource of a bare JID) no longer sends the account presence."""
+
+    async def abroad(owner: str) -> dict[str, str]:
+        """Full JID -> presence XML of what ``file_abroad`` filed for the account."""

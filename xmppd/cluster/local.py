@@ -43,6 +43,17 @@ class LocalCluster:
         found = self._last_unavailable.entries.get(bare)
         return None if found is None else found[0]
 
+    # A node alone received every presence itself: the PEP module's own table has them all.
+
+    def file_abroad(self, owner: str, full: str, presence_xml: str) -> None:
+        pass
+
+    def forget_abroad(self, owner: str, jid: str) -> None:
+        pass
+
+    async def abroad(self, owner: str) -> dict[str, str]:
+        return {}
+
 
 def _size_of_last(bare: str, kept: tuple[str, float]) -> int:
     return len(bare) + len(kept[0]) + 64

@@ -34,7 +34,7 @@ from xmppd.modules.pep_abroad import ABROAD, ResourcesAbroad
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.protocol import caps
 from xmppd.protocol.stanzas import StanzaError, addressed_copy, parse_jid
-from xmppd.protocol.xml import NS_CLIENT, serialise
+from xmppd.protocol.xml import NS_CLIENT, parse_fragment, serialise
 from xmppd.sessions import Resource
 from xmppd.util.caps import CapsCache
 from xmppd.util.aio import run_in_background
@@ -621,7 +621,8 @@ class PepModule(Module):
         own = self.node.directory.resources(bare)
         recipients, reached = local.available(own), {bare}
         owner_allows = self._owner_allows(message, bare)
-        for peer, resources in self._audience(access, own):
+        abroad = await self._abroad(access.account, own)
+        for peer, resources in self._audience(access, own, abroad):
             if access.admits(peer) and owner_allows(peer):
                 for resource in local.available(resources):
                     if name in await self.interests(resource):
@@ -637,15 +638,30 @@ class PepModule(Module):
             elif owner_allows(peer):
                 self._send_to_subscriber(bare, content, subscriber)
 
-    def _audience(self, access: NodeAccess, own: list[Resource]) -> Iterator[tuple[str, list[Resource]]]:
+    async def _abroad(self, account: Account, own: list[Resource]) -> Callable[[str], list[Resource]]:
+        """Bare JID of another domain -> its resources whose presence reached the owner: this
+        node's table; in a cluster, what every node filed (one read, for an owner with
+        contacts or sharers abroad), since the presence may have come in on another node."""
+        cluster = self.node.cluster
+        if not cluster.shared:
+            return functools.partial(self.abroad.of, account.bare)
+        peers = [*account.subscribers(), *(jid for resource in own for jid in resource.directed)]
+        if all(internJID(peer).host in self.node.domains for peer in peers):
+            return lambda contact: []
+        found: dict[str, list[Resource]] = {}
+        for full, presence_xml in (await cluster.abroad(account.bare)).items():
+            resource = Resource(internJID(full), ABROAD, available=True, presence=parse_fragment(presence_xml))
+            found.setdefault(resource.bare, []).append(resource)
+        return lambda contact: found.get(contact, [])
+
+    def _audience(self, access: NodeAccess, own: list[Resource], abroad: Callable[[str], list[Resource]]) -> Iterator[tuple[str, list[Resource]]]:
         """(bare JID, resources) of those who may hear of the owner's nodes: her contacts with
         a presence subscription, then entities her resources sent directed presence to (the
         resource addressed, or all of a bare JID) and no unavailable since. Resources of
-        other domains are those whose presence reached her (``ResourcesAbroad``)."""
-        owner = access.account.bare
+        other domains come from ``abroad``."""
         contacts = access.account.subscribers()
         for contact in contacts:
-            yield contact, self._resources(owner, internJID(contact))
+            yield contact, self._resources(internJID(contact), abroad)
         shared = {jid for resource in own for jid in resource.directed}
         if not shared:
             return
@@ -653,17 +669,17 @@ class PepModule(Module):
         for target in map(internJID, sorted(shared)):
             if target.user is not None and target.userhost() not in contacts and target.host not in self.node.router.services:
                 resources = sharers.setdefault(target.userhost(), [])
-                resources += [r for r in self._resources(owner, target) if r not in resources]
+                resources += [r for r in self._resources(target, abroad) if r not in resources]
         yield from sharers.items()
 
-    def _resources(self, owner: str, peer: JID) -> list[Resource]:
+    def _resources(self, peer: JID, abroad: Callable[[str], list[Resource]]) -> list[Resource]:
         """The resources of a JID (just the one of a full JID): from the session directory for
-        a local one, else those whose presence reached the owner."""
+        a local one, else from ``abroad``."""
         if peer.host in self.node.domains:
             directory = self.node.directory
             found = [directory.resource(peer)] if peer.resource else directory.resources(peer.userhost())
             return [r for r in found if r is not None]
-        resources = self.abroad.of(owner, peer.userhost())
+        resources = abroad(peer.userhost())
         return [r for r in resources if r.jid == peer] if peer.resource else resources
 
     def _deliver(self, message: domish.Element, resources: list[Resource]) -> None:
@@ -696,9 +712,12 @@ class PepModule(Module):
             subscriber = internJID(sender)
             jids = sorted({subscriber.full(), subscriber.userhost()})  # its subscriptions, bare and full, end
             run_in_background(self.store.unsubscribe_everywhere(target.user, target.host, jids), self.log, f"bounce from {sender} failed")
-        gone = self.abroad.forget(sender) if sender else None
-        if gone is not None:  # a resource of another domain that bounces is gone, whatever the error type
-            self.ended(gone)
+        if sender and internJID(sender).host not in self.node.domains:  # a resource of another domain that bounces is gone, whatever the error type
+            full = internJID(sender).full()
+            gone = self.abroad.forget(full)
+            if gone is not None:
+                self.ended(gone)
+            self.node.cluster.forget_abroad(target.userhost(), full)
         return True
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
@@ -871,24 +890,42 @@ class PepModule(Module):
         """PEP-14 across domains: a remote resource's presence to a local account it shares
         presence with (a contact she is subscribed to, or an entity she sent directed
         presence to) makes it a listener there, its caps asked and its last items sent as
-        for a local one; its unavailable ends that. Kept while the account is in memory
-        here (her initial presence probes her remote contacts, whose answers fill it)."""
+        for a local one; its unavailable ends that. A node alone files it while the account
+        is in memory (her initial presence probes her remote contacts, whose answers fill
+        it again); in a cluster, whichever node it reaches files it for all."""
         kind, sender = presence.getAttribute("type"), parse_jid(presence.getAttribute("from"))
         if kind not in (None, "unavailable") or sender is None or sender.host in self.node.domains or sender.host in self.node.router.services:
             return None
-        owner = target.userhost()
+        owner, cluster = target.userhost(), self.node.cluster
         if kind == "unavailable":
             for resource in self.abroad.unavailable(owner, sender):
                 self.ended(resource)
+            cluster.forget_abroad(owner, sender.full())
+            return None
+        if sender.resource is None:
             return None
         account = self.rosters.cached(owner)
-        if sender.resource is None or account is None or not self._hears_from(account, sender):
-            return None
-        listener = self.abroad.available(owner, sender, presence)
-        if listener is not None:
-            resource = listener.resource
-            run_in_background(self._arrived(resource, announced_caps(presence), False), self.log, f"caps of {resource.jid.full()} failed")
+        if account is not None:
+            self._file(account, sender, presence)
+        elif cluster.shared:  # she may publish from another node, which did not get this presence
+            run_in_background(self._file_later(target, sender, presence), self.log, f"filing {sender.full()} for {owner} failed")
         return None
+
+    async def _file_later(self, target: JID, sender: JID, presence: domish.Element) -> None:
+        if await self.node.storage.accounts.exists(target.user, target.host):
+            self._file(await self.rosters.account(target.user, target.host), sender, presence)
+
+    def _file(self, account: Account, sender: JID, presence: domish.Element) -> None:
+        """A remote resource that shares presence with the account becomes a listener: filed
+        here (and for the cluster), its caps asked, its last items sent."""
+        if not self._hears_from(account, sender):
+            return
+        listener = self.abroad.available(account.bare, sender, presence)
+        if listener is None:
+            return
+        self.node.cluster.file_abroad(account.bare, sender.full(), serialise(presence, ""))
+        resource = listener.resource
+        run_in_background(self._arrived(resource, announced_caps(presence), False), self.log, f"caps of {resource.jid.full()} failed")
 
     def _hears_from(self, account: Account, sender: JID) -> bool:
         item = account.item(sender.userhost())
