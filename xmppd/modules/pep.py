@@ -659,9 +659,9 @@ class PepModule(Module):
         a presence subscription, then entities her resources sent directed presence to (the
         resource addressed, or all of a bare JID) and no unavailable since. Resources of
         other domains come from ``abroad``."""
-        contacts = access.account.subscribers()
-        for contact in contacts:
-            yield contact, self._resources(internJID(contact), abroad)
+        contacts, domains, directory = access.account.subscribers(), self.node.domains, self.node.directory
+        for contact in contacts:  # a roster's bare JID, prepared: its domain follows the '@'
+            yield contact, directory.resources(contact) if contact.rpartition("@")[2] in domains else abroad(contact)
         shared = {jid for resource in own for jid in resource.directed}
         if not shared:
             return
