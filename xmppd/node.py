@@ -46,7 +46,7 @@ class Node:
         compat.limit_address_caches(config.address_cache_mb << 20)  # process-wide: the caches are Twisted's
         self.storage = storage
         self.tls_context = tls_context
-        self.cluster = cluster if cluster is not None else LocalCluster(self.node_id)
+        self.cluster = cluster if cluster is not None else LocalCluster(self.node_id, config.last_unavailable_cache_kb << 10)
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)

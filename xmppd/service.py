@@ -214,7 +214,7 @@ def certificate_files(config: Config):
 def storage_and_cluster(config: Config):
     """SQLite and a node alone, or Redis shared by the cluster's nodes."""
     if not config.redis_url:
-        return open_storage(config.data_dir), LocalCluster(config.node_id)
+        return open_storage(config.data_dir), LocalCluster(config.node_id, config.last_unavailable_cache_kb << 10)
     client = redis_client(config.redis_url)
     cluster = RedisCluster(
         config.node_id, config.heartbeat_ttl, client, redis_client(config.redis_url, decode=False), config.cluster_batch_ms / 1000

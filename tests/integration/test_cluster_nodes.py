@@ -111,6 +111,29 @@ async def test_presence_reaches_contacts_on_the_other_node_and_their_end_too(two
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_probe_answered_on_the_other_node_gets_the_last_unavailable_stamped(two):
+    """PRES-09 across nodes: alice leaves on node a with a status; bob's probe, answered on node b,
+    gets it back from her bare JID with the stamp of when she sent it."""
+    _, b, _ = two
+    alice, bob = await friends_online(two)
+    await bob.next(from_(alice.jid.full()))
+    gone = presence(kind="unavailable")
+    gone.addElement("status", content="back at nine")
+    alice.send(gone)
+    await bob.next(from_(alice.jid.full(), "unavailable"))
+    await alice.close()
+    for _ in range(200):
+        if not b.node.directory.resources("alice@localhost"):
+            break
+        await as_deferred(asyncio.sleep(0.01))
+    bob.send(presence("alice@localhost", "probe"))
+    answer = await bob.next(from_("alice@localhost", "unavailable"))
+    assert (answer["to"], str(answer.status)) == (bob.jid.full(), "back at nine")
+    delay = next(answer.elements("urn:xmpp:delay", "delay"))
+    assert delay["from"] == "localhost" and delay["stamp"].endswith("Z")
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_same_resource_on_another_node_replaces_the_old_session(two):
     a, b, login = two
     await users(a, "alice")

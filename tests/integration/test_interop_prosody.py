@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer
 
 from tests.integration.federation import ONE, TestCA, federated_config, login
 from tests.integration.node_fixtures import RunningNode
 from tests.integration.prosody_server import INSTALL_HINT, installed, prosody
 from tests.integration.stanzas import message, presence
 from tests.integration.test_federation import chat_from, inbound_proofs, presence_from
+from tests.integration.test_pep import (
+    TUNE,
+    caps_presence,
+    disco_info,
+    is_caps_query,
+    publish_iq,
+)
 from tests.redis_server import free_port
 from xmppd.client import connect
+from xmppd.protocol import caps
+from xmppd.protocol.stanzas import result
 from xmppd.service import make_node_service
 
 PROSODY = "prosody.test"
@@ -76,3 +86,53 @@ async def test_messages_and_subscriptions_cross_with_prosody(servers):
     finally:
         await alice.close()
         await bob.close()
+
+
+def answering(client, info) -> defer.Deferred:
+    """Answer every disco#info for the client's caps node, whoever asks (its own server, the
+    contact's), as a real client does, until cancelled."""
+
+    async def loop():
+        while True:
+            query = await client.next(is_caps_query, timeout=None)
+            info["node"] = query.query["node"]
+            client.send(result(query, info))
+
+    return defer.ensureDeferred(loop()).addErrback(lambda failure: failure.trap(defer.CancelledError))
+
+
+@pytest.mark.parametrize("servers", [False], ids=["dialback"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_pep_notifications_cross_with_prosody(servers):
+    """PEP-14 both ways: Prosody's user gets alice's tune from xmppd, the last item first, once
+    xmppd has checked his caps; alice gets his tune from Prosody's PEP service."""
+    node, peer, _ = servers
+    alice = await login(node, "alice")
+    bob = await connect(jid=f"bob@{PROSODY}", password="secret", host="127.0.0.1", port=peer.c2s_port, insecure=True)
+    loops = []
+    try:
+        bob.send(presence())
+        await subscribe(alice, f"alice@{ONE}", bob, f"bob@{PROSODY}")
+        await subscribe(bob, f"bob@{PROSODY}", alice, f"alice@{ONE}")
+        await alice.iq(publish_iq(TUNE, "from xmppd", item_id="x1"))
+        for client in (alice, bob):
+            info = disco_info(f"{TUNE}+notify", name=client.jid.user)
+            loops.append(answering(client, info))
+            client.send(caps_presence(caps.ver(info)))
+        last = await bob.next(is_event_from(f"alice@{ONE}"), timeout=15)
+        assert (last["type"], str(last.event.items.item.tune.title)) == ("headline", "from xmppd")
+        await alice.iq(publish_iq(TUNE, "live from xmppd", item_id="x2"))
+        live = await bob.next(is_event_from(f"alice@{ONE}"), timeout=15)
+        assert (live["to"], str(live.event.items.item.tune.title)) == (bob.jid.full(), "live from xmppd")
+        await bob.iq(publish_iq(TUNE, "from prosody", item_id="p1"), timeout=15)
+        got = await alice.next(lambda e: is_event_from(f"bob@{PROSODY}")(e) and e.event.items.item is not None, timeout=15)
+        assert (got["to"], str(got.event.items.item.tune.title)) == (alice.jid.full(), "from prosody")
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await alice.close()
+        await bob.close()
+
+
+def is_event_from(sender: str):
+    return lambda e: e.name == "message" and e.getAttribute("from") == sender and e.event is not None

@@ -2,7 +2,8 @@
 
 A node asks its ``ICluster`` for the session directory it routes with, tells it
 when an account's shared state changed (other nodes drop their cached copy),
-and asks it whether the node may take new sessions. ``LocalCluster`` is a node
+asks it whether the node may take new sessions, and keeps accounts' last
+unavailable presence there for probes (PRES-09). ``LocalCluster`` is a node
 alone; ``RedisCluster`` is many nodes sharing one Redis: a replicated session
 directory, a node bus for stanzas, and membership by heartbeat.
 """
@@ -31,3 +32,20 @@ class ICluster(Interface):
     def list_changed(bare: str, name: str) -> None:
         """One of the account's privacy lists was stored or removed on this node: the other
         nodes refresh their sessions that use it and push its name to them (PRIV-06)."""
+
+    def remember_unavailable(bare: str, presence_xml: str, when: float) -> None:
+        """The account's last unavailable presence (PRES-09), sent at ``when`` (epoch seconds),
+        for probes answered on any node."""
+
+    async def last_unavailable(bare: str) -> tuple[str, float] | None:
+        """(presence XML, when) of ``remember_unavailable``, or None if it is not known."""
+
+    def file_abroad(owner: str, full: str, presence_xml: str) -> None:
+        """PEP-14: the last presence a resource of another domain sent to a local account, which
+        any node may have received, for the node the account publishes from."""
+
+    def forget_abroad(owner: str, jid: str) -> None:
+        """That resource (every resource of a bare JID) no longer sends the account presence."""
+
+    async def abroad(owner: str) -> dict[str, str]:
+        """Full JID -> presence XML of what ``file_abroad`` filed for the account."""

@@ -11,6 +11,8 @@
     xmppd:component:{<domain>}:node         STRING the node holding the component's stream: 'node id NL incarnation'; PX = heartbeat TTL
     xmppd:cluster:cleanup:<id>              STRING lock held by the survivor cleaning up a dead node
     xmppd:{<bare JID>}:sessions             HASH   resource -> the session's record (JSON)
+    xmppd:{<bare JID>}:last-unavailable     STRING 'epoch seconds NL presence XML', the account's last unavailable (PRES-09)
+    xmppd:{<bare JID>}:pep-abroad           HASH   remote full JID -> its last presence to the account (PEP-14)
     xmppd:cluster:events                    PUBSUB directory changes, account changes, deaths
 
 Per node keys are found from the nodes hash and the per-account ones from a
@@ -54,3 +56,11 @@ def cleanup_lock(node_id: str) -> str:
 
 def account_sessions(bare: str) -> str:
     return f"xmppd:{{{bare}}}:sessions"
+
+
+def last_unavailable(bare: str) -> str:
+    return f"xmppd:{{{bare}}}:last-unavailable"
+
+
+def pep_abroad(bare: str) -> str:
+    return f"xmppd:{{{bare}}}:pep-abroad"

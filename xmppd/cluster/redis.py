@@ -25,12 +25,21 @@ from xmppd.delivery import Readdressed
 from xmppd.muc.outgoing import readdressed
 from xmppd.muc.roomctl import DESTROY
 from xmppd.protocol.xml import NS_CLIENT, parse_fragments
-from xmppd.util.aio import call_failure, cancelling, run_in_background
+from xmppd.util.aio import UNAVAILABLE, call_failure, cancelling, run_in_background
 from xmppd.util.process import EXIT_CONFIG, stop_reactor
 
 log = Logger()
 
 MAX_BACKOFF = 5.0
+
+# KEYS: the account's pep-abroad hash. ARGV: a full JID (that field), or a bare JID (all of its resources).
+_FORGET_ABROAD = """
+local prefix = ARGV[1] .. '/'
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if field == ARGV[1] or string.sub(field, 1, #prefix) == prefix then redis.call('HDEL', KEYS[1], field) end
+end
+return 1
+"""
 
 
 @implementer(ICluster)
@@ -52,6 +61,7 @@ class RedisCluster:
         self.failures = 0  # Redis calls that failed (or timed out), all parts together
         self._tasks: list[asyncio.Task] = []
         self._pubsub: PubSub | None = None
+        self._forget_abroad = redis.register_script(_FORGET_ABROAD)
 
     # -- life ----------------------------------------------------------------------------
 
@@ -188,6 +198,37 @@ class RedisCluster:
 
     def list_changed(self, bare: str, name: str) -> None:
         self._tell("privacy", bare, name)
+
+    def remember_unavailable(self, bare: str, presence_xml: str, when: float) -> None:
+        """One key per account, replaced at each unavailable; a node that answers a probe reads it."""
+        run_in_background(self.redis.set(keys.last_unavailable(bare), f"{when!r}\n{presence_xml}"), log,
+                          f"keeping the last unavailable of {bare} failed")
+
+    async def last_unavailable(self, bare: str) -> tuple[str, float] | None:
+        """None too while Redis is away: the prober gets a plain unavailable."""
+        try:
+            found = await self.redis.get(keys.last_unavailable(bare))
+        except UNAVAILABLE as e:
+            log.warn("reading the last unavailable of {bare} failed ({error})", bare=bare, error=e)
+            return None
+        if found is None:
+            return None
+        when, _, presence_xml = found.partition("\n")
+        return presence_xml, float(when)
+
+    def file_abroad(self, owner: str, full: str, presence_xml: str) -> None:
+        run_in_background(self.redis.hset(keys.pep_abroad(owner), full, presence_xml), log, f"filing {full} for {owner} failed")
+
+    def forget_abroad(self, owner: str, jid: str) -> None:
+        run_in_background(self._forget_abroad(keys=[keys.pep_abroad(owner)], args=[jid]), log, f"forgetting {jid} for {owner} failed")
+
+    async def abroad(self, owner: str) -> dict[str, str]:
+        """Empty too while Redis is away: the resources of other domains miss that notification."""
+        try:
+            return await self.redis.hgetall(keys.pep_abroad(owner))
+        except UNAVAILABLE as e:
+            log.warn("reading the remote listeners of {owner} failed ({error})", owner=owner, error=e)
+            return {}
 
     def _tell(self, kind: str, bare: str, detail: str = "") -> None:
         run_in_background(self.redis.publish(keys.EVENTS, f"{kind}\n{self.node_id}\n{bare}\n{detail}"), log,

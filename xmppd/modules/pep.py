@@ -30,10 +30,11 @@ from wokkel import data_form
 from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadRequest, PubSubRequest, Unsupported
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
+from xmppd.modules.pep_abroad import ABROAD, ResourcesAbroad
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.protocol import caps
-from xmppd.protocol.stanzas import StanzaError
-from xmppd.protocol.xml import NS_CLIENT, serialise
+from xmppd.protocol.stanzas import StanzaError, addressed_copy, parse_jid
+from xmppd.protocol.xml import NS_CLIENT, parse_fragment, serialise
 from xmppd.sessions import Resource
 from xmppd.util.caps import CapsCache
 from xmppd.util.aio import run_in_background
@@ -266,6 +267,7 @@ class PepModule(Module):
     hooks = {
         "presence-available": "available", "resource-ended": "ended", "iq-response": "caps_answer",
         "error-to-account": "bounced", "remote-resource-ended": "ended", "presence-out": ("sharing", 10),
+        "presence-in": ("heard", 20),
     }  # fmt: skip
 
     def __init__(self, node):
@@ -275,6 +277,7 @@ class PepModule(Module):
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
         self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources
         self._interests: dict[str, tuple[domish.Element, frozenset[str]]] = {}  # full JID -> (presence, its wanted nodes)
+        self.abroad = ResourcesAbroad(node.config.pep_remote_resources, node.config.max_resources)
 
     @property
     def rosters(self) -> RosterModule:
@@ -608,23 +611,24 @@ class PepModule(Module):
     async def _notify(self, owner: JID, name: str, access: NodeAccess, subscribers: list[str], content: domish.Element) -> None:
         """PEP-04: one headline per full JID: the owner's available resources, and the
         resources wanting the node of those the node admits among her contacts and the
-        local entities she shares directed presence with (PEP-14), minus whom her or their
-        own lists block; then one to each explicit subscriber not reached so (its own
-        lists apply on delivery). A subscriber the node no longer admits loses its
-        subscription (PEP-10)."""
+        entities she shares directed presence with (PEP-14), here or on other domains,
+        minus whom her or their own lists block; then one to each explicit subscriber not
+        reached so (its own lists apply on delivery). A subscriber the node no longer
+        admits loses its subscription (PEP-10)."""
         bare = access.account.bare
         message = event(bare, content)
-        local, directory = self.node.router.local, self.node.directory
-        own = directory.resources(bare)
+        local = self.node.router.local
+        own = self.node.directory.resources(bare)
         recipients, reached = local.available(own), {bare}
         owner_allows = self._owner_allows(message, bare)
-        for peer, resources in self._audience(access, own):
+        abroad = await self._abroad(access.account, own)
+        for peer, resources in self._audience(access, own, abroad):
             if access.admits(peer) and owner_allows(peer):
                 for resource in local.available(resources):
                     if name in await self.interests(resource):
                         recipients.append(resource)
                         reached.add(peer)
-        local.send_each_available(local.admitted(message, recipients), message)
+        self._deliver(message, recipients)
         for subscriber in subscribers:
             peer = internJID(subscriber).userhost()
             if peer in reached:
@@ -634,25 +638,61 @@ class PepModule(Module):
             elif owner_allows(peer):
                 self._send_to_subscriber(bare, content, subscriber)
 
-    def _audience(self, access: NodeAccess, own: list[Resource]) -> Iterator[tuple[str, list[Resource]]]:
+    async def _abroad(self, account: Account, own: list[Resource]) -> Callable[[str], list[Resource]]:
+        """Bare JID of another domain -> its resources whose presence reached the owner: this
+        node's table; in a cluster, what every node filed (one read, for an owner with
+        contacts or sharers abroad), since the presence may have come in on another node."""
+        cluster = self.node.cluster
+        if not cluster.shared:
+            return functools.partial(self.abroad.of, account.bare)
+        peers = [*account.subscribers(), *(jid for resource in own for jid in resource.directed)]
+        if all(internJID(peer).host in self.node.domains for peer in peers):
+            return lambda contact: []
+        found: dict[str, list[Resource]] = {}
+        for full, presence_xml in (await cluster.abroad(account.bare)).items():
+            resource = Resource(internJID(full), ABROAD, available=True, presence=parse_fragment(presence_xml))
+            found.setdefault(resource.bare, []).append(resource)
+        return lambda contact: found.get(contact, [])
+
+    def _audience(self, access: NodeAccess, own: list[Resource], abroad: Callable[[str], list[Resource]]) -> Iterator[tuple[str, list[Resource]]]:
         """(bare JID, resources) of those who may hear of the owner's nodes: her contacts with
-        a presence subscription, then local entities her resources sent directed presence to
-        (the resource addressed, or all of a bare JID) and no unavailable since. The
-        federated half of PEP-14 is issue 14's."""
-        directory = self.node.directory
-        contacts = access.account.subscribers()
-        for contact in contacts:
-            yield contact, directory.resources(contact)
+        a presence subscription, then entities her resources sent directed presence to (the
+        resource addressed, or all of a bare JID) and no unavailable since. Resources of
+        other domains come from ``abroad``."""
+        contacts, domains, directory = access.account.subscribers(), self.node.domains, self.node.directory
+        for contact in contacts:  # a roster's bare JID, prepared: its domain follows the '@'
+            yield contact, directory.resources(contact) if contact.rpartition("@")[2] in domains else abroad(contact)
         shared = {jid for resource in own for jid in resource.directed}
         if not shared:
             return
         sharers: dict[str, list[Resource]] = {}
         for target in map(internJID, sorted(shared)):
-            if target.host in self.node.domains and target.user is not None and target.userhost() not in contacts:
-                found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
+            if target.user is not None and target.userhost() not in contacts and target.host not in self.node.router.services:
                 resources = sharers.setdefault(target.userhost(), [])
-                resources += [r for r in found if r is not None and r not in resources]
+                resources += [r for r in self._resources(target, abroad) if r not in resources]
         yield from sharers.items()
+
+    def _resources(self, peer: JID, abroad: Callable[[str], list[Resource]]) -> list[Resource]:
+        """The resources of a JID (just the one of a full JID): from the session directory for
+        a local one, else from ``abroad``."""
+        if peer.host in self.node.domains:
+            directory = self.node.directory
+            found = [directory.resource(peer)] if peer.resource else directory.resources(peer.userhost())
+            return [r for r in found if r is not None]
+        resources = abroad(peer.userhost())
+        return [r for r in resources if r.jid == peer] if peer.resource else resources
+
+    def _deliver(self, message: domish.Element, resources: list[Resource]) -> None:
+        """A notification to each resource: serialised once for those of this server, where
+        their own lists apply; a copy routed over federation to each of another domain,
+        whose server applies its lists."""
+        local = self.node.router.local
+        here = [r for r in resources if r.node != ABROAD]
+        local.send_each_available(local.admitted(message, here), message)
+        if len(here) != len(resources):
+            for resource in resources:
+                if resource.node == ABROAD:
+                    self.node.router.send(addressed_copy(message, resource.jid.full()))
 
     def _send_to_subscriber(self, owner: str, content: domish.Element, subscriber: str) -> None:
         """A notification routed to a subscribed JID: delivery rules and the recipient's lists apply."""
@@ -672,6 +712,12 @@ class PepModule(Module):
             subscriber = internJID(sender)
             jids = sorted({subscriber.full(), subscriber.userhost()})  # its subscriptions, bare and full, end
             run_in_background(self.store.unsubscribe_everywhere(target.user, target.host, jids), self.log, f"bounce from {sender} failed")
+        if sender and internJID(sender).host not in self.node.domains:  # a resource of another domain that bounces is gone, whatever the error type
+            full = internJID(sender).full()
+            gone = self.abroad.forget(full)
+            if gone is not None:
+                self.ended(gone)
+            self.node.cluster.forget_abroad(target.userhost(), full)
         return True
 
     # -- caps: what each resource wants (PEP-05/06) -------------------------------------------
@@ -725,15 +771,28 @@ class PepModule(Module):
 
     def _ask(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool) -> None:
         """disco#info to the full JID with node='node#ver'; one question per resource at a time."""
+        asker = self._asker(resource)
+        if asker is None:
+            return  # a resource of another domain that went before it could be asked
         for asked, (whom, _, _) in list(self._asking.items()):
             if whom is resource:
                 del self._asking[asked]
         iq_id = f"caps-{secrets.token_hex(8)}"
         self._asking[iq_id] = (resource, announced, initial)
         query = domish.Element((NS_CLIENT, "iq"))
-        query["type"], query["id"], query["to"], query["from"] = "get", iq_id, resource.jid.full(), resource.jid.host
+        query["type"], query["id"], query["to"], query["from"] = "get", iq_id, resource.jid.full(), asker
         query.addElement((caps.NS_DISCO_INFO, "query"))["node"] = f"{announced[0]}#{announced[1]}"
         self.node.router.send(query)
+
+    def _asker(self, resource: Resource) -> str | None:
+        """The domain that asks a resource for its caps: its own, or for a resource of another
+        domain, that of an account its presence reaches (None once none does)."""
+        if resource.node != ABROAD:
+            return resource.jid.host
+        listener = self.abroad.listener(resource.jid.full())
+        if listener is None or listener.resource is not resource:
+            return None
+        return internJID(next(iter(listener.told))).host
 
     def caps_answer(self, iq: domish.Element):
         """The answer to ``_ask``, if it is one."""
@@ -766,6 +825,9 @@ class PepModule(Module):
     async def _catch_up(self, resource: Resource, initial: bool) -> None:
         """PEP-05: the last items of the nodes a resource wants: all of them at its initial
         presence, those it starts wanting when its caps change later; nothing again."""
+        if resource.node == ABROAD:
+            await self._catch_up_abroad(resource)
+            return
         wanted = await self.interests(resource)
         before = frozenset() if initial else self._wanted.get(resource.jid.full(), frozenset())
         if wanted:
@@ -774,6 +836,19 @@ class PepModule(Module):
             self._wanted.pop(resource.jid.full(), None)
         if wanted - before:
             await self.send_last_items(resource, wanted - before)
+
+    async def _catch_up_abroad(self, resource: Resource) -> None:
+        """PEP-05 for a resource of another domain: of each local account its presence reaches,
+        the newest items of the nodes it wants and has not had from that account."""
+        listener = self.abroad.listener(resource.jid.full())
+        if listener is None or listener.resource is not resource:
+            return  # gone meanwhile
+        wanted = await self.interests(resource)
+        for owner, told in list(listener.told.items()):
+            if owner in listener.told:
+                listener.told[owner] = wanted
+                if wanted - told:
+                    await self._last_items(internJID(owner), resource, wanted - told)
 
     async def send_last_items(self, resource: Resource, wanted: frozenset[str]) -> None:
         """The newest item of each of these nodes, of the resource's own account and of each
@@ -786,14 +861,14 @@ class PepModule(Module):
         """The newest item of each of the owner's nodes among ``wanted`` that the access model
         and the owner's lists let the resource have."""
         nodes = await self._nodes(owner)
-        local, reader = self.node.router.local, resource.bare
+        reader = resource.bare
         for name in sorted(wanted & nodes.keys()):
             items = await self.store.items(owner.user, owner.host, name)
             if not items or not (await self._access(owner, name, nodes[name])).admits(reader):
                 continue
             message = event(owner.userhost(), items_element(NS_PUBSUB_EVENT, name, items[:1]))
             if self._owner_allows(message, owner.userhost())(reader):
-                local.send_each_available(local.admitted(message, [resource]), message)
+                self._deliver(message, [resource])
 
     def sharing(self, presence: domish.Element, origin: Resource, target: JID):
         """PEP-14 with PEP-05: a local entity the owner starts sending directed presence to is a
@@ -810,6 +885,53 @@ class PepModule(Module):
         found = [directory.resource(target)] if target.resource else directory.resources(target.userhost())
         for resource in self.node.router.local.available([r for r in found if r is not None]):
             await self._last_items(origin.jid.userhostJID(), resource, await self.interests(resource))
+
+    def heard(self, presence: domish.Element, target: JID):
+        """PEP-14 across domains: a remote resource's presence to a local account it shares
+        presence with (a contact she is subscribed to, or an entity she sent directed
+        presence to) makes it a listener there, its caps asked and its last items sent as
+        for a local one; its unavailable ends that. A node alone files it while the account
+        is in memory (her initial presence probes her remote contacts, whose answers fill
+        it again); in a cluster, whichever node it reaches files it for all."""
+        kind, sender = presence.getAttribute("type"), parse_jid(presence.getAttribute("from"))
+        if kind not in (None, "unavailable") or sender is None or sender.host in self.node.domains or sender.host in self.node.router.services:
+            return None
+        owner, cluster = target.userhost(), self.node.cluster
+        if kind == "unavailable":
+            for resource in self.abroad.unavailable(owner, sender):
+                self.ended(resource)
+            cluster.forget_abroad(owner, sender.full())
+            return None
+        if sender.resource is None:
+            return None
+        account = self.rosters.cached(owner)
+        if account is not None:
+            self._file(account, sender, presence)
+        elif cluster.shared:  # she may publish from another node, which did not get this presence
+            run_in_background(self._file_later(target, sender, presence), self.log, f"filing {sender.full()} for {owner} failed")
+        return None
+
+    async def _file_later(self, target: JID, sender: JID, presence: domish.Element) -> None:
+        if await self.node.storage.accounts.exists(target.user, target.host):
+            self._file(await self.rosters.account(target.user, target.host), sender, presence)
+
+    def _file(self, account: Account, sender: JID, presence: domish.Element) -> None:
+        """A remote resource that shares presence with the account becomes a listener: filed
+        here (and for the cluster), its caps asked, its last items sent."""
+        if not self._hears_from(account, sender):
+            return
+        listener = self.abroad.available(account.bare, sender, presence)
+        if listener is None:
+            return
+        self.node.cluster.file_abroad(account.bare, sender.full(), serialise(presence, ""))
+        resource = listener.resource
+        run_in_background(self._arrived(resource, announced_caps(presence), False), self.log, f"caps of {resource.jid.full()} failed")
+
+    def _hears_from(self, account: Account, sender: JID) -> bool:
+        item = account.item(sender.userhost())
+        if item is not None and item.subscription in ("to", "both"):
+            return True
+        return any(sender.full() in r.directed or sender.userhost() in r.directed for r in self.node.directory.resources(account.bare))
 
     def ended(self, resource: Resource):
         self._legacy.pop(resource.jid.full(), None)

@@ -8,8 +8,9 @@ entities hear of its end too (PRES-06, and how MUC rooms learn of departures).
 With federation on, it probes remote contacts too, from the bare JID (RFC 6121
 §4.3.1). A probe for an account with no available resource is answered with
 its last unavailable presence (status included) from the bare JID, stamped
-with when it was sent (XEP-0203), if this node saw it (a bounded cache per
-node), else a plain unavailable (PRES-09).
+with when it was sent (XEP-0203), which the cluster keeps (``ICluster``: in
+Redis for a cluster, so whichever node a probe reaches, in a bounded memory
+cache for a node alone), else a plain unavailable (PRES-09).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from xmppd.protocol.stanzas import StanzaError, check_presence, stamp_delay
 from xmppd.protocol.xml import NS_CLIENT
 from xmppd.sessions import Resource
 from xmppd.util.aio import run_in_background
-from xmppd.util.lru import SizedLRU
 from xmppd.util.subscription import sends_presence_to_contact
 
 AVAILABILITY = (None, "unavailable")
@@ -40,10 +40,6 @@ class PresenceModule(Module):
         "presence-in": "inbound",
         "resource-ended": ("ended", 10),
     }
-
-    def __init__(self, node):
-        super().__init__(node)
-        self.last_unavailable = SizedLRU(1 << 30, node.config.last_unavailable_cache_kb << 10, _size_of_last)  # bare -> (xml, when)
 
     @property
     def rosters(self) -> RosterModule:
@@ -185,19 +181,22 @@ class PresenceModule(Module):
         account = self.rosters.cached(target.userhost())
         if account is None:
             return self._probe_later(probe, target)
-        self._answer_probe(account, probe, JID(prober), target)
-        return True
+        return self._answer_probe(account, probe, JID(prober), target) or True
 
     async def _probe_later(self, probe, target):
         if await self.node.storage.accounts.exists(target.user, target.host):
             account = await self.rosters.account(target.user, target.host)
-            self._answer_probe(account, probe, JID(probe["from"]), target)
+            answering = self._answer_probe(account, probe, JID(probe["from"]), target)
+            if answering is not None:
+                await answering
 
     def _may_see(self, resource: Resource, peer: JID) -> bool:
         privacy = self.node.privacy
         return privacy is None or privacy.allowed(resource.presence, resource.bare, resource, peer, inbound=False)
 
-    def _answer_probe(self, account: Account, probe: domish.Element, prober: JID, target: JID) -> None:
+    def _answer_probe(self, account: Account, probe: domish.Element, prober: JID, target: JID):
+        """Each available resource the prober may see shows its presence; with none, the
+        unavailable goes out once read (the awaitable returned)."""
         privacy = self.node.privacy
         if privacy is not None and not privacy.allowed(probe, account.bare, None, prober, inbound=True):
             return  # the default list blocks the prober altogether
@@ -214,13 +213,17 @@ class PresenceModule(Module):
         ]  # a resource whose list blocks presence-out to the prober looks offline
         for resource in answering:
             self.node.router.send(presence_copy(resource.presence, prober.full()))
-        if not answering:
-            gone = self._last_unavailable(account.bare, prober.full()) if target.resource is None else None
-            if gone is None:
-                gone = presence_stanza(target.full() if target.resource else account.bare, prober.full(), "unavailable")
-            if probe.getAttribute("id"):
-                gone["id"] = probe["id"]
-            self.node.router.send(gone)
+        if answering:
+            return None
+        return self._answer_gone(account.bare, probe, prober, target)
+
+    async def _answer_gone(self, bare: str, probe: domish.Element, prober: JID, target: JID) -> None:
+        gone = await self._last_unavailable(bare, prober.full()) if target.resource is None else None
+        if gone is None:
+            gone = presence_stanza(target.full() if target.resource else bare, prober.full(), "unavailable")
+        if probe.getAttribute("id"):
+            gone["id"] = probe["id"]
+        self.node.router.send(gone)
 
     # -- the end of a resource (PRES-05) ------------------------------------------------------------
 
@@ -267,16 +270,16 @@ class PresenceModule(Module):
         kept = {k: v for k, v in presence.attributes.items() if k not in ("to", "id")}
         copy = domish.Element((NS_CLIENT, "presence"), attribs=kept)
         copy.children = [c for c in presence.children if not (isinstance(c, domish.Element) and c.name == "priority")]
-        self.last_unavailable.put(bare, (X.serialise(copy), self.node.clock.seconds()))
+        self.node.cluster.remember_unavailable(bare, X.serialise(copy), self.node.clock.seconds())
 
-    def _last_unavailable(self, bare: str, to: str) -> domish.Element | None:
-        """The account's last unavailable presence, to ``to``, with a delay stamp; None if this node did not see it."""
+    async def _last_unavailable(self, bare: str, to: str) -> domish.Element | None:
+        """The account's last unavailable presence, to ``to``, with a delay stamp; None if the cluster does not know it."""
         if any(r.available for r in self.node.directory.resources(bare)):
             return None  # available, yet showing nothing to this prober: it learns nothing more
-        found = self.last_unavailable.entries.get(bare)
+        found = await self.node.cluster.last_unavailable(bare)
         if found is None:
             return None
-        text, when = found[0]
+        text, when = found
         presence = X.parse_fragments(text.encode("utf-8"), NS_CLIENT)[0]
         presence["from"], presence["to"] = bare, to  # from the account: none of its resources is there (RFC 6121 §4.3.2)
         privacy = self.node.privacy
@@ -285,6 +288,3 @@ class PresenceModule(Module):
         stamp_delay(presence, bare.partition("@")[2], when)
         return presence
 
-
-def _size_of_last(bare: str, kept: tuple[str, float]) -> int:
-    return len(bare) + len(kept[0]) + 64

@@ -15,7 +15,7 @@ from twisted.words.xish import domish
 
 from xmppd.modules import Module
 from xmppd.modules.roster import Account, RosterFull, RosterModule
-from xmppd.protocol.stanzas import StanzaError, error_reply
+from xmppd.protocol.stanzas import StanzaError, addressed_copy, error_reply
 from xmppd.protocol.xml import NS_CLIENT, serialise
 from xmppd.sessions import Resource
 from xmppd.storage.interfaces import RosterItem
@@ -165,8 +165,4 @@ class SubscriptionModule(Module):
 
 def presence_copy(presence: domish.Element, to: str) -> domish.Element:
     """A stored presence re-addressed (probe answers, SUB-04)."""
-    copy = domish.Element((NS_CLIENT, "presence"))
-    copy.attributes = dict(presence.attributes)
-    copy.children = list(presence.children)
-    copy["to"] = to
-    return copy
+    return addressed_copy(presence, to)

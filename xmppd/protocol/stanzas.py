@@ -51,6 +51,15 @@ def result(iq: domish.Element, child: domish.Element | None = None) -> domish.El
     return response
 
 
+def addressed_copy(stanza: domish.Element, to: str) -> domish.Element:
+    """The stanza to another recipient: its attributes copied, its children shared, not copied."""
+    copy = domish.Element((NS_CLIENT, stanza.name))
+    copy.attributes = dict(stanza.attributes)
+    copy.children = list(stanza.children)
+    copy["to"] = to
+    return copy
+
+
 def error_reply(stanza: domish.Element, error: StanzaError | str, text: str | None = None) -> domish.Element:
     """The error answer to a stanza: same kind and id, addresses swapped, payload echoed."""
     if isinstance(error, str):
