@@ -34,7 +34,7 @@ from twisted.words.protocols.jabber import jid
 
 from xmppd import config as cfg
 from xmppd.cluster.membership import survey
-from xmppd.cluster.redis import end_sessions
+from xmppd.cluster.redis import end_sessions, forget_account
 from xmppd.muc.roomctl import destroy_room, survey_rooms
 from xmppd.protocol.scram import Credentials
 from xmppd.storage import DATABASE_FILENAME, open_storage
@@ -125,12 +125,15 @@ async def _destroy_stored(config: cfg.Config, room: str) -> str:
     return f"destroyed {room} (stored; no node ran it)"
 
 
-async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str, text: str) -> str:
-    """A running cluster ends the account's sessions (a lone node's xmppctl has no way to it)."""
+async def _end_sessions(config: cfg.Config, user: str, host: str, condition: str, text: str, deleted: bool = False) -> str:
+    """A running cluster ends the account's sessions (a lone node's xmppctl has no way to it);
+    a deleted account's cluster keys go too."""
     if not config.redis_url:
         return ""
     client = redis_client(config.redis_url)
     try:
+        if deleted:
+            await forget_account(client, f"{user}@{host}")
         nodes = await end_sessions(client, f"{user}@{host}", condition, text)
     finally:
         await client.aclose()
@@ -223,7 +226,7 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
             user, host = _account(config, args.jid)
             if not await storage.delete_account(user, host):
                 raise CommandError(f"no such account: {user}@{host}")
-            return f"deleted {user}@{host}" + await _end_sessions(config, user, host, "not-authorized", "account removed")
+            return f"deleted {user}@{host}" + await _end_sessions(config, user, host, "not-authorized", "account removed", deleted=True)
         return "\n".join(await accounts.list(args.domain))
     finally:
         await storage.close()

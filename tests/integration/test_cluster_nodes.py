@@ -134,6 +134,41 @@ async def test_a_probe_answered_on_the_other_node_gets_the_last_unavailable_stam
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_account_that_cancels_its_registration_leaves_nothing_in_the_cluster(node_factory, redis_url):
+    """XEP-0077 cancel: the account's last unavailable and remote listeners kept in Redis go with
+    it, so a namesake registered later shows probes nothing of the old account."""
+    import redis.asyncio
+
+    from xmppd.cluster import keys
+
+    store = redis.asyncio.Redis.from_url(redis_url)
+    await as_deferred(store.flushall())
+    a = node_factory(redis_url=redis_url, node_id="a", heartbeat_ttl=1, registration=True)
+    await ready(a)
+    await users(a, "alice")
+    kept = (keys.last_unavailable("alice@localhost"), keys.pep_abroad("alice@localhost"))
+    await as_deferred(store.hset(kept[1], "carol@elsewhere.example/phone", "<presence/>"))
+    desk = await connect(jid=f"alice@{DOMAIN}", password="secret", host="127.0.0.1", port=a.port, insecure=True)
+    desk.send(presence())
+    await desk.next(from_(desk.jid.full()))
+    desk.send(presence(kind="unavailable"))
+    await desk.next(from_(desk.jid.full(), "unavailable"))
+    await desk.close()
+    for _ in range(200):
+        if await as_deferred(store.exists(kept[0])):
+            break
+        await as_deferred(asyncio.sleep(0.01))
+    assert [await as_deferred(store.exists(k)) for k in kept] == [1, 1]
+    phone = await connect(jid=f"alice@{DOMAIN}", password="secret", host="127.0.0.1", port=a.port, insecure=True)
+    cancel = iq("set", "jabber:iq:register")
+    cancel.query.addElement("remove")
+    assert (await phone.iq(cancel)).getAttribute("type") == "result"
+    assert await as_deferred(store.exists(*kept)) == 0
+    await phone.closed
+    await as_deferred(store.aclose())
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_same_resource_on_another_node_replaces_the_old_session(two):
     a, b, login = two
     await users(a, "alice")

@@ -238,6 +238,17 @@ async def test_xmppctl_and_a_node_share_accounts_through_redis(tmp_path):
         rita = await log_in(node, "rita@localhost", "pw")
         assert rita.jid.userhost() == "rita@localhost"
         await rita.close()
+        # deluser takes what the cluster kept for the account with it
+        import redis
+
+        from xmppd.cluster import keys
+
+        kept = (keys.last_unavailable("rita@localhost"), keys.pep_abroad("rita@localhost"))
+        with redis.Redis.from_url(server.url) as store:
+            store.set(kept[0], "0\n<presence type='unavailable'/>")
+            store.hset(kept[1], "carol@elsewhere.example/phone", "<presence/>")
+            assert ctl("--redis", server.url, "deluser", "rita@localhost", cwd=tmp_path).returncode == 0
+            assert store.exists(*kept) == 0
     finally:
         if node is not None:
             node.stop()

@@ -49,3 +49,7 @@ class ICluster(Interface):
 
     async def abroad(owner: str) -> dict[str, str]:
         """Full JID -> presence XML of what ``file_abroad`` filed for the account."""
+
+    async def forget_account(bare: str) -> None:
+        """The account was deleted: what the cluster kept for it goes too (a name registered
+        again must not inherit its last unavailable or its remote listeners)."""

@@ -54,6 +54,9 @@ class LocalCluster:
     async def abroad(self, owner: str) -> dict[str, str]:
         return {}
 
+    async def forget_account(self, bare: str) -> None:
+        self._last_unavailable.discard(bare)
+
 
 def _size_of_last(bare: str, kept: tuple[str, float]) -> int:
     return len(bare) + len(kept[0]) + 64

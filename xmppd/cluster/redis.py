@@ -230,6 +230,9 @@ class RedisCluster:
             log.warn("reading the remote listeners of {owner} failed ({error})", owner=owner, error=e)
             return {}
 
+    async def forget_account(self, bare: str) -> None:
+        await forget_account(self.redis, bare)
+
     def _tell(self, kind: str, bare: str, detail: str = "") -> None:
         run_in_background(self.redis.publish(keys.EVENTS, f"{kind}\n{self.node_id}\n{bare}\n{detail}"), log,
                           f"telling the cluster that {bare} changed failed")
@@ -312,6 +315,11 @@ class RedisCluster:
                 resource.stream.send_raw(readdress(to))
             else:
                 local.to_resource(readdressed(stanza, to), resource)
+
+
+async def forget_account(redis, bare: str) -> None:
+    """Delete the cluster's keys of a deleted account (its sessions end by ``end_sessions``)."""
+    await redis.delete(keys.last_unavailable(bare), keys.pep_abroad(bare))
 
 
 async def end_sessions(redis, bare: str, condition: str, text: str) -> int:

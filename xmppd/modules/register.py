@@ -125,6 +125,7 @@ class RegisterModule(Module):
         if rosters is not None:
             rosters.forget(request.sender.userhost())
         self.node.cluster.account_changed(request.sender.userhost())  # other nodes' copies go too
+        await self.node.cluster.forget_account(request.sender.userhost())
         resources = self.node.directory.resources(request.sender.userhost())
         self.node.clock.callLater(0, _end_streams, resources, "not-authorized", "account removed")
         return None

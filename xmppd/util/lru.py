@@ -33,12 +33,15 @@ class SizedLRU:
         size = self._size_of(key, value) + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
-        old = self.entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
+        self.discard(key)
         self.entries[key] = (value, size)
         self.bytes += size
         self.shrink()
+
+    def discard(self, key: Hashable) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
 
     def shrink(self) -> None:
         """Drop the least recently used entries until both bounds hold (also after they were lowered)."""
