@@ -204,13 +204,6 @@ class NodeService(service.MultiService):
         return self.getServiceNamed(name)
 
 
-def certificate_files(config: Config):
-    """The configured certificate and key, or a self-signed pair for the served domains."""
-    if config.tls_cert:
-        return config.tls_cert, config.tls_key
-    return tls.ensure_self_signed(config.data_dir / "tls", list(config.domains))
-
-
 def storage_and_cluster(config: Config):
     """SQLite and a node alone, or Redis shared by the cluster's nodes."""
     if not config.redis_url:
@@ -225,8 +218,8 @@ def storage_and_cluster(config: Config):
 def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> NodeService:
     if clock is None:
         from twisted.internet import reactor as clock
-    cert, key = certificate_files(config)
-    context = tls.server_context(cert, key)
+    cert, key = tls.certificate_files(config)
+    context = tls.ServerCertificate(cert, key)
     federation_tls = FederationTLS.from_files(cert, key, config.s2s_ca_file) if config.s2s else None
     storage, cluster = storage_and_cluster(config)
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)

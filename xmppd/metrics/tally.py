@@ -34,3 +34,23 @@ class Tally:
         for letter, count in self._written.items():
             out[_OUT_KINDS.get(letter, "other")] += count
         return out
+
+
+class _Discarded(Counter):
+    """A counter that keeps nothing: ``counts[key] += 1`` reads 0 and writes nowhere."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+class Untallied(Tally):
+    """``metrics = false``: the same calls on the stanza path, nothing kept (/metrics is off)."""
+
+    def __init__(self):
+        super().__init__()
+        for name, value in vars(self).items():
+            if isinstance(value, Counter):
+                setattr(self, name, _Discarded())
+
+    def written(self, data: bytes) -> None:
+        pass

@@ -45,6 +45,11 @@ class PresenceModule(Module):
         super().__init__(node)
         self.last_unavailable = SizedLRU(1 << 30, node.config.last_unavailable_cache_kb << 10, _size_of_last)  # bare -> (xml, when)
 
+    def follow_config(self) -> None:
+        """``xmppctl reload``: a lowered last_unavailable_cache_kb drops the least recently used at once."""
+        self.last_unavailable.max_bytes = self.node.config.last_unavailable_cache_kb << 10
+        self.last_unavailable.shrink()
+
     @property
     def rosters(self) -> RosterModule:
         return self.node.modules.module("roster")
