@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from xmppd.cluster.local import LocalCluster
 from xmppd.cluster.redis import RedisCluster
 from xmppd.config import Config
-from xmppd.metrics.collector import registry as metrics_registry
+from xmppd.metrics.collector import NodeCollector
 from xmppd.metrics.lag import LoopLag
 from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
@@ -224,7 +224,7 @@ def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> No
     storage, cluster = storage_and_cluster(config)
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)
     root = NodeService(node)
-    Listener("http", config.http_port, site(root, metrics_registry(node, root.lag)), config.http_interface).setServiceParent(root)
+    Listener("http", config.http_port, site(root, NodeCollector(node, root.lag)), config.http_interface).setServiceParent(root)
     if config.component_listener:
         Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)

@@ -7,6 +7,7 @@ from importlib import resources as package_files
 from twisted.web import resource
 from twisted.web.server import Site
 
+from xmppd.metrics.collector import NodeCollector
 from xmppd.web import admin, gate
 from xmppd.web.health import Health, Readiness
 from xmppd.web.metrics import Metrics
@@ -50,13 +51,13 @@ class Dashboard(resource.Resource):
         return b""
 
 
-def site(service, metrics_registry) -> Site:
+def site(service, metrics: NodeCollector) -> Site:
     node = service.node
     config = node.config
     root = resource.Resource()
     root.putChild(b"healthz", Health())
     root.putChild(b"readyz", Readiness(node))
-    root.putChild(b"metrics", Metrics(metrics_registry) if config.metrics else gate.Refusal(404, "metrics are off (metrics = false)"))
+    root.putChild(b"metrics", Metrics(metrics) if config.metrics else gate.Refusal(404, "metrics are off (metrics = false)"))
     root.putChild(b"dashboard", Dashboard(config))
     root.putChild(b"api", gate.TokenGate(config, admin.endpoints(service)))
     factory = Site(root)
