@@ -139,6 +139,13 @@ def test_the_admin_endpoint_refuses_without_the_token(make_cluster):
     without = cluster.ctl("reload", check=False)
     assert without.returncode == 1 and without.stderr.strip() == "xmppctl: reload: give the nodes' http_token in the configuration (-c)"
 
+    rotated = "rotated-token-0123456789"
+    (cluster.directory / "n1.toml").write_text(f'c2s_direct_tls = true\nhttp_token = "{rotated}"\n')
+    assert reload(cluster).stdout.strip() == "n1: applied: http_token (secret) -> (secret)"  # never echoed
+    assert cluster.ctl("-c", ctl_config(cluster), "sessions", check=False).returncode == 1  # the old token: 403
+    (cluster.directory / "rotated.toml").write_text(f'http_token = "{rotated}"\n')
+    assert cluster.ctl("-c", str(cluster.directory / "rotated.toml"), "sessions").stdout.startswith("JID")
+
 
 def test_sighup_reloads_and_logs_what_changed(make_cluster):
     cluster = make_cluster("n1", config=NODE_CONFIG)
