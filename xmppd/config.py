@@ -338,7 +338,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
     values["components"] = _validate_components(values["components"], values["domains"] + values["muc_hosts"], origin)
     _check_cross_option_rules(values, origin)
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
-    return Config(values, origin, None if path is None else Path(path), given)
+    return Config(values, origin, None if path is None else Path(path).absolute(), given)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

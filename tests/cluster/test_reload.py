@@ -52,21 +52,29 @@ def test_a_lowered_limit_holds_for_the_next_stanza_on_every_node(make_cluster):
     (alice,) = cluster.users("alice")
     assert bind_condition(cluster, "n1", alice, "a") is None
     assert bind_condition(cluster, "n2", alice, "b") is None
+    lowered = "max_resources = 2\nmax_stanza_size = 10000\noffline_quota = 0\nvcard_max_size = 1024\nmuc_max_nick_length = 5\n"
     for node_id in ("n1", "n2"):
-        edit(cluster, node_id, "max_resources = 2\nmuc_max_nick_length = 5\n")
+        edit(cluster, node_id, lowered)
     done = reload(cluster)
-    assert sorted(done.stdout.splitlines()) == [
-        "n1: applied: max_resources 10 -> 2; muc_max_nick_length 64 -> 5",
-        "n2: applied: max_resources 10 -> 2; muc_max_nick_length 64 -> 5",
-    ], done.stdout
+    changes = ("max_stanza_size 262144 -> 10000; max_resources 10 -> 2; offline_quota 1000 -> 0; "
+               "vcard_max_size 65536 -> 1024; muc_max_nick_length 64 -> 5")
+    assert sorted(done.stdout.splitlines()) == [f"n1: applied: {changes}", f"n2: applied: {changes}"], done.stdout
     assert bind_condition(cluster, "n2", alice, "c") == "resource-constraint"
     assert bind_condition(cluster, "n1", alice, "c") == "resource-constraint"
 
-    (bob,) = cluster.users("bob")
+    bob, carol = cluster.users("bob", "carol")
     client = cluster.online("n1", bob)
     room = f"lobby@{SERVICE}"
     assert refused_join(client, room, "sixchr") == "not-acceptable"
     enter(client, room, "five5")
+    vcard = client.iq_raw(f"<iq type='set' id='{{id}}'><vCard xmlns='vcard-temp'><FN>{'x' * 1100}</FN></vCard></iq>")
+    assert error_condition(vcard) == "not-acceptable"
+    client.send(f"<message to='{carol}@localhost' type='chat' id='off1'><body>stored?</body></message>")
+    bounce = client.expect(lambda e: e.name == "message" and e.getAttribute("id") == "off1", what="the bounce")
+    assert bounce.getAttribute("type") == "error" and error_condition(bounce) == "service-unavailable"
+    client.send(f"<message to='{carol}@localhost' type='chat'><body>{'x' * 12000}</body></message>")
+    client.wait_closed()
+    assert client.stream_error == "policy-violation"
 
 
 def test_registration_turned_on_is_offered_to_new_streams(make_cluster):
