@@ -12,16 +12,19 @@ from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import CollectorRegistry
-from twisted.logger import Logger
 
 from xmppd.metrics.lag import LoopLag
 from xmppd.muc.service import MucService
+from xmppd.util.aio import UNAVAILABLE
 
 PREFIX = "xmppd_"
-
-log = Logger()
 
 
 def _by_label(family, counts: dict) -> Metric:
@@ -63,11 +66,11 @@ class NodeCollector:
 
     async def read_storage(self) -> None:
         """What only the storage knows, read before the families are built (``collect`` cannot await).
-        Storage out of reach: those families are left out of this scrape, the others stay."""
+        Redis out of reach: those families are left out of this scrape (``xmppd_redis_failures_total``
+        and ``xmppd_ready`` say why), the others stay."""
         try:
             self.offline_totals = await self.node.storage.offline.totals()
-        except Exception as e:
-            log.warn("/metrics: offline totals unavailable: {error}", error=e)
+        except UNAVAILABLE:
             self.offline_totals = None
 
     def collect(self) -> Iterator[Metric]:
