@@ -192,7 +192,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("http_interface", str, "127.0.0.1", "address of the operators' HTTP endpoints (/healthz, /readyz, /metrics, the dashboard): keep it private", cli=True),
     Option("http_port", int, 5280, "port of the operators' HTTP endpoints; 0 picks a free port", min=0, max=65535, cli=True),
     Option("http_token", str, "", "bearer token for the dashboard's data and the admin actions on the HTTP listener (sessions, kick, drain, reload); empty = they are off (404); /healthz, /readyz and /metrics stay open", min=16, max=256, reload=LIVE, secret=True),
-    Option("metrics", bool, True, "count stanzas, logins and errors for /metrics; false: /metrics answers 404 and the stanza path counts nothing"),
+    Option("metrics", bool, True, "serve /metrics; false: it answers 404 (the node still counts: about 0.7 % of a message's instructions, docs/operations.md)"),
     Option("drain_redirect", str, "", "host or host:port of the balancer a draining node sends its clients to (see-other-host); empty = system-shutdown", max=255, reload=LIVE),
     Option("drain_rate", int, 100, "client sessions a draining node closes per second", min=1, max=100_000, reload=LIVE),
 )

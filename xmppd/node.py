@@ -12,7 +12,7 @@ from xmppd import compat
 from xmppd.cluster.local import LocalCluster
 from xmppd.component.service import ComponentService
 from xmppd.config import Config
-from xmppd.metrics.tally import Tally, Untallied
+from xmppd.metrics.tally import Tally
 from xmppd.modules import ModuleHost
 from xmppd.muc.service import MucService
 from xmppd.router import Router
@@ -50,7 +50,7 @@ class Node:
         self.directory = self.cluster.directory
         self.started_at = clock.seconds()
         self.router = Router(self)
-        self.tally = Tally() if config.metrics else Untallied()  # what /metrics reports (xmppd/metrics)
+        self.tally = Tally()  # what /metrics reports (xmppd/metrics)
         self.reclaimer = Reclaimer()  # collects the cycles big stanzas leave, by bytes read (util/memory.py)
         for domain, secret in config.components.items():
             self.router.services[domain] = ComponentService(self, domain, secret)

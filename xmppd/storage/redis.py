@@ -23,7 +23,7 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
 
     xmppd:{caps}:features                     HASH   XEP-0115 ver -> JSON list of its verified features
 
-    xmppd:{offline}:totals                    HASH   messages, bytes: every offline queue's together
+    xmppd:{offline}:totals                    HASH   messages, bytes: every offline queue's together (none: 0)
 
     xmppd:{accounts}:domains                  SET    domains with at least one account
     xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
@@ -313,6 +313,14 @@ end
 redis.call('INCRBY', KEYS[2], size)
 """
 
+# KEYS: the offline totals. ARGV: messages, bytes (negative: taken away). Gone when nothing is queued.
+_OFFLINE_TOTALS_ADD = """
+local messages = redis.call('HINCRBY', KEYS[1], 'messages', ARGV[1])
+if redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[2]) == 0 and messages == 0 then
+    redis.call('DEL', KEYS[1])
+end
+"""
+
 # KEYS: lists, default. ARGV: name. 1 if removed; clears the default if it named the list.
 _PRIVACY_REMOVE = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -520,6 +528,7 @@ class RedisOfflineStore(_PerUserStore):
         self._push = client.register_script(_OFFLINE_PUSH)
         self._pop_page = client.register_script(_OFFLINE_POP_PAGE)
         self._requeue = client.register_script(_OFFLINE_REQUEUE)
+        self._add_to_totals = client.register_script(_OFFLINE_TOTALS_ADD)
 
     async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
         if not await self._push(keys=self._keys(localpart, domain), args=[stanza_xml, quota.messages, quota.bytes]):
@@ -548,10 +557,7 @@ class RedisOfflineStore(_PerUserStore):
 
     async def _count(self, messages: int, size: int) -> None:
         """The second step of every change: the totals follow what the queue's script did."""
-        async with self._redis.pipeline(transaction=True) as write:
-            write.hincrby(_OFFLINE_TOTALS, "messages", messages)
-            write.hincrby(_OFFLINE_TOTALS, "bytes", size)
-            await write.execute()
+        await self._add_to_totals(keys=[_OFFLINE_TOTALS], args=[messages, size])
 
     async def delete_all(self, localpart: str, domain: str) -> None:
         queue, size = self._keys(localpart, domain)
