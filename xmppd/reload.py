@@ -27,7 +27,7 @@ log = Logger()
 def shown(option: cfg.Option, value) -> str:
     if option.secret:
         return "(secret)"
-    if option.type in (list, tuple) or isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)):  # lists, and per_ip_exempt's parsed networks
         return ",".join(str(v) for v in value) or "(none)"
     return str(value).lower() if option.type is bool else str(value)
 
@@ -42,7 +42,8 @@ class Plan:
     client_certificate: ServerCertificate | None = None
     federation_certificate: ServerCertificate | None = None
 
-    def lines(self, old: cfg.Config) -> dict[str, list[str]]:
+    def lines(self, old: cfg.Config) -> dict:
+        """The admin endpoint's answer: each change as 'name old -> new', secrets hidden."""
         def changes(options):
             return [f"{o.name} {shown(o, old.values[o.name])} -> {shown(o, self.config.values[o.name])}" for o in options]
 
@@ -76,6 +77,7 @@ def _served(old: cfg.Config, new: cfg.Config, live: list[cfg.Option]) -> cfg.Con
 
 
 def apply(node, found: Plan) -> None:
+    """New values into the node's one Config (read where used), then the parts that copied one at start."""
     config = node.config
     config.values.update((o.name, found.config.values[o.name]) for o in found.live)
     if found.client_certificate is not None:
