@@ -52,12 +52,13 @@ def test_a_lowered_limit_holds_for_the_next_stanza_on_every_node(make_cluster):
     (alice,) = cluster.users("alice")
     assert bind_condition(cluster, "n1", alice, "a") is None
     assert bind_condition(cluster, "n2", alice, "b") is None
-    lowered = "max_resources = 2\nmax_stanza_size = 10000\noffline_quota = 0\nvcard_max_size = 1024\nmuc_max_nick_length = 5\n"
+    lowered = ("max_resources = 2\nmax_stanza_size = 10000\nroster_max_text = 10\noffline_quota = 0\npep_max_item_size = 1024\n"
+               "vcard_max_size = 1024\nmuc_max_nick_length = 5\n")
     for node_id in ("n1", "n2"):
         edit(cluster, node_id, lowered)
     done = reload(cluster)
-    changes = ("max_stanza_size 262144 -> 10000; max_resources 10 -> 2; offline_quota 1000 -> 0; "
-               "vcard_max_size 65536 -> 1024; muc_max_nick_length 64 -> 5")
+    changes = ("max_stanza_size 262144 -> 10000; max_resources 10 -> 2; roster_max_text 1023 -> 10; offline_quota 1000 -> 0; "
+               "pep_max_item_size 131072 -> 1024; vcard_max_size 65536 -> 1024; muc_max_nick_length 64 -> 5")
     assert sorted(done.stdout.splitlines()) == [f"n1: applied: {changes}", f"n2: applied: {changes}"], done.stdout
     assert bind_condition(cluster, "n2", alice, "c") == "resource-constraint"
     assert bind_condition(cluster, "n1", alice, "c") == "resource-constraint"
@@ -69,6 +70,12 @@ def test_a_lowered_limit_holds_for_the_next_stanza_on_every_node(make_cluster):
     enter(client, room, "five5")
     vcard = client.iq_raw(f"<iq type='set' id='{{id}}'><vCard xmlns='vcard-temp'><FN>{'x' * 1100}</FN></vCard></iq>")
     assert error_condition(vcard) == "not-acceptable"
+    named = client.iq_raw(f"<iq type='set' id='{{id}}'><query xmlns='jabber:iq:roster'><item jid='{carol}@localhost' name='eleven char'/></query></iq>")
+    assert error_condition(named) == "not-acceptable"
+    published = client.iq_raw("<iq type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:tune'>"
+                              f"<item id='a'><tune xmlns='http://jabber.org/protocol/tune'><title>{'x' * 1100}</title></tune></item>"
+                              "</publish></pubsub></iq>")
+    assert error_condition(published) == "not-acceptable"
     client.send(f"<message to='{carol}@localhost' type='chat' id='off1'><body>stored?</body></message>")
     bounce = client.expect(lambda e: e.name == "message" and e.getAttribute("id") == "off1", what="the bounce")
     assert bounce.getAttribute("type") == "error" and error_condition(bounce) == "service-unavailable"
