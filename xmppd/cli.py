@@ -12,8 +12,9 @@
     xmppctl sessions                                (JID, node, address, since, TLS, SASL mechanism)
     xmppctl kick JID                                (a bare JID: all its sessions)
     xmppctl drain NODE                              (before maintenance: docs/operations.md)
+    xmppctl reload [--node NODE] [--dry-run]        (configuration changes without a restart)
 
-sessions, kick and drain call the nodes' HTTP listeners with http_token (from -c
+sessions, kick, drain and reload call the nodes' HTTP listeners with http_token (from -c
 ); with --redis, every live node of the cluster, else the node the
 configuration describes.
 
@@ -33,6 +34,7 @@ from redis.exceptions import RedisError
 from twisted.words.protocols.jabber import jid
 
 from xmppd import config as cfg
+from xmppd import reloadctl
 from xmppd.cluster.membership import survey
 from xmppd.cluster.redis import end_sessions, forget_account
 from xmppd.muc.roomctl import destroy_room, survey_rooms
@@ -205,6 +207,8 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
         return await kick(config, args.jid)
     if args.command == "drain":
         return await drain(config, args.node)
+    if args.command == "reload":
+        return await reloadctl.run(await _endpoints(config, "reload"), config.http_token, args)
     _refuse_a_new_database(config, args.init)
     storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
@@ -259,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("kick", help="end a JID's sessions (a bare JID: all of them)").add_argument("jid")
     drain_parser = commands.add_parser("drain", help="take a node out of service: not ready, sessions closed at drain_rate, rooms moved")
     drain_parser.add_argument("node")
+    reloadctl.add_parser(commands)
     return p
 
 
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except AccountNotFound as e:
         print(f"xmppctl: no such account: {e}", file=sys.stderr)
         return 1
-    except (cfg.ConfigError, CommandError, StorageError, RemoteError) as e:
+    except (cfg.ConfigError, CommandError, StorageError, RemoteError, reloadctl.ReloadFailed) as e:
         print(f"xmppctl: {e}", file=sys.stderr)
         return 1
     if output:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -14,7 +15,7 @@ from xmppd import config as cfg, diagnostics
 
 PIDFILE = "twistd.pid"  # twistd's default, in the working directory; a node keeps it in its data directory
 LOG_OBSERVER = "xmppd.plugin.log_observer"  # twistd's --logger, unless the user gives one
-_log = {}  # twistd's options and the node's log_level, for log_observer
+_log = {}  # twistd's options and the node's log_level, for log_observer; then its level filter
 
 REACTOR_HINT = "xmppd needs Twisted's asyncio reactor (redis-py is asyncio); run twistd without --reactor"
 
@@ -85,6 +86,7 @@ class Options(usage.Options):
 
 
 def makeService(options: Options):
+    from xmppd import reload
     from xmppd.service import make_node_service
     from xmppd.streams.tls import CertificateError
 
@@ -97,7 +99,9 @@ def makeService(options: Options):
     except OSError as e:
         exit_with(f"data directory {config.data_dir}: {e.strerror}")
     tune_gc()
-    diagnostics.install(asyncio.get_event_loop())  # the reactor's loop, set by install_reactor()
+    loop = asyncio.get_event_loop()  # the reactor's loop, set by install_reactor()
+    diagnostics.install(loop)
+    loop.add_signal_handler(signal.SIGHUP, reload.on_signal, node_service.node)
     return node_service
 
 
@@ -128,7 +132,16 @@ def log_observer():
     observer = UnixAppLogger(_log["twistd"])._getLogObserver()
     if not ILogObserver.providedBy(observer):  # syslog's is a legacy one
         observer = LegacyLogObserverWrapper(observer)
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.levelWithName(_log["level"]))])
+    _log["filter"] = LogLevelFilterPredicate(LogLevel.levelWithName(_log["level"]))
+    return FilteringLogObserver(observer, [_log["filter"]])
+
+
+def set_log_level(name: str) -> None:
+    """``xmppctl reload`` of log_level; a node not started by twistd's logger (tests) has none to change."""
+    from twisted.logger import LogLevel
+
+    if "filter" in _log:
+        _log["filter"].setLogLevelForNamespace("", LogLevel.levelWithName(name))
 
 
 def tune_gc() -> None:

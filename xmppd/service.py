@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from xmppd.cluster.local import LocalCluster
 from xmppd.cluster.redis import RedisCluster
 from xmppd.config import Config
-from xmppd.metrics.collector import registry as metrics_registry
+from xmppd.metrics.collector import NodeCollector
 from xmppd.metrics.lag import LoopLag
 from xmppd.modules.blocking import BlockingModule
 from xmppd.modules.disco import DiscoModule
@@ -204,13 +204,6 @@ class NodeService(service.MultiService):
         return self.getServiceNamed(name)
 
 
-def certificate_files(config: Config):
-    """The configured certificate and key, or a self-signed pair for the served domains."""
-    if config.tls_cert:
-        return config.tls_cert, config.tls_key
-    return tls.ensure_self_signed(config.data_dir / "tls", list(config.domains))
-
-
 def storage_and_cluster(config: Config):
     """SQLite and a node alone, or Redis shared by the cluster's nodes."""
     if not config.redis_url:
@@ -225,13 +218,13 @@ def storage_and_cluster(config: Config):
 def make_node_service(config: Config, clock=None, modules=DEFAULT_MODULES) -> NodeService:
     if clock is None:
         from twisted.internet import reactor as clock
-    cert, key = certificate_files(config)
-    context = tls.server_context(cert, key)
+    cert, key = tls.certificate_files(config)
+    context = tls.ServerCertificate(cert, key)
     federation_tls = FederationTLS.from_files(cert, key, config.s2s_ca_file) if config.s2s else None
     storage, cluster = storage_and_cluster(config)
     node = Node(config, storage, clock, modules, tls_context=context, cluster=cluster, federation_tls=federation_tls)
     root = NodeService(node)
-    Listener("http", config.http_port, site(root, metrics_registry(node, root.lag)), config.http_interface).setServiceParent(root)
+    Listener("http", config.http_port, site(root, NodeCollector(node, root.lag)), config.http_interface).setServiceParent(root)
     if config.component_listener:
         Listener("component", config.component_port, ComponentStreamFactory(node), config.component_interface).setServiceParent(root)
     Listener("c2s", config.c2s_port, ClientStreamFactory(node, False), config.c2s_interface).setServiceParent(root)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 import pytest
 import pytest_twisted
 
@@ -9,6 +12,7 @@ from tests.integration.metrics_scrape import get, scrape, value
 from tests.integration.stanzas import condition, is_message_with, message, presence
 from xmppd.client import connect
 from xmppd.client.errors import SASLError
+from xmppd.storage import DATABASE_FILENAME
 
 
 def http_port(node) -> int:
@@ -82,3 +86,40 @@ async def test_a_malformed_stanza_counts_with_its_condition(node, login):
     assert condition(error) == "bad-request"
     samples = await scrape(http_port(node))
     assert value(samples, "xmppd_bounces_total", condition="bad-request") == 1
+
+
+def stored_offline(node) -> tuple[int, int]:
+    """What the SQLite file itself holds, read on a connection of the test's own."""
+    with closing(sqlite3.connect(node.data_dir / DATABASE_FILENAME)) as db:
+        return db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM offline_messages").fetchone()
+
+
+@pytest_twisted.ensureDeferred
+async def test_offline_totals_are_the_storages(node, login):
+    await node.add_user("bob")
+    alice = await login("alice")
+    before = await scrape(http_port(node))
+    assert (value(before, "xmppd_offline_messages"), value(before, "xmppd_offline_bytes")) == (0, 0)
+    for i in range(3):
+        alice.send(message("bob@localhost", "offline " + "x" * 100 * i))
+    for _ in range(100):  # stored after the routing's lookups: a few turns of the reactor
+        samples = await scrape(http_port(node))
+        if value(samples, "xmppd_offline_stored_total") == 3:
+            break
+    messages, size = stored_offline(node)
+    assert messages == 3 and size > 300
+    assert (value(samples, "xmppd_offline_messages"), value(samples, "xmppd_offline_bytes")) == (messages, size)
+
+    bob = await login("bob")
+    bob.send(presence())
+    for i in range(3):
+        await bob.next(is_message_with("offline " + "x" * 100 * i))
+    after = await scrape(http_port(node))
+    assert (value(after, "xmppd_offline_messages"), value(after, "xmppd_offline_bytes")) == (0, 0) == stored_offline(node)
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_off_answers_404_and_the_rest_stays(node_factory):
+    node = node_factory(metrics=False)
+    assert await get(http_port(node), "/metrics") == (404, b"metrics are off (metrics = false)\n")
+    assert (await get(http_port(node), "/healthz"))[0] == 200

@@ -89,6 +89,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         " (default: a temporary directory; required with --server-pid)",
     )
     target.add_argument("--domain", default="localhost")
+    target.add_argument("--server-config", type=Path, help="TOML configuration file of the started node (-c), e.g. metrics = false")
     target.add_argument("--server-cpu", type=int, default=cpus[0], help="CPU the started node is pinned to")
     target.add_argument("--gen-cpu", type=int, default=cpus[-1], help="CPU the load generator is pinned to")
 
@@ -390,7 +391,8 @@ async def node_under_test(
     command = [
         str(twistd), "-n", "--pidfile=", "--logfile", str(log),
         "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
-        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0", *options,
+        "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0",
+        *(("-c", str(args.server_config)) if args.server_config else ()), *options,
     ]  # fmt: skip
     # The node inherits the descriptor limit (raise_fd_limit() first); its CPU is set from
     # here rather than in a preexec_fn, which is unsafe once asyncio has started threads.

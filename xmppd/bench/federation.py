@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _node_args(args: argparse.Namespace, domains: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(server_pid=None, server_cpu=args.server_cpu, domain=",".join(domains))
+    return SimpleNamespace(server_pid=None, server_cpu=args.server_cpu, domain=",".join(domains), server_config=None)
 
 
 def _config(directory: Path, s2s_port: int, hosts: dict[str, int]) -> list[str]:

@@ -26,6 +26,12 @@ class LocalCluster:
 
     def start(self, node) -> None:
         """Nothing to join: the node serves at once."""
+        self._config = node.config
+
+    def follow_config(self) -> None:
+        """``xmppctl reload``: a lowered last_unavailable_cache_kb drops the least recently used at once."""
+        self._last_unavailable.max_bytes = self._config.last_unavailable_cache_kb << 10
+        self._last_unavailable.shrink()
 
     async def stop(self) -> None:
         pass

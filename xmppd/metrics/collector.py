@@ -12,11 +12,17 @@ from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import CollectorRegistry
 
 from xmppd.metrics.lag import LoopLag
 from xmppd.muc.service import MucService
+from xmppd.util.aio import UNAVAILABLE
 
 PREFIX = "xmppd_"
 
@@ -56,6 +62,16 @@ def stream_states(streams) -> Counter[str]:
 class NodeCollector:
     def __init__(self, node, lag: LoopLag):
         self.node, self.lag = node, lag
+        self.offline_totals: tuple[int, int] | None = None  # from the storage, read before each scrape
+
+    async def read_storage(self) -> None:
+        """What only the storage knows, read before the families are built (``collect`` cannot await).
+        Redis out of reach: those families are left out of this scrape (``xmppd_redis_failures_total``
+        and ``xmppd_ready`` say why), the others stay."""
+        try:
+            self.offline_totals = await self.node.storage.offline.totals()
+        except UNAVAILABLE:
+            self.offline_totals = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._stanzas()
@@ -83,6 +99,10 @@ class NodeCollector:
             yield _total("offline_stored", "messages stored for offline accounts", offline.stored)
             yield _total("offline_delivered", "stored messages delivered", offline.delivered)
             yield _gauge("offline_accounts_waiting", "accounts with messages this node stored, not yet delivered", offline.accounts_waiting)
+        if self.offline_totals is not None:
+            messages, size = self.offline_totals
+            yield _gauge("offline_messages", "messages in offline storage, every account's (the storage's count: a cluster's nodes share it)", messages)
+            yield _gauge("offline_bytes", "bytes of those messages", size)
 
     def _cluster(self) -> Iterator[Metric]:
         cluster = self.node.cluster
@@ -113,9 +133,9 @@ class NodeCollector:
         yield _gauge("muc_occupants", "occupants of the rooms this node runs, by MUC host", labels=["host"], counts=occupants)
 
 
-def registry(node, lag: LoopLag) -> CollectorRegistry:
+def registry(collector: NodeCollector) -> CollectorRegistry:
     """The node's metrics and the process's (RSS, CPU, open files), nothing process-global."""
     found = CollectorRegistry(auto_describe=False)
-    found.register(NodeCollector(node, lag))
+    found.register(collector)
     ProcessCollector(registry=found)
     return found

@@ -87,7 +87,13 @@ class ModuleHost:
     """Loads the enabled modules and dispatches IQs by (scope, type, namespace)."""
 
     def __init__(self, node, module_classes):
-        self.modules = [m for m in (cls(node) for cls in module_classes) if m.enabled()]
+        self._every = [cls(node) for cls in module_classes]
+        self.follow_config()
+
+    def follow_config(self) -> None:
+        """Serve the modules the configuration turns on: at start, and after ``xmppctl reload``
+        (a module turned off and on again is the same object, with its state)."""
+        self.modules = [m for m in self._every if m.enabled()]
         self._table = {}
         hooked: dict[str, list[tuple[int, Callable]]] = {}
         for module in self.modules:

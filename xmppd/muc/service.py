@@ -40,6 +40,14 @@ NS_RSM = "http://jabber.org/protocol/rsm"
 NS_NODE_DIED = "urn:xmppd:muc:node-died"  # ours: marks the server's unavailable for a dead node's session on its way to the room
 
 
+def policy_of(config) -> RoomPolicy:
+    return RoomPolicy(
+        config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
+        config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0, config.muc_max_registrations,
+        config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length, config.muc_message_rate,
+    )
+
+
 @implementer(IHostedService)
 class MucService:
     log = Logger()
@@ -48,11 +56,7 @@ class MucService:
         self.node = node
         self.host = host
         config = node.config
-        self.policy = RoomPolicy(
-            config.muc_max_occupants, config.muc_max_history, config.muc_max_nick_length, config.muc_history_size,
-            config.muc_max_rooms_joined, config.muc_invites_per_message, config.muc_groupchat_1_0, config.muc_max_registrations,
-            config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length, config.muc_message_rate,
-        )
+        self.policy = policy_of(config)
         self.rooms: dict[str, Room] = {}
         self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
         self._loading: asyncio.Event | None = None  # set once the stored rooms are in
@@ -61,6 +65,14 @@ class MucService:
         self._created: Counter[str] = Counter()  # bare JID -> rooms it created that run here
         self._elsewhere: dict[str, list[record.Listed]] = {}  # a room just taken, not stored -> the rooms other nodes run
         self._joined: Counter[str] = Counter()  # bare JID -> occupants it is, kept by the rooms
+
+    def follow_config(self) -> None:
+        """The node's options changed (``xmppctl reload``): every room follows the new policy from
+        its next stanza on, and the store keeps the new history length from its next write."""
+        self.policy = policy_of(self.node.config)
+        for room in self.rooms.values():
+            room.policy = self.policy
+        self.writer.history_keep = self.node.config.muc_max_history
 
     def start(self) -> None:
         """A node alone loads its stored (persistent) rooms; stanzas for the host wait until they are in.

@@ -17,8 +17,10 @@ from OpenSSL import SSL, crypto
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import extract_patterns
 from service_identity.hazmat import DNS_ID, SRV_ID, verify_service_identity
-from twisted.internet import ssl
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IStreamClientEndpoint,
+)
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -88,16 +90,24 @@ class _DirectTLSEndpoint:
 
 
 class FederationTLS:
-    def __init__(self, options: ssl.CertificateOptions, ca_file: str):
-        self.options = options
-        self.context = options.getContext()
-        self.context.set_verify(SSL.VERIFY_PEER, _judged_later)
+    def __init__(self, certificate: tls.ServerCertificate, ca_file: str):
+        self.options = certificate  # what inbound handshakes (STARTTLS, direct TLS) serve
         self.trust = trust_store(ca_file)
+        self._ask_peers_for_theirs()
+
+    def _ask_peers_for_theirs(self) -> None:
+        self.context = self.options.options.getContext()  # outbound streams present the same certificate
+        self.context.set_verify(SSL.VERIFY_PEER, _judged_later)
 
     @classmethod
     def from_files(cls, cert_path, key_path, ca_file: str) -> FederationTLS:
         """A context of its own: asking for client certificates must not reach the c2s listeners."""
-        return cls(tls.server_context(cert_path, key_path, alpn=(b"xmpp-server",)), ca_file)
+        return cls(tls.ServerCertificate(cert_path, key_path, alpn=(b"xmpp-server",)), ca_file)
+
+    def serve(self, certificate: tls.ServerCertificate) -> None:
+        """A renewed certificate (``xmppctl reload``), for streams that start after."""
+        self.options.serve(certificate)
+        self._ask_peers_for_theirs()
 
     def start_server(self, transport) -> None:
         tls.start_tls(transport, self.options)

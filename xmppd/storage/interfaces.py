@@ -206,6 +206,10 @@ class IOfflineStore(Interface):
     async def count(localpart: str, domain: str) -> int:
         """How many messages are queued."""
 
+    async def totals() -> tuple[int, int]:
+        """Messages queued for every account together, and their bytes: one read of
+        totals kept beside the queues, whatever they hold (for /metrics)."""
+
     async def delete_all(localpart: str, domain: str) -> None:
         """Drop the queue (the account is being removed)."""
 

@@ -162,7 +162,15 @@ class _MemoryQueue:
 
 @implementer(IOfflineStore)
 class MemoryOfflineStore(_PerUserStore[_MemoryQueue]):
-    """A deque of stanza texts per user, with its byte total."""
+    """A deque of stanza texts per user, with its byte total; the store's totals beside them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._messages = self._bytes = 0  # every queue's together
+
+    def _counted(self, messages: int, size: int) -> None:
+        self._messages += messages
+        self._bytes += size
 
     async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
         queue = self._by_user.setdefault((localpart, domain), _MemoryQueue())
@@ -171,6 +179,7 @@ class MemoryOfflineStore(_PerUserStore[_MemoryQueue]):
             return False
         queue.messages.append(stanza_xml)
         queue.bytes += size
+        self._counted(1, size)
         return True
 
     async def pop_page(self, localpart: str, domain: str, max_bytes: int) -> list[str]:
@@ -180,15 +189,26 @@ class MemoryOfflineStore(_PerUserStore[_MemoryQueue]):
             page.append(queue.messages.popleft())
             size += utf8_size(page[-1])
         queue.bytes -= size
+        self._counted(-len(page), -size)
         return page
 
     async def requeue(self, localpart: str, domain: str, messages: list[str]) -> None:
         queue = self._by_user.setdefault((localpart, domain), _MemoryQueue())
         queue.messages.extendleft(reversed(messages))
-        queue.bytes += sum(map(utf8_size, messages))
+        size = sum(map(utf8_size, messages))
+        queue.bytes += size
+        self._counted(len(messages), size)
 
     async def count(self, localpart: str, domain: str) -> int:
         return len(self._by_user.get((localpart, domain), _MemoryQueue()).messages)
+
+    async def totals(self) -> tuple[int, int]:
+        return self._messages, self._bytes
+
+    async def delete_all(self, localpart: str, domain: str) -> None:
+        queue = self._by_user.pop((localpart, domain), None)
+        if queue is not None:
+            self._counted(-len(queue.messages), -queue.bytes)
 
 
 @dataclass

@@ -23,6 +23,8 @@ per-account MULTI/EXEC or Lua script below stays within that slot::
 
     xmppd:{caps}:features                     HASH   XEP-0115 ver -> JSON list of its verified features
 
+    xmppd:{offline}:totals                    HASH   messages, bytes: every offline queue's together (none: 0)
+
     xmppd:{accounts}:domains                  SET    domains with at least one account
     xmppd:{accounts}:domain:example.org       SET    localparts of the domain's accounts
 
@@ -36,6 +38,11 @@ A XEP-0045 room's keys carry its MUC host as the hash tag, the room's name last:
     xmppd:{muc:conference.example.org}:registrations:lobby HASH   bare JID -> registered nick
     xmppd:{muc:conference.example.org}:occupants:lobby     HASH   nick -> the MUC code's JSON
     xmppd:{muc:conference.example.org}:history:lobby       LIST   groupchat message XML, oldest first
+
+The offline totals let /metrics read one hash instead of every queue. Like the
+account index below, they have a slot of their own: each change of a queue is
+counted in a second step once the queue's script has made it, so a node that
+dies between the two leaves the totals off by that one change.
 
 The account index (last two) lets ``list`` answer without KEYS or SCAN. It has a
 slot of its own, so a Cluster cannot change it in the account record's
@@ -82,10 +89,12 @@ from xmppd.storage.interfaces import (
     RoomRecord,
     Roster,
     RosterItem,
+    utf8_size,
 )
 
 PREFIX = "xmppd:"
 _DOMAINS_KEY = PREFIX + "{accounts}:domains"
+_OFFLINE_TOTALS = PREFIX + "{offline}:totals"
 # Each concurrent call holds a connection; a bounded pool makes callers queue
 # instead of opening sockets without limit (docs/design.md, measured facts).
 DEFAULT_MAX_CONNECTIONS = 32
@@ -304,6 +313,14 @@ end
 redis.call('INCRBY', KEYS[2], size)
 """
 
+# KEYS: the offline totals. ARGV: messages, bytes (negative: taken away). Gone when nothing is queued.
+_OFFLINE_TOTALS_ADD = """
+local messages = redis.call('HINCRBY', KEYS[1], 'messages', ARGV[1])
+if redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[2]) == 0 and messages == 0 then
+    redis.call('DEL', KEYS[1])
+end
+"""
+
 # KEYS: lists, default. ARGV: name. 1 if removed; clears the default if it named the list.
 _PRIVACY_REMOVE = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -511,20 +528,46 @@ class RedisOfflineStore(_PerUserStore):
         self._push = client.register_script(_OFFLINE_PUSH)
         self._pop_page = client.register_script(_OFFLINE_POP_PAGE)
         self._requeue = client.register_script(_OFFLINE_REQUEUE)
+        self._add_to_totals = client.register_script(_OFFLINE_TOTALS_ADD)
 
     async def push(self, localpart: str, domain: str, stanza_xml: str, quota: OfflineQuota) -> bool:
-        return bool(await self._push(keys=self._keys(localpart, domain), args=[stanza_xml, quota.messages, quota.bytes]))
+        if not await self._push(keys=self._keys(localpart, domain), args=[stanza_xml, quota.messages, quota.bytes]):
+            return False
+        await self._count(1, utf8_size(stanza_xml))
+        return True
 
     async def pop_page(self, localpart: str, domain: str, max_bytes: int) -> list[str]:
-        return await self._pop_page(keys=self._keys(localpart, domain), args=[max_bytes])
+        page = await self._pop_page(keys=self._keys(localpart, domain), args=[max_bytes])
+        if page:
+            await self._count(-len(page), -sum(map(utf8_size, page)))
+        return page
 
     async def requeue(self, localpart: str, domain: str, messages: list[str]) -> None:
         if messages:
             await self._requeue(keys=self._keys(localpart, domain), args=messages)
+            await self._count(len(messages), sum(map(utf8_size, messages)))
 
     async def count(self, localpart: str, domain: str) -> int:
         queue, _ = self._keys(localpart, domain)
         return await self._redis.llen(queue)
+
+    async def totals(self) -> tuple[int, int]:
+        messages, size = await self._redis.hmget(_OFFLINE_TOTALS, "messages", "bytes")
+        return int(messages or 0), int(size or 0)
+
+    async def _count(self, messages: int, size: int) -> None:
+        """The second step of every change: the totals follow what the queue's script did."""
+        await self._add_to_totals(keys=[_OFFLINE_TOTALS], args=[messages, size])
+
+    async def delete_all(self, localpart: str, domain: str) -> None:
+        queue, size = self._keys(localpart, domain)
+        async with self._redis.pipeline(transaction=True) as drop:
+            drop.llen(queue)
+            drop.get(size)
+            drop.delete(queue, size)
+            messages, total, _ = await drop.execute()
+        if messages:
+            await self._count(-messages, -int(total or 0))
 
 
 @implementer(IPrivacyStore)

@@ -391,7 +391,7 @@ class ClientStream(ServerStream):
         return f"{self.username}@{self.domain}" if self.username is not None else super().peer_name()
 
     def send_raw(self, data: bytes) -> None:
-        self.node.tally.written(data)
+        self.node.tally.written[data[1]] += 1
         if self._held is not None:
             self._held.append(data)
         else:

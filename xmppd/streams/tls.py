@@ -19,11 +19,11 @@ from OpenSSL import SSL
 from twisted.internet import ssl
 from twisted.internet._newtls import _BypassTLS
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from zope.interface import directlyProvides, providedBy
+from zope.interface import directlyProvides, implementer, providedBy
 
 
 class CertificateError(Exception):
@@ -60,6 +60,13 @@ def ensure_self_signed(directory: Path, domains: list[str]) -> tuple[Path, Path]
         )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def certificate_files(config) -> tuple[Path | str, Path | str]:
+    """The configured certificate and key, or a self-signed pair for the served domains."""
+    if config.tls_cert:
+        return config.tls_cert, config.tls_key
+    return ensure_self_signed(config.data_dir / "tls", list(config.domains))
 
 
 def _covers(cert_path: Path, domains: list[str]) -> bool:
@@ -106,6 +113,37 @@ def server_context(cert_path: Path | str, key_path: Path | str, alpn: tuple[byte
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     return options
+
+
+def _read_pair(cert_path: Path | str, key_path: Path | str) -> bytes:
+    try:
+        return Path(cert_path).read_bytes() + Path(key_path).read_bytes()
+    except OSError as e:
+        raise CertificateError(f"cannot load certificate {cert_path} / key {key_path}: {e.strerror}") from None
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerCertificate:
+    """What a node's TLS handshakes serve, replaceable while it runs (``xmppctl reload``): a
+    connection takes the certificate current when its handshake starts and keeps it, so a
+    renewed certificate reaches new connections without ending the open ones."""
+
+    def __init__(self, cert_path: Path | str, key_path: Path | str, alpn: tuple[bytes, ...] = (b"xmpp-client",)):
+        self.alpn = alpn
+        self.pem = _read_pair(cert_path, key_path)  # what is served, to notice a renewal at the same paths
+        self.options = server_context(cert_path, key_path, alpn)
+
+    def renewed(self, cert_path: Path | str, key_path: Path | str) -> ServerCertificate | None:
+        """The files' certificate, or None when they hold the one served now; CertificateError if unusable."""
+        if _read_pair(cert_path, key_path) == self.pem:
+            return None
+        return ServerCertificate(cert_path, key_path, self.alpn)
+
+    def serve(self, other: ServerCertificate) -> None:
+        self.pem, self.options = other.pem, other.options
+
+    def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        return SSL.Connection(self.options.getContext(), None)
 
 
 # -- writing TLS records straight to the socket ------------------------------------------

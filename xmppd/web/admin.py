@@ -1,4 +1,4 @@
-"""The JSON behind the dashboard and ``xmppctl sessions`` / ``kick`` / ``drain``, token-gated (gate.py).
+"""The JSON behind the dashboard and ``xmppctl sessions`` / ``kick`` / ``drain`` / ``reload``, token-gated (gate.py).
 
 Each node answers for itself (its sessions, its counters) and, in a cluster,
 for what Redis knows of all (nodes, rooms): the dashboard of any node shows the
@@ -16,10 +16,13 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 from twisted.words.protocols.jabber import jid
 
+from xmppd import reload
 from xmppd.cluster.membership import survey
+from xmppd.config import ConfigError
 from xmppd.metrics.collector import stream_states
 from xmppd.muc.roomctl import survey_rooms
 from xmppd.muc.service import MucService
+from xmppd.streams.tls import CertificateError
 from xmppd.util.aio import as_deferred
 from xmppd.web.gate import refuse
 
@@ -127,6 +130,15 @@ def _jid_argument(request) -> str:
     return parsed.full()
 
 
+def reload_configuration(node, request) -> dict:
+    """``xmppctl reload``: a configuration the node cannot use is the caller's error, one line."""
+    try:
+        return reload.reload(node, dry_run=request.args.get(b"dry_run") == [b"1"])
+    except (ConfigError, CertificateError) as e:
+        log.error("reload refused, nothing changed: {error}", error=e)
+        raise BadRequest(f"refused, nothing changed: {e}") from None
+
+
 def endpoints(service) -> dict[bytes, resource.Resource]:
     node = service.node
     return {
@@ -134,4 +146,5 @@ def endpoints(service) -> dict[bytes, resource.Resource]:
         b"sessions": JsonAction(b"GET", lambda request: {"node": node.node_id, "sessions": session_rows(node)}),
         b"kick": JsonAction(b"POST", lambda request: {"node": node.node_id, "kicked": kick(node, _jid_argument(request))}),
         b"drain": JsonAction(b"POST", lambda request: service.drain()),
+        b"reload": JsonAction(b"POST", lambda request: reload_configuration(node, request)),
     }

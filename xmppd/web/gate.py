@@ -40,16 +40,18 @@ def presents(request, token: str) -> bool:
 
 
 class TokenGate(resource.Resource):
-    """``/api/...``: each child only with the token."""
+    """``/api/...``: each child only with the token, read from the configuration at each request
+    (``xmppctl reload`` may set, change or clear it)."""
 
-    def __init__(self, token: str, children: dict[bytes, resource.Resource]):
+    def __init__(self, config, children: dict[bytes, resource.Resource]):
         super().__init__()
-        self.token, self.children_by_name = token, children
+        self.config, self.children_by_name = config, children
 
     def getChild(self, path: bytes, request):
-        if not self.token:
+        token = self.config.http_token
+        if not token:
             return OFF
         child = self.children_by_name.get(path)
         if child is None:
             return Refusal(404, "no such endpoint")
-        return child if presents(request, self.token) else FORBIDDEN
+        return child if presents(request, token) else FORBIDDEN

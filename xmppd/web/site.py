@@ -7,6 +7,7 @@ from importlib import resources as package_files
 from twisted.web import resource
 from twisted.web.server import Site
 
+from xmppd.metrics.collector import NodeCollector
 from xmppd.web import admin, gate
 from xmppd.web.health import Health, Readiness
 from xmppd.web.metrics import Metrics
@@ -32,27 +33,33 @@ class DashboardFile(resource.Resource):
 
 class Dashboard(resource.Resource):
     """The page, its script and style: they hold no data, and are served only where the data can be
-    had (a token configured); the script reads the token from the page's URL (#token=...)."""
+    had (a token configured now); the script reads the token from the page's URL (#token=...)."""
 
-    def __init__(self):
+    def __init__(self, config):
         super().__init__()
+        self.config = config
         for path, (name, content_type) in DASHBOARD_FILES.items():
             self.putChild(path, DashboardFile(name, content_type))
 
+    def getChildWithDefault(self, path: bytes, request):
+        return super().getChildWithDefault(path, request) if self.config.http_token else gate.OFF
+
     def render_GET(self, request):  # /dashboard without the slash: relative URLs need it
+        if not self.config.http_token:
+            return gate.OFF.render(request)
         request.redirect(b"/dashboard/")
         return b""
 
 
-def site(service, metrics_registry) -> Site:
+def site(service, metrics: NodeCollector) -> Site:
     node = service.node
-    token = node.config.http_token
+    config = node.config
     root = resource.Resource()
     root.putChild(b"healthz", Health())
     root.putChild(b"readyz", Readiness(node))
-    root.putChild(b"metrics", Metrics(metrics_registry))
-    root.putChild(b"dashboard", Dashboard() if token else gate.OFF)
-    root.putChild(b"api", gate.TokenGate(token, admin.endpoints(service)))
+    root.putChild(b"metrics", Metrics(metrics) if config.metrics else gate.Refusal(404, "metrics are off (metrics = false)"))
+    root.putChild(b"dashboard", Dashboard(config))
+    root.putChild(b"api", gate.TokenGate(config, admin.endpoints(service)))
     factory = Site(root)
     factory.noisy = False
     factory.log = lambda request: None  # probes every few seconds would flood the log

@@ -115,6 +115,22 @@ class OfflineStoreContract:
         run(offline.delete_all(*ALICE))  # nothing left: no error
         assert run(offline.push(*ALICE, sized(0, 1_000_000), ROOMY)) is True  # the byte total went too
 
+    def test_totals_follow_every_change_of_every_queue(self, offline: IOfflineStore, run: Runner) -> None:
+        assert run(offline.totals()) == (0, 0)
+        for n in range(3):
+            run(offline.push(*ALICE, sized(n, 1000), ROOMY))
+        run(offline.push(*BOB, sized(9, 500), ROOMY))
+        assert run(offline.push(*BOB, sized(10, 500), OfflineQuota(messages=1, bytes=10_000))) is False  # refused: not counted
+        assert run(offline.totals()) == (4, 3500)
+        taken = run(offline.pop_page(*ALICE, 2000))
+        assert run(offline.totals()) == (2, 1500)
+        run(offline.requeue(*ALICE, taken))
+        assert run(offline.totals()) == (4, 3500)
+        run(offline.delete_all(*ALICE))
+        assert run(offline.totals()) == (1, 500)
+        run(offline.pop_page(*BOB, EVERYTHING))
+        assert run(offline.totals()) == (0, 0)
+
 
 class TestOfflineStore(OfflineStoreContract):
     """The contract on every backend in conftest's ``storage`` params."""
@@ -188,6 +204,7 @@ def test_sqlite_upgrade_totals_the_messages_already_queued(tmp_path: Path, run: 
     with closing(SQLiteDatabase(path)) as db:
         store = SQLiteOfflineStore(db)
         assert run(store.count(*ALICE)) == 2
+        assert run(store.totals()) == (3, 3000)
         assert run(store.push(*ALICE, sized(3, 500), OfflineQuota(10, 3000))) is True
         assert run(store.push(*ALICE, sized(4, 100), OfflineQuota(10, 3000))) is False  # 3000 already
         assert run(store.pop_page(*ALICE, 1000)) == [sized(0, 1000)]
