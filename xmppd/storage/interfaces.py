@@ -206,6 +206,9 @@ class IOfflineStore(Interface):
     async def count(localpart: str, domain: str) -> int:
         """How many messages are queued."""
 
+    async def peek(localpart: str, domain: str) -> list[str]:
+        """Every queued message, oldest first, left queued (what ``xmppctl export`` writes)."""
+
     async def delete_all(localpart: str, domain: str) -> None:
         """Drop the queue (the account is being removed)."""
 

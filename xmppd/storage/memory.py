@@ -190,6 +190,9 @@ class MemoryOfflineStore(_PerUserStore[_MemoryQueue]):
     async def count(self, localpart: str, domain: str) -> int:
         return len(self._by_user.get((localpart, domain), _MemoryQueue()).messages)
 
+    async def peek(self, localpart: str, domain: str) -> list[str]:
+        return list(self._by_user.get((localpart, domain), _MemoryQueue()).messages)
+
 
 @dataclass
 class _MemoryPrivacy:

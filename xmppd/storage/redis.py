@@ -526,6 +526,10 @@ class RedisOfflineStore(_PerUserStore):
         queue, _ = self._keys(localpart, domain)
         return await self._redis.llen(queue)
 
+    async def peek(self, localpart: str, domain: str) -> list[str]:
+        queue, _ = self._keys(localpart, domain)
+        return await self._redis.lrange(queue, 0, -1)
+
 
 @implementer(IPrivacyStore)
 class RedisPrivacyStore(_PerUserStore):

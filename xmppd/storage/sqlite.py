@@ -538,6 +538,12 @@ class SQLiteOfflineStore(_PerUserStore):
         ).fetchone()
         return row[0] if row else 0
 
+    async def peek(self, localpart: str, domain: str) -> list[str]:
+        rows = self._db.execute(
+            f"SELECT stanza FROM offline_messages WHERE {_USER_ROWS} ORDER BY id", _user(localpart, domain)
+        )
+        return [stanza for (stanza,) in rows]
+
 
 @implementer(IPrivacyStore)
 class SQLitePrivacyStore(_PerUserStore):
