@@ -1,7 +1,8 @@
 """Storage into a XEP-0227 file, written as it is read (``lxml.etree.xmlfile``).
 
 One account is in memory at a time, so a million accounts cost what the
-largest one costs. The output is deterministic (accounts, contacts, lists and
+largest one costs. Each account and room is one line, which is how an import's
+error names it, with no indentation that would end up in stored stanzas. The output is deterministic (accounts, contacts, lists and
 nodes sorted), so exporting what an import of it stored gives the same bytes.
 
 Accounts carry their SCRAM keys as ``<scram-credentials/>`` (XEP-0227 §4, what
@@ -38,14 +39,14 @@ async def export(storage: Storage, config: Config, out: BinaryIO) -> Counts:
                     for bare in await storage.accounts.list(domain):
                         record = await read_account(storage, *bare.split("@", 1))
                         if record is not None:
-                            xf.write(account_element(record), pretty_print=True)
+                            xf.write(account_element(record), "\n")
                             counts.add(record)
             for host in config.muc_hosts:
                 with xf.element(tag(NS_PIE, "host"), jid=host):
                     for room in await storage.rooms.rooms(host):
                         record = await storage.rooms.load(room)
                         if record is not None:
-                            xf.write(room_element(room, record), pretty_print=True)
+                            xf.write(room_element(room, record), "\n")
                             counts.rooms += 1
     return counts
 

@@ -350,7 +350,7 @@ class Reader:
             record.registrations[_bare_jid(registration.get("jid", ""), registration).userhost()] = registration.get("nick", "")
         history = element.find(tag(NS_XMPPD, "history"))
         for kept in history.iterchildren(tag(NS_KEPT, "kept")) if history is not None else ():
-            record.history.append(_stanza_text(kept, self.config.max_stanza_size, self.config.max_stanza_depth + 1, "a history message", default_uri=NS_KEPT))
+            record.history.append(_stanza_text(kept, self.config.max_stanza_size, self.config.max_stanza_depth + 1, "a history message"))
         if len(record.affiliations) > self.config.muc_max_affiliations or len(record.registrations) > self.config.muc_max_registrations:
             raise _Refused(f"more than muc_max_affiliations ({self.config.muc_max_affiliations}) or muc_max_registrations ({self.config.muc_max_registrations})")
         del record.history[: max(0, len(record.history) - self.config.muc_max_history)]
@@ -433,9 +433,9 @@ def _stanza(element: etree._Element, max_bytes: int, max_depth: int, what: str) 
         raise _Refused(f"{what}: {e}", element) from None
 
 
-def _stanza_text(element: etree._Element, max_bytes: int, max_depth: int, what: str, default_uri: str = "") -> str:
-    """The element as the server stores it (its serialiser, its namespaces)."""
-    return serialise(_stanza(element, max_bytes, max_depth, what), default_uri)
+def _stanza_text(element: etree._Element, max_bytes: int, max_depth: int, what: str) -> str:
+    """The element as the server stores it (its serialiser, its own namespace declared)."""
+    return serialise(_stanza(element, max_bytes, max_depth, what), "")
 
 
 def _text(element: etree._Element, name: str, limit: int) -> str | None:
