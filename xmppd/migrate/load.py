@@ -52,6 +52,7 @@ from xmppd.protocol.xml import (
     NS_ROSTER,
     NS_VCARD,
     parse_fragment,
+    rename_namespace,
     serialise,
 )
 from xmppd.storage.interfaces import RoomRecord, RosterItem, utf8_size
@@ -184,8 +185,8 @@ class Reader:
                 continue
             if kind == tag(NS_ROSTER, "query"):
                 record.roster = self._roster(child, bare.userhost())
-            elif kind == tag(NS_CLIENT, "presence") and child.get("type") == "subscribe":
-                self._pending(child, record)
+            elif kind in (tag(NS_CLIENT, "presence"), tag(NS_PIE, "presence")) and child.get("type") == "subscribe":
+                self._pending(child, record)  # Prosody 0.12 writes them in the XEP-0227 namespace
             elif kind == tag(NS_PIE, "offline-messages"):
                 record.offline = self._offline(child, host)
             elif kind == tag(NS_VCARD, "vCard"):
@@ -198,6 +199,8 @@ class Reader:
                 self._pep_items(child, record)
             else:
                 self.skipped[_name(child)] += 1
+        subscribed = {item.jid for item in record.roster if item.subscription in ("from", "both")}
+        record.pending = [(contact, text) for contact, text in record.pending if contact not in subscribed]  # answered (Prosody keeps them)
         if len(record.pending) > self.config.roster_max_items:
             raise _Refused(f"{len(record.pending)} subscription requests wait, more than roster_max_items ({self.config.roster_max_items})")
         return record
@@ -243,7 +246,9 @@ class Reader:
 
     def _pending(self, presence: etree._Element, record: AccountRecord) -> None:
         contact = _bare_jid(presence.get("from", ""), presence).userhost()
-        text = _stanza_text(presence, self.config.max_stanza_size, self.config.max_stanza_depth, "a subscription request")
+        stanza = _stanza(presence, self.config.max_stanza_size, self.config.max_stanza_depth, "a subscription request")
+        rename_namespace(stanza, NS_PIE, NS_CLIENT)
+        text = serialise(stanza, "")
         record.pending = [(c, t) for c, t in record.pending if c != contact] + [(contact, text)]
 
     def _offline(self, queue: etree._Element, host: str) -> list[str]:
