@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,13 @@ from pathlib import Path
 from xmppd.config import Config
 from xmppd.migrate.export import export
 from xmppd.migrate.load import FileError, Reader, xml_files
-from xmppd.migrate.records import AccountRecord, Counts, write_account, write_room
+from xmppd.migrate.records import (
+    BATCH,
+    AccountRecord,
+    Counts,
+    write_account,
+    write_room,
+)
 from xmppd.storage import Storage
 
 COMMANDS = ("export", "import")
@@ -54,14 +61,15 @@ async def _export(storage: Storage, config: Config, file: str) -> str:
 
 
 async def _import(storage: Storage, config: Config, paths: list[str], dry_run: bool, replace: bool) -> str:
-    reader, counts = Reader(config), Counts()
+    reader, counts, batch = Reader(config), Counts(), []
     files = [STDIO] if paths == [STDIO] else [f for p in paths for f in xml_files(Path(p))]
     try:
         for file in files:
             for record in reader.read(Path(file)):
                 if isinstance(record, AccountRecord):
-                    await _account(storage, record, dry_run, replace)
-                    counts.add(record)
+                    batch.append(record)
+                    if len(batch) == BATCH:
+                        await _accounts(storage, batch, counts, dry_run, replace)
                 else:
                     if await storage.rooms.load(record.jid) is not None:
                         if not replace:
@@ -71,10 +79,22 @@ async def _import(storage: Storage, config: Config, paths: list[str], dry_run: b
                     if not dry_run:
                         await write_room(storage, record)
                     counts.rooms += 1
+        await _accounts(storage, batch, counts, dry_run, replace)
     except FileError as e:
+        await _accounts(storage, batch, counts, dry_run, replace)  # the whole accounts read before it
         raise MigrateError(f"{e} (imported before it: {counts})") from None
     skipped = ", ".join(f"{name} x{n}" for name, n in sorted(reader.skipped.items()))
     return f"{'would import' if dry_run else 'imported'} {counts}" + (f"; not kept by xmppd: {skipped}" if skipped else "")
+
+
+async def _accounts(storage: Storage, batch: list[AccountRecord], counts: Counts, dry_run: bool, replace: bool) -> None:
+    """Write a batch at once; every write ends (or is rolled back) before a failure is raised."""
+    outcomes = await asyncio.gather(*(_account(storage, record, dry_run, replace) for record in batch), return_exceptions=True)
+    for record, outcome in zip(batch, outcomes):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        counts.add(record)
+    batch.clear()
 
 
 async def _account(storage: Storage, record: AccountRecord, dry_run: bool, replace: bool) -> None:

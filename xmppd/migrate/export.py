@@ -12,13 +12,14 @@ Prosody and ejabberd write); MUC rooms, which XEP-0227 has no element for, are
 
 from __future__ import annotations
 
+import asyncio
 from typing import BinaryIO
 
 from lxml import etree
 
 from xmppd.config import Config
 from xmppd.migrate import NS_PIE, NS_PUBSUB, NS_PUBSUB_OWNER, NS_SCRAM, NS_XMPPD, tag
-from xmppd.migrate.records import AccountRecord, Counts, read_account
+from xmppd.migrate.records import BATCH, AccountRecord, Counts, read_account
 from xmppd.modules.pep import NodeConfig
 from xmppd.protocol.caps import NS_DATA
 from xmppd.protocol.scram import b64
@@ -36,11 +37,13 @@ async def export(storage: Storage, config: Config, out: BinaryIO) -> Counts:
         with xf.element(tag(NS_PIE, "server-data"), nsmap={None: NS_PIE}):
             for domain in config.domains:
                 with xf.element(tag(NS_PIE, "host"), jid=domain):
-                    for bare in await storage.accounts.list(domain):
-                        record = await read_account(storage, *bare.split("@", 1))
-                        if record is not None:
-                            xf.write(account_element(record), "\n")
-                            counts.add(record)
+                    names = await storage.accounts.list(domain)
+                    for start in range(0, len(names), BATCH):
+                        batch = (read_account(storage, *bare.split("@", 1)) for bare in names[start : start + BATCH])
+                        for record in await asyncio.gather(*batch):
+                            if record is not None:
+                                xf.write(account_element(record), "\n")
+                                counts.add(record)
             for host in config.muc_hosts:
                 with xf.element(tag(NS_PIE, "host"), jid=host):
                     for room in await storage.rooms.rooms(host):

@@ -15,6 +15,8 @@ from xmppd.protocol.scram import Credentials
 from xmppd.storage import Storage
 from xmppd.storage.interfaces import OfflineQuota, RoomRecord, RosterItem, utf8_size
 
+BATCH = 64  # accounts read or written at once: with Redis their round trips overlap
+
 
 @dataclass
 class PepNode:
