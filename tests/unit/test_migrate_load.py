@@ -135,3 +135,20 @@ def test_an_account_whose_write_fails_is_removed_again():
     with pytest.raises(OSError):
         asyncio.run(write_account(storage, record))
     assert not asyncio.run(storage.accounts.exists("alice", "localhost"))
+
+
+@pytest.mark.parametrize(
+    ("parts", "why"),
+    [
+        ("<config>{\"max_users\": \"lots\"}</config>", "the room's max_users is not a int"),
+        ("<config>{}</config><affiliation jid='a@x' affiliation='god'/>", "an affiliation is a bare JID or domain and one of"),
+        ("<config>[1, 2]</config>", "not a room xmppd wrote"),
+        ("<config>{</config>", "<config/> is not JSON"),
+    ],
+)
+def test_a_room_is_refused_unless_it_is_one_xmppd_could_have_written(tmp_path, parts, why):
+    path = tmp_path / "in.xml"
+    path.write_text(f"<server-data xmlns='urn:xmpp:pie:0'><host jid='conference.localhost'>\n<room xmlns='urn:xmppd:pie:0' jid='tea@conference.localhost'>{parts}</room></host></server-data>")
+    with pytest.raises(FileError) as error:
+        list(Reader(config()).read(path))
+    assert str(error.value).startswith(f"{path}:2: ") and why in str(error.value)

@@ -43,6 +43,7 @@ from xmppd.migrate import (
 from xmppd.migrate.records import AccountRecord, PepNode, RoomImport
 from xmppd.modules.pep import ACCESS_MODELS, NodeConfig
 from xmppd.muc.record import NS_KEPT, state_of
+from xmppd.muc.state import AFFILIATIONS, RoomConfig
 from xmppd.protocol.caps import NS_DATA
 from xmppd.protocol.scram import HASHES, MIN_ITERATIONS, Credentials, ScramKeys
 from xmppd.protocol.stanzas import NS_DELAY, stamp_delay
@@ -350,6 +351,8 @@ class Reader:
         limit = self.config.max_stanza_size
         record = RoomRecord(config=_text(element, "config", limit), subject=_text(element, "subject", limit) or "")
         for affiliation in element.iterchildren(tag(NS_XMPPD, "affiliation")):
+            if affiliation.get("affiliation") not in AFFILIATIONS or _jid(affiliation.get("jid", ""), affiliation).resource:
+                raise _Refused("an affiliation is a bare JID or domain and one of " + ", ".join(AFFILIATIONS), affiliation)
             record.affiliations[affiliation.get("jid", "")] = affiliation.get("affiliation", "")
         for registration in element.iterchildren(tag(NS_XMPPD, "registration")):
             record.registrations[_bare_jid(registration.get("jid", ""), registration).userhost()] = registration.get("nick", "")
@@ -360,9 +363,13 @@ class Reader:
             raise _Refused(f"more than muc_max_affiliations ({self.config.muc_max_affiliations}) or muc_max_registrations ({self.config.muc_max_registrations})")
         del record.history[: max(0, len(record.history) - self.config.muc_max_history)]
         try:
-            state_of(room.userhost(), record, with_occupants=False)
+            config = state_of(room.userhost(), record, with_occupants=False).config
         except (ValueError, KeyError, TypeError, AttributeError, StopIteration, domish.ParserError) as e:
             raise _Refused(f"not a room xmppd wrote: {e}") from None
+        for name, default in vars(RoomConfig()).items():
+            value = getattr(config, name)
+            if type(value) is not type(default) or isinstance(value, str) and len(value) > self.config.muc_max_field_length:
+                raise _Refused(f"the room's {name} is not a {type(default).__name__} of at most muc_max_field_length characters")
         return RoomImport(room.userhost(), record)
 
 
