@@ -57,7 +57,7 @@ from xmppd.protocol.xml import (
     serialise,
 )
 from xmppd.storage.interfaces import RoomRecord, RosterItem, utf8_size
-from xmppd.util.identifiers import fits, jid_fits
+from xmppd.util.identifiers import MAX_JID, fits, jid_fits
 from xmppd.util.privacy import PrivacyError, parse_list
 
 SUBSCRIPTIONS = ("none", "to", "from", "both")
@@ -373,13 +373,20 @@ class Reader:
         return RoomImport(room.userhost(), record)
 
 
+MARKUP = 100  # characters of element and attribute names around one value, generously
+
+
 def account_budget(config: Config) -> int:
-    """Characters one account may hold while it is read: the sum of what the server lets it keep."""
-    roster = config.roster_max_items * (config.roster_max_groups + 2) * (config.roster_max_text + 100)
+    """Characters one account may hold while it is read: the sum of what the server lets it keep
+    (a roster item: a JID, a name and its groups; a privacy item, a PEP subscriber or
+    affiliation: a JID), and room for the credentials."""
+    item = MAX_JID + MARKUP
+    roster = config.roster_max_items * (item + (config.roster_max_groups + 1) * (config.roster_max_text + MARKUP))
     pending = config.roster_max_items * config.max_stanza_size
-    privacy = config.privacy_max_lists * config.privacy_max_items * 1200
-    pep = config.pep_max_nodes * (config.pep_max_items * config.pep_max_item_size + (config.pep_max_subscribers + config.pep_max_affiliations) * 3200)
-    return roster + pending + config.offline_quota_bytes + config.vcard_max_size + privacy + pep + 4 * 4096
+    privacy = config.privacy_max_lists * config.privacy_max_items * item
+    pep = config.pep_max_nodes * (config.pep_max_items * config.pep_max_item_size + (config.pep_max_subscribers + config.pep_max_affiliations) * item)
+    credentials = len(HASHES) * 4 * MARKUP + config.max_password_bytes
+    return roster + pending + config.offline_quota_bytes + config.vcard_max_size + privacy + pep + credentials
 
 
 # -- elements -------------------------------------------------------------------------
