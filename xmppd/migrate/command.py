@@ -62,6 +62,7 @@ async def _export(storage: Storage, config: Config, file: str) -> str:
 
 async def _import(storage: Storage, config: Config, paths: list[str], dry_run: bool, replace: bool) -> str:
     reader, counts, batch = Reader(config), Counts(), []
+    verb = "would import" if dry_run else "imported"
     files = [STDIO] if paths == [STDIO] else [f for p in paths for f in xml_files(Path(p))]
     try:
         for file in files:
@@ -80,21 +81,22 @@ async def _import(storage: Storage, config: Config, paths: list[str], dry_run: b
                         await write_room(storage, record)
                     counts.rooms += 1
         await _accounts(storage, batch, counts, dry_run, replace)
-    except FileError as e:
+    except (FileError, MigrateError) as e:
         await _accounts(storage, batch, counts, dry_run, replace)  # the whole accounts read before it
-        raise MigrateError(f"{e} (imported before it: {counts})") from None
+        raise MigrateError(f"{e} ({verb} before it: {counts})") from None
     skipped = ", ".join(f"{name} x{n}" for name, n in sorted(reader.skipped.items()))
-    return f"{'would import' if dry_run else 'imported'} {counts}" + (f"; not kept by xmppd: {skipped}" if skipped else "")
+    return f"{verb} {counts}" + (f"; not kept by xmppd: {skipped}" if skipped else "")
 
 
 async def _accounts(storage: Storage, batch: list[AccountRecord], counts: Counts, dry_run: bool, replace: bool) -> None:
-    """Write a batch at once; every write ends (or is rolled back) before a failure is raised."""
-    outcomes = await asyncio.gather(*(_account(storage, record, dry_run, replace) for record in batch), return_exceptions=True)
-    for record, outcome in zip(batch, outcomes):
+    """Write a batch at once and empty it; every write ends (or is rolled back) before a failure is raised."""
+    records = batch[:]
+    batch.clear()
+    outcomes = await asyncio.gather(*(_account(storage, record, dry_run, replace) for record in records), return_exceptions=True)
+    for record, outcome in zip(records, outcomes):
         if isinstance(outcome, BaseException):
             raise outcome
         counts.add(record)
-    batch.clear()
 
 
 async def _account(storage: Storage, record: AccountRecord, dry_run: bool, replace: bool) -> None:

@@ -138,8 +138,9 @@ async def write_account(storage: Storage, record: AccountRecord) -> None:
             await storage.privacy.set_default(*user, record.privacy_default)
         for name, node in record.pep.items():
             await storage.pep.put_node(*user, name, node.config)
+            keep = NodeConfig.from_json(node.config).max_items
             for item_id, payload in reversed(node.items):
-                await storage.pep.put_item(*user, name, item_id, payload, NodeConfig.from_json(node.config).max_items)
+                await storage.pep.put_item(*user, name, item_id, payload, keep)
             for subscriber in node.subscribers:
                 await storage.pep.subscribe(*user, name, subscriber, len(node.subscribers))
             if node.affiliations:
