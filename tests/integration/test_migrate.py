@@ -100,7 +100,10 @@ async def test_export_import_export_is_lossless_and_logins_work(node_factory, tm
     room = document.find(f"{tag(NS_PIE, 'host')}[@jid='conference.localhost']/{tag(NS_XMPPD, 'room')}")
     assert room.get("jid") == ROOM and len(room.find(tag(NS_XMPPD, "history"))) == 1
 
-    imported = await in_thread(copy, "--init", "import", str(first))
+    checked = await in_thread(copy, "--init", "import", "--dry-run", str(first))
+    assert checked.stdout.startswith("would import 4 accounts, 3 roster items"), checked.stderr
+    assert (await in_thread(copy, "list")).stdout == ""  # nothing stored
+    imported = await in_thread(copy, "import", str(first))
     assert imported.returncode == 0, imported.stderr
     again = await in_thread(copy, "export", str(second))
     assert again.returncode == 0, again.stderr
