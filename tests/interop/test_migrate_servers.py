@@ -26,7 +26,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from tests.integration.node_fixtures import RunningNode, node_config
-from tests.interop.servers import Ejabberd, Prosody
+from tests.interop.servers import Ejabberd, Prosody, running
 from xmppd.client import VCard, connect
 from xmppd.protocol import xml as X
 from xmppd.service import make_node_service
@@ -88,15 +88,8 @@ SERVERS = {"prosody": XEP0227Prosody, "ejabberd-plain": PlainEjabberd, "ejabberd
 
 @pytest.fixture(params=sorted(SERVERS))
 def server(request):
-    kind = SERVERS[request.param]
-    if not kind.installed():
-        pytest.fail(f"{kind.name} is not installed: tests/run installs it (apt-get install prosody ejabberd)")
-    running = kind()
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(SERVERS[request.param]) as server:
+        yield server
 
 
 async def fill(server) -> None:
