@@ -3,21 +3,27 @@ data directory, exported again byte for byte, and logged into (issue 15)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from lxml import etree
 from twisted.internet import threads
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
+from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN, RunningNode, node_config
+from xmppd import cli
+from xmppd import config as cfg
 from xmppd.client import Rule, VCard, connect
 from xmppd.migrate import NS_PIE, NS_PUBSUB, NS_SCRAM, NS_XMPPD, tag
 from xmppd.service import make_node_service
+from xmppd.util.aio import as_deferred
 
 TUNE = "http://jabber.org/protocol/tune"
 ROOM = "tea@conference.localhost"
@@ -135,3 +141,31 @@ async def logins_see_what_was_imported(target: RunningNode) -> None:
     kept = await dave_client.next(lambda e: e.name == "message", timeout=5)
     assert str(next(kept.elements("jabber:client", "body"))) == "while you were out"
     await dave_client.close()
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = redis_server.start(redis_server.free_port(), tmp_path / "redis")
+    yield server.url
+    redis_server.stop(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_replacing_an_account_in_a_cluster_ends_its_sessions(node_factory, redis_url, tmp_path):
+    """They hold the roster and lists they loaded; after the import they would write them back."""
+    node = node_factory(redis_url=redis_url, node_id="a", heartbeat_ttl=1)
+    await node.add_user("alice")
+    while not node.node.cluster.ready:
+        await as_deferred(asyncio.sleep(0.05))
+    alice = await connect("alice@localhost", "secret", host="127.0.0.1", port=node.port, insecure=True)
+    config = cfg.load(None, {"redis_url": redis_url})
+    dump = tmp_path / "dump.xml"
+    for argv in (["export", str(dump)], ["import", "--dry-run", "--replace", str(dump)]):
+        await as_deferred(cli.run(cli.parser().parse_args(["--redis", redis_url, *argv]), config))
+    assert not alice.closed.called  # a dry run changes nothing
+    said = await as_deferred(cli.run(cli.parser().parse_args(["--redis", redis_url, "import", "--replace", str(dump)]), config))
+    assert said.startswith("imported 1 accounts, ") and said.endswith("; 1 existing account(s) replaced")
+    await alice.closed
+    assert alice.stream_error == "reset"
+    again = await connect("alice@localhost", "secret", host="127.0.0.1", port=node.port, insecure=True)
+    await again.close()

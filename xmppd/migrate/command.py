@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from xmppd.cluster.redis import end_sessions
 from xmppd.config import Config
 from xmppd.migrate.export import export
 from xmppd.migrate.load import FileError, Reader, xml_files
@@ -15,10 +16,12 @@ from xmppd.migrate.records import (
     BATCH,
     AccountRecord,
     Counts,
+    RoomImport,
     write_account,
     write_room,
 )
 from xmppd.storage import Storage
+from xmppd.storage.redis import redis_client
 
 COMMANDS = ("export", "import")
 STDIO = "-"
@@ -40,7 +43,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 async def run(args: argparse.Namespace, storage: Storage, config: Config) -> str:
     if args.command == "export":
         return await _export(storage, config, args.file)
-    return await _import(storage, config, args.paths, args.dry_run, args.replace)
+    importing = Import(storage, config, args.dry_run, args.replace)
+    try:
+        return await importing.run(args.paths)
+    finally:
+        await importing.close()
 
 
 async def _export(storage: Storage, config: Config, file: str) -> str:
@@ -60,50 +67,70 @@ async def _export(storage: Storage, config: Config, file: str) -> str:
     return f"exported {counts} to {file}"
 
 
-async def _import(storage: Storage, config: Config, paths: list[str], dry_run: bool, replace: bool) -> str:
-    reader, counts, batch = Reader(config), Counts(), []
-    verb = "would import" if dry_run else "imported"
-    files = [STDIO] if paths == [STDIO] else [f for p in paths for f in xml_files(Path(p))]
-    try:
-        for file in files:
-            for record in reader.read(Path(file)):
-                if isinstance(record, AccountRecord):
-                    batch.append(record)
-                    if len(batch) == BATCH:
-                        await _accounts(storage, batch, counts, dry_run, replace)
-                else:
-                    if await storage.rooms.load(record.jid) is not None:
-                        if not replace:
-                            raise MigrateError(f"room {record.jid} exists: give --replace to import it again")
-                        if not dry_run:
-                            await storage.rooms.delete(record.jid, await storage.rooms.advance(record.jid))
-                    if not dry_run:
-                        await write_room(storage, record)
-                    counts.rooms += 1
-        await _accounts(storage, batch, counts, dry_run, replace)
-    except (FileError, MigrateError) as e:
-        await _accounts(storage, batch, counts, dry_run, replace)  # the whole accounts read before it
-        raise MigrateError(f"{e} ({verb} before it: {counts})") from None
-    skipped = ", ".join(f"{name} x{n}" for name, n in sorted(reader.skipped.items()))
-    return f"{verb} {counts}" + (f"; not kept by xmppd: {skipped}" if skipped else "")
 
+class Import:
+    """One ``xmppctl import``: accounts stored 64 at a time, rooms one by one, counted."""
 
-async def _accounts(storage: Storage, batch: list[AccountRecord], counts: Counts, dry_run: bool, replace: bool) -> None:
-    """Write a batch at once and empty it; every write ends (or is rolled back) before a failure is raised."""
-    records = batch[:]
-    batch.clear()
-    outcomes = await asyncio.gather(*(_account(storage, record, dry_run, replace) for record in records), return_exceptions=True)
-    for record, outcome in zip(records, outcomes):
-        if isinstance(outcome, BaseException):
-            raise outcome
-        counts.add(record)
+    def __init__(self, storage: Storage, config: Config, dry_run: bool, replace: bool) -> None:
+        self.storage, self.config, self.dry_run, self.replace = storage, config, dry_run, replace
+        self.counts, self.replaced = Counts(), 0
+        # a cluster's nodes end a replaced account's sessions, which hold what was there before
+        self.cluster = redis_client(config.redis_url) if config.redis_url and replace and not dry_run else None
 
+    async def run(self, paths: list[str]) -> str:
+        reader, batch = Reader(self.config), []
+        verb = "would import" if self.dry_run else "imported"
+        files = [STDIO] if paths == [STDIO] else [f for p in paths for f in xml_files(Path(p))]
+        try:
+            for file in files:
+                for record in reader.read(Path(file)):
+                    if isinstance(record, AccountRecord):
+                        batch.append(record)
+                        if len(batch) == BATCH:
+                            await self.accounts(batch)
+                    else:
+                        await self.room(record)
+            await self.accounts(batch)
+        except (FileError, MigrateError) as e:
+            await self.accounts(batch)  # the whole accounts read before it
+            raise MigrateError(f"{e} ({verb} before it: {self.counts})") from None
+        skipped = ", ".join(f"{name} x{n}" for name, n in sorted(reader.skipped.items()))
+        replaced = f"; {self.replaced} existing account(s) replaced" if self.replaced else ""
+        return f"{verb} {self.counts}{replaced}" + (f"; not kept by xmppd: {skipped}" if skipped else "")
 
-async def _account(storage: Storage, record: AccountRecord, dry_run: bool, replace: bool) -> None:
-    if await storage.accounts.exists(record.localpart, record.domain):
-        if not replace:
-            raise MigrateError(f"account {record.jid} exists: give --replace to import it again")
-        if not dry_run:
-            await storage.delete_account(record.localpart, record.domain)
-    if not dry_run:
-        await write_account(storage, record)
+    async def accounts(self, batch: list[AccountRecord]) -> None:
+        """Store a batch at once and empty it; every write ends (or is rolled back) before a failure is raised."""
+        records = batch[:]
+        batch.clear()
+        outcomes = await asyncio.gather(*map(self.account, records), return_exceptions=True)
+        for record, outcome in zip(records, outcomes):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            self.counts.add(record)
+
+    async def account(self, record: AccountRecord) -> None:
+        if await self.storage.accounts.exists(record.localpart, record.domain):
+            if not self.replace:
+                raise MigrateError(f"account {record.jid} exists: give --replace to import it again")
+            if self.dry_run:
+                return
+            if self.cluster is not None:
+                await end_sessions(self.cluster, record.jid, "reset", "the account is replaced by an import")
+            await self.storage.delete_account(record.localpart, record.domain)
+            self.replaced += 1
+        if not self.dry_run:
+            await write_account(self.storage, record)
+
+    async def room(self, room: RoomImport) -> None:
+        if await self.storage.rooms.load(room.jid) is not None:
+            if not self.replace:
+                raise MigrateError(f"room {room.jid} exists: give --replace to import it again")
+            if not self.dry_run:
+                await self.storage.rooms.delete(room.jid, await self.storage.rooms.advance(room.jid))
+        if not self.dry_run:
+            await write_room(self.storage, room)
+        self.counts.rooms += 1
+
+    async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.aclose()
