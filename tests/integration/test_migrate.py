@@ -20,7 +20,7 @@ from tests import redis_server
 from tests.integration.node_fixtures import DOMAIN, RunningNode, node_config
 from xmppd import cli
 from xmppd import config as cfg
-from xmppd.client import Rule, VCard, connect
+from xmppd.client import Rule, SASLError, VCard, connect
 from xmppd.migrate import NS_PIE, NS_PUBSUB, NS_SCRAM, NS_XMPPD, tag
 from xmppd.service import make_node_service
 from xmppd.util.aio import as_deferred
@@ -84,6 +84,7 @@ async def test_export_import_export_is_lossless_and_logins_work(node_factory, tm
     await fill(source, log_in)
     await source.service.stopService()  # the room is written out as the node leaves it
     first, second, copy = tmp_path / "first.xml", tmp_path / "second.xml", tmp_path / "copy"
+    assert (await in_thread(source.data_dir, "disable", "carol@localhost")).returncode == 0
     exported = await in_thread(source.data_dir, "export", str(first))
     assert exported.returncode == 0, exported.stderr
     # roster items: alice has bob, bob has alice, carol has alice (asked)
@@ -103,6 +104,8 @@ async def test_export_import_export_is_lossless_and_logins_work(node_factory, tm
     offline = dave.find(f"{tag(NS_PIE, 'offline-messages')}/{{jabber:client}}message")
     assert offline.findtext("{jabber:client}body") == "while you were out"
     assert offline.find("{urn:xmpp:delay}delay").get("stamp")
+    carol = document.find(f"{tag(NS_PIE, 'host')}/{tag(NS_PIE, 'user')}[@name='carol']")
+    assert carol.get(tag(NS_XMPPD, "disabled")) == "true"
     room = document.find(f"{tag(NS_PIE, 'host')}[@jid='conference.localhost']/{tag(NS_XMPPD, 'room')}")
     assert room.get("jid") == ROOM and len(room.find(tag(NS_XMPPD, "history"))) == 1
 
@@ -135,6 +138,9 @@ async def logins_see_what_was_imported(target: RunningNode) -> None:
         assert roster[JID("bob@localhost")].groups == {"Friends", "Work"}
         assert (await client.vcard.get())["FN"] == "Alice Liddell"
         await client.close()
+    with pytest.raises(SASLError) as refused:
+        await connect("carol@localhost", "secret", host="127.0.0.1", port=target.port, insecure=True)
+    assert refused.value.condition == "account-disabled"
     dave_client = await connect("dave@localhost", "secret", host="127.0.0.1", port=target.port, insecure=True)
     await dave_client.roster.get()
     dave_client.presence.available()
