@@ -180,6 +180,7 @@ class Reader:
             raise _Refused(f"user name {name!r} is not a valid localpart")
         record = AccountRecord(bare.user, bare.host, self._credentials(user))
         record.disabled = user.get(tag(NS_XMPPD, "disabled")) == "true"
+        pending: dict[str, str] = {}  # contact -> request; a repeated one counts as the last
         for child in user:
             kind = child.tag
             if kind == tag(NS_SCRAM, "scram-credentials"):
@@ -187,7 +188,9 @@ class Reader:
             if kind == tag(NS_ROSTER, "query"):
                 record.roster = self._roster(child, bare.userhost())
             elif kind in (tag(NS_CLIENT, "presence"), tag(NS_PIE, "presence")) and child.get("type") == "subscribe":
-                self._pending(child, record)  # Prosody 0.12 writes them in the XEP-0227 namespace
+                contact, text = self._pending(child)  # Prosody 0.12 writes them in the XEP-0227 namespace
+                pending.pop(contact, None)
+                pending[contact] = text
             elif kind == tag(NS_PIE, "offline-messages"):
                 record.offline = self._offline(child, host)
             elif kind == tag(NS_VCARD, "vCard"):
@@ -201,7 +204,7 @@ class Reader:
             else:
                 self.skipped[_name(child)] += 1
         subscribed = {item.jid for item in record.roster if item.subscription in ("from", "both")}
-        record.pending = [(contact, text) for contact, text in record.pending if contact not in subscribed]  # answered (Prosody keeps them)
+        record.pending = [(contact, text) for contact, text in pending.items() if contact not in subscribed]  # answered (Prosody keeps them)
         if len(record.pending) > self.config.roster_max_items:
             raise _Refused(f"{len(record.pending)} subscription requests wait, more than roster_max_items ({self.config.roster_max_items})")
         return record
@@ -245,12 +248,12 @@ class Reader:
                 raise _Refused(f"the roster has more than roster_max_items ({limit}) items", element)
         return [items[contact] for contact in sorted(items)]
 
-    def _pending(self, presence: etree._Element, record: AccountRecord) -> None:
+    def _pending(self, presence: etree._Element) -> tuple[str, str]:
+        """(contact, the request as the subscription module keeps it)."""
         contact = _bare_jid(presence.get("from", ""), presence).userhost()
         stanza = _stanza(presence, self.config.max_stanza_size, self.config.max_stanza_depth, "a subscription request")
         rename_namespace(stanza, NS_PIE, NS_CLIENT)
-        text = serialise(stanza, "")
-        record.pending = [(c, t) for c, t in record.pending if c != contact] + [(contact, text)]
+        return contact, serialise(stanza, "")
 
     def _offline(self, queue: etree._Element, host: str) -> list[str]:
         messages, total = [], 0
