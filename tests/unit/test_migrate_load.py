@@ -152,3 +152,14 @@ def test_a_room_is_refused_unless_it_is_one_xmppd_could_have_written(tmp_path, p
     with pytest.raises(FileError) as error:
         list(Reader(config()).read(path))
     assert str(error.value).startswith(f"{path}:2: ") and why in str(error.value)
+
+
+def test_a_pep_node_keeps_its_newest_max_items_as_a_publish_would(tmp_path):
+    form = (
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'><x xmlns='jabber:x:data' type='submit'>"
+        "<field var='pubsub#max_items'><value>2</value></field><field var='pubsub#title'><value>ignored</value></field>"
+        "</x></configure></pubsub>"
+    )
+    items = "".join(f"<item id='{i}'><t xmlns='urn:example'>{n}</t></item>" for n, i in enumerate("abcb"))
+    [alice] = read(tmp_path, f"<user name='alice' password='x'>{form}<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'>{items}</items></pubsub></user>\n")
+    assert alice.pep["n"].items == [("b", "<t xmlns='urn:example'>3</t>"), ("c", "<t xmlns='urn:example'>2</t>")]

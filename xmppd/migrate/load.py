@@ -325,6 +325,8 @@ class Reader:
         max_items = (fields.get("pubsub#max_items") or ["1"])[0]
         keep = self.config.pep_max_items if max_items == "max" or not max_items.isdigit() else int(max_items)
         groups = tuple(g for g in fields.get("pubsub#roster_groups_allowed", []) if g)
+        if len(groups) > self.config.roster_max_items or any(len(g) > self.config.roster_max_text for g in groups):
+            raise _Refused("roster_groups_allowed names more groups than roster_max_items or one longer than roster_max_text", configure)
         return NodeConfig(access, max(1, min(keep, self.config.pep_max_items)), groups)
 
     def _pep_items(self, pubsub: etree._Element, record: AccountRecord) -> None:
@@ -337,6 +339,7 @@ class Reader:
                     raise _Refused("a PEP item needs an id (at most 1023 bytes) and a payload", item)
                 text = _stanza_text(payload, self.config.pep_max_item_size, self.config.max_stanza_depth, "a PEP item")
                 node.items = [(item_id, text)] + [(i, t) for i, t in node.items if i != item_id]  # newest first
+                del node.items[self.config.pep_max_items :]  # what no node keeps: the list stays short
         self._trim(record)
 
     @staticmethod
