@@ -29,13 +29,15 @@ TUNE = "http://jabber.org/protocol/tune"
 ROOM = "tea@conference.localhost"
 
 
-def xmppctl(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xmppd.cli", "--data-dir", str(data_dir), *args], check=False, capture_output=True, text=True, timeout=60)
+def xmppctl(storage: Path | str, *args: str) -> subprocess.CompletedProcess:
+    """On a data directory's SQLite, or a Redis URL."""
+    where = ["--redis", storage] if str(storage).startswith("redis://") else ["--data-dir", str(storage)]
+    return subprocess.run([sys.executable, "-m", "xmppd.cli", *where, *args], check=False, capture_output=True, text=True, timeout=60)
 
 
-async def in_thread(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+async def in_thread(storage: Path | str, *args: str) -> subprocess.CompletedProcess:
     """xmppctl while the node in this process keeps serving."""
-    return await threads.deferToThread(xmppctl, data_dir, *args)
+    return await threads.deferToThread(xmppctl, storage, *args)
 
 
 async def fill(node, log_in) -> None:
@@ -74,7 +76,7 @@ async def fill(node, log_in) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_export_import_export_is_lossless_and_logins_work(node_factory, tmp_path):
+async def test_export_import_export_is_lossless_and_logins_work(node_factory, tmp_path, redis_url):
     source = node_factory(muc_max_history=5)
     await source.add_user("alice")
 
@@ -117,6 +119,11 @@ async def test_export_import_export_is_lossless_and_logins_work(node_factory, tm
     again = await in_thread(copy, "export", str(second))
     assert again.returncode == 0, again.stderr
     assert second.read_bytes() == first.read_bytes()
+    third = tmp_path / "third.xml"  # the same through Redis
+    for argv in (["import", str(first)], ["export", str(third)]):
+        done = await in_thread(redis_url, *argv)
+        assert done.returncode == 0, done.stderr
+    assert third.read_bytes() == first.read_bytes()
 
     refused = await in_thread(copy, "import", str(first))
     assert refused.returncode == 1 and re.fullmatch(r"xmppctl: (account|room) \S+ exists: give --replace to import it again( \(imported before it: .*\))?\n", refused.stderr)
