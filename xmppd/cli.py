@@ -13,6 +13,8 @@
     xmppctl kick JID                                (a bare JID: all its sessions)
     xmppctl drain NODE                              (before maintenance: docs/operations.md)
     xmppctl reload [--node NODE] [--dry-run]        (configuration changes without a restart)
+    xmppctl export FILE|-                           (XEP-0227: accounts, rosters, ..., MUC rooms)
+    xmppctl import [--dry-run] [--replace] PATH...  (XEP-0227 files: ours, Prosody's, ejabberd's)
 
 sessions, kick, drain and reload call the nodes' HTTP listeners with http_token (from -c
 ); with --redis, every live node of the cluster, else the node the
@@ -37,6 +39,7 @@ from xmppd import config as cfg
 from xmppd import reloadctl
 from xmppd.cluster.membership import survey
 from xmppd.cluster.redis import end_sessions, forget_account
+from xmppd.migrate import command as migrate
 from xmppd.muc.roomctl import destroy_room, survey_rooms
 from xmppd.protocol.scram import Credentials
 from xmppd.storage import DATABASE_FILENAME, open_storage
@@ -213,6 +216,8 @@ async def run(args: argparse.Namespace, config: cfg.Config) -> str:
     storage = open_storage(config.data_dir, config.redis_url or None)
     accounts = storage.accounts
     try:
+        if args.command in migrate.COMMANDS:
+            return await migrate.run(args, storage, config)
         if args.command == "adduser":
             user, host = _account(config, args.jid)
             await accounts.create(user, host, Credentials.from_password(_password(args.password), config.scram_iterations))
@@ -264,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     drain_parser = commands.add_parser("drain", help="take a node out of service: not ready, sessions closed at drain_rate, rooms moved")
     drain_parser.add_argument("node")
     reloadctl.add_parser(commands)
+    migrate.add_parsers(commands)
     return p
 
 
@@ -279,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     except AccountNotFound as e:
         print(f"xmppctl: no such account: {e}", file=sys.stderr)
         return 1
-    except (cfg.ConfigError, CommandError, StorageError, RemoteError, reloadctl.ReloadFailed) as e:
+    except (cfg.ConfigError, CommandError, StorageError, RemoteError, reloadctl.ReloadFailed, migrate.MigrateError) as e:
         print(f"xmppctl: {e}", file=sys.stderr)
         return 1
     if output:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xmppd.bench import abuse, chat, cluster, component, login, muc, pep, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, login, migrate, muc, pep, presence, roomstore
 
 
 def test_login_benchmark_runs_and_prints_the_table(tmp_path):
@@ -136,6 +136,18 @@ def test_roomstore_benchmark_prints_every_backend_and_the_redis_commands():
         "groupchat": ["1.00", "4.00"], "presence": ["1.00", "4.00"], "fenced-out": ["1.00", "1.00"],
         "load": ["1.00", "7.00"],
     }  # fmt: skip
+
+
+def test_migrate_benchmark_imports_and_exports_on_every_backend():
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "migrate", "-n", "20", "-k", "2"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    header, *rows = (line.split() for line in completed.stdout.splitlines())
+    assert header == migrate.HEADER
+    assert [row[:3] for row in rows] == [[backend, command, "20"] for backend in migrate.BACKENDS for command in ("import", "export")]
+    assert all(int(row[4]) > 0 and float(row[-1]) > 0 for row in rows)
 
 
 def test_component_benchmark_runs_and_prints_the_table(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet import asyncioreactor
 
-from tests.interop.servers import SERVERS
+from tests.interop.servers import SERVERS, running
 
 
 def pytest_collection_modifyitems(config, items):
@@ -18,12 +18,5 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(params=sorted(SERVERS))
 def server(request):
     """Each test runs against every server installed (apt-get install prosody prosody-modules ejabberd)."""
-    kind = SERVERS[request.param]
-    if not kind.installed():
-        pytest.fail(f"{kind.name} is not installed: tests/run installs it (apt-get install prosody prosody-modules ejabberd)")
-    running = kind()
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    with running(SERVERS[request.param]) as server:
+        yield server

@@ -10,7 +10,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from xmppd.streams.tls import ensure_self_signed
 
@@ -204,3 +208,16 @@ class Ejabberd(Server):
 
 
 SERVERS = {server.name: server for server in (Prosody, Ejabberd)}
+
+
+@contextmanager
+def running(kind: type[Server]) -> Iterator[Server]:
+    """A started server of this kind, stopped afterwards; a test fails, never skips, without it."""
+    if not kind.installed():
+        pytest.fail(f"{kind.name} is not installed: tests/run installs it (apt-get install prosody prosody-modules ejabberd)")
+    server = kind()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xmppd.bench import abuse, chat, cluster, component, federation, login, muc, pep, presence, roomstore
+from xmppd.bench import abuse, chat, cluster, component, federation, login, migrate, muc, pep, presence, roomstore
 
 SUBBENCHMARKS = {
     "login": login,
@@ -19,6 +19,7 @@ SUBBENCHMARKS = {
     "abuse": abuse,
     "roomstore": roomstore,
     "component": component,
+    "migrate": migrate,
 }
 
 

@@ -210,6 +210,9 @@ class IOfflineStore(Interface):
         """Messages queued for every account together, and their bytes: one read of
         totals kept beside the queues, whatever they hold (for /metrics)."""
 
+    async def peek(localpart: str, domain: str) -> list[str]:
+        """Every queued message, oldest first, left queued (what ``xmppctl export`` writes)."""
+
     async def delete_all(localpart: str, domain: str) -> None:
         """Drop the queue (the account is being removed)."""
 

@@ -210,6 +210,9 @@ class MemoryOfflineStore(_PerUserStore[_MemoryQueue]):
         if queue is not None:
             self._counted(-len(queue.messages), -queue.bytes)
 
+    async def peek(self, localpart: str, domain: str) -> list[str]:
+        return list(self._by_user.get((localpart, domain), _MemoryQueue()).messages)
+
 
 @dataclass
 class _MemoryPrivacy:

@@ -569,6 +569,10 @@ class RedisOfflineStore(_PerUserStore):
         if messages:
             await self._count(-messages, -int(total or 0))
 
+    async def peek(self, localpart: str, domain: str) -> list[str]:
+        queue, _ = self._keys(localpart, domain)
+        return await self._redis.lrange(queue, 0, -1)
+
 
 @implementer(IPrivacyStore)
 class RedisPrivacyStore(_PerUserStore):

@@ -558,6 +558,12 @@ class SQLiteOfflineStore(_PerUserStore):
         messages, size = self._db.execute("SELECT messages, bytes FROM offline_grand_totals").fetchone()
         return messages, size
 
+    async def peek(self, localpart: str, domain: str) -> list[str]:
+        rows = self._db.execute(
+            f"SELECT stanza FROM offline_messages WHERE {_USER_ROWS} ORDER BY id", _user(localpart, domain)
+        )
+        return [stanza for (stanza,) in rows]
+
 
 @implementer(IPrivacyStore)
 class SQLitePrivacyStore(_PerUserStore):

@@ -53,6 +53,14 @@ class OfflineStoreContract:
         assert run(offline.pop_page(*ALICE, EVERYTHING)) == []
         assert run(offline.pop_page(*BOB, EVERYTHING)) == [message(99)]
 
+    def test_peek_leaves_the_queue_as_it_was(self, offline: IOfflineStore, run: Runner) -> None:
+        assert run(offline.peek(*ALICE)) == []
+        for n in range(3):
+            run(offline.push(*ALICE, message(n), ROOMY))
+        run(offline.requeue(*ALICE, [message(9)]))
+        assert run(offline.peek(*ALICE)) == [message(9)] + [message(n) for n in range(3)]
+        assert run(offline.pop_page(*ALICE, EVERYTHING)) == [message(9)] + [message(n) for n in range(3)]
+
     def test_pages_end_at_the_message_that_reaches_the_budget(self, offline: IOfflineStore, run: Runner) -> None:
         texts = [sized(n, 1000) for n in range(7)]
         for text in texts:
