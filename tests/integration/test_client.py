@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -14,6 +15,7 @@ from tests.integration.node_fixtures import DOMAIN, RunningNode
 from xmppd.client import ClientError, IQError, SASLError, StreamErrorReceived, connect, open_stream
 from xmppd.client import connection
 from xmppd.protocol import xml as X
+from xmppd.util.aio import as_deferred
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 MECHANISMS = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
@@ -70,6 +72,26 @@ async def test_prefers_plus_and_binds_tls_unique_under_tls_1_2(login: Login, mon
 async def test_requested_resource_is_bound(login: Login):
     client = await login(resource="laptop")
     assert client.jid.full() == f"alice@{DOMAIN}/laptop"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_plain_login_gives_an_account_with_sha1_keys_only_its_sha256_keys(node: RunningNode, login: Login):
+    """An account imported from Prosody 0.12 has SCRAM-SHA-1 keys only: SCRAM-SHA-256 cannot
+    work for it, but its first PLAIN login (the password verified) adds the missing keys."""
+    from xmppd.protocol.scram import Credentials, derive_keys
+
+    accounts = node.node.storage.accounts
+    await as_deferred(accounts.create("sam", DOMAIN, Credentials({"SHA-1": derive_keys("SHA-1", "secret")})))
+    with pytest.raises(SASLError) as caught:
+        await login("sam", mechanism="SCRAM-SHA-256")
+    assert caught.value.condition == "not-authorized"
+    await login("sam", mechanism="PLAIN")
+    for _ in range(200):
+        if "SHA-256" in (await as_deferred(accounts.credentials("sam", DOMAIN))).keys:
+            break
+        await as_deferred(asyncio.sleep(0.01))
+    assert (await login("sam", mechanism="SCRAM-SHA-256")).jid.userhost() == f"sam@{DOMAIN}"
+    assert (await login("sam", mechanism="SCRAM-SHA-1")).jid.userhost() == f"sam@{DOMAIN}"
 
 
 @pytest.mark.parametrize("mechanism", [None, "PLAIN"])

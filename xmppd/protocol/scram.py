@@ -72,6 +72,16 @@ class Credentials:
             return False
         return hmac.compare_digest(stored_key_of(name, client_key_of(name, salted)), keys.stored_key)
 
+    def completed(self, password: str) -> Credentials | None:
+        """These keys plus those of the hashes they lack, from a password just verified, at the
+        same iteration count; None when none lacks. An account imported with SHA-1 keys only
+        (Prosody 0.12's) gains SHA-256 at its first PLAIN login, so SCRAM-SHA-256 works next."""
+        missing = [name for name in HASHES if name not in self.keys]
+        if not missing:
+            return None
+        iterations = next(iter(self.keys.values())).iterations
+        return Credentials({**self.keys, **{name: derive_keys(name, password, iterations) for name in missing}})
+
     def to_json(self) -> str:
         return json.dumps({name: k.to_dict() for name, k in self.keys.items()}, sort_keys=True)
 

@@ -23,6 +23,7 @@ from xmppd.sessions import Resource
 from xmppd.streams import sasl, tls
 from xmppd.streams.base import ServerStream, StreamError, ping_request
 from xmppd.util import identifiers
+from xmppd.util.aio import run_in_background
 
 STANZAS = frozenset(("message", "presence", "iq"))
 NS_LEGACY_AUTH = "jabber:iq:auth"  # XEP-0078, not served here (LEG-01)
@@ -243,6 +244,9 @@ class ClientStream(ServerStream):
             return
         self.username = jid.nodeprep.prepare(mechanism.username)
         self.node.tally.logins[mechanism.name] += 1
+        if mechanism.completed is not None:
+            run_in_background(self.node.storage.accounts.set_credentials(self.username, self.domain, mechanism.completed),
+                              self.log, f"storing {self.username}@{self.domain}'s keys for every hash failed")
         if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
             encoded = "="
         self.send(f"<success xmlns='{X.NS_SASL}'>{encoded}</success>")

@@ -60,11 +60,13 @@ Step = tuple[str, bytes | None]
 class ServerMechanism(Protocol):
     """One SASL exchange. ``step`` returns ('challenge', data) or ('success',
     additional data or None) and raises SASLFailure; after success ``username``
-    (SASLprepped) and ``authzid`` (None if absent) are set."""
+    (SASLprepped) and ``authzid`` (None if absent) are set, and ``completed`` holds
+    credentials to store when the exchange learnt keys the account lacked."""
 
     name: str
     username: str | None
     authzid: str | None
+    completed: Credentials | None
 
     async def step(self, response: bytes | None) -> Step: ...
 
@@ -108,6 +110,7 @@ class PlainServer:
         self._done = False
         self.username: str | None = None
         self.authzid: str | None = None
+        self.completed: Credentials | None = None
 
     async def step(self, response: bytes | None) -> Step:
         if self._done:
@@ -132,6 +135,7 @@ class PlainServer:
         if not credentials.verify_password(password):
             raise SASLFailure("not-authorized")
         self.username, self.authzid = username, authzid or None
+        self.completed = credentials.completed(password)
         return "success", None
 
 
@@ -171,6 +175,7 @@ class ScramServer:
         self._next = self._client_first
         self.username: str | None = None
         self.authzid: str | None = None
+        self.completed: Credentials | None = None  # SCRAM never sees the password
 
     async def step(self, response: bytes | None) -> Step:
         handler, self._next = self._next, self._finished
