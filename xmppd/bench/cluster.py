@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--server-cpu", type=int, default=cpus[0], help="CPU of every server process: the nodes and redis-server"
     )
     parser.add_argument("--gen-cpu", type=int, default=cpus[-1], help="CPU the load generator is pinned to")
-    parser.set_defaults(server_pid=None)  # common.node_under_test starts the SQLite node
+    parser.set_defaults(server_pid=None, server_config=None)  # common.node_under_test starts the SQLite node
 
 
 def cross_contacts(index: int, count: int, contacts: int) -> list[int]:

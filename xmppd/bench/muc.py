@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain", default="localhost")
     parser.add_argument("--server-cpu", type=int, default=cpus[0], help="CPU of every server process")
     parser.add_argument("--gen-cpu", type=int, default=cpus[-1], help="CPU the load generator is pinned to")
-    parser.set_defaults(server_pid=None)  # common.node_under_test starts the plain node
+    parser.set_defaults(server_pid=None, server_config=None)  # common.node_under_test starts the plain node
 
 
 def _check(args: argparse.Namespace) -> None:
