@@ -1,5 +1,6 @@
-"""What a TLS connection costs the node to set up (CORE-10..13): the TLS 1.3 suite it
-prefers, the suites a client may insist on, one TLS factory for every STARTTLS stream."""
+"""What a TLS stream costs the node to set up (CORE-10..13): the TLS 1.3 suite it prefers,
+the suites a client may insist on, one TLS factory for every STARTTLS stream, one record
+for our header and its features."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from twisted.internet import reactor, task, threads
 
 from tests.integration.node_fixtures import DOMAIN, RunningNode
 from xmppd.client import open_stream
+from xmppd.protocol import xml as X
+
+HEADER = f"<stream:stream xmlns='jabber:client' xmlns:stream='{X.NS_STREAMS}' to='{DOMAIN}' version='1.0'>"
 
 
 def suite_of_a_default_client(port: int) -> str:
@@ -72,3 +76,54 @@ async def test_starttls_streams_share_one_factory_which_forgets_them_when_they_c
         await client.close()
     await _until(lambda: not node.node.streams)
     assert factory.protocols == {}
+
+
+def _records(data: bytes) -> list[bytes]:
+    """Whole TLS records (5-byte header, then the length it gives) at the start of ``data``."""
+    records = []
+    while len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big"):
+        end = 5 + int.from_bytes(data[3:5], "big")
+        records.append(data[:end])
+        data = data[end:]
+    return records
+
+
+def records_carrying_header_and_features(port: int) -> int:
+    """Blocking: STARTTLS, then a new header; how many TLS records carry the answer up to
+    </stream:features> (the session tickets before it carry no stream data)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(f"{HEADER}<starttls xmlns='{X.NS_TLS}'/>".encode())
+        plain = b""
+        while b"<proceed" not in plain:
+            plain += raw.recv(4096)
+        context = ssl_.SSLContext(ssl_.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl_.CERT_NONE
+        incoming, outgoing = ssl_.MemoryBIO(), ssl_.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname=DOMAIN)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl_.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        tls.write(HEADER.encode())
+        raw.sendall(outgoing.read())
+        pending, answer, carrying = b"", b"", 0
+        while b"</stream:features>" not in answer:
+            pending += raw.recv(65536)
+            for record in _records(pending):
+                pending = pending[len(record):]
+                incoming.write(record)
+                try:
+                    answer += tls.read(65536)
+                    carrying += 1
+                except ssl_.SSLWantReadError:  # a session ticket
+                    pass
+        assert answer.startswith(b"<?xml") and answer.endswith(b"</stream:features>"), answer
+        return carrying
+
+
+@pytest_twisted.ensureDeferred
+async def test_our_header_and_its_features_travel_in_one_record(node: RunningNode):
+    assert await threads.deferToThread(records_carrying_header_and_features, node.port) == 1
