@@ -90,8 +90,8 @@ def accept_alpn(context: SSL.Context, protocols: tuple[bytes, ...]) -> None:
 
 
 # TLS 1.3 suites in our order of preference (the server's order decides). OpenSSL's own puts
-# AES-256-GCM-SHA384 first, whose SHA-384 key schedule (some 60 HMACs a handshake) cost ~4 % of
-# a whole SCRAM login's instructions; AES-128-GCM is TLS 1.3's mandatory suite.
+# AES-256-GCM-SHA384 first; with AES-128-GCM-SHA256, TLS 1.3's mandatory suite, a handshake
+# costs ~5 % fewer instructions (the key schedule's ~60 HMACs) and records a little less.
 TLS13_SUITES = b"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
 
