@@ -87,3 +87,35 @@ def test_lowering_the_bound_shrinks_the_address_caches():
     finally:
         compat.limit_address_caches(compat.DEFAULT_CACHE_BYTES)
         compat.ADDRESS_CACHES.remove(parse.cache)
+
+
+def _full_nodeprep(part: str) -> str | type[UnicodeError]:
+    """Twisted's own profile, under the shortcut installed on the instance."""
+    try:
+        return type(jid.nodeprep).prepare(jid.nodeprep, part)
+    except UnicodeError:
+        return UnicodeError
+
+
+def _fast_nodeprep(part: str) -> str | type[UnicodeError]:
+    try:
+        return jid.nodeprep.prepare(part)
+    except UnicodeError:
+        return UnicodeError
+
+
+PRINTABLE_ASCII = [chr(c) for c in range(0x20, 0x7F)]
+
+
+def test_ascii_localparts_skip_nodeprep_with_its_results():
+    """Every printable ASCII pair (each character before and after every other, case included)
+    prepares as the full profile prepares it, prohibited characters refused."""
+    pairs = [a + b for a in PRINTABLE_ASCII for b in PRINTABLE_ASCII]
+    for part in [*PRINTABLE_ASCII, *pairs, "User1", "Alice.Liddell-2", "juliet@", "o'hara", "a b", ""]:
+        assert _fast_nodeprep(part) == _full_nodeprep(part), part
+    assert jid.JID("Romeo@Example.NET/Orchard").user == "romeo"
+
+
+@pytest.mark.parametrize("part", ["ÄLICE", "ﬁnn", "a\u00adb", "tab\tx", "\u0627\u0644", "x\x7f"])
+def test_localparts_beyond_printable_ascii_still_take_the_profile(part):
+    assert _fast_nodeprep(part) == _full_nodeprep(part)

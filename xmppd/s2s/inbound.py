@@ -75,8 +75,7 @@ class InboundStream(FederationStream):
     def stream_started(self, root: domish.Element):
         if self.version < (1, 0) and self.config.s2s_tls_required:
             raise StreamError("unsupported-feature", "STARTTLS is required and needs XMPP 1.0 stream features")
-        if self.version >= (1, 0):
-            self.send("<stream:features>" + "".join(self.features()) + "</stream:features>")
+        self.send_header("<stream:features>" + "".join(self.features()) + "</stream:features>" if self.version >= (1, 0) else "")
 
     def features(self) -> list[str]:
         offer = []

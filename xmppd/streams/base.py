@@ -237,7 +237,6 @@ class ServerStream(protocol.Protocol):
     def open_stream(self, root: domish.Element):
         """Answer the peer's header with ours (the receiving side's part, RFC 6120 §4.2)."""
         self.stream_id = uuid.uuid4().hex
-        self.send_header()
         self.stream_started(root)
 
     def check_header(self, root: domish.Element):
@@ -272,7 +271,9 @@ class ServerStream(protocol.Protocol):
     def choose_domain(self, to: str | None) -> str:
         raise NotImplementedError
 
-    def send_header(self):
+    def send_header(self, features: str = ""):
+        """Our header, and what follows it at once (stream features) in the same write: one TLS
+        record and one send(2) instead of two, three times in every client's login."""
         attrs = [f"xmlns='{self.content_namespace}'", f"xmlns:stream='{X.NS_STREAMS}'", *self.header_prefixes]
         if self.stream_id:
             attrs.append(f"id='{self.stream_id}'")
@@ -284,10 +285,12 @@ class ServerStream(protocol.Protocol):
             attrs.append("version='1.0'")
         attrs.append("xml:lang='en'")
         self.header_sent = True
-        self.transport.write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>".encode())
+        self.transport.write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>{features}".encode())
 
     def stream_started(self, root: domish.Element):
-        """The header was accepted and answered: send features, or not."""
+        """The header was accepted: answer with ours, and features if the stream has them
+        (``send_header``). A StreamError raised before that still gets our header first."""
+        self.send_header()
 
     def _on_element(self, element: domish.Element):
         if self.closed:  # sent before the peer saw our close: too late

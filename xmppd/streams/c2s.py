@@ -88,10 +88,11 @@ class ClientStream(ServerStream):
             # only fail: there is no legacy authentication here.
             if self.config.tls_required and not self.tls_active:
                 raise StreamError("unsupported-feature", "STARTTLS is required and needs XMPP 1.0 stream features")
+            self.send_header()
             return
         if self.tls_active and self.username is None and self.channel_binding is None:
             self.channel_binding = channel_binding(self.transport.getHandle(), client=False)
-        self.send("<stream:features>" + "".join(self.features()) + "</stream:features>")
+        self.send_header("<stream:features>" + "".join(self.features()) + "</stream:features>")
 
     def features(self) -> list[str]:
         if not self.tls_active:
