@@ -9,6 +9,7 @@ Modules never write to sockets: they hand stanzas to ``route()``.
 from __future__ import annotations
 
 from twisted.logger import Logger
+from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from zope.interface import Interface
 
@@ -59,7 +60,10 @@ class Router:
         to = stanza.getAttribute("to")
         if to is None:
             return self.local.without_to(stanza, origin)
-        target = parse_jid(to)
+        return self.route_to(stanza, parse_jid(to), origin)
+
+    def route_to(self, stanza: domish.Element, target: JID, origin: Resource | None = None):
+        """``route`` for a stanza whose 'to' its stream parsed already (checking it): once per stanza."""
         if origin is not None and not self._leaves(stanza, origin, target):
             return None
         if origin is not None and stanza.name == "presence":

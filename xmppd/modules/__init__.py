@@ -88,6 +88,7 @@ class ModuleHost:
 
     def __init__(self, node, module_classes):
         self.modules = [m for m in (cls(node) for cls in module_classes) if m.enabled()]
+        self._by_name = {m.name: m for m in self.modules}  # module() is asked on every stanza's path
         self._table = {}
         hooked: dict[str, list[tuple[int, Callable]]] = {}
         for module in self.modules:
@@ -120,7 +121,7 @@ class ModuleHost:
         return sorted({i for m in self.modules for i in m.account_identities})
 
     def module(self, name: str) -> Module | None:
-        return next((m for m in self.modules if m.name == name), None)
+        return self._by_name.get(name)
 
     def serves_before_auth(self, kind: str, namespace: str) -> bool:
         handler = self._table.get((SERVER, kind, namespace))

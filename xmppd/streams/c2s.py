@@ -378,13 +378,15 @@ class ClientStream(ServerStream):
                 check_iq(stanza)
             elif stanza.name == "message":
                 check_message(stanza)
-            parse_jid(stanza.getAttribute("to"))
+            target = parse_jid(stanza.getAttribute("to"))
         except StanzaError as e:
             if stanza.getAttribute("type") != "error":
                 self.node.tally.bounces[e.condition] += 1
                 self.send(error_reply(stanza, e))
             return None
-        return self.node.router.route(stanza, self.resource)
+        if target is None:
+            return self.node.router.local.without_to(stanza, self.resource)
+        return self.node.router.route_to(stanza, target, self.resource)
 
     def peer_name(self) -> str:
         if self.resource is not None:
@@ -392,7 +394,7 @@ class ClientStream(ServerStream):
         return f"{self.username}@{self.domain}" if self.username is not None else super().peer_name()
 
     def send_raw(self, data: bytes) -> None:
-        self.node.tally.written(data)
+        self.server.tally.written(data)  # the node, without its property: this runs per delivery
         if self._held is not None:
             self._held.append(data)
         else:
