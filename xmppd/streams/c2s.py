@@ -384,8 +384,6 @@ class ClientStream(ServerStream):
                 self.node.tally.bounces[e.condition] += 1
                 self.send(error_reply(stanza, e))
             return None
-        if target is None:
-            return self.node.router.local.without_to(stanza, self.resource)
         return self.node.router.route_to(stanza, target, self.resource)
 
     def peer_name(self) -> str:
@@ -397,8 +395,8 @@ class ClientStream(ServerStream):
         self.server.tally.written(data)  # the node, without its property: this runs per delivery
         if self._held is not None:
             self._held.append(data)
-        else:
-            super().send_raw(data)
+        elif not self.closed:
+            self._write(data)
 
     def hold_output(self) -> None:
         """Queue routed stanzas until ``release_output``: stored messages go out before live ones."""
