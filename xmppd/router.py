@@ -9,7 +9,6 @@ Modules never write to sockets: they hand stanzas to ``route()``.
 from __future__ import annotations
 
 from twisted.logger import Logger
-from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from zope.interface import Interface
 
@@ -57,13 +56,10 @@ class Router:
 
     def route(self, stanza: domish.Element, origin: Resource | None = None):
         """Deliver a stanza; returns an awaitable when delivery has to wait (keep order)."""
-        return self.route_to(stanza, parse_jid(stanza.getAttribute("to")), origin)
-
-    def route_to(self, stanza: domish.Element, target: JID | None, origin: Resource | None = None):
-        """``route`` for a stanza whose 'to' its stream parsed already (checking it), None for
-        none: parsed once per stanza, not once by the stream and again here."""
-        if target is None:
+        to = stanza.getAttribute("to")
+        if to is None:
             return self.local.without_to(stanza, origin)
+        target = parse_jid(to)
         if origin is not None and not self._leaves(stanza, origin, target):
             return None
         if origin is not None and stanza.name == "presence":

@@ -3,7 +3,6 @@ namespace move, and a link's backoff (one class, its federation a stand-in)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from types import SimpleNamespace
 
@@ -243,10 +242,6 @@ def test_verifications_asked_on_a_stream_that_closes_are_answered_with_an_error(
 def test_a_link_stops_writing_to_a_stream_the_moment_it_closes():
     """Closed for idleness, the stream waits for the peer's close: a stanza routed meanwhile
     must open a new stream, not vanish into the old one."""
-    asyncio.run(_link_after_close())  # in an event loop, as streams write at the end of its turn
-
-
-async def _link_after_close():
     federation = Federation()
     federation.reclaimer = SimpleNamespace(read=0)
     federation.admit = federation.release = lambda stream: None

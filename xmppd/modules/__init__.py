@@ -94,7 +94,6 @@ class ModuleHost:
         """Serve the modules the configuration turns on: at start, and after ``xmppctl reload``
         (a module turned off and on again is the same object, with its state)."""
         self.modules = [m for m in self._every if m.enabled()]
-        self._by_name = {m.name: m for m in self.modules}  # module() is asked on every stanza's path
         self._table = {}
         hooked: dict[str, list[tuple[int, Callable]]] = {}
         for module in self.modules:
@@ -127,7 +126,7 @@ class ModuleHost:
         return sorted({i for m in self.modules for i in m.account_identities})
 
     def module(self, name: str) -> Module | None:
-        return self._by_name.get(name)
+        return next((m for m in self.modules if m.name == name), None)
 
     def serves_before_auth(self, kind: str, namespace: str) -> bool:
         handler = self._table.get((SERVER, kind, namespace))

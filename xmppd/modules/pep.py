@@ -625,8 +625,7 @@ class PepModule(Module):
         for peer, resources in self._audience(access, own, abroad):
             if access.admits(peer) and owner_allows(peer):
                 for resource in local.available(resources):
-                    wanted = self.remembered_interests(resource)  # no coroutine per recipient once known
-                    if name in (wanted if wanted is not None else await self.interests(resource)):
+                    if name in await self.interests(resource):
                         recipients.append(resource)
                         reached.add(peer)
         self._deliver(message, recipients)
@@ -736,22 +735,18 @@ class PepModule(Module):
             return legacy[1] if legacy is not None and legacy[0] == ver else None
         return await self.caps_cache.get(ver)
 
-    def remembered_interests(self, resource: Resource) -> frozenset[str] | None:
-        """What ``interests`` remembered for the resource's current presence, else None."""
-        memo = self._interests.get(resource.jid.full())
-        return memo[1] if memo is not None and memo[0] is resource.presence else None
-
     async def interests(self, resource: Resource) -> frozenset[str]:
         """The nodes the resource's caps want (``<node>+notify``). Every notification asks
         this of every recipient, so it is remembered per presence stanza (a new presence
         replaces the element, never changes it), once the caps are known."""
-        wanted = self.remembered_interests(resource)
-        if wanted is not None:
-            return wanted
+        full = resource.jid.full()
+        memo = self._interests.get(full)
+        if memo is not None and memo[0] is resource.presence:
+            return memo[1]
         found = await self.features(resource)
         wanted = frozenset(f.removesuffix(NOTIFY) for f in found or () if f.endswith(NOTIFY))
         if found is not None:
-            self._interests[resource.jid.full()] = (resource.presence, wanted)
+            self._interests[full] = (resource.presence, wanted)
         return wanted
 
     def available(self, resource: Resource, initial: bool):

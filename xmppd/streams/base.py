@@ -25,7 +25,6 @@ from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.streams.budget import OutputBudget
 from xmppd.streams.tls import tcp_connection
-from xmppd.streams.turn import WRITES
 from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 
@@ -88,7 +87,7 @@ class ServerStream(protocol.Protocol):
         "server", "config", "clock", "parser", "stream_id", "header_sent", "domain", "peer_claim",
         "version", "closed", "_backlog", "_pending", "_input_held", "_idle_call", "_closing_call",
         "_pinged", "last_activity", "connected_at", "ended", "_read", "_read_offset", "_parsed",
-        "_restart_requested", "_tls_just_started", "_clean", "_header_replay", "output", "_queued",
+        "_restart_requested", "_tls_just_started", "_clean", "_header_replay", "output",
     )  # fmt: skip
 
     def __init__(self, server):
@@ -116,7 +115,6 @@ class ServerStream(protocol.Protocol):
         self._tls_just_started = False
         self._clean = False  # the parser holds no half-read data (it may be parked)
         self._header_replay = b""
-        self._queued: list[bytes] | None = None  # written this turn, for WRITES to flush at its end
 
     # -- transport events ---------------------------------------------------------
 
@@ -169,7 +167,6 @@ class ServerStream(protocol.Protocol):
         _cancel(self._closing_call)
         self._idle_call = self._closing_call = None
         self.parser = None
-        self._queued = None
 
     # -- parser events ------------------------------------------------------------
 
@@ -288,7 +285,7 @@ class ServerStream(protocol.Protocol):
             attrs.append("version='1.0'")
         attrs.append("xml:lang='en'")
         self.header_sent = True
-        self._write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>{features}".encode())
+        self.transport.write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>{features}".encode())
 
     def stream_started(self, root: domish.Element):
         """The header was accepted: answer with ours, and features if the stream has them
@@ -381,7 +378,7 @@ class ServerStream(protocol.Protocol):
     def _on_footer(self):
         """The peer closed its stream: answer with ours if we had not closed first, and drop TCP."""
         self.close()
-        self.lose_connection()
+        self.transport.loseConnection()
 
     # -- output -------------------------------------------------------------------
 
@@ -390,32 +387,11 @@ class ServerStream(protocol.Protocol):
             return
         if not isinstance(element, str):
             element = X.serialise(element, self.content_namespace)
-        self._write(element.encode("utf-8"))
+        self.transport.write(element.encode("utf-8"))
 
     def send_raw(self, data: bytes):
         if not self.closed:
-            self._write(data)
-
-    def _write(self, data: bytes) -> None:
-        """Queue ``data`` for the end of this reactor turn (``xmppd.streams.turn``)."""
-        queued = self._queued
-        if queued is None:
-            self._queued = [data]
-            WRITES.add(self)
-        else:
-            queued.append(data)
-
-    def flush_output(self) -> None:
-        """What this turn queued, to the transport now: at the turn's end, and before the
-        transport changes under the stream (STARTTLS) or closes."""
-        queued, self._queued = self._queued, None
-        if queued:
-            self.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
-
-    def lose_connection(self) -> None:
-        """Close TCP (and TLS) after everything written so far."""
-        self.flush_output()
-        self.transport.loseConnection()
+            self.transport.write(data)
 
     def stream_error(self, condition: str, text: str | None = None, content: str | None = None):
         """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1).
@@ -434,7 +410,7 @@ class ServerStream(protocol.Protocol):
         if text:
             body += f"<text xmlns='{X.NS_XMPP_STREAMS}' xml:lang='en'>{quote(text)}</text>"
         self.log.debug("stream error {condition}: {text}", condition=condition, text=text)
-        self._write(f"<stream:error>{body}</stream:error></stream:stream>".encode())
+        self.transport.write(f"<stream:error>{body}</stream:error></stream:stream>".encode())
         self.stream_ended(condition)
         self._await_peer_close()
 
@@ -444,21 +420,21 @@ class ServerStream(protocol.Protocol):
             return
         if not self.header_sent:
             self.send_header()
-        self._write(b"</stream:stream>")
+        self.transport.write(b"</stream:stream>")
         self.stream_ended(None)
         self._await_peer_close()
 
     def refuse(self, condition: str, text: str):
         """A stream error and TCP closed at once, not waiting for the peer: for connections the node sheds."""
         self.stream_error(condition, text)
-        self.lose_connection()
+        self.transport.loseConnection()
 
     def _await_peer_close(self):
         """CORE-06: nothing more goes out; TCP closes when the peer's footer comes, or after closing_timeout."""
         self.closed = True
         _cancel(self._idle_call)
         self._idle_call = None
-        self._closing_call = self.clock.callLater(self.config.closing_timeout, self.lose_connection)
+        self._closing_call = self.clock.callLater(self.config.closing_timeout, self.transport.loseConnection)
 
     def _read_after_close(self, data: bytes):
         """Look for the peer's footer; what cannot be parsed (the parser that raised a stream
@@ -468,7 +444,7 @@ class ServerStream(protocol.Protocol):
                 self._unpark()
             self.parser.parse(data)
         except Exception:
-            self.lose_connection()
+            self.transport.loseConnection()
 
     def stream_ended(self, condition: str | None):
         """Hook: the stream is over (condition None for a clean close)."""
@@ -518,4 +494,4 @@ class ServerStream(protocol.Protocol):
         return self.connected_at + self.config.negotiation_timeout
 
     def ping_peer(self):
-        self._write(b" ")
+        self.transport.write(b" ")

@@ -1,8 +1,7 @@
 """Every stream's output budget: a peer that does not read cannot grow the node.
 
 What the kernel does not take waits in Twisted's buffer on the TCP connection
-(under TLS too: records go there, see ``tls.write_now``). A stream's writes reach
-that connection at the end of the reactor turn that made them (``turn.py``). The budget is that
+(under TLS too: records go there, see ``tls.write_now``). The budget is that
 connection's push producer with ``bufferSize`` set to the limit, so Twisted
 itself calls ``pauseProducing`` on each write that leaves more than the limit
 unwritten and ``resumeProducing`` once everything is written: a write that goes
@@ -54,7 +53,6 @@ class OutputBudget:
 
     async def written(self) -> None:
         """Until everything written so far has left the node; one reactor turn at least."""
-        self.stream.flush_output()  # what this turn queued counts as written so far
         if self.unwritten() == 0 or self.connection.disconnected:
             await asyncio.sleep(0)
             return

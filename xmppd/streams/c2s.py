@@ -158,7 +158,6 @@ class ClientStream(ServerStream):
             self.close()
             return
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
-        self.flush_output()  # in the clear, before the TLS layer goes in
         tls.start_tls(self.transport, self.node.tls_context)
         self.tls_active = True
         self.node.tally.tls_handshakes["starttls"] += 1
@@ -383,13 +382,13 @@ class ClientStream(ServerStream):
                 check_iq(stanza)
             elif stanza.name == "message":
                 check_message(stanza)
-            target = parse_jid(stanza.getAttribute("to"))
+            parse_jid(stanza.getAttribute("to"))
         except StanzaError as e:
             if stanza.getAttribute("type") != "error":
                 self.node.tally.bounces[e.condition] += 1
                 self.send(error_reply(stanza, e))
             return None
-        return self.node.router.route_to(stanza, target, self.resource)
+        return self.node.router.route(stanza, self.resource)
 
     def peer_name(self) -> str:
         if self.resource is not None:
@@ -397,11 +396,11 @@ class ClientStream(ServerStream):
         return f"{self.username}@{self.domain}" if self.username is not None else super().peer_name()
 
     def send_raw(self, data: bytes) -> None:
-        self.server.tally.written[data[1]] += 1  # the node, without its property: this runs per delivery
+        self.node.tally.written[data[1]] += 1
         if self._held is not None:
             self._held.append(data)
-        elif not self.closed:
-            self._write(data)
+        else:
+            super().send_raw(data)
 
     def hold_output(self) -> None:
         """Queue routed stanzas until ``release_output``: stored messages go out before live ones."""
