@@ -212,3 +212,21 @@ def test_an_occupant_whose_list_denies_the_rooms_messages_gets_none_of_its_group
         [(f"{ROOM}/n0", "hi")] if i != 1 else [] for i in range(5)
     ]
     assert "n1" in node.router.services["conference.localhost"].rooms["room"].state.occupants
+
+
+def test_a_room_another_node_claimed_tells_the_occupants_on_this_node_and_no_one_else(occupied):
+    """In a cluster, after this node's lease ran out and another node claimed the room: the room
+    ends here; each session of this node hears it (332) and forgets its presence to the room."""
+    here, streams = occupied
+    service = here.router.services["conference.localhost"]
+    here.directory.by_full("u4@localhost/r").node = "n2"  # u4's session lives on another node
+    for i in range(5):
+        here.directory.by_full(f"u{i}@localhost/r").directed.add(f"{ROOM}/n{i}")
+    service.moved("room")
+    assert "room" not in service.rooms
+    for i, stream in enumerate(streams[:4]):
+        (told,) = stream.received
+        codes = {int(s["code"]) for s in told.x.elements() if s.name == "status"}
+        assert (told["from"], told["type"], codes, told.x.item["role"]) == (f"{ROOM}/n{i}", "unavailable", {332}, "none")
+        assert here.directory.by_full(f"u{i}@localhost/r").directed == set()
+    assert streams[4].received == [] and here.directory.by_full("u4@localhost/r").directed == {f"{ROOM}/n4"}

@@ -38,6 +38,7 @@ from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_NODE_DIED = "urn:xmppd:muc:node-died"  # ours: marks the server's unavailable for a dead node's session on its way to the room
+TOLD = "told"  # an attribute of that mark: the session's own node has told it, the room tells only the others
 
 
 @implementer(IHostedService)
@@ -54,7 +55,8 @@ class MucService:
             config.muc_max_affiliations, config.muc_max_subject_length, config.muc_max_field_length, config.muc_message_rate,
         )
         self.rooms: dict[str, Room] = {}
-        self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
+        self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url),
+                                 history_behind=config.muc_history_flush_ms / 1000)
         self._loading: asyncio.Event | None = None  # set once the stored rooms are in
         self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
         self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
@@ -119,10 +121,13 @@ class MucService:
             return as_deferred(self._check_invitees(stanza, invitees))
         return self._receive(stanza, hops)
 
-    def session_died(self, presence: domish.Element) -> None:
+    def session_died(self, presence: domish.Element, told: bool = False) -> None:
         """The survivor burying a dead node tells the room, wherever it runs, that an occupant's
-        session went with it: marked, so the room's owner node (maybe another) says 332."""
-        presence.addElement((NS_NODE_DIED, "died"))
+        session went with it: marked, so the room's owner node (maybe another) says 332. ``told``:
+        the session is alive and its node told it already; the room tells only the others."""
+        died = presence.addElement((NS_NODE_DIED, "died"))
+        if told:
+            died[TOLD] = "true"
         self._receive(presence)
 
     def _leave_rooms_elsewhere(self) -> None:
@@ -135,8 +140,7 @@ class MucService:
                 room = parse_jid(peer)
                 if room.host == self.host and room.user is not None and room.user not in self.rooms:
                     resource.directed.discard(peer)
-                    gone = domish.Element((NS_CLIENT, "presence"), attribs={"from": resource.jid.full(), "to": peer, "type": "unavailable"})
-                    self.session_died(gone)
+                    self.session_died(_unavailable(resource.jid.full(), peer))
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
         await loading.wait()
@@ -211,11 +215,38 @@ class MucService:
         self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here]
 
     def drop(self, name: str) -> None:
-        """Another node runs the room now: forget it here without a word to its occupants."""
+        """The node hands the room over (drain): forget it here without a word to its occupants."""
         room = self.rooms.get(name)
         if room is not None:
             room.release()
             self._close(name)
+
+    def retaken(self, name: str) -> None:
+        """The room's lease ran out unrenewed and nobody claimed it: this node took it again, and
+        the room goes on as it is in memory; its writes from now on carry a new fencing token."""
+        room = self.rooms.get(name)
+        if room is not None:
+            self.writer.refence(name, room)
+
+    def moved(self, name: str) -> None:
+        """Another node claimed the room while this node's lease had run out, and runs it from the
+        stored state: the room here is stale. Its occupants on this node leave it, each told as at a
+        shutdown (332), and the room where it runs now sees them go with 332 but says nothing more
+        to them; the occupants on other nodes stay in the room as its new owner has it."""
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        self.writer.forget(name, room)
+        notices = room.shut_down()  # one unavailable (332) to each session, every occupant out
+        self._close(name)
+        here, by_full = self.node.node_id, self.node.directory.by_full
+        for notice in notices:
+            resource = by_full(notice["to"])
+            if resource is None or resource.node != here:
+                continue
+            self.node.router.send(notice)
+            resource.directed.discard(notice["from"])
+            self.session_died(_unavailable(resource.jid.full(), notice["from"]), told=True)
 
     def destroy(self, name: str, reason: str) -> None:
         """The operator's destruction of a room, heard by every node: the one running it acts."""
@@ -294,8 +325,9 @@ class MucService:
                 raise StanzaError("item-not-found", text="no such room")
             room, created = self._create(stanza, sender, target), True
         try:
-            if stanza.name == "presence" and child(stanza, NS_NODE_DIED, "died") is not None:
-                return room.lost(sender)
+            died = child(stanza, NS_NODE_DIED, "died") if stanza.name == "presence" else None
+            if died is not None:
+                return room.lost(sender, told=died.getAttribute(TOLD) == "true")
             if stanza.name == "presence":
                 return room.presence(stanza, sender, target.resource, self.node.clock.seconds(), created, self._nick_altered(stanza, target))
             if stanza.name == "message":
@@ -411,6 +443,10 @@ class MucService:
 def _may_create(stanza: domish.Element) -> bool:
     """An available presence to an occupant JID: a join, which creates a room that is not there."""
     return stanza.name == "presence" and stanza.getAttribute("type") is None and parse_jid(stanza["to"]).resource is not None
+
+
+def _unavailable(sender: str, to: str) -> domish.Element:
+    return domish.Element((NS_CLIENT, "presence"), attribs={"from": sender, "to": to, "type": "unavailable"})
 
 
 def _forget_node_death(presence: domish.Element) -> None:
