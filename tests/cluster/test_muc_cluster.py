@@ -9,6 +9,8 @@ the lease.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from redis import Redis
@@ -157,6 +159,8 @@ def is_error(condition: str):
 
 
 def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it_back(make_cluster):
+    """While cut off, n1 cannot tell whether another node took the room: it bounces its stanzas.
+    Once Redis answers again it learns that one did, and tells its own occupant (332)."""
     cluster = make_cluster("n2", "n3")
     link = Link(cluster.redis_port)
     start_behind(cluster, "n1", link)
@@ -168,7 +172,7 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
     say(alice, room, "from the cut-off owner")
     refused = alice.expect(is_error("recipient-unavailable"), timeout=LEASE_TTL + 3, what="the room's stanza bounced by the node that lost it")
     assert refused["from"] == room and refused.error["type"] == "wait", refused.toXml()
-    assert "room " + room + ": no longer run on this node" in cluster["n1"].log()
+    assert "room " + room + ": its lease ran out and Redis cannot say who holds it now" in cluster["n1"].log()
     for client in (bob, carol):
         drained = client.drain(0.5)
         assert [e.toXml() for e in drained if e.name == "message"] == [], "nothing from the cut-off owner"
@@ -185,6 +189,9 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
 
     link.mend()
     cluster["n1"].wait_ready()
+    told = alice.expect(occupant_presence(room, "Alice", "unavailable"), timeout=LEASE_TTL + 5, what="n1 telling Alice the room went on elsewhere")
+    assert codes(told) == {332}, told.toXml()
+    assert "room " + room + ": no longer run on this node: another node claimed its lease" in cluster["n1"].log()
     say(alice, room, "back")  # alice left meanwhile: the successor answers, n1 does not take the room back
     refused = alice.expect(is_error("not-acceptable"), timeout=5, what="the successor refusing a non-occupant")
     assert refused["from"] == room, refused.toXml()
@@ -194,6 +201,73 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
     enter(dave, room, "Dave", history=True)
     history = [str(e.body) for e in dave.drain(1.0) if groupchat(room)(e)]
     assert history == ["after the cut"], "the successor's state, untouched by the node that lost the room"
+
+
+def stalled(node: Node, seconds: float) -> None:
+    """The node's process stopped (SIGSTOP) and continued: its loop, its renewals, everything late."""
+    os.kill(node.process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(node.process.pid, signal.SIGCONT)
+
+
+STALL = LEASE_TTL + 1.5  # past the lease, well within the heartbeat_ttl of these tests
+SLOW_DEATH = 12  # heartbeat_ttl: the stalled node is not declared dead
+
+
+def test_an_owner_stalled_past_its_lease_takes_it_again_and_nobody_notices(make_cluster):
+    """Nobody claimed the room while n1 was stopped: n1 takes its lease again and runs the room as
+    it was; the occupants stay, messages flow both ways, and nobody hears of it."""
+    cluster = make_cluster("n1", "n2", "n3", heartbeat_ttl=SLOW_DEATH)
+    room, (alice, bob, carol) = three_in_a_room(cluster, "stall")
+    stalled(cluster["n1"], STALL)
+    assert wait_until(lambda: f"room {room}: its lease ran out unrenewed and nobody claimed it; taken again" in cluster["n1"].log(), timeout=5)
+    for speaker, nick in ((alice, "Alice"), (bob, "Bob"), (carol, "Carol")):
+        say(speaker, room, f"{nick} after the stall")
+    for client in (alice, bob, carol):
+        got = client.collect(groupchat(room), 3, what="the messages after the stall")
+        assert sorted(bodies(got)) == sorted(f"{nick} after the stall" for nick in ("Alice", "Bob", "Carol"))
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing else: no leave, no error"
+    assert rooms_table(cluster)[room][:2] == ["n1", "no"] and rooms_table(cluster)[room][2:] == ["3", "Alice", "Bob", "Carol"]
+    assert "no longer run on this node" not in cluster["n1"].log()
+
+
+def test_an_owner_stalled_while_another_node_took_its_room_tells_its_occupants(make_cluster):
+    """bob spoke while n1 was stopped and its lease gone: n2 took the room from the store. When n1
+    goes on it finds the lease taken: alice, on n1, hears once that she is out (332); bob and carol
+    see her leave (332); the room goes on at n2, where alice may come back."""
+    cluster = make_cluster("n1", "n2", "n3", heartbeat_ttl=SLOW_DEATH)
+    room, (alice, bob, carol) = three_in_a_room(cluster, "taken")
+    os.kill(cluster["n1"].process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_TTL + 1)  # the lease ran out, and n2 saw it go (it checks a third of a TTL apart)
+        say(bob, room, "while n1 stood still")
+        for client in (bob, carol):
+            (got,) = client.collect(groupchat(room), 1, timeout=10, what="the room going on at n2")
+            assert str(got.body) == "while n1 stood still"
+    finally:
+        os.kill(cluster["n1"].process.pid, signal.SIGCONT)
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[0] == "n2", timeout=5), rooms_table(cluster)
+
+    told = alice.expect(occupant_presence(room, "Alice", "unavailable"), timeout=10, what="n1 telling Alice she is out")
+    assert codes(told) == {332}, told.toXml()
+    for client in (bob, carol):
+        left = client.expect(occupant_presence(room, "Alice", "unavailable"), timeout=10, what="Alice leaving the room at n2")
+        assert codes(left) == {332}, left.toXml()
+    time.sleep(0.5)
+    for client in (alice, bob, carol):
+        stanzas = [*client.backlog, *client.drain(0.5)]
+        client.backlog.clear()
+        assert [e.toXml() for e in stanzas if e.name == "presence" or e.getAttribute("type") == "error"] == [], "one word each, no error"
+    assert "room " + room + ": no longer run on this node: another node claimed its lease" in cluster["n1"].log()
+
+    enter(alice, room, "Alice")  # back in, at n2
+    say(carol, room, "welcome back")
+    for client in (alice, bob, carol):
+        got = client.expect(lambda e: groupchat(room)(e) and str(e.body) == "welcome back", what="the room at n2, Alice in it")
+        assert got["from"] == f"{room}/Carol"
+    assert wait_until(lambda: rooms_table(cluster).get(room, [None])[2:] == ["3", "Alice", "Bob", "Carol"], timeout=5), rooms_table(cluster)
 
 
 def test_a_session_that_ends_leaves_every_room_whichever_node_runs_it(make_cluster):
