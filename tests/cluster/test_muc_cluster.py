@@ -25,6 +25,7 @@ from tests.cluster.processes import Node, wait_until
 
 MESSAGES = 15  # per sender
 LEASE_TTL = 2  # muc_lease_ttl's default
+HISTORY_FLUSH = 0.5  # muc_history_flush_ms's default, in seconds
 
 
 def test_occupants_on_three_nodes_share_one_room_and_see_one_order(make_cluster):
@@ -427,8 +428,8 @@ def test_the_room_list_and_the_room_limits_count_every_nodes_rooms(make_cluster)
 
 def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_cluster):
     """MUC-41: after kill -9 of the node running it, the room another node takes over has its
-    configuration, owner, members, reserved nicks, subject and history, and still counts against
-    its creator's muc_max_rooms_per_user."""
+    configuration, owner, members, reserved nicks, subject and history (but for what was said in
+    the last muc_history_flush_ms), and still counts against its creator's muc_max_rooms_per_user."""
     cluster = make_cluster("n1", "n2", config=PER_USER)
     alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
     kept, second, third = (f"{kind}-{alice_name}@{SERVICE}" for kind in ("kept", "second", "third"))
@@ -441,6 +442,7 @@ def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_c
     set_subject(alice, kept, "kept through it")
     say(alice, kept, "said before")
     bob.expect(lambda e: groupchat(kept)(e) and str(e.body) == "said before", what="the message before the kill")
+    time.sleep(HISTORY_FLUSH + 0.5)  # history is written behind: what was said longer ago than that before a kill -9 is kept
 
     cluster["n1"].kill()
     left = bob.expect(occupant_presence(kept, "Alice", "unavailable"), timeout=15, what="Alice leaving with n1")
@@ -457,3 +459,39 @@ def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_c
     assert listed_rooms(bob) == [(kept, "Kept")]
     enter(alice_on_n2, second, "Alice", muc=False)
     assert refused_join(alice_on_n2, third, "Alice") == "not-allowed"  # the room taken over is her other one
+
+
+def test_history_written_behind_survives_a_clean_stop_and_a_drain_of_the_owner(make_cluster):
+    """muc_history_flush_ms (10 s here) costs only what a kill -9 interrupts: a node that stops or
+    drains writes the history its rooms had waiting before it lets their leases go. (A stop ends the
+    rooms, a change written at once that takes the history along; a drain hands them over as they are.)"""
+    token = "muc-history-token-0123456"
+    cluster = make_cluster("n1", "n2", "n3", config=f'muc_history_flush_ms = 10000\nhttp_token = "{token}"\n')
+    alice_name, bob_name, carol_name, dave_name = cluster.users("alice", "bob", "carol", "dave")
+    stopped, drained = f"stopped-{alice_name}@{SERVICE}", f"drained-{alice_name}@{SERVICE}"
+    alice, bob, carol = cluster.login("n1", alice_name), cluster.login("n2", bob_name), cluster.login("n3", carol_name)
+    for room, owner in ((drained, alice), (stopped, carol)):  # run by n1 and n3
+        assert 201 in codes(enter(owner, room, "Owner"))
+        configure(owner, room, persistentroom="1")
+        enter(bob, room, "Bob")
+    alice.send(f"<presence to='{drained}/Owner' type='unavailable'/>")  # nobody on n1 is in the room it drains
+    bob.expect(occupant_presence(drained, "Owner", "unavailable"), what="alice leaving the room to be drained")
+    for room in (drained, stopped):
+        for body in ("one", "two"):
+            say(bob, room, body)
+        assert bodies(bob.collect(groupchat(room), 2, what="the messages before its node goes")) == ["one", "two"]
+
+    ctl_config = cluster.directory / "xmppctl.toml"
+    ctl_config.write_text(f'http_token = "{token}"\n')
+    cluster.ctl("-c", str(ctl_config), "drain", "n1")
+    assert wait_until(lambda: drained not in rooms_table(cluster), timeout=10), rooms_table(cluster)
+    cluster["n3"].stop()
+    del cluster.nodes["n3"]
+    ended = bob.expect(occupant_presence(stopped, "Bob", "unavailable"), what="Bob told that n3 shuts down")
+    assert codes(ended) == {332}, ended.toXml()
+
+    dave = cluster.login("n2", dave_name)
+    for room in (stopped, drained):
+        enter(dave, room, "Dave", history=True)
+        seen = [e for e in dave.drain(1.0) if groupchat(room)(e)]
+        assert [(str(e.body), e["from"]) for e in seen] == [("one", f"{room}/Bob"), ("two", f"{room}/Bob")], room
