@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from twisted.words.xish import domish
 
+from tests.unit.test_muc_writer import logged  # noqa: F401  (fixture)
 from xmppd.muc.lease import Lease, Renewal
 from xmppd.muc.owners import MAX_HOPS, MAX_WAITING, ClusterRooms
 
@@ -227,3 +228,23 @@ def test_stanzas_are_bounced_when_redis_cannot_say_who_runs_the_room():
         await settle(owners)
 
     asyncio.run(scenario())
+
+
+def test_a_room_left_unconfirmed_by_redis_is_one_warning_however_many_stanzas_come(logged):  # noqa: F811
+    async def scenario():
+        owners, service, leases, _ = rooms(("me", 0.05))
+        owners.route("room", stanza("a"))
+        await asyncio.sleep(0.07)
+
+        async def away(held):
+            raise ConnectionError("refused")
+
+        leases.renew = away
+        for ident in "bcd":
+            owners.route("room", stanza(ident))
+            await asyncio.sleep(0.01)
+        assert service.bounced == [(i, "recipient-unavailable") for i in "bcd"]
+        await settle(owners)
+
+    asyncio.run(scenario())
+    assert len([e for e in logged if "Redis cannot say who holds it now" in e.get("log_format", "")]) == 1

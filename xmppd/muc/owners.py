@@ -80,6 +80,7 @@ class ClusterRooms:
         self._releasing: set[asyncio.Task] = set()  # leases being let go, finished even at stop
         self._keeper: asyncio.Task | None = None
         self._away = False  # Redis failed at the last renewal
+        self._unconfirmed: set[str] = set()  # rooms whose lease ran out and Redis could not be asked: logged once
         self._stopping = False  # the node is stopping: its rooms have ended, their leases wait for stop()
 
     def jid(self, name: str) -> str:
@@ -158,12 +159,15 @@ class ClusterRooms:
                 renewal = await self.leases.renew(renewing)
         except (asyncio.CancelledError, Exception) as e:
             error = call_failure(e)
-            log.warn("room {room}: its lease ran out and Redis cannot say who holds it now ({error}); its stanzas are bounced",
-                     room=self.jid(name), error=error or type(error).__name__)
+            if name not in self._unconfirmed:
+                self._unconfirmed.add(name)
+                log.warn("room {room}: its lease ran out and Redis cannot say who holds it now ({error}); its stanzas are bounced",
+                         room=self.jid(name), error=error or type(error).__name__)
             for stanza, _ in self._waiting.pop(name, ()):
                 self.service.bounce(stanza, "recipient-unavailable", "the room cannot be reached now; try again")
             return
         waiting = self._waiting.pop(name, [])  # first, so that a lost room's leaves go to its new owner before these
+        self._unconfirmed.discard(name)
         self._settle(renewal, renewing)
         for stanza, hops in waiting:
             self.route(name, stanza, hops)
@@ -222,6 +226,7 @@ class ClusterRooms:
                 async with asyncio.timeout(self.ttl / 2):
                     renewing = {self.jid(name): lease for name, lease in self.held.items()}
                     self._settle(await self.leases.renew(renewing), renewing)
+                    self._unconfirmed.clear()
                     await self._look_around()
                 self._away = False
             except (asyncio.CancelledError, Exception) as e:
