@@ -14,7 +14,8 @@ A lease that ran out here by the node's own reckoning (renewals late: the loop
 stalled, Redis slow or away) is not given up on that alone: the room's stanzas
 wait while Redis is asked. If nobody claimed the room meanwhile the lease is
 taken again and the room goes on as it was in memory; only a room another node
-claimed is lost, and then this node's occupants are told (332).
+claimed is lost, and then this node's occupants that the new owner does not have
+are told (332).
 """
 
 from __future__ import annotations
@@ -202,8 +203,8 @@ class ClusterRooms:
                 del self.held[name]
                 self._described.pop(name, None)
                 self.service.moved(name)
-                log.warn("room {room}: no longer run on this node: another node claimed its lease; its occupants here were told (332)",
-                         room=jid)
+                log.warn("room {room}: no longer run on this node: another node claimed its lease; its occupants here that node"
+                         " does not have are told (332)", room=jid)
 
     @staticmethod
     def _name(jid: str) -> str:

@@ -230,23 +230,37 @@ class MucService:
 
     def moved(self, name: str) -> None:
         """Another node claimed the room while this node's lease had run out, and runs it from the
-        stored state: the room here is stale. Its occupants on this node leave it, each told as at a
-        shutdown (332), and the room where it runs now sees them go with 332 but says nothing more
-        to them; the occupants on other nodes stay in the room as its new owner has it."""
+        stored state: the room here is stale and ends. Its occupants on this node that the new owner
+        has, as they are here, go on in the room there; the others (a join whose write came too
+        late, say) would be ghosts: each is told, as at a shutdown (332), and the new owner is told
+        to drop whatever it has of that session (it says 332 to the others, nothing more to it)."""
         room = self.rooms.get(name)
         if room is None:
             return
         self.writer.forget(name, room)
+        nicks = {session: nick for nick, occupant in room.state.occupants.items() for session in occupant.sessions}
         notices = room.shut_down()  # one unavailable (332) to each session, every occupant out
         self._close(name)
         here, by_full = self.node.node_id, self.node.directory.by_full
-        for notice in notices:
-            resource = by_full(notice["to"])
-            if resource is None or resource.node != here:
+        local = [(nicks[notice["to"]], notice) for notice in notices if getattr(by_full(notice["to"]), "node", None) == here]
+        if local:
+            asyncio.ensure_future(self._tell_the_unseated(room.jid, local))
+
+    async def _tell_the_unseated(self, jid: str, local: list[tuple[str, domish.Element]]) -> None:
+        try:
+            stored = await self.writer.store.load(jid)
+            seated = record.seated(stored) if stored is not None else set()
+        except Exception as e:  # storage away, or a record not ours: every one of them is told, rather than none
+            self.log.warn("{room}: the new owner's occupants not read ({error!r}); this node's occupants are told it ended", room=jid, error=e)
+            seated = set()
+        for nick, notice in local:
+            session = notice["to"]
+            resource = self.node.directory.by_full(session)
+            if (nick, session) in seated or resource is None:
                 continue
             self.node.router.send(notice)
             resource.directed.discard(notice["from"])
-            self.session_died(_unavailable(resource.jid.full(), notice["from"]), told=True)
+            self.session_died(_unavailable(session, notice["from"]), told=True)
 
     def destroy(self, name: str, reason: str) -> None:
         """The operator's destruction of a room, heard by every node: the one running it acts."""
