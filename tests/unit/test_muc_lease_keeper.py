@@ -50,7 +50,8 @@ class Service:
 
     def moved(self, name):
         self.moved_rooms.append(name)
-        self.writer.forget(name, self.rooms.pop(name))
+        self.rooms.pop(name)
+        self.writer.forget(name)
 
     def bounce(self, stanza, condition, text):
         self.bounced.append((stanza["id"], condition))

@@ -235,7 +235,7 @@ def test_a_room_whose_lease_was_taken_again_writes_on_with_a_new_token_and_a_los
         assert store.calls == [("advance", ROOM), ("write", ROOM)] and store.tokens[ROOM] == 2
         assert bodies_stored(store) == ["1"]  # written with token 2: the store refuses token 1 now
         talk(writer, room, "2")
-        writer.forget(NAME, room)
+        writer.forget(NAME)
         await asyncio.sleep(2 * BEHIND)
 
     asyncio.run(scenario())

@@ -237,7 +237,7 @@ class MucService:
         room = self.rooms.get(name)
         if room is None:
             return
-        self.writer.forget(name, room)
+        self.writer.forget(name)
         nicks = {session: nick for nick, occupant in room.state.occupants.items() for session in occupant.sessions}
         notices = room.shut_down()  # one unavailable (332) to each session, every occupant out
         self._close(name)

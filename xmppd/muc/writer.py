@@ -87,7 +87,7 @@ class RoomWriter:
         carry a new token."""
         self._enqueue(name, self._advance, room)
 
-    def forget(self, name: str, room: Room) -> None:
+    def forget(self, name: str) -> None:
         """Another node runs the room now: history still waiting here would be refused; it is dropped."""
         self._on_time(name)
 
