@@ -19,7 +19,7 @@ from xmppd.storage.redis import RedisRoomStore, redis_client
 
 HOST = "conference.example"
 ROOM = f"room@{HOST}"
-TTL = 0.3
+TTL = 0.6  # seconds; short, yet long enough that a busy test machine does not stall the keeper past it
 
 
 class Service:

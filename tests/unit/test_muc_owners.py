@@ -56,11 +56,13 @@ class Leases:
         return owner, None if ttl is None else Lease(time.monotonic() + ttl)
 
     async def renew(self, held):
+        """As the script would: a room listed as lost is; one listed as retaken is if its lease ran out."""
         lost = [jid for jid in self.renewal.lost if jid in held]
+        retaken = [jid for jid in self.renewal.retaken if jid in held and not held[jid].held()]
         for jid, lease in held.items():
             if jid not in lost:
                 lease.until = time.monotonic() + 10
-        return Renewal([jid for jid in self.renewal.retaken if jid in held], lost)
+        return Renewal(retaken, lost)
 
     async def owners(self, names):
         return {name: None for name in names}
