@@ -172,6 +172,7 @@ SCHEMA: tuple[Option, ...] = (
     Option("muc_rooms_page", int, 100, "most rooms in one disco#items answer of a MUC service; XEP-0059 <set/> pages through the rest", min=1, max=10000, reload=LIVE),
     Option("muc_max_occupants", int, 200, "occupants per room (an owner's maxusers may only lower it); more get service-unavailable, owners and admins excepted", min=1, max=100_000, reload=LIVE),
     Option("muc_max_history", int, 20, "groupchat messages a room keeps to send to newcomers (0 = none)", min=0, max=1000, reload=LIVE),
+    Option("muc_history_flush_ms", int, 500, "milliseconds a room's new history messages may wait to be written to the room store together (0 = with each message); a node killed -9 loses at most this much of its rooms' history, never a delivery", min=0, max=10_000),
     Option("muc_history_size", int, 65536, "characters of XML a room's history holds at most (oldest dropped first; a larger message is not kept)", min=0, max=16 * 1024 * 1024, reload=LIVE),
     Option("muc_max_nick_length", int, 64, "longest room nickname, in characters (not-acceptable above)", min=1, max=1023, reload=LIVE),
     Option("muc_max_registrations", int, 1000, "nicks one room may have reserved (XEP-0045 registration, each registrant becoming a member); more get not-allowed", min=0, max=100_000, reload=LIVE),

@@ -9,6 +9,8 @@ the lease.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from redis import Redis
@@ -23,6 +25,7 @@ from tests.cluster.processes import Node, wait_until
 
 MESSAGES = 15  # per sender
 LEASE_TTL = 2  # muc_lease_ttl's default
+HISTORY_FLUSH = 0.5  # muc_history_flush_ms's default, in seconds
 
 
 def test_occupants_on_three_nodes_share_one_room_and_see_one_order(make_cluster):
@@ -157,6 +160,8 @@ def is_error(condition: str):
 
 
 def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it_back(make_cluster):
+    """While cut off, n1 cannot tell whether another node took the room: it bounces its stanzas.
+    Once Redis answers again it learns that one did, and tells its own occupant (332)."""
     cluster = make_cluster("n2", "n3")
     link = Link(cluster.redis_port)
     start_behind(cluster, "n1", link)
@@ -168,7 +173,7 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
     say(alice, room, "from the cut-off owner")
     refused = alice.expect(is_error("recipient-unavailable"), timeout=LEASE_TTL + 3, what="the room's stanza bounced by the node that lost it")
     assert refused["from"] == room and refused.error["type"] == "wait", refused.toXml()
-    assert "room " + room + ": no longer run on this node" in cluster["n1"].log()
+    assert "room " + room + ": its lease ran out and Redis cannot say who holds it now" in cluster["n1"].log()
     for client in (bob, carol):
         drained = client.drain(0.5)
         assert [e.toXml() for e in drained if e.name == "message"] == [], "nothing from the cut-off owner"
@@ -185,6 +190,9 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
 
     link.mend()
     cluster["n1"].wait_ready()
+    told = alice.expect(occupant_presence(room, "Alice", "unavailable"), timeout=LEASE_TTL + 5, what="n1 telling Alice the room went on elsewhere")
+    assert codes(told) == {332}, told.toXml()
+    assert "room " + room + ": no longer run on this node: another node claimed its lease" in cluster["n1"].log()
     say(alice, room, "back")  # alice left meanwhile: the successor answers, n1 does not take the room back
     refused = alice.expect(is_error("not-acceptable"), timeout=5, what="the successor refusing a non-occupant")
     assert refused["from"] == room, refused.toXml()
@@ -194,6 +202,63 @@ def test_an_owner_cut_off_from_redis_stops_serving_its_room_and_does_not_take_it
     enter(dave, room, "Dave", history=True)
     history = [str(e.body) for e in dave.drain(1.0) if groupchat(room)(e)]
     assert history == ["after the cut"], "the successor's state, untouched by the node that lost the room"
+
+
+def stalled(node: Node, seconds: float) -> None:
+    """The node's process stopped (SIGSTOP) and continued: its loop, its renewals, everything late."""
+    os.kill(node.process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(node.process.pid, signal.SIGCONT)
+
+
+STALL = LEASE_TTL + 1.5  # past the lease, well within the heartbeat_ttl of these tests
+SLOW_DEATH = 12  # heartbeat_ttl: the stalled node is not declared dead
+
+
+def test_an_owner_stalled_past_its_lease_takes_it_again_and_nobody_notices(make_cluster):
+    """Nobody claimed the room while n1 was stopped: n1 takes its lease again and runs the room as
+    it was; the occupants stay, messages flow both ways, and nobody hears of it."""
+    cluster = make_cluster("n1", "n2", "n3", heartbeat_ttl=SLOW_DEATH)
+    room, (alice, bob, carol) = three_in_a_room(cluster, "stall")
+    stalled(cluster["n1"], STALL)
+    assert wait_until(lambda: f"room {room}: its lease ran out unrenewed and nobody claimed it; taken again" in cluster["n1"].log(), timeout=5)
+    for speaker, nick in ((alice, "Alice"), (bob, "Bob"), (carol, "Carol")):
+        say(speaker, room, f"{nick} after the stall")
+    for client in (alice, bob, carol):
+        got = client.collect(groupchat(room), 3, what="the messages after the stall")
+        assert sorted(bodies(got)) == sorted(f"{nick} after the stall" for nick in ("Alice", "Bob", "Carol"))
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing else: no leave, no error"
+    assert rooms_table(cluster)[room][:2] == ["n1", "no"] and rooms_table(cluster)[room][2:] == ["3", "Alice", "Bob", "Carol"]
+    assert "no longer run on this node" not in cluster["n1"].log()
+
+
+def test_an_owner_stalled_while_another_node_took_its_room_leaves_its_occupants_in_it_there(make_cluster):
+    """bob spoke while n1 was stopped and its lease gone: n2 took the room from the store, alice (on
+    n1) with it. When n1 goes on it finds the lease taken and ends its copy; alice, whom n2 has as n1
+    had her, stays in the room at n2: nobody hears of the move, messages flow, none is lost."""
+    cluster = make_cluster("n1", "n2", "n3", heartbeat_ttl=SLOW_DEATH)
+    room, (alice, bob, carol) = three_in_a_room(cluster, "taken")
+    os.kill(cluster["n1"].process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(LEASE_TTL + 1)  # the lease ran out, and n2 saw it go (it checks a third of a TTL apart)
+        say(bob, room, "while n1 stood still")
+        for client in (bob, carol):
+            (got,) = client.collect(groupchat(room), 1, timeout=10, what="the room going on at n2")
+            assert str(got.body) == "while n1 stood still"
+    finally:
+        os.kill(cluster["n1"].process.pid, signal.SIGCONT)
+    assert wait_until(lambda: f"room {room}: no longer run on this node: another node claimed its lease" in cluster["n1"].log(), timeout=5)
+    (got,) = alice.collect(groupchat(room), 1, what="what was said at n2 while n1 stood still")
+    assert (str(got.body), got["from"]) == ("while n1 stood still", f"{room}/Bob")
+
+    say(alice, room, "still here")
+    for client in (alice, bob, carol):
+        got = client.expect(lambda e: groupchat(room)(e) and str(e.body) == "still here", what="alice's message, through n2")
+        assert got["from"] == f"{room}/Alice"
+        assert [e.toXml() for e in client.drain(0.5)] == [], "nothing else: no leave, no error"
+    assert rooms_table(cluster)[room][:1] + rooms_table(cluster)[room][2:] == ["n2", "3", "Alice", "Bob", "Carol"]
 
 
 def test_a_session_that_ends_leaves_every_room_whichever_node_runs_it(make_cluster):
@@ -353,8 +418,8 @@ def test_the_room_list_and_the_room_limits_count_every_nodes_rooms(make_cluster)
 
 def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_cluster):
     """MUC-41: after kill -9 of the node running it, the room another node takes over has its
-    configuration, owner, members, reserved nicks, subject and history, and still counts against
-    its creator's muc_max_rooms_per_user."""
+    configuration, owner, members, reserved nicks, subject and history (but for what was said in
+    the last muc_history_flush_ms), and still counts against its creator's muc_max_rooms_per_user."""
     cluster = make_cluster("n1", "n2", config=PER_USER)
     alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
     kept, second, third = (f"{kind}-{alice_name}@{SERVICE}" for kind in ("kept", "second", "third"))
@@ -367,6 +432,7 @@ def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_c
     set_subject(alice, kept, "kept through it")
     say(alice, kept, "said before")
     bob.expect(lambda e: groupchat(kept)(e) and str(e.body) == "said before", what="the message before the kill")
+    time.sleep(HISTORY_FLUSH + 0.5)  # history is written behind: what was said longer ago than that before a kill -9 is kept
 
     cluster["n1"].kill()
     left = bob.expect(occupant_presence(kept, "Alice", "unavailable"), timeout=15, what="Alice leaving with n1")
@@ -383,3 +449,39 @@ def test_a_persistent_room_keeps_its_owner_and_creator_through_a_takeover(make_c
     assert listed_rooms(bob) == [(kept, "Kept")]
     enter(alice_on_n2, second, "Alice", muc=False)
     assert refused_join(alice_on_n2, third, "Alice") == "not-allowed"  # the room taken over is her other one
+
+
+def test_history_written_behind_survives_a_clean_stop_and_a_drain_of_the_owner(make_cluster):
+    """muc_history_flush_ms (10 s here) costs only what a kill -9 interrupts: a node that stops or
+    drains writes the history its rooms had waiting before it lets their leases go. (A stop ends the
+    rooms, a change written at once that takes the history along; a drain hands them over as they are.)"""
+    token = "muc-history-token-0123456"
+    cluster = make_cluster("n1", "n2", "n3", config=f'muc_history_flush_ms = 10000\nhttp_token = "{token}"\n')
+    alice_name, bob_name, carol_name, dave_name = cluster.users("alice", "bob", "carol", "dave")
+    stopped, drained = f"stopped-{alice_name}@{SERVICE}", f"drained-{alice_name}@{SERVICE}"
+    alice, bob, carol = cluster.login("n1", alice_name), cluster.login("n2", bob_name), cluster.login("n3", carol_name)
+    for room, owner in ((drained, alice), (stopped, carol)):  # run by n1 and n3
+        assert 201 in codes(enter(owner, room, "Owner"))
+        configure(owner, room, persistentroom="1")
+        enter(bob, room, "Bob")
+    alice.send(f"<presence to='{drained}/Owner' type='unavailable'/>")  # nobody on n1 is in the room it drains
+    bob.expect(occupant_presence(drained, "Owner", "unavailable"), what="alice leaving the room to be drained")
+    for room in (drained, stopped):
+        for body in ("one", "two"):
+            say(bob, room, body)
+        assert bodies(bob.collect(groupchat(room), 2, what="the messages before its node goes")) == ["one", "two"]
+
+    ctl_config = cluster.directory / "xmppctl.toml"
+    ctl_config.write_text(f'http_token = "{token}"\n')
+    cluster.ctl("-c", str(ctl_config), "drain", "n1")
+    assert wait_until(lambda: drained not in rooms_table(cluster), timeout=10), rooms_table(cluster)
+    cluster["n3"].stop()
+    del cluster.nodes["n3"]
+    ended = bob.expect(occupant_presence(stopped, "Bob", "unavailable"), what="Bob told that n3 shuts down")
+    assert codes(ended) == {332}, ended.toXml()
+
+    dave = cluster.login("n2", dave_name)
+    for room in (stopped, drained):
+        enter(dave, room, "Dave", history=True)
+        seen = [e for e in dave.drain(1.0) if groupchat(room)(e)]
+        assert [(str(e.body), e["from"]) for e in seen] == [("one", f"{room}/Bob"), ("two", f"{room}/Bob")], room

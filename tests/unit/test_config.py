@@ -59,6 +59,9 @@ def test_command_line_domains_are_comma_separated():
         ("[components]\n'GW.localhost' = 's'\n'gw.localhost' = 't'\n", "must be a domain of its own, named once"),
         ("[components]\n'gw.localhost' = ''\n", "the secret of 'gw.localhost' must have 1 to 1023 characters"),
         ("component_listener = true\n", "option 'component_listener': no components to accept"),
+        ("muc_history_flush_ms = -1\n", "option 'muc_history_flush_ms': -1 is out of bounds [0, 10000]"),
+        ("muc_history_flush_ms = 60000\n", "option 'muc_history_flush_ms': 60000 is out of bounds [0, 10000]"),
+        ("muc_history_flush_ms = 0.5\n", "option 'muc_history_flush_ms': expected an integer"),
     ],
 )
 def test_bad_files_fail_with_one_line_naming_the_option(tmp_path, text, message):

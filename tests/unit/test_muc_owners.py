@@ -1,5 +1,6 @@
 """How a node routes a room's stanzas in a cluster (ClusterRooms), with Redis and the bus replaced
-by recorders: one lookup per room, stanzas kept in order meanwhile, forwards bounded, stale leases dropped."""
+by recorders: one lookup per room, stanzas kept in order meanwhile, forwards bounded, a lease that ran
+out confirmed before the room is served again (tests/unit/test_muc_lease_keeper.py: with Redis)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from types import SimpleNamespace
 
 from twisted.words.xish import domish
 
-from xmppd.muc.lease import Lease
+from tests.unit.test_muc_writer import logged  # noqa: F401  (fixture)
+from xmppd.muc.lease import Lease, Renewal
 from xmppd.muc.owners import MAX_HOPS, MAX_WAITING, ClusterRooms
 
 
@@ -17,7 +19,7 @@ class Service:
     host = "conference.example.org"
 
     def __init__(self):
-        self.ran, self.taken, self.dropped, self.bounced = [], [], [], []
+        self.ran, self.taken, self.moved_rooms, self.retaken_rooms, self.bounced = [], [], [], [], []
 
     def run(self, name, stanza):
         self.ran.append((name, stanza["id"]))
@@ -25,8 +27,11 @@ class Service:
     async def take(self, name, first):
         self.taken.append(name)
 
-    def drop(self, name):
-        self.dropped.append(name)
+    def moved(self, name):
+        self.moved_rooms.append(name)
+
+    def retaken(self, name):
+        self.retaken_rooms.append(name)
 
     def bounce(self, stanza, condition, text):
         self.bounced.append((stanza["id"], condition))
@@ -40,6 +45,7 @@ class Leases:
 
     def __init__(self, *answers):
         self.answers, self.claims = list(answers), []
+        self.renewal = Renewal([], [])  # what a renewal finds (lists of room JIDs)
 
     async def claim(self, room):
         self.claims.append(room)
@@ -50,7 +56,13 @@ class Leases:
         return owner, None if ttl is None else Lease(time.monotonic() + ttl)
 
     async def renew(self, held):
-        return []
+        """As the script would: a room listed as lost is; one listed as retaken is if its lease ran out."""
+        lost = [jid for jid in self.renewal.lost if jid in held]
+        retaken = [jid for jid in self.renewal.retaken if jid in held and not held[jid].held()]
+        for jid, lease in held.items():
+            if jid not in lost:
+                lease.until = time.monotonic() + 10
+        return Renewal(retaken, lost)
 
     async def owners(self, names):
         return {name: None for name in names}
@@ -146,15 +158,52 @@ def test_a_stanza_forwarded_too_often_is_bounced():
     asyncio.run(scenario())
 
 
-def test_a_lease_that_ran_out_stops_the_room_here_and_the_next_stanza_looks_again():
+def test_a_lease_another_node_claimed_ends_the_room_here_and_the_next_stanza_looks_again():
     async def scenario():
         owners, service, leases, bus = rooms(("me", 0.05), ("other", None))
+        leases.renewal = Renewal([], ["room@conference.example.org"])
         owners.route("room", stanza("a"))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.07)
+        owners.route("room", stanza("b"))
+        owners.route("room", stanza("c"))
+        await asyncio.sleep(0.01)
+        assert service.ran == [("room", "a")] and service.moved_rooms == ["room"]
+        assert len(leases.claims) == 2 and [(node, "id='b'" in data) for node, _, data in bus.sent] == [("other", True), ("other", False)]
+        await settle(owners)
+
+    asyncio.run(scenario())
+
+
+def test_a_lease_that_ran_out_unclaimed_is_taken_again_and_the_stanzas_that_waited_run_here():
+    async def scenario():
+        owners, service, leases, bus = rooms(("me", 0.05))
+        leases.renewal = Renewal(["room@conference.example.org"], [])
+        owners.route("room", stanza("a"))
+        await asyncio.sleep(0.07)
+        owners.route("room", stanza("b"))
+        owners.route("room", stanza("c"))
+        await asyncio.sleep(0.01)
+        assert service.ran == [("room", i) for i in "abc"] and service.retaken_rooms == ["room"]
+        assert (len(leases.claims), bus.sent, service.moved_rooms) == (1, [], [])
+        await settle(owners)
+
+    asyncio.run(scenario())
+
+
+def test_a_room_whose_lease_ran_out_is_kept_but_not_served_while_redis_cannot_say_who_holds_it():
+    async def scenario():
+        owners, service, leases, _ = rooms(("me", 0.05))
+        owners.route("room", stanza("a"))
+        await asyncio.sleep(0.07)
+
+        async def away(held):
+            raise ConnectionError("refused")
+
+        leases.renew = away
         owners.route("room", stanza("b"))
         await asyncio.sleep(0.01)
-        assert service.ran == [("room", "a")] and service.dropped == ["room"]
-        assert len(leases.claims) == 2 and [node for node, _, _ in bus.sent] == ["other"]
+        assert service.bounced == [("b", "recipient-unavailable")] and "room" in owners.held
+        assert service.moved_rooms == [] and service.ran == [("room", "a")]
         await settle(owners)
 
     asyncio.run(scenario())
@@ -181,3 +230,23 @@ def test_stanzas_are_bounced_when_redis_cannot_say_who_runs_the_room():
         await settle(owners)
 
     asyncio.run(scenario())
+
+
+def test_a_room_left_unconfirmed_by_redis_is_one_warning_however_many_stanzas_come(logged):  # noqa: F811
+    async def scenario():
+        owners, service, leases, _ = rooms(("me", 0.05))
+        owners.route("room", stanza("a"))
+        await asyncio.sleep(0.07)
+
+        async def away(held):
+            raise ConnectionError("refused")
+
+        leases.renew = away
+        for ident in "bcd":
+            owners.route("room", stanza(ident))
+            await asyncio.sleep(0.01)
+        assert service.bounced == [(i, "recipient-unavailable") for i in "bcd"]
+        await settle(owners)
+
+    asyncio.run(scenario())
+    assert len([e for e in logged if "Redis cannot say who holds it now" in e.get("log_format", "")]) == 1

@@ -209,3 +209,16 @@ def owner_destroy() -> domish.Element:
     iq["id"] = "d"
     iq.addElement((NS_MUC_OWNER, "query")).addElement("destroy")
     return iq
+
+
+def test_a_session_lost_with_its_node_leaves_with_332_and_one_its_node_told_hears_nothing_more():
+    """MUC-44: the others see role none and 332 either way; a dead session's own copy goes nowhere,
+    a session whose node ran a stale copy of the room was told there already."""
+    for told in (False, True):
+        room = new_room()
+        join(room, ALICE, "alice")
+        join(room, BOB, "bob")
+        out = delivered(room.lost(BOB, told=told))
+        assert [(s["to"], s["type"], codes(s), s.x.item["role"]) for s in out] == [
+            (ALICE.full(), "unavailable", [332], "none"), *([] if told else [(BOB.full(), "unavailable", [332, 110], "none")])]
+        assert set(room.state.occupants) == {"alice"}

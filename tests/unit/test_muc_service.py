@@ -20,6 +20,7 @@ from xmppd.protocol import xml as X
 from xmppd.service import DEFAULT_MODULES
 from xmppd.router import IHostedService
 from xmppd.storage import open_storage
+from xmppd.storage.interfaces import RoomRecord
 
 ROOM = "room@conference.localhost"
 
@@ -212,3 +213,30 @@ def test_an_occupant_whose_list_denies_the_rooms_messages_gets_none_of_its_group
         [(f"{ROOM}/n0", "hi")] if i != 1 else [] for i in range(5)
     ]
     assert "n1" in node.router.services["conference.localhost"].rooms["room"].state.occupants
+
+
+def test_a_room_another_node_claimed_tells_those_of_its_occupants_here_the_new_owner_does_not_have(occupied):
+    """In a cluster, after this node's lease ran out and another node claimed the room: the room ends
+    here. Of its occupants on this node, one the new owner has as it is here stays in the room there
+    and hears nothing; each of the others hears it (332) and forgets its presence to the room."""
+    here, streams = occupied
+    service = here.router.services["conference.localhost"]
+    here.directory.by_full("u4@localhost/r").node = "n2"  # u4's session lives on another node
+    for i in range(5):
+        here.directory.by_full(f"u{i}@localhost/r").directed.add(f"{ROOM}/n{i}")
+    store = here.storage.rooms
+    seated = {"n0": '{"sessions": ["u0@localhost/r"]}', "n1": '{"sessions": ["u1@localhost/elsewhere"]}'}
+
+    async def scenario():
+        await store.write(ROOM, await store.advance(ROOM), RoomRecord(occupants=seated), 20)  # as the new owner has it
+        service.moved("room")
+        assert "room" not in service.rooms
+        await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
+    assert streams[0].received == [] and streams[4].received == []
+    for i in (1, 2, 3):
+        (told,) = streams[i].received
+        codes = {int(s["code"]) for s in told.x.elements() if s.name == "status"}
+        assert (told["from"], told["type"], codes, told.x.item["role"]) == (f"{ROOM}/n{i}", "unavailable", {332}, "none")
+    assert [here.directory.by_full(f"u{i}@localhost/r").directed for i in range(5)] == [{f"{ROOM}/n0"}, set(), set(), set(), {f"{ROOM}/n4"}]

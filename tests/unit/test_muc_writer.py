@@ -153,3 +153,90 @@ def test_what_a_room_says_while_it_is_rewritten_whole_is_stored_once():
     stored = " ".join(store.records[ROOM].history)
     assert (stored.count("back"), stored.count("meanwhile")) == (1, 1)
     assert asyncio.run(store.load(ROOM)).history == record.whole(room.state, False).history
+
+
+BEHIND = 0.3  # seconds history may wait for its write in the tests below
+
+
+def written_behind() -> tuple[RoomStoreDouble, object, RoomWriter]:
+    """A cluster's room, stored once (the join), its history written up to BEHIND late."""
+    store, room = RoomStoreDouble(), new_room()
+    writer = RoomWriter(store, 20, every_room=True, history_behind=BEHIND)
+    run(writer, (room, lambda: join(room, ALICE, "alice")))
+    store.calls.clear()
+    return store, room, writer
+
+
+def bodies_stored(store: RoomStoreDouble) -> list[str]:
+    return [kept.split("<body>")[1].split("<")[0] for kept in store.records[ROOM].history]
+
+
+def talk(writer: RoomWriter, room, *bodies: str) -> None:
+    for body in bodies:
+        say(room, ALICE, body, 1.0)
+        writer.changed(NAME, room)
+
+
+def test_history_waits_its_window_then_one_write_takes_every_message_of_it():
+    store, room, writer = written_behind()
+
+    async def scenario():
+        talk(writer, room, "1", "2", "3")
+        await asyncio.sleep(0)  # a write asked for at once would be on its way now
+        assert store.calls == [] and bodies_stored(store) == []
+        await asyncio.sleep(1.5 * BEHIND)
+        assert store.calls == [("write", ROOM)] and bodies_stored(store) == ["1", "2", "3"]
+        talk(writer, room, "4")
+        await asyncio.sleep(1.5 * BEHIND)
+        assert store.calls == [("write", ROOM)] * 2 and bodies_stored(store) == ["1", "2", "3", "4"]
+
+    asyncio.run(scenario())
+
+
+def test_any_other_change_is_written_at_once_with_the_history_waiting():
+    store, room, writer = written_behind()
+
+    async def scenario():
+        talk(writer, room, "1")
+        join(room, BOB, "bob")
+        writer.changed(NAME, room)
+        await asyncio.sleep(0)
+        assert store.calls == [("write", ROOM)] and bodies_stored(store) == ["1"] and "bob" in store.records[ROOM].occupants
+        await asyncio.sleep(2 * BEHIND)
+        assert store.calls == [("write", ROOM)]  # nothing was left waiting
+
+    asyncio.run(scenario())
+
+
+def test_a_stopping_node_writes_the_history_waiting_and_an_ended_room_is_only_deleted():
+    store, room, writer = written_behind()
+    writer.history_behind = 60.0  # far longer than the test
+
+    async def scenario():
+        talk(writer, room, "1", "2")
+        await writer.idle()
+        assert store.calls == [("write", ROOM)] and bodies_stored(store) == ["1", "2"]
+        talk(writer, room, "3")
+        room.presence(join_leave(), ALICE, "alice", 2.0)  # the last one out: the room ends
+        writer.ended(NAME, room)
+        await writer.idle()
+
+    asyncio.run(scenario())
+    assert store.calls == [("write", ROOM), ("delete", ROOM)] and ROOM not in store.records
+
+
+def test_a_room_whose_lease_was_taken_again_writes_on_with_a_new_token_and_a_lost_one_drops_its_wait():
+    store, room, writer = written_behind()
+
+    async def scenario():
+        writer.refence(NAME, room)
+        talk(writer, room, "1")
+        await writer.idle()
+        assert store.calls == [("advance", ROOM), ("write", ROOM)] and store.tokens[ROOM] == 2
+        assert bodies_stored(store) == ["1"]  # written with token 2: the store refuses token 1 now
+        talk(writer, room, "2")
+        writer.forget(NAME)
+        await asyncio.sleep(2 * BEHIND)
+
+    asyncio.run(scenario())
+    assert bodies_stored(store) == ["1"] and store.calls[-1] == ("write", ROOM)

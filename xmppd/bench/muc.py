@@ -75,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--probe-interval", type=float, default=0.1, help="seconds between messages while a room moves (default: 0.1)"
     )
+    parser.add_argument(
+        "--history-flush-ms", type=int, default=None,
+        help="the servers' muc_history_flush_ms (default: the option's default); 0 writes history with each message",
+    )  # fmt: skip
     common.add_pacing_arguments(parser)
     parser.add_argument("--domain", default="localhost")
     parser.add_argument("--server-cpu", type=int, default=cpus[0], help="CPU of every server process")
@@ -307,7 +311,7 @@ def _measure(args: argparse.Namespace, root: Path, server: cluster.RedisServer |
     (root / "sqlite").mkdir()
     salted = common.run(_prepare(args, root, server.url if server else None))
     config_file = root / "muc.toml"
-    config_file.write_text(CONFIG)
+    config_file.write_text(CONFIG + ("" if args.history_flush_ms is None else f"muc_history_flush_ms = {args.history_flush_ms}\n"))
     options = ["--config", str(config_file)]
     common.pin(args.gen_cpu)
     common.raise_fd_limit()

@@ -8,6 +8,7 @@
     xmppd:cluster:node:<id>:bus             STREAM stanzas for the node's sessions (group 'deliver')
     xmppd:cluster:node:<id>:rooms           HASH   room JID -> JSON summary, of the MUC rooms the node runs
     xmppd:muc:{<room JID>}:owner            STRING the room's lease: 'node id NL incarnation'; PX = muc_lease_ttl
+    xmppd:muc:{<room JID>}:claimed          STRING who took the lease last (same form); no TTL, gone with a release
     xmppd:component:{<domain>}:node         STRING the node holding the component's stream: 'node id NL incarnation'; PX = heartbeat TTL
     xmppd:cluster:cleanup:<id>              STRING lock held by the survivor cleaning up a dead node
     xmppd:{<bare JID>}:sessions             HASH   resource -> the session's record (JSON)
@@ -44,6 +45,10 @@ def node_rooms(node_id: str) -> str:
 
 def room_owner(room: str) -> str:
     return f"xmppd:muc:{{{room}}}:owner"
+
+
+def room_claimed(room: str) -> str:
+    return f"xmppd:muc:{{{room}}}:claimed"
 
 
 def component_node(domain: str) -> str:

@@ -20,4 +20,8 @@ class RoomChanges:
     history: int = 0  # messages appended to the history
 
     def __bool__(self) -> bool:
-        return bool(self.history or self.occupants or self.config or self.subject or self.affiliations or self.registrations)
+        return bool(self.history or self.beyond_history())
+
+    def beyond_history(self) -> bool:
+        """Anything but history messages: what a successor needs at once (a groupchat changes none of it)."""
+        return bool(self.occupants or self.config or self.subject or self.affiliations or self.registrations)

@@ -9,6 +9,13 @@ bounced with recipient-unavailable, never dropped.
 
 The owners learned are checked against Redis once a lease interval, so a room
 whose owner died or moved is looked up again within about one TTL.
+
+A lease that ran out here by the node's own reckoning (renewals late: the loop
+stalled, Redis slow or away) is not given up on that alone: the room's stanzas
+wait while Redis is asked. If nobody claimed the room meanwhile the lease is
+taken again and the room goes on as it was in memory; only a room another node
+claimed is lost, and then this node's occupants that the new owner does not have
+are told (332).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.delivery import serialise
-from xmppd.muc.lease import Lease, RoomLeases
+from xmppd.muc.lease import Lease, Renewal, RoomLeases
 from xmppd.util.aio import call_failure, cancelling
 
 log = Logger()
@@ -57,9 +64,9 @@ class ClusterRooms:
     """The rooms of one MUC service across the cluster's nodes.
 
     ``service`` runs a room's stanza (``run``), loads a room taken over (``take``, with the
-    first stanza waiting for it),
-    forgets a room whose lease was lost without a word to anyone (``drop``), bounces
-    stanzas, and sums up a room for xmppctl (``summary``)."""
+    first stanza waiting for it), fences the writes of a room whose lease was taken again
+    (``retaken``), ends here a room another node claimed (``moved``), bounces stanzas, and
+    sums up a room for xmppctl (``summary``)."""
 
     def __init__(self, service, cluster, ttl: float):
         self.service, self.host = service, service.host
@@ -74,6 +81,7 @@ class ClusterRooms:
         self._releasing: set[asyncio.Task] = set()  # leases being let go, finished even at stop
         self._keeper: asyncio.Task | None = None
         self._away = False  # Redis failed at the last renewal
+        self._unconfirmed: set[str] = set()  # rooms whose lease ran out and Redis could not be asked: logged once
         self._stopping = False  # the node is stopping: its rooms have ended, their leases wait for stop()
 
     def jid(self, name: str) -> str:
@@ -96,17 +104,15 @@ class ClusterRooms:
                 waiting.append((stanza, hops))
             return
         lease = self.held.get(name)
-        if lease is not None:
-            if lease.held():
-                self.service.run(name, stanza)
-                return
-            self._lose([name], "its lease ran out unrenewed")
+        if lease is not None and lease.held():
+            self.service.run(name, stanza)
+            return
         owner = self.owners.get(name)
-        if owner is not None and owner not in self.dead:
+        if lease is None and owner is not None and owner not in self.dead:
             self._forward(owner, stanza, hops)
             return
         self._waiting[name] = [(stanza, hops)]
-        self._start(self._look_up(name))
+        self._start(self._look_up(name) if lease is None else self._confirm(name, lease))
 
     def _forward(self, owner: str, stanza: domish.Element, hops: int) -> None:
         if hops >= MAX_HOPS:
@@ -145,6 +151,28 @@ class ClusterRooms:
         for stanza, hops in self._waiting.pop(name, ()):
             self.route(name, stanza, hops)
 
+    async def _confirm(self, name: str, lease: Lease) -> None:
+        """Our lease ran out by our reckoning: renew it (or take it again) before serving the room,
+        or learn that another node claimed it. Redis away: the stanzas are bounced, the room kept."""
+        renewing = {self.jid(name): lease}
+        try:
+            async with asyncio.timeout(self.ttl):
+                renewal = await self.leases.renew(renewing)
+        except (asyncio.CancelledError, Exception) as e:
+            error = call_failure(e)
+            if name not in self._unconfirmed:
+                self._unconfirmed.add(name)
+                log.warn("room {room}: its lease ran out and Redis cannot say who holds it now ({error}); its stanzas are bounced",
+                         room=self.jid(name), error=error or type(error).__name__)
+            for stanza, _ in self._waiting.pop(name, ()):
+                self.service.bounce(stanza, "recipient-unavailable", "the room cannot be reached now; try again")
+            return
+        waiting = self._waiting.pop(name, [])  # first, so that a lost room's leaves go to its new owner before these
+        self._unconfirmed.discard(name)
+        self._settle(renewal, renewing)
+        for stanza, hops in waiting:
+            self.route(name, stanza, hops)
+
     def _remember(self, name: str, owner: str) -> None:
         if len(self.owners) >= KNOWN_OWNERS:
             del self.owners[next(iter(self.owners))]
@@ -161,13 +189,26 @@ class ClusterRooms:
             self._releasing.add(release)
             release.add_done_callback(self._releasing.discard)
 
-    def _lose(self, names: list[str], why: str) -> None:
-        """Stop serving rooms whose lease is gone: the successor carries on from the stored state."""
-        for name in names:
-            if self.held.pop(name, None) is not None:
+    def _settle(self, renewal: Renewal, renewed: dict[str, Lease]) -> None:
+        """A renewal's news: rooms retaken go on with a new fencing token; rooms lost end here. News
+        of a lease this node has since given up (and perhaps claimed anew) is old news."""
+        for jid in renewal.retaken:
+            name = self._name(jid)
+            if self.held.get(name) is renewed[jid]:
+                self.service.retaken(name)
+                log.info("room {room}: its lease ran out unrenewed and nobody claimed it; taken again", room=jid)
+        for jid in renewal.lost:
+            name = self._name(jid)
+            if self.held.get(name) is renewed[jid]:
+                del self.held[name]
                 self._described.pop(name, None)
-                self.service.drop(name)
-                log.warn("room {room}: no longer run on this node: {why}", room=self.jid(name), why=why)
+                self.service.moved(name)
+                log.warn("room {room}: no longer run on this node: another node claimed its lease; its occupants here that node"
+                         " does not have are told (332)", room=jid)
+
+    @staticmethod
+    def _name(jid: str) -> str:
+        return jid.split("@", 1)[0]
 
     # -- the keeper: renew our leases, check the owners we remember ------------------------------
 
@@ -176,23 +217,28 @@ class ClusterRooms:
             self._keeper = asyncio.get_running_loop().create_task(self._keep_going())
 
     async def _keep_going(self) -> None:
+        """A third of a TTL from one renewal's start to the next, whatever the rest of the round costs."""
+        due = time.monotonic()
         while not cancelling():
-            await asyncio.sleep(self.ttl / 3)
+            due += self.ttl / 3
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic())  # after a stall, the next one a third of a TTL from this one
             try:
                 async with asyncio.timeout(self.ttl / 2):
-                    await self._renew()
+                    renewing = {self.jid(name): lease for name, lease in self.held.items()}
+                    self._settle(await self.leases.renew(renewing), renewing)
+                    self._unconfirmed.clear()
+                    await self._look_around()
                 self._away = False
             except (asyncio.CancelledError, Exception) as e:
                 error = call_failure(e)
                 if not self._away:
-                    log.warn("MUC leases on {host}: Redis unreachable ({error}); rooms stop when their lease runs out",
+                    log.warn("MUC leases on {host}: Redis unreachable ({error}); a room whose lease runs out is not served until Redis answers",
                              host=self.host, error=error or type(error).__name__)
                 self._away = True
-            self._lose([name for name, lease in self.held.items() if not lease.held()], "its lease ran out unrenewed")
 
-    async def _renew(self) -> None:
-        lost = await self.leases.renew({self.jid(name): lease for name, lease in self.held.items()})
-        self._lose([jid.split("@", 1)[0] for jid in lost], "another node holds its lease")
+    async def _look_around(self) -> None:
+        """The owners we remember, checked; what xmppctl shows of our rooms, written if it changed."""
         names = list(self.owners)
         now = await self.leases.owners([self.jid(name) for name in names])
         for name in names:

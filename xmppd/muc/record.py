@@ -78,6 +78,11 @@ def state_of(jid: str, record: RoomRecord, with_occupants: bool) -> RoomState:
     )
 
 
+def seated(record: RoomRecord) -> set[tuple[str, str]]:
+    """(nick, session) of every occupant session a stored room has, without reading the rest of it."""
+    return {(nick, session) for nick, data in record.occupants.items() if data is not None for session in json.loads(data)["sessions"]}
+
+
 def config_text(state: RoomState) -> str:
     """The configuration as stored, with what the room knows of itself beyond the owner's form."""
     return json.dumps({**dataclasses.asdict(state.config), "locked": state.locked, "creator": state.creator})

@@ -698,11 +698,15 @@ class Room:
         for occupant in self.state.occupants.values():
             self._count_out(occupant)
 
-    def lost(self, session: JID) -> list[Outgoing]:
+    def lost(self, session: JID, told: bool = False) -> list[Outgoing]:
         """MUC-44: a session whose node died leaves (its unavailable came from the server); the
-        others see 332, as when a node stops cleanly."""
+        others see 332, as when a node stops cleanly. ``told``: the session's node has told it
+        already (it ran a stale copy of the room), so only the others hear of it."""
         occupant = self.occupant_of(session)
-        return [] if occupant is None else self._leave_session(occupant, session.full(), [], codes=(332,))
+        if occupant is None:
+            return []
+        out = self._leave_session(occupant, session.full(), [], codes=(332,))
+        return [stanza for stanza in out if isinstance(stanza, Fanout)] if told else out
 
     def shut_down(self) -> list[Outgoing]:
         """MUC-44: the service is going away; every occupant hears it (332)."""

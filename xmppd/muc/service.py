@@ -38,6 +38,7 @@ from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_NODE_DIED = "urn:xmppd:muc:node-died"  # ours: marks the server's unavailable for a dead node's session on its way to the room
+TOLD = "told"  # an attribute of that mark: the session's own node has told it, the room tells only the others
 
 
 def policy_of(config) -> RoomPolicy:
@@ -58,7 +59,8 @@ class MucService:
         config = node.config
         self.policy = policy_of(config)
         self.rooms: dict[str, Room] = {}
-        self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url))
+        self.writer = RoomWriter(node.storage.rooms, config.muc_max_history, every_room=bool(config.redis_url),
+                                 history_behind=config.muc_history_flush_ms / 1000)
         self._loading: asyncio.Event | None = None  # set once the stored rooms are in
         self.bus = getattr(node.cluster, "bus", None)  # None: a node alone
         self.owners = ClusterRooms(self, node.cluster, config.muc_lease_ttl) if self.bus is not None else LocalRooms(self.run)
@@ -131,10 +133,13 @@ class MucService:
             return as_deferred(self._check_invitees(stanza, invitees))
         return self._receive(stanza, hops)
 
-    def session_died(self, presence: domish.Element) -> None:
+    def session_died(self, presence: domish.Element, told: bool = False) -> None:
         """The survivor burying a dead node tells the room, wherever it runs, that an occupant's
-        session went with it: marked, so the room's owner node (maybe another) says 332."""
-        presence.addElement((NS_NODE_DIED, "died"))
+        session went with it: marked, so the room's owner node (maybe another) says 332. ``told``:
+        the session is alive and its node told it already; the room tells only the others."""
+        died = presence.addElement((NS_NODE_DIED, "died"))
+        if told:
+            died[TOLD] = "true"
         self._receive(presence)
 
     def _leave_rooms_elsewhere(self) -> None:
@@ -147,8 +152,7 @@ class MucService:
                 room = parse_jid(peer)
                 if room.host == self.host and room.user is not None and room.user not in self.rooms:
                     resource.directed.discard(peer)
-                    gone = domish.Element((NS_CLIENT, "presence"), attribs={"from": resource.jid.full(), "to": peer, "type": "unavailable"})
-                    self.session_died(gone)
+                    self.session_died(_unavailable(resource.jid.full(), peer))
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
         await loading.wait()
@@ -223,11 +227,52 @@ class MucService:
         self._elsewhere[name] = [entry for room, entry in (await self._listing()).items() if room not in here]
 
     def drop(self, name: str) -> None:
-        """Another node runs the room now: forget it here without a word to its occupants."""
+        """The node hands the room over (drain): forget it here without a word to its occupants."""
         room = self.rooms.get(name)
         if room is not None:
             room.release()
             self._close(name)
+
+    def retaken(self, name: str) -> None:
+        """The room's lease ran out unrenewed and nobody claimed it: this node took it again, and
+        the room goes on as it is in memory; its writes from now on carry a new fencing token."""
+        room = self.rooms.get(name)
+        if room is not None:
+            self.writer.refence(name, room)
+
+    def moved(self, name: str) -> None:
+        """Another node claimed the room while this node's lease had run out, and runs it from the
+        stored state: the room here is stale and ends. Its occupants on this node that the new owner
+        has, as they are here, go on in the room there; the others (a join whose write came too
+        late, say) would be ghosts: each is told, as at a shutdown (332), and the new owner is told
+        to drop whatever it has of that session (it says 332 to the others, nothing more to it)."""
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        self.writer.forget(name)
+        nicks = {session: nick for nick, occupant in room.state.occupants.items() for session in occupant.sessions}
+        notices = room.shut_down()  # one unavailable (332) to each session, every occupant out
+        self._close(name)
+        here, by_full = self.node.node_id, self.node.directory.by_full
+        local = [(nicks[notice["to"]], notice) for notice in notices if getattr(by_full(notice["to"]), "node", None) == here]
+        if local:
+            asyncio.ensure_future(self._tell_the_unseated(room.jid, local))
+
+    async def _tell_the_unseated(self, jid: str, local: list[tuple[str, domish.Element]]) -> None:
+        try:
+            stored = await self.writer.store.load(jid)
+            seated = record.seated(stored) if stored is not None else set()
+        except Exception as e:  # storage away, or a record not ours: every one of them is told, rather than none
+            self.log.warn("{room}: the new owner's occupants not read ({error!r}); this node's occupants are told it ended", room=jid, error=e)
+            seated = set()
+        for nick, notice in local:
+            session = notice["to"]
+            resource = self.node.directory.by_full(session)
+            if (nick, session) in seated or resource is None:
+                continue
+            self.node.router.send(notice)
+            resource.directed.discard(notice["from"])
+            self.session_died(_unavailable(session, notice["from"]), told=True)
 
     def destroy(self, name: str, reason: str) -> None:
         """The operator's destruction of a room, heard by every node: the one running it acts."""
@@ -306,8 +351,9 @@ class MucService:
                 raise StanzaError("item-not-found", text="no such room")
             room, created = self._create(stanza, sender, target), True
         try:
-            if stanza.name == "presence" and child(stanza, NS_NODE_DIED, "died") is not None:
-                return room.lost(sender)
+            died = child(stanza, NS_NODE_DIED, "died") if stanza.name == "presence" else None
+            if died is not None:
+                return room.lost(sender, told=died.getAttribute(TOLD) == "true")
             if stanza.name == "presence":
                 return room.presence(stanza, sender, target.resource, self.node.clock.seconds(), created, self._nick_altered(stanza, target))
             if stanza.name == "message":
@@ -423,6 +469,10 @@ class MucService:
 def _may_create(stanza: domish.Element) -> bool:
     """An available presence to an occupant JID: a join, which creates a room that is not there."""
     return stanza.name == "presence" and stanza.getAttribute("type") is None and parse_jid(stanza["to"]).resource is not None
+
+
+def _unavailable(sender: str, to: str) -> domish.Element:
+    return domish.Element((NS_CLIENT, "presence"), attribs={"from": sender, "to": to, "type": "unavailable"})
 
 
 def _forget_node_death(presence: domish.Element) -> None:

@@ -11,6 +11,13 @@ write is on the way are gathered into the next one, encoded from the room as
 it is then. Writes carry a fencing token: the one taken (``advance``) before the
 room's first write here, or the one its loader took. A failed write is one line in the log and costs the
 room nothing; the next change of that room then rewrites it whole.
+
+History is written behind: a groupchat that changes nothing but the history
+waits up to ``history_behind`` seconds (``muc_history_flush_ms``) for the
+room's next write, so the messages of that window go to the store together.
+Any other change (a join, a subject, the configuration) is written at once and
+takes the waiting messages with it; a stopping node writes them all. A node
+killed -9 loses at most that window of its rooms' history, never a delivery.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ Step = Callable[[str, Room], Coroutine]
 class RoomWriter:
     log = Logger()
 
-    def __init__(self, store, history_keep: int, every_room: bool):
+    def __init__(self, store, history_keep: int, every_room: bool, history_behind: float = 0.0):
         self.store = store
         self.history_keep = history_keep  # the newest history messages the store keeps
         self.every_room = every_room  # with occupants: a cluster's node, whose rooms others may take over
+        self.history_behind = history_behind  # seconds new history messages may wait for their write
+        self._behind: dict[str, tuple[asyncio.TimerHandle, Room]] = {}  # room name -> its history's write, due
         self._stored: dict[str, Room] = {}  # room name -> the room whose state the store holds
         self._tokens: dict[str, tuple[Room, int]] = {}  # room name -> the room and the token it writes with
         self._queues: dict[str, deque[tuple[Step, Room]]] = {}  # room name -> what waits to be done, in order
@@ -56,21 +65,50 @@ class RoomWriter:
                     room.take_changes()  # a temporary room on a node alone is never written
                 return
             changes.occupants.clear()  # never written on a node alone
-        if changes:
-            self._enqueue(name, self._write, room)
+        if not changes:
+            return
+        if self.history_behind and not changes.beyond_history() and self._stored.get(name) is room:
+            if name not in self._behind:
+                due = asyncio.get_running_loop().call_later(self.history_behind, self._catch_up, name, room)
+                self._behind[name] = (due, room)
+            return
+        self._on_time(name)
+        self._enqueue(name, self._write, room)
 
     def ended(self, name: str, room: Room) -> None:
         """The room was destroyed, or emptied and not kept."""
+        self._on_time(name)
         self._fenced.discard(room)
         if self._stored.get(name) is room or name in self._queues:
             self._enqueue(name, self._delete, room)
 
+    def refence(self, name: str, room: Room) -> None:
+        """The node took the room's lease again after it ran out: the writes after those on their way
+        carry a new token."""
+        self._enqueue(name, self._advance, room)
+
+    def forget(self, name: str) -> None:
+        """Another node runs the room now: history still waiting here would be refused; it is dropped."""
+        self._on_time(name)
+
     async def idle(self) -> None:
-        """Once every write asked for so far is done (the node is stopping)."""
+        """Once every write asked for so far is done, history waiting included (the node is stopping)."""
+        for name, (_, room) in list(self._behind.items()):
+            self._catch_up(name, room)
         while self._queues:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             await waiter
+
+    def _catch_up(self, name: str, room: Room) -> None:
+        self._on_time(name)
+        self._enqueue(name, self._write, room)
+
+    def _on_time(self, name: str) -> None:
+        """No history of the room waits any longer: the write about to be asked for takes it."""
+        behind = self._behind.pop(name, None)
+        if behind is not None:
+            behind[0].cancel()
 
     def _enqueue(self, name: str, step: Step, room: Room) -> None:
         queue = self._queues.get(name)
@@ -126,6 +164,9 @@ class RoomWriter:
             del self._tokens[name]  # the room is gone: a new one of this name takes a new token
         if not deleted:
             self._superseded(name, room)
+
+    async def _advance(self, name: str, room: Room) -> None:
+        self._tokens[name] = (room, await self.store.advance(room.jid))
 
     async def _token(self, name: str, room: Room) -> int:
         held = self._tokens.get(name)

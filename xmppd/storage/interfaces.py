@@ -377,8 +377,10 @@ class IRoomStore(Interface):
         """A fencing token for the room, greater than every one handed out before."""
 
     async def write(room: str, token: int, changes: RoomRecord, history_keep: int) -> bool:
-        """Apply the changes (creating the room if new), keeping the ``history_keep`` newest
-        history messages; False, writing nothing, if a newer token has been handed out."""
+        """Apply the changes (creating the room if new), keeping at least the ``history_keep`` newest
+        history messages and, once it has appended, at most twice as many (a store may trim in
+        steps: whoever loads the room keeps the newest it wants); False, writing nothing, if a
+        newer token has been handed out."""
 
     async def load(room: str) -> RoomRecord | None:
         """The whole room, or None if it is not stored."""

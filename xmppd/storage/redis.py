@@ -345,15 +345,18 @@ if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[1]) or 0) then return 0 e
 # KEYS: token, rooms, room, affiliations, registrations, occupants, history, configs. ARGV: token,
 # room JID, history to keep, JSON [room fields, affiliations, registrations, occupants, history,
 # config or null]; a null value removes its field. Everything is decoded before the first change,
-# so a bad argument changes nothing.
+# so a bad argument changes nothing. A groupchat's write costs GET and RPUSH: a history list that
+# held messages before belongs to a room already in the host's set (only these scripts make and
+# remove it), and the list is trimmed back to what is kept once it holds twice as many.
 _ROOM_WRITE = _ROOM_FENCE + """
 local function in_chunks(command, key, values)  -- unpack's stack is bounded; 1000 keeps HSET pairs whole
+    local reply = 0
     for first = 1, #values, 1000 do
-        redis.call(command, key, unpack(values, first, math.min(first + 999, #values)))
+        reply = redis.call(command, key, unpack(values, first, math.min(first + 999, #values)))
     end
+    return reply
 end
 local changes = cjson.decode(ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[2])
 for part = 1, 4 do
     local set, removed = {}, {}
     for field, value in pairs(changes[part]) do
@@ -367,9 +370,12 @@ for part = 1, 4 do
     in_chunks('HSET', KEYS[part + 2], set)
     in_chunks('HDEL', KEYS[part + 2], removed)
 end
-in_chunks('RPUSH', KEYS[7], changes[5])
+local length = in_chunks('RPUSH', KEYS[7], changes[5])
+if length <= #changes[5] then redis.call('SADD', KEYS[2], ARGV[2]) end
 local keep = tonumber(ARGV[3])
-if keep > 0 then redis.call('LTRIM', KEYS[7], -keep, -1) else redis.call('DEL', KEYS[7]) end
+if length > 2 * keep then
+    if keep > 0 then redis.call('LTRIM', KEYS[7], -keep, -1) else redis.call('DEL', KEYS[7]) end
+end
 if changes[6] ~= cjson.null then redis.call('HSET', KEYS[8], ARGV[2], changes[6]) end
 return 1
 """

@@ -89,16 +89,20 @@ class RoomStoreContract:
         expected.config = '{"persistent": false}'
         assert run(rooms.load(LOBBY)) == expected
 
-    def test_history_oldest_first_trimmed_to_keep(self, rooms: IRoomStore, run: Runner) -> None:
+    def test_history_oldest_first_the_newest_kept(self, rooms: IRoomStore, run: Runner) -> None:
+        """At least ``history_keep`` newest messages, oldest first; after an append at most twice as many."""
+
+        def kept(keep: int, newest: list[str]) -> None:
+            history = run(rooms.load(LOBBY)).history
+            assert history[-len(newest):] == newest and len(history) <= 2 * keep, history
+
         token = run(rooms.advance(LOBBY))
-        for number in range(5):
+        for number in range(12):
             run(rooms.write(LOBBY, token, RoomRecord(history=[message(number)]), 3))
-        assert run(rooms.load(LOBBY)).history == [message(2), message(3), message(4)]
-        run(rooms.write(LOBBY, token, RoomRecord(history=[message(n) for n in range(5, 10)]), 4))
-        assert run(rooms.load(LOBBY)).history == [message(6), message(7), message(8), message(9)]
-        run(rooms.write(LOBBY, token, RoomRecord(), 2))  # a lower keep trims without new messages
-        assert run(rooms.load(LOBBY)).history == [message(8), message(9)]
-        run(rooms.write(LOBBY, token, RoomRecord(history=[message(10)]), 0))
+            kept(3, [message(n) for n in range(max(0, number - 2), number + 1)])
+        run(rooms.write(LOBBY, token, RoomRecord(history=[message(n) for n in range(12, 22)]), 4))
+        kept(4, [message(n) for n in range(18, 22)])
+        run(rooms.write(LOBBY, token, RoomRecord(history=[message(22)]), 0))
         assert run(rooms.load(LOBBY)).history == []
 
     def test_large_write(self, rooms: IRoomStore, run: Runner) -> None:
@@ -106,12 +110,12 @@ class RoomStoreContract:
         token = run(rooms.advance(LOBBY))
         occupants = {f"nick{n}": f'{{"n": {n}}}' for n in range(2501)}
         history = [message(n) for n in range(2500)]
-        run(rooms.write(LOBBY, token, RoomRecord(occupants=occupants, history=history), 2100))
+        run(rooms.write(LOBBY, token, RoomRecord(occupants=occupants, history=history), 1100))
         gone = {f"nick{n}": None for n in range(1200)}
-        run(rooms.write(LOBBY, token, RoomRecord(occupants=gone), 2100))
+        run(rooms.write(LOBBY, token, RoomRecord(occupants=gone), 1100))
         loaded = run(rooms.load(LOBBY))
         assert loaded.occupants == {f"nick{n}": f'{{"n": {n}}}' for n in range(1200, 2501)}
-        assert loaded.history == [message(n) for n in range(400, 2500)]
+        assert loaded.history == [message(n) for n in range(1400, 2500)]  # more than twice the 1100 kept: trimmed
 
     def test_unicode_and_quoting(self, rooms: IRoomStore, run: Runner) -> None:
         room = f"café♥@{HOST}"
@@ -276,17 +280,30 @@ def test_redis_room_keys_share_the_host_slot_and_delete_leaves_the_counter(
         assert client.get(tag + "token:lobby") == str(token)
 
 
-def test_redis_write_is_one_script_call(redis_storage: Storage, redis_url: str, run: Runner) -> None:
-    """A groupchat's write: one EVALSHA, in it the fencing GET, SADD, RPUSH and LTRIM."""
+def test_redis_groupchat_writes_cost_three_commands_and_a_trim_now_and_then(redis_storage: Storage, redis_url: str, run: Runner) -> None:
+    """A groupchat's write: one EVALSHA, in it the fencing GET and RPUSH; the room is in the host's
+    set since its first write, and the list is trimmed back to what is kept once it holds twice as many."""
     rooms = redis_storage.rooms
     token = run(rooms.advance(LOBBY))
-    run(rooms.write(LOBBY, token, full_room(), 20))  # loads the script and opens the connection
+    run(rooms.write(LOBBY, token, full_room(), 4))  # loads the script and opens the connection; 2 messages
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
         client.config_resetstat()
-        assert run(rooms.write(LOBBY, token, RoomRecord(history=[message(3)]), 20)) is True
+        for number in range(3, 10):
+            assert run(rooms.write(LOBBY, token, RoomRecord(history=[message(number)]), 4)) is True
         calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in client.info("commandstats").items()}
+        assert client.lrange("xmppd:{muc:conference.example.org}:history:lobby", 0, -1) == [message(n) for n in range(6, 10)]
     del calls["config|resetstat"]  # counted once it is done
-    assert calls == {"evalsha": 1, "get": 1, "sadd": 1, "rpush": 1, "ltrim": 1}
+    assert calls == {"evalsha": 7, "get": 7, "rpush": 7, "ltrim": 1}  # trimmed at 9 messages, from 9 to 4
+    assert run(rooms.rooms(HOST)) == [LOBBY]
+
+
+def test_redis_a_write_to_a_room_without_history_keeps_it_in_the_hosts_set(redis_storage: Storage, run: Runner) -> None:
+    """Only a write that appends to a history that had messages leaves the host's set alone."""
+    rooms, token = redis_storage.rooms, run(redis_storage.rooms.advance(LOBBY))
+    run(rooms.write(LOBBY, token, RoomRecord(history=[message(1)]), 0))  # nothing kept: the list is gone again
+    run(rooms.write(LOBBY, token, RoomRecord(occupants={"alice": "{}"}), 0))
+    assert run(rooms.rooms(HOST)) == [LOBBY]
+    assert run(rooms.load(LOBBY)) == RoomRecord(occupants={"alice": "{}"})
 
 
 def test_redis_takeover_fences_the_old_writer(redis_storage: Storage, redis_url: str, run: Runner) -> None:
