@@ -89,6 +89,10 @@ class RawStream(protocol.Protocol):
         self.stream_id: str | None = None  # the node's, from its header
         self._received: list[domish.Element] = []
         self._waiting: list[tuple[object, defer.Deferred]] = []
+        self.restart()
+
+    def restart(self):
+        """Parse a new stream from the next byte on (RFC 6120 §4.3.3: after TLS or SASL)."""
         self._parser = domish.elementStream()
         self._parser.DocumentStartEvent = self._on_header
         self._parser.ElementEvent = self._on_element

@@ -20,7 +20,8 @@ class ConditionError(ClientError):
     """An error the peer or the server named with a condition."""
 
     def __init__(self, condition: str | None, text: str | None = None):
-        super().__init__(": ".join(part for part in (condition, text) if part))
+        # One line even when the peer's text has several: it ends up in logs and on terminals.
+        super().__init__(": ".join(" ".join(part.split()) for part in (condition, text) if part))
         self.condition = condition
         self.text = text
 
