@@ -365,7 +365,9 @@ def test_kill_9_of_the_owner_during_traffic_moves_the_room_with_its_state(make_c
     dave = cluster.login("n2", cluster.users("dave")[0])
     enter(dave, room, "Dave")
     assert dave.expect(is_subject(room, "before the fall"), what="the subject kept through the takeover")
-    moved = lambda: rooms_table(cluster).get(room, [None])[0] in ("n2", "n3") and rooms_table(cluster)[room][2:] == ["3", "Bob", "Carol", "Dave"]
+    def moved():
+        return rooms_table(cluster).get(room, [None])[0] in ("n2", "n3") and rooms_table(cluster)[room][2:] == ["3", "Bob", "Carol", "Dave"]
+
     assert wait_until(moved, timeout=5), rooms_table(cluster)
 
 

@@ -313,7 +313,7 @@ async def test_a_blocklist_set_on_one_node_holds_on_the_other(two):
     bob.send(message("alice@localhost", "let me in"))
     bounced = await bob.next(lambda e: e.name == "message")
     assert (bounced["from"], condition(bounced)) == ("alice@localhost", "service-unavailable")
-    left = [s.toXml() for s in await settle(bob) if s.name == "presence"]; print("LEFT", left)
+    left = [s.toXml() for s in await settle(bob) if s.name == "presence"]
     assert left == []  # no probe answer from alice
     assert [s for s in await settle(alice) if s.getAttribute("from", "").startswith("bob@")] == []
 
@@ -455,8 +455,9 @@ async def test_a_redis_restart_is_survived_without_losing_sessions_stanzas_or_da
         await ready(a, b)
         await users(a, "alice", "bob", "carol")
         await befriend(a, "alice", "bob")
-        connect_to = lambda node, user: connect(jid=f"{user}@{DOMAIN}", password="secret", host="127.0.0.1",
-                                                port=node.port, insecure=True)  # noqa: E731
+        def connect_to(node, user):
+            return connect(jid=f"{user}@{DOMAIN}", password="secret", host="127.0.0.1", port=node.port, insecure=True)
+
         alice, bob = await connect_to(a, "alice"), await connect_to(b, "bob")
         for client in (alice, bob):
             client.send(presence())

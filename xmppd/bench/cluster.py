@@ -510,22 +510,22 @@ def summary(results: dict[str, list[ClusterStep]]) -> list[str]:
         for s in cross
         if not s.step.saturated and s.step.offered in local_by_rate
     ]
-    for c, l in pairs:
+    for c, local in pairs:
         xadds = c.commands.get("xadd", (0, 0))[0]
         reads = c.commands.get("xreadgroup", (0, 0))[0]
         lines.append(
             f"{c.step.offered}/s: cross-node {c.cpu_per_1k:.3f} server CPU-s per 1,000 delivered vs local"
-            f" {l.cpu_per_1k:.3f}: ratio {_ratio(c.cpu_per_1k, l.cpu_per_1k):.2f}; Redis commands per delivered"
-            f" {c.per_message(c.calls):.3f} (local {l.per_message(l.calls):.3f});"
+            f" {local.cpu_per_1k:.3f}: ratio {_ratio(c.cpu_per_1k, local.cpu_per_1k):.2f}; Redis commands per delivered"
+            f" {c.per_message(c.calls):.3f} (local {local.per_message(local.calls):.3f});"
             f" {c.delivered / xadds if xadds else float('nan'):.1f} messages per XADD,"
             f" {c.delivered / reads if reads else float('nan'):.1f} per XREADGROUP;"
             f" p50/p99 {c.step.latency_ms(0.5):.1f}/{c.step.latency_ms(0.99):.1f} ms"
-            f" vs {l.step.latency_ms(0.5):.1f}/{l.step.latency_ms(0.99):.1f} ms"
+            f" vs {local.step.latency_ms(0.5):.1f}/{local.step.latency_ms(0.99):.1f} ms"
         )
     if not pairs:
         return ["no rate was measured below saturation in both configurations: lower --rates"]
     cross_cpu, cross_calls, _ = _pooled([c for c, _l in pairs])
-    local_cpu, _local_calls, _ = _pooled([l for _c, l in pairs])
+    local_cpu, _local_calls, _ = _pooled([local for _c, local in pairs])
     ratio = _ratio(cross_cpu, local_cpu)
     lines.append(
         f"summary: cross-node {cross_cpu:.3f} server CPU-s per 1,000 delivered vs local {local_cpu:.3f}"
