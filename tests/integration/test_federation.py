@@ -121,6 +121,19 @@ async def test_the_queue_for_a_domain_is_bounded(node_factory, silent_port):
 SECRET = "shared by the test"
 
 
+async def cluster_and_peer(node_factory, redis_url):
+    """ONE as nodes a and b on Redis, TWO alone; TWO's host map names only a, and both of ONE's
+    nodes reach TWO."""
+    port_a, port_two = free_port(), free_port()
+    common = dict(s2s=True, s2s_interface="127.0.0.1", s2s_secret=SECRET)
+    to_two = [f"{TWO}=127.0.0.1:{port_two}"]
+    a = node_factory(domains=[ONE], redis_url=redis_url, node_id="a", s2s_port=port_a, s2s_hosts=to_two, **common)
+    b = node_factory(domains=[ONE], redis_url=redis_url, node_id="b", s2s_port=0, s2s_hosts=to_two, **common)
+    two = node_factory(domains=[TWO], s2s_port=port_two, s2s_hosts=[f"{ONE}=127.0.0.1:{port_a}"], **common)
+    await ready(a, b)
+    return a, b, two
+
+
 @pytest_twisted.async_fixture
 async def plain_pair(federate):
     """ONE and TWO with a secret the test knows, and TLS not required, so a raw peer can speak."""
@@ -329,13 +342,7 @@ async def test_requiring_valid_certificates_lets_external_through(federate):
 async def test_every_node_of_a_cluster_federates(node_factory, redis_url):
     """Each node of ONE's cluster has its own link to TWO; TWO checks a key made by node b with node a
     (the host map names only a), which finds it valid because both derive keys from one secret."""
-    port_a, port_two = free_port(), free_port()
-    common = dict(s2s=True, s2s_interface="127.0.0.1", s2s_secret=SECRET)
-    to_two = [f"{TWO}=127.0.0.1:{port_two}"]
-    a = node_factory(domains=[ONE], redis_url=redis_url, node_id="a", s2s_port=port_a, s2s_hosts=to_two, **common)
-    b = node_factory(domains=[ONE], redis_url=redis_url, node_id="b", s2s_port=0, s2s_hosts=to_two, **common)
-    two = node_factory(domains=[TWO], s2s_port=port_two, s2s_hosts=[f"{ONE}=127.0.0.1:{port_a}"], **common)
-    await ready(a, b)
+    a, b, two = await cluster_and_peer(node_factory, redis_url)
     alice, bob = await login(a, "alice"), await login(two, "bob")
     await a.add_user("carol", domain=ONE)
     carol = await login(b, "carol", create=False)

@@ -22,7 +22,7 @@ from twisted.words.xish import domish
 from tests.integration.federation import ONE, TWO, federate, free_port, login  # noqa: F401 (fixture)
 from tests.integration.stanzas import iq, message, presence
 from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401 (fixture)
-from tests.integration.test_federation import SECRET, chat_from, peer_as_one, subscribe
+from tests.integration.test_federation import SECRET, chat_from, cluster_and_peer, peer_as_one, subscribe
 from tests.integration.test_pep import (
     TUNE,
     caps_presence,
@@ -198,13 +198,7 @@ async def test_in_a_cluster_the_node_that_hears_the_remote_presence_is_not_the_p
     """one.test is nodes a and b on Redis; two.test reaches it through a only, so bob's presence
     and caps answer come in on a, while alice publishes on b: a files bob's resource for the
     cluster and sends him the last item, b reads the filing and notifies him of the next."""
-    port_a, port_two = free_port(), free_port()
-    common = dict(s2s=True, s2s_interface="127.0.0.1", s2s_secret=SECRET)
-    to_two = [f"{TWO}=127.0.0.1:{port_two}"]
-    a = node_factory(domains=[ONE], redis_url=redis_url, node_id="a", s2s_port=port_a, s2s_hosts=to_two, **common)
-    b = node_factory(domains=[ONE], redis_url=redis_url, node_id="b", s2s_port=0, s2s_hosts=to_two, **common)
-    two = node_factory(domains=[TWO], s2s_port=port_two, s2s_hosts=[f"{ONE}=127.0.0.1:{port_a}"], **common)
-    await ready(a, b)
+    a, b, two = await cluster_and_peer(node_factory, redis_url)
     await a.add_user("alice", domain=ONE)
     alice, bob = await login(b, "alice", create=False), await login(two, "bob")
     try:
