@@ -15,6 +15,7 @@ from tests.integration.test_client_sessions import (
     answer,
     form_of,
     negotiation,
+    pair,  # noqa: F401  (fixture)
 )
 from tests.integration.test_presence import befriend, from_, online
 from xmppd.client import SessionDeclined, SessionError
@@ -28,12 +29,6 @@ async def established(alice, bob):
     initiated = alice.sessions.initiate(BOB)
     accepted = (await bob.sessions.next_request()).accept()
     return await initiated, await accepted
-
-
-@pytest_twisted.async_fixture
-async def pair(node, login):
-    await node.add_user("bob")
-    return await online(login, "alice"), await online(login, "bob")
 
 
 @pytest_twisted.async_fixture

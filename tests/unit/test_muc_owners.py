@@ -190,16 +190,22 @@ def test_a_lease_that_ran_out_unclaimed_is_taken_again_and_the_stanzas_that_wait
     asyncio.run(scenario())
 
 
+async def lease_ran_out_with_redis_away():
+    """A room this node ran whose lease has run out, with Redis no longer answering renewals."""
+    owners, service, leases, _ = rooms(("me", 0.05))
+    owners.route("room", stanza("a"))
+    await asyncio.sleep(0.07)
+
+    async def away(held):
+        raise ConnectionError("refused")
+
+    leases.renew = away
+    return owners, service
+
+
 def test_a_room_whose_lease_ran_out_is_kept_but_not_served_while_redis_cannot_say_who_holds_it():
     async def scenario():
-        owners, service, leases, _ = rooms(("me", 0.05))
-        owners.route("room", stanza("a"))
-        await asyncio.sleep(0.07)
-
-        async def away(held):
-            raise ConnectionError("refused")
-
-        leases.renew = away
+        owners, service = await lease_ran_out_with_redis_away()
         owners.route("room", stanza("b"))
         await asyncio.sleep(0.01)
         assert service.bounced == [("b", "recipient-unavailable")] and "room" in owners.held
@@ -234,14 +240,7 @@ def test_stanzas_are_bounced_when_redis_cannot_say_who_runs_the_room():
 
 def test_a_room_left_unconfirmed_by_redis_is_one_warning_however_many_stanzas_come(logged):  # noqa: F811
     async def scenario():
-        owners, service, leases, _ = rooms(("me", 0.05))
-        owners.route("room", stanza("a"))
-        await asyncio.sleep(0.07)
-
-        async def away(held):
-            raise ConnectionError("refused")
-
-        leases.renew = away
+        owners, service = await lease_ran_out_with_redis_away()
         for ident in "bcd":
             owners.route("room", stanza(ident))
             await asyncio.sleep(0.01)
