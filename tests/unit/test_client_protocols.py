@@ -9,7 +9,7 @@ from twisted.words.xish import domish
 
 from xmppd.client import ClientError, roster
 from xmppd.client.blocking import Blocking
-from xmppd.client.disco import Disco
+from xmppd.client.disco import ADVERTISED_KEPT, Disco
 from xmppd.client.muc import MUC, OccupantPresence, Room
 from xmppd.client.presence import MAX_ENTITIES, MAX_RESOURCES, Presence
 from xmppd.client.privacy import Privacy
@@ -78,16 +78,33 @@ def test_presence_of_strangers_is_bounded_and_a_bare_unavailable_clears_every_re
     assert handler.resources("u0@x") == {} and len(handler._seen) == MAX_ENTITIES
 
 
-def test_disco_answers_only_the_current_caps_node():
+def test_disco_answers_the_current_caps_node_and_those_it_advertised():
     client = Recorder()
     features = ["urn:a"]
     disco = Disco(client, lambda: tuple(features))
-    ask = f"<iq type='get' id='d' from='x@y/z'><query xmlns='http://jabber.org/protocol/disco#info' node='{disco.caps_node}#{disco.ver()}'/></iq>"
-    assert disco.received(parsed(ask)) is False  # a program may answer it itself
-    assert disco.answer(parsed(ask)) is True and client.sent[-1]["type"] == "result"
-    features.append("urn:b")  # the ver changes with the features: the old node is gone
-    disco.answer(parsed(ask))
-    assert client.sent[-1]["type"] == "error"
+
+    def ask(ver: str):
+        disco.answer(parsed(f"<iq type='get' id='d' from='x@y/z'><query xmlns='http://jabber.org/protocol/disco#info' node='{disco.caps_node}#{ver}'/></iq>"))
+        return client.sent[-1]
+
+    current = f"<iq type='get' id='d' from='x@y/z'><query xmlns='http://jabber.org/protocol/disco#info' node='{disco.caps_node}#{disco.ver()}'/></iq>"
+    assert disco.received(parsed(current)) is False  # a program may answer it itself
+    assert disco.answer(parsed(current)) is True and client.sent[-1]["type"] == "result"
+    never_said = disco.ver()
+    features.append("urn:b")  # a ver never advertised is gone once the features change
+    assert ask(never_said)["type"] == "error"
+    first = disco.advertise()
+    features.append("urn:c")  # a server's question about an advertised ver may trail the change
+    second = disco.advertise()
+    answered = ask(first)
+    assert answered["type"] == "result"
+    assert [f["var"] for f in answered.query.elements("http://jabber.org/protocol/disco#info", "feature")] == ["urn:a", "urn:b"]
+    assert answered.query["node"] == f"{disco.caps_node}#{first}"
+    assert [f["var"] for f in ask(second).query.elements("http://jabber.org/protocol/disco#info", "feature")] == ["urn:a", "urn:b", "urn:c"]
+    for n in range(ADVERTISED_KEPT):  # only the last few are kept
+        features.append(f"urn:more{n}")
+        disco.advertise()
+    assert ask(first)["type"] == "error" and ask(first).error.firstChildElement().name == "item-not-found"
 
 
 def test_occupant_presence_keeps_the_element_whole_and_reads_what_wokkel_misses():

@@ -2,13 +2,18 @@
 
 We answer disco#info on our full JID with a ``client/pc`` identity and the
 features of every enabled handler, and on ``<caps node>#<ver>`` (XEP-0115
-§6.2) with the same; any other node is item-not-found, as we have none.
+§6.2) with the features that ``ver`` stood for when we advertised it: a
+server asks in its own time, and a program that changed its interests in
+between (a PEP ``+notify`` added after the first presence) must not make
+the server cache item-not-found for a ``ver`` it saw. Any other node is
+item-not-found, as we have none.
 disco#items is empty. Answers use wokkel's ``DiscoInfo``; requests return
 wokkel's ``DiscoInfo``/``DiscoItems`` parsed from the answer.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 from twisted.internet import defer
@@ -21,6 +26,7 @@ from xmppd.protocol import caps
 from xmppd.protocol.stanzas import error_reply, result
 
 CAPS_NODE = "https://github.com/xmppd/xmppd"  # names this software in our XEP-0115 <c node/>
+ADVERTISED_KEPT = 8  # superseded vers still answered: a server's question may trail a change
 
 
 class Disco:
@@ -31,23 +37,44 @@ class Disco:
         self._features = features
         self.identity = disco.DiscoIdentity("client", "pc", name)
         self.caps_node = CAPS_NODE
+        self._advertised: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # ver -> its features
 
     def features(self) -> tuple[str, ...]:
         return (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS)
 
     # -- what we are ---------------------------------------------------------------------
 
-    def own_info(self, node: str | None = None) -> domish.Element:
+    def own_info(self, node: str | None = None, features: tuple[str, ...] | None = None) -> domish.Element:
+        """Our disco#info: the handlers' features now, or the ``features`` an advertised ver had."""
         info = disco.DiscoInfo()
         info.nodeIdentifier = node or ""
         info.append(self.identity)
-        for feature in sorted(set(self._features())):
+        for feature in features if features is not None else sorted(set(self._features())):
             info.append(disco.DiscoFeature(feature))
         return info.toElement()
 
     def ver(self) -> str:
         """Our XEP-0115 ``ver``, computed afresh: it changes whenever a handler's features do."""
         return caps.ver(self.own_info())
+
+    def advertise(self) -> str:
+        """The ``ver`` to put in a presence, remembered with its features so a late question is answered."""
+        features = tuple(sorted(set(self._features())))
+        ver = caps.ver(self.own_info(features=features))
+        self._advertised[ver] = features
+        self._advertised.move_to_end(ver)
+        while len(self._advertised) > ADVERTISED_KEPT:
+            self._advertised.popitem(last=False)
+        return ver
+
+    def _known(self, node: str) -> tuple[str, ...] | None:
+        """The features of ``<caps node>#<ver>`` for a ver we advertised (or would now); None if neither."""
+        prefix, _, ver = node.partition("#")
+        if prefix != self.caps_node:
+            return None
+        if ver in self._advertised:
+            return self._advertised[ver]
+        return tuple(sorted(set(self._features()))) if ver == self.ver() else None
 
     # -- asking ----------------------------------------------------------------------------
 
@@ -76,10 +103,11 @@ class Disco:
         if query is None or query.uri not in (disco.NS_DISCO_INFO, disco.NS_DISCO_ITEMS) or query.name != "query":
             return False
         node = query.getAttribute("node")
-        if node and node != f"{self.caps_node}#{self.ver()}":
+        features = self._known(node) if node else None
+        if node and features is None:
             self._client.send(error_reply(stanza, "item-not-found"))
         elif query.uri == disco.NS_DISCO_INFO:
-            self._client.send(result(stanza, self.own_info(node)))
+            self._client.send(result(stanza, self.own_info(node, features)))
         else:
             self._client.send(result(stanza, disco.DiscoItems().toElement()))
         return True

@@ -61,7 +61,7 @@ class Presence:
         if priority:
             presence.addElement("priority", content=str(priority))
         c = presence.addElement((caps.NS_CAPS, "c"))
-        c["hash"], c["node"], c["ver"] = "sha-1", self._disco.caps_node, self._disco.ver()
+        c["hash"], c["node"], c["ver"] = "sha-1", self._disco.caps_node, self._disco.advertise()
         self._client.send(presence)
         return presence
 
