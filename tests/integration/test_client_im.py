@@ -122,8 +122,11 @@ async def test_presence_carries_caps_that_verify_against_our_disco_answer(node, 
     bob.chat_states.enabled = False  # features changed: the next presence announces another ver
     changed = next(bob.presence.available().elements(caps.NS_CAPS, "c"))
     assert changed["ver"] != c["ver"]
+    for ver in (announced["ver"], changed["ver"]):  # a late question about the old ver gets the old answer
+        answer = (await alice.iq(caps_query(bob.jid.full(), f"{announced['node']}#{ver}"))).query
+        assert caps.verifies(answer, ver, "sha-1")
     with pytest.raises(IQError) as unknown:
-        await alice.iq(caps_query(bob.jid.full(), node_ver))
+        await alice.iq(caps_query(bob.jid.full(), f"{announced['node']}#bm90IGFkdmVydGlzZWQ="))
     assert condition(unknown.value.stanza) == "item-not-found"
 
     bob.presence.unavailable()
