@@ -13,6 +13,8 @@ that nothing came.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 
 import pytest
 import pytest_twisted
@@ -60,12 +62,23 @@ def tune_of(e: domish.Element) -> tuple[str, str, str, str]:
     return e["type"], e["from"], items["node"], str(payload.title)
 
 
-async def announce(client, *features: str, forged: bool = False) -> None:
+def unverifiable_ver(info: domish.Element, algorithm: str | None) -> str:
+    """A ver the servers cannot check: XEP-0115 v1.3's (no hash: a version name), or one of
+    a hash that xmppd does not compute, rightly made."""
+    if algorithm is None:
+        return "0.9-legacy"
+    return base64.b64encode(hashlib.new(algorithm.replace("-", ""), caps.verification_string(info).encode()).digest()).decode()
+
+
+async def announce(client, *features: str, forged: bool = False, algorithm: str | None = "sha-1") -> None:
     """Send presence with caps and answer the disco#info of both servers (the client's own and
     alice's) truthfully; ``forged``: announce a ver the answer does not hash to."""
     info = disco_info(*features, name=client.jid.user)
-    ver = caps.ver(disco_info(name="someone else")) if forged else caps.ver(info)
-    client.send(caps_presence(ver))
+    if algorithm != "sha-1":
+        ver = unverifiable_ver(info, algorithm)
+    else:
+        ver = caps.ver(disco_info(name="someone else")) if forged else caps.ver(info)
+    client.send(caps_presence(ver, algorithm))
     askers = set()
     while askers != {ONE, TWO}:
         query = await client.next(is_caps_query, timeout=10)
@@ -220,4 +233,30 @@ async def test_in_a_cluster_the_node_that_hears_the_remote_presence_is_not_the_p
         await nothing_for(alice, bob)
     finally:
         for client in (alice, bob):
+            await client.close()
+
+
+@pytest.mark.parametrize("owner, algorithm", [("ann", None), ("amy", "sha-512")], ids=["no hash", "a hash not computed here"])
+@pytest_twisted.ensureDeferred
+async def test_in_a_cluster_caps_known_per_jid_reach_the_publishing_node(node_factory, redis_url, owner, algorithm):
+    """bob's caps cannot be verified, so they are known for his full JID alone (XEP-0115 §5.4):
+    a asks them, as bob's presence comes in there, and files what they want with his
+    presence; b, where the owner publishes, never asks him, and notifies him from that
+    filing. (Each case its own owner: the cluster's Redis lasts the module.)"""
+    a, b, two = await cluster_and_peer(node_factory, redis_url)
+    await a.add_user(owner, domain=ONE)
+    bare = f"{owner}@{ONE}"
+    publisher, bob = await login(b, owner, create=False), await login(two, "bob")
+    try:
+        await subscribe(publisher, bare, bob, f"bob@{TWO}")
+        await subscribe(bob, f"bob@{TWO}", publisher, bare)
+        await publisher.iq(publish_iq(TUNE, "first", item_id="t1"))
+        await announce(bob, f"{TUNE}+notify", "urn:example:other", algorithm=algorithm)
+        assert tune_of(await bob.next(is_event, timeout=10)) == ("headline", bare, TUNE, "first")  # from a
+        await publisher.iq(publish_iq(TUNE, "second", item_id="t2"))
+        second = await bob.next(is_event, timeout=10)
+        assert tune_of(second) == ("headline", bare, TUNE, "second") and second["to"] == bob.jid.full()
+        assert (ONE, TWO) in b.node.federation.links and b.node.modules.module("pep")._legacy == {}
+    finally:
+        for client in (publisher, bob):
             await client.close()

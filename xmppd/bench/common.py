@@ -340,7 +340,7 @@ class Instructions:
 
     async def _control(self, *options: str) -> None:
         for pid in self._pids:
-            process = await asyncio.create_subprocess_exec("callgrind_control", *options, pid, stdout=subprocess.DEVNULL)
+            process = await asyncio.create_subprocess_exec("callgrind_control", *options, pid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if await process.wait() != 0:
                 raise BenchError(f"callgrind_control {' '.join(options)} {pid} failed")
 
