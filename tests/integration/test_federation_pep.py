@@ -13,6 +13,8 @@ that nothing came.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 
 import pytest
 import pytest_twisted
@@ -25,6 +27,7 @@ from tests.integration.test_cluster_nodes import ready, redis_url  # noqa: F401 
 from tests.integration.test_federation import SECRET, chat_from, cluster_and_peer, peer_as_one, subscribe
 from tests.integration.test_pep import (
     TUNE,
+    publish_with_options,
     caps_presence,
     disco_info,
     is_caps_query,
@@ -37,6 +40,7 @@ from xmppd.util.aio import as_deferred
 
 NS_EVENT = "http://jabber.org/protocol/pubsub#event"
 NS_BLOCKING = "urn:xmpp:blocking"
+OPEN = "urn:example:open"
 ALICE = f"alice@{ONE}"
 
 
@@ -60,14 +64,29 @@ def tune_of(e: domish.Element) -> tuple[str, str, str, str]:
     return e["type"], e["from"], items["node"], str(payload.title)
 
 
-async def announce(client, *features: str, forged: bool = False) -> None:
+def unverifiable_ver(info: domish.Element, algorithm: str | None) -> str:
+    """A ver the servers cannot check: XEP-0115 v1.3's (no hash: a version name), or one of
+    a hash that xmppd does not compute, rightly made."""
+    if algorithm is None:
+        return "0.9-legacy"
+    return base64.b64encode(hashlib.new(algorithm.replace("-", ""), caps.verification_string(info).encode()).digest()).decode()
+
+
+async def announce(client, *features: str, forged: bool = False, algorithm: str | None = "sha-1", to: str | None = None) -> None:
     """Send presence with caps and answer the disco#info of both servers (the client's own and
-    alice's) truthfully; ``forged``: announce a ver the answer does not hash to."""
+    alice's) truthfully; ``forged``: announce a ver the answer does not hash to; ``to``: as
+    directed presence to someone on one.test, whose server alone asks."""
     info = disco_info(*features, name=client.jid.user)
-    ver = caps.ver(disco_info(name="someone else")) if forged else caps.ver(info)
-    client.send(caps_presence(ver))
+    if algorithm != "sha-1":
+        ver = unverifiable_ver(info, algorithm)
+    else:
+        ver = caps.ver(disco_info(name="someone else")) if forged else caps.ver(info)
+    stanza = caps_presence(ver, algorithm)
+    if to is not None:
+        stanza["to"] = to
+    client.send(stanza)
     askers = set()
-    while askers != {ONE, TWO}:
+    while askers != ({ONE} if to else {ONE, TWO}):
         query = await client.next(is_caps_query, timeout=10)
         assert query.query["node"].endswith(f"#{ver}")
         askers.add(query["from"])
@@ -221,3 +240,61 @@ async def test_in_a_cluster_the_node_that_hears_the_remote_presence_is_not_the_p
     finally:
         for client in (alice, bob):
             await client.close()
+
+
+@pytest.mark.parametrize("owner, algorithm", [("ann", None), ("amy", "sha-512")], ids=["no hash", "a hash not computed here"])
+@pytest_twisted.ensureDeferred
+async def test_in_a_cluster_caps_known_per_jid_reach_the_publishing_node(node_factory, redis_url, owner, algorithm):
+    """bob's caps cannot be verified, so they are known for his full JID alone (XEP-0115 §5.4):
+    a asks them, as bob's presence comes in there, and files what they want with his
+    presence; b, where the owner publishes, never asks him, and notifies him from that
+    filing. (Each case its own owner: the cluster's Redis lasts the module.)"""
+    a, b, two = await cluster_and_peer(node_factory, redis_url)
+    await a.add_user(owner, domain=ONE)
+    bare = f"{owner}@{ONE}"
+    publisher, bob = await login(b, owner, create=False), await login(two, "bob")
+    try:
+        await subscribe(publisher, bare, bob, f"bob@{TWO}")
+        await subscribe(bob, f"bob@{TWO}", publisher, bare)
+        await publisher.iq(publish_iq(TUNE, "first", item_id="t1"))
+        await announce(bob, f"{TUNE}+notify", "urn:example:other", algorithm=algorithm)
+        assert tune_of(await bob.next(is_event, timeout=10)) == ("headline", bare, TUNE, "first")  # from a
+        await publisher.iq(publish_iq(TUNE, "second", item_id="t2"))
+        second = await bob.next(is_event, timeout=10)
+        assert tune_of(second) == ("headline", bare, TUNE, "second") and second["to"] == bob.jid.full()
+        assert (ONE, TWO) in b.node.federation.links and b.node.modules.module("pep")._legacy == {}
+    finally:
+        for client in (publisher, bob):
+            await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_entity_sent_directed_presence_hears_of_the_nodes_it_may_read_until_unavailable(federate):
+    """PEP-14 across domains. XEP-0163 §4 notifies an entity that shares presence with the
+    owner, advertises +notify, and that the node's access model authorises: a directed-presence
+    recipient with no subscription is such a sharer, but the presence model (XEP-0060 §4.5)
+    admits only from/both contacts, so bob hears of alice's open node and never of her tune
+    node. Her first resource shares with him; her second publishes; the first's undirected
+    unavailable (which reaches him, RFC 6121 §4.6.3) ends it."""
+    pair = await federate()
+    sharing = await pair.login(pair.one, "alice")
+    alice = await pair.login(pair.one, "alice", create=False)
+    bob = await pair.login(pair.two, "bob")  # no subscription either way
+    await alice.iq(publish_with_options(OPEN, "before", "open"))
+    await alice.iq(publish_iq(TUNE, "contacts only", item_id="t1"))
+    sharing.send(presence(to=bob.jid.full()))
+    await bob.next(lambda e: e.name == "presence" and e.getAttribute("from") == sharing.jid.full(), timeout=10)
+    await announce(bob, f"{TUNE}+notify", f"{OPEN}+notify", to=sharing.jid.full())
+    last = await bob.next(is_event, timeout=10)  # the tune node sorts first: had it gone, it would be this
+    assert tune_of(last) == ("headline", ALICE, OPEN, "before") and last["to"] == bob.jid.full()
+    await nothing_for(alice, bob)
+    await alice.iq(publish_iq(TUNE, "contacts only", item_id="t2"))
+    await alice.iq(publish_iq(OPEN, "shared", item_id="s"))
+    shared = await bob.next(is_event, timeout=10)
+    assert tune_of(shared) == ("headline", ALICE, OPEN, "shared") and shared["to"] == bob.jid.full()
+    await nothing_for(alice, bob)
+    sharing.send(presence(kind="unavailable"))
+    gone = await bob.next(lambda e: e.name == "presence" and e.getAttribute("from") == sharing.jid.full(), timeout=10)
+    assert gone["type"] == "unavailable"
+    await alice.iq(publish_iq(OPEN, "no longer", item_id="n"))
+    await nothing_for(alice, bob)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from xmppd.modules.pep_abroad import ABROAD, ResourcesAbroad
+from xmppd.modules.pep_abroad import ABROAD, ResourcesAbroad, filed, filing
 
 ALICE, ZOE = "alice@one.test", "zoe@one.test"
 
@@ -57,3 +57,14 @@ def test_a_forgotten_resource_leaves_every_account():
     assert table.forget("bob@two.test/a").jid.full() == "bob@two.test/a"
     assert table.forget("bob@two.test/a") is None
     assert table.of(ALICE, "bob@two.test") == table.of(ZOE, "bob@two.test") == [] and len(table) == 0
+
+
+def test_a_filing_carries_the_presence_and_any_per_jid_caps_back():
+    """A status with a newline and markup round-trips; caps come back only when filed."""
+    presence_xml = "<presence xmlns='jabber:client'><status>two\nlines &amp; &lt;more&gt;</status></presence>"
+    plain = filed("bob@two.test/a", filing(presence_xml, None))
+    assert (plain.jid.full(), plain.node, plain.available, plain.legacy) == ("bob@two.test/a", ABROAD, True, None)
+    assert str(plain.presence.status) == "two\nlines & <more>"
+    wanting = filed("bob@two.test/a", filing(presence_xml, ("0.9", frozenset({"urn:x:tune+notify", "urn:y\0+notify"}))))
+    assert wanting.legacy == ("0.9", frozenset({"urn:x:tune+notify", "urn:y\0+notify"}))
+    assert str(wanting.presence.status) == "two\nlines & <more>"

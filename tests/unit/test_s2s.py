@@ -174,11 +174,22 @@ def test_a_cluster_needs_one_dialback_secret():
 # -- jabber:server <-> jabber:client ---------------------------------------------------------------
 
 
-def test_a_stanza_moves_into_the_client_namespace_and_back_out_without_xmlns():
-    stanza = X.parse_fragments(b"<message to='a@b' from='c@d'><body>hi</body><x xmlns='urn:other'><y/></x></message>", X.NS_SERVER)[0]
-    X.rename_namespace(stanza, X.NS_SERVER, X.NS_CLIENT)
-    assert (stanza.uri, stanza.body.uri, stanza.x.uri, stanza.x.y.uri) == (X.NS_CLIENT, X.NS_CLIENT, "urn:other", "urn:other")
+def test_a_stanza_is_read_into_the_client_namespace_and_leaves_without_xmlns():
+    """The s2s parser renames jabber:server inside the stream, never the header (checked
+    against jabber:server) nor other namespaces (dialback, a payload's)."""
+    parser = X.HardenedElementStream(65536, 16, (X.NS_SERVER, X.NS_CLIENT))
+    read = []
+    parser.DocumentStartEvent = parser.ElementEvent = read.append
+    parser.parse(
+        f"<stream:stream xmlns='{X.NS_SERVER}' xmlns:stream='{X.NS_STREAMS}' xmlns:db='{X.NS_DIALBACK}'>"
+        "<message to='a@b' from='c@d'><body>hi</body><x xmlns='urn:other'><y/></x></message>"
+        "<db:result from='d' to='b'>key</db:result>".encode()
+    )
+    header, stanza, result = read
+    assert (header.uri, header.defaultUri) == (X.NS_STREAMS, X.NS_SERVER)
+    assert (stanza.uri, stanza.defaultUri, stanza.body.uri, stanza.x.uri, stanza.x.y.uri) == (X.NS_CLIENT, X.NS_CLIENT, X.NS_CLIENT, "urn:other", "urn:other")
     assert X.serialise(stanza, X.NS_CLIENT) == "<message to='a@b' from='c@d'><body>hi</body><x xmlns='urn:other'><y/></x></message>"
+    assert (result.uri, result.name) == (X.NS_DIALBACK, "result")
 
 
 # -- a link's rest after failures ------------------------------------------------------------------

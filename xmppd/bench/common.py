@@ -54,6 +54,7 @@ from xmppd.util.privacy import Item, PrivacyList
 
 LOGIN_TIMEOUT = 30.0  # seconds; the server's own negotiation timeout is 30 s too
 SERVER_START_TIMEOUT = 30.0
+VALGRIND_SLOWDOWN = 20  # a node under valgrind starts this many times slower, at most
 SERVER_STOP_TIMEOUT = 15.0  # the node gives clients 2 s to go on shutdown
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GENERATOR_SATURATED = 90.0  # % of its core: above this the generator, not the node, may be the limit
@@ -330,6 +331,35 @@ class CpuMeter:
         self.usage = CpuUsage(wall, server, generator, busy - server - generator)
 
 
+class Instructions:
+    """Instructions the servers run under callgrind (``node_under_test`` with ``args.callgrind``)
+    over a window: unlike CPU time on a shared machine, the same work counts the same."""
+
+    def __init__(self, directory: Path, servers: list[Server]) -> None:
+        self._directory, self._pids = directory, [str(s.pid) for s in servers]
+
+    async def _control(self, *options: str) -> None:
+        for pid in self._pids:
+            process = await asyncio.create_subprocess_exec("callgrind_control", *options, pid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if await process.wait() != 0:
+                raise BenchError(f"callgrind_control {' '.join(options)} {pid} failed")
+
+    async def start(self) -> None:
+        await self._control("--zero")
+        await self._control("--instr=on")
+
+    async def stop(self) -> int:
+        """Instructions since ``start``, every server summed (each dumps a file, then counts no more)."""
+        await self._control("--dump")
+        await self._control("--instr=off")
+        total = 0
+        for pid in self._pids:
+            dump = max(self._directory.glob(f"callgrind.{pid}.*"), key=lambda path: int(path.suffix[1:]))
+            totals = [line for line in dump.read_text().splitlines() if line.startswith(("totals:", "summary:"))]
+            total += int(totals[0].split()[1])
+        return total
+
+
 def cpu_percentages(usage: CpuUsage) -> dict[str, float]:
     """Server, generator and other work as % of one core."""
     return {name: 100 * getattr(usage, name) / usage.wall for name in ("server", "generator", "others")}
@@ -356,9 +386,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
+async def _wait_for_port(process: subprocess.Popen, port: int, log: Path, timeout: float) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + SERVER_START_TIMEOUT
+    deadline = loop.time() + timeout
     while loop.time() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -370,7 +400,7 @@ async def _wait_for_port(process: subprocess.Popen, port: int, log: Path) -> Non
             continue
         writer.close()
         return
-    raise BenchError(f"the node did not listen on port {port} within {SERVER_START_TIMEOUT:.0f} s")
+    raise BenchError(f"the node did not listen on port {port} within {timeout:.0f} s")
 
 
 @contextlib.asynccontextmanager
@@ -380,7 +410,8 @@ async def node_under_test(
     """The node named by --server-pid, or a fresh ``twistd xmppd`` on --server-cpu that
     is stopped on exit (fresh per measurement, so one run's garbage is not the next one's
     baseline), started with the extra command-line ``options`` (by default, none of the
-    per-address limits: every simulated client comes from one address)."""
+    per-address limits: every simulated client comes from one address); with ``args.callgrind``
+    (a directory), under valgrind's callgrind, counting nothing until ``Instructions`` says."""
     if args.server_pid is not None:
         cpus = os.sched_getaffinity(args.server_pid)
         yield Server(args.server_pid, args.host, args.port, min(cpus) if len(cpus) == 1 else None)
@@ -388,8 +419,10 @@ async def node_under_test(
     port = _free_port()
     log = data_dir / "server.log"
     twistd = Path(sysconfig.get_path("scripts")) / "twistd"  # this interpreter's, not a shim's
+    callgrind = getattr(args, "callgrind", None)
+    valgrind = ["valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={callgrind}/callgrind.%p"] if callgrind else []
     command = [
-        str(twistd), "-n", "--pidfile=", "--logfile", str(log),
+        *valgrind, str(twistd), "-n", "--pidfile=", "--logfile", str(log),
         "xmppd", "--c2s-port", str(port), "--c2s-interface", "127.0.0.1",
         "--data-dir", str(data_dir), "--domain", args.domain, "--http-port", "0",
         *(("-c", str(args.server_config)) if args.server_config else ()), *options,
@@ -399,7 +432,7 @@ async def node_under_test(
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     try:
         os.sched_setaffinity(process.pid, {args.server_cpu})
-        await _wait_for_port(process, port, log)
+        await _wait_for_port(process, port, log, SERVER_START_TIMEOUT * (VALGRIND_SLOWDOWN if callgrind else 1))
         yield Server(process.pid, "127.0.0.1", port, args.server_cpu)
     finally:
         process.terminate()

@@ -9,6 +9,9 @@ i+N. Both configurations get the same offered rate for --duration seconds; the
 figure is messages delivered per server CPU-second, every server process counted
 (both nodes when federated), all of them pinned to --server-cpu and the generator
 to --gen-cpu. Goal (issue 14): the federated cost at most 1.5x the local one.
+On a shared machine CPU time is noise: with --callgrind every server runs under
+valgrind's callgrind, counting only while the messages are sent and delivered, and
+the figure is instructions per delivered message, both nodes summed when federated.
 
 New remote domains: a user of one.test writes to each of B's extra domains in
 turn, which answers with an error; each needs a new outbound stream (TCP, TLS,
@@ -45,10 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_pacing_arguments(parser)
     parser.add_argument("--server-cpu", type=int, default=cpus[0], help="CPU every server process is pinned to")
     parser.add_argument("--gen-cpu", type=int, default=cpus[-1], help="CPU the load generator is pinned to")
+    parser.add_argument(
+        "--callgrind", type=Path, metavar="DIR",
+        help="run the servers under valgrind's callgrind (its files in DIR) and count instructions per message instead of CPU",
+    )  # fmt: skip
 
 
 def _node_args(args: argparse.Namespace, domains: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(server_pid=None, server_cpu=args.server_cpu, domain=",".join(domains), server_config=None)
+    return SimpleNamespace(server_pid=None, server_cpu=args.server_cpu, domain=",".join(domains), server_config=None, callgrind=args.callgrind)
 
 
 def _config(directory: Path, s2s_port: int, hosts: dict[str, int]) -> list[str]:
@@ -92,7 +99,10 @@ async def _delivered(tally, count: int, timeout: float) -> None:
 
 
 async def _measure(args: argparse.Namespace, servers: list[common.Server], sessions: list[common.Session], tally) -> tuple[float, str]:
-    """Offer the rate to ``sessions``: deliveries per server CPU-second, and a line that says it all."""
+    """Offer the rate to ``sessions``: server cost per delivered message (CPU seconds, or
+    instructions under callgrind), and a line that says it all."""
+    if args.callgrind:
+        return await _count(args, servers, sessions, tally)
     tally.latencies = []
     cpu = sum(common.cpu_seconds(s.pid) for s in servers)
     sent = await common._offer(sessions, chat.message, args.rate, args.duration)
@@ -102,10 +112,22 @@ async def _measure(args: argparse.Namespace, servers: list[common.Server], sessi
     latencies = sorted(tally.latencies)
     p99 = latencies[int(0.99 * (len(latencies) - 1))] / 1e6 if latencies else float("nan")
     per_cpu = delivered / cpu if cpu else float("nan")  # /proc counts CPU in ticks: a tiny run may read 0
-    return per_cpu, (
+    return cpu / delivered if delivered else float("nan"), (
         f"{sent} sent, {delivered} delivered in the window, {sent - len(latencies)} missing after the drain,"
         f" {per_cpu:.0f} per server CPU-second, p99 {p99:.1f} ms"
     )
+
+
+async def _count(args: argparse.Namespace, servers: list[common.Server], sessions: list[common.Session], tally) -> tuple[float, str]:
+    """The instructions of every server from the first message sent to the last delivered."""
+    tally.latencies = []
+    counter = common.Instructions(args.callgrind, servers)
+    await counter.start()
+    sent = await common._offer(sessions, chat.message, args.rate, args.duration)
+    await _delivered(tally, sent, args.drain)
+    instructions, delivered = await counter.stop(), len(tally.latencies)
+    per_message = instructions / delivered if delivered else float("nan")
+    return per_message, f"{sent} sent, {sent - delivered} missing after the drain, {per_message:,.0f} server instructions per delivered message"
 
 
 def _bare(domain: str, count: int) -> list[bytes]:
@@ -152,14 +174,18 @@ async def _run(args: argparse.Namespace, root: Path) -> list[str]:
     ):
         local, line = await _measure(args, [node], sessions, tally)
         lines.append(f"one domain (1 node): {line}")
-    ratio = local / federated if federated else float("nan")
-    lines.append(f"server CPU per message, federated / one domain: {ratio:.2f} (goal <= {GOAL_RATIO})")
+    ratio = federated / local if local else float("nan")
+    cost = "server instructions" if args.callgrind else "server CPU"
+    lines.append(f"{cost} per message, federated / one domain: {ratio:.2f} (goal <= {GOAL_RATIO})")
     return lines
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         common.pin(args.gen_cpu)
+        if args.callgrind:
+            args.callgrind = args.callgrind.resolve()
+            args.callgrind.mkdir(parents=True, exist_ok=True)
         common.raise_fd_limit()
         with common.data_directory(SimpleNamespace(data_dir=None)) as root:
             lines = common.run(_run(args, root))

@@ -42,7 +42,8 @@ class ICluster(Interface):
 
     def file_abroad(owner: str, full: str, presence_xml: str) -> None:
         """PEP-14: the last presence a resource of another domain sent to a local account, which
-        any node may have received, for the node the account publishes from."""
+        any node may have received, for the node the account publishes from (``presence_xml``
+        is the PEP module's filing: the presence, and its caps when only the filer knows them)."""
 
     def forget_abroad(owner: str, jid: str) -> None:
         """That resource (every resource of a bare JID) no longer sends the account presence."""

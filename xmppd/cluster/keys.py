@@ -13,7 +13,7 @@
     xmppd:cluster:cleanup:<id>              STRING lock held by the survivor cleaning up a dead node
     xmppd:{<bare JID>}:sessions             HASH   resource -> the session's record (JSON)
     xmppd:{<bare JID>}:last-unavailable     STRING 'epoch seconds NL presence XML', the account's last unavailable (PRES-09)
-    xmppd:{<bare JID>}:pep-abroad           HASH   remote full JID -> its last presence to the account (PEP-14)
+    xmppd:{<bare JID>}:pep-abroad           HASH   remote full JID -> its last presence to the account [NUL, its per-JID caps] (PEP-14)
     xmppd:cluster:events                    PUBSUB directory changes, account changes, deaths
 
 Per node keys are found from the nodes hash and the per-account ones from a

@@ -30,11 +30,11 @@ from wokkel import data_form
 from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, BadRequest, PubSubRequest, Unsupported
 
 from xmppd.modules import ACCOUNT, IQRequest, Module
-from xmppd.modules.pep_abroad import ABROAD, ResourcesAbroad
+from xmppd.modules.pep_abroad import ABROAD, Filed, ResourcesAbroad, filed, filing
 from xmppd.modules.roster import Account, RosterModule
 from xmppd.protocol import caps
 from xmppd.protocol.stanzas import StanzaError, addressed_copy, parse_jid
-from xmppd.protocol.xml import NS_CLIENT, parse_fragment, serialise
+from xmppd.protocol.xml import NS_CLIENT, serialise
 from xmppd.sessions import Resource
 from xmppd.util.caps import CapsCache
 from xmppd.util.aio import run_in_background
@@ -273,7 +273,7 @@ class PepModule(Module):
     def __init__(self, node):
         super().__init__(node)
         self.caps_cache = CapsCache(node.storage.caps, node.config.caps_cache_size)
-        self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) without a hash
+        self._legacy: dict[str, tuple[str, frozenset[str]]] = {}  # full JID -> (ver, features) of caps that cannot be verified
         self._asking: dict[str, tuple[Resource, tuple[str, str, str | None], bool]] = {}  # IQ id -> what was asked
         self._wanted: dict[str, frozenset[str]] = {}  # full JID -> the nodes its caps want, of this node's resources
         self._interests: dict[str, tuple[domish.Element, frozenset[str]]] = {}  # full JID -> (presence, its wanted nodes)
@@ -649,8 +649,8 @@ class PepModule(Module):
         if all(internJID(peer).host in self.node.domains for peer in peers):
             return lambda contact: []
         found: dict[str, list[Resource]] = {}
-        for full, presence_xml in (await cluster.abroad(account.bare)).items():
-            resource = Resource(internJID(full), ABROAD, available=True, presence=parse_fragment(presence_xml))
+        for full, record in (await cluster.abroad(account.bare)).items():
+            resource = filed(full, record)
             found.setdefault(resource.bare, []).append(resource)
         return lambda contact: found.get(contact, [])
 
@@ -725,15 +725,18 @@ class PepModule(Module):
     async def features(self, resource: Resource) -> frozenset[str] | None:
         """The features of the resource's announced caps (none without caps), or None while
         they are not known and trusted (a resource of another node too: its presence comes
-        with the directory's replica)."""
+        with the directory's replica). Caps that cannot be verified are known for that full
+        JID alone: to the node that asked, or, for a remote resource, from its filing."""
         announced = announced_caps(resource.presence)
         if announced is None:
             return frozenset()
         _, ver, algorithm = announced
-        if algorithm is None:
-            legacy = self._legacy.get(resource.jid.full())
-            return legacy[1] if legacy is not None and legacy[0] == ver else None
-        return await self.caps_cache.get(ver)
+        if algorithm in caps.HASHES:
+            return await self.caps_cache.get(ver)
+        legacy = self._legacy.get(resource.jid.full())
+        if legacy is None and isinstance(resource, Filed):
+            legacy = resource.legacy
+        return legacy[1] if legacy is not None and legacy[0] == ver else None
 
     async def interests(self, resource: Resource) -> frozenset[str]:
         """The nodes the resource's caps want (``<node>+notify``). Every notification asks
@@ -745,7 +748,7 @@ class PepModule(Module):
             return memo[1]
         found = await self.features(resource)
         wanted = frozenset(f.removesuffix(NOTIFY) for f in found or () if f.endswith(NOTIFY))
-        if found is not None:
+        if found is not None and not isinstance(resource, Filed):  # a filing is read anew per publish, and never ends here
             self._interests[full] = (resource.presence, wanted)
         return wanted
 
@@ -764,10 +767,10 @@ class PepModule(Module):
 
     async def _known(self, resource: Resource, announced: tuple[str, str, str | None]) -> bool:
         _, ver, algorithm = announced
-        if algorithm is None:
-            legacy = self._legacy.get(resource.jid.full())
-            return legacy is not None and legacy[0] == ver
-        return await self.caps_cache.get(ver) is not None
+        if algorithm in caps.HASHES:
+            return await self.caps_cache.get(ver) is not None
+        legacy = self._legacy.get(resource.jid.full())
+        return legacy is not None and legacy[0] == ver
 
     def _ask(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool) -> None:
         """disco#info to the full JID with node='node#ver'; one question per resource at a time."""
@@ -810,11 +813,14 @@ class PepModule(Module):
         return True
 
     async def _answered(self, resource: Resource, announced: tuple[str, str, str | None], initial: bool, query: domish.Element) -> None:
-        """Cached for every client if its hash verifies, for this JID alone if it is legacy
-        caps, ignored if it is forged (PEP-06); then the last items of an initial presence."""
+        """Cached for every client if its hash verifies, for this JID alone if it cannot be
+        verified (no hash, or one of XEP-0115 §5.4's that is not computed here: filed for the
+        cluster too, for a remote resource), ignored if it is forged (PEP-06); then the last
+        items of an initial presence."""
         _, ver, algorithm = announced
-        if algorithm is None:
+        if algorithm not in caps.HASHES:
             self._legacy[resource.jid.full()] = (ver, caps.features(query))
+            self._file_for_cluster(resource)
         elif caps.verifies(query, ver, algorithm):
             await self.caps_cache.learned(ver, caps.features(query))
         else:
@@ -923,9 +929,23 @@ class PepModule(Module):
         listener = self.abroad.available(account.bare, sender, presence)
         if listener is None:
             return
-        self.node.cluster.file_abroad(account.bare, sender.full(), serialise(presence, ""))
+        self._file_for_cluster(listener.resource, account.bare)
         resource = listener.resource
         run_in_background(self._arrived(resource, announced_caps(presence), False), self.log, f"caps of {resource.jid.full()} failed")
+
+    def _file_for_cluster(self, resource: Resource, *owners: str) -> None:
+        """A remote resource's presence, with its per-JID caps once known (the features PEP
+        reads), for the node each owner publishes from; no owner named: every account here
+        that hears from it."""
+        listener = self.abroad.listener(resource.jid.full())
+        if resource.node != ABROAD or listener is None or listener.resource is not resource or not self.node.cluster.shared:
+            return
+        legacy = self._legacy.get(resource.jid.full())
+        if legacy is not None:
+            legacy = (legacy[0], frozenset(f for f in legacy[1] if f.endswith(NOTIFY)))
+        record = filing(serialise(resource.presence, ""), legacy)
+        for owner in owners or list(listener.told):
+            self.node.cluster.file_abroad(owner, resource.jid.full(), record)
 
     def _hears_from(self, account: Account, sender: JID) -> bool:
         item = account.item(sender.userhost())

@@ -7,6 +7,12 @@ and which local accounts it sends presence to, with the nodes of each whose
 newest items it has had (PEP-05). Each remote resource is a ``Resource`` with
 no node, so the caps code serves both kinds alike.
 
+In a cluster, the node a remote server's stream reaches files each resource for
+the others too, and the node the owner publishes from reads it back as a
+``Filed``: its presence and, for caps that only the asking node could learn (no
+hash, or one this server cannot compute: XEP-0115 §5.4 keeps those per full JID),
+what they want.
+
 Anyone on another domain can make up resources, so the table is bounded: at
 most ``max_resources`` per remote account and local account, ``limit`` in all;
 past that, new ones are not notified until others go.
@@ -14,14 +20,39 @@ past that, new ones are not notified until others go.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.jid import JID, internJID
 from twisted.words.xish import domish
 
+from xmppd.protocol.xml import parse_fragment
 from xmppd.sessions import Resource
 
 ABROAD = ""  # the node of a resource of another domain: no node of ours holds its stream
+SEPARATOR = "\0"  # never in serialised XML: what follows the presence in a filing
+
+
+@dataclass(slots=True, eq=False)
+class Filed(Resource):
+    """A remote resource as the cluster keeps it for an account, read for one publish."""
+
+    legacy: tuple[str, frozenset[str]] | None = None  # (ver, the features PEP reads) of caps known per full JID
+
+
+def filing(presence_xml: str, legacy: tuple[str, frozenset[str]] | None) -> str:
+    """What the cluster keeps of a remote resource for an account: its last presence and, if
+    they are known, the per-JID caps it announces there."""
+    if legacy is None:
+        return presence_xml
+    return presence_xml + SEPARATOR + json.dumps([legacy[0], sorted(legacy[1])])
+
+
+def filed(full: str, record: str) -> Filed:
+    presence_xml, _, caps = record.partition(SEPARATOR)
+    ver, features = json.loads(caps) if caps else (None, None)
+    legacy = None if ver is None else (ver, frozenset(features))
+    return Filed(internJID(full), ABROAD, available=True, presence=parse_fragment(presence_xml), legacy=legacy)
 
 
 @dataclass(slots=True, eq=False)

@@ -74,8 +74,12 @@ class HardenedElementStream(domish.ExpatElementStream):
 
     maxElementCount = 10_000
 
-    def __init__(self, max_stanza_size: int, max_stanza_depth: int):
+    def __init__(self, max_stanza_size: int, max_stanza_depth: int, renamed: tuple[str, str] | None = None):
+        """``renamed``: (old, new) namespace of every element inside the root, as the tree
+        leaves the parser (federation reads jabber:server as jabber:client without walking
+        each stanza again)."""
         super().__init__()
+        self.renamed = renamed
         self.maxStanzaSize = max_stanza_size
         self.maxStanzaDepth = max_stanza_depth
         self._stanza_start = 0
@@ -105,7 +109,13 @@ class HardenedElementStream(domish.ExpatElementStream):
         prefixes = self.localPrefixes
         if prefixes:
             self.localPrefixes = {}
-        element = domish.Element((uri, local), self.defaultNsStack[-1], attrs, prefixes)
+        default, renamed = self.defaultNsStack[-1], self.renamed
+        if renamed is not None and self.documentStarted:
+            if uri == renamed[0]:
+                uri = renamed[1]
+            if default == renamed[0]:
+                default = renamed[1]
+        element = domish.Element((uri, local), default, attrs, prefixes)
         if not self.documentStarted:
             self.documentStarted = 1
             self.DocumentStartEvent(element)

@@ -93,6 +93,8 @@ class InboundStream(FederationStream):
     # -- negotiation ----------------------------------------------------------------------
 
     def element_received(self, element: domish.Element):
+        if element.uri == X.NS_CLIENT and element.name in STANZAS:  # jabber:server as parsed (renamed_namespace); the common case first
+            return self.stanza_received(element)
         if element.uri == X.NS_TLS and element.name == "starttls":
             return self.start_tls()
         if element.uri == X.NS_SASL:
@@ -101,8 +103,6 @@ class InboundStream(FederationStream):
             return self.dialback_result(element)
         if is_dialback(element, "verify") and element.getAttribute("type") is None:
             return self.dialback_verify(element)
-        if element.uri == self.content_namespace and element.name in STANZAS:
-            return self.stanza_received(element)
         condition = stream_error_condition(element)
         if condition is not None:
             self.log.info("s2s {peer} ended its stream: {condition}", peer=self.peer_name(), condition=condition)
@@ -214,7 +214,6 @@ class InboundStream(FederationStream):
             raise StreamError("host-unknown")
         if (local, remote) not in self.authenticated:
             raise StreamError("invalid-from")
-        X.rename_namespace(stanza, X.NS_SERVER, X.NS_CLIENT)
         router = self.federation.node.router
         try:
             if stanza.name == "iq":

@@ -79,6 +79,7 @@ class ServerStream(protocol.Protocol):
 
     log = Logger()
     content_namespace = X.NS_CLIENT
+    renamed_namespace: tuple[str, str] | None = None  # (on the wire, as handled) of the stanzas read
     header_prefixes: tuple[str, ...] = ()  # more namespace declarations for our header (s2s: xmlns:db)
     # Slots, because a node holds one stream per client for hours: as a dict these
     # ~30 attributes outgrow CPython's shared-key dicts (~1.5 KB a stream, against
@@ -172,7 +173,7 @@ class ServerStream(protocol.Protocol):
 
     def _new_parser(self):
         self._parsed = 0
-        parser = X.HardenedElementStream(self.config.max_stanza_size, self.config.max_stanza_depth)
+        parser = X.HardenedElementStream(self.config.max_stanza_size, self.config.max_stanza_depth, self.renamed_namespace)
         parser.DocumentStartEvent = self._on_header
         parser.ElementEvent = self._on_element
         parser.DocumentEndEvent = self._on_footer
