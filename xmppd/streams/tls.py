@@ -242,7 +242,9 @@ def start_tls(transport, options, is_client: bool = False) -> None:
     are CertificateOptions, or a client connection creator when ``is_client`` (outbound s2s).
 
     A producer registered on the connection (the stream's output budget) stays there, below TLS.
+    What the stream queued (its ``<proceed/>``) goes first, in the clear.
     """
+    transport.protocol.flush_output()
     layer = DirectTLSProtocol(_tls_factory(options, is_client), transport.protocol, False)
     transport.protocol = layer
     transport.getHandle, transport.getPeerCertificate = layer.getHandle, layer.getPeerCertificate
