@@ -330,6 +330,8 @@ class ServerStream(protocol.Protocol):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
         self._pending = True
+        if inspect.iscoroutine(pending):  # as_deferred makes it a task: the dispatch's flush waits for its first step
+            BATCH.started = True
         as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
 
     def hold_input(self):

@@ -13,14 +13,12 @@ its transport as one write. Outside a dispatch (timers, coroutine steps) a
 stream with nothing queued writes at once, as before; inside one, a stream that
 gets a single stanza pays for a one-item list and nothing more.
 
-When the event loop has more callbacks ready at the dispatch's end (the
-coroutine step that writes the ping's result, other streams' reads of the same
-poll), the flush waits for them with one ``call_soon``: they run before it, in
-this turn or at the head of the next (a turn that would come at once anyway for
-callbacks scheduled now; one poll that does not wait, shared by every stream,
-for the rest of this turn's reads), and a stream gets all of them in one
-record. With nothing else ready the flush runs at once: a lone stanza waits for
-no extra turn and no extra poll.
+When a handler of the dispatch started a coroutine (an IQ answered by a
+module, as the ping read with that ``<presence/>``), the flush waits for the
+coroutine's first step with one ``call_soon``: the step was scheduled first, so
+it runs first, in the loop turn that comes at once for it anyway, and what it
+writes without waiting joins the same record. Otherwise the flush runs at the
+dispatch's end: a lone stanza waits for no extra turn and no extra poll.
 
 Order: a stream with queued bytes queues everything after them, whoever writes;
 ``flush_output`` empties its queue before the transport changes (STARTTLS) and
@@ -37,12 +35,13 @@ from twisted.logger import Logger
 class WriteBatch:
     """The streams that queued output in this dispatch, flushed at its end."""
 
-    __slots__ = ("depth", "streams", "_scheduled")
+    __slots__ = ("depth", "streams", "started", "_scheduled")
     log = Logger()
 
     def __init__(self):
         self.depth = 0  # dispatches under way (a read fed to a restarted stream nests one)
         self.streams: list = []
+        self.started = False  # a handler started a coroutine in this dispatch
         self._scheduled = False
 
     def open(self) -> None:
@@ -50,12 +49,14 @@ class WriteBatch:
 
     def close(self) -> None:
         self.depth -= 1
-        if self.depth or not self.streams or self._scheduled:
+        if self.depth:
             return
-        loop = asyncio._get_running_loop()
-        if loop is not None and loop._ready:  # more callbacks this turn: flush after them
+        started, self.started = self.started, False
+        if not self.streams or self._scheduled:
+            return
+        if started:  # its first step is already scheduled: flush after it
             self._scheduled = True
-            loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         else:
             self.flush()
 
