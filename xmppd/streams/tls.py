@@ -242,9 +242,8 @@ def start_tls(transport, options, is_client: bool = False) -> None:
     are CertificateOptions, or a client connection creator when ``is_client`` (outbound s2s).
 
     A producer registered on the connection (the stream's output budget) stays there, below TLS.
-    What the stream queued (its ``<proceed/>``) goes first, in the clear.
+    The stream must have flushed what it queued (``flush_output``): that goes in the clear.
     """
-    transport.protocol.flush_output()
     layer = DirectTLSProtocol(_tls_factory(options, is_client), transport.protocol, False)
     transport.protocol = layer
     transport.getHandle, transport.getPeerCertificate = layer.getHandle, layer.getPeerCertificate
