@@ -346,16 +346,22 @@ class ServerStream(protocol.Protocol):
             self._resume()
 
     def _resume(self, _result=None):
+        """Handle what the backlog holds, as one dispatch (``BATCH``): a client that did not wait
+        for the answer to its previous stanza has its next ones here, not in ``dataReceived``."""
         self._pending = False
         backlog, self._backlog = self._backlog, None
-        while backlog and not self.closed and not self._input_held:
-            element = backlog.popleft()
-            self._handle(element)
-            if self._backlog is not None:  # waiting (or held) again: keep the rest behind
-                self._backlog.extendleft(reversed(backlog))
-                return
-        if self._input_held:
-            self._backlog = backlog
+        BATCH.open()
+        try:
+            while backlog and not self.closed and not self._input_held:
+                element = backlog.popleft()
+                self._handle(element)
+                if self._backlog is not None:  # waiting (or held) again: keep the rest behind
+                    self._backlog.extendleft(reversed(backlog))
+                    return
+            if self._input_held:
+                self._backlog = backlog
+        finally:
+            BATCH.close()
 
     def _handler_failed(self, reason: failure.Failure, element: domish.Element):
         if reason.check(StreamError):
