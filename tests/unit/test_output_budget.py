@@ -54,6 +54,12 @@ class Stream:
         self.connection = connection
         self.errors: list[str] = []
         self.held = False
+        self.queued = b""  # written during a dispatch, not yet handed to the connection
+
+    def flush_output(self):
+        queued, self.queued = self.queued, b""
+        if queued:
+            self.connection.write(queued)
 
     def hold_input(self):
         self.held = True
@@ -143,6 +149,21 @@ def test_a_writer_waits_until_everything_under_the_limit_has_left(setup):
         connection.peer_reads(600)
         await asyncio.sleep(0)
         assert waiter.done() and connection.reading and not stream.held and not stream.errors
+
+    asyncio.run(scenario())
+
+
+def test_what_the_stream_queued_counts_as_written_so_far(setup):
+    """A dispatch's writes wait in the stream until its end: written() must wait for them too."""
+    async def scenario():
+        _reactor, connection, stream, budget = setup
+        stream.queued = b"x" * 1000
+        waiter = asyncio.ensure_future(budget.written())
+        await asyncio.sleep(0)
+        assert not waiter.done() and budget.unwritten() == 1000
+        connection.peer_reads(1000)
+        await asyncio.sleep(0)
+        assert waiter.done() and connection.received == b"x" * 1000
 
     asyncio.run(scenario())
 

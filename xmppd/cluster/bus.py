@@ -34,6 +34,7 @@ from twisted.logger import Logger
 
 from xmppd.cluster import keys
 from xmppd.cluster.lane import Lane
+from xmppd.streams.batch import BATCH
 from xmppd.util.aio import call_failure, cancelling
 
 log = Logger()
@@ -186,11 +187,15 @@ class NodeBus:
                     ("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
                      "NOACK", "STREAMS", key, ">")
                 )
-                for _, entries in (reply.items() if isinstance(reply, dict) else reply or ()):  # RESP3 or RESP2
-                    for entry_id, fields in entries:
-                        for value in fields[1::2]:
-                            self._dispatch(value)
-                        last_id = entry_id
+                BATCH.open()  # what one read delivers to a stream goes out as one write
+                try:
+                    for _, entries in (reply.items() if isinstance(reply, dict) else reply or ()):  # RESP3 or RESP2
+                        for entry_id, fields in entries:
+                            for value in fields[1::2]:
+                                self._dispatch(value)
+                            last_id = entry_id
+                finally:
+                    BATCH.close()
                 if reply:
                     await asyncio.sleep(self._window)
                 if last_id is not None and time.monotonic() - trimmed_at > TRIM_EVERY:

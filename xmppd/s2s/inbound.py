@@ -119,6 +119,7 @@ class InboundStream(FederationStream):
             self.close()
             return
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
+        self.flush_output()  # in the clear, before the TLS layer goes in
         self.federation.tls.start_server(self.transport)
         self.tls_active = True
         self.restart_after_tls()

@@ -117,6 +117,7 @@ class OutboundStream(FederationStream):
         if element.name != "proceed":
             self.fail("policy-violation", "the peer refused STARTTLS")
             return
+        self.flush_output()  # what this dispatch queued goes in the clear, before the TLS layer goes in
         self.federation.tls.start_client(self.transport, self.link.remote)
         self.tls_active = True
         self.restart_after_tls()

@@ -23,6 +23,7 @@ from twisted.words.xish import domish
 
 from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
+from xmppd.streams.batch import BATCH
 from xmppd.streams.budget import OutputBudget
 from xmppd.streams.tls import tcp_connection
 from xmppd.util.aio import UNAVAILABLE, as_deferred
@@ -88,7 +89,7 @@ class ServerStream(protocol.Protocol):
         "server", "config", "clock", "parser", "stream_id", "header_sent", "domain", "peer_claim",
         "version", "closed", "_backlog", "_pending", "_input_held", "_idle_call", "_closing_call",
         "_pinged", "last_activity", "connected_at", "ended", "_read", "_read_offset", "_parsed",
-        "_restart_requested", "_tls_just_started", "_clean", "_header_replay", "output",
+        "_restart_requested", "_tls_just_started", "_clean", "_header_replay", "output", "_queued",
     )  # fmt: skip
 
     def __init__(self, server):
@@ -116,6 +117,7 @@ class ServerStream(protocol.Protocol):
         self._tls_just_started = False
         self._clean = False  # the parser holds no half-read data (it may be parked)
         self._header_replay = b""
+        self._queued: list[bytes] | None = None  # written during this dispatch, for BATCH to flush at its end
 
     # -- transport events ---------------------------------------------------------
 
@@ -138,6 +140,7 @@ class ServerStream(protocol.Protocol):
         self._read, self._read_offset = data, self._parsed
         self._parsed += len(data)
         self.server.reclaimer.read += len(data)
+        BATCH.open()
         try:
             self.parser.parse(data)
         except _Restarted as restarted:
@@ -157,6 +160,8 @@ class ServerStream(protocol.Protocol):
         except Exception as e:
             self.log.error("internal-server-error on the stream from {peer}: {error!r}", peer=self.peer_name(), error=e)
             self.stream_error("internal-server-error")
+        finally:
+            BATCH.close()
 
     def connectionLost(self, reason=protocol.connectionDone):
         try:
@@ -168,6 +173,7 @@ class ServerStream(protocol.Protocol):
         _cancel(self._closing_call)
         self._idle_call = self._closing_call = None
         self.parser = None
+        self._queued = None
 
     # -- parser events ------------------------------------------------------------
 
@@ -286,7 +292,7 @@ class ServerStream(protocol.Protocol):
             attrs.append("version='1.0'")
         attrs.append("xml:lang='en'")
         self.header_sent = True
-        self.transport.write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>{features}".encode())
+        self._write(f"<?xml version='1.0'?><stream:stream {' '.join(attrs)}>{features}".encode())
 
     def stream_started(self, root: domish.Element):
         """The header was accepted: answer with ours, and features if the stream has them
@@ -325,6 +331,8 @@ class ServerStream(protocol.Protocol):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
         self._pending = True
+        if inspect.iscoroutine(pending):  # as_deferred makes it a task: the dispatch's flush waits for its first step
+            BATCH.started = True
         as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
 
     def hold_input(self):
@@ -339,16 +347,22 @@ class ServerStream(protocol.Protocol):
             self._resume()
 
     def _resume(self, _result=None):
+        """Handle what the backlog holds, as one dispatch (``BATCH``): a client that did not wait
+        for the answer to its previous stanza has its next ones here, not in ``dataReceived``."""
         self._pending = False
         backlog, self._backlog = self._backlog, None
-        while backlog and not self.closed and not self._input_held:
-            element = backlog.popleft()
-            self._handle(element)
-            if self._backlog is not None:  # waiting (or held) again: keep the rest behind
-                self._backlog.extendleft(reversed(backlog))
-                return
-        if self._input_held:
-            self._backlog = backlog
+        BATCH.open()
+        try:
+            while backlog and not self.closed and not self._input_held:
+                element = backlog.popleft()
+                self._handle(element)
+                if self._backlog is not None:  # waiting (or held) again: keep the rest behind
+                    self._backlog.extendleft(reversed(backlog))
+                    return
+            if self._input_held:
+                self._backlog = backlog
+        finally:
+            BATCH.close()
 
     def _handler_failed(self, reason: failure.Failure, element: domish.Element):
         if reason.check(StreamError):
@@ -388,11 +402,30 @@ class ServerStream(protocol.Protocol):
             return
         if not isinstance(element, str):
             element = X.serialise(element, self.content_namespace)
-        self.transport.write(element.encode("utf-8"))
+        self._write(element.encode("utf-8"))
 
     def send_raw(self, data: bytes):
         if not self.closed:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """To the transport now, or behind what this stream queued, or queued while a
+        dispatch runs (``xmppd.streams.batch``)."""
+        queued = self._queued
+        if queued is not None:
+            queued.append(data)
+        elif BATCH.depth:
+            self._queued = [data]
+            BATCH.streams.append(self)
+        else:
             self.transport.write(data)
+
+    def flush_output(self) -> None:
+        """What this stream queued, to the transport now: at the dispatch's end, and before
+        the transport changes under the stream (STARTTLS) or the stream closes."""
+        queued, self._queued = self._queued, None
+        if queued:
+            self.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
 
     def stream_error(self, condition: str, text: str | None = None, content: str | None = None):
         """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1).
@@ -411,9 +444,8 @@ class ServerStream(protocol.Protocol):
         if text:
             body += f"<text xmlns='{X.NS_XMPP_STREAMS}' xml:lang='en'>{quote(text)}</text>"
         self.log.debug("stream error {condition}: {text}", condition=condition, text=text)
-        self.transport.write(f"<stream:error>{body}</stream:error></stream:stream>".encode())
+        self._end_output(f"<stream:error>{body}</stream:error></stream:stream>".encode())
         self.stream_ended(condition)
-        self._await_peer_close()
 
     def close(self):
         """A clean close: our footer, then the TCP (and TLS) close once the peer closed too."""
@@ -421,18 +453,22 @@ class ServerStream(protocol.Protocol):
             return
         if not self.header_sent:
             self.send_header()
-        self.transport.write(b"</stream:stream>")
+        self._end_output(b"</stream:stream>")
         self.stream_ended(None)
-        self._await_peer_close()
 
     def refuse(self, condition: str, text: str):
         """A stream error and TCP closed at once, not waiting for the peer: for connections the node sheds."""
         self.stream_error(condition, text)
         self.transport.loseConnection()
 
-    def _await_peer_close(self):
-        """CORE-06: nothing more goes out; TCP closes when the peer's footer comes, or after closing_timeout."""
+    def _end_output(self, last: bytes):
+        """CORE-06: ``last`` (our footer) goes out now behind everything queued, and nothing more
+        does: the stream is closed before the end-of-session hooks run, so what they write for
+        this session (a room's goodbye) cannot follow the footer. TCP closes when the peer's
+        footer comes, or after closing_timeout."""
+        self._write(last)
         self.closed = True
+        self.flush_output()
         _cancel(self._idle_call)
         self._idle_call = None
         self._closing_call = self.clock.callLater(self.config.closing_timeout, self.transport.loseConnection)
@@ -495,4 +531,4 @@ class ServerStream(protocol.Protocol):
         return self.connected_at + self.config.negotiation_timeout
 
     def ping_peer(self):
-        self.transport.write(b" ")
+        self._write(b" ")

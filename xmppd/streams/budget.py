@@ -53,6 +53,7 @@ class OutputBudget:
 
     async def written(self) -> None:
         """Until everything written so far has left the node; one reactor turn at least."""
+        self.stream.flush_output()  # what the stream queued counts as written so far
         if self.unwritten() == 0 or self.connection.disconnected:
             await asyncio.sleep(0)
             return

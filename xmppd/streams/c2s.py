@@ -158,6 +158,7 @@ class ClientStream(ServerStream):
             self.close()
             return
         self.send(f"<proceed xmlns='{X.NS_TLS}'/>")
+        self.flush_output()  # in the clear, before the TLS layer goes in
         tls.start_tls(self.transport, self.node.tls_context)
         self.tls_active = True
         self.node.tally.tls_handshakes["starttls"] += 1

@@ -242,6 +242,7 @@ def start_tls(transport, options, is_client: bool = False) -> None:
     are CertificateOptions, or a client connection creator when ``is_client`` (outbound s2s).
 
     A producer registered on the connection (the stream's output budget) stays there, below TLS.
+    The stream must have flushed what it queued (``flush_output``): that goes in the clear.
     """
     layer = DirectTLSProtocol(_tls_factory(options, is_client), transport.protocol, False)
     transport.protocol = layer
