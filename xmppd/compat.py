@@ -86,7 +86,7 @@ def _fast_nodeprep(prepare):
 
     def nodeprep(node: str) -> str:
         if node.isascii() and node.isprintable() and NODEPREP_PROHIBITED_ASCII.isdisjoint(node):
-            return node.lower()
+            return sys.intern(node.lower())  # one copy of a user's name for the stream, its JIDs and its roster
         return prepare(node)
 
     return nodeprep

@@ -4,15 +4,20 @@
 coroutine waits: the answer when a node idles but will not finish something) and
 every thread's stack to standard error. ``kill -USR2 <pid>`` writes the threads'
 stacks from a C-level handler, which works even when the event loop itself is
-blocked and no Python-level handler can run.
+blocked and no Python-level handler can run. A node started with
+``PYTHONTRACEMALLOC=N`` also writes a tracemalloc snapshot on SIGUSR1, to
+``snapshot_path(pid)`` (``python -m xmppd.bench login --tracemalloc`` compares two).
 """
 
 from __future__ import annotations
 
 import asyncio
 import faulthandler
+import os
 import signal
 import sys
+import tempfile
+import tracemalloc
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
@@ -31,7 +36,16 @@ def dump(loop: asyncio.AbstractEventLoop) -> None:
     out.write("--- threads ---\n")
     out.flush()
     faulthandler.dump_traceback(file=out, all_threads=True)
+    if tracemalloc.is_tracing():
+        path = snapshot_path(os.getpid())
+        tracemalloc.take_snapshot().dump(f"{path}.part")
+        os.replace(f"{path}.part", path)  # whole or absent, for whoever waits for it
+        out.write(f"--- tracemalloc snapshot in {path} ---\n")
     out.flush()
+
+
+def snapshot_path(pid: int) -> str:
+    return os.path.join(tempfile.gettempdir(), f"xmppd-{pid}.tracemalloc")
 
 
 def await_chain(awaitable) -> list[str]:

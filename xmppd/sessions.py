@@ -17,6 +17,9 @@ from twisted.words.protocols.jabber.jid import JID
 from zope.interface import Interface, implementer
 
 
+NO_PEERS: frozenset[str] = frozenset()
+
+
 @dataclass(slots=True, eq=False)
 class Resource:
     """One bound resource of an account."""
@@ -29,7 +32,7 @@ class Resource:
     stream: Any = field(default=None, repr=False)  # the stream, or a stand-in that reaches it on its node
     roster_requested: bool = False  # an "interested resource" for roster pushes (IM-05)
     presence: Any = field(default=None, repr=False)  # last broadcast presence (PRES-01), for probes
-    directed: set[str] = field(default_factory=set, repr=False)  # got directed presence (PRES-06)
+    directed: set[str] | frozenset[str] = field(default=NO_PEERS, repr=False)  # got directed presence (PRES-06)
     active_name: str | None = None  # the name of this session's XEP-0016 active list (PRIV-08), cluster-wide
     active_list: Any = field(default=None, repr=False)  # that list, as this node last read it
     blocklist_requested: bool = False  # gets XEP-0191 pushes
@@ -37,6 +40,22 @@ class Resource:
     @property
     def bare(self) -> str:
         return self.jid.userhost()
+
+    # Few sessions send directed presence: the rest share one empty set instead of 216 B each.
+
+    def direct(self, peer: str) -> None:
+        if not self.directed:
+            self.directed = set()
+        self.directed.add(peer)
+
+    def undirect(self, peer: str) -> None:
+        if peer in self.directed:
+            self.directed.remove(peer)
+            if not self.directed:
+                self.directed = NO_PEERS
+
+    def forget_directed(self) -> None:
+        self.directed = NO_PEERS
 
     @property
     def interested(self) -> bool:

@@ -30,6 +30,23 @@ def test_login_benchmark_runs_and_prints_the_table(tmp_path):
         assert float(row[header.index("logins/s")]) > 0
 
 
+def test_login_benchmark_goes_online_and_reports_the_heap_per_session(tmp_path):
+    """--online: each login ends in session, roster get, presence and a ping answered;
+    --tracemalloc: the node's heap per session and its top sites, from two snapshots."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "login", "-n", "20", "--mechanisms", "PLAIN", "--online", "-k", "4",
+         "--tracemalloc", "5", "--concurrency", "5", "--settle", "0.2", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    row = next(line.split() for line in completed.stdout.splitlines() if line.split()[:1] == ["PLAIN"])
+    assert row[login.HEADER.index("failed")] == "0"
+    report = completed.stderr.splitlines()
+    at = next(i for i, line in enumerate(report) if line.startswith("tracemalloc: "))
+    assert report[at].endswith(" B per session over 20 sessions")
+    assert all(" blocks  " in line for line in report[at + 1 : at + 6])
+
+
 @pytest.mark.parametrize("module", [chat, presence, pep], ids=["chat", "presence", "pep"])
 def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
     name = module.__name__.rsplit(".", 1)[-1]

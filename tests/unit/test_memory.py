@@ -1,4 +1,4 @@
-"""The reclaimer collects by bytes read, and trims every tick."""
+"""The reclaimer collects by bytes read and when the node falls quiet, and trims every tick."""
 
 from __future__ import annotations
 
@@ -35,6 +35,27 @@ def test_a_full_collection_runs_once_enough_bytes_were_read():
         assert messages_alive() == 0 and len(trims) == 2
         big_stanza_cycles(5)
         reclaimer.read = 1500  # not another 1000 since the last collection
+        reclaimer.tick()
+        assert messages_alive() == 5
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def test_a_node_that_falls_quiet_after_a_burst_collects_once():
+    reclaimer = Reclaimer(collect_after=10_000, trim=lambda: None, quiet_after=1000, quiet=100)
+    gc.disable()
+    try:
+        gc.collect()
+        big_stanza_cycles(5)
+        reclaimer.read = 2000  # a burst: 2000 bytes in this tick
+        reclaimer.tick()
+        assert messages_alive() == 5
+        reclaimer.read = 2050  # quiet now (50 < 100), after 2050 >= 1000 since the last collection
+        reclaimer.tick()
+        assert messages_alive() == 0
+        big_stanza_cycles(5)
+        reclaimer.read = 2060  # still quiet, but too little read since that collection
         reclaimer.tick()
         assert messages_alive() == 5
     finally:

@@ -223,7 +223,7 @@ def test_a_room_another_node_claimed_tells_those_of_its_occupants_here_the_new_o
     service = here.router.services["conference.localhost"]
     here.directory.by_full("u4@localhost/r").node = "n2"  # u4's session lives on another node
     for i in range(5):
-        here.directory.by_full(f"u{i}@localhost/r").directed.add(f"{ROOM}/n{i}")
+        here.directory.by_full(f"u{i}@localhost/r").direct(f"{ROOM}/n{i}")
     store = here.storage.rooms
     seated = {"n0": '{"sessions": ["u0@localhost/r"]}', "n1": '{"sessions": ["u1@localhost/elsewhere"]}'}
 

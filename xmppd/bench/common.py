@@ -405,13 +405,14 @@ async def _wait_for_port(process: subprocess.Popen, port: int, log: Path, timeou
 
 @contextlib.asynccontextmanager
 async def node_under_test(
-    args: argparse.Namespace, data_dir: Path, options: Iterable[str] = ()
+    args: argparse.Namespace, data_dir: Path, options: Iterable[str] = (), environment: dict[str, str] | None = None
 ) -> AsyncIterator[Server]:
     """The node named by --server-pid, or a fresh ``twistd xmppd`` on --server-cpu that
     is stopped on exit (fresh per measurement, so one run's garbage is not the next one's
     baseline), started with the extra command-line ``options`` (by default, none of the
-    per-address limits: every simulated client comes from one address); with ``args.callgrind``
-    (a directory), under valgrind's callgrind, counting nothing until ``Instructions`` says."""
+    per-address limits: every simulated client comes from one address) and with
+    ``environment`` added to this process's; with ``args.callgrind`` (a directory), under
+    valgrind's callgrind, counting nothing until ``Instructions`` says."""
     if args.server_pid is not None:
         cpus = os.sched_getaffinity(args.server_pid)
         yield Server(args.server_pid, args.host, args.port, min(cpus) if len(cpus) == 1 else None)
@@ -429,7 +430,7 @@ async def node_under_test(
     ]  # fmt: skip
     # The node inherits the descriptor limit (raise_fd_limit() first); its CPU is set from
     # here rather than in a preexec_fn, which is unsafe once asyncio has started threads.
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env={**os.environ, **(environment or {})})
     try:
         os.sched_setaffinity(process.pid, {args.server_cpu})
         await _wait_for_port(process, port, log, SERVER_START_TIMEOUT * (VALGRIND_SLOWDOWN if callgrind else 1))
@@ -537,9 +538,17 @@ async def starttls(connection: Connection, domain: str, tls: ssl.SSLContext) -> 
 
 
 async def login(
-    server: Server, domain: str, index: int, mechanism: str, tls: ssl.SSLContext, salted_passwords: SaltedPasswords
+    server: Server,
+    domain: str,
+    index: int,
+    mechanism: str,
+    tls: ssl.SSLContext,
+    salted_passwords: SaltedPasswords,
+    online: bool = False,
 ) -> Connection:
-    """One full login of account ``index``: TCP, STARTTLS, TLS handshake, SASL, bind."""
+    """One full login of account ``index``: TCP, STARTTLS, TLS handshake, SASL, bind; and
+    with ``online``, what ../shared/bench's clients do next (session if offered, roster
+    get, initial presence and a ping whose answer shows the presence handled)."""
     username, password = account(index)
     reader, writer = await asyncio.open_connection(server.host, server.port)
     connection = Connection(reader, writer, index)
@@ -550,13 +559,25 @@ async def login(
             await _plain(connection, username, password)
         else:
             await _scram_sha1(connection, username, password, salted_passwords)
-        await connection.open_stream(domain)
+        features = await connection.open_stream(domain)
         connection.send(f"<iq type='set' id='bind'><bind xmlns='{X.NS_BIND}'/></iq>")
         connection.jid = _text(await connection.read_until(b"</iq>"), "jid")
+        if online:
+            await _go_online_one(connection, domain, X.NS_SESSION.encode() in features)
     except BaseException:
         writer.close()
         raise
     return connection
+
+
+async def _go_online_one(connection: Connection, domain: str, session: bool) -> None:
+    if session:
+        connection.send(f"<iq type='set' id='sess'><session xmlns='{X.NS_SESSION}'/></iq>")
+        await connection.read_until(b"id='sess'")
+    connection.send(f"<iq type='get' id='roster'><query xmlns='{X.NS_ROSTER}'/></iq>")
+    await connection.read_until(b"id='roster'")
+    connection.send(f"<presence/><iq type='get' id='ping' to='{domain}'><ping xmlns='{X.NS_PING}'/></iq>")
+    await connection.read_until(b"id='ping'")
 
 
 def client_tls_context() -> ssl.SSLContext:
@@ -574,6 +595,7 @@ async def login_many(
     mechanism: str,
     salted_passwords: SaltedPasswords,
     concurrency: int,
+    online: bool = False,
 ) -> tuple[list[Connection], list[Exception]]:
     """Log the accounts in with at most ``concurrency`` logins in flight; the open
     connections, and the failures (a benchmark reports them rather than stopping)."""
@@ -586,7 +608,7 @@ async def login_many(
         for index in pending:  # shared: each worker takes the next account
             try:
                 async with asyncio.timeout(LOGIN_TIMEOUT):
-                    connections.append(await login(server, domain, index, mechanism, tls, salted_passwords))
+                    connections.append(await login(server, domain, index, mechanism, tls, salted_passwords, online))
             except (OSError, TimeoutError, XmppError, ValueError) as e:  # ValueError: unparsable reply
                 failures.append(e)
 

@@ -8,6 +8,14 @@ SCRAM-SHA-1, and <= 32 KB RSS per idle TLS session. For comparison,
 measured on this kind of machine (one core, TLS + PLAIN against 4096-iteration
 SCRAM storage): Prosody 0.12 ~123 logins/s and 51 KB per idle session,
 ejabberd 23.01 ~90 logins/s and 359 KB.
+
+``--online`` makes each login what ../shared/bench's ``idle`` scenario does: after
+bind, session, roster get (a ring roster of ``-k`` contacts, all 'both') and
+initial presence, with a ping as the barrier. ``--tracemalloc TOP`` starts the
+node with ``PYTHONTRACEMALLOC=1``, has it dump a snapshot before and after the
+N logins (SIGUSR1, see xmppd.diagnostics) and prints the Python heap per session
+and its TOP allocation sites; tracing itself costs memory, so that run's RSS
+figure is not comparable with an untraced one.
 """
 
 from __future__ import annotations
@@ -15,10 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
+from xmppd import diagnostics
 from xmppd.bench import common
 
 HELP = "logins/s and server RSS per idle session"
@@ -34,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="logins in flight (default: 50)")
     parser.add_argument("--warmup", type=int, default=20, help="logins (then closed) before the RSS baseline")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS (default: 2)")
+    parser.add_argument(
+        "--online", action="store_true",
+        help="after bind: session, roster get, initial presence and a ping, as ../shared/bench's clients",
+    )  # fmt: skip
+    parser.add_argument("-k", "--contacts", type=int, default=10, help="ring roster size with --online (default: 10)")
+    parser.add_argument(
+        "--tracemalloc", type=int, metavar="TOP", default=0,
+        help="trace the node's Python allocations; print the heap per session and its TOP sites",
+    )  # fmt: skip
     common.add_target_arguments(parser)
 
 
@@ -41,23 +61,27 @@ async def _measure(
     args: argparse.Namespace, data_dir: Path, mechanism: str, n: int, salted: common.SaltedPasswords
 ) -> tuple[list, list[Exception]]:
     """One table row: N logins against a node, then its RSS with the N sessions idle."""
-    async with common.node_under_test(args, data_dir) as server:
+    environment = {"PYTHONTRACEMALLOC": "1"} if args.tracemalloc else None
+    async with common.node_under_test(args, data_dir, environment=environment) as server:
         print(
             f"{mechanism} N={n}: node pid {server.pid}, generator pid {os.getpid()} on CPU {args.gen_cpu}",
             file=sys.stderr,
         )
         warm, failures = await common.login_many(
-            server, args.domain, range(args.warmup), mechanism, salted, args.concurrency
+            server, args.domain, range(args.warmup), mechanism, salted, args.concurrency, args.online
         )
         await common.close_all(warm)
         await asyncio.sleep(args.settle)
         rss_before = common.rss_kb(server.pid)
+        before = await _snapshot(server.pid) if args.tracemalloc else None
         with common.CpuMeter(server, args.gen_cpu) as meter:
             sessions, login_failures = await common.login_many(
-                server, args.domain, range(n), mechanism, salted, args.concurrency
+                server, args.domain, range(n), mechanism, salted, args.concurrency, args.online
             )
         await asyncio.sleep(args.settle)
         rss_after = common.rss_kb(server.pid)
+        if before is not None and sessions:
+            _print_heap(before, await _snapshot(server.pid), len(sessions), args.tracemalloc)
         await common.close_all(sessions)
     failures += login_failures
     ok, cpu = len(sessions), meter.usage
@@ -69,6 +93,34 @@ async def _measure(
         rss_after / 1024, (rss_after - rss_before) / ok if ok else float("nan"),
     ]  # fmt: skip
     return row, failures
+
+
+async def _snapshot(pid: int) -> tracemalloc.Snapshot:
+    """The node's tracemalloc snapshot, asked for with SIGUSR1: what it holds, uncollected
+    garbage included, as its RSS does."""
+    path = diagnostics.snapshot_path(pid)
+    if os.path.exists(path):
+        os.unlink(path)
+    os.kill(pid, signal.SIGUSR1)
+    async with asyncio.timeout(60):
+        while not os.path.exists(path):
+            await asyncio.sleep(0.1)
+    snapshot = tracemalloc.Snapshot.load(path)
+    os.unlink(path)
+    return snapshot
+
+
+def _print_heap(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, sessions: int, top: int) -> None:
+    """The Python heap the sessions added, per session: in all, and by allocation site."""
+    diffs = after.compare_to(before, "lineno")
+    total = sum(d.size_diff for d in diffs)
+    print(f"tracemalloc: {total / sessions:.0f} B per session over {sessions} sessions", file=sys.stderr)
+    for d in diffs[:top]:
+        frame = d.traceback[0]
+        print(
+            f"  {d.size_diff / sessions:8.1f} B {d.count_diff / sessions:6.2f} blocks  {frame.filename}:{frame.lineno}",
+            file=sys.stderr,
+        )
 
 
 async def _measure_all(
@@ -89,6 +141,8 @@ def main(args: argparse.Namespace) -> int:
         with common.data_directory(args) as data_dir:
             count, started = max(args.n + [args.warmup]), time.perf_counter()
             salted = common.run(common.provision(data_dir, args.domain, count))
+            if args.online:
+                common.run(common.provision_rosters(data_dir, args.domain, count, args.contacts))
             print(f"{count} accounts ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             common.pin(args.gen_cpu)
             common.raise_fd_limit()

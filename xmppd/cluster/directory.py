@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from xmppd.cluster import keys
 from xmppd.protocol.xml import parse_fragment, serialise
-from xmppd.sessions import ISessionDirectory, Resource, ResourceTable
+from xmppd.sessions import NO_PEERS, ISessionDirectory, Resource, ResourceTable
 from xmppd.util.aio import call_failure
 
 
@@ -102,7 +102,7 @@ def _apply_fields(resource: Resource, fields: dict) -> None:
     resource.priority, resource.available = fields["p"], fields["a"]
     resource.roster_requested, resource.blocklist_requested = fields["r"], fields["b"]
     resource.presence = parse_fragment(fields["x"]) if fields["x"] else None
-    resource.directed = set(fields["d"])
+    resource.directed = set(fields["d"]) or NO_PEERS
     resource.active_name = fields["l"]
 
 

@@ -76,7 +76,7 @@ class PresenceModule(Module):
         self._send_out(presence, origin, account.subscribers(), readdress)
         if not available:
             self._send_out(presence, origin, sorted(origin.directed), readdress)
-            origin.directed.clear()
+            origin.forget_directed()
             self._remember_unavailable(origin.bare, presence)
             return
         if initial:
@@ -150,9 +150,9 @@ class PresenceModule(Module):
                 self.node.router.bounce(presence, "resource-constraint", f"directed presence goes to at most {limit} entities at once")
                 return True
             if kind is None:
-                origin.directed.add(target.full())
+                origin.direct(target.full())
             else:
-                origin.directed.discard(target.full())
+                origin.undirect(target.full())
             if len(origin.directed) != before:
                 self.node.directory.changed(origin)  # survivors must tell them if this node dies
         return None  # routed as usual
@@ -259,7 +259,7 @@ class PresenceModule(Module):
                     service.session_died(presence_copy(gone, peer))
             directed = [peer for peer in directed if internJID(peer).host not in services]
         self._send_out(gone, resource, directed, readdress)
-        resource.directed.clear()
+        resource.forget_directed()
         if resource.available:
             self._remember_unavailable(resource.bare, gone)
         resource.available = False

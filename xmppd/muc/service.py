@@ -151,7 +151,7 @@ class MucService:
             for peer in sorted(resource.directed):
                 room = parse_jid(peer)
                 if room.host == self.host and room.user is not None and room.user not in self.rooms:
-                    resource.directed.discard(peer)
+                    resource.undirect(peer)
                     self.session_died(_unavailable(resource.jid.full(), peer))
 
     async def _after_loading(self, stanza: domish.Element, loading: asyncio.Event) -> None:
@@ -271,7 +271,7 @@ class MucService:
             if (nick, session) in seated or resource is None:
                 continue
             self.node.router.send(notice)
-            resource.directed.discard(notice["from"])
+            resource.undirect(notice["from"])
             self.session_died(_unavailable(session, notice["from"]), told=True)
 
     def destroy(self, name: str, reason: str) -> None:

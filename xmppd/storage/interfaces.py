@@ -92,7 +92,7 @@ class RosterItem:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RosterItem:
         return cls(
-            jid=data["jid"],
+            jid=sys.intern(data["jid"]),  # one copy per contact, not one per roster that holds it (~60 B each)
             name=data["name"],
             groups=tuple(data["groups"]),
             subscription=sys.intern(data["subscription"]),  # one of four words, kept per contact of every online user

@@ -240,7 +240,7 @@ class ClientStream(ServerStream):
         if kind == "challenge":
             self.send(f"<challenge xmlns='{X.NS_SASL}'>{encoded}</challenge>")
             return
-        self.mechanism = None
+        self.mechanism = self.channel_binding = None  # negotiation's: not kept for the session's hours
         if not self.node.authenticated(self):
             self.stream_error("resource-constraint", "too many authenticated connections from your address")
             return

@@ -7,6 +7,12 @@ collector frees it, and that collector counts objects, not bytes: a thousand
 benchmark's offline flood). So the node also counts the bytes its streams read
 and runs a full collection once enough have come in since the last one; and
 glibc keeps the heap it freed unless asked, so each tick asks.
+
+A node that falls quiet allocates nothing, so nothing starts a collection either:
+the garbage of a burst of logins (~6 KB of stanza trees and the like per login,
+tracemalloc) stayed for as long as its thousands of sessions idled. So a tick
+that finds the node quiet after it read ``quiet_after`` bytes collects once; the
+pause (a full collection) falls when nobody is waiting for the node.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import gc
 from collections.abc import Callable
 
 COLLECT_AFTER_BYTES = 64 * 1024 * 1024  # read since the last full collection
+QUIET_AFTER_BYTES = 1024 * 1024  # read since the last full collection, for one when the node falls quiet
+QUIET_BYTES = 64 * 1024  # read during one tick: less is quiet
 TICK = 10  # seconds between checks
 
 
@@ -37,14 +45,23 @@ def trimmer() -> Callable[[], None]:
 class Reclaimer:
     """Streams add what they read to ``read``; ``tick`` runs every ``TICK`` seconds."""
 
-    def __init__(self, collect_after: int = COLLECT_AFTER_BYTES, trim: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        collect_after: int = COLLECT_AFTER_BYTES,
+        trim: Callable[[], None] | None = None,
+        quiet_after: int = QUIET_AFTER_BYTES,
+        quiet: int = QUIET_BYTES,
+    ):
         self.read = 0
-        self._collect_after = collect_after
-        self._collected_at = 0
+        self._collect_after, self._quiet_after, self._quiet = collect_after, quiet_after, quiet
+        self._collected_at = self._read_at_tick = 0
         self._trim = trim or trimmer()
 
     def tick(self) -> None:
-        if self.read - self._collected_at >= self._collect_after:
+        since = self.read - self._collected_at
+        quiet = self.read - self._read_at_tick < self._quiet
+        self._read_at_tick = self.read
+        if since >= self._collect_after or (quiet and since >= self._quiet_after):
             self._collected_at = self.read
             gc.collect()
         self._trim()
