@@ -209,6 +209,21 @@ class NodeAccess:
     def admits(self, requester: str) -> bool:
         return self.denied(requester) is None
 
+    def admitter(self) -> Callable[[str], bool]:
+        """``admits``, for a notification's whole audience. Without affiliations the
+        ``presence`` model is the roster's own presence check and ``open`` admits everyone,
+        so the common node asks one dict per contact instead of walking ``denied``."""
+        if not self.affiliations:
+            if self.config.access_model == "presence":
+                return self.account.shares_presence_with
+            if self.config.access_model == "open":
+                return _everyone
+        return self.admits
+
+
+def _everyone(peer: str) -> bool:
+    return True
+
 
 def announced_caps(presence: domish.Element | None) -> tuple[str, str, str | None] | None:
     """(node, ver, hash) of a presence's XEP-0115 ``<c/>``; hash is None for legacy caps."""
@@ -618,15 +633,18 @@ class PepModule(Module):
         admits loses its subscription (PEP-10)."""
         bare = access.account.bare
         message = event(bare, content)
-        local = self.node.router.local
+        local, here = self.node.router.local, self.node.node_id
         own = self.node.directory.resources(bare)
         recipients, reached = local.available(own), {bare}
-        owner_allows = self._owner_allows(message, bare)
+        admits, owner_allows = access.admitter(), self._owner_allows(message, bare)
         abroad = await self._abroad(access.account, own)
         for peer, resources in self._audience(access, own, abroad):
-            if access.admits(peer) and owner_allows(peer):
-                for resource in local.available(resources):
-                    if name in await self.interests(resource):
+            if admits(peer) and owner_allows(peer):
+                for resource in resources:
+                    if not resource.available and resource.node == here:  # as local.available()
+                        continue
+                    wanted = self._remembered(resource)
+                    if name in (await self.interests(resource) if wanted is None else wanted):
                         recipients.append(resource)
                         reached.add(peer)
         self._deliver(message, recipients)
@@ -743,16 +761,21 @@ class PepModule(Module):
         """The nodes the resource's caps want (``<node>+notify``). Every notification asks
         this of every recipient, so it is remembered per presence stanza (a new presence
         replaces the element, never changes it), once the caps are known."""
-        full = resource.jid.full()
-        memo = self._interests.get(full)
-        if memo is not None and memo[0] is resource.presence:
-            return memo[1]
+        remembered = self._remembered(resource)
+        if remembered is not None:
+            return remembered
         found = await self.features(resource)
         # Most clients want nothing: they share one empty set instead of 216 B each for as long as they are online.
         wanted = frozenset(f.removesuffix(NOTIFY) for f in found or () if f.endswith(NOTIFY)) or NOTHING_WANTED
         if found is not None and not isinstance(resource, Filed):  # a filing is read anew per publish, and never ends here
-            self._interests[full] = (resource.presence, wanted)
+            self._interests[resource.jid.full()] = (resource.presence, wanted)
         return wanted
+
+    def _remembered(self, resource: Resource) -> frozenset[str] | None:
+        """``interests`` while its presence is the one remembered: a notification's loop asks
+        this first, so a known recipient costs no coroutine."""
+        memo = self._interests.get(resource.jid.full())
+        return memo[1] if memo is not None and memo[0] is resource.presence else None
 
     def available(self, resource: Resource, initial: bool):
         announced = announced_caps(resource.presence)

@@ -650,6 +650,13 @@ class SQLiteVCardStore(_PerUserStore):
 _NODE_ROWS = f"{_USER_ROWS} AND node = :node"
 
 
+_NODE_STATE = (
+    f"SELECT 0, node, config FROM pep_nodes WHERE {_USER_ROWS}"
+    f" UNION ALL SELECT 1, jid, affiliation FROM pep_affiliations WHERE {_NODE_ROWS}"
+    f" UNION ALL SELECT 2, jid, NULL FROM pep_subscribers WHERE {_NODE_ROWS} ORDER BY 1, 2"
+)
+
+
 class _OverLimit(Exception):
     """Raised inside a transaction to roll back a write that went past its limit."""
 
@@ -736,7 +743,20 @@ class SQLitePepStore(_PerUserStore):
                 db.execute(f"DELETE FROM pep_subscribers WHERE {_USER_ROWS} AND jid = :jid", _user(localpart, domain, jid=jid))
 
     async def node_state(self, localpart: str, domain: str, node: str) -> tuple[dict[str, str], dict[str, str], list[str]]:
-        return await self.nodes(localpart, domain), await self.affiliations(localpart, domain, node), await self.subscribers(localpart, domain, node)
+        """One statement for the three reads: each statement costs ~20k instructions of
+        binding and stepping however few its rows (callgrind), and every publish reads these."""
+        configs: dict[str, str] = {}
+        affiliations: dict[str, str] = {}
+        subscribers: list[str] = []
+        rows = self._db.execute(_NODE_STATE, _user(localpart, domain, node=node))
+        for part, key, value in rows:  # ordered by part, then key: subscribers come sorted
+            if part == 0:
+                configs[key] = value
+            elif part == 1:
+                affiliations[key] = value
+            else:
+                subscribers.append(key)
+        return configs, affiliations, subscribers
 
     async def affiliations(self, localpart: str, domain: str, node: str) -> dict[str, str]:
         rows = self._db.execute(f"SELECT jid, affiliation FROM pep_affiliations WHERE {_NODE_ROWS}", _user(localpart, domain, node=node))

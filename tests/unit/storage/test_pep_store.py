@@ -128,11 +128,14 @@ class PepStoreContract:
         assert run(pep.node_state(*ALICE, TUNE)) == ({}, {}, [])
         run(pep.put_node(*ALICE, TUNE, CONFIG))
         run(pep.put_node(*ALICE, "urn:xmpp:avatar:data", "{}"))
-        run(pep.subscribe(*ALICE, TUNE, "dave@example.org", 10))
-        run(pep.set_affiliations(*ALICE, TUNE, {"eve@example.org": "outcast"}, 10))
+        for subscriber in ("frank@example.org", "dave@example.org"):
+            run(pep.subscribe(*ALICE, TUNE, subscriber, 10))
+        run(pep.set_affiliations(*ALICE, TUNE, {"eve@example.org": "outcast", "carol@example.org": "member"}, 10))
         assert run(pep.node_state(*ALICE, TUNE)) == (
-            {TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {"eve@example.org": "outcast"}, ["dave@example.org"],
+            {TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {"eve@example.org": "outcast", "carol@example.org": "member"},
+            ["dave@example.org", "frank@example.org"],
         )  # fmt: skip
+        assert run(pep.node_state(*ALICE, TUNE))[2] == run(pep.subscribers(*ALICE, TUNE))  # in the same order
         assert run(pep.node_state(*ALICE, "urn:example:none")) == ({TUNE: CONFIG, "urn:xmpp:avatar:data": "{}"}, {}, [])
 
     def test_per_user_and_delete_all(self, pep: IPepStore, run: Runner) -> None:
