@@ -19,7 +19,7 @@ the full JID in the payload (a probe answered where the truth is), and ``k``
 asks its node to end it with a stream error (``condition NUL text``).
 Two kinds serve MUC rooms (docs/muc.md): ``m`` carries a stanza for a room to
 the room's owner node (the JID field is the count of forwards so far), and ``f``
-one stanza of a room's fan-out, serialised once, for that node's occupants: its
+one stanza of a room's fan-out, serialised once without its 'to', for that node's occupants: its
 value is ``f + recipient NUL recipient ... NUL stanza``.
 """
 
