@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
-from xmppd.cluster.lane import Lane
+from xmppd.cluster.lane import Lane, packed
 from xmppd.util.aio import call_failure, cancelling
 
 log = Logger()
@@ -179,13 +179,12 @@ class NodeBus:
 
     async def _read(self) -> None:
         key = keys.bus(self.node_id)
+        read = packed("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
+                      "NOACK", "STREAMS", key, ">")  # the same every time: packed once
         last_id, trimmed_at, backoff = None, time.monotonic(), 0.1
         while not cancelling():
             try:
-                (reply,) = await self._reader_lane.call(
-                    ("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
-                     "NOACK", "STREAMS", key, ">")
-                )
+                (reply,) = await self._reader_lane.call(read)
                 for _, entries in (reply.items() if isinstance(reply, dict) else reply or ()):  # RESP3 or RESP2
                     for entry_id, fields in entries:
                         for value in fields[1::2]:
