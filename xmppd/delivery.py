@@ -47,6 +47,19 @@ class Readdressed:
         cut = len(stanza.name) + 1
         self.head, self.rest = text[:cut], text[cut:]
 
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Readdressed:
+        """From the bytes ``whole`` gave, on another node: no parse, no serialising again."""
+        readdress = cls.__new__(cls)
+        cut = min(i for i in (data.find(b" "), data.find(b">"), data.find(b"/")) if i > 0)
+        readdress.head, readdress.rest = data[:cut], data[cut:]
+        return readdress
+
+    @property
+    def whole(self) -> bytes:
+        """The stanza without 'to', as serialised."""
+        return self.head + self.rest
+
     def __call__(self, to: str) -> bytes:
         return b"%s to='%s'%s" % (self.head, quote(to).encode("utf-8"), self.rest)
 

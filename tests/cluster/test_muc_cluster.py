@@ -146,6 +146,33 @@ def test_a_message_crosses_to_each_node_once_whatever_its_occupants(make_cluster
     assert not [value for value in fields if value[:1] == b"s" and b"once for n2" in value]
 
 
+def test_the_node_a_fanout_reaches_checks_each_occupants_privacy_list(make_cluster):
+    """PRIV-17 where a room's fan-out lands: n2 writes the owner's bytes to its occupants unparsed,
+    except to one whose list must judge them. Bob's default list denies messages from the room, so
+    alice's groupchat reaches carol, not bob; alice's chat after it, the same way over the bus, does."""
+    cluster = make_cluster("n1", "n2")
+    alice_name, bob_name, carol_name = cluster.users("alice", "bob", "carol")
+    room = f"quiet-{alice_name}@{SERVICE}"
+    alice = cluster.login("n1", alice_name)
+    enter(alice, room, "Alice", muc=False)
+    bob, carol = cluster.login("n2", bob_name), cluster.login("n2", carol_name)
+    for query in (
+        f"<list name='quiet'><item type='jid' value='{room}' action='deny' order='1'><message/></item></list>",
+        "<default name='quiet'/>",
+    ):
+        answer = bob.iq_raw(f"<iq type='set' id='{{id}}'><query xmlns='jabber:iq:privacy'>{query}</query></iq>")
+        assert answer["type"] == "result", answer.toXml()
+    for client, nick in ((bob, "Bob"), (carol, "Carol")):
+        enter(client, room, nick)
+
+    say(alice, room, "not for bob")
+    alice.send(f"<message to='{bob.jid}' type='chat'><body>after the room's</body></message>")
+    (got,) = carol.collect(groupchat(room), 1, what="alice's groupchat on n2")
+    assert (str(got.body), got["to"], got["from"]) == ("not for bob", carol.jid, f"{room}/Alice")
+    first = bob.expect(lambda e: e.name == "message", what="bob's first message")
+    assert (first["type"], str(first.body)) == ("chat", "after the room's"), first.toXml()
+
+
 def start_behind(cluster, node_id: str, link: Link) -> Node:
     """A node of the cluster whose way to Redis goes through ``link``."""
     node = Node(node_id, cluster.directory, link.url, cluster.heartbeat_ttl)

@@ -10,7 +10,9 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd import config as cfg
+from xmppd.delivery import Readdressed
 from xmppd.node import Node
+from xmppd.protocol import xml as X
 from xmppd.protocol.scram import Credentials
 from xmppd.service import DEFAULT_MODULES
 from xmppd.sessions import Resource
@@ -167,3 +169,17 @@ def test_a_full_jid_in_normal_form_finds_its_resource_without_parsing(node):
     assert node.directory.by_full("alice@localhost") is None
     assert node.directory.by_full("alice@localhost/") is None
     assert node.directory.by_full("alice@localhost/laptop") is None
+
+
+@pytest.mark.parametrize("xml", [
+    "<message xmlns='jabber:client' from='room@conference.localhost/a' type='groupchat'><body>1 &lt; 2 / 3</body></message>",
+    "<presence xmlns='jabber:client'/>",
+    "<iq xmlns='jabber:client'><query xmlns='jabber:iq:version'/></iq>",
+])  # fmt: skip
+def test_a_stanza_readdressed_from_its_bytes_on_another_node_is_written_as_from_the_element(xml):
+    """What a room's fan-out crosses nodes as: the owner's serialisation, addressed there unparsed."""
+    (stanza,) = X.parse_fragments(xml.encode())
+    here = Readdressed(stanza)
+    there = Readdressed.of_bytes(here.whole)
+    assert there("bob@localhost/a'b") == here("bob@localhost/a'b")
+    assert X.parse_fragment(there("bob@localhost/r").decode())["to"] == "bob@localhost/r"

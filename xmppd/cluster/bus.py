@@ -19,7 +19,7 @@ the full JID in the payload (a probe answered where the truth is), and ``k``
 asks its node to end it with a stream error (``condition NUL text``).
 Two kinds serve MUC rooms (docs/muc.md): ``m`` carries a stanza for a room to
 the room's owner node (the JID field is the count of forwards so far), and ``f``
-one stanza of a room's fan-out, serialised once, for that node's occupants: its
+one stanza of a room's fan-out, serialised once without its 'to', for that node's occupants: its
 value is ``f + recipient NUL recipient ... NUL stanza``.
 """
 
@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
-from xmppd.cluster.lane import Lane
+from xmppd.cluster.lane import Lane, packed
 from xmppd.streams.batch import BATCH
 from xmppd.util.aio import call_failure, cancelling
 
@@ -180,13 +180,12 @@ class NodeBus:
 
     async def _read(self) -> None:
         key = keys.bus(self.node_id)
+        read = packed("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
+                      "NOACK", "STREAMS", key, ">")  # the same every time: packed once
         last_id, trimmed_at, backoff = None, time.monotonic(), 0.1
         while not cancelling():
             try:
-                (reply,) = await self._reader_lane.call(
-                    ("XREADGROUP", "GROUP", keys.BUS_GROUP, self.node_id, "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
-                     "NOACK", "STREAMS", key, ">")
-                )
+                (reply,) = await self._reader_lane.call(read)
                 BATCH.open()  # what one read delivers to a stream goes out as one write
                 try:
                     for _, entries in (reply.items() if isinstance(reply, dict) else reply or ()):  # RESP3 or RESP2

@@ -302,19 +302,25 @@ class RedisCluster:
                 service.receive(stanza, hops)
 
     def deliver_fanout(self, recipients: list[str], data: bytes) -> None:
-        """One stanza of a room for this node's occupants, parsed once; each recipient's own
-        privacy list is checked here, and one whose session moved or ended is routed again."""
-        (stanza,) = parse_fragments(data, NS_CLIENT)
-        readdress, local = Readdressed(stanza), self.node.router.local
-        admits = local.admission(stanza)
+        """One stanza of a room for this node's occupants, as the room's node serialised it: written
+        to each recipient with its 'to', unparsed. It is parsed (once) only for a recipient with a
+        privacy list, checked here, or one whose session moved or ended, which is routed again."""
+        readdress, privacy, parsed = Readdressed.of_bytes(data), self.node.privacy, None
         for to in recipients:  # occupants' real JIDs, which the room's node had in normal form
             resource = self._live_here(self.directory.by_full(to))
+            if resource is not None and (privacy is None or privacy.effective(resource.bare, resource) is None):
+                resource.stream.send_raw(readdress(to))
+                continue
+            if parsed is None:
+                (stanza,) = parse_fragments(data, NS_CLIENT)
+                parsed = stanza, self.node.router.local.admission(stanza)
+            stanza, admits = parsed
             if resource is None:
                 self.node.router.send(readdressed(stanza, to))
             elif admits(resource):
                 resource.stream.send_raw(readdress(to))
             else:
-                local.to_resource(readdressed(stanza, to), resource)
+                self.node.router.local.to_resource(readdressed(stanza, to), resource)
 
 
 async def forget_account(redis, bare: str) -> None:

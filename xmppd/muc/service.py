@@ -24,7 +24,7 @@ from twisted.words.xish import domish
 from wokkel import disco
 from zope.interface import implementer
 
-from xmppd.delivery import Readdressed, serialise
+from xmppd.delivery import Readdressed
 from xmppd.muc import NS_MUC, invites, record
 from xmppd.muc.outgoing import Fanout, Outgoing, readdressed
 from xmppd.muc.owners import ClusterRooms, LocalRooms
@@ -296,9 +296,9 @@ class MucService:
                 self.node.router.send(answer)
 
     def _fan_out(self, fanout: Fanout) -> None:
-        """Serialised once for the local recipients whose list admits it (docs/design.md: once per
-        broadcast) and once for each other node that has recipients, which checks their lists;
-        anything else takes the ordinary way, fallbacks included."""
+        """Serialised once (docs/design.md: once per broadcast), the same bytes for the local
+        recipients whose list admits it and for each other node that has recipients, which
+        checks their lists; anything else takes the ordinary way, fallbacks included."""
         router, by_full, here = self.node.router, self.node.directory.by_full, self.node.node_id
         stanza, readdress, elsewhere = fanout.stanza, None, {}
         admits = router.local.admission(stanza)
@@ -312,7 +312,7 @@ class MucService:
             else:
                 router.send(readdressed(stanza, to))
         if elsewhere:
-            data = serialise(stanza)
+            data = (readdress or Readdressed(stanza)).whole
             for node_id, recipients in elsewhere.items():
                 self.bus.send_fanout(node_id, recipients, data)
 
