@@ -49,7 +49,7 @@ class Disco:
         info = disco.DiscoInfo()
         info.nodeIdentifier = node or ""
         info.append(self.identity)
-        for feature in features if features is not None else sorted(set(self._features())):
+        for feature in features if features is not None else self._current():
             info.append(disco.DiscoFeature(feature))
         return info.toElement()
 
@@ -57,9 +57,13 @@ class Disco:
         """Our XEP-0115 ``ver``, computed afresh: it changes whenever a handler's features do."""
         return caps.ver(self.own_info())
 
+    def _current(self) -> tuple[str, ...]:
+        """The handlers' features now, in the order disco#info and the ver list them."""
+        return tuple(sorted(set(self._features())))
+
     def advertise(self) -> str:
         """The ``ver`` to put in a presence, remembered with its features so a late question is answered."""
-        features = tuple(sorted(set(self._features())))
+        features = self._current()
         ver = caps.ver(self.own_info(features=features))
         self._advertised[ver] = features
         self._advertised.move_to_end(ver)
@@ -74,7 +78,8 @@ class Disco:
             return None
         if ver in self._advertised:
             return self._advertised[ver]
-        return tuple(sorted(set(self._features()))) if ver == self.ver() else None
+        current = self._current()
+        return current if ver == caps.ver(self.own_info(features=current)) else None
 
     # -- asking ----------------------------------------------------------------------------
 
