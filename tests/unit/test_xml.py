@@ -1,6 +1,8 @@
 """The hardened stream parser: RFC 6120 §11 restrictions and the stanza size cap."""
 
+import gc
 import sys
+import weakref
 
 import pytest
 from twisted.words.xish import domish
@@ -115,6 +117,41 @@ def test_large_text_is_buffered_not_quadratic():
     # 10 MB of escaped text parses as one node (the stock parser took ~77 s).
     c = Collector(20_000_000).feed(HEADER, b"<message><body>" + b"&lt;" * 2_500_000 + b"</body></message>")
     assert len(str(c.elements[0].body)) == 2_500_000
+
+
+def test_a_parsed_stanza_is_freed_by_its_last_reference_not_by_the_collector():
+    collector = Collector(max_size=10_000).feed(HEADER, b"<message to='a@b'><body>hi</body><x xmlns='y'><z/></x></message>")
+    message = collector.elements.pop()
+    body, z = message.body, message.x.z
+    assert (body.parent, z.parent.parent) == (message, message)  # links up still work
+    gone = [weakref.ref(e) for e in (message, body, z)]
+    del message, body, z
+    gc.disable()  # nothing but reference counting may free them
+    try:
+        assert [ref() for ref in gone] == [None, None, None]
+    finally:
+        gc.enable()
+
+
+def test_a_stanza_stays_whole_while_its_children_are_parsed_in_pieces():
+    collector = Collector(max_size=10_000).feed(HEADER, b"<iq type='set' id='1'><pubsub xmlns='p'><publish node='n'>")
+    gc.collect()
+    collector.feed(b"<item/></publish></pubsub></iq>")
+    iq = collector.elements.pop()
+    publish = iq.pubsub.publish
+    assert (publish.parent.parent, publish["node"], publish.item.parent) == (iq, "n", publish)
+
+
+def test_a_discarded_parser_is_freed_by_its_last_reference():
+    collector = Collector().feed(HEADER)
+    gone = weakref.ref(collector.parser)
+    collector.parser.discard()
+    gc.disable()
+    try:
+        collector.parser = None
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_end_of_stream_is_reported():

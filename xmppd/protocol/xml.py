@@ -11,6 +11,7 @@ recursion, so no depth can exhaust Python's stack on the way out either.
 from __future__ import annotations
 
 import pyexpat
+import weakref
 from collections.abc import Iterator
 
 from twisted.words.xish import domish
@@ -69,6 +70,23 @@ _ON_DOCTYPE = _restricted("DOCTYPE")
 _ON_ENTITY = _restricted("entity declaration")
 
 
+class ParsedElement(domish.Element):
+    """A parsed element whose link up to its parent is weak, so a stanza's tree holds no
+    cycle and goes the moment its last reference does. With domish's strong links every
+    tree was a cycle only the collector frees: the trees a busy turn still held when the
+    young generation was collected were promoted, and full collections every few seconds
+    freed ~30,000 objects each in one pause (harness presence step, 35-150 ms)."""
+
+    @property
+    def parent(self) -> domish.Element | None:
+        link = self._parent
+        return link() if link is not None else None
+
+    @parent.setter
+    def parent(self, element: domish.Element | None) -> None:
+        self._parent = weakref.ref(element) if element is not None else None
+
+
 class HardenedElementStream(domish.ExpatElementStream):
     """An ``ExpatElementStream`` that enforces RFC 6120's XML restrictions."""
 
@@ -83,6 +101,7 @@ class HardenedElementStream(domish.ExpatElementStream):
         self.maxStanzaSize = max_stanza_size
         self.maxStanzaDepth = max_stanza_depth
         self._stanza_start = 0
+        self._stanza: domish.Element | None = None
         self._depth = 0  # of the element being read, the stanza counting as 1
         parser = self.parser
         # A small text buffer: idle streams keep their parser, and stanzas are capped anyway.
@@ -94,6 +113,12 @@ class HardenedElementStream(domish.ExpatElementStream):
         parser.StartDoctypeDeclHandler = _ON_DOCTYPE
         parser.EntityDeclHandler = _ON_ENTITY
         parser.XmlDeclHandler = self._on_xml_declaration
+
+    def discard(self) -> None:
+        """Let go of expat: its handlers are this object's bound methods, a cycle only the
+        collector would free, with expat's ~13 KB, after every stream restart and every
+        parked parser (at a light presence load, ~90 parsers a second for the collector)."""
+        self.parser = None
 
     # domish's handlers, each in one call instead of ours plus super()'s: they run for
     # every element of every stanza, and Python calls are what parsing costs here.
@@ -115,7 +140,7 @@ class HardenedElementStream(domish.ExpatElementStream):
                 uri = renamed[1]
             if default == renamed[0]:
                 default = renamed[1]
-        element = domish.Element((uri, local), default, attrs, prefixes)
+        element = ParsedElement((uri, local), default, attrs, prefixes)
         if not self.documentStarted:
             self.documentStarted = 1
             self.DocumentStartEvent(element)
@@ -129,6 +154,7 @@ class HardenedElementStream(domish.ExpatElementStream):
             raise StanzaTooDeep(f"stanza nested deeper than {self.maxStanzaDepth} levels")
         if parent is None:
             self._stanza_start = self.parser.CurrentByteIndex
+            self._stanza = element  # its children link up to it weakly
         else:
             parent.children.append(element)
             element.parent = parent
@@ -142,8 +168,8 @@ class HardenedElementStream(domish.ExpatElementStream):
         self._depth -= 1
         if element.parent is None:
             self._check_size()
+            self.currElem = self._stanza = None
             self.ElementEvent(element)
-            self.currElem = None
             self.elementCount = 0
             self.stanzaSize = 0
         else:

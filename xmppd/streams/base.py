@@ -172,18 +172,24 @@ class ServerStream(protocol.Protocol):
         _cancel(self._idle_call)
         _cancel(self._closing_call)
         self._idle_call = self._closing_call = None
-        self.parser = None
+        self._drop_parser()
         self._queued = None
 
     # -- parser events ------------------------------------------------------------
 
     def _new_parser(self):
+        self._drop_parser()
         self._parsed = 0
         parser = X.HardenedElementStream(self.config.max_stanza_size, self.config.max_stanza_depth, self.renamed_namespace)
         parser.DocumentStartEvent = self._on_header
         parser.ElementEvent = self._on_element
         parser.DocumentEndEvent = self._on_footer
         self.parser = parser
+
+    def _drop_parser(self):
+        if self.parser is not None:
+            self.parser.discard()
+            self.parser = None
 
     def restart(self):
         """Forget the old stream and expect a new header (after TLS and SASL).
@@ -223,7 +229,7 @@ class ServerStream(protocol.Protocol):
         """Drop the parser if it sits between stanzas with nothing half-read."""
         if self.parser is None or not self._clean or self._backlog is not None or not self.is_established():
             return False
-        self.parser = None
+        self._drop_parser()
         return True
 
     def _unpark(self):
