@@ -133,6 +133,20 @@ def test_a_parsed_stanza_is_freed_by_its_last_reference_not_by_the_collector():
         gc.enable()
 
 
+def test_a_parsed_stanza_with_built_children_is_still_no_cycle():
+    message = Collector(max_size=10_000).feed(HEADER, b"<message to='a@b'><body>stored</body></message>").elements.pop()
+    delay = message.addElement(("urn:xmpp:delay", "delay"))
+    delay["stamp"] = "2026-12-07T23:59:00Z"
+    assert list(message.elements()) == [message.body, delay]
+    gone = weakref.ref(message)
+    del message, delay
+    gc.disable()
+    try:
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 def test_a_stanza_stays_whole_while_its_children_are_parsed_in_pieces():
     collector = Collector(max_size=10_000).feed(HEADER, b"<iq type='set' id='1'><pubsub xmlns='p'><publish node='n'>")
     gc.collect()

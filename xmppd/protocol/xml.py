@@ -86,6 +86,14 @@ class ParsedElement(domish.Element):
     def parent(self, element: domish.Element | None) -> None:
         self._parent = weakref.ref(element) if element is not None else None
 
+    def addChild(self, node):
+        """domish would link a built child (a delay stamp on a stored message) up strongly,
+        making the whole stanza a cycle again: only parsed children get their weak link."""
+        if isinstance(node, ParsedElement) and node.parent is None:
+            node.parent = self
+        self.children.append(node)
+        return node
+
 
 class HardenedElementStream(domish.ExpatElementStream):
     """An ``ExpatElementStream`` that enforces RFC 6120's XML restrictions."""
