@@ -13,14 +13,19 @@ the garbage of a burst of logins (~6 KB of stanza trees and the like per login,
 tracemalloc) stayed for as long as its thousands of sessions idled. So a tick
 that finds the node quiet after it read ``quiet_after`` bytes collects once; the
 pause (a full collection) falls when nobody is waiting for the node.
+
+Every full collection the reclaimer runs goes through ``OldGeneration``
+(util/generations.py), which in a node's own process freezes what survives it,
+and asks for one when an automatic full collection took too long.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 from collections.abc import Callable
+
+from xmppd.util.generations import OldGeneration
 
 COLLECT_AFTER_BYTES = 64 * 1024 * 1024  # read since the last full collection
 QUIET_AFTER_BYTES = 1024 * 1024  # read since the last full collection, for one when the node falls quiet
@@ -51,8 +56,10 @@ class Reclaimer:
         trim: Callable[[], None] | None = None,
         quiet_after: int = QUIET_AFTER_BYTES,
         quiet: int = QUIET_BYTES,
+        generations: OldGeneration | None = None,
     ):
         self.read = 0
+        self.generations = generations or OldGeneration()
         self._collect_after, self._quiet_after, self._quiet = collect_after, quiet_after, quiet
         self._collected_at = self._read_at_tick = 0
         self._trim = trim or trimmer()
@@ -61,7 +68,7 @@ class Reclaimer:
         since = self.read - self._collected_at
         quiet = self.read - self._read_at_tick < self._quiet
         self._read_at_tick = self.read
-        if since >= self._collect_after or (quiet and since >= self._quiet_after):
+        if since >= self._collect_after or (quiet and since >= self._quiet_after) or self.generations.overrun:
             self._collected_at = self.read
-            gc.collect()
+            self.generations.collect()
         self._trim()
