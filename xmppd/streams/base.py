@@ -10,9 +10,9 @@ left to subclasses (``c2s.ClientStream``, later s2s and components).
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import secrets
-import uuid
 from collections import deque
 from typing import Awaitable
 
@@ -25,7 +25,7 @@ from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.streams.batch import BATCH
 from xmppd.streams.budget import OutputBudget
-from xmppd.streams.tls import tcp_connection
+from xmppd.streams.tls import tcp_connection, write_to
 from xmppd.util.aio import UNAVAILABLE, as_deferred
 
 
@@ -68,6 +68,12 @@ def element_end(data: bytes, index: int) -> int:
         close = data.find(b">", index)
         return len(data) if close < 0 else close + 1
     return index
+
+
+def new_stream_id() -> str:
+    """128 random bits in hex, as ``uuid.uuid4().hex`` gave, without building a UUID object
+    (three per client login)."""
+    return os.urandom(16).hex()
 
 
 def _cancel(call) -> None:
@@ -243,7 +249,7 @@ class ServerStream(protocol.Protocol):
 
     def open_stream(self, root: domish.Element):
         """Answer the peer's header with ours (the receiving side's part, RFC 6120 §4.2)."""
-        self.stream_id = uuid.uuid4().hex
+        self.stream_id = new_stream_id()
         self.stream_started(root)
 
     def check_header(self, root: domish.Element):
@@ -418,14 +424,14 @@ class ServerStream(protocol.Protocol):
             self._queued = [data]
             BATCH.streams.append(self)
         else:
-            self.transport.write(data)
+            write_to(self.transport, data)
 
     def flush_output(self) -> None:
         """What this stream queued, to the transport now: at the dispatch's end, and before
         the transport changes under the stream (STARTTLS) or the stream closes."""
         queued, self._queued = self._queued, None
         if queued:
-            self.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            write_to(self.transport, queued[0] if len(queued) == 1 else b"".join(queued))
 
     def stream_error(self, condition: str, text: str | None = None, content: str | None = None):
         """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1).
@@ -434,7 +440,7 @@ class ServerStream(protocol.Protocol):
         if self.closed:
             return
         if not self.header_sent:
-            self.stream_id = self.stream_id or uuid.uuid4().hex
+            self.stream_id = self.stream_id or new_stream_id()
             self.send_header()
         self.server.tally.stream_errors[condition] += 1
         if content is None:

@@ -22,6 +22,7 @@ from twisted.internet._newtls import _BypassTLS
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTransport
 from twisted.internet.protocol import Protocol
+from twisted.internet.tcp import Connection
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import directlyProvides, implementer, providedBy
@@ -179,6 +180,16 @@ def write_now(tcp: FileDescriptor, data: bytes) -> None:
             return
         data = data[sent:]
     FileDescriptor.write(tcp, data)
+
+
+def write_to(transport, data: bytes) -> None:
+    """``transport.write(data)``; on a plain TCP connection (a client's before STARTTLS, a
+    component's) ``write_now`` too, as TLS records are: Twisted would hold the bytes for a
+    turn, add the socket to epoll, send and remove it, twice in every client's login."""
+    if isinstance(transport, Connection) and not transport.TLS:
+        write_now(transport, data)
+    else:
+        transport.write(data)
 
 
 class DirectTLSProtocol(TLSMemoryBIOProtocol):
