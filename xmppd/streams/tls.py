@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi, lib as _openssl
 from twisted.internet import ssl
 from twisted.internet._newtls import _BypassTLS
 from twisted.internet.abstract import FileDescriptor
@@ -212,11 +213,13 @@ class DirectTLSProtocol(TLSMemoryBIOProtocol):
         self._checkHandshakeStatus()
 
     def _flushSendBIO(self):
-        try:
-            data = self._tlsConnection.bio_read(2**17)
-        except SSL.WantReadError:
-            return
-        write_now(self._tcp, data)
+        """The records OpenSSL wrote to the memory BIO, if any, to the socket. Asking the BIO's
+        length first spares the WantReadError that ``bio_read`` raises when it is empty (half
+        of the ~24 calls of a login, ~2 us each); ``_from_ssl`` is pyOpenSSL's own (pinned)."""
+        connection = self._tlsConnection
+        pending = _openssl.BIO_get_mem_data(connection._from_ssl, _ffi.NULL)
+        if pending:
+            write_now(self._tcp, connection.bio_read(pending))
 
 
 class DirectTLSFactory(TLSMemoryBIOFactory):
