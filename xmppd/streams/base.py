@@ -26,7 +26,7 @@ from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.streams.batch import BATCH
 from xmppd.streams.budget import OutputBudget
 from xmppd.streams.tls import tcp_connection, write_to
-from xmppd.util.aio import UNAVAILABLE, as_deferred
+from xmppd.util.aio import UNAVAILABLE, when_done
 
 
 
@@ -337,9 +337,9 @@ class ServerStream(protocol.Protocol):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
         self._pending = True
-        if inspect.iscoroutine(pending):  # as_deferred makes it a task: the dispatch's flush waits for its first step
+        if inspect.iscoroutine(pending):  # when_done makes it a task: the dispatch's flush waits for its first step
             BATCH.started = True
-        as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
+        when_done(pending, self._resume, self._handler_failed, element)
 
     def hold_input(self):
         """Handle no more stanzas until ``release_input``: the peer is not reading what they produce."""
