@@ -47,6 +47,23 @@ def test_login_benchmark_goes_online_and_reports_the_heap_per_session(tmp_path):
     assert all(" blocks  " in line for line in report[at + 1 : at + 6])
 
 
+def test_login_benchmark_counts_the_nodes_instructions_per_login_under_callgrind(tmp_path):
+    """--callgrind: the node under valgrind, its instructions counted during the logins only."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "login", "-n", "3", "--mechanisms", "SCRAM-SHA-1", "--online", "-k", "2",
+         "--warmup", "1", "--concurrency", "1", "--settle", "0.2", "--data-dir", str(tmp_path),
+         "--callgrind", str(tmp_path / "callgrind")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = [line.split() for line in completed.stdout.splitlines()]
+    assert lines[0] == login.CALLGRIND_HEADER
+    row = lines[1]
+    assert row[:3] == ["SCRAM-SHA-1", "3", "0"]
+    assert int(row[login.CALLGRIND_HEADER.index("instructions/login")]) > 1_000_000  # a TLS handshake alone is ~2 M
+    assert list((tmp_path / "callgrind").glob("callgrind.*.1"))
+
+
 @pytest.mark.parametrize("module", [chat, presence, pep], ids=["chat", "presence", "pep"])
 def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
     name = module.__name__.rsplit(".", 1)[-1]

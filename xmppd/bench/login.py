@@ -15,7 +15,10 @@ initial presence, with a ping as the barrier. ``--tracemalloc TOP`` starts the
 node with ``PYTHONTRACEMALLOC=1``, has it dump a snapshot before and after the
 N logins (SIGUSR1, see xmppd.diagnostics) and prints the Python heap per session
 and its TOP allocation sites; tracing itself costs memory, so that run's RSS
-figure is not comparable with an untraced one.
+figure is not comparable with an untraced one. ``--callgrind DIR`` runs the node
+under valgrind's callgrind instead, counting only during the N logins, and prints
+the node's instructions per login: on a shared machine CPU time is noise, these
+repeat (``callgrind_annotate`` reads the file it leaves in DIR).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ HEADER = [
     "mechanism", "N", "failed", "wall_s", "logins/s", "server_cpu_s", "server_cpu%",
     "gen_cpu_s", "gen_cpu%", "others_cpu%", "logins/server-cpu-s", "server_rss_MB", "rss/session(KB)",
 ]  # fmt: skip
+CALLGRIND_HEADER = ["mechanism", "N", "failed", "wall_s", "instructions/login"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracemalloc", type=int, metavar="TOP", default=0,
         help="trace the node's Python allocations; print the heap per session and its TOP sites",
+    )  # fmt: skip
+    parser.add_argument(
+        "--callgrind", type=Path, metavar="DIR",
+        help="run the node under valgrind's callgrind (its files in DIR) and count instructions per login instead of CPU",
     )  # fmt: skip
     common.add_target_arguments(parser)
 
@@ -73,6 +81,8 @@ async def _measure(
         await common.close_all(warm)
         await asyncio.sleep(args.settle)
         rss_before = common.rss_kb(server.pid)
+        if args.callgrind:
+            return await _count(args, server, mechanism, n, salted, failures)
         before = await _snapshot(server.pid) if args.tracemalloc else None
         with common.CpuMeter(server, args.gen_cpu) as meter:
             sessions, login_failures = await common.login_many(
@@ -93,6 +103,30 @@ async def _measure(
         rss_after / 1024, (rss_after - rss_before) / ok if ok else float("nan"),
     ]  # fmt: skip
     return row, failures
+
+
+async def _count(
+    args: argparse.Namespace,
+    server: common.Server,
+    mechanism: str,
+    n: int,
+    salted: common.SaltedPasswords,
+    failures: list[Exception],
+) -> tuple[list, list[Exception]]:
+    """The row under callgrind: the node's instructions from the first of the N logins to the last."""
+    counter = common.Instructions(args.callgrind, [server])
+    started = time.perf_counter()
+    await counter.start()
+    sessions, login_failures = await common.login_many(
+        server, args.domain, range(n), mechanism, salted, args.concurrency, args.online
+    )
+    instructions = await counter.stop()
+    wall = time.perf_counter() - started
+    await common.close_all(sessions)
+    ok = len(sessions)
+    return [mechanism, n, len(login_failures), wall, round(instructions / ok) if ok else float("nan")], (
+        failures + login_failures
+    )
 
 
 async def _snapshot(pid: int) -> tracemalloc.Snapshot:
@@ -146,11 +180,14 @@ def main(args: argparse.Namespace) -> int:
             print(f"{count} accounts ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             common.pin(args.gen_cpu)
             common.raise_fd_limit()
+            if args.callgrind:
+                args.callgrind = args.callgrind.resolve()
+                args.callgrind.mkdir(parents=True, exist_ok=True)
             rows, failures = common.run(_measure_all(args, data_dir, salted))
     except common.BenchError as e:
         print(f"xmppd.bench: {e}", file=sys.stderr)
         return 2
     for failure in failures[:5]:
         print(f"login failed: {failure!r}", file=sys.stderr)
-    print(common.format_table(HEADER, rows))
+    print(common.format_table(CALLGRIND_HEADER if args.callgrind else HEADER, rows))
     return 1 if failures else 0

@@ -778,9 +778,14 @@ class PepModule(Module):
         return memo[1] if memo is not None and memo[0] is resource.presence else None
 
     def available(self, resource: Resource, initial: bool):
+        """Catch a resource up when its caps may want nodes it did not want before. A local
+        resource without caps that wanted nothing wants nothing now either: no task for it
+        (nearly every login of a client that announces no caps)."""
         announced = announced_caps(resource.presence)
-        if announced is not None or initial or resource.jid.full() in self._wanted:
-            run_in_background(self._arrived(resource, announced, initial), self.log, f"caps of {resource.jid.full()} failed")
+        full = resource.jid.full()
+        if announced is None and full not in self._wanted and (not initial or resource.node != ABROAD):
+            return None
+        run_in_background(self._arrived(resource, announced, initial), self.log, f"caps of {full} failed")
         return None
 
     async def _arrived(self, resource: Resource, announced: tuple[str, str, str | None] | None, initial: bool) -> None:

@@ -110,7 +110,7 @@ class PresenceModule(Module):
         on other nodes are asked there, where their presence is known for certain."""
         here = self.node.node_id
         for contact in account.subscriptions():
-            if JID(contact).host not in self.node.domains:
+            if internJID(contact).host not in self.node.domains:
                 if self.node.router.remote is not None:  # federation is on: the contact's server answers
                     self.node.router.send(presence_stanza(origin.bare, contact, "probe"))
                 continue

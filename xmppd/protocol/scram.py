@@ -10,6 +10,7 @@ channel binding and a non-empty GS2 authzid, both of which XMPP needs.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -43,11 +44,13 @@ class ScramKeys:
 
     @classmethod
     def from_dict(cls, data: dict) -> ScramKeys:
+        """binascii's decoder, which ``base64.b64decode`` calls (same leniency) after a Python
+        layer of its own: every SASL lookup decodes six of these."""
         return cls(
-            salt=base64.b64decode(data["salt"]),
+            salt=binascii.a2b_base64(data["salt"]),
             iterations=int(data["iterations"]),
-            stored_key=base64.b64decode(data["stored_key"]),
-            server_key=base64.b64decode(data["server_key"]),
+            stored_key=binascii.a2b_base64(data["stored_key"]),
+            server_key=binascii.a2b_base64(data["server_key"]),
         )
 
 
@@ -265,11 +268,15 @@ def auth_message(client_first_bare: str, server_first: str, client_final_without
     return f"{client_first_bare},{server_first},{client_final_without_proof}".encode("utf-8")
 
 
+def _xor(a: bytes, b: bytes) -> bytes:
+    """Two strings of the same length XORed, as two big integers rather than byte by byte."""
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
 def client_proof(hash_name: str, salted: bytes, message: bytes) -> bytes:
     """ClientKey XOR ClientSignature: proves the key without revealing it."""
     key = client_key_of(hash_name, salted)
-    signature = _hmac(hash_name, stored_key_of(hash_name, key), message)
-    return bytes(a ^ b for a, b in zip(key, signature))
+    return _xor(key, _hmac(hash_name, stored_key_of(hash_name, key), message))
 
 
 def verify_client_proof(hash_name: str, stored_key: bytes, message: bytes, proof: bytes) -> bool:
@@ -277,8 +284,7 @@ def verify_client_proof(hash_name: str, stored_key: bytes, message: bytes, proof
     signature = _hmac(hash_name, stored_key, message)
     if len(proof) != len(signature):
         return False
-    key = bytes(a ^ b for a, b in zip(proof, signature))
-    return hmac.compare_digest(stored_key_of(hash_name, key), stored_key)
+    return hmac.compare_digest(stored_key_of(hash_name, _xor(proof, signature)), stored_key)
 
 
 def server_signature(hash_name: str, server_key: bytes, message: bytes) -> bytes:

@@ -115,7 +115,7 @@ class MemoryRosterStore(_PerUserStore[_MemoryRoster]):
 
     async def get(self, localpart: str, domain: str) -> Roster:
         roster = self._by_user.get((localpart, domain), _MemoryRoster())
-        items = {jid: RosterItem.from_json(text) for jid, text in roster.items.items()}
+        items = RosterItem.all_from_json(roster.items.values())
         return Roster(version=roster.version, items=items)
 
     async def put(self, localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:

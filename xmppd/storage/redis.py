@@ -480,7 +480,7 @@ class RedisRosterStore(_PerUserStore):
             number, items = await read.execute()
         return Roster(
             version=int(number or 0),
-            items={jid: RosterItem.from_json(text) for jid, text in items.items()},
+            items=RosterItem.all_from_json(items.values()),
         )
 
     async def put(self, localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:

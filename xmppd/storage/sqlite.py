@@ -446,8 +446,8 @@ class SQLiteRosterStore(_PerUserStore):
             f" LEFT JOIN roster_items USING (domain, localpart) WHERE {_USER_ROWS}",
             _user(localpart, domain),
         ).fetchall()
-        items = (RosterItem.from_json(text) for _, text in rows if text is not None)
-        return Roster(version=rows[0][0] if rows else 0, items={item.jid: item for item in items})
+        items = RosterItem.all_from_json(text for _, text in rows if text is not None)
+        return Roster(version=rows[0][0] if rows else 0, items=items)
 
     async def put(self, localpart: str, domain: str, item: RosterItem, limit: int | None = None) -> int | None:
         with self._database.transaction() as db:
@@ -520,6 +520,9 @@ class SQLiteOfflineStore(_PerUserStore):
         return cursor.rowcount > 0
 
     async def pop_page(self, localpart: str, domain: str, max_bytes: int) -> list[str]:
+        # Nearly every login finds no messages: a plain read says so without the write lock.
+        if self._db.execute(f"SELECT 1 FROM offline_messages WHERE {_USER_ROWS} LIMIT 1", _user(localpart, domain)).fetchone() is None:
+            return []
         # BEGIN IMMEDIATE: no other connection can pop or push between the read and the delete.
         page, size, last = [], 0, None
         with self._database.transaction() as db:

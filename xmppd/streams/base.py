@@ -10,9 +10,9 @@ left to subclasses (``c2s.ClientStream``, later s2s and components).
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import secrets
-import uuid
 from collections import deque
 from typing import Awaitable
 
@@ -25,8 +25,8 @@ from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import StanzaError, error_reply, parse_jid
 from xmppd.streams.batch import BATCH
 from xmppd.streams.budget import OutputBudget
-from xmppd.streams.tls import tcp_connection
-from xmppd.util.aio import UNAVAILABLE, as_deferred
+from xmppd.streams.tls import tcp_connection, write_to
+from xmppd.util.aio import UNAVAILABLE, when_done
 
 
 
@@ -68,6 +68,12 @@ def element_end(data: bytes, index: int) -> int:
         close = data.find(b">", index)
         return len(data) if close < 0 else close + 1
     return index
+
+
+def new_stream_id() -> str:
+    """128 random bits in hex, as ``uuid.uuid4().hex`` gave, without building a UUID object
+    (three per client login)."""
+    return os.urandom(16).hex()
 
 
 def _cancel(call) -> None:
@@ -249,7 +255,7 @@ class ServerStream(protocol.Protocol):
 
     def open_stream(self, root: domish.Element):
         """Answer the peer's header with ours (the receiving side's part, RFC 6120 §4.2)."""
-        self.stream_id = uuid.uuid4().hex
+        self.stream_id = new_stream_id()
         self.stream_started(root)
 
     def check_header(self, root: domish.Element):
@@ -337,9 +343,9 @@ class ServerStream(protocol.Protocol):
         """Hold later stanzas until this one is done, so each stream stays in order."""
         self._backlog = deque()
         self._pending = True
-        if inspect.iscoroutine(pending):  # as_deferred makes it a task: the dispatch's flush waits for its first step
+        if inspect.iscoroutine(pending):  # when_done makes it a task: the dispatch's flush waits for its first step
             BATCH.started = True
-        as_deferred(pending).addCallbacks(self._resume, self._handler_failed, errbackArgs=(element,))
+        when_done(pending, self._resume, self._handler_failed, element)
 
     def hold_input(self):
         """Handle no more stanzas until ``release_input``: the peer is not reading what they produce."""
@@ -424,14 +430,14 @@ class ServerStream(protocol.Protocol):
             self._queued = [data]
             BATCH.streams.append(self)
         else:
-            self.transport.write(data)
+            write_to(self.transport, data)
 
     def flush_output(self) -> None:
         """What this stream queued, to the transport now: at the dispatch's end, and before
         the transport changes under the stream (STARTTLS) or the stream closes."""
         queued, self._queued = self._queued, None
         if queued:
-            self.transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+            write_to(self.transport, queued[0] if len(queued) == 1 else b"".join(queued))
 
     def stream_error(self, condition: str, text: str | None = None, content: str | None = None):
         """Send <stream:error/> (after a header if none went out yet) and close (§4.9.1).
@@ -440,7 +446,7 @@ class ServerStream(protocol.Protocol):
         if self.closed:
             return
         if not self.header_sent:
-            self.stream_id = self.stream_id or uuid.uuid4().hex
+            self.stream_id = self.stream_id or new_stream_id()
             self.send_header()
         self.server.tally.stream_errors[condition] += 1
         if content is None:

@@ -16,6 +16,7 @@ from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
 from xmppd.modules import SERVER, IQRequest
+from xmppd.plugin import debug_logged
 from xmppd.protocol import xml as X
 from xmppd.protocol.sasl import ChannelBinding, channel_binding, server_mechanisms
 from xmppd.protocol.stanzas import StanzaError, check_iq, check_message, error_reply, parse_jid, parts_fit, result
@@ -252,7 +253,8 @@ class ClientStream(ServerStream):
         if out == b"":  # zero-length additional data is sent as '=' (RFC 6120 §6.4.6)
             encoded = "="
         self.send(f"<success xmlns='{X.NS_SASL}'>{encoded}</success>")
-        self.log.debug("{user}@{domain} authenticated with {mech}", user=self.username, domain=self.domain, mech=mechanism.name)
+        if debug_logged():
+            self.log.debug("{user}@{domain} authenticated with {mech}", user=self.username, domain=self.domain, mech=mechanism.name)
         self.restart()
 
     async def _check_enabled(self, username: str) -> None:
@@ -362,7 +364,8 @@ class ClientStream(ServerStream):
         answer = result(iq, domish.Element((X.NS_BIND, "bind")))
         answer.firstChildElement().addElement("jid", content=full.full())
         self.send(answer)
-        self.log.debug("bound {jid}", jid=full.full())
+        if debug_logged():
+            self.log.debug("bound {jid}", jid=full.full())
         return None
 
     def _bind_failed(self, iq, condition: str, text: str):
