@@ -18,6 +18,7 @@ from xmppd.protocol import xml as X
 from xmppd.protocol.stanzas import message_type, parse_jid
 from xmppd.sessions import Resource
 from xmppd.streams.base import quote
+from xmppd.util.aio import started
 
 
 def serialise(stanza: domish.Element) -> bytes:
@@ -135,7 +136,13 @@ class LocalDelivery:
         if iq["type"] not in ("get", "set"):
             self.node.modules.fire("iq-response", iq)  # answers to the server's own questions (caps)
             return None  # results and errors for the server or an account end here
-        return self._answer(scope, IQRequest(iq, parse_jid(iq.getAttribute("from")), target, None))
+        answering = self._answer(scope, IQRequest(iq, parse_jid(iq.getAttribute("from")), target, None))
+        # An account's IQ (a publish, a roster get) is answered at once, its writes in the read's
+        # batch (xmppd.util.aio.started). Not with Redis, which needs a task from the first step;
+        # nor the server's: a ping is answered after what earlier stanzas started (catch-ups, pushes).
+        if scope == SERVER or self.node.cluster.shared:
+            return answering
+        return started(answering)
 
     async def _answer(self, scope: str, request: IQRequest):
         privacy = self.node.privacy

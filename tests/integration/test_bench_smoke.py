@@ -83,6 +83,22 @@ def test_stepped_benchmark_runs_and_prints_the_table(tmp_path, module):
         assert row[header.index("errors")] == "0"
 
 
+def test_stepped_benchmark_under_callgrind_counts_the_node_s_instructions(tmp_path):
+    """--callgrind: the node under valgrind, and per step its instructions per delivered stanza."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "xmppd.bench", "pep", "-n", "6", "-k", "2", "--rates", "10",
+         "--duration", "0.5", "--drain", "60", "--settle", "0.2", "--data-dir", str(tmp_path / "data"),
+         "--callgrind", str(tmp_path / "callgrind")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (line,) = [line for line in completed.stdout.splitlines() if "under callgrind" in line]
+    words = line.replace(",", "").split()
+    assert words[0] == "10/s" and int(words[words.index("node") - 1]) > 0
+    assert int(words[words.index("per") - 1]) > 0 and words[-1] == "delivered)" and int(words[-2][1:]) > 0
+    assert list((tmp_path / "callgrind").glob("callgrind.*"))
+
+
 def test_cluster_benchmark_runs_and_prints_both_tables(tmp_path):
     """Two nodes and a private redis-server, then one node: tiny, one short step each."""
     completed = subprocess.run(

@@ -360,6 +360,13 @@ class Instructions:
         return total
 
 
+def prepare_callgrind(args: argparse.Namespace) -> None:
+    """Make ``args.callgrind`` (if given) an existing absolute directory: the node runs elsewhere."""
+    if args.callgrind:
+        args.callgrind = args.callgrind.resolve()
+        args.callgrind.mkdir(parents=True, exist_ok=True)
+
+
 def cpu_percentages(usage: CpuUsage) -> dict[str, float]:
     """Server, generator and other work as % of one core."""
     return {name: 100 * getattr(usage, name) / usage.wall for name in ("server", "generator", "others")}
@@ -725,6 +732,7 @@ class Step:
     errors: int  # error stanzas received and streams the node closed
     usage: CpuUsage
     latencies: list[int]  # ns, sorted: everything received for the step's sends
+    instructions: int | None = None  # the node's, under callgrind, from the first send to the drain's end
 
     def per_second(self, count: float) -> float:
         return count / self.usage.wall
@@ -785,6 +793,11 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
         "--privacy-items", type=int, default=0,
         help="give every user a default privacy list of this many items, none matching a contact (default: 0)",
     )  # fmt: skip
+    parser.add_argument(
+        "--callgrind", type=Path, metavar="DIR",
+        help="run the node under valgrind's callgrind (its files in DIR) and report, per step, the instructions"
+        " it ran from the first send to the last delivery, per delivered stanza",
+    )  # fmt: skip
     add_target_arguments(parser)
 
 
@@ -844,15 +857,19 @@ async def _step(
 ) -> Step:
     """One rate: CPU and deliveries over the sending window, latencies until the drain."""
     tally.latencies, errors = [], tally.errors + tally.disconnected
+    counter = Instructions(args.callgrind, [server]) if args.callgrind else None
+    if counter:
+        await counter.start()
     with CpuMeter(server, args.gen_cpu) as meter:
         sent = await _offer(sessions, workload.stanza, rate, args.duration)
     delivered, expected = len(tally.latencies), sent * workload.deliveries
     deadline = time.perf_counter() + args.drain
     while len(tally.latencies) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(DRAIN_POLL)
+    instructions = await counter.stop() if counter else None
     latencies = sorted(tally.latencies)
     errors = tally.errors + tally.disconnected - errors
-    return Step(rate, sent, expected, delivered, expected - len(latencies), errors, meter.usage, latencies)
+    return Step(rate, sent, expected, delivered, expected - len(latencies), errors, meter.usage, latencies, instructions)
 
 
 async def _run_steps(
@@ -938,6 +955,7 @@ def run_steps(args: argparse.Namespace, workload: Workload) -> int:
         check_target_arguments(args)
         if args.contacts % 2 or not 2 <= args.contacts < args.n:
             raise BenchError(f"-k {args.contacts}: contacts must be even, at least 2 and fewer than -n {args.n}")
+        prepare_callgrind(args)
         with data_directory(args) as data_dir:
             salted = run(_prepare(args, data_dir, workload))
             pin(args.gen_cpu)
@@ -949,4 +967,10 @@ def run_steps(args: argparse.Namespace, workload: Workload) -> int:
     print(f"offered: {workload.sends}/s; delivered: stamped stanzas received ({workload.deliveries} per send)")
     print(format_table(STEP_HEADER, [step.row() for step in steps]))
     print("\n".join(_summary(steps)))
+    for step in steps:
+        if step.instructions is not None and step.latencies:
+            print(
+                f"{step.offered}/s step under callgrind: {step.instructions:,} node instructions,"
+                f" {step.instructions / len(step.latencies):,.0f} per delivered stanza ({len(step.latencies)} delivered)"
+            )
     return 1 if any(step.errors for step in steps) else 0

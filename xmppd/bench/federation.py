@@ -183,9 +183,7 @@ async def _run(args: argparse.Namespace, root: Path) -> list[str]:
 def main(args: argparse.Namespace) -> int:
     try:
         common.pin(args.gen_cpu)
-        if args.callgrind:
-            args.callgrind = args.callgrind.resolve()
-            args.callgrind.mkdir(parents=True, exist_ok=True)
+        common.prepare_callgrind(args)
         common.raise_fd_limit()
         with common.data_directory(SimpleNamespace(data_dir=None)) as root:
             lines = common.run(_run(args, root))

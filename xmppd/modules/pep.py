@@ -101,6 +101,21 @@ class PepRequest(PubSubRequest):
     publish_options: dict[str, list[str]] | None = None
     subscription_states: dict[JID, str] | None = None  # subscriptionsSet: JID -> 'subscribed' or 'none'
 
+    @classmethod
+    def of(cls, request: IQRequest) -> PepRequest:
+        """The request: a plain publish, what PEP clients send all the time, read here; the
+        rest by wokkel, whose generic parse (class-dict reflection, JIDs parsed again, the
+        namespace stripped from the whole stanza) cost ~84k instructions a publish (callgrind)."""
+        verbs = list(request.payload.elements())
+        if len(verbs) == 1 and request.iq["type"] == "set":
+            (verb,) = verbs
+            if verb.name == "publish" and verb.uri == NS_PUBSUB and verb.hasAttribute("node"):
+                parsed = cls("publish")
+                parsed.nodeIdentifier = verb["node"]
+                parsed.items = [item for item in verb.elements() if item.name == "item" and item.uri == NS_PUBSUB]
+                return parsed
+        return cls.fromElement(request.iq)
+
     def _parse_maxItems(self, verb: domish.Element) -> None:
         super()._parse_maxItems(verb)
         if self.maxItems is not None and self.maxItems < 1:
@@ -307,7 +322,7 @@ class PepModule(Module):
 
     async def serve(self, request: IQRequest):
         try:
-            parsed = PepRequest.fromElement(request.iq)
+            parsed = PepRequest.of(request)
         except NotImplementedError:
             raise pubsub_error("feature-not-implemented", "unsupported") from None
         except InvalidFormat:
