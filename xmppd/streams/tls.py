@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTra
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 
@@ -181,9 +182,36 @@ def write_now(tcp: FileDescriptor, data: bytes) -> None:
     FileDescriptor.write(tcp, data)
 
 
+# -- reading without WantReadError --------------------------------------------------------
+#
+# Twisted learns that a connection has nothing more to give by reading until pyOpenSSL raises
+# WantReadError: per record received, one SSL_read and one BIO_read more, each an exception
+# built, raised and caught in Python, over half the cost of reading a small record.
+
+try:
+    from OpenSSL.SSL import _ffi, _lib
+
+    _mem_bio_length = _lib.BIO_get_mem_data
+except (ImportError, AttributeError):
+    _mem_bio_length = None
+
+
+def holds_bytes(connection: SSL.Connection, bio: str) -> bool:
+    """Whether the memory BIO ``bio`` of ``connection`` holds bytes: ``"_into_ssl"``, received
+    ciphertext OpenSSL has not read yet; ``"_from_ssl"``, records it made that are not sent yet.
+
+    pyOpenSSL has no public call for this, hence its private ``_lib`` and BIO attributes here
+    alone. Without them the answer is True, so the caller reads as Twisted does."""
+    handle = getattr(connection, bio, None)
+    if _mem_bio_length is None or handle is None:
+        return True
+    return _mem_bio_length(handle, _ffi.NULL) > 0
+
+
 class DirectTLSProtocol(TLSMemoryBIOProtocol):
     """Twisted's memory-BIO TLS without its write aggregation: each write becomes a record
-    that goes to the socket at once (see ``write_now``); handshake and alerts too."""
+    that goes to the socket at once (see ``write_now``); handshake and alerts too. Reads
+    stop when OpenSSL holds nothing more instead of at WantReadError (see ``holds_bytes``)."""
 
     def makeConnection(self, transport):
         """Twisted's, with one ``directlyProvides`` for all the transport's interfaces where it
@@ -200,7 +228,31 @@ class DirectTLSProtocol(TLSMemoryBIOProtocol):
             ProtocolWrapper.makeConnection(self, transport)
         self._checkHandshakeStatus()
 
+    def _flushReceiveBIO(self):
+        """Twisted's: deliver the plaintext of what was received, or end the connection on
+        close_notify or a TLS error; but read again only while OpenSSL still holds decrypted
+        bytes or unread ciphertext, not until it raises WantReadError."""
+        connection = self._tlsConnection
+        while not self._lostTLSConnection:
+            try:
+                data = connection.recv(2**15)
+            except SSL.WantReadError:  # a partial record: the rest comes with a later dataReceived
+                break
+            except SSL.ZeroReturnError:
+                self._shutdownTLS()
+                self._tlsShutdownFinished(None)
+            except SSL.Error:
+                self._tlsShutdownFinished(Failure())
+            else:
+                if not self._aborted:
+                    ProtocolWrapper.dataReceived(self, data)
+                if not (connection.pending() or holds_bytes(connection, "_into_ssl")):
+                    break
+        self._flushSendBIO()
+
     def _flushSendBIO(self):
+        if not holds_bytes(self._tlsConnection, "_from_ssl"):
+            return
         try:
             data = self._tlsConnection.bio_read(2**17)
         except SSL.WantReadError:
