@@ -1,7 +1,7 @@
 """The TLS read path (``DirectTLSProtocol._flushReceiveBIO``) reads again only while OpenSSL
 holds more of what arrived: every record of a TCP read must still be delivered, a record split
-across reads must wait for its rest, and a close_notify in the same read as data must close
-the stream after the data is answered."""
+across reads must wait for its rest, and a close_notify or a bad record in the same read as
+data must close the stream after the data is delivered; renegotiation stays refused."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import ssl as ssl_
 import time
 
 import pytest_twisted
+from OpenSSL import SSL
 from twisted.internet import threads
 
 from tests.integration.node_fixtures import DOMAIN, RunningNode
@@ -122,3 +123,63 @@ async def test_a_close_notify_after_data_in_one_read_closes_after_delivering_it(
     assert (answer, close_notify) == (b"", True)
     message = await bob.next(lambda e: e.name == "message", timeout=5)
     assert (message["id"], str(message.body)) == ("last", "bye")
+
+
+def message_then_bad_record(port: int, to: str) -> tuple[bytes, str]:
+    """Blocking: a message to ``to`` and, in the same TCP send, a record that fails to
+    decrypt; what the node sent until it closed the connection, and the client's error."""
+    client = logged_in(port)
+    try:
+        client.tls.write(f"<message to='{to}' type='chat' id='last'><body>bye</body></message>".encode())
+        forged = b"\x17\x03\x03\x00\x20" + bytes(32)  # application data, 32 bytes no key made
+        client.raw.sendall(client.outgoing.read() + forged)
+        while chunk := client.raw.recv(65536):
+            client.incoming.write(chunk)
+        try:
+            return decrypted(client)[0], ""
+        except ssl_.SSLError as e:
+            return b"", e.reason
+    finally:
+        client.close()
+
+
+def renegotiation_refusal(port: int) -> str:
+    """Blocking: over direct TLS 1.2, a client asks to renegotiate; the error it gets."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_max_proto_version(SSL.TLS1_2_VERSION)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    tls = SSL.Connection(context, None)
+    tls.set_connect_state()
+
+    def handshake() -> None:
+        while True:
+            try:
+                return tls.do_handshake()
+            except SSL.WantReadError:
+                raw.sendall(tls.bio_read(65536))
+                tls.bio_write(raw.recv(65536))
+
+    try:
+        handshake()
+        tls.renegotiate()
+        handshake()
+        return "renegotiated"
+    except SSL.Error as e:
+        return str(e)
+    finally:
+        raw.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bad_record_after_data_in_one_read_closes_after_delivering_it(node: RunningNode, login):
+    await node.add_user("bob")
+    bob = await login("bob")  # the fixture made alice too
+    answer, error = await threads.deferToThread(message_then_bad_record, node.port, bob.jid.full())
+    assert (answer, error) == (b"", "SSLV3_ALERT_BAD_RECORD_MAC")
+    message = await bob.next(lambda e: e.name == "message", timeout=5)
+    assert (message["id"], str(message.body)) == ("last", "bye")
+
+
+@pytest_twisted.ensureDeferred
+async def test_renegotiation_is_refused(node: RunningNode):
+    assert "no renegotiation" in await threads.deferToThread(renegotiation_refusal, node.direct_tls_port)
