@@ -725,6 +725,7 @@ class Step:
     errors: int  # error stanzas received and streams the node closed
     usage: CpuUsage
     latencies: list[int]  # ns, sorted: everything received for the step's sends
+    instructions: int | None = None  # the node's under --callgrind, from the first send to the drain's end
 
     def per_second(self, count: float) -> float:
         return count / self.usage.wall
@@ -786,6 +787,10 @@ def add_step_arguments(parser: argparse.ArgumentParser, sends: str, rates: list[
         help="give every user a default privacy list of this many items, none matching a contact (default: 0)",
     )  # fmt: skip
     add_target_arguments(parser)
+    parser.add_argument(
+        "--callgrind", type=Path, metavar="DIR",
+        help="run the node under valgrind's callgrind (its files in DIR) and count its instructions per delivered stanza",
+    )  # fmt: skip
 
 
 async def _go_online(
@@ -844,15 +849,19 @@ async def _step(
 ) -> Step:
     """One rate: CPU and deliveries over the sending window, latencies until the drain."""
     tally.latencies, errors = [], tally.errors + tally.disconnected
+    counter = Instructions(args.callgrind, [server]) if args.callgrind else None
+    if counter:
+        await counter.start()
     with CpuMeter(server, args.gen_cpu) as meter:
         sent = await _offer(sessions, workload.stanza, rate, args.duration)
     delivered, expected = len(tally.latencies), sent * workload.deliveries
     deadline = time.perf_counter() + args.drain
     while len(tally.latencies) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(DRAIN_POLL)
+    instructions = await counter.stop() if counter else None
     latencies = sorted(tally.latencies)
     errors = tally.errors + tally.disconnected - errors
-    return Step(rate, sent, expected, delivered, expected - len(latencies), errors, meter.usage, latencies)
+    return Step(rate, sent, expected, delivered, expected - len(latencies), errors, meter.usage, latencies, instructions)
 
 
 async def _run_steps(
@@ -880,6 +889,8 @@ async def _run_steps(
                     f" server {step.percent['server']:.0f} % CPU, p99 {step.latency_ms(0.99):.1f} ms",
                     file=sys.stderr,
                 )
+                if step.instructions is not None and step.latencies:
+                    print(f"{step.instructions / len(step.latencies):,.0f} node instructions per delivered stanza", file=sys.stderr)
                 warn_if_disturbed(step.percent, "delivered/s")
                 if step.generator_behind:
                     sent = step.per_second(step.sent)
@@ -936,6 +947,11 @@ def run_steps(args: argparse.Namespace, workload: Workload) -> int:
     one table row per offered rate until the node saturates."""
     try:
         check_target_arguments(args)
+        if args.callgrind:
+            if args.server_pid is not None:
+                raise BenchError("--callgrind starts the node: not with --server-pid")
+            args.callgrind = args.callgrind.resolve()
+            args.callgrind.mkdir(parents=True, exist_ok=True)
         if args.contacts % 2 or not 2 <= args.contacts < args.n:
             raise BenchError(f"-k {args.contacts}: contacts must be even, at least 2 and fewer than -n {args.n}")
         with data_directory(args) as data_dir:
