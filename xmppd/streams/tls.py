@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from OpenSSL._util import ffi as _ffi, lib as _openssl
 from twisted.internet import ssl
 from twisted.internet._newtls import _BypassTLS
 from twisted.internet.abstract import FileDescriptor
@@ -26,6 +25,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.tcp import Connection
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 
@@ -193,9 +193,36 @@ def write_to(transport, data: bytes) -> None:
         transport.write(data)
 
 
+# -- reading without WantReadError --------------------------------------------------------
+#
+# Twisted learns that a connection has nothing more to give by reading until pyOpenSSL raises
+# WantReadError: per record received, one SSL_read and one BIO_read more, each an exception
+# built, raised and caught in Python: ~18k instructions a record (docs/design.md, "TLS reads").
+
+try:
+    from OpenSSL.SSL import _ffi, _lib
+
+    _mem_bio_length = _lib.BIO_get_mem_data
+except (ImportError, AttributeError):
+    _mem_bio_length = None
+
+
+def holds_bytes(connection: SSL.Connection, bio: str) -> bool:
+    """Whether the memory BIO ``bio`` of ``connection`` holds bytes: ``"_into_ssl"``, received
+    ciphertext OpenSSL has not read yet; ``"_from_ssl"``, records it made that are not sent yet.
+
+    pyOpenSSL has no public call for this, hence its private ``_lib`` and BIO attributes here
+    alone. Without them the answer is True, so the caller reads as Twisted does."""
+    handle = getattr(connection, bio, None)
+    if _mem_bio_length is None or handle is None:
+        return True
+    return _mem_bio_length(handle, _ffi.NULL) > 0
+
+
 class DirectTLSProtocol(TLSMemoryBIOProtocol):
     """Twisted's memory-BIO TLS without its write aggregation: each write becomes a record
-    that goes to the socket at once (see ``write_now``); handshake and alerts too."""
+    that goes to the socket at once (see ``write_now``); handshake and alerts too. Reads
+    stop when OpenSSL holds nothing more instead of at WantReadError (see ``holds_bytes``)."""
 
     def makeConnection(self, transport):
         """Twisted's, with one ``directlyProvides`` for all the transport's interfaces where it
@@ -212,14 +239,36 @@ class DirectTLSProtocol(TLSMemoryBIOProtocol):
             ProtocolWrapper.makeConnection(self, transport)
         self._checkHandshakeStatus()
 
-    def _flushSendBIO(self):
-        """The records OpenSSL wrote to the memory BIO, if any, to the socket. Asking the BIO's
-        length first spares the WantReadError that ``bio_read`` raises when it is empty (half
-        of the ~24 calls of a login, ~2 us each); ``_from_ssl`` is pyOpenSSL's own (pinned)."""
+    def _flushReceiveBIO(self):
+        """Twisted's: deliver the plaintext of what was received, or end the connection on
+        close_notify or a TLS error; but read again only while OpenSSL still holds decrypted
+        bytes or unread ciphertext, not until it raises WantReadError."""
         connection = self._tlsConnection
-        pending = _openssl.BIO_get_mem_data(connection._from_ssl, _ffi.NULL)
-        if pending:
-            write_now(self._tcp, connection.bio_read(pending))
+        while not self._lostTLSConnection:
+            try:
+                data = connection.recv(2**15)
+            except SSL.WantReadError:  # a partial record: the rest comes with a later dataReceived
+                break
+            except SSL.ZeroReturnError:
+                self._shutdownTLS()
+                self._tlsShutdownFinished(None)
+            except SSL.Error:
+                self._tlsShutdownFinished(Failure())
+            else:
+                if not self._aborted:
+                    ProtocolWrapper.dataReceived(self, data)
+                if not (connection.pending() or holds_bytes(connection, "_into_ssl")):
+                    break
+        self._flushSendBIO()
+
+    def _flushSendBIO(self):
+        if not holds_bytes(self._tlsConnection, "_from_ssl"):
+            return
+        try:
+            data = self._tlsConnection.bio_read(2**17)
+        except SSL.WantReadError:
+            return
+        write_now(self._tcp, data)
 
 
 class DirectTLSFactory(TLSMemoryBIOFactory):
