@@ -95,7 +95,7 @@ class ServerStream(protocol.Protocol):
         "server", "config", "clock", "parser", "stream_id", "header_sent", "domain", "peer_claim",
         "version", "closed", "_backlog", "_pending", "_input_held", "_idle_call", "_closing_call",
         "_pinged", "last_activity", "connected_at", "ended", "_read", "_read_offset", "_parsed",
-        "_restart_requested", "_tls_just_started", "_clean", "_header_replay", "output", "_queued",
+        "_restart_requested", "_tls_just_started", "_clean", "_header_replay", "output", "_queued", "_queued_size",
     )  # fmt: skip
 
     def __init__(self, server):
@@ -124,6 +124,7 @@ class ServerStream(protocol.Protocol):
         self._clean = False  # the parser holds no half-read data (it may be parked)
         self._header_replay = b""
         self._queued: list[bytes] | None = None  # written during this dispatch, for BATCH to flush at its end
+        self._queued_size = 0
 
     # -- transport events ---------------------------------------------------------
 
@@ -426,8 +427,11 @@ class ServerStream(protocol.Protocol):
         queued = self._queued
         if queued is not None:
             queued.append(data)
+            self._queued_size += len(data)
+            if self._queued_size > self.output.limit:  # a read answered at once: the budget must see it now
+                self.flush_output()
         elif BATCH.depth:
-            self._queued = [data]
+            self._queued, self._queued_size = [data], len(data)
             BATCH.streams.append(self)
         else:
             write_to(self.transport, data)
