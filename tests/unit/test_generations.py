@@ -1,5 +1,6 @@
 """Holding the old generation: full collections of the node's own freeze what survives,
-frozen cycles are freed by the next one, and a slow automatic full collection asks for one."""
+frozen cycles wait for a collection of everything (quiet, or hourly), and a slow automatic
+full collection asks for one of what is not frozen."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import weakref
 import pytest
 
 from xmppd.util.generations import OldGeneration
+from xmppd.util import memory
 from xmppd.util.memory import Reclaimer
 
 
@@ -40,14 +42,38 @@ def test_what_survives_a_collection_of_its_own_is_frozen(held):
     assert not any(o is kept[0] for o in gc.get_objects())  # no collection walks it now
 
 
-def test_a_frozen_cycle_that_dies_waits_for_the_next_collection_of_its_own(held):
+def test_a_frozen_cycle_that_dies_waits_for_a_collection_of_everything(held):
     kept = [Cycle() for _ in range(10)]
     refs = [weakref.ref(cycle) for cycle in kept]
     held.collect()
     del kept
     gc.collect()  # an automatic full collection: frozen garbage is not its to free
+    held.collect()  # nor a busy node's own, which walks only what is not frozen
     assert all(ref() is not None for ref in refs)
+    held.collect_all()
+    assert all(ref() is None for ref in refs)
+
+
+def test_a_quiet_node_collects_everything_and_a_busy_one_within_the_hour(held):
+    kept = [Cycle() for _ in range(10)]
+    refs = [weakref.ref(cycle) for cycle in kept]
     held.collect()
+    del kept
+    reclaimer = Reclaimer(collect_after=10, trim=lambda: None, quiet_after=10, quiet=100, generations=held)
+    reclaimer.read = 5000  # busy, and past collect_after: a collection of what is not frozen
+    reclaimer.tick()
+    assert all(ref() is not None for ref in refs)
+    reclaimer.read = 5050  # quiet now
+    reclaimer.tick()
+    assert all(ref() is None for ref in refs)
+    kept = [Cycle() for _ in range(10)]
+    refs = [weakref.ref(cycle) for cycle in kept]
+    held.collect()
+    del kept
+    for _ in range(memory.COLLECT_ALL_AFTER // memory.TICK):
+        assert all(ref() is not None for ref in refs)
+        reclaimer.read += 10_000  # busy every tick
+        reclaimer.tick()
     assert all(ref() is None for ref in refs)
 
 

@@ -9,13 +9,14 @@ enough to fail one 8-second step's p99. Frozen objects are not walked. So after
 a full collection of its own the node freezes what survived, and automatic full
 collections walk only what became long-lived since.
 
-A frozen object that dies in a cycle waits for the node's next full collection
-(unfreeze, collect, freeze): what waits is at most what was alive at the last
-one. The reclaimer asks for one by bytes read and when the node falls quiet
-(util/memory.py), and one follows any automatic full collection that took
-longer than the pause budget: enough has become long-lived since the last
-freeze to be worth freezing too. In the harness that is one after the logins;
-the automatic ones after it walked 13,000-40,000 objects, one every few minutes.
+A frozen object that dies in a cycle waits for a collection of everything
+(unfreeze, collect, freeze), which the reclaimer runs when the node falls quiet
+and at least once an hour (util/memory.py); cycles are rare since parsed stanzas
+stopped being ones. While the node is busy its collections walk only what is
+not frozen, then freeze it: one by bytes read, and one after any automatic full
+collection that took longer than the pause budget (enough has become long-lived
+since the last freeze to be worth freezing too). A collection of everything
+while busy cost the harness's chat run a 119 ms pause in its first step.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class OldGeneration:
         """The process is the node's (the twistd plugin): watch full collections, freeze after ours."""
         self.held = True
         gc.callbacks.append(self._watch)
-        self.collect()
+        self.collect_all()
 
     def release(self) -> None:
         """Give the collector back its defaults (a test that held the generation in its own process)."""
@@ -50,14 +51,25 @@ class OldGeneration:
         gc.unfreeze()
 
     def collect(self) -> None:
-        """One full collection; when held, of the frozen objects too, then everything left is frozen."""
+        """A full collection of what is not frozen (the objects that became long-lived since
+        the last freeze), then everything left is frozen: a pause that does not grow with the
+        sessions held, for when the node is busy."""
+        self._collect(deep=False)
+
+    def collect_all(self) -> None:
+        """A full collection of the frozen objects too, then everything left is frozen: the
+        frozen cycles that died are freed here, for when the node is quiet."""
+        self._collect(deep=True)
+
+    def _collect(self, deep: bool) -> None:
         self.overrun = False
         if not self.held:
             gc.collect()
             return
         self._ours = True
         try:
-            gc.unfreeze()
+            if deep:
+                gc.unfreeze()
             gc.collect()
             gc.freeze()
         finally:

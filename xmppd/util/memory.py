@@ -16,7 +16,9 @@ pause (a full collection) falls when nobody is waiting for the node.
 
 Every full collection the reclaimer runs goes through ``OldGeneration``
 (util/generations.py), which in a node's own process freezes what survives it,
-and asks for one when an automatic full collection took too long.
+and asks for one when an automatic full collection took too long. Collections
+by bytes read and on that request walk only what is not frozen; the one when
+quiet, and one an hour however busy, walk everything.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ COLLECT_AFTER_BYTES = 64 * 1024 * 1024  # read since the last full collection
 QUIET_AFTER_BYTES = 1024 * 1024  # read since the last full collection, for one when the node falls quiet
 QUIET_BYTES = 64 * 1024  # read during one tick: less is quiet
 TICK = 10  # seconds between checks
+COLLECT_ALL_AFTER = 3600  # seconds: a busy node's frozen cycles wait at most this long
 
 
 def trimmer() -> Callable[[], None]:
@@ -62,13 +65,18 @@ class Reclaimer:
         self.generations = generations or OldGeneration()
         self._collect_after, self._quiet_after, self._quiet = collect_after, quiet_after, quiet
         self._collected_at = self._read_at_tick = 0
+        self._ticks_to_all = self._ticks_between_all = COLLECT_ALL_AFTER // TICK
         self._trim = trim or trimmer()
 
     def tick(self) -> None:
         since = self.read - self._collected_at
         quiet = self.read - self._read_at_tick < self._quiet
         self._read_at_tick = self.read
-        if since >= self._collect_after or (quiet and since >= self._quiet_after) or self.generations.overrun:
+        self._ticks_to_all -= 1
+        if (quiet and since >= self._quiet_after) or self._ticks_to_all <= 0:
+            self._collected_at, self._ticks_to_all = self.read, self._ticks_between_all
+            self.generations.collect_all()
+        elif since >= self._collect_after or self.generations.overrun:
             self._collected_at = self.read
             self.generations.collect()
         self._trim()
