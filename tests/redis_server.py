@@ -6,6 +6,7 @@ temporary directory, and stop it when done.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -34,11 +35,34 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
+LOWEST_PORT = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on now (the OS picks it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nobody listens on now, below the kernel's range for outgoing
+    connections: a port the OS picks from that range can be taken by any connection the
+    suite opens before the test listens on it, and an in-process node that cannot listen
+    stops the reactor every later test needs. Never the same port twice in one run."""
+    for _ in range(1000):
+        port = random.randrange(LOWEST_PORT, max(_ephemeral_start(), LOWEST_PORT + 1000))
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def start(port: int, directory: Path, *extra: str) -> RedisServer:
