@@ -180,9 +180,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{count} accounts ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             common.pin(args.gen_cpu)
             common.raise_fd_limit()
-            if args.callgrind:
-                args.callgrind = args.callgrind.resolve()
-                args.callgrind.mkdir(parents=True, exist_ok=True)
+            common.prepare_callgrind(args)
             rows, failures = common.run(_measure_all(args, data_dir, salted))
     except common.BenchError as e:
         print(f"xmppd.bench: {e}", file=sys.stderr)
